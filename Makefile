@@ -1,0 +1,60 @@
+# pipesim: one plain Makefile. `make` builds bin/psim; `make test`, `make bench`, `make asan`.
+# Our code builds with -Werror; GPU parts (later) build only when nvcc is found.
+
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+WARN     = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+INC      = -Isim -Itraces
+LDLIBS   = -linih -lsqlite3 -lm
+BUILD   ?= build
+
+LIB_SRC  = $(sort $(filter-out sim/psim.c, $(wildcard sim/*.c)) $(wildcard traces/*.c))
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC = $(sort $(wildcard tests/test_*.c))
+TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+DEPS     = $(LIB_OBJ:.o=.d) $(BUILD)/sim/psim.d
+
+.PHONY: all test bench asan run clean
+all: bin/psim
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(INC) -MMD -MP -c $< -o $@
+
+$(BUILD)/libpipesim.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+bin/psim: $(BUILD)/sim/psim.o $(BUILD)/libpipesim.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libpipesim.a
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(INC) -Itests $< $(BUILD)/libpipesim.a $(LDLIBS) -lcmocka -o $@
+
+# Unit tests (cmocka, one file per module) and the CLI tests; ends with "N passed, N failed".
+test: bin/psim $(TEST_BIN)
+	@sh tests/run.sh $(BUILD)/tests bin/psim
+
+$(BUILD)/bench_engine: tests/bench_engine.c $(BUILD)/libpipesim.a
+	$(CC) $(WARN) $(CFLAGS) $(INC) $< $(BUILD)/libpipesim.a $(LDLIBS) -o $@
+
+bench: $(BUILD)/bench_engine
+	@$(BUILD)/bench_engine
+
+# The whole suite under AddressSanitizer and UBSan, in a separate build tree.
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    LDFLAGS=-fsanitize=address,undefined test
+
+# The main job: simulate GPT-3 13B on 8 H100s, store it, draw its timeline.
+run: bin/psim
+	bin/psim scenarios/gpt13b.scn
+	sh plots/plot.sh pipesim.db plots/out
+
+clean:
+	rm -rf build build-asan bin
+
+-include $(DEPS)

@@ -1,0 +1,197 @@
+/* sim/program.c: building Programs and checking them before anything runs. The checker
+ * is a zero-time replay: it proves every op can complete, in O(ops), without timing. */
+#include "program.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int program_init(Program *pr, int32_t devices, int32_t chunks, int32_t micro_batches,
+                 Placement placement, int64_t total_ops) {
+    memset(pr, 0, sizeof *pr);
+    pr->devices = devices;
+    pr->chunks = chunks;
+    pr->micro_batches = micro_batches;
+    pr->placement = placement;
+    pr->cap_ = total_ops;
+    pr->ops = malloc((size_t)(total_ops > 0 ? total_ops : 1) * sizeof *pr->ops);
+    pr->start = calloc((size_t)devices + 1, sizeof *pr->start);
+    if (!pr->ops || !pr->start) {
+        program_free(pr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Devices are filled in order: moving on to a later device first closes the ones between. */
+void program_push(Program *pr, int32_t device, OpKind kind, int32_t micro_batch,
+                  int32_t chunk) {
+    assert(device >= pr->cur_ && device < pr->devices && pr->nops < pr->cap_);
+    while (pr->cur_ < device) pr->start[++pr->cur_] = pr->nops;
+    pr->ops[pr->nops++] = (ProgramOp){.micro_batch = micro_batch, .chunk = (int16_t)chunk,
+                                      .kind = (uint8_t)kind};
+}
+
+void program_end(Program *pr) {
+    while (pr->cur_ < pr->devices) pr->start[++pr->cur_] = pr->nops;
+}
+
+void program_free(Program *pr) {
+    free(pr->ops);
+    free(pr->start);
+    memset(pr, 0, sizeof *pr);
+}
+
+int32_t program_stage_of(const Program *pr, int32_t device, int32_t chunk) {
+    if (pr->placement == PLACE_VSHAPE && chunk == 1) return 2 * pr->devices - 1 - device;
+    return chunk * pr->devices + device;
+}
+
+void program_device_of(const Program *pr, int32_t stage, int32_t *device, int32_t *chunk) {
+    int32_t p = pr->devices;
+    *chunk = stage / p;
+    *device = stage % p;
+    if (pr->placement == PLACE_VSHAPE && *chunk == 1) *device = p - 1 - *device;
+}
+
+const char *program_op_str(const ProgramOp *op, char *buf, size_t len) {
+    snprintf(buf, len, "%s mb %d chunk %d", op_kind_name((OpKind)op->kind), op->micro_batch,
+             op->chunk);
+    return buf;
+}
+
+/* Bits recorded per (stage, micro-batch) while checking. */
+enum { HAVE_F = 1, HAVE_B = 2, HAVE_W = 4, HAVE_BW = 8 };
+static const uint8_t KIND_BIT[OP_KIND_COUNT] = {HAVE_F, HAVE_B, HAVE_W, HAVE_BW};
+
+static int fail_at(char *why, size_t len, const Program *pr, int32_t d, int64_t i,
+                   const char *reason) {
+    char op[64];
+    snprintf(why, len, "device %d op %lld (%s): %s", d, (long long)(i - pr->start[d]),
+             program_op_str(&pr->ops[i], op, sizeof op), reason);
+    return -1;
+}
+
+/* Pass 1: ranges, duplicates and per-device order; have[] gets the kinds seen. */
+static int check_ops(const Program *pr, uint8_t *have, char *why, size_t len) {
+    int32_t m = pr->micro_batches;
+    for (int32_t d = 0; d < pr->devices; d++) {
+        for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++) {
+            const ProgramOp *op = &pr->ops[i];
+            if (op->kind >= OP_KIND_COUNT || op->micro_batch < 0 || op->micro_batch >= m ||
+                op->chunk < 0 || op->chunk >= pr->chunks)
+                return fail_at(why, len, pr, d, i, "kind, micro-batch or chunk out of range");
+            uint8_t *h = &have[(size_t)program_stage_of(pr, d, op->chunk) * m + op->micro_batch];
+            uint8_t bit = KIND_BIT[op->kind];
+            if (*h & bit) return fail_at(why, len, pr, d, i, "appears twice");
+            if (op->kind != OP_F && !(*h & HAVE_F))
+                return fail_at(why, len, pr, d, i, "comes before its forward on this device");
+            if (op->kind == OP_W && !(*h & HAVE_B))
+                return fail_at(why, len, pr, d, i, "comes before its B on this device");
+            if ((op->kind == OP_BW && (*h & (HAVE_B | HAVE_W))) ||
+                (op->kind == OP_B && (*h & HAVE_BW)))
+                return fail_at(why, len, pr, d, i, "mixes a split (B, W) and a whole (BW) backward");
+            *h |= bit;
+        }
+    }
+    return 0;
+}
+
+/* Pass 2: every (stage, micro-batch) is complete. */
+static int check_complete(const Program *pr, const uint8_t *have, char *why, size_t len) {
+    int32_t m = pr->micro_batches;
+    for (int32_t s = 0; s < program_stages(pr); s++) {
+        for (int32_t mb = 0; mb < m; mb++) {
+            uint8_t h = have[(size_t)s * m + mb];
+            int32_t d, c;
+            program_device_of(pr, s, &d, &c);
+            const char *missing = !(h & HAVE_F)                           ? "F"
+                                  : (h & HAVE_BW)                         ? NULL
+                                  : !(h & HAVE_B)                         ? "B or BW"
+                                  : !(h & HAVE_W)                         ? "W"
+                                                                          : NULL;
+            if (missing) {
+                snprintf(why, len, "device %d has no %s for mb %d chunk %d (stage %d)", d,
+                         missing, mb, c, s);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Pass 3: zero-time replay. done[] marks (stage, mb) outputs produced: bit 1 forward,
+ * bit 2 input gradient. A device advances while its next op's cross-device input is done;
+ * finishing an op wakes the device that consumes it. Each op is finished once: O(ops). */
+static int check_progress(const Program *pr, uint8_t *done, char *why, size_t len) {
+    int32_t p = pr->devices, m = pr->micro_batches;
+    int64_t *pc = malloc((size_t)p * sizeof *pc);
+    int32_t *work = malloc((size_t)p * 2 * sizeof *work);
+    uint8_t *queued = calloc((size_t)p, 1);
+    if (!pc || !work || !queued) {
+        free(pc), free(work), free(queued);
+        snprintf(why, len, "out of memory");
+        return -1;
+    }
+    int64_t nwork = 0;
+    for (int32_t d = 0; d < p; d++) {
+        pc[d] = pr->start[d];
+        work[nwork++] = d;
+        queued[d] = 1;
+    }
+    while (nwork > 0) {
+        int32_t d = work[--nwork];
+        queued[d] = 0;
+        for (; pc[d] < pr->start[d + 1]; pc[d]++) {
+            const ProgramOp *op = &pr->ops[pc[d]];
+            int32_t s = program_stage_of(pr, d, op->chunk);
+            int32_t in = program_input_stage(pr, (OpKind)op->kind, s);
+            uint8_t need = op->kind == OP_F ? 1 : 2;
+            if (in >= 0 && !(done[(size_t)in * m + op->micro_batch] & need)) break;
+            if (op->kind == OP_W) continue;
+            done[(size_t)s * m + op->micro_batch] |= need;
+            int32_t out = op->kind == OP_F ? s + 1 : s - 1, od, oc;
+            if (out < 0 || out >= program_stages(pr)) continue;
+            program_device_of(pr, out, &od, &oc);
+            if (od != d && !queued[od]) {
+                work[nwork++] = od;
+                queued[od] = 1;
+            }
+        }
+    }
+    int rc = 0;
+    for (int32_t d = 0; d < p && rc == 0; d++) {
+        if (pc[d] == pr->start[d + 1]) continue;
+        const ProgramOp *op = &pr->ops[pc[d]];
+        int32_t in = program_input_stage(pr, (OpKind)op->kind,
+                                         program_stage_of(pr, d, op->chunk));
+        int32_t id, ic;
+        program_device_of(pr, in, &id, &ic);
+        char reason[160];
+        snprintf(reason, sizeof reason,
+                 "can never start: it waits for %s of mb %d from device %d chunk %d, which "
+                 "is ordered behind ops that wait in turn (deadlock)",
+                 op->kind == OP_F ? "the forward" : "the gradient", op->micro_batch, id, ic);
+        rc = fail_at(why, len, pr, d, pc[d], reason);
+    }
+    free(pc), free(work), free(queued);
+    return rc;
+}
+
+int program_check(const Program *pr, char *why, size_t whylen) {
+    size_t cells = (size_t)program_stages(pr) * (size_t)pr->micro_batches;
+    uint8_t *have = calloc(cells ? cells : 1, 1);
+    if (!have) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    int rc = check_ops(pr, have, why, whylen);
+    if (rc == 0) rc = check_complete(pr, have, why, whylen);
+    if (rc == 0) {
+        memset(have, 0, cells);
+        rc = check_progress(pr, have, why, whylen);
+    }
+    free(have);
+    return rc;
+}

@@ -1,0 +1,76 @@
+/* sim/program.h: the Program, the contract between schedule generators, the simulator and
+ * the executor: for every device, the ordered list of compute ops it runs. Sends and receives
+ * are implied: an op's input comes from the op that produced it on the stage before (forward)
+ * or after (backward); when that op sits on another device, the data crosses a link.
+ * Also the Program checker. Timing is not here (engine.h). */
+#ifndef PIPESIM_PROGRAM_H
+#define PIPESIM_PROGRAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "timeline.h"
+
+/* How (device, chunk) maps to a pipeline stage (0 = holds the first layers).
+ * LOOPED: stage = chunk*p + device (GPipe, 1F1B, Megatron interleaved).
+ * VSHAPE: chunk 0 is stage device, chunk 1 is stage 2p-1-device (zero-bubble V schedules). */
+typedef enum { PLACE_LOOPED = 0, PLACE_VSHAPE = 1 } Placement;
+
+typedef struct {
+    int32_t micro_batch; // 0..m-1
+    int16_t chunk;       // 0..v-1, model chunk on this device
+    uint8_t kind;        // OpKind
+    uint8_t pad_;
+} ProgramOp;
+
+typedef struct {
+    int32_t devices;       // p
+    int32_t chunks;        // v
+    int32_t micro_batches; // m
+    Placement placement;
+    ProgramOp *ops; // owned: every device's ops back to back
+    int64_t *start; // owned: devices+1 offsets; device d runs ops[start[d] .. start[d+1])
+    int64_t nops;   // ops in all, = start[devices] once built
+    int64_t cap_;   // building: room for this many ops
+    int32_t cur_;   // building: the device being filled
+} Program;
+
+/* program_init allocates room for at most total_ops ops, all devices empty; ops are then
+ * appended with program_push in device order (0, 1, ...; a device may stay empty), and
+ * program_end closes the Program. Returns 0, or -1 when out of memory. Each step is O(1)
+ * amortised. program_free releases and zeroes. */
+int program_init(Program *pr, int32_t devices, int32_t chunks, int32_t micro_batches,
+                 Placement placement, int64_t total_ops);
+void program_push(Program *pr, int32_t device, OpKind kind, int32_t micro_batch, int32_t chunk);
+void program_end(Program *pr);
+void program_free(Program *pr);
+
+static inline int64_t program_len(const Program *pr, int32_t d) {
+    return pr->start[d + 1] - pr->start[d];
+}
+static inline int32_t program_stages(const Program *pr) { return pr->devices * pr->chunks; }
+
+/* Stage of (device, chunk) and the inverse. */
+int32_t program_stage_of(const Program *pr, int32_t device, int32_t chunk);
+void program_device_of(const Program *pr, int32_t stage, int32_t *device, int32_t *chunk);
+
+/* The stage whose output an op of this kind at this stage consumes from another stage: the
+ * previous stage for F, the next stage for B and BW (the gradient), -1 for none (F of the first
+ * stage, B/BW of the last, W). The producer's op is F for F, and B or BW for B/BW. */
+static inline int32_t program_input_stage(const Program *pr, OpKind kind, int32_t stage) {
+    if (kind == OP_F) return stage > 0 ? stage - 1 : -1;
+    if (kind == OP_B || kind == OP_BW) return stage + 1 < program_stages(pr) ? stage + 1 : -1;
+    return -1;
+}
+
+/* program_check: every (micro-batch, stage) has exactly one F and either one BW or one B and
+ * one W, on the device that holds that stage; on each device, F precedes B/BW and B precedes
+ * W of the same (micro-batch, chunk); and the ops can all complete (the dependency graph
+ * across devices, with each device's order, has no cycle). Returns 0, or -1 with the first
+ * offending op and the reason in why ("device 2 op 7 (B mb 3 chunk 0): ..."). O(ops). */
+int program_check(const Program *pr, char *why, size_t whylen);
+
+/* Formats "F mb 3 chunk 1" style names of an op into buf; returns buf. */
+const char *program_op_str(const ProgramOp *op, char *buf, size_t len);
+
+#endif

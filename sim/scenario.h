@@ -1,0 +1,122 @@
+/* sim/scenario.h: a scenario file (INI, read with libinih) turned into a checked Scenario.
+ * Parsing, --set overrides, defaults, GPU presets and validation live here; what the values
+ * mean for time and memory lives in plan/cost/memory. Keys and units: shared DESIGN.md. */
+#ifndef PIPESIM_SCENARIO_H
+#define PIPESIM_SCENARIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SCN_NAME_MAX 64
+#define SCN_PATH_MAX 1024
+#define SCN_ERR_MAX 1024
+#define SCN_MAX_STAGES 4096 // p
+#define SCN_MAX_CHUNKS 64   // v
+#define SCN_MAX_MICRO_BATCHES (1 << 20)
+#define SCN_MAX_ITERATIONS 100000
+#define SCN_MAX_OPS 200000000LL // p*v*m*iterations*2 compute ops simulated at most
+
+typedef enum { DTYPE_BF16 = 0, DTYPE_FP16, DTYPE_FP32 } Dtype;
+typedef enum { PART_UNIFORM = 0, PART_BALANCED, PART_EXPLICIT } PartitionKind;
+
+typedef struct {
+    char name[SCN_NAME_MAX];
+    int64_t layers;     // transformer layers L
+    int64_t hidden;     // h
+    int64_t heads;      // a, divides h
+    int64_t seq_len;    // s, tokens per sample
+    int64_t vocab;      // V
+    int64_t ffn_hidden; // f, default 4h
+    Dtype dtype;        // activations and weights in compute
+} ScnModel;
+
+typedef struct {
+    int64_t micro_batch_size; // b, samples per micro-batch
+    int64_t micro_batches;    // m per iteration
+    int64_t iterations;       // default 1
+} ScnBatch;
+
+typedef struct {
+    int64_t stages;                 // p, = devices in the pipeline
+    char schedule[SCN_NAME_MAX];    // gpipe, 1f1b, interleaved, ... (see sched.h)
+    int64_t chunks;                 // v, model chunks per device, default 1
+    PartitionKind partition;        // uniform (default), balanced, explicit
+    int64_t *partition_layers;      // owned; explicit: p*v counts, one per virtual stage in
+                                    // pipeline order (chunk-major: c*p + device); else NULL
+    int64_t npartition;             // entries in partition_layers
+} ScnPipeline;
+
+typedef struct {
+    char gpu[SCN_NAME_MAX]; // preset name
+    double peak_tflops;     // TFLOP/s, dense, for the model's dtype; default from preset
+    double efficiency;      // achieved fraction of peak, (0, 1]
+    double memory_gib;      // GiB per device; default from preset
+    int64_t gpus_per_node;  // devices per node, default 8
+} ScnHardware;
+
+typedef struct {
+    double intra_bandwidth_gbs; // GB/s (1e9 bytes/s) per direction between devices of a node
+    double intra_latency_us;    // µs per transfer
+    double inter_bandwidth_gbs; // GB/s per direction between nodes
+    double inter_latency_us;    // µs per transfer
+} ScnNetwork;
+
+typedef struct {
+    // Each is < 0 when not given. Stage times are per micro-batch for a whole device's layers.
+    double forward_ms;  // F
+    double backward_ms; // B (input-gradient part)
+    double weight_ms;   // W (weight-gradient part); 0 when forward_ms is given and this is not
+    double comm_ms;     // fixed time of every cross-device transfer (replaces alpha-beta)
+} ScnCosts;
+
+typedef struct {
+    ScnModel model;
+    ScnBatch batch;
+    ScnPipeline pipeline;
+    ScnHardware hw;
+    ScnNetwork net;
+    ScnCosts costs;
+    char path[SCN_PATH_MAX]; // file name as given, used in messages
+    char *text;              // owned: the file's bytes as read (NUL-terminated)
+} Scenario;
+
+/* scenario_load reads path, applies the nsets overrides ("section.key=value", applied in
+ * order after the file, so the last one wins), fills defaults and presets, and validates.
+ * Returns 0 with *out filled (release with scenario_free), 2 for bad input (err holds one
+ * line "FILE:LINE: what is wrong; what would be right", or "--set ARG: ..." for an
+ * override), or 1 when the file cannot be read (err says why). *out is always safe to free. */
+int scenario_load(const char *path, const char *const *sets, int nsets, Scenario *out,
+                  char err[SCN_ERR_MAX]);
+
+/* scenario_parse is scenario_load on text already in memory; name stands in for the path. */
+int scenario_parse(const char *text, const char *name, const char *const *sets, int nsets,
+                   Scenario *out, char err[SCN_ERR_MAX]);
+
+void scenario_free(Scenario *s);
+
+/* scenario_format writes every key with its resolved value as INI text (defaults and
+ * presets filled in), which scenario_parse reads back to the same Scenario. Returns a
+ * malloc'd string, or NULL when out of memory. */
+char *scenario_format(const Scenario *s);
+
+/* Bytes per element of a dtype (2 for bf16/fp16, 4 for fp32) and its name. */
+int dtype_bytes(Dtype d);
+const char *dtype_name(Dtype d);
+
+/* GPU presets: peak dense TFLOP/s for 16-bit and for fp32 (TF32 tensor cores) inputs, memory,
+ * and default link figures. gpu_preset_find returns NULL for an unknown name. */
+typedef struct {
+    const char *name;
+    double peak_tflops_16; // dense bf16/fp16 TFLOP/s
+    double peak_tflops_32; // dense TF32 TFLOP/s, used for dtype = fp32
+    double memory_gib;
+    double intra_bandwidth_gbs; // per direction (NVLink)
+    double inter_bandwidth_gbs; // per GPU NIC
+} GpuPreset;
+
+const GpuPreset *gpu_preset_find(const char *name);
+/* Comma-separated list of preset names, for messages and --help. */
+const char *gpu_preset_names(void);
+
+#endif

@@ -1,0 +1,32 @@
+/* sim/sched.c: the table of schedules. Adding a schedule is one new file and one line here. */
+#include "sched.h"
+
+#include <string.h>
+
+extern const Schedule SCHED_GPIPE;
+extern const Schedule SCHED_1F1B;
+extern const Schedule SCHED_INTERLEAVED;
+
+static const Schedule *const SCHEDULES[] = {
+    &SCHED_GPIPE,
+    &SCHED_1F1B,
+    &SCHED_INTERLEAVED,
+};
+#define NSCHEDULES (sizeof SCHEDULES / sizeof SCHEDULES[0])
+
+const Schedule *sched_find(const char *name) {
+    for (size_t i = 0; i < NSCHEDULES; i++)
+        if (strcmp(SCHEDULES[i]->name, name) == 0) return SCHEDULES[i];
+    return NULL;
+}
+
+const char *sched_names(void) {
+    static char names[256];
+    if (!names[0]) {
+        for (size_t i = 0; i < NSCHEDULES; i++) {
+            if (i) strcat(names, ", ");
+            strcat(names, SCHEDULES[i]->name);
+        }
+    }
+    return names;
+}

@@ -1,0 +1,39 @@
+/* sim/sched.h: pipeline schedules. Each schedule is one file (sched_<name>.c) that fills in a
+ * const Schedule and one line in the table in sched.c. A schedule only orders ops; timing and
+ * memory are computed elsewhere from the Program it builds. */
+#ifndef PIPESIM_SCHED_H
+#define PIPESIM_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "program.h"
+
+typedef struct {
+    int32_t devices;       // p
+    int32_t chunks;        // v
+    int32_t micro_batches; // m per iteration
+} SchedParams;
+
+/* Why a combination is impossible: the scenario key to blame (e.g. "pipeline.micro_batches")
+ * and a message that says what would be right. */
+typedef struct {
+    const char *key;
+    char msg[512];
+} SchedIssue;
+
+typedef struct {
+    const char *name;    // as written in scenarios: "1f1b"
+    const char *summary; // one line for --help
+    /* Returns 0 when the schedule can run with these parameters, else -1 and fills issue. */
+    int (*validate)(const SchedParams *sp, SchedIssue *issue);
+    /* Builds the per-device Program (sp already validated). Returns 0, or -1 out of memory. */
+    int (*build)(const SchedParams *sp, Program *out);
+} Schedule;
+
+/* sched_find returns the schedule of that name, or NULL. sched_names lists the available
+ * ones, comma-separated. */
+const Schedule *sched_find(const char *name);
+const char *sched_names(void);
+
+#endif

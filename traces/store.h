@@ -1,0 +1,70 @@
+/* traces/store.h: the SQLite store of runs (predicted by psim or measured by pexec).
+ * One file holds many runs; a run is written in one transaction, so a reader sees a run
+ * whole or not at all. Comparison, calibration and plotting read from here (not this file). */
+#ifndef PIPESIM_STORE_H
+#define PIPESIM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "timeline.h"
+
+/* Schema version kept in PRAGMA user_version. A file with a larger version is refused. */
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct Store Store;
+
+/* What identifies a run. All strings are borrowed for the duration of the call; NULL is
+ * stored as NULL. */
+typedef struct {
+    const char *tool;          // "psim" or "pexec"
+    const char *scenario_path; // as given on the command line
+    const char *scenario_text; // the file's bytes as read
+    const char *resolved;      // every key with its final value, as INI text (scenario_format)
+    const char *overrides;     // the --set arguments, one per line, or NULL
+    const char *schedule;      // schedule name, e.g. "1f1b"
+    const char *version;       // pipesim version string
+    const char *host;          // host name
+    int32_t devices;           // p
+    int32_t micro_batches;     // m per iteration
+    int32_t chunks;            // v
+    int32_t iterations;
+} StoreRunInfo;
+
+typedef struct {
+    const char *name; // e.g. "makespan_ms"
+    double value;
+} StoreMetric;
+
+/* Per-device metric, e.g. {device 3, "busy_ms", 812.5}. */
+typedef struct {
+    int32_t device;
+    const char *name;
+    double value;
+} StoreDeviceMetric;
+
+/* store_open opens or creates the database at path: WAL journal, foreign keys on, schema
+ * created if absent, busy timeout so concurrent writers wait instead of failing.
+ * Returns 0 and sets *out; on failure returns -1 with a one-line reason in err (which names
+ * the path and what to do) and *out = NULL. Refuses user_version > STORE_SCHEMA_VERSION. */
+int store_open(const char *path, Store **out, char *err, size_t errlen);
+void store_close(Store *s);
+
+/* store_run_write appends one complete run: its info, every Timeline row, the run metrics
+ * and per-device metrics, in one transaction. Never overwrites earlier runs. On success
+ * returns 0 and sets *run_id; on failure rolls back (nothing of the run stays) and returns -1
+ * with a reason in err. */
+int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl,
+                    const StoreMetric *metrics, size_t nmetrics,
+                    const StoreDeviceMetric *dmetrics, size_t ndmetrics,
+                    int64_t *run_id, char *err, size_t errlen);
+
+/* Readers (used by tests and later by compare/plot). store_run_count returns the number of
+ * runs, or -1 on error. store_ops_load fills tl (which must be zeroed) with the run's rows in
+ * (device, stream, start_ns, id) order; store_metric_get reads one run metric. Both return 0,
+ * or -1 when absent or on error. */
+int64_t store_run_count(Store *s);
+int store_ops_load(Store *s, int64_t run_id, Timeline *tl);
+int store_metric_get(Store *s, int64_t run_id, const char *name, double *value);
+
+#endif

@@ -1,0 +1,48 @@
+/* traces/timeline.h: the Timeline, the one record type that psim (predicted) and pexec
+ * (measured) both produce: one row per compute op or transfer end on one device.
+ * It holds data only; storing it is traces/store.h, producing it is sim/engine.h. */
+#ifndef PIPESIM_TIMELINE_H
+#define PIPESIM_TIMELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What a compute op does. F = forward, B = input gradient, W = weight gradient,
+ * BW = the whole backward as one op (schedules without a B/W split). */
+typedef enum { OP_F = 0, OP_B = 1, OP_W = 2, OP_BW = 3, OP_KIND_COUNT } OpKind;
+
+/* Which lane of a device a row belongs to. A transfer appears twice: once as SEND on the
+ * producing device and once as RECV on the consuming device. */
+typedef enum { STREAM_COMPUTE = 0, STREAM_SEND = 1, STREAM_RECV = 2, STREAM_COUNT } Stream;
+
+typedef struct {
+    int64_t start_ns;    // ns since the run's epoch
+    int64_t end_ns;      // ns since the run's epoch, >= start_ns
+    int64_t bytes;       // bytes moved (transfers), 0 for compute
+    int32_t device;      // 0..devices-1
+    int32_t micro_batch; // 0..m*iterations-1 (iteration k's micro-batch j is k*m + j)
+    int32_t peer;        // device at the other end of a transfer, -1 for compute
+    int16_t chunk;       // model chunk on this device, 0..v-1 (for transfers: the consumer's chunk)
+    uint8_t kind;        // OpKind (for transfers: the kind of the op that produced the data)
+    uint8_t stream;      // Stream
+} TimelineOp;
+
+typedef struct {
+    TimelineOp *ops; // owned, n used of cap
+    size_t n;
+    size_t cap;
+} Timeline;
+
+/* timeline_push appends one row, growing geometrically; returns 0, or -1 when out of memory
+ * (the timeline is left as it was). timeline_free releases the rows and zeroes the struct. */
+int timeline_push(Timeline *t, const TimelineOp *op);
+void timeline_free(Timeline *t);
+
+/* Names used in storage, JSON and tables: "F", "B", "W", "BW"; "compute", "send", "recv".
+ * The *_parse functions return the enum value, or -1 for an unknown name. */
+const char *op_kind_name(OpKind k);
+const char *stream_name(Stream s);
+int op_kind_parse(const char *name);
+int stream_parse(const char *name);
+
+#endif
