@@ -1,0 +1,86 @@
+/* sim/cost.c: analytic op costs. Only dense GEMM FLOPs are counted (layer norms, softmax and
+ * GELU are memory-bound and folded into the efficiency factor); the clock is integer ns. */
+#include "cost.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, double *w) {
+    double bs = (double)b * (double)m->seq_len, h = (double)m->hidden;
+    double linear = 8.0 * bs * h * h + 4.0 * bs * h * (double)m->ffn_hidden;
+    double attention = 4.0 * bs * (double)m->seq_len * h;
+    *f = linear + attention;
+    *bwd = linear + 2.0 * attention;
+    *w = linear;
+}
+
+double cost_head_flops(const ScnModel *m, int64_t b) {
+    return 2.0 * (double)b * (double)m->seq_len * (double)m->hidden * (double)m->vocab;
+}
+
+/* ns for a time given in ms by the user, or for flops at the achieved rate. */
+static int64_t ms_to_ns(double ms) { return llround(ms * 1e6); }
+
+static int64_t flops_to_ns(double flops, const ScnHardware *hw) {
+    return llround(flops / (hw->peak_tflops * hw->efficiency * 1e3)); // TFLOP/s = 1e3 FLOP/ns
+}
+
+static int64_t link_ns(double latency_us, double bandwidth_gbs, int64_t bytes) {
+    return llround(latency_us * 1e3 + (double)bytes / bandwidth_gbs); // GB/s = bytes/ns
+}
+
+static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel *c) {
+    double lf, lb, lw;
+    cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
+    double n = (double)pl->layers[st];
+    double head = st == pl->stages - 1 ? cost_head_flops(&s->model, s->batch.micro_batch_size)
+                                       : 0.0;
+    double *fl = &c->op_flops[(int64_t)st * OP_KIND_COUNT];
+    fl[OP_F] = n * lf + head;
+    fl[OP_B] = n * lb + head;
+    fl[OP_W] = n * lw + head;
+    fl[OP_BW] = fl[OP_B] + fl[OP_W];
+
+    int64_t *ns = &c->op_ns[(int64_t)st * OP_KIND_COUNT];
+    if (s->costs.forward_ms >= 0) { // measured stage times: each chunk takes 1/v of them
+        ns[OP_F] = ms_to_ns(s->costs.forward_ms / pl->chunks);
+        ns[OP_B] = ms_to_ns(s->costs.backward_ms / pl->chunks);
+        ns[OP_W] = ms_to_ns(s->costs.weight_ms / pl->chunks);
+    } else {
+        ns[OP_F] = flops_to_ns(fl[OP_F], &s->hw);
+        ns[OP_B] = flops_to_ns(fl[OP_B], &s->hw);
+        ns[OP_W] = flops_to_ns(fl[OP_W], &s->hw);
+    }
+    ns[OP_BW] = ns[OP_B] + ns[OP_W];
+}
+
+int cost_build(const Scenario *s, const Plan *pl, CostModel *out) {
+    memset(out, 0, sizeof *out);
+    out->stages = pl->stages;
+    out->op_ns = calloc((size_t)pl->stages * OP_KIND_COUNT, sizeof *out->op_ns);
+    out->op_flops = calloc((size_t)pl->stages * OP_KIND_COUNT, sizeof *out->op_flops);
+    if (!out->op_ns || !out->op_flops) {
+        cost_free(out);
+        return -1;
+    }
+    for (int32_t st = 0; st < pl->stages; st++) price_stage(s, pl, st, out);
+    out->xfer_bytes = s->batch.micro_batch_size * s->model.seq_len * s->model.hidden *
+                      dtype_bytes(s->model.dtype);
+    out->gpus_per_node = pl->gpus_per_node;
+    if (s->costs.comm_ms >= 0) {
+        out->xfer_intra_ns = out->xfer_inter_ns = ms_to_ns(s->costs.comm_ms);
+    } else {
+        out->xfer_intra_ns =
+            link_ns(s->net.intra_latency_us, s->net.intra_bandwidth_gbs, out->xfer_bytes);
+        out->xfer_inter_ns =
+            link_ns(s->net.inter_latency_us, s->net.inter_bandwidth_gbs, out->xfer_bytes);
+    }
+    return 0;
+}
+
+void cost_free(CostModel *c) {
+    free(c->op_ns);
+    free(c->op_flops);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,49 @@
+/* sim/cost.h: what each op and transfer costs. Analytic FLOPs of a GPT layer (Narayanan et al.
+ * 2021; the F/B/W split of Qi et al. 2023 Table 1) plus the LM head on the last stage, divided
+ * by peak x efficiency; [costs] replaces the times with measured ones. Transfers are alpha-beta:
+ * latency + bytes / bandwidth of the link between the two devices, or the fixed comm_ms. */
+#ifndef PIPESIM_COST_H
+#define PIPESIM_COST_H
+
+#include <stdint.h>
+
+#include "plan.h"
+#include "scenario.h"
+#include "timeline.h"
+
+typedef struct {
+    int32_t stages;
+    int64_t *op_ns;       // owned: [stage*OP_KIND_COUNT + kind] ns of one op on one micro-batch;
+                          //   BW = B + W
+    double *op_flops;     // owned: same layout, model FLOPs of that op (no recompute)
+    int64_t xfer_bytes;   // bytes of one activation or gradient crossing a stage boundary
+    int64_t xfer_intra_ns; // ns of one transfer between devices of one node
+    int64_t xfer_inter_ns; // ns of one transfer between nodes
+    int32_t gpus_per_node;
+} CostModel;
+
+/* FLOPs of one transformer layer on one micro-batch of b samples, for F, B (input gradient)
+ * and W (weight gradient): with linear = 8bsh^2 + 4bshf and attention = 4bs^2h,
+ * F = linear + attention, B = linear + 2 attention, W = linear (24bsh^2 + ... when f = 4h). */
+void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, double *w);
+
+/* FLOPs of the LM head (logits, 2bshV) on one micro-batch for F, B and W each. The embedding
+ * lookup is a gather and costs no FLOPs. */
+double cost_head_flops(const ScnModel *m, int64_t b);
+
+/* cost_build prices every stage of the plan. Returns 0, or -1 when out of memory. */
+int cost_build(const Scenario *s, const Plan *pl, CostModel *out);
+void cost_free(CostModel *c);
+
+static inline int64_t cost_op_ns(const CostModel *c, int32_t stage, OpKind kind) {
+    return c->op_ns[(int64_t)stage * OP_KIND_COUNT + kind];
+}
+static inline double cost_op_flops(const CostModel *c, int32_t stage, OpKind kind) {
+    return c->op_flops[(int64_t)stage * OP_KIND_COUNT + kind];
+}
+/* Time of one transfer from device a to device b (a != b). */
+static inline int64_t cost_xfer_ns(const CostModel *c, int32_t a, int32_t b) {
+    return a / c->gpus_per_node == b / c->gpus_per_node ? c->xfer_intra_ns : c->xfer_inter_ns;
+}
+
+#endif

@@ -1,0 +1,216 @@
+/* sim/engine.c: event queue, links and the per-device program counters. One Engine lives for
+ * one engine_run call; nothing is global. */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { EV_ARRIVE = 0, EV_OP_END = 1 }; // order at equal times: arrivals first
+
+typedef struct {
+    int64_t time_ns; // when it happens
+    uint64_t seq;    // insertion order, breaks ties
+    int32_t type;    // EV_ARRIVE or EV_OP_END
+    int32_t device;  // device that ends an op, or that receives
+    int64_t slot;    // EV_ARRIVE: index into ready[] (stage*m + micro-batch)
+    uint8_t bit;     // EV_ARRIVE: READY_ACT or READY_GRAD
+} Event;
+
+enum { READY_ACT = 1, READY_GRAD = 2 };
+
+typedef struct {
+    int64_t key;     // src*p + dst + 1, 0 = empty
+    int64_t free_ns; // when the link can start its next transfer
+} Link;
+
+typedef struct {
+    const Program *pr;
+    const CostModel *c;
+    Timeline *tl;
+    int32_t p, m, mb_base;
+    Event *heap;
+    size_t nheap, capheap;
+    uint64_t seq;
+    int64_t *pc;      // [p] next op index into pr->ops
+    uint8_t *running; // [p] 1 while an op is in progress
+    uint8_t *ready;   // [stages*m] READY_* bits of inputs that have arrived
+    Link *links;      // open addressing, capacity a power of two
+    size_t caplinks;
+    int64_t last_ns;  // latest end of anything so far
+    int oom;
+} Engine;
+
+static int ev_before(const Event *a, const Event *b) {
+    if (a->time_ns != b->time_ns) return a->time_ns < b->time_ns;
+    if (a->type != b->type) return a->type < b->type;
+    return a->seq < b->seq;
+}
+
+static void heap_push(Engine *e, Event ev) {
+    if (e->nheap == e->capheap) {
+        size_t cap = e->capheap ? e->capheap * 2 : 64;
+        Event *h = realloc(e->heap, cap * sizeof *h);
+        if (!h) {
+            e->oom = 1;
+            return;
+        }
+        e->heap = h;
+        e->capheap = cap;
+    }
+    ev.seq = e->seq++;
+    size_t i = e->nheap++;
+    while (i > 0 && ev_before(&ev, &e->heap[(i - 1) / 2])) {
+        e->heap[i] = e->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    e->heap[i] = ev;
+}
+
+static Event heap_pop(Engine *e) {
+    Event top = e->heap[0], last = e->heap[--e->nheap];
+    size_t i = 0, n = e->nheap;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, best = i;
+        const Event *bv = &last;
+        if (l < n && ev_before(&e->heap[l], bv)) best = l, bv = &e->heap[l];
+        if (r < n && ev_before(&e->heap[r], bv)) best = r;
+        if (best == i) break;
+        e->heap[i] = e->heap[best];
+        i = best;
+    }
+    if (n) e->heap[i] = last;
+    return top;
+}
+
+/* The directed link src -> dst, created on first use. Pipelines talk to few peers, so the
+ * table stays small; lookups are O(1) expected. */
+static Link *link_get(Engine *e, int32_t src, int32_t dst) {
+    int64_t key = (int64_t)src * e->p + dst + 1;
+    size_t mask = e->caplinks - 1, i = (size_t)(key * 0x9E3779B97F4A7C15ULL >> 17) & mask;
+    while (e->links[i].key != 0 && e->links[i].key != key) i = (i + 1) & mask;
+    e->links[i].key = key;
+    return &e->links[i];
+}
+
+static void record(Engine *e, const TimelineOp *row) {
+    if (timeline_push(e->tl, row) != 0) e->oom = 1;
+    if (row->end_ns > e->last_ns) e->last_ns = row->end_ns;
+}
+
+/* Starts device d's next op at now if it is idle and the op's input has arrived. */
+static void device_try(Engine *e, int32_t d, int64_t now) {
+    const Program *pr = e->pr;
+    if (e->running[d] || e->pc[d] == pr->start[d + 1]) return;
+    const ProgramOp *op = &pr->ops[e->pc[d]];
+    int32_t st = program_stage_of(pr, d, op->chunk);
+    int32_t in = program_input_stage(pr, (OpKind)op->kind, st);
+    uint8_t need = op->kind == OP_F ? READY_ACT : READY_GRAD;
+    if (in >= 0 && !(e->ready[(int64_t)st * e->m + op->micro_batch] & need)) return;
+    int64_t end = now + cost_op_ns(e->c, st, (OpKind)op->kind);
+    TimelineOp row = {.start_ns = now, .end_ns = end, .device = d, .peer = -1,
+                      .micro_batch = e->mb_base + op->micro_batch, .chunk = op->chunk,
+                      .kind = op->kind, .stream = STREAM_COMPUTE};
+    record(e, &row);
+    e->running[d] = 1;
+    e->pc[d]++;
+    heap_push(e, (Event){.time_ns = end, .type = EV_OP_END, .device = d});
+}
+
+/* Device d finished the op before its pc at now: hand its output to the consuming stage. */
+static void op_finished(Engine *e, int32_t d, int64_t now) {
+    const Program *pr = e->pr;
+    const ProgramOp *op = &pr->ops[e->pc[d] - 1];
+    e->running[d] = 0;
+    if (op->kind == OP_W) return;
+    int32_t st = program_stage_of(pr, d, op->chunk);
+    int32_t out = op->kind == OP_F ? st + 1 : st - 1;
+    if (out < 0 || out >= program_stages(pr)) return;
+    int32_t od, oc;
+    program_device_of(pr, out, &od, &oc);
+    int64_t slot = (int64_t)out * e->m + op->micro_batch;
+    uint8_t bit = op->kind == OP_F ? READY_ACT : READY_GRAD;
+    if (od == d) {
+        e->ready[slot] |= bit;
+        return;
+    }
+    Link *l = link_get(e, d, od);
+    int64_t start = now > l->free_ns ? now : l->free_ns;
+    int64_t end = start + cost_xfer_ns(e->c, d, od);
+    l->free_ns = end;
+    TimelineOp row = {.start_ns = start, .end_ns = end, .bytes = e->c->xfer_bytes,
+                      .device = d, .peer = od, .micro_batch = e->mb_base + op->micro_batch,
+                      .chunk = oc, .kind = op->kind, .stream = STREAM_SEND};
+    record(e, &row);
+    row.device = od, row.peer = d, row.stream = STREAM_RECV;
+    record(e, &row);
+    heap_push(e, (Event){.time_ns = end, .type = EV_ARRIVE, .device = od, .slot = slot,
+                         .bit = bit});
+}
+
+static void stall_report(const Engine *e, char *why, size_t len) {
+    const Program *pr = e->pr;
+    size_t used = 0;
+    why[0] = '\0';
+    for (int32_t d = 0, shown = 0; d < e->p && shown < 4; d++) {
+        if (e->pc[d] == pr->start[d + 1]) continue;
+        const ProgramOp *op = &pr->ops[e->pc[d]];
+        int32_t in = program_input_stage(pr, (OpKind)op->kind,
+                                         program_stage_of(pr, d, op->chunk));
+        int32_t id = -1, ic = -1;
+        if (in >= 0) program_device_of(pr, in, &id, &ic);
+        char name[64];
+        int n = snprintf(why + used, len - used, "%sdevice %d op %lld (%s) waits for %s from "
+                         "device %d chunk %d",
+                         shown ? "; " : "", d, (long long)(e->pc[d] - pr->start[d]),
+                         program_op_str(op, name, sizeof name),
+                         op->kind == OP_F ? "its activation" : "its gradient", id, ic);
+        if (n < 0 || (size_t)n >= len - used) break;
+        used += (size_t)n;
+        shown++;
+    }
+}
+
+static int run_iteration(Engine *e, int32_t k, int64_t t0, char *why, size_t whylen) {
+    const Program *pr = e->pr;
+    e->mb_base = k * e->m;
+    memset(e->running, 0, (size_t)e->p);
+    memset(e->ready, 0, (size_t)program_stages(pr) * (size_t)e->m);
+    for (int32_t d = 0; d < e->p; d++) e->pc[d] = pr->start[d];
+    for (int32_t d = 0; d < e->p; d++) device_try(e, d, t0);
+    while (e->nheap > 0 && !e->oom) {
+        Event ev = heap_pop(e);
+        if (ev.type == EV_OP_END) {
+            op_finished(e, ev.device, ev.time_ns);
+            device_try(e, ev.device, ev.time_ns);
+        } else {
+            e->ready[ev.slot] |= ev.bit;
+            device_try(e, ev.device, ev.time_ns);
+        }
+    }
+    if (e->oom) return -1;
+    for (int32_t d = 0; d < e->p; d++) {
+        if (e->pc[d] != pr->start[d + 1]) {
+            stall_report(e, why, whylen);
+            return -2;
+        }
+    }
+    return 0;
+}
+
+int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeline *tl,
+               char *why, size_t whylen) {
+    Engine e = {.pr = pr, .c = c, .tl = tl, .p = pr->devices, .m = pr->micro_batches};
+    // Data only crosses stage boundaries, so there are at most 2*stages directed links.
+    e.caplinks = 16;
+    while (e.caplinks < (size_t)program_stages(pr) * 4) e.caplinks *= 2;
+    e.pc = malloc((size_t)e.p * sizeof *e.pc);
+    e.running = malloc((size_t)e.p);
+    e.ready = malloc((size_t)program_stages(pr) * (size_t)e.m + 1);
+    e.links = calloc(e.caplinks, sizeof *e.links);
+    int rc = (!e.pc || !e.running || !e.ready || !e.links) ? -1 : 0;
+    for (int32_t k = 0; k < iterations && rc == 0; k++)
+        rc = run_iteration(&e, k, e.last_ns, why, whylen);
+    free(e.heap), free(e.pc), free(e.running), free(e.ready), free(e.links);
+    return rc;
+}

@@ -1,0 +1,31 @@
+/* sim/engine.h: the discrete-event engine. It plays a checked Program with the costs of a
+ * CostModel and records the predicted Timeline. Devices run their ops strictly in order; an op
+ * starts at max(device free, arrival of its input); a cross-device input travels over the
+ * directed link between the two devices, which carries one transfer at a time in FIFO order
+ * (a transfer holds the link for its whole latency + bytes/bandwidth). Compute and transfers
+ * overlap. Iterations are separated by a flush: iteration k+1 starts when everything of
+ * iteration k has ended. Metrics are computed elsewhere (metrics.h). */
+#ifndef PIPESIM_ENGINE_H
+#define PIPESIM_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cost.h"
+#include "program.h"
+#include "timeline.h"
+
+/* Event order (total, so runs are bit-for-bit repeatable): by time, then transfer arrivals
+ * before op ends, then insertion sequence. The queue is a binary heap holding at most one op
+ * end per device plus the transfers in flight: O(log(p + transfers in flight)) per event, and
+ * O(1) other work per op, so a run is linear in the number of ops up to that log factor. */
+
+/* engine_run appends to tl (zeroed or holding earlier rows) one compute row per op and a
+ * send and a recv row per cross-device transfer, for `iterations` iterations (iteration k's
+ * micro-batch j is recorded as k*m + j). Returns 0; -1 when out of memory; -2 when the run
+ * stalls (some device waits for an input that never comes), with why naming the waiting ops
+ * and what each waits for. The Program should have passed program_check. */
+int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeline *tl,
+               char *why, size_t whylen);
+
+#endif

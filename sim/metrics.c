@@ -1,0 +1,86 @@
+/* sim/metrics.c: one pass over the Timeline for times, the memory model for bytes. Sums are
+ * taken in integer ns and converted to ms once, so they do not drift. */
+#include "metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int64_t busy_ns, first_ns, last_ns;
+} Span;
+
+static double ns_to_ms(int64_t ns) { return (double)ns / 1e6; }
+
+int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const CostModel *c,
+                    const Timeline *tl, Metrics *out) {
+    int32_t p = pr->devices;
+    memset(out, 0, sizeof *out);
+    out->devices = p;
+    out->dev = calloc((size_t)p, sizeof *out->dev);
+    Span *sp = malloc((size_t)p * sizeof *sp);
+    DeviceMemory *mem = calloc((size_t)p, sizeof *mem);
+    if (!out->dev || !sp || !mem) {
+        free(sp), free(mem), metrics_free(out);
+        return -1;
+    }
+    for (int32_t d = 0; d < p; d++) sp[d] = (Span){0, INT64_MAX, INT64_MIN};
+    int64_t first = INT64_MAX, last = INT64_MIN;
+    for (size_t i = 0; i < tl->n; i++) {
+        const TimelineOp *r = &tl->ops[i];
+        if (r->start_ns < first) first = r->start_ns;
+        if (r->end_ns > last) last = r->end_ns;
+        if (r->stream != STREAM_COMPUTE) {
+            out->transfers += r->stream == STREAM_SEND;
+            continue;
+        }
+        Span *x = &sp[r->device];
+        x->busy_ns += r->end_ns - r->start_ns;
+        if (r->start_ns < x->first_ns) x->first_ns = r->start_ns;
+        if (r->end_ns > x->last_ns) x->last_ns = r->end_ns;
+        out->ops++;
+    }
+    int64_t makespan = tl->n ? last - first : 0, cost = 0, busy_sum = 0;
+    memory_estimate(s, pl, pr, mem);
+    for (int32_t d = 0; d < p; d++) {
+        int64_t span = sp[d].busy_ns ? sp[d].last_ns - sp[d].first_ns : 0;
+        if (span > cost) cost = span;
+        busy_sum += sp[d].busy_ns;
+        if (sp[d].busy_ns > sp[out->bottleneck].busy_ns) out->bottleneck = d;
+        DeviceMetrics *dm = &out->dev[d];
+        dm->busy_ms = ns_to_ms(sp[d].busy_ns);
+        dm->idle_ms = ns_to_ms(makespan - sp[d].busy_ns);
+        dm->span_ms = ns_to_ms(span);
+        dm->peak_activations = mem[d].peak_activations;
+        dm->weights_gib = mem[d].weight_bytes / GIB;
+        dm->grads_gib = mem[d].grad_bytes / GIB;
+        dm->optimizer_gib = mem[d].optimizer_bytes / GIB;
+        dm->activations_gib = mem[d].activation_bytes / GIB;
+        dm->peak_memory_gib = mem[d].peak_bytes / GIB;
+        for (int32_t ch = 0; ch < pr->chunks; ch++)
+            dm->layers += (int32_t)pl->layers[program_stage_of(pr, d, ch)];
+    }
+    double mean_busy = (double)busy_sum / p;
+    out->makespan_ms = ns_to_ms(makespan);
+    out->iteration_ms = out->makespan_ms / (double)s->batch.iterations;
+    out->bubble_rate = cost ? 1.0 - mean_busy / (double)cost : 0.0;
+    out->bubble_ideal = mean_busy > 0 ? ((double)cost - mean_busy) / mean_busy : 0.0;
+    for (int32_t st = 0; st < c->stages; st++)
+        out->model_flops += cost_op_flops(c, st, OP_BW) + cost_op_flops(c, st, OP_F);
+    out->model_flops *= (double)s->batch.micro_batches;
+    double seconds = (double)makespan / 1e9, iters = (double)s->batch.iterations;
+    double tokens = iters * (double)(s->batch.micro_batches * s->batch.micro_batch_size *
+                                     s->model.seq_len);
+    out->peak_tflops = s->hw.peak_tflops;
+    if (seconds > 0) {
+        out->throughput_tokens_per_s = tokens / seconds;
+        out->tflops_per_gpu = out->model_flops * iters / seconds / p / 1e12;
+        out->mfu = out->tflops_per_gpu / out->peak_tflops;
+    }
+    free(sp), free(mem);
+    return 0;
+}
+
+void metrics_free(Metrics *mt) {
+    free(mt->dev);
+    memset(mt, 0, sizeof *mt);
+}

@@ -1,0 +1,52 @@
+/* sim/metrics.h: the numbers DESIGN.md promises, computed from a Timeline (predicted or
+ * measured) and the scenario. Definitions:
+ *   makespan   = last end - first start over every device and lane;
+ *   cost       = the longest device span (its last compute end - its first compute start);
+ *   bubble_rate  = 1 - mean busy / cost (GPipe; Qi et al. 2023);
+ *   bubble_ideal = (cost - mean busy) / mean busy (Narayanan et al. 2021);
+ *   idle_ms of a device = makespan - its busy time;
+ *   TFLOP/s per GPU = model FLOPs (no recompute) / makespan / devices; MFU = that / peak. */
+#ifndef PIPESIM_METRICS_H
+#define PIPESIM_METRICS_H
+
+#include <stdint.h>
+
+#include "cost.h"
+#include "memory.h"
+#include "program.h"
+#include "scenario.h"
+#include "timeline.h"
+
+typedef struct {
+    double busy_ms;          // compute time
+    double idle_ms;          // makespan - busy
+    double span_ms;          // last compute end - first compute start on this device
+    int32_t peak_activations;
+    double peak_memory_gib;  // weights + grads + optimizer + peak activations
+    double weights_gib, grads_gib, optimizer_gib, activations_gib;
+    int32_t layers;          // transformer layers held (all chunks)
+} DeviceMetrics;
+
+typedef struct {
+    double makespan_ms;
+    double iteration_ms;             // makespan / iterations
+    double bubble_rate;
+    double bubble_ideal;
+    double throughput_tokens_per_s;
+    double tflops_per_gpu;
+    double mfu;
+    double model_flops;              // per iteration, all devices
+    double peak_tflops;              // per GPU, as used for MFU
+    int64_t ops;                     // compute ops simulated
+    int64_t transfers;               // cross-device transfers
+    int32_t bottleneck;              // device with the most busy time
+    int32_t devices;
+    DeviceMetrics *dev;              // owned: [devices]
+} Metrics;
+
+/* metrics_compute fills out; returns 0, or -1 when out of memory. */
+int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const CostModel *c,
+                    const Timeline *tl, Metrics *out);
+void metrics_free(Metrics *mt);
+
+#endif

@@ -1,0 +1,30 @@
+/* sim/plan.h: the Plan, where things go: layers to pipeline stages (uniform or an explicit
+ * list), stages to devices (through the Program's placement), devices to nodes. It decides
+ * nothing about time; cost.h prices what the Plan places. */
+#ifndef PIPESIM_PLAN_H
+#define PIPESIM_PLAN_H
+
+#include <stdint.h>
+
+#include "scenario.h"
+
+typedef struct {
+    int32_t devices;       // p
+    int32_t chunks;        // v
+    int32_t stages;        // p*v pipeline stages, 0 = embedding side, stages-1 = LM head side
+    int64_t *layers;       // owned: [stages] transformer layers in each stage
+    int64_t *first_layer;  // owned: [stages] index of the stage's first layer
+    int32_t gpus_per_node; // devices d and e share a node when d/gpus_per_node == e/...
+} Plan;
+
+/* plan_build splits the scenario's layers into stages. Returns 0; 2 when the partition cannot
+ * be built (err holds "FILE: ..." with the fix, e.g. for partition = balanced, which is not
+ * available yet); -1 when out of memory. */
+int plan_build(const Scenario *s, Plan *out, char *err, size_t errlen);
+void plan_free(Plan *pl);
+
+static inline int32_t plan_node_of(const Plan *pl, int32_t device) {
+    return device / pl->gpus_per_node;
+}
+
+#endif

@@ -1,0 +1,214 @@
+/* tests/test_cost.c: the cost, memory and metrics models against the literature:
+ * Qi et al. 2023 Table 1 (F, B, W FLOPs of a layer), Narayanan et al. 2021 eq. 3 (FLOPs per
+ * iteration), Korthikanti et al. 2022 eq. 1 (activation bytes), parameter counts of GPT-3
+ * 13B, alpha-beta transfer times, and the metrics' definitions on a hand-checkable run. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cost.h"
+#include "engine.h"
+#include "memory.h"
+#include "metrics.h"
+#include "plan.h"
+#include "sched.h"
+
+/* GPT-3 13B on p = 8 H100s, bf16, as in scenarios/gpt13b.scn, without the parser. */
+static Scenario gpt13b(void) {
+    Scenario s;
+    memset(&s, 0, sizeof s);
+    strcpy(s.model.name, "gpt13b");
+    s.model.layers = 40, s.model.hidden = 5120, s.model.heads = 40, s.model.seq_len = 2048;
+    s.model.vocab = 51200, s.model.ffn_hidden = 4 * 5120, s.model.dtype = DTYPE_BF16;
+    s.batch.micro_batch_size = 1, s.batch.micro_batches = 32, s.batch.iterations = 1;
+    s.pipeline.stages = 8, s.pipeline.chunks = 1, s.pipeline.partition = PART_UNIFORM;
+    strcpy(s.pipeline.schedule, "1f1b");
+    strcpy(s.hw.gpu, "h100");
+    s.hw.peak_tflops = 989, s.hw.efficiency = 0.5, s.hw.memory_gib = 80, s.hw.gpus_per_node = 4;
+    s.net.intra_bandwidth_gbs = 450, s.net.intra_latency_us = 10;
+    s.net.inter_bandwidth_gbs = 50, s.net.inter_latency_us = 20;
+    s.costs.forward_ms = s.costs.backward_ms = s.costs.weight_ms = s.costs.comm_ms = -1;
+    strcpy(s.path, "gpt13b.scn");
+    return s;
+}
+
+static void assert_rel(double got, double want, double tol) {
+    if (fabs(got - want) > tol * fabs(want)) fail_msg("got %.17g, want %.17g", got, want);
+}
+
+static void test_layer_flops_qi_table1(void **state) {
+    (void)state; // F = 24bsh^2 + 4bs^2h, B = 24bsh^2 + 8bs^2h, W = 24bsh^2 (f = 4h)
+    Scenario s = gpt13b();
+    double f, b, w, B = 4, S = 2048, H = 5120;
+    cost_layer_flops(&s.model, 4, &f, &b, &w);
+    assert_rel(f, 24 * B * S * H * H + 4 * B * S * S * H, 1e-15);
+    assert_rel(b, 24 * B * S * H * H + 8 * B * S * S * H, 1e-15);
+    assert_rel(w, 24 * B * S * H * H, 1e-15);
+    assert_rel(cost_head_flops(&s.model, 4), 2 * B * S * H * 51200, 1e-15);
+}
+
+static void test_iteration_flops_narayanan(void **state) {
+    (void)state; // 72 B s l h^2 (1 + s/(6h) + V/(12hl)) per iteration, B = m*b samples
+    Scenario s = gpt13b();
+    Plan pl;
+    CostModel c;
+    char err[256];
+    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(cost_build(&s, &pl, &c), 0);
+    double total = 0;
+    for (int32_t st = 0; st < c.stages; st++)
+        total += cost_op_flops(&c, st, OP_F) + cost_op_flops(&c, st, OP_BW);
+    double B = 32, S = 2048, L = 40, H = 5120, V = 51200;
+    assert_rel(total * 32, 72 * B * S * L * H * H * (1 + S / (6 * H) + V / (12 * H * L)), 1e-12);
+    cost_free(&c);
+    plan_free(&pl);
+}
+
+static void test_op_times_and_links(void **state) {
+    (void)state;
+    Scenario s = gpt13b();
+    Plan pl;
+    CostModel c;
+    char err[256];
+    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(cost_build(&s, &pl, &c), 0);
+    double f, b, w;
+    cost_layer_flops(&s.model, 1, &f, &b, &w);
+    // 5 layers at 989 x 0.5 TFLOP/s; ns rounded to nearest
+    assert_int_equal(cost_op_ns(&c, 0, OP_F), llround(5 * f / (989e12 * 0.5) * 1e9));
+    assert_int_equal(cost_op_ns(&c, 3, OP_BW), cost_op_ns(&c, 3, OP_B) + cost_op_ns(&c, 3, OP_W));
+    double head = cost_head_flops(&s.model, 1);
+    assert_int_equal(cost_op_ns(&c, 7, OP_F), llround((5 * f + head) / (989e12 * 0.5) * 1e9));
+    // one activation: b s h x 2 bytes = 20 MiB; 10 us + bytes / 450 GB/s inside a node
+    assert_int_equal(c.xfer_bytes, 2048 * 5120 * 2);
+    assert_int_equal(cost_xfer_ns(&c, 0, 1), llround(10e3 + 2048.0 * 5120 * 2 / 450));
+    assert_int_equal(cost_xfer_ns(&c, 3, 4), llround(20e3 + 2048.0 * 5120 * 2 / 50)); // 4 per node
+    assert_int_equal(cost_xfer_ns(&c, 5, 4), cost_xfer_ns(&c, 4, 5));
+    cost_free(&c);
+    s.costs.forward_ms = 3, s.costs.backward_ms = 5, s.costs.weight_ms = 1, s.costs.comm_ms = 0.5;
+    s.pipeline.chunks = 2; // explicit times are per device; each chunk takes half
+    plan_free(&pl);
+    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(cost_build(&s, &pl, &c), 0);
+    assert_int_equal(cost_op_ns(&c, 15, OP_F), 1500000);
+    assert_int_equal(cost_op_ns(&c, 15, OP_BW), 3000000);
+    assert_int_equal(cost_xfer_ns(&c, 3, 4), 500000);
+    cost_free(&c);
+    plan_free(&pl);
+}
+
+static void test_params_gpt13b(void **state) {
+    (void)state; // 12h^2 + 13h per layer; with embeddings GPT-3 13B has about 12.9e9
+    Scenario s = gpt13b();
+    assert_rel(memory_layer_params(&s.model), 12.0 * 5120 * 5120 + 13.0 * 5120, 1e-15);
+    double total = 40 * memory_layer_params(&s.model) + (51200.0 + 2048) * 5120 + 2 * 5120;
+    assert_true(total > 12.8e9 && total < 13.0e9);
+}
+
+static void test_activations_korthikanti(void **state) {
+    (void)state; // sbh(34 + 5as/h) bytes per layer for 16-bit, doubled for fp32
+    Scenario s = gpt13b();
+    double want = 2048.0 * 2 * 5120 * (34 + 5.0 * 40 * 2048 / 5120);
+    assert_rel(memory_layer_activation_bytes(&s.model, 2), want, 1e-15);
+    s.model.dtype = DTYPE_FP32;
+    assert_rel(memory_layer_activation_bytes(&s.model, 2), 2 * want, 1e-15);
+}
+
+static void test_memory_per_device(void **state) {
+    (void)state; // 1F1B: device d holds p-d micro-batches; 16 bytes of state per parameter
+    Scenario s = gpt13b();
+    Plan pl;
+    Program pr;
+    char err[256];
+    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    SchedParams sp = {8, 1, 32};
+    assert_int_equal(sched_find("1f1b")->build(&sp, &pr), 0);
+    DeviceMemory mem[8];
+    memory_estimate(&s, &pl, &pr, mem);
+    double layer = memory_layer_activation_bytes(&s.model, 1), sbh = 2048.0 * 5120;
+    double lp = memory_layer_params(&s.model);
+    assert_rel(mem[3].params, 5 * lp, 1e-15);
+    assert_rel(mem[3].weight_bytes + mem[3].grad_bytes + mem[3].optimizer_bytes, 16 * 5 * lp, 1e-15);
+    assert_int_equal(mem[3].peak_activations, 5);
+    assert_rel(mem[3].activation_bytes, 5 * 5 * layer, 1e-12);
+    assert_rel(mem[0].params, 5 * lp + (51200.0 + 2048) * 5120, 1e-15);
+    assert_rel(mem[0].activation_bytes, 8 * (5 * layer + sbh), 1e-12);
+    assert_rel(mem[7].params, 5 * lp + 51200.0 * 5120 + 2 * 5120, 1e-15);
+    assert_rel(mem[7].activation_bytes, 5 * layer + 4 * sbh * (1 + 51200.0 / 5120), 1e-12);
+    assert_rel(mem[7].peak_bytes,
+               mem[7].weight_bytes + mem[7].grad_bytes + mem[7].optimizer_bytes + mem[7].activation_bytes,
+               1e-15);
+    program_free(&pr);
+    plan_free(&pl);
+}
+
+static void test_metrics_definitions(void **state) {
+    (void)state; // GPipe with F=1, B=2 ms: bubble_rate (p-1)/(m+p-1), ideal (p-1)/m, idle
+    Scenario s = gpt13b();
+    s.pipeline.stages = 4, s.batch.micro_batches = 6;
+    s.costs.forward_ms = 1, s.costs.backward_ms = 2, s.costs.weight_ms = 0, s.costs.comm_ms = 0;
+    Plan pl;
+    Program pr;
+    CostModel c;
+    Timeline tl = {0};
+    Metrics mt;
+    char err[256];
+    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    SchedParams sp = {4, 1, 6};
+    assert_int_equal(sched_find("gpipe")->build(&sp, &pr), 0);
+    assert_int_equal(cost_build(&s, &pl, &c), 0);
+    assert_int_equal(engine_run(&pr, &c, 1, &tl, err, sizeof err), 0);
+    assert_int_equal(metrics_compute(&s, &pl, &pr, &c, &tl, &mt), 0);
+    assert_rel(mt.makespan_ms, 27.0, 1e-15);
+    assert_rel(mt.bubble_rate, 3.0 / 9.0, 1e-15);
+    assert_rel(mt.bubble_ideal, 3.0 / 6.0, 1e-15);
+    assert_rel(mt.dev[2].busy_ms, 18.0, 1e-15);
+    assert_rel(mt.dev[2].idle_ms, 9.0, 1e-15);
+    assert_int_equal(mt.ops, 48);
+    assert_rel(mt.throughput_tokens_per_s, 6 * 2048 / 0.027, 1e-12);
+    assert_rel(mt.tflops_per_gpu, mt.model_flops / 0.027 / 4 / 1e12, 1e-12);
+    assert_rel(mt.mfu, mt.tflops_per_gpu / 989, 1e-12);
+    metrics_free(&mt);
+    timeline_free(&tl);
+    cost_free(&c);
+    program_free(&pr);
+    plan_free(&pl);
+}
+
+static void test_explicit_partition(void **state) {
+    (void)state;
+    Scenario s = gpt13b();
+    int64_t parts[8] = {4, 5, 5, 6, 6, 5, 5, 4};
+    s.pipeline.partition = PART_EXPLICIT, s.pipeline.partition_layers = parts;
+    s.pipeline.npartition = 8;
+    Plan pl;
+    char err[256];
+    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(pl.layers[3], 6);
+    assert_int_equal(pl.first_layer[4], 4 + 5 + 5 + 6);
+    plan_free(&pl);
+    s.pipeline.partition = PART_BALANCED;
+    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 2);
+    assert_non_null(strstr(err, "gpt13b.scn: partition = balanced is not available yet"));
+    plan_free(&pl);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layer_flops_qi_table1),
+        cmocka_unit_test(test_iteration_flops_narayanan),
+        cmocka_unit_test(test_op_times_and_links),
+        cmocka_unit_test(test_params_gpt13b),
+        cmocka_unit_test(test_activations_korthikanti),
+        cmocka_unit_test(test_memory_per_device),
+        cmocka_unit_test(test_metrics_definitions),
+        cmocka_unit_test(test_explicit_partition),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
