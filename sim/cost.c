@@ -3,6 +3,7 @@
 #include "cost.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,14 +21,17 @@ double cost_head_flops(const ScnModel *m, int64_t b) {
 }
 
 /* ns for a time given in ms by the user, or for flops at the achieved rate. */
-static int64_t ms_to_ns(double ms) { return llround(ms * 1e6); }
+/* Times beyond 2^62 ns saturate there; check_clock then rejects the run. */
+static int64_t to_ns(double ns) { return ns < 0x1p62 ? llround(ns) : (int64_t)1 << 62; }
+
+static int64_t ms_to_ns(double ms) { return to_ns(ms * 1e6); }
 
 static int64_t flops_to_ns(double flops, const ScnHardware *hw) {
-    return llround(flops / (hw->peak_tflops * hw->efficiency * 1e3)); // TFLOP/s = 1e3 FLOP/ns
+    return to_ns(flops / (hw->peak_tflops * hw->efficiency * 1e3)); // TFLOP/s = 1e3 FLOP/ns
 }
 
 static int64_t link_ns(double latency_us, double bandwidth_gbs, int64_t bytes) {
-    return llround(latency_us * 1e3 + (double)bytes / bandwidth_gbs); // GB/s = bytes/ns
+    return to_ns(latency_us * 1e3 + (double)bytes / bandwidth_gbs); // GB/s = bytes/ns
 }
 
 static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel *c) {
@@ -55,7 +59,23 @@ static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel
     ns[OP_BW] = ns[OP_B] + ns[OP_W];
 }
 
-int cost_build(const Scenario *s, const Plan *pl, CostModel *out) {
+/* Simulated time is int64 ns: refuse runs whose sum of every op and transfer could exceed
+ * 2^62 ns, so no sum in the engine or metrics can overflow. */
+static int check_clock(const Scenario *s, const CostModel *c, char *err, size_t errlen) {
+    double per_mb = 0;
+    for (int32_t st = 0; st < c->stages; st++)
+        per_mb += (double)cost_op_ns(c, st, OP_F) + (double)cost_op_ns(c, st, OP_BW);
+    double xfer = (double)(c->xfer_inter_ns > c->xfer_intra_ns ? c->xfer_inter_ns : c->xfer_intra_ns);
+    per_mb += 2.0 * c->stages * xfer;
+    double total = per_mb * (double)s->batch.micro_batches * (double)s->batch.iterations;
+    if (total < 0x1p62) return 0;
+    snprintf(err, errlen, "%s: the ops of this run add up to %.3g s, beyond the simulator's "
+             "clock (about 4.6e9 s); check peak_tflops, efficiency, bandwidths and [costs]",
+             s->path, total / 1e9);
+    return 2;
+}
+
+int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     out->stages = pl->stages;
     out->op_ns = calloc((size_t)pl->stages * OP_KIND_COUNT, sizeof *out->op_ns);
@@ -76,7 +96,7 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out) {
         out->xfer_inter_ns =
             link_ns(s->net.inter_latency_us, s->net.inter_bandwidth_gbs, out->xfer_bytes);
     }
-    return 0;
+    return check_clock(s, out, err, errlen);
 }
 
 void cost_free(CostModel *c) {

@@ -5,6 +5,7 @@
 #ifndef PIPESIM_COST_H
 #define PIPESIM_COST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "plan.h"
@@ -31,8 +32,9 @@ void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, doub
  * lookup is a gather and costs no FLOPs. */
 double cost_head_flops(const ScnModel *m, int64_t b);
 
-/* cost_build prices every stage of the plan. Returns 0, or -1 when out of memory. */
-int cost_build(const Scenario *s, const Plan *pl, CostModel *out);
+/* cost_build prices every stage of the plan. Returns 0; 2 when the whole run would not fit the
+ * integer-ns clock (about 146 years; err says which figure is absurd); -1 out of memory. */
+int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, size_t errlen);
 void cost_free(CostModel *c);
 
 static inline int64_t cost_op_ns(const CostModel *c, int32_t stage, OpKind kind) {

@@ -60,7 +60,7 @@ static void test_iteration_flops_narayanan(void **state) {
     CostModel c;
     char err[256];
     assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
-    assert_int_equal(cost_build(&s, &pl, &c), 0);
+    assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     double total = 0;
     for (int32_t st = 0; st < c.stages; st++)
         total += cost_op_flops(&c, st, OP_F) + cost_op_flops(&c, st, OP_BW);
@@ -77,7 +77,7 @@ static void test_op_times_and_links(void **state) {
     CostModel c;
     char err[256];
     assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
-    assert_int_equal(cost_build(&s, &pl, &c), 0);
+    assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     double f, b, w;
     cost_layer_flops(&s.model, 1, &f, &b, &w);
     // 5 layers at 989 x 0.5 TFLOP/s; ns rounded to nearest
@@ -95,10 +95,25 @@ static void test_op_times_and_links(void **state) {
     s.pipeline.chunks = 2; // explicit times are per device; each chunk takes half
     plan_free(&pl);
     assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
-    assert_int_equal(cost_build(&s, &pl, &c), 0);
+    assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     assert_int_equal(cost_op_ns(&c, 15, OP_F), 1500000);
     assert_int_equal(cost_op_ns(&c, 15, OP_BW), 3000000);
     assert_int_equal(cost_xfer_ns(&c, 3, 4), 500000);
+    cost_free(&c);
+    plan_free(&pl);
+}
+
+static void test_absurd_costs_rejected(void **state) {
+    (void)state; // a run longer than the int64 ns clock can hold is refused, not wrapped
+    Scenario s = gpt13b();
+    s.hw.peak_tflops = 1e-9;
+    Plan pl;
+    CostModel c;
+    char err[256];
+    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 2);
+    assert_non_null(strstr(err, "gpt13b.scn: the ops of this run add up to"));
+    assert_non_null(strstr(err, "beyond the simulator's clock"));
     cost_free(&c);
     plan_free(&pl);
 }
@@ -162,7 +177,7 @@ static void test_metrics_definitions(void **state) {
     assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
     SchedParams sp = {4, 1, 6};
     assert_int_equal(sched_find("gpipe")->build(&sp, &pr), 0);
-    assert_int_equal(cost_build(&s, &pl, &c), 0);
+    assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     assert_int_equal(engine_run(&pr, &c, 1, &tl, err, sizeof err), 0);
     assert_int_equal(metrics_compute(&s, &pl, &pr, &c, &tl, &mt), 0);
     assert_rel(mt.makespan_ms, 27.0, 1e-15);
@@ -204,6 +219,7 @@ int main(void) {
         cmocka_unit_test(test_layer_flops_qi_table1),
         cmocka_unit_test(test_iteration_flops_narayanan),
         cmocka_unit_test(test_op_times_and_links),
+        cmocka_unit_test(test_absurd_costs_rejected),
         cmocka_unit_test(test_params_gpt13b),
         cmocka_unit_test(test_activations_korthikanti),
         cmocka_unit_test(test_memory_per_device),
