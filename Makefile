@@ -8,6 +8,7 @@ WARN     = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Ws
 INC      = -Isim -Itraces
 LDLIBS   = -linih -lsqlite3 -lm
 BUILD   ?= build
+BIN     ?= bin
 
 LIB_SRC  = $(sort $(filter-out sim/psim.c, $(wildcard sim/*.c)) $(wildcard traces/*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -16,7 +17,7 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS     = $(LIB_OBJ:.o=.d) $(BUILD)/sim/psim.d
 
 .PHONY: all test bench asan run clean
-all: bin/psim
+all: $(BIN)/psim
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -26,8 +27,8 @@ $(BUILD)/libpipesim.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/psim: $(BUILD)/sim/psim.o $(BUILD)/libpipesim.a
-	@mkdir -p bin
+$(BIN)/psim: $(BUILD)/sim/psim.o $(BUILD)/libpipesim.a
+	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libpipesim.a
@@ -35,8 +36,8 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libpipesim.a
 	$(CC) $(WARN) $(CFLAGS) $(INC) -Itests $< $(BUILD)/libpipesim.a $(LDLIBS) -lcmocka -o $@
 
 # Unit tests (cmocka, one file per module) and the CLI tests; ends with "N passed, N failed".
-test: bin/psim $(TEST_BIN)
-	@sh tests/run.sh $(BUILD)/tests bin/psim
+test: $(BIN)/psim $(TEST_BIN)
+	@sh tests/run.sh $(BUILD)/tests $(BIN)/psim
 
 $(BUILD)/bench_engine: tests/bench_engine.c $(BUILD)/libpipesim.a
 	$(CC) $(WARN) $(CFLAGS) $(INC) $< $(BUILD)/libpipesim.a $(LDLIBS) -o $@
@@ -46,12 +47,12 @@ bench: $(BUILD)/bench_engine
 
 # The whole suite under AddressSanitizer and UBSan, in a separate build tree.
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	    LDFLAGS=-fsanitize=address,undefined test
+	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT=-O1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    test
 
 # The main job: simulate GPT-3 13B on 8 H100s, store it, draw its timeline.
-run: bin/psim
-	bin/psim scenarios/gpt13b.scn
+run: $(BIN)/psim
+	$(BIN)/psim scenarios/gpt13b.scn
 	sh plots/plot.sh pipesim.db plots/out
 
 clean:
