@@ -1,0 +1,105 @@
+#!/bin/sh
+# tests/cli_test.sh PSIM: psim as a user runs it: exit codes, messages, JSON numbers against
+# closed forms, and what lands in the database. Prints "ok NAME" or "not ok NAME" per check.
+psim=${1:-bin/psim}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { echo "ok $1"; }
+nok() { echo "not ok $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+
+# expect NAME STATUS PATTERN CMD...: CMD exits with STATUS and its stderr matches PATTERN.
+expect() {
+    name=$1 want=$2 pat=$3
+    shift 3
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    if [ "$got" -eq "$want" ] && grep -Eq -- "$pat" "$tmp/err"; then ok "$name"
+    else nok "$name" "exit $got (want $want)" "stderr: $(head -c 400 "$tmp/err")" "pattern: $pat"; fi
+}
+
+# json_num KEY FILE: the number after "KEY": in a psim --json output.
+json_num() { sed -n "s/.*\"$1\": \([-0-9.e+]*\).*/\1/p" "$2" | head -n 1; }
+
+# near NAME GOT WANT TOL: |GOT - WANT| <= TOL.
+near() {
+    if awk -v g="$2" -v w="$3" -v t="$4" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(g != "" && d <= t) }'
+    then ok "$1"; else nok "$1" "got '$2', want $3 (tolerance $4)"; fi
+}
+
+sql() { sqlite3 "$1" "$2" 2>&1; }
+
+# --- closed forms through the whole tool -------------------------------------------------
+$psim --no-db --json scenarios/tiny-interleaved.scn >"$tmp/j" 2>"$tmp/e"
+near "interleaved p=4 m=8 v=2 F=1 B=2 makespan is 28.5 ms" "$(json_num makespan_ms "$tmp/j")" 28.5 1e-9
+
+$psim --no-db --json --set batch.micro_batches=16 scenarios/tiny-interleaved.scn >"$tmp/j" 2>&1
+near "--set batch.micro_batches=16 gives 16*3 + 4.5 ms" "$(json_num makespan_ms "$tmp/j")" 52.5 1e-9
+
+$psim --no-db --json scenarios/tiny-1f1b.scn >"$tmp/j" 2>&1
+near "1f1b makespan (m+p-1)(F+B) = 33 ms" "$(json_num makespan_ms "$tmp/j")" 33 1e-9
+near "1f1b bubble rate (p-1)/(m+p-1)" "$(json_num bubble_rate "$tmp/j")" "$(awk 'BEGIN{printf "%.17g", 3/11}')" 1e-12
+near "1f1b bubble (ideal) (p-1)/m" "$(json_num bubble_ideal "$tmp/j")" 0.375 1e-12
+pa=$(sed -n 's/.*"peak_activations": \([0-9]*\).*/\1/p' "$tmp/j" | tr '\n' ' ')
+[ "$pa" = "4 3 2 1 " ] && ok "1f1b peak activations p-s per stage" || nok "1f1b peak activations p-s per stage" "got '$pa'"
+
+$psim --no-db --json --set pipeline.schedule=gpipe --set batch.micro_batches=5 \
+    scenarios/tiny-1f1b.scn >"$tmp/j" 2>&1
+near "gpipe bubble rate (p-1)/(m+p-1) at m=5" "$(json_num bubble_rate "$tmp/j")" 0.375 1e-12
+pa=$(sed -n 's/.*"peak_activations": \([0-9]*\).*/\1/p' "$tmp/j" | tr '\n' ' ')
+[ "$pa" = "5 5 5 5 " ] && ok "gpipe holds m activations" || nok "gpipe holds m activations" "got '$pa'"
+
+$psim --no-db --json --set costs.comm_ms=0.25 --set pipeline.schedule=gpipe \
+    scenarios/tiny-1f1b.scn >"$tmp/j" 2>&1
+near "comm_ms adds 2(p-1) hops to gpipe" "$(json_num makespan_ms "$tmp/j")" 34.5 1e-9
+
+# --- same input, same output ---------------------------------------------------------------
+$psim --no-db --json scenarios/gpt13b.scn >"$tmp/a" 2>/dev/null
+$psim --no-db --json scenarios/gpt13b.scn >"$tmp/b" 2>/dev/null
+if [ -s "$tmp/a" ] && cmp -s "$tmp/a" "$tmp/b"; then ok "gpt13b output is identical run to run"
+else nok "gpt13b output is identical run to run"; fi
+mfu=$(json_num mfu "$tmp/a")
+awk -v m="$mfu" 'BEGIN { exit !(m > 0.3 && m < 0.55) }' && ok "gpt13b MFU below efficiency 0.55, above 0.3" \
+    || nok "gpt13b MFU below efficiency 0.55, above 0.3" "mfu=$mfu"
+
+# --- the store -----------------------------------------------------------------------------
+db="$tmp/runs.db"
+$psim --db "$db" --quiet scenarios/tiny-1f1b.scn && $psim --db "$db" --quiet scenarios/tiny-interleaved.scn
+[ "$(sql "$db" 'select count(*) from runs')" = 2 ] && ok "a second run appends" || nok "a second run appends" "$(sql "$db" 'select count(*) from runs')"
+[ "$(sql "$db" "select count(*) from ops o join runs r on r.id = o.run_id where r.schedule = '1f1b' and stream = 'compute'")" = 64 ] \
+    && ok "every compute op stored (2 m p = 64)" || nok "every compute op stored (2 m p = 64)"
+[ "$(sql "$db" "select count(*) from ops where run_id = 1 and stream = 'send'")" = 48 ] \
+    && ok "every transfer stored (2 (p-1) m = 48 sends)" || nok "every transfer stored (2 (p-1) m = 48 sends)"
+got=$(sql "$db" "select value from metrics where run_id = 2 and name = 'makespan_ms'")
+near "stored makespan equals the printed one" "$got" 28.5 1e-9
+got=$(sql "$db" "select max(end_ns) - min(start_ns) from ops where run_id = 2")
+[ "$got" = 28500000 ] && ok "stored ops span the makespan in ns" || nok "stored ops span the makespan in ns" "$got"
+[ "$(sql "$db" 'pragma journal_mode')" = wal ] && ok "database in WAL mode" || nok "database in WAL mode"
+[ "$(sql "$db" 'pragma user_version')" = 1 ] && ok "schema version 1" || nok "schema version 1"
+sql "$db" "select resolved from runs where id = 1" >"$tmp/resolved.scn"
+$psim --no-db --json "$tmp/resolved.scn" >"$tmp/j2" 2>&1
+$psim --no-db --json scenarios/tiny-1f1b.scn >"$tmp/j1" 2>&1
+sed 's/"scenario": "[^"]*"//' "$tmp/j1" >"$tmp/j1s"; sed 's/"scenario": "[^"]*"//' "$tmp/j2" >"$tmp/j2s"
+cmp -s "$tmp/j1s" "$tmp/j2s" && ok "the stored resolved scenario reproduces the run" \
+    || nok "the stored resolved scenario reproduces the run"
+
+# --- bad input: exit 2, file:line and the fix, nothing stored -----------------------------
+printf '[model]\nlayers = 8\n[pipeline]\nstagez = 4\n' >"$tmp/bad.scn"
+expect "unknown key names file and line" 2 "bad.scn:4: .*stagez.*stages" $psim --db "$db" "$tmp/bad.scn"
+sed 's/layers = 8/layers = 9/' scenarios/tiny-1f1b.scn >"$tmp/odd.scn"
+expect "layers not divisible under uniform" 2 "odd.scn:[0-9]+: .*9.*4" $psim --db "$db" "$tmp/odd.scn"
+expect "interleaved needs m multiple of p" 2 "micro_batches" $psim --db "$db" --set batch.micro_batches=6 scenarios/tiny-interleaved.scn
+expect "bad --set value" 2 "--set pipeline.stages=x" $psim --db "$db" --set pipeline.stages=x scenarios/tiny-1f1b.scn
+expect "unknown schedule lists the known ones" 2 "gpipe, 1f1b, interleaved" $psim --db "$db" --set pipeline.schedule=zb-h9 scenarios/tiny-1f1b.scn
+expect "unknown option" 2 "unknown or incomplete option" $psim --frobnicate scenarios/tiny-1f1b.scn
+expect "no scenario given" 2 "expected one scenario file" $psim
+expect "missing file is an environment error" 1 "cannot read" $psim --db "$db" "$tmp/nope.scn"
+[ "$(sql "$db" 'select count(*) from runs')" = 2 ] && ok "rejected runs store nothing" || nok "rejected runs store nothing"
+expect "unwritable database directory" 1 "$tmp/no/such/dir/x.db" $psim --db "$tmp/no/such/dir/x.db" scenarios/tiny-1f1b.scn
+head -c 3000 /dev/urandom >"$tmp/garbage.scn"
+"$psim" --no-db "$tmp/garbage.scn" >/dev/null 2>&1
+[ $? -eq 2 ] && ok "binary garbage is bad input, not a crash" || nok "binary garbage is bad input, not a crash"
+$psim --no-db --quiet scenarios/tiny-1f1b.scn >"$tmp/q" 2>&1
+[ ! -s "$tmp/q" ] && ok "--quiet prints nothing" || nok "--quiet prints nothing"
+$psim --version | grep -Eq '^psim [0-9]+\.[0-9]+\.[0-9]+$' && ok "--version" || nok "--version"
+$psim --help | grep -q 'interleaved' && ok "--help lists schedules" || nok "--help lists schedules"
