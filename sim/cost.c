@@ -20,9 +20,9 @@ double cost_head_flops(const ScnModel *m, int64_t b) {
     return 2.0 * (double)b * (double)m->seq_len * (double)m->hidden * (double)m->vocab;
 }
 
-/* ns for a time given in ms by the user, or for flops at the achieved rate. */
-/* Times beyond 2^62 ns saturate there; check_clock then rejects the run. */
-static int64_t to_ns(double ns) { return ns < 0x1p62 ? llround(ns) : (int64_t)1 << 62; }
+/* ns for a time given in ms by the user, or for flops at the achieved rate. Times beyond
+ * 2^60 ns saturate there, and check_clock then rejects the run. */
+static int64_t to_ns(double ns) { return ns < 0x1p60 ? llround(ns) : (int64_t)1 << 60; }
 
 static int64_t ms_to_ns(double ms) { return to_ns(ms * 1e6); }
 
@@ -59,8 +59,8 @@ static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel
     ns[OP_BW] = ns[OP_B] + ns[OP_W];
 }
 
-/* Simulated time is int64 ns: refuse runs whose sum of every op and transfer could exceed
- * 2^62 ns, so no sum in the engine or metrics can overflow. */
+/* Simulated time is int64 ns: refuse runs whose ops and transfers add up to 2^60 ns (36
+ * years) or more, so no sum in the engine or metrics can overflow. */
 static int check_clock(const Scenario *s, const CostModel *c, char *err, size_t errlen) {
     double per_mb = 0;
     for (int32_t st = 0; st < c->stages; st++)
@@ -68,9 +68,9 @@ static int check_clock(const Scenario *s, const CostModel *c, char *err, size_t 
     double xfer = (double)(c->xfer_inter_ns > c->xfer_intra_ns ? c->xfer_inter_ns : c->xfer_intra_ns);
     per_mb += 2.0 * c->stages * xfer;
     double total = per_mb * (double)s->batch.micro_batches * (double)s->batch.iterations;
-    if (total < 0x1p62) return 0;
+    if (total < 0x1p60) return 0;
     snprintf(err, errlen, "%s: the ops of this run add up to %.3g s, beyond the simulator's "
-             "clock (about 4.6e9 s); check peak_tflops, efficiency, bandwidths and [costs]",
+             "clock (2^60 ns, 36 years); check peak_tflops, efficiency, bandwidths and [costs]",
              s->path, total / 1e9);
     return 2;
 }
