@@ -15,13 +15,28 @@ int program_init(Program *pr, int32_t devices, int32_t chunks, int32_t micro_bat
     pr->micro_batches = micro_batches;
     pr->placement = placement;
     pr->cap_ = total_ops;
+    size_t stages = (size_t)devices * (size_t)chunks;
     pr->ops = malloc((size_t)(total_ops > 0 ? total_ops : 1) * sizeof *pr->ops);
     pr->start = calloc((size_t)devices + 1, sizeof *pr->start);
-    if (!pr->ops || !pr->start) {
+    pr->stage_of = malloc(stages * sizeof *pr->stage_of);
+    pr->device_of = malloc(stages * sizeof *pr->device_of);
+    pr->chunk_of = malloc(stages * sizeof *pr->chunk_of);
+    if (!pr->ops || !pr->start || !pr->stage_of || !pr->device_of || !pr->chunk_of) {
         program_free(pr);
         return -1;
     }
+    for (int32_t d = 0; d < devices; d++)
+        for (int32_t c = 0; c < chunks; c++) {
+            int32_t st = placement == PLACE_VSHAPE && c == 1 ? 2 * devices - 1 - d : c * devices + d;
+            program_place(pr, d, c, st); // EXPLICIT starts looped until placed
+        }
     return 0;
+}
+
+void program_place(Program *pr, int32_t device, int32_t chunk, int32_t stage) {
+    pr->stage_of[device * pr->chunks + chunk] = stage;
+    pr->device_of[stage] = device;
+    pr->chunk_of[stage] = chunk;
 }
 
 /* Devices are filled in order: moving on to a later device first closes the ones between. */
@@ -40,19 +55,10 @@ void program_end(Program *pr) {
 void program_free(Program *pr) {
     free(pr->ops);
     free(pr->start);
+    free(pr->stage_of);
+    free(pr->device_of);
+    free(pr->chunk_of);
     memset(pr, 0, sizeof *pr);
-}
-
-int32_t program_stage_of(const Program *pr, int32_t device, int32_t chunk) {
-    if (pr->placement == PLACE_VSHAPE && chunk == 1) return 2 * pr->devices - 1 - device;
-    return chunk * pr->devices + device;
-}
-
-void program_device_of(const Program *pr, int32_t stage, int32_t *device, int32_t *chunk) {
-    int32_t p = pr->devices;
-    *chunk = stage / p;
-    *device = stage % p;
-    if (pr->placement == PLACE_VSHAPE && *chunk == 1) *device = p - 1 - *device;
 }
 
 const char *program_op_str(const ProgramOp *op, char *buf, size_t len) {

@@ -13,8 +13,9 @@
 
 /* How (device, chunk) maps to a pipeline stage (0 = holds the first layers).
  * LOOPED: stage = chunk*p + device (GPipe, 1F1B, Megatron interleaved).
- * VSHAPE: chunk 0 is stage device, chunk 1 is stage 2p-1-device (zero-bubble V schedules). */
-typedef enum { PLACE_LOOPED = 0, PLACE_VSHAPE = 1 } Placement;
+ * VSHAPE: chunk 0 is stage device, chunk 1 is stage 2p-1-device (zero-bubble V schedules).
+ * EXPLICIT: set stage by stage with program_place (custom schedules). */
+typedef enum { PLACE_LOOPED = 0, PLACE_VSHAPE = 1, PLACE_EXPLICIT = 2 } Placement;
 
 typedef struct {
     int32_t micro_batch; // 0..m-1
@@ -31,6 +32,9 @@ typedef struct {
     ProgramOp *ops; // owned: every device's ops back to back
     int64_t *start; // owned: devices+1 offsets; device d runs ops[start[d] .. start[d+1])
     int64_t nops;   // ops in all, = start[devices] once built
+    int32_t *stage_of;  // owned: [device*chunks + chunk] -> stage
+    int32_t *device_of; // owned: [stage] -> device
+    int32_t *chunk_of;  // owned: [stage] -> chunk on that device
     int64_t cap_;   // building: room for this many ops
     int32_t cur_;   // building: the device being filled
 } Program;
@@ -45,14 +49,24 @@ void program_push(Program *pr, int32_t device, OpKind kind, int32_t micro_batch,
 void program_end(Program *pr);
 void program_free(Program *pr);
 
+/* program_place puts stage on (device, chunk), for PLACE_EXPLICIT; every (device, chunk) must
+ * get a distinct stage before the Program is used. */
+void program_place(Program *pr, int32_t device, int32_t chunk, int32_t stage);
+
 static inline int64_t program_len(const Program *pr, int32_t d) {
     return pr->start[d + 1] - pr->start[d];
 }
 static inline int32_t program_stages(const Program *pr) { return pr->devices * pr->chunks; }
 
-/* Stage of (device, chunk) and the inverse. */
-int32_t program_stage_of(const Program *pr, int32_t device, int32_t chunk);
-void program_device_of(const Program *pr, int32_t stage, int32_t *device, int32_t *chunk);
+/* Stage of (device, chunk) and the inverse: table lookups, O(1). */
+static inline int32_t program_stage_of(const Program *pr, int32_t device, int32_t chunk) {
+    return pr->stage_of[device * pr->chunks + chunk];
+}
+static inline void program_device_of(const Program *pr, int32_t stage, int32_t *device,
+                                     int32_t *chunk) {
+    *device = pr->device_of[stage];
+    *chunk = pr->chunk_of[stage];
+}
 
 /* The stage whose output an op of this kind at this stage consumes from another stage: the
  * previous stage for F, the next stage for B and BW (the gradient), -1 for none (F of the first
