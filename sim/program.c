@@ -185,6 +185,63 @@ static int check_progress(const Program *pr, uint8_t *done, char *why, size_t le
     return rc;
 }
 
+/* Counters per directed device pair, in a small open-addressing table (pipelines talk to few
+ * peers: at most 2 pairs per stage boundary). */
+typedef struct {
+    int64_t key; // src*p + dst + 1, 0 = empty
+    int64_t sent, received;
+} PairCount;
+
+static PairCount *pair_get(PairCount *t, size_t cap, int64_t key) {
+    size_t i = (size_t)(key * 0x9E3779B97F4A7C15ULL >> 17) & (cap - 1);
+    while (t[i].key != 0 && t[i].key != key) i = (i + 1) & (cap - 1);
+    t[i].key = key;
+    return &t[i];
+}
+
+/* Pass 4: NCCL matches the sends and receives between two ranks in posting order, with no
+ * tags. Number every cross-device message in its sender's program order and check that the
+ * receiver consumes the messages of each peer in that same order. seq[] is indexed like
+ * have[] (consumer stage, micro-batch), doubled: [0] activations, [1] gradients. */
+static int check_pairing(const Program *pr, int64_t *seq, char *why, size_t len) {
+    int32_t p = pr->devices, m = pr->micro_batches, S = program_stages(pr);
+    size_t cap = 16;
+    while (cap < (size_t)S * 4) cap *= 2;
+    PairCount *pairs = calloc(cap, sizeof *pairs);
+    if (!pairs) return snprintf(why, len, "out of memory"), -1;
+    for (int32_t d = 0; d < p; d++) // senders
+        for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++) {
+            const ProgramOp *op = &pr->ops[i];
+            int32_t s = program_stage_of(pr, d, op->chunk), out = op->kind == OP_F ? s + 1 : s - 1;
+            if (op->kind == OP_W || out < 0 || out >= S || pr->device_of[out] == d) continue;
+            PairCount *pc = pair_get(pairs, cap, (int64_t)d * p + pr->device_of[out] + 1);
+            seq[((size_t)out * m + op->micro_batch) * 2 + (op->kind != OP_F)] = pc->sent++;
+        }
+    int rc = 0;
+    for (int32_t e = 0; e < p && rc == 0; e++) // receivers
+        for (int64_t i = pr->start[e]; i < pr->start[e + 1] && rc == 0; i++) {
+            const ProgramOp *op = &pr->ops[i];
+            int32_t s = program_stage_of(pr, e, op->chunk);
+            int32_t in = program_input_stage(pr, (OpKind)op->kind, s);
+            if (in < 0 || pr->device_of[in] == e) continue;
+            int32_t d = pr->device_of[in];
+            PairCount *pc = pair_get(pairs, cap, (int64_t)d * p + e + 1);
+            int64_t k = seq[((size_t)s * m + op->micro_batch) * 2 + (op->kind != OP_F)];
+            if (k != pc->received++) {
+                char reason[256];
+                snprintf(reason, sizeof reason,
+                         "takes message %lld of device %d's sends to it as its receive %lld; "
+                         "NCCL pairs sends and receives between two ranks in order, so this "
+                         "order would hang or swap tensors; reorder so device %d sends in the "
+                         "order this device consumes",
+                         (long long)k, d, (long long)(pc->received - 1), d);
+                rc = fail_at(why, len, pr, e, i, reason);
+            }
+        }
+    free(pairs);
+    return rc;
+}
+
 int program_check(const Program *pr, char *why, size_t whylen) {
     size_t cells = (size_t)program_stages(pr) * (size_t)pr->micro_batches;
     uint8_t *have = calloc(cells ? cells : 1, 1);
@@ -199,5 +256,10 @@ int program_check(const Program *pr, char *why, size_t whylen) {
         rc = check_progress(pr, have, why, whylen);
     }
     free(have);
+    if (rc == 0) {
+        int64_t *seq = malloc(cells * 2 * sizeof *seq + 1);
+        rc = seq ? check_pairing(pr, seq, why, whylen) : (snprintf(why, whylen, "out of memory"), -1);
+        free(seq);
+    }
     return rc;
 }

@@ -290,6 +290,22 @@ static void test_engine_reports_stall(void **state) {
     program_free(&pr);
 }
 
+static void test_checker_rejects_nccl_misorder(void **state) {
+    (void)state; // device 1 takes mb 1 before mb 0: psim could run it, NCCL would not
+    Program pr;
+    assert_int_equal(program_init(&pr, 2, 1, 2, PLACE_LOOPED, 8), 0);
+    static const int ops[2][4][2] = {{{OP_F, 0}, {OP_F, 1}, {OP_BW, 0}, {OP_BW, 1}},
+                                     {{OP_F, 1}, {OP_F, 0}, {OP_BW, 1}, {OP_BW, 0}}};
+    for (int d = 0; d < 2; d++)
+        for (int i = 0; i < 4; i++) program_push(&pr, d, ops[d][i][0], ops[d][i][1], 0);
+    program_end(&pr);
+    char why[512];
+    assert_int_equal(program_check(&pr, why, sizeof why), -1);
+    assert_non_null(strstr(why, "device 0 op 2 (BW mb 0 chunk 0): takes message 1 of device 1's "
+                                "sends to it as its receive 0; NCCL pairs sends and receives"));
+    program_free(&pr);
+}
+
 static void test_checker_rejects_bad_ops(void **state) {
     (void)state;
     struct { int ops[3][3]; int n; const char *want; } cases[] = {
@@ -380,6 +396,7 @@ int main(void) {
         cmocka_unit_test(test_checker_rejects_deadlock),
         cmocka_unit_test(test_engine_reports_stall),
         cmocka_unit_test(test_checker_rejects_bad_ops),
+        cmocka_unit_test(test_checker_rejects_nccl_misorder),
         cmocka_unit_test(test_schedule_constraints),
         cmocka_unit_test(test_1f1b_order_matches_megatron),
         cmocka_unit_test(test_interleaved_order_matches_megatron),
