@@ -15,6 +15,7 @@
 #include "program.h"
 #include "scenario.h"
 #include "sched.h"
+#include "sched_file.h"
 #include "store.h"
 #include "version.h"
 
@@ -26,7 +27,7 @@ typedef struct {
     const char *db;    // NULL: do not store
     const char *sets[MAX_SETS];
     int nsets;
-    int json, quiet;
+    int json, quiet, dump;
 } Options;
 
 /* Everything one simulation owns, released by sim_free whatever stage it reached. */
@@ -52,6 +53,8 @@ static void usage(FILE *f) {
             "  --set SEC.KEY=VAL  override a scenario key, e.g. --set batch.micro_batches=64\n"
             "                     (repeatable; applied after the file, last one wins)\n"
             "  --json             print one JSON object instead of the tables\n"
+            "  --dump-schedule    print the schedule as a schedule file (for schedule =\n"
+            "                     custom) and stop\n"
             "  --quiet            print nothing on success\n"
             "  --help, --version\n\n"
             "schedules: %s\n"
@@ -65,7 +68,8 @@ static int options_parse(int argc, char **argv, Options *o) {
         {"db", required_argument, 0, 'd'},   {"no-db", no_argument, 0, 'n'},
         {"set", required_argument, 0, 's'},  {"json", no_argument, 0, 'j'},
         {"quiet", no_argument, 0, 'q'},      {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},    {0, 0, 0, 0}};
+        {"version", no_argument, 0, 'V'},    {"dump-schedule", no_argument, 0, 'S'},
+        {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->db = "pipesim.db";
     int ch;
@@ -76,6 +80,7 @@ static int options_parse(int argc, char **argv, Options *o) {
         case 'n': o->db = NULL; break;
         case 'j': o->json = 1; break;
         case 'q': o->quiet = 1; break;
+        case 'S': o->dump = 1; break;
         case 'h': usage(stdout); exit(0);
         case 'V': printf(PROG " " PIPESIM_VERSION "\n"); exit(0);
         case 's':
@@ -136,13 +141,21 @@ static int simulate(const Options *o, Sim *sm) {
     }
     sm->sched = sched_find(sm->scn.pipeline.schedule);
     SchedParams sp = {.devices = sm->plan.devices, .chunks = sm->plan.chunks,
-                      .micro_batches = (int32_t)sm->scn.batch.micro_batches};
-    if (sm->sched->build(&sp, &sm->prog) != 0) return oom();
-    if (program_check(&sm->prog, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s: schedule %s gives an invalid program: %s\n", sm->scn.path,
-                sm->sched->name, err);
+                      .micro_batches = (int32_t)sm->scn.batch.micro_batches,
+                      .file = sm->scn.pipeline.schedule_file};
+    SchedIssue issue = {0};
+    rc = sm->sched->build(&sp, &sm->prog, &issue);
+    if (rc != 0) {
+        if (rc < 0) return oom();
+        fprintf(stderr, PROG ": %s\n", issue.msg);
         return 2;
     }
+    if (program_check(&sm->prog, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": %s: schedule %s gives an invalid program: %s\n",
+                sp.file && sp.file[0] ? sp.file : sm->scn.path, sm->sched->name, err);
+        return 2;
+    }
+    if (o->dump) return 0;
     rc = cost_build(&sm->scn, &sm->plan, &sm->cost, err, sizeof err);
     if (rc != 0) {
         if (rc < 0) return oom();
@@ -287,6 +300,15 @@ int main(int argc, char **argv) {
     Sim sm;
     memset(&sm, 0, sizeof sm);
     rc = simulate(&o, &sm);
+    if (rc == 0 && o.dump) {
+        char header[256];
+        snprintf(header, sizeof header, "%s: schedule %s, stages %d, chunks %d, micro_batches %lld",
+                 sm.scn.model.name, sm.sched->name, sm.prog.devices, sm.prog.chunks,
+                 (long long)sm.scn.batch.micro_batches);
+        sched_file_write(stdout, &sm.prog, header);
+        sim_free(&sm);
+        return 0;
+    }
     int64_t run_id = 0;
     if (rc == 0 && o.db) rc = store_sim(&o, &sm, &run_id);
     if (rc == 0) {

@@ -1,6 +1,7 @@
 /* sim/scenario.c: scenario files read with libinih, --set overrides, defaults, GPU presets and
  * validation with "FILE:LINE: what is wrong; what would be right" messages. One table row per
  * key drives parsing, overrides, formatting and messages. Nothing here knows about time. */
+#define _XOPEN_SOURCE 700 // realpath
 #include "scenario.h"
 
 #include <ctype.h>
@@ -53,7 +54,7 @@ const char *dtype_name(Dtype d) { return (unsigned)d < 3 ? DTYPES[d] : "?"; }
 
 /* ---- the key table ------------------------------------------------------------------------ */
 
-typedef enum { T_INT, T_DOUBLE, T_NAME, T_DTYPE, T_PARTITION, T_SCHEDULE, T_GPU } KeyType;
+typedef enum { T_INT, T_DOUBLE, T_NAME, T_DTYPE, T_PARTITION, T_SCHEDULE, T_GPU, T_PATH } KeyType;
 enum { RANGE_CLOSED = 0, RANGE_OPEN_LO = 1 }; // lo < x instead of lo <= x
 
 typedef struct {
@@ -83,6 +84,7 @@ static const KeyDef KEYS[] = {
     {"pipeline", "schedule", T_SCHEDULE, F(pipeline.schedule), true, 0, 0, 0, "1f1b"},
     {"pipeline", "chunks", T_INT, F(pipeline.chunks), false, 1, SCN_MAX_CHUNKS, 0, "1"},
     {"pipeline", "partition", T_PARTITION, F(pipeline.partition), false, 0, 0, 0, "uniform"},
+    {"pipeline", "schedule_file", T_PATH, F(pipeline.schedule_file), false, 0, 0, 0, "my.sched"},
     {"hardware", "gpu", T_GPU, F(hw.gpu), false, 0, 0, 0, "h100"},
     {"hardware", "peak_tflops", T_DOUBLE, F(hw.peak_tflops), false, 0, 1e6, RANGE_OPEN_LO, "989"},
     {"hardware", "efficiency", T_DOUBLE, F(hw.efficiency), false, 0, 1, RANGE_OPEN_LO, "0.5"},
@@ -115,6 +117,7 @@ typedef struct {
     int section_line[NSECTIONS];
     char *err;                       // SCN_ERR_MAX bytes; first error wins
     bool failed;
+    bool in_file;                    // values come from the file (not --set)
 } Parser;
 
 static int fail(Parser *P, const char *where, const char *fmt, ...)
@@ -272,6 +275,21 @@ static int set_partition(Parser *P, const char *where, const char *v) {
     return 1;
 }
 
+/* A relative path written in the file is taken from the scenario's directory; one given with
+ * --set from the current directory. */
+static int set_path(Parser *P, const char *where, char *field, const char *v) {
+    const char *slash = strrchr(P->name, '/');
+    int dir = P->in_file && v[0] != '/' && slash ? (int)(slash - P->name) + 1 : 0;
+    if (!v[0] || (size_t)dir + strlen(v) >= SCN_PATH_MAX)
+        return fail(P, where, "'%s' is not a usable path; give a file name shorter than %d bytes",
+                    v, SCN_PATH_MAX);
+    snprintf(field, SCN_PATH_MAX, "%.*s%s", dir, P->name, v);
+    char *abs = realpath(field, NULL); // stored absolute, so a resolved scenario works anywhere
+    if (abs && strlen(abs) < SCN_PATH_MAX) strcpy(field, abs);
+    free(abs);
+    return 1;
+}
+
 /* Stores one value; shared by file lines and --set. Returns 1, or 0 after fail(). */
 static int set_value(Parser *P, int k, const char *where, const char *v) {
     const KeyDef *kd = &KEYS[k];
@@ -308,6 +326,8 @@ static int set_value(Parser *P, int k, const char *where, const char *v) {
         if (!sched_find(v))
             return fail(P, where, "unknown schedule '%s'; available: %s", v, sched_names());
         break;
+    case T_PATH:
+        return set_path(P, where, (char *)field, v);
     case T_NAME:
         if (!plain_name(v) || strlen(v) >= SCN_NAME_MAX)
             return fail(P, where, "'%s = %s' is not a plain name; use up to %d letters, digits "
@@ -534,7 +554,12 @@ static int check_schedule(Parser *P) {
     const Scenario *s = P->s;
     const Schedule *sc = sched_find(s->pipeline.schedule);
     SchedParams sp = {.devices = (int32_t)s->pipeline.stages, .chunks = (int32_t)s->pipeline.chunks,
-                      .micro_batches = (int32_t)s->batch.micro_batches};
+                      .micro_batches = (int32_t)s->batch.micro_batches,
+                      .file = s->pipeline.schedule_file};
+    if (s->pipeline.schedule_file[0] && strcmp(s->pipeline.schedule, "custom") != 0)
+        return fail(P, where_key(P, key_index("pipeline", "schedule_file"), w, sizeof w),
+                    "schedule_file is only read with schedule = custom, and schedule = %s; "
+                    "remove it or set schedule = custom", s->pipeline.schedule);
     SchedIssue issue = {.key = "pipeline.schedule"};
     if (sc->validate(&sp, &issue) != 0) {
         char sec[32] = "";
@@ -576,7 +601,9 @@ int scenario_parse(const char *text, const char *name, const char *const *sets, 
     ini_allow_multiline = false; // one key per line, so every key has its own line number
     ini_use_stack = false;
     ini_initial_alloc = ini_max_line = SCN_LINE_MAX + 2;
+    P.in_file = true;
     int rc = ini_parse_stream(read_line, &P, on_key, &P);
+    P.in_file = false;
     if (rc > 0 && !P.failed) {
         char where[SCN_PATH_MAX + 32];
         snprintf(where, sizeof where, "%s:%d", P.name, rc);
@@ -665,7 +692,8 @@ char *scenario_format(const Scenario *s) {
         const KeyDef *kd = &KEYS[k];
         const void *field = (const char *)s + kd->offset;
         if (kd->type == T_DOUBLE && *(const double *)field < 0) continue; // unset [costs]
-        if (kd->type == T_GPU && s->hw.gpu[0] == '\0') continue;
+        if ((kd->type == T_GPU || kd->type == T_PATH) && ((const char *)field)[0] == '\0')
+            continue;
         if (strcmp(section, kd->section) != 0)
             append(&buf, &len, &cap, "%s[%s]\n", len ? "\n" : "", section = kd->section);
         append(&buf, &len, &cap, "%s = ", kd->key);

@@ -45,6 +45,8 @@ typedef struct {
     int64_t *partition_layers;      // owned; explicit: p*v counts, one per virtual stage in
                                     // pipeline order (chunk-major: c*p + device); else NULL
     int64_t npartition;             // entries in partition_layers
+    char schedule_file[SCN_PATH_MAX]; // custom: path to open (a relative path in the file is
+                                      // taken from the scenario's directory), else ""
 } ScnPipeline;
 
 typedef struct {

@@ -13,6 +13,7 @@ typedef struct {
     int32_t devices;       // p
     int32_t chunks;        // v
     int32_t micro_batches; // m per iteration
+    const char *file;      // schedule file for "custom" (path as opened), else NULL
 } SchedParams;
 
 /* Why a combination is impossible: the scenario key to blame (e.g. "pipeline.micro_batches")
@@ -27,8 +28,9 @@ typedef struct {
     const char *summary; // one line for --help
     /* Returns 0 when the schedule can run with these parameters, else -1 and fills issue. */
     int (*validate)(const SchedParams *sp, SchedIssue *issue);
-    /* Builds the per-device Program (sp already validated). Returns 0, or -1 out of memory. */
-    int (*build)(const SchedParams *sp, Program *out);
+    /* Builds the per-device Program (sp already validated). Returns 0; -1 out of memory; 2
+     * when an input it reads is bad (issue->msg says "FILE:LINE: ..."; custom schedules). */
+    int (*build)(const SchedParams *sp, Program *out, SchedIssue *issue);
 } Schedule;
 
 /* sched_find returns the schedule of that name, or NULL. sched_names lists the available

@@ -16,7 +16,8 @@ static int gpipe_validate(const SchedParams *sp, SchedIssue *issue) {
     return 0;
 }
 
-static int gpipe_build(const SchedParams *sp, Program *out) {
+static int gpipe_build(const SchedParams *sp, Program *out, SchedIssue *issue) {
+    (void)issue;
     int32_t p = sp->devices, m = sp->micro_batches;
     if (program_init(out, p, 1, m, PLACE_LOOPED, (int64_t)p * m * 2) != 0) return -1;
     for (int32_t d = 0; d < p; d++) {

@@ -43,7 +43,8 @@ static void interleaved_op(int32_t k, int32_t p, int32_t v, int backward, int32_
     *mb = (k / (p * v)) * p + k % p;
 }
 
-static int interleaved_build(const SchedParams *sp, Program *out) {
+static int interleaved_build(const SchedParams *sp, Program *out, SchedIssue *issue) {
+    (void)issue;
     int32_t p = sp->devices, v = sp->chunks, m = sp->micro_batches;
     int64_t total = (int64_t)m * v;
     if (program_init(out, p, v, m, PLACE_LOOPED, (int64_t)p * total * 2) != 0) return -1;

@@ -34,7 +34,7 @@ static Result bench(const char *name, int32_t p, int32_t v, int32_t m) {
         ns[OP_BW] = ns[OP_B] + ns[OP_W];
     }
     const Schedule *sc = sched_find(name);
-    SchedParams sp = {p, v, m};
+    SchedParams sp = {p, v, m, NULL};
     Result r = {0};
     int reps = 0;
     double t0 = now_s();
@@ -43,7 +43,7 @@ static Result bench(const char *name, int32_t p, int32_t v, int32_t m) {
         Timeline tl = {0};
         char why[512];
         double a = now_s();
-        if (sc->build(&sp, &pr) != 0) exit(1);
+        if (sc->build(&sp, &pr, NULL) != 0) exit(1);
         double b = now_s();
         if (program_check(&pr, why, sizeof why) != 0) exit(1);
         double cc = now_s();

@@ -62,6 +62,33 @@ mfu=$(json_num mfu "$tmp/a")
 awk -v m="$mfu" 'BEGIN { exit !(m > 0.3 && m < 0.55) }' && ok "gpt13b MFU below efficiency 0.55, above 0.3" \
     || nok "gpt13b MFU below efficiency 0.55, above 0.3" "mfu=$mfu"
 
+# --- custom schedules: a dumped built-in fed back gives the same run --------------------------
+for sched in gpipe 1f1b "interleaved --set pipeline.chunks=2"; do
+    $psim --dump-schedule --set pipeline.schedule=$sched scenarios/gpt13b.scn >"$tmp/s.sched" 2>&1
+    $psim --no-db --json --set pipeline.schedule=$sched scenarios/gpt13b.scn 2>&1 \
+        | sed 's/"schedule": "[^"]*"//; s/"chunks": [0-9]*//' >"$tmp/builtin.json"
+    $psim --no-db --json --set pipeline.schedule=custom --set pipeline.schedule_file="$tmp/s.sched" \
+        --set pipeline.chunks=$(case $sched in interleaved*) echo 2;; *) echo 1;; esac) \
+        scenarios/gpt13b.scn 2>&1 | sed 's/"schedule": "[^"]*"//; s/"chunks": [0-9]*//' >"$tmp/custom.json"
+    if [ -s "$tmp/custom.json" ] && cmp -s "$tmp/builtin.json" "$tmp/custom.json"; then ok "dumped $sched fed back as custom is identical"
+    else nok "dumped $sched fed back as custom is identical" "$(head -c 300 "$tmp/custom.json")"; fi
+done
+mkdir -p "$tmp/sub"
+$psim --dump-schedule scenarios/tiny-1f1b.scn >"$tmp/sub/my.sched"
+sed 's/schedule = 1f1b/schedule = custom\nschedule_file = my.sched/' scenarios/tiny-1f1b.scn >"$tmp/sub/c.scn"
+$psim --no-db --json "$tmp/sub/c.scn" >"$tmp/j" 2>&1
+near "schedule_file is found beside its scenario" "$(json_num makespan_ms "$tmp/j")" 33 1e-9
+sed 's/,0B7$//' "$tmp/sub/my.sched" >"$tmp/sub/bad.sched"
+expect "a custom schedule missing an op is rejected" 2 "bad.sched: schedule custom gives an invalid program: device 0 has no B or BW for mb 7" \
+    $psim --no-db --set pipeline.schedule_file="$tmp/sub/bad.sched" "$tmp/sub/c.scn"
+sed 's/^0F0,/0F0,0Q1,/' "$tmp/sub/my.sched" >"$tmp/sub/bad2.sched"
+expect "an unknown action names file and line" 2 "bad2.sched:3: '0Q1' is not an action" \
+    $psim --no-db --set pipeline.schedule_file="$tmp/sub/bad2.sched" "$tmp/sub/c.scn"
+expect "custom needs schedule_file" 2 "schedule = custom needs schedule_file" \
+    $psim --no-db --set pipeline.schedule=custom scenarios/tiny-1f1b.scn
+expect "schedule_file without custom" 2 "schedule_file is only read with schedule = custom" \
+    $psim --no-db --set pipeline.schedule_file=x.sched scenarios/tiny-1f1b.scn
+
 # --- the store -----------------------------------------------------------------------------
 db="$tmp/runs.db"
 $psim --db "$db" --quiet scenarios/tiny-1f1b.scn && $psim --db "$db" --quiet scenarios/tiny-interleaved.scn

@@ -142,8 +142,8 @@ static void test_memory_per_device(void **state) {
     Program pr;
     char err[256];
     assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
-    SchedParams sp = {8, 1, 32};
-    assert_int_equal(sched_find("1f1b")->build(&sp, &pr), 0);
+    SchedParams sp = {8, 1, 32, NULL};
+    assert_int_equal(sched_find("1f1b")->build(&sp, &pr, NULL), 0);
     DeviceMemory mem[8];
     memory_estimate(&s, &pl, &pr, mem);
     double layer = memory_layer_activation_bytes(&s.model, 1), sbh = 2048.0 * 5120;
@@ -175,8 +175,8 @@ static void test_metrics_definitions(void **state) {
     Metrics mt;
     char err[256];
     assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
-    SchedParams sp = {4, 1, 6};
-    assert_int_equal(sched_find("gpipe")->build(&sp, &pr), 0);
+    SchedParams sp = {4, 1, 6, NULL};
+    assert_int_equal(sched_find("gpipe")->build(&sp, &pr, NULL), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     assert_int_equal(engine_run(&pr, &c, 1, &tl, err, sizeof err), 0);
     assert_int_equal(metrics_compute(&s, &pl, &pr, &c, &tl, &mt), 0);

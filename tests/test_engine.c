@@ -40,7 +40,7 @@ static void build(const char *name, int32_t p, int32_t v, int32_t m, Program *pr
     SchedParams sp = {.devices = p, .chunks = v, .micro_batches = m};
     SchedIssue issue;
     assert_int_equal(s->validate(&sp, &issue), 0);
-    assert_int_equal(s->build(&sp, pr), 0);
+    assert_int_equal(s->build(&sp, pr, &issue), 0);
     char why[512];
     assert_int_equal(program_check(pr, why, sizeof why), 0);
 }
