@@ -1,6 +1,7 @@
 /* sim/scenario.c: scenario files read with libinih, --set overrides, defaults, GPU presets and
  * validation with "FILE:LINE: what is wrong; what would be right" messages. One table row per
- * key drives parsing, overrides, formatting and messages. Nothing here knows about time. */
+ * key drives parsing, overrides, defaults, formatting and messages. Nothing here knows about
+ * time or memory; plan/cost/memory give the values their meaning. */
 #define _XOPEN_SOURCE 700 // realpath
 #include "scenario.h"
 
@@ -15,12 +16,24 @@
 
 #include "sched.h"
 
-#define SCN_LINE_MAX 65536             // bytes per line, newline excluded
-#define SCN_FILE_MAX (16 * 1024 * 1024) // bytes per scenario file
+#define WHERE_MAX (SCN_PATH_MAX + 640)  // "FILE:LINE" or "--set ARG" (ARG cut at 600 bytes)
 
-/* Peak dense TFLOP/s from the vendors' datasheets (bf16/fp16 tensor core; TF32 for fp32;
- * V100 has no TF32, its fp32 peak is given), memory as usable GiB, NVLink/xGMI bandwidth per
- * direction and the per-GPU network port. "cpu" is a placeholder until pexec calibrates. */
+/* Dense peak TFLOP/s from the vendors' datasheets (bf16/fp16 tensor cores without sparsity;
+ * TF32 tensor cores for fp32, except V100, which has no TF32: its fp32 peak), memory in GiB as
+ * sold, NVLink/xGMI/PCIe bandwidth per direction and the per-GPU network port (GB/s):
+ *   v100       NVIDIA V100 SXM2 datasheet: 125 (fp16), 15.7 (fp32), 32 GB, NVLink 300 GB/s
+ *              total = 150 per direction; 100 Gb/s InfiniBand EDR port = 12.5 GB/s.
+ *   a100       NVIDIA A100 datasheet (SXM 80GB): 312 bf16, 156 TF32, NVLink 600 GB/s total;
+ *   a100-40g   the same for the 40 GB part; 200 Gb/s HDR port = 25 GB/s.
+ *   h100       NVIDIA H100 SXM5 datasheet: 989 bf16, 495 TF32, 80 GB, NVLink 900 GB/s total;
+ *              400 Gb/s NDR port = 50 GB/s.
+ *   h100-pcie  NVIDIA H100 PCIe datasheet: 756 bf16, 378 TF32; PCIe Gen5 x16 64 GB/s.
+ *   h200       NVIDIA H200 SXM datasheet: H100 compute, 141 GB (140 used), NVLink as H100.
+ *   b200       NVIDIA DGX B200 / HGX B200 datasheet per GPU: 2.25 PF bf16, 1.1 PF TF32,
+ *              180 GB, NVLink 5 1.8 TB/s total.
+ *   mi300x     AMD Instinct MI300X datasheet: 1307 bf16, 653.7 TF32, 192 GB; xGMI peer
+ *              link 64 GB/s per direction.
+ *   cpu        a placeholder (1 TFLOP/s, 16 GiB, 10 GB/s); pexec calibration replaces it. */
 static const GpuPreset PRESETS[] = {
     {"v100", 125, 15.7, 32, 150, 12.5},
     {"a100", 312, 156, 80, 300, 25},
@@ -61,6 +74,8 @@ typedef struct {
     const char *section, *key;
     KeyType type;
     size_t offset;       // field in Scenario
+    const char *def;     // default as written in a file; NULL: required, or derived from other
+                         // keys in fill_derived (see the comment on the row)
     bool required;
     double lo, hi;       // allowed range of numbers
     int range;
@@ -69,40 +84,43 @@ typedef struct {
 
 #define F(field) offsetof(Scenario, field)
 static const KeyDef KEYS[] = {
-    {"model", "name", T_NAME, F(model.name), false, 0, 0, 0, "gpt13b"},
-    {"model", "layers", T_INT, F(model.layers), true, 1, 1e5, 0, "40"},
-    {"model", "hidden", T_INT, F(model.hidden), true, 1, 1 << 20, 0, "5120"},
-    {"model", "heads", T_INT, F(model.heads), true, 1, 1 << 16, 0, "40"},
-    {"model", "seq_len", T_INT, F(model.seq_len), true, 1, 1 << 24, 0, "2048"},
-    {"model", "vocab", T_INT, F(model.vocab), true, 1, 1 << 24, 0, "51200"},
-    {"model", "ffn_hidden", T_INT, F(model.ffn_hidden), false, 1, 1 << 24, 0, "20480"},
-    {"model", "dtype", T_DTYPE, F(model.dtype), false, 0, 0, 0, "bf16"},
-    {"batch", "micro_batch_size", T_INT, F(batch.micro_batch_size), false, 1, 1 << 16, 0, "1"},
-    {"batch", "micro_batches", T_INT, F(batch.micro_batches), true, 1, SCN_MAX_MICRO_BATCHES, 0, "32"},
-    {"batch", "iterations", T_INT, F(batch.iterations), false, 1, SCN_MAX_ITERATIONS, 0, "1"},
-    {"pipeline", "stages", T_INT, F(pipeline.stages), true, 1, SCN_MAX_STAGES, 0, "8"},
-    {"pipeline", "schedule", T_SCHEDULE, F(pipeline.schedule), true, 0, 0, 0, "1f1b"},
-    {"pipeline", "chunks", T_INT, F(pipeline.chunks), false, 1, SCN_MAX_CHUNKS, 0, "1"},
-    {"pipeline", "partition", T_PARTITION, F(pipeline.partition), false, 0, 0, 0, "uniform"},
-    {"pipeline", "schedule_file", T_PATH, F(pipeline.schedule_file), false, 0, 0, 0, "my.sched"},
-    {"hardware", "gpu", T_GPU, F(hw.gpu), false, 0, 0, 0, "h100"},
-    {"hardware", "peak_tflops", T_DOUBLE, F(hw.peak_tflops), false, 0, 1e6, RANGE_OPEN_LO, "989"},
-    {"hardware", "efficiency", T_DOUBLE, F(hw.efficiency), false, 0, 1, RANGE_OPEN_LO, "0.5"},
-    {"hardware", "memory_gib", T_DOUBLE, F(hw.memory_gib), false, 0, 1e6, RANGE_OPEN_LO, "80"},
-    {"hardware", "gpus_per_node", T_INT, F(hw.gpus_per_node), false, 1, 1 << 20, 0, "8"},
-    {"network", "intra_bandwidth_gbs", T_DOUBLE, F(net.intra_bandwidth_gbs), false, 0, 1e6, RANGE_OPEN_LO, "450"},
-    {"network", "intra_latency_us", T_DOUBLE, F(net.intra_latency_us), false, 0, 1e9, 0, "10"},
-    {"network", "inter_bandwidth_gbs", T_DOUBLE, F(net.inter_bandwidth_gbs), false, 0, 1e6, RANGE_OPEN_LO, "50"},
-    {"network", "inter_latency_us", T_DOUBLE, F(net.inter_latency_us), false, 0, 1e9, 0, "20"},
-    {"costs", "forward_ms", T_DOUBLE, F(costs.forward_ms), false, 0, 1e9, RANGE_OPEN_LO, "12.5"},
-    {"costs", "backward_ms", T_DOUBLE, F(costs.backward_ms), false, 0, 1e9, 0, "25"},
-    {"costs", "weight_ms", T_DOUBLE, F(costs.weight_ms), false, 0, 1e9, 0, "12"},
-    {"costs", "comm_ms", T_DOUBLE, F(costs.comm_ms), false, 0, 1e9, 0, "0.05"},
+    {"model", "name", T_NAME, F(model.name), NULL, false, 0, 0, 0, "gpt13b"}, // file's basename
+    {"model", "layers", T_INT, F(model.layers), NULL, true, 1, 1e5, 0, "40"},
+    {"model", "hidden", T_INT, F(model.hidden), NULL, true, 1, 1 << 20, 0, "5120"},
+    {"model", "heads", T_INT, F(model.heads), NULL, true, 1, 1 << 16, 0, "40"},
+    {"model", "seq_len", T_INT, F(model.seq_len), NULL, true, 1, 1 << 24, 0, "2048"},
+    {"model", "vocab", T_INT, F(model.vocab), NULL, true, 1, 1 << 24, 0, "51200"},
+    {"model", "ffn_hidden", T_INT, F(model.ffn_hidden), NULL, false, 1, 1 << 24, 0, "20480"}, // 4h
+    {"model", "dtype", T_DTYPE, F(model.dtype), "bf16", false, 0, 0, 0, "bf16"},
+    {"batch", "micro_batch_size", T_INT, F(batch.micro_batch_size), "1", false, 1, 1 << 16, 0, "1"},
+    {"batch", "micro_batches", T_INT, F(batch.micro_batches), NULL, true, 1, SCN_MAX_MICRO_BATCHES, 0, "32"},
+    {"batch", "iterations", T_INT, F(batch.iterations), "1", false, 1, SCN_MAX_ITERATIONS, 0, "1"},
+    {"pipeline", "stages", T_INT, F(pipeline.stages), NULL, true, 1, SCN_MAX_STAGES, 0, "8"},
+    {"pipeline", "schedule", T_SCHEDULE, F(pipeline.schedule), NULL, true, 0, 0, 0, "1f1b"},
+    {"pipeline", "chunks", T_INT, F(pipeline.chunks), "1", false, 1, SCN_MAX_CHUNKS, 0, "1"},
+    {"pipeline", "partition", T_PARTITION, F(pipeline.partition), "uniform", false, 0, 0, 0, "uniform"},
+    {"pipeline", "schedule_file", T_PATH, F(pipeline.schedule_file), NULL, false, 0, 0, 0, "my.sched"}, // none
+    {"hardware", "gpu", T_GPU, F(hw.gpu), NULL, false, 0, 0, 0, "h100"}, // none
+    {"hardware", "peak_tflops", T_DOUBLE, F(hw.peak_tflops), NULL, false, 0, 1e6, RANGE_OPEN_LO, "989"}, // preset
+    {"hardware", "efficiency", T_DOUBLE, F(hw.efficiency), "0.5", false, 0, 1, RANGE_OPEN_LO, "0.5"},
+    {"hardware", "memory_gib", T_DOUBLE, F(hw.memory_gib), NULL, false, 0, 1e6, RANGE_OPEN_LO, "80"}, // preset
+    {"hardware", "gpus_per_node", T_INT, F(hw.gpus_per_node), "8", false, 1, 1 << 20, 0, "8"},
+    {"network", "intra_bandwidth_gbs", T_DOUBLE, F(net.intra_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "450"}, // preset or 100
+    {"network", "intra_latency_us", T_DOUBLE, F(net.intra_latency_us), "10", false, 0, 1e9, 0, "10"},
+    {"network", "inter_bandwidth_gbs", T_DOUBLE, F(net.inter_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "50"}, // preset or 25
+    {"network", "inter_latency_us", T_DOUBLE, F(net.inter_latency_us), "20", false, 0, 1e9, 0, "20"},
+    // [costs]: -1 stands for "not given" (the analytic model is used); weight_ms becomes 0
+    // when forward_ms is given without it.
+    {"costs", "forward_ms", T_DOUBLE, F(costs.forward_ms), "-1", false, 0, 1e9, RANGE_OPEN_LO, "12.5"},
+    {"costs", "backward_ms", T_DOUBLE, F(costs.backward_ms), "-1", false, 0, 1e9, 0, "25"},
+    {"costs", "weight_ms", T_DOUBLE, F(costs.weight_ms), "-1", false, 0, 1e9, 0, "12"},
+    {"costs", "comm_ms", T_DOUBLE, F(costs.comm_ms), "-1", false, 0, 1e9, 0, "0.05"},
 };
 #undef F
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 static const char *const SECTIONS[] = {"model", "batch", "pipeline", "hardware", "network", "costs"};
 #define NSECTIONS ((int)(sizeof SECTIONS / sizeof SECTIONS[0]))
+#define SECTION_LIST "[model], [batch], [pipeline], [hardware], [network] and [costs]"
 
 /* ---- parser state ------------------------------------------------------------------------- */
 
@@ -114,7 +132,7 @@ typedef struct {
     int line;                        // line the reader served last
     int key_line[NKEYS];             // 0 not given, > 0 file line, < 0: -(index+1) of --set
     const char *const *sets;         // the --set arguments
-    int section_line[NSECTIONS];
+    int section_line[NSECTIONS];     // first header line of each section, 0 when absent
     char *err;                       // SCN_ERR_MAX bytes; first error wins
     bool failed;
     bool in_file;                    // values come from the file (not --set)
@@ -123,7 +141,8 @@ typedef struct {
 static int fail(Parser *P, const char *where, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Records the first error as "WHERE: message". Returns 0 (inih's "stop this line"). */
+/* Records the first error as "WHERE: message", control characters the user wrote shown as
+ * '?' so the message stays one printable line. Returns 0 (inih's "stop this line"). */
 static int fail(Parser *P, const char *where, const char *fmt, ...) {
     if (P->failed) return 0;
     P->failed = true;
@@ -132,23 +151,18 @@ static int fail(Parser *P, const char *where, const char *fmt, ...) {
     va_start(ap, fmt);
     if (n > 0 && n < SCN_ERR_MAX) vsnprintf(P->err + n, (size_t)(SCN_ERR_MAX - n), fmt, ap);
     va_end(ap);
+    for (char *c = P->err; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     return 0;
 }
 
-/* "FILE:LINE" of a key (its section's line or 1 when it was not given), or "--set ARG". */
-static const char *where_key(const Parser *P, int k, char *buf, size_t len) {
-    int line = P->key_line[k];
-    if (line < 0) {
-        snprintf(buf, len, "--set %s", P->sets[-line - 1]);
-        return buf;
-    }
-    if (line == 0) {
-        for (int i = 0; i < NSECTIONS; i++)
-            if (strcmp(SECTIONS[i], KEYS[k].section) == 0 && P->section_line[i] > 0)
-                line = P->section_line[i];
-        if (line == 0) line = 1;
-    }
-    snprintf(buf, len, "%s:%d", P->name, line);
+static const char *where_line(const Parser *P, int line, char *buf) {
+    snprintf(buf, WHERE_MAX, "%s:%d", P->name, line);
+    return buf;
+}
+
+static const char *where_set(const Parser *P, int idx, char *buf) {
+    snprintf(buf, WHERE_MAX, "--set %.600s", P->sets[idx]);
     return buf;
 }
 
@@ -162,6 +176,24 @@ static int section_index(const char *section) {
     for (int i = 0; i < NSECTIONS; i++)
         if (strcmp(SECTIONS[i], section) == 0) return i;
     return -1;
+}
+
+/* "pipeline.stages" -> its row, or -1. */
+static int key_named(const char *full) {
+    const char *dot = full ? strchr(full, '.') : NULL;
+    char sec[16];
+    if (!dot || dot - full >= (long)sizeof sec) return -1;
+    snprintf(sec, sizeof sec, "%.*s", (int)(dot - full), full);
+    return key_index(sec, dot + 1);
+}
+
+/* Where a key was given: "FILE:LINE", "--set ARG", or for a key not given the line of its
+ * section's header (line 1 when the section is absent too). */
+static const char *where_key(const Parser *P, int k, char *buf) {
+    int line = P->key_line[k];
+    if (line < 0) return where_set(P, -line - 1, buf);
+    if (line == 0) line = P->section_line[section_index(KEYS[k].section)];
+    return where_line(P, line > 0 ? line : 1, buf);
 }
 
 /* Levenshtein distance of two short names, for "did you mean". */
@@ -184,9 +216,25 @@ static int edit_distance(const char *a, const char *b) {
     return row[lb];
 }
 
-static int unknown_key(Parser *P, const char *where, const char *section, const char *key) {
+#define NEAR_ENOUGH 3 // a name this many edits or more away is not suggested
+
+static int unknown_section(Parser *P, const char *where, const char *section) {
     const char *best = NULL;
-    int bestd = 3;
+    int bestd = NEAR_ENOUGH;
+    for (int i = 0; i < NSECTIONS; i++) {
+        int d = edit_distance(section, SECTIONS[i]);
+        if (d < bestd) bestd = d, best = SECTIONS[i];
+    }
+    if (best)
+        return fail(P, where, "unknown section [%.64s]; did you mean [%s]?", section, best);
+    return fail(P, where, "unknown section [%.64s]; the sections are " SECTION_LIST, section);
+}
+
+static int unknown_key(Parser *P, const char *where, const char *section, const char *key) {
+    if (!key[0])
+        return fail(P, where, "a value without a key name; write 'key = value'");
+    const char *best = NULL;
+    int bestd = NEAR_ENOUGH;
     char list[512] = "";
     for (int k = 0; k < NKEYS; k++) {
         if (strcmp(KEYS[k].section, section) != 0) continue;
@@ -195,7 +243,28 @@ static int unknown_key(Parser *P, const char *where, const char *section, const 
         strcat(strcat(list, list[0] ? ", " : ""), KEYS[k].key);
     }
     if (best) return fail(P, where, "unknown key '%s' in [%s]; did you mean '%s'?", key, section, best);
+    for (int k = 0; k < NKEYS; k++)
+        if (strcmp(KEYS[k].key, key) == 0)
+            return fail(P, where, "unknown key '%s' in [%s]; it belongs in [%s]", key, section,
+                        KEYS[k].section);
     return fail(P, where, "unknown key '%s' in [%s]; the keys of [%s] are %s", key, section, section, list);
+}
+
+/* ---- values ------------------------------------------------------------------------------- */
+
+/* A value as the user wrote it, for messages: "'stages = eight'" in a file, "'eight'" in a
+ * --set (whose argument is already in front of the message). */
+static const char *quoted(const Parser *P, const KeyDef *kd, const char *v, char *buf, size_t n) {
+    if (P->in_file) snprintf(buf, n, "'%s = %.200s'", kd->key, v);
+    else snprintf(buf, n, "'%.200s'", v);
+    return buf;
+}
+
+/* A good way to write this key, for messages: "'stages = 8'" or "'pipeline.stages=8'". */
+static const char *example(const Parser *P, const KeyDef *kd, const char *v, char *buf, size_t n) {
+    if (P->in_file) snprintf(buf, n, "'%s = %s'", kd->key, v);
+    else snprintf(buf, n, "'%s.%s=%s'", kd->section, kd->key, v);
+    return buf;
 }
 
 static bool plain_name(const char *v) {
@@ -229,49 +298,63 @@ static int check_range(Parser *P, const char *where, const KeyDef *kd, double x,
                        const char *v) {
     bool low = kd->range == RANGE_OPEN_LO ? x <= kd->lo : x < kd->lo;
     if (!low && x <= kd->hi) return 1;
-    return fail(P, where, "'%s = %s' is out of range; %s must be %s %.15g and at most %.15g, e.g. "
-                "'%s = %s'", kd->key, v, kd->key, kd->range == RANGE_OPEN_LO ? "above" : "at least",
-                kd->lo, kd->hi, kd->key, kd->example);
+    char q[256], e[160];
+    return fail(P, where, "%s is out of range; %s must be %s %.15g and at most %.15g, e.g. %s",
+                quoted(P, kd, v, q, sizeof q), kd->key,
+                kd->range == RANGE_OPEN_LO ? "above" : "at least", kd->lo, kd->hi,
+                example(P, kd, kd->example, e, sizeof e));
 }
 
-/* "5,5,6" -> a malloc'd array; false when an entry is not a positive whole number. */
-static bool parse_list(const char *v, int64_t **out, int64_t *n) {
+/* Splits "5,5,6" into a malloc'd array. Returns 0, -1 when out of memory, or the 1-based
+ * position of the first entry that is not a whole number (*n is then that position). */
+static int parse_list(const char *v, int64_t **out, int64_t *n) {
     size_t cap = 1;
     for (const char *c = v; *c; c++) cap += *c == ',';
     int64_t *a = malloc(cap * sizeof *a);
-    if (!a) return false;
+    if (!a) return -1;
     *n = 0;
-    const char *c = v;
-    for (;;) {
-        while (*c == ' ' || *c == '\t') c++;
-        char *end;
-        errno = 0;
-        long long x = isdigit((unsigned char)*c) ? strtoll(c, &end, 10) : -1;
-        if (x < 1 || errno) break;
-        a[(*n)++] = x;
-        c = end;
-        while (*c == ' ' || *c == '\t') c++;
-        if (*c == '\0') {
-            *out = a;
-            return true;
+    for (const char *c = v;; c++) {
+        char item[32] = "";
+        size_t len = strcspn(c, ",");
+        const char *s = c, *e = c + len;
+        while (s < e && isspace((unsigned char)*s)) s++;
+        while (e > s && isspace((unsigned char)e[-1])) e--;
+        if ((size_t)(e - s) < sizeof item) memcpy(item, s, (size_t)(e - s));
+        if ((size_t)(e - s) >= sizeof item || !parse_int(item, &a[*n])) {
+            free(a);
+            return (int)++*n;
         }
-        if (*c++ != ',') break;
+        ++*n;
+        c += len;
+        if (*c == '\0') break;
     }
-    free(a);
-    return false;
+    *out = a;
+    return 0;
 }
 
-static int set_partition(Parser *P, const char *where, const char *v) {
+static int set_partition(Parser *P, const char *where, const KeyDef *kd, const char *v) {
     ScnPipeline *pl = &P->s->pipeline;
     free(pl->partition_layers);
     pl->partition_layers = NULL;
     pl->npartition = 0;
-    if (strcmp(v, "uniform") == 0) pl->partition = PART_UNIFORM;
-    else if (strcmp(v, "balanced") == 0) pl->partition = PART_BALANCED;
-    else if (parse_list(v, &pl->partition_layers, &pl->npartition)) pl->partition = PART_EXPLICIT;
-    else
-        return fail(P, where, "'partition = %s' is not valid; write uniform, balanced, or layers "
-                    "per stage such as 'partition = 5,5,5,5,5,5,5,5'", v);
+    if (strcmp(v, "uniform") == 0) return pl->partition = PART_UNIFORM, 1;
+    if (strcmp(v, "balanced") == 0) return pl->partition = PART_BALANCED, 1;
+    char q[256], e[160];
+    int64_t n = 0, *a = NULL;
+    int bad = parse_list(v, &a, &n);
+    if (bad < 0) return fail(P, where, "out of memory");
+    if (bad > 0)
+        return fail(P, where, "%s is not valid: entry %d is not a whole number; write uniform, "
+                    "balanced, or the layers of each stage, e.g. %s", quoted(P, kd, v, q, sizeof q),
+                    bad, example(P, kd, "5,5,5,5,5,5,5,5", e, sizeof e));
+    pl->partition = PART_EXPLICIT;
+    pl->partition_layers = a;
+    pl->npartition = n;
+    for (int64_t i = 0; i < n; i++)
+        if (a[i] < 1)
+            return fail(P, where, "%s is not valid: entry %lld is %lld; every stage needs at "
+                        "least 1 layer", quoted(P, kd, v, q, sizeof q), (long long)i + 1,
+                        (long long)a[i]);
     return 1;
 }
 
@@ -281,8 +364,8 @@ static int set_path(Parser *P, const char *where, char *field, const char *v) {
     const char *slash = strrchr(P->name, '/');
     int dir = P->in_file && v[0] != '/' && slash ? (int)(slash - P->name) + 1 : 0;
     if (!v[0] || (size_t)dir + strlen(v) >= SCN_PATH_MAX)
-        return fail(P, where, "'%s' is not a usable path; give a file name shorter than %d bytes",
-                    v, SCN_PATH_MAX);
+        return fail(P, where, "'%.200s' is not a usable path; give a file name shorter than %d "
+                    "bytes", v, SCN_PATH_MAX);
     snprintf(field, SCN_PATH_MAX, "%.*s%s", dir, P->name, v);
     char *abs = realpath(field, NULL); // stored absolute, so a resolved scenario works anywhere
     if (abs && strlen(abs) < SCN_PATH_MAX) strcpy(field, abs);
@@ -294,45 +377,46 @@ static int set_path(Parser *P, const char *where, char *field, const char *v) {
 static int set_value(Parser *P, int k, const char *where, const char *v) {
     const KeyDef *kd = &KEYS[k];
     void *field = (char *)P->s + kd->offset;
+    char q[256], e[160];
     int64_t i;
     double d;
     switch (kd->type) {
     case T_INT:
         if (!parse_int(v, &i))
-            return fail(P, where, "'%s = %s' is not a whole number; write e.g. '%s = %s'",
-                        kd->key, v, kd->key, kd->example);
+            return fail(P, where, "%s is not a whole number; write e.g. %s",
+                        quoted(P, kd, v, q, sizeof q), example(P, kd, kd->example, e, sizeof e));
         if (!check_range(P, where, kd, (double)i, v)) return 0;
         *(int64_t *)field = i;
         return 1;
     case T_DOUBLE:
         if (!parse_double(v, &d))
-            return fail(P, where, "'%s = %s' is not a number; write e.g. '%s = %s'", kd->key, v,
-                        kd->key, kd->example);
+            return fail(P, where, "%s is not a number; write e.g. %s",
+                        quoted(P, kd, v, q, sizeof q), example(P, kd, kd->example, e, sizeof e));
         if (!check_range(P, where, kd, d, v)) return 0;
         *(double *)field = d;
         return 1;
     case T_DTYPE:
         for (int t = 0; t < 3; t++)
             if (strcmp(v, DTYPES[t]) == 0) return *(Dtype *)field = (Dtype)t, 1;
-        return fail(P, where, "unknown dtype '%s'; use bf16, fp16 or fp32", v);
+        return fail(P, where, "unknown dtype '%.200s'; use bf16, fp16 or fp32", v);
     case T_PARTITION:
-        return set_partition(P, where, v);
+        return set_partition(P, where, kd, v);
     case T_GPU:
         if (!gpu_preset_find(v))
-            return fail(P, where, "unknown gpu '%s'; use one of %s, or leave gpu out and give "
-                        "peak_tflops and memory_gib", v, gpu_preset_names());
+            return fail(P, where, "unknown gpu '%.200s'; use one of %s, or leave gpu out and "
+                        "give peak_tflops and memory_gib", v, gpu_preset_names());
         break;
     case T_SCHEDULE:
         if (!sched_find(v))
-            return fail(P, where, "unknown schedule '%s'; available: %s", v, sched_names());
+            return fail(P, where, "unknown schedule '%.200s'; available: %s", v, sched_names());
         break;
     case T_PATH:
         return set_path(P, where, (char *)field, v);
     case T_NAME:
         if (!plain_name(v) || strlen(v) >= SCN_NAME_MAX)
-            return fail(P, where, "'%s = %s' is not a plain name; use up to %d letters, digits "
-                        "and . _ + -, e.g. '%s = %s'", kd->key, v, SCN_NAME_MAX - 1, kd->key,
-                        kd->example);
+            return fail(P, where, "%s is not a plain name; use up to %d letters, digits and "
+                        ". _ + -, e.g. %s", quoted(P, kd, v, q, sizeof q), SCN_NAME_MAX - 1,
+                        example(P, kd, kd->example, e, sizeof e));
         break;
     }
     strcpy((char *)field, v); // names were checked above to fit SCN_NAME_MAX
@@ -341,47 +425,51 @@ static int set_value(Parser *P, int k, const char *where, const char *v) {
 
 /* ---- reading the file with libinih -------------------------------------------------------- */
 
-/* ini_reader: serves one line of P->text, counts lines, and checks section headers. */
+/* A "[name]" header line (after blanks and, on line 1, a UTF-8 BOM): checks the name, notes
+ * where the section starts. A line with '[' but no ']' is left to inih to reject. */
+static bool check_header(Parser *P, const char *line) {
+    if (P->line == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0) line += 3;
+    while (*line == ' ' || *line == '\t') line++;
+    const char *close = *line == '[' ? strchr(line, ']') : NULL;
+    if (!close) return true;
+    char name[72] = "", where[WHERE_MAX];
+    size_t n = (size_t)(close - line - 1);
+    memcpy(name, line + 1, n < sizeof name - 1 ? n : sizeof name - 1);
+    int sec = section_index(name);
+    if (sec < 0) return unknown_section(P, where_line(P, P->line, where), name);
+    if (P->section_line[sec] == 0) P->section_line[sec] = P->line;
+    return true;
+}
+
+/* ini_reader: serves one line of P->text, counts lines, rejects over-long lines and unknown
+ * sections (even empty ones, which inih never reports). */
 static char *read_line(char *str, int num, void *stream) {
     Parser *P = stream;
     if (P->failed || P->text[P->pos] == '\0') return NULL;
     const char *start = P->text + P->pos, *nl = strchr(start, '\n');
-    size_t len = nl ? (size_t)(nl - start) + 1 : strlen(start);
+    size_t len = nl ? (size_t)(nl - start) : strlen(start); // newline excluded
     P->line++;
-    char where[SCN_PATH_MAX + 32];
-    snprintf(where, sizeof where, "%s:%d", P->name, P->line);
-    if (len > SCN_LINE_MAX + 1 || len + 1 > (size_t)num) {
-        fail(P, where, "line is longer than %d bytes; split it or shorten it", SCN_LINE_MAX);
+    if (len > SCN_LINE_MAX || len + 2 > (size_t)num) {
+        char where[WHERE_MAX];
+        fail(P, where_line(P, P->line, where), "line is longer than %d bytes; split it or "
+             "shorten it", SCN_LINE_MAX);
         return NULL;
     }
+    len += nl != NULL;
     memcpy(str, start, len);
     str[len] = '\0';
     P->pos += len;
-    const char *c = str;
-    while (*c == ' ' || *c == '\t') c++;
-    if (*c == '[') {
-        char name[64] = "";
-        const char *close = strchr(c, ']');
-        size_t n = close ? (size_t)(close - c - 1) : 0;
-        if (close && n < sizeof name) memcpy(name, c + 1, n), name[n] = '\0';
-        int sec = section_index(name);
-        if (sec < 0) {
-            fail(P, where, "unknown section [%s]; the sections are [model], [batch], "
-                 "[pipeline], [hardware], [network] and [costs]", name);
-            return NULL;
-        }
-        if (P->section_line[sec] == 0) P->section_line[sec] = P->line;
-    }
-    return str;
+    return check_header(P, str) ? str : NULL;
 }
 
 static int on_key(void *user, const char *section, const char *key, const char *value) {
     Parser *P = user;
-    char where[SCN_PATH_MAX + 32];
-    snprintf(where, sizeof where, "%s:%d", P->name, P->line);
+    char where[WHERE_MAX];
+    where_line(P, P->line, where);
     if (P->failed) return 0;
     if (!section[0]) return fail(P, where, "'%s' comes before any [section]; put it under the "
                                  "section it belongs to, e.g. [model]", key);
+    if (section_index(section) < 0) return unknown_section(P, where, section);
     int k = key_index(section, key);
     if (k < 0) return unknown_key(P, where, section, key);
     if (P->key_line[k] > 0)
@@ -391,58 +479,115 @@ static int on_key(void *user, const char *section, const char *key, const char *
     return set_value(P, k, where, value);
 }
 
+/* Runs inih over P->text with the settings this parser relies on (one key per line, long
+ * lines, stop at the first error), then puts inih's process-wide settings back. */
+static void parse_text(Parser *P) {
+    bool multiline = ini_allow_multiline, stack = ini_use_stack, realloc_ = ini_allow_realloc,
+         stop = ini_stop_on_first_error, novalue = ini_allow_no_value;
+    int max_line = ini_max_line, initial = ini_initial_alloc;
+    ini_allow_multiline = false; // every key on its own line, so it has its own line number
+    ini_use_stack = false;
+    ini_allow_realloc = false;
+    ini_stop_on_first_error = true;
+    ini_allow_no_value = false;
+    ini_initial_alloc = ini_max_line = SCN_LINE_MAX + 2; // the line, its newline and NUL
+    P->in_file = true;
+    int rc = ini_parse_stream(read_line, P, on_key, P);
+    P->in_file = false;
+    ini_allow_multiline = multiline, ini_use_stack = stack, ini_allow_realloc = realloc_;
+    ini_stop_on_first_error = stop, ini_allow_no_value = novalue;
+    ini_max_line = max_line, ini_initial_alloc = initial;
+    char where[WHERE_MAX];
+    if (rc > 0 && !P->failed)
+        fail(P, where_line(P, rc, where), "expected 'key = value' or '[section]'; comments "
+             "start with ; or #");
+    else if (rc < 0 && !P->failed)
+        fail(P, P->name, "out of memory while parsing");
+}
+
+/* Trims blanks at both ends of s in place. */
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    for (char *e = s + strlen(s); e > s && (e[-1] == ' ' || e[-1] == '\t'); e--) e[-1] = '\0';
+    return s;
+}
+
 static int apply_set(Parser *P, int idx) {
+    char where[WHERE_MAX];
     const char *arg = P->sets[idx];
-    char where[600], buf[512];
-    snprintf(where, sizeof where, "--set %.500s", arg);
-    if (strlen(arg) >= sizeof buf)
-        return fail(P, where, "override is longer than %zu bytes", sizeof buf - 1);
-    strcpy(buf, arg);
+    where_set(P, idx, where);
+    if (strlen(arg) > SCN_LINE_MAX)
+        return fail(P, where, "longer than %d bytes; shorten it", SCN_LINE_MAX);
+    char *buf = strdup(arg);
+    if (!buf) return fail(P, where, "out of memory");
     char *eq = strchr(buf, '='), *dot = strchr(buf, '.');
-    if (!eq || !dot || dot > eq)
-        return fail(P, where, "expected SECTION.KEY=VALUE, e.g. --set batch.micro_batches=64");
-    *eq = *dot = '\0';
-    char *sec = buf, *key = dot + 1, *val = eq + 1;
-    while (*key == ' ') key++;
-    for (char *e = eq - 1; e >= key && *e == ' '; e--) *e = '\0';
-    while (*val == ' ') val++;
-    for (char *e = val + strlen(val) - 1; e >= val && *e == ' '; e--) *e = '\0';
-    if (section_index(sec) < 0)
-        return fail(P, where, "unknown section '%s'; use model, batch, pipeline, hardware, "
-                    "network or costs", sec);
-    int k = key_index(sec, key);
-    if (k < 0) return unknown_key(P, where, sec, key);
-    P->key_line[k] = -(idx + 1);
-    return set_value(P, k, where, val);
+    int ok = 0;
+    if (!eq || !dot || dot > eq) {
+        fail(P, where, "expected SECTION.KEY=VALUE; write e.g. --set batch.micro_batches=64");
+    } else {
+        *eq = *dot = '\0';
+        char *sec = trim(buf), *key = trim(dot + 1), *val = trim(eq + 1);
+        int k = key_index(sec, key);
+        if (section_index(sec) < 0) unknown_section(P, where, sec);
+        else if (k < 0) unknown_key(P, where, sec, key);
+        else {
+            P->key_line[k] = -(idx + 1);
+            ok = set_value(P, k, where, val);
+        }
+    }
+    free(buf);
+    return ok;
 }
 
 /* ---- defaults and validation -------------------------------------------------------------- */
 
-static void init_defaults(Scenario *s) {
-    s->model.dtype = DTYPE_BF16;
-    s->batch.micro_batch_size = 1;
-    s->batch.iterations = 1;
-    s->pipeline.chunks = 1;
-    s->pipeline.partition = PART_UNIFORM;
-    s->hw.efficiency = 0.5;
-    s->hw.gpus_per_node = 8;
-    s->net.intra_latency_us = 10;
-    s->net.inter_latency_us = 20;
-    s->costs.forward_ms = s->costs.backward_ms = s->costs.weight_ms = s->costs.comm_ms = -1;
+/* The defaults written in the table; they cannot fail. */
+static void init_defaults(Parser *P) {
+    for (int k = 0; k < NKEYS; k++) {
+        const KeyDef *kd = &KEYS[k];
+        void *field = (char *)P->s + kd->offset;
+        if (!kd->def) continue;
+        if (kd->type == T_INT) *(int64_t *)field = strtoll(kd->def, NULL, 10);
+        else if (kd->type == T_DOUBLE) *(double *)field = strtod(kd->def, NULL); // -1: unset
+        else set_value(P, k, "default", kd->def);
+    }
 }
 
 #define GIVEN(P, sec, key) ((P)->key_line[key_index(sec, key)] != 0)
 
+/* Where to blame a bad combination of n keys ("section.key"): the one given by the latest
+ * --set, else the first of them given in the file, else the first. */
+static const char *blame(const Parser *P, char *w, int n, ...) {
+    int best = -1, first_given = -1, first = -1;
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) {
+        int k = key_named(va_arg(ap, const char *));
+        if (first < 0) first = k;
+        if (P->key_line[k] < 0 && (best < 0 || P->key_line[k] < P->key_line[best])) best = k;
+        if (P->key_line[k] > 0 && first_given < 0) first_given = k;
+    }
+    va_end(ap);
+    return where_key(P, best >= 0 ? best : first_given >= 0 ? first_given : first, w);
+}
+
+/* "dir/gpt13b.v2.scn" -> "gpt13b.v2": the basename without its extension, cut to fit, other
+ * characters than letters, digits and . _ + - replaced by '_'. */
+static void default_name(const char *path, char name[SCN_NAME_MAX]) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    size_t n = dot && dot > base ? (size_t)(dot - base) : strlen(base);
+    if (n > SCN_NAME_MAX - 1) n = SCN_NAME_MAX - 1;
+    for (size_t i = 0; i < n; i++)
+        name[i] = isalnum((unsigned char)base[i]) || strchr("._+-", base[i]) ? base[i] : '_';
+    name[n] = '\0';
+    if (n == 0) strcpy(name, "scenario");
+}
+
 static void fill_derived(Parser *P) {
     Scenario *s = P->s;
-    if (!GIVEN(P, "model", "name")) {
-        const char *base = strrchr(P->name, '/');
-        base = base ? base + 1 : P->name;
-        size_t n = strcspn(base, ".");
-        char name[SCN_NAME_MAX] = "scenario";
-        if (n > 0 && n < SCN_NAME_MAX) memcpy(name, base, n), name[n] = '\0';
-        strcpy(s->model.name, plain_name(name) ? name : "scenario");
-    }
+    if (!GIVEN(P, "model", "name")) default_name(P->name, s->model.name);
     if (!GIVEN(P, "model", "ffn_hidden")) s->model.ffn_hidden = 4 * s->model.hidden;
     const GpuPreset *g = s->hw.gpu[0] ? gpu_preset_find(s->hw.gpu) : NULL;
     if (!GIVEN(P, "hardware", "peak_tflops") && g)
@@ -456,132 +601,142 @@ static void fill_derived(Parser *P) {
 }
 
 static int check_required(Parser *P) {
-    char w[SCN_PATH_MAX + 64];
+    char w[WHERE_MAX];
     for (int k = 0; k < NKEYS; k++) {
         if (!KEYS[k].required || P->key_line[k] != 0) continue;
         int sec = section_index(KEYS[k].section);
         if (P->section_line[sec] == 0)
-            return fail(P, where_key(P, k, w, sizeof w), "missing section [%s]; add it with "
-                        "at least '%s = %s'", KEYS[k].section, KEYS[k].key, KEYS[k].example);
-        return fail(P, where_key(P, k, w, sizeof w), "missing key '%s' in [%s]; add e.g. "
-                    "'%s = %s'", KEYS[k].key, KEYS[k].section, KEYS[k].key, KEYS[k].example);
+            return fail(P, where_key(P, k, w), "missing section [%s]; add it with at least "
+                        "'%s = %s'", KEYS[k].section, KEYS[k].key, KEYS[k].example);
+        return fail(P, where_key(P, k, w), "missing key '%s' in [%s]; add e.g. '%s = %s'",
+                    KEYS[k].key, KEYS[k].section, KEYS[k].key, KEYS[k].example);
     }
     if (P->s->hw.gpu[0] == '\0') {
         const char *need = !GIVEN(P, "hardware", "peak_tflops") ? "peak_tflops"
                            : !GIVEN(P, "hardware", "memory_gib") ? "memory_gib" : NULL;
         if (need)
-            return fail(P, where_key(P, key_index("hardware", "gpu"), w, sizeof w),
-                        "[hardware] needs a gpu preset (%s) or both peak_tflops and memory_gib; "
-                        "'%s' is missing", gpu_preset_names(), need);
+            return fail(P, where_key(P, key_index("hardware", "gpu"), w), "[hardware] has no "
+                        "gpu preset and no %s; name a preset (gpu = %s) or give peak_tflops "
+                        "and memory_gib", need, gpu_preset_names());
     }
     return 1;
 }
 
 static int check_costs(Parser *P) {
-    char w[SCN_PATH_MAX + 64];
+    char w[WHERE_MAX];
     const ScnCosts *c = &P->s->costs;
     bool f = GIVEN(P, "costs", "forward_ms");
     if (!f && (GIVEN(P, "costs", "backward_ms") || GIVEN(P, "costs", "weight_ms"))) {
         int k = key_index("costs", GIVEN(P, "costs", "backward_ms") ? "backward_ms" : "weight_ms");
-        return fail(P, where_key(P, k, w, sizeof w), "'%s' needs forward_ms too; give "
-                    "forward_ms and backward_ms (per micro-batch for a whole stage), or neither",
-                    KEYS[k].key);
+        return fail(P, where_key(P, k, w), "'%s' needs forward_ms too; give forward_ms and "
+                    "backward_ms (per micro-batch for a whole stage), or neither", KEYS[k].key);
     }
     if (f && c->backward_ms < 0)
-        return fail(P, where_key(P, key_index("costs", "forward_ms"), w, sizeof w),
+        return fail(P, where_key(P, key_index("costs", "forward_ms"), w),
                     "forward_ms needs backward_ms too; add e.g. 'backward_ms = %g'",
                     2 * c->forward_ms);
     return 1;
 }
 
 static int check_model(Parser *P) {
-    char w[SCN_PATH_MAX + 64];
+    char w[WHERE_MAX];
     const Scenario *s = P->s;
     if (s->model.hidden % s->model.heads != 0) {
         int64_t d = s->model.heads;
         while (s->model.hidden % d != 0) d--; // the nearest divisor below
-        return fail(P, where_key(P, key_index("model", "heads"), w, sizeof w),
+        return fail(P, blame(P, w, 2, "model.heads", "model.hidden"),
                     "heads = %lld does not divide hidden = %lld; use a divisor such as %lld",
                     (long long)s->model.heads, (long long)s->model.hidden, (long long)d);
     }
     double act = (double)s->batch.micro_batch_size * (double)s->model.seq_len *
                  (double)s->model.hidden * dtype_bytes(s->model.dtype);
     if (act > 0x1p50)
-        return fail(P, where_key(P, key_index("batch", "micro_batch_size"), w, sizeof w),
+        return fail(P, blame(P, w, 4, "batch.micro_batch_size", "model.seq_len", "model.hidden", "model.dtype"),
                     "one activation (micro_batch_size x seq_len x hidden) would be %.3g bytes; "
                     "at most 2^50", act);
     return 1;
 }
 
+/* A split of L layers into S stages that works: the first L % S stages take one more. */
+static void even_split(int64_t L, int64_t S, char *list, size_t n) {
+    list[0] = '\0';
+    for (int64_t i = 0; i < S; i++) {
+        size_t at = strlen(list);
+        if (at + 32 > n) {
+            strcat(list, ",...");
+            return;
+        }
+        snprintf(list + at, n - at, "%s%lld", i ? "," : "", (long long)(L / S + (i < L % S)));
+    }
+}
+
 static int check_partition(Parser *P) {
-    char w[SCN_PATH_MAX + 64];
+    char w[WHERE_MAX], list[256], what[64];
     const Scenario *s = P->s;
     int64_t p = s->pipeline.stages, v = s->pipeline.chunks, L = s->model.layers, S = p * v;
-    int kpart = key_index("pipeline", "partition");
+    if (v == 1) snprintf(what, sizeof what, "%lld stages", (long long)p);
+    else snprintf(what, sizeof what, "%lld stages × %lld chunks", (long long)p, (long long)v);
     if (S > L)
-        return fail(P, where_key(P, key_index("pipeline", "stages"), w, sizeof w),
-                    "%lld stages x %lld chunks need at least %lld layers, and layers = %lld; "
-                    "use fewer stages or chunks", (long long)p, (long long)v, (long long)S,
-                    (long long)L);
+        return fail(P, blame(P, w, 3, "pipeline.stages", "pipeline.chunks", "model.layers"),
+                    "%s need at least %lld layers, and layers = %lld; use fewer stages%s", what,
+                    (long long)S, (long long)L, v > 1 ? " or chunks" : "");
     if (s->pipeline.partition == PART_UNIFORM && L % S != 0) {
-        char list[256] = ""; // a split that works: the first L % S stages take one more layer
-        for (int64_t i = 0; i < S && strlen(list) < sizeof list - 32; i++)
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%lld", i ? "," : "",
-                     (long long)(L / S + (i < L % S)));
-        if (strlen(list) >= sizeof list - 32) strcat(list, ",...");
-        return fail(P, where_key(P, key_index("model", "layers"), w, sizeof w),
-                    "%lld layers do not split evenly into %lld stages x %lld chunks under "
-                    "partition = uniform; list the layers per stage (partition = %s) or make "
-                    "layers a multiple of %lld",
-                    (long long)L, (long long)p, (long long)v, list, (long long)S);
+        even_split(L, S, list, sizeof list);
+        return fail(P, blame(P, w, 4, "pipeline.partition", "model.layers", "pipeline.stages", "pipeline.chunks"),
+                    "%lld layers do not split evenly into %s under partition = uniform; list "
+                    "the layers per stage (partition = %s), use partition = balanced, or make "
+                    "layers a multiple of %lld", (long long)L, what, list, (long long)S);
     }
     if (s->pipeline.partition != PART_EXPLICIT) return 1;
+    even_split(L, S, list, sizeof list);
     if (s->pipeline.npartition != S)
-        return fail(P, where_key(P, kpart, w, sizeof w), "partition lists %lld stages but the "
-                    "pipeline has %lld (stages x chunks, chunk-major); give %lld counts",
-                    (long long)s->pipeline.npartition, (long long)S, (long long)S);
-    int64_t sum = 0;
-    for (int64_t i = 0; i < S; i++) sum += s->pipeline.partition_layers[i];
+        return fail(P, blame(P, w, 3, "pipeline.partition", "pipeline.stages", "pipeline.chunks"), "partition lists %lld stages but the pipeline "
+                    "has %lld (stages × chunks, chunk-major); give %lld counts, e.g. "
+                    "partition = %s", (long long)s->pipeline.npartition, (long long)S,
+                    (long long)S, list);
+    int64_t sum = 0; // entries are >= 1; stop once past L, so the sum cannot overflow
+    for (int64_t i = 0; i < S && sum <= L; i++)
+        sum = s->pipeline.partition_layers[i] > L ? L + 1 : sum + s->pipeline.partition_layers[i];
     if (sum != L)
-        return fail(P, where_key(P, kpart, w, sizeof w), "partition covers %lld layers but the "
-                    "model has layers = %lld; every layer must be in exactly one stage",
-                    (long long)sum, (long long)L);
+        return fail(P, blame(P, w, 2, "pipeline.partition", "model.layers"), "partition covers %s%lld layers but the model "
+                    "has layers = %lld; every layer must be in exactly one stage, e.g. "
+                    "partition = %s", sum > L ? "more than " : "", (long long)(sum > L ? L : sum),
+                    (long long)L, list);
     return 1;
 }
 
 static int check_schedule(Parser *P) {
-    char w[SCN_PATH_MAX + 64];
+    char w[WHERE_MAX];
     const Scenario *s = P->s;
     const Schedule *sc = sched_find(s->pipeline.schedule);
     SchedParams sp = {.devices = (int32_t)s->pipeline.stages, .chunks = (int32_t)s->pipeline.chunks,
                       .micro_batches = (int32_t)s->batch.micro_batches,
                       .file = s->pipeline.schedule_file};
     if (s->pipeline.schedule_file[0] && strcmp(s->pipeline.schedule, "custom") != 0)
-        return fail(P, where_key(P, key_index("pipeline", "schedule_file"), w, sizeof w),
+        return fail(P, where_key(P, key_index("pipeline", "schedule_file"), w),
                     "schedule_file is only read with schedule = custom, and schedule = %s; "
                     "remove it or set schedule = custom", s->pipeline.schedule);
     SchedIssue issue = {.key = "pipeline.schedule"};
     if (sc->validate(&sp, &issue) != 0) {
-        char sec[32] = "";
-        const char *dot = strchr(issue.key, '.');
-        size_t n = dot ? (size_t)(dot - issue.key) : 0;
-        if (n < sizeof sec) memcpy(sec, issue.key, n);
-        int k = key_index(sec, dot ? dot + 1 : issue.key);
-        if (k < 0) k = key_index("pipeline", "schedule");
-        return fail(P, where_key(P, k, w, sizeof w), "%s", issue.msg);
+        int k = key_named(issue.key); // the schedule decides which key is wrong
+        if (k < 0) k = key_named("pipeline.schedule");
+        return fail(P, where_key(P, k, w), "%s", issue.msg);
     }
     double ops = 2.0 * (double)s->pipeline.stages * (double)s->pipeline.chunks *
                  (double)s->batch.micro_batches * (double)s->batch.iterations;
     if (ops > (double)SCN_MAX_OPS)
-        return fail(P, where_key(P, key_index("batch", "micro_batches"), w, sizeof w),
+        return fail(P, blame(P, w, 4, "batch.micro_batches", "batch.iterations", "pipeline.stages", "pipeline.chunks"),
                     "this run has %.3g ops (2 x stages x chunks x micro_batches x iterations); "
-                    "at most %lld", ops, (long long)SCN_MAX_OPS);
+                    "at most %lld, so use fewer micro_batches or iterations", ops,
+                    (long long)SCN_MAX_OPS);
     return 1;
 }
 
 static int validate(Parser *P) {
-    return check_required(P) && check_costs(P) && check_model(P) && check_partition(P) &&
-           check_schedule(P);
+    // The schedule speaks before the partition: "1f1b runs one chunk" beats "40 layers do not
+    // split into 16 stages" when chunks = 2 was the mistake.
+    return check_required(P) && check_costs(P) && check_model(P) && check_schedule(P) &&
+           check_partition(P);
 }
 
 /* ---- public ------------------------------------------------------------------------------- */
@@ -591,26 +746,11 @@ int scenario_parse(const char *text, const char *name, const char *const *sets, 
     memset(out, 0, sizeof *out);
     err[0] = '\0';
     snprintf(out->path, sizeof out->path, "%s", name);
-    Parser P = {.s = out, .name = out->path, .text = text, .sets = sets,
-                .err = err};
-    init_defaults(out);
-    size_t len = strlen(text);
-    out->text = malloc(len + 1);
+    Parser P = {.s = out, .name = out->path, .text = text, .sets = sets, .err = err};
+    init_defaults(&P);
+    out->text = strdup(text);
     if (!out->text) return fail(&P, name, "out of memory"), 1;
-    memcpy(out->text, text, len + 1);
-    ini_allow_multiline = false; // one key per line, so every key has its own line number
-    ini_use_stack = false;
-    ini_initial_alloc = ini_max_line = SCN_LINE_MAX + 2;
-    P.in_file = true;
-    int rc = ini_parse_stream(read_line, &P, on_key, &P);
-    P.in_file = false;
-    if (rc > 0 && !P.failed) {
-        char where[SCN_PATH_MAX + 32];
-        snprintf(where, sizeof where, "%s:%d", P.name, rc);
-        fail(&P, where, "expected 'key = value', '[section]' or a comment (; or #)");
-    } else if (rc < 0 && !P.failed) {
-        fail(&P, name, "out of memory while parsing");
-    }
+    parse_text(&P);
     for (int i = 0; i < nsets && !P.failed; i++) apply_set(&P, i);
     if (!P.failed) fill_derived(&P);
     if (!P.failed) validate(&P);
@@ -627,11 +767,12 @@ int scenario_load(const char *path, const char *const *sets, int nsets, Scenario
     }
     char *text = malloc(SCN_FILE_MAX + 1);
     size_t n = text ? fread(text, 1, SCN_FILE_MAX + 1, f) : 0;
-    int bad = ferror(f);
+    int bad = ferror(f) ? errno : 0;
     fclose(f);
     int rc = 0;
     if (!text || bad) {
-        snprintf(err, SCN_ERR_MAX, "cannot read '%s': %s", path, text ? "read error" : "out of memory");
+        snprintf(err, SCN_ERR_MAX, "cannot read '%s': %s", path,
+                 text ? strerror(bad) : "out of memory");
         rc = 1;
     } else if (n > SCN_FILE_MAX) {
         snprintf(err, SCN_ERR_MAX, "%s: larger than %d MiB; a scenario is a short text file",
@@ -684,34 +825,55 @@ static void append(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
     }
 }
 
+/* The shortest %g text that reads back as exactly x ("15.7", not "15.699999999999999"), in
+ * exponent form only where %.17g would use it too ("80", not "8e+01"). */
+static void format_double(double x, char buf[32]) {
+    char full[32];
+    snprintf(full, sizeof full, "%.17g", x);
+    for (int prec = 1; prec < 17; prec++) {
+        snprintf(buf, 32, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x && (!strchr(buf, 'e') || strchr(full, 'e'))) return;
+    }
+    strcpy(buf, full);
+}
+
+/* Keys without a value (unset costs, no gpu preset, no schedule file) are written as comments,
+ * so every key and section shows and the text still reads back to the same Scenario. */
 char *scenario_format(const Scenario *s) {
-    size_t len = 0, cap = 1024;
-    char *buf = malloc(cap);
+    size_t len = 0, cap = 2048;
+    char *buf = malloc(cap), num[32];
     const char *section = "";
     for (int k = 0; k < NKEYS && buf; k++) {
         const KeyDef *kd = &KEYS[k];
         const void *field = (const char *)s + kd->offset;
-        if (kd->type == T_DOUBLE && *(const double *)field < 0) continue; // unset [costs]
-        if ((kd->type == T_GPU || kd->type == T_PATH) && ((const char *)field)[0] == '\0')
-            continue;
         if (strcmp(section, kd->section) != 0)
             append(&buf, &len, &cap, "%s[%s]\n", len ? "\n" : "", section = kd->section);
-        append(&buf, &len, &cap, "%s = ", kd->key);
+        bool unset = (kd->type == T_DOUBLE && *(const double *)field < 0) ||
+                     ((kd->type == T_GPU || kd->type == T_PATH) && !*(const char *)field);
+        append(&buf, &len, &cap, "%s%s =", unset ? "; " : "", kd->key);
+        if (unset) {
+            append(&buf, &len, &cap, " (not given)\n");
+            continue;
+        }
         switch (kd->type) {
-        case T_INT: append(&buf, &len, &cap, "%lld\n", (long long)*(const int64_t *)field); break;
-        case T_DOUBLE: append(&buf, &len, &cap, "%.17g\n", *(const double *)field); break;
-        case T_DTYPE: append(&buf, &len, &cap, "%s\n", dtype_name(s->model.dtype)); break;
+        case T_INT: append(&buf, &len, &cap, " %lld\n", (long long)*(const int64_t *)field); break;
+        case T_DOUBLE:
+            format_double(*(const double *)field, num);
+            append(&buf, &len, &cap, " %s\n", num);
+            break;
+        case T_DTYPE: append(&buf, &len, &cap, " %s\n", dtype_name(s->model.dtype)); break;
         case T_PARTITION:
             if (s->pipeline.partition != PART_EXPLICIT) {
-                append(&buf, &len, &cap, "%s\n",
+                append(&buf, &len, &cap, " %s\n",
                        s->pipeline.partition == PART_UNIFORM ? "uniform" : "balanced");
                 break;
             }
             for (int64_t i = 0; i < s->pipeline.npartition; i++)
-                append(&buf, &len, &cap, "%lld%s", (long long)s->pipeline.partition_layers[i],
-                       i + 1 < s->pipeline.npartition ? "," : "\n");
+                append(&buf, &len, &cap, "%s%lld", i ? "," : " ",
+                       (long long)s->pipeline.partition_layers[i]);
+            append(&buf, &len, &cap, "\n");
             break;
-        default: append(&buf, &len, &cap, "%s\n", (const char *)field); break;
+        default: append(&buf, &len, &cap, " %s\n", (const char *)field); break;
         }
     }
     return buf;

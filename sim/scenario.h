@@ -16,6 +16,8 @@
 #define SCN_MAX_MICRO_BATCHES (1 << 20)
 #define SCN_MAX_ITERATIONS 100000
 #define SCN_MAX_OPS 200000000LL // p*v*m*iterations*2 compute ops simulated at most
+#define SCN_LINE_MAX 65536             // bytes per scenario line or --set argument, newline excluded
+#define SCN_FILE_MAX (16 * 1024 * 1024) // bytes per scenario file; a larger one is bad input (2)
 
 typedef enum { DTYPE_BF16 = 0, DTYPE_FP16, DTYPE_FP32 } Dtype;
 typedef enum { PART_UNIFORM = 0, PART_BALANCED, PART_EXPLICIT } PartitionKind;
