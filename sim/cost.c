@@ -38,7 +38,7 @@ static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel
     double lf, lb, lw;
     cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
     double n = (double)pl->layers[st];
-    double head = st == pl->stages - 1 ? cost_head_flops(&s->model, s->batch.micro_batch_size)
+    double head = plan_stage_is_last(pl, st) ? cost_head_flops(&s->model, s->batch.micro_batch_size)
                                        : 0.0;
     double *fl = &c->op_flops[(int64_t)st * OP_KIND_COUNT];
     fl[OP_F] = n * lf + head;

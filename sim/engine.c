@@ -122,10 +122,8 @@ static void op_finished(Engine *e, int32_t d, int64_t now) {
     const Program *pr = e->pr;
     const ProgramOp *op = &pr->ops[e->pc[d] - 1];
     e->running[d] = 0;
-    if (op->kind == OP_W) return;
-    int32_t st = program_stage_of(pr, d, op->chunk);
-    int32_t out = op->kind == OP_F ? st + 1 : st - 1;
-    if (out < 0 || out >= program_stages(pr)) return;
+    int32_t out = program_output_stage(pr, (OpKind)op->kind, program_stage_of(pr, d, op->chunk));
+    if (out < 0) return;
     int32_t od, oc;
     program_device_of(pr, out, &od, &oc);
     int64_t slot = (int64_t)out * e->m + op->micro_batch;

@@ -23,11 +23,11 @@ static void stage_footprint(const Scenario *s, const Plan *pl, int32_t st, doubl
     double layers = (double)pl->layers[st];
     *params = layers * memory_layer_params(m);
     *act = layers * memory_layer_activation_bytes(m, s->batch.micro_batch_size);
-    if (st == 0) {
+    if (plan_stage_is_first(pl, st)) {
         *params += ((double)m->vocab + sq) * h;
         *act += sq * b * h;
     }
-    if (st == pl->stages - 1) {
+    if (plan_stage_is_last(pl, st)) {
         *params += (double)m->vocab * h + 2.0 * h;
         *act += 4.0 * sq * b * h * (1.0 + (double)m->vocab / h);
     }

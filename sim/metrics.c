@@ -66,7 +66,7 @@ int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const 
     out->bubble_ideal = mean_busy > 0 ? ((double)cost - mean_busy) / mean_busy : 0.0;
     for (int32_t st = 0; st < c->stages; st++)
         out->model_flops += cost_op_flops(c, st, OP_BW) + cost_op_flops(c, st, OP_F);
-    out->model_flops *= (double)s->batch.micro_batches;
+    out->model_flops *= (double)s->batch.micro_batches / pl->pipes; // each copy runs m/pipes
     double seconds = (double)makespan / 1e9, iters = (double)s->batch.iterations;
     double tokens = iters * (double)(s->batch.micro_batches * s->batch.micro_batch_size *
                                      s->model.seq_len);

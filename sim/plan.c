@@ -2,6 +2,8 @@
  * partition covers every layer exactly once; this file only lays it out. */
 #include "plan.h"
 
+#include "sched.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@ int plan_build(const Scenario *s, Plan *out, char *err, size_t errlen) {
     out->devices = (int32_t)s->pipeline.stages;
     out->chunks = (int32_t)s->pipeline.chunks;
     out->stages = out->devices * out->chunks;
+    out->pipes = sched_pipes(s->pipeline.schedule);
     out->gpus_per_node = (int32_t)s->hw.gpus_per_node;
     if (s->pipeline.partition == PART_BALANCED) {
         snprintf(err, errlen,
@@ -26,10 +29,12 @@ int plan_build(const Scenario *s, Plan *out, char *err, size_t errlen) {
         return -1;
     }
     int64_t next = 0;
+    int32_t per = out->stages / out->pipes; // stages of one model copy
     for (int32_t st = 0; st < out->stages; st++) {
+        if (st % per == 0) next = 0;
         out->layers[st] = s->pipeline.partition == PART_EXPLICIT
-                              ? s->pipeline.partition_layers[st]
-                              : s->model.layers / out->stages;
+                              ? s->pipeline.partition_layers[st % per]
+                              : s->model.layers / per;
         out->first_layer[st] = next;
         next += out->layers[st];
     }

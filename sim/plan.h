@@ -12,6 +12,8 @@ typedef struct {
     int32_t devices;       // p
     int32_t chunks;        // v
     int32_t stages;        // p*v pipeline stages, 0 = embedding side, stages-1 = LM head side
+    int32_t pipes;         // model copies (DualPipe: 2), each a chain of stages/pipes stages;
+                           //   stage st holds the layers of model stage st % (stages/pipes)
     int64_t *layers;       // owned: [stages] transformer layers in each stage
     int64_t *first_layer;  // owned: [stages] index of the stage's first layer
     int32_t gpus_per_node; // devices d and e share a node when d/gpus_per_node == e/...
@@ -22,6 +24,14 @@ typedef struct {
  * available yet); -1 when out of memory. */
 int plan_build(const Scenario *s, Plan *out, char *err, size_t errlen);
 void plan_free(Plan *pl);
+
+/* Whether a stage holds the embedding (first of its copy) or the LM head (last of its copy). */
+static inline int plan_stage_is_first(const Plan *pl, int32_t st) {
+    return st % (pl->stages / pl->pipes) == 0;
+}
+static inline int plan_stage_is_last(const Plan *pl, int32_t st) {
+    return st % (pl->stages / pl->pipes) == pl->stages / pl->pipes - 1;
+}
 
 static inline int32_t plan_node_of(const Plan *pl, int32_t device) {
     return device / pl->gpus_per_node;

@@ -14,6 +14,8 @@ int program_init(Program *pr, int32_t devices, int32_t chunks, int32_t micro_bat
     pr->chunks = chunks;
     pr->micro_batches = micro_batches;
     pr->placement = placement;
+    pr->iterations = 1;
+    pr->pipes = 1;
     pr->cap_ = total_ops;
     size_t stages = (size_t)devices * (size_t)chunks;
     pr->ops = malloc((size_t)(total_ops > 0 ? total_ops : 1) * sizeof *pr->ops);
@@ -21,14 +23,17 @@ int program_init(Program *pr, int32_t devices, int32_t chunks, int32_t micro_bat
     pr->stage_of = malloc(stages * sizeof *pr->stage_of);
     pr->device_of = malloc(stages * sizeof *pr->device_of);
     pr->chunk_of = malloc(stages * sizeof *pr->chunk_of);
+    if (placement == PLACE_DUAL) pr->pipes = 2;
     if (!pr->ops || !pr->start || !pr->stage_of || !pr->device_of || !pr->chunk_of) {
         program_free(pr);
         return -1;
     }
     for (int32_t d = 0; d < devices; d++)
         for (int32_t c = 0; c < chunks; c++) {
-            int32_t st = placement == PLACE_VSHAPE && c == 1 ? 2 * devices - 1 - d : c * devices + d;
-            program_place(pr, d, c, st); // EXPLICIT starts looped until placed
+            int32_t st = c * devices + d; // EXPLICIT starts looped until placed
+            if ((placement == PLACE_VSHAPE || placement == PLACE_DUAL) && c == 1)
+                st = 2 * devices - 1 - d;
+            program_place(pr, d, c, st);
         }
     return 0;
 }
@@ -58,6 +63,7 @@ void program_free(Program *pr) {
     free(pr->stage_of);
     free(pr->device_of);
     free(pr->chunk_of);
+    free(pr->weight_versions);
     memset(pr, 0, sizeof *pr);
 }
 
@@ -88,7 +94,10 @@ static int check_ops(const Program *pr, uint8_t *have, char *why, size_t len) {
             if (op->kind >= OP_KIND_COUNT || op->micro_batch < 0 || op->micro_batch >= m ||
                 op->chunk < 0 || op->chunk >= pr->chunks)
                 return fail_at(why, len, pr, d, i, "kind, micro-batch or chunk out of range");
-            uint8_t *h = &have[(size_t)program_stage_of(pr, d, op->chunk) * m + op->micro_batch];
+            int32_t st = program_stage_of(pr, d, op->chunk);
+            if (program_stage_pipe(pr, st) != program_mb_pipe(pr, op->micro_batch))
+                return fail_at(why, len, pr, d, i, "the micro-batch runs in the other pipe");
+            uint8_t *h = &have[(size_t)st * m + op->micro_batch];
             uint8_t bit = KIND_BIT[op->kind];
             if (*h & bit) return fail_at(why, len, pr, d, i, "appears twice");
             if (op->kind != OP_F && !(*h & HAVE_F))
@@ -109,6 +118,7 @@ static int check_complete(const Program *pr, const uint8_t *have, char *why, siz
     int32_t m = pr->micro_batches;
     for (int32_t s = 0; s < program_stages(pr); s++) {
         for (int32_t mb = 0; mb < m; mb++) {
+            if (program_mb_pipe(pr, mb) != program_stage_pipe(pr, s)) continue;
             uint8_t h = have[(size_t)s * m + mb];
             int32_t d, c;
             program_device_of(pr, s, &d, &c);
@@ -157,8 +167,8 @@ static int check_progress(const Program *pr, uint8_t *done, char *why, size_t le
             if (in >= 0 && !(done[(size_t)in * m + op->micro_batch] & need)) break;
             if (op->kind == OP_W) continue;
             done[(size_t)s * m + op->micro_batch] |= need;
-            int32_t out = op->kind == OP_F ? s + 1 : s - 1, od, oc;
-            if (out < 0 || out >= program_stages(pr)) continue;
+            int32_t out = program_output_stage(pr, (OpKind)op->kind, s), od, oc;
+            if (out < 0) continue;
             program_device_of(pr, out, &od, &oc);
             if (od != d && !queued[od]) {
                 work[nwork++] = od;
@@ -212,8 +222,9 @@ static int check_pairing(const Program *pr, int64_t *seq, char *why, size_t len)
     for (int32_t d = 0; d < p; d++) // senders
         for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++) {
             const ProgramOp *op = &pr->ops[i];
-            int32_t s = program_stage_of(pr, d, op->chunk), out = op->kind == OP_F ? s + 1 : s - 1;
-            if (op->kind == OP_W || out < 0 || out >= S || pr->device_of[out] == d) continue;
+            int32_t out = program_output_stage(pr, (OpKind)op->kind,
+                                               program_stage_of(pr, d, op->chunk));
+            if (out < 0 || pr->device_of[out] == d) continue;
             PairCount *pc = pair_get(pairs, cap, (int64_t)d * p + pr->device_of[out] + 1);
             seq[((size_t)out * m + op->micro_batch) * 2 + (op->kind != OP_F)] = pc->sent++;
         }

@@ -14,20 +14,33 @@
 /* How (device, chunk) maps to a pipeline stage (0 = holds the first layers).
  * LOOPED: stage = chunk*p + device (GPipe, 1F1B, Megatron interleaved).
  * VSHAPE: chunk 0 is stage device, chunk 1 is stage 2p-1-device (zero-bubble V schedules).
- * EXPLICIT: set stage by stage with program_place (custom schedules). */
-typedef enum { PLACE_LOOPED = 0, PLACE_VSHAPE = 1, PLACE_EXPLICIT = 2 } Placement;
+ * EXPLICIT: set stage by stage with program_place (custom schedules).
+ * DUAL: two model copies (pipes) of p stages each, run in opposite directions (DualPipe):
+ *       chunk 0 of device d is stage d of pipe 0, chunk 1 is stage p-1-d of pipe 1 (global
+ *       stage p + p-1-d). */
+typedef enum { PLACE_LOOPED = 0, PLACE_VSHAPE = 1, PLACE_EXPLICIT = 2, PLACE_DUAL = 3 } Placement;
+
+/* ProgramOp.flags. FUSED_NEXT: this op and the next op of the device run as one overlapped
+ * op (DualPipe's forward-and-backward chunk pair): both start when both inputs are ready, and
+ * the pair takes the fused cost (cost.h). */
+enum { OPF_FUSED_NEXT = 1 };
 
 typedef struct {
     int32_t micro_batch; // 0..m-1
     int16_t chunk;       // 0..v-1, model chunk on this device
     uint8_t kind;        // OpKind
-    uint8_t pad_;
+    uint8_t flags;       // OPF_*
 } ProgramOp;
 
 typedef struct {
     int32_t devices;       // p
     int32_t chunks;        // v
-    int32_t micro_batches; // m
+    int32_t micro_batches; // m, all iterations this Program covers
+    int32_t iterations;    // iterations it covers with no flush between them (async
+                           //   schedules: all of them; others 1, the engine repeats it)
+    int32_t pipes;         // independent stage chains: 1, or 2 for placement DUAL (m even).
+                           //   The stages are split into pipes blocks of stages/pipes;
+                           //   micro-batch j runs in block j / (m/pipes) only.
     Placement placement;
     ProgramOp *ops; // owned: every device's ops back to back
     int64_t *start; // owned: devices+1 offsets; device d runs ops[start[d] .. start[d+1])
@@ -35,6 +48,8 @@ typedef struct {
     int32_t *stage_of;  // owned: [device*chunks + chunk] -> stage
     int32_t *device_of; // owned: [stage] -> device
     int32_t *chunk_of;  // owned: [stage] -> chunk on that device
+    int32_t *weight_versions; // owned, NULL = one each: [device] weight copies a device keeps
+                              //   at its peak (PipeDream stashing, 2BW double buffering)
     int64_t cap_;   // building: room for this many ops
     int32_t cur_;   // building: the device being filled
 } Program;
@@ -45,6 +60,7 @@ typedef struct {
  * amortised. program_free releases and zeroes. */
 int program_init(Program *pr, int32_t devices, int32_t chunks, int32_t micro_batches,
                  Placement placement, int64_t total_ops);
+
 void program_push(Program *pr, int32_t device, OpKind kind, int32_t micro_batch, int32_t chunk);
 void program_end(Program *pr);
 void program_free(Program *pr);
@@ -57,6 +73,16 @@ static inline int64_t program_len(const Program *pr, int32_t d) {
     return pr->start[d + 1] - pr->start[d];
 }
 static inline int32_t program_stages(const Program *pr) { return pr->devices * pr->chunks; }
+/* Stages in one pipe, and the pipe a stage or a micro-batch belongs to. */
+static inline int32_t program_pipe_stages(const Program *pr) {
+    return program_stages(pr) / pr->pipes;
+}
+static inline int32_t program_stage_pipe(const Program *pr, int32_t stage) {
+    return stage / program_pipe_stages(pr);
+}
+static inline int32_t program_mb_pipe(const Program *pr, int32_t micro_batch) {
+    return micro_batch / (pr->micro_batches / pr->pipes);
+}
 
 /* Stage of (device, chunk) and the inverse: table lookups, O(1). */
 static inline int32_t program_stage_of(const Program *pr, int32_t device, int32_t chunk) {
@@ -68,12 +94,22 @@ static inline void program_device_of(const Program *pr, int32_t stage, int32_t *
     *chunk = pr->chunk_of[stage];
 }
 
-/* The stage whose output an op of this kind at this stage consumes from another stage: the
- * previous stage for F, the next stage for B and BW (the gradient), -1 for none (F of the first
- * stage, B/BW of the last, W). The producer's op is F for F, and B or BW for B/BW. */
+/* The stage whose output an op of this kind at this stage consumes: the previous stage for F,
+ * the next stage for B and BW (the gradient), -1 for none (F of a pipe's first stage, B/BW of
+ * its last, W). The producer's op is F for F, and B or BW for B/BW. */
 static inline int32_t program_input_stage(const Program *pr, OpKind kind, int32_t stage) {
-    if (kind == OP_F) return stage > 0 ? stage - 1 : -1;
-    if (kind == OP_B || kind == OP_BW) return stage + 1 < program_stages(pr) ? stage + 1 : -1;
+    int32_t pos = stage % program_pipe_stages(pr);
+    if (kind == OP_F) return pos > 0 ? stage - 1 : -1;
+    if (kind == OP_B || kind == OP_BW) return pos + 1 < program_pipe_stages(pr) ? stage + 1 : -1;
+    return -1;
+}
+
+/* The stage that consumes the output of an op of this kind at this stage: the next stage for
+ * F, the previous one for B and BW, -1 for none (the ends of a pipe, W). */
+static inline int32_t program_output_stage(const Program *pr, OpKind kind, int32_t stage) {
+    int32_t pos = stage % program_pipe_stages(pr);
+    if (kind == OP_F) return pos + 1 < program_pipe_stages(pr) ? stage + 1 : -1;
+    if (kind == OP_B || kind == OP_BW) return pos > 0 ? stage - 1 : -1;
     return -1;
 }
 

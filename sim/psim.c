@@ -140,9 +140,7 @@ static int simulate(const Options *o, Sim *sm) {
         return 2;
     }
     sm->sched = sched_find(sm->scn.pipeline.schedule);
-    SchedParams sp = {.devices = sm->plan.devices, .chunks = sm->plan.chunks,
-                      .micro_batches = (int32_t)sm->scn.batch.micro_batches,
-                      .file = sm->scn.pipeline.schedule_file};
+    SchedParams sp = scenario_sched_params(&sm->scn);
     SchedIssue issue = {0};
     rc = sm->sched->build(&sp, &sm->prog, &issue);
     if (rc != 0) {

@@ -673,8 +673,9 @@ static void even_split(int64_t L, int64_t S, char *list, size_t n) {
 static int check_partition(Parser *P) {
     char w[WHERE_MAX], list[256], what[64];
     const Scenario *s = P->s;
-    int64_t p = s->pipeline.stages, v = s->pipeline.chunks, L = s->model.layers, S = p * v;
-    if (v == 1) snprintf(what, sizeof what, "%lld stages", (long long)p);
+    int64_t p = s->pipeline.stages, v = s->pipeline.chunks, L = s->model.layers;
+    int64_t S = p * v / sched_pipes(s->pipeline.schedule); // stages of one model copy
+    if (S == p) snprintf(what, sizeof what, "%lld stages", (long long)p);
     else snprintf(what, sizeof what, "%lld stages × %lld chunks", (long long)p, (long long)v);
     if (S > L)
         return fail(P, blame(P, w, 3, "pipeline.stages", "pipeline.chunks", "model.layers"),
@@ -709,9 +710,7 @@ static int check_schedule(Parser *P) {
     char w[WHERE_MAX];
     const Scenario *s = P->s;
     const Schedule *sc = sched_find(s->pipeline.schedule);
-    SchedParams sp = {.devices = (int32_t)s->pipeline.stages, .chunks = (int32_t)s->pipeline.chunks,
-                      .micro_batches = (int32_t)s->batch.micro_batches,
-                      .file = s->pipeline.schedule_file};
+    SchedParams sp = scenario_sched_params(s);
     if (s->pipeline.schedule_file[0] && strcmp(s->pipeline.schedule, "custom") != 0)
         return fail(P, where_key(P, key_index("pipeline", "schedule_file"), w),
                     "schedule_file is only read with schedule = custom, and schedule = %s; "
@@ -740,6 +739,14 @@ static int validate(Parser *P) {
 }
 
 /* ---- public ------------------------------------------------------------------------------- */
+
+SchedParams scenario_sched_params(const Scenario *s) {
+    return (SchedParams){.devices = (int32_t)s->pipeline.stages,
+                         .chunks = (int32_t)s->pipeline.chunks,
+                         .micro_batches = (int32_t)s->batch.micro_batches,
+                         .iterations = (int32_t)s->batch.iterations,
+                         .file = s->pipeline.schedule_file};
+}
 
 int scenario_parse(const char *text, const char *name, const char *const *sets, int nsets,
                    Scenario *out, char err[SCN_ERR_MAX]) {

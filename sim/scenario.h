@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sched.h"
+
 #define SCN_NAME_MAX 64
 #define SCN_PATH_MAX 1024
 #define SCN_ERR_MAX 1024
@@ -98,6 +100,9 @@ int scenario_parse(const char *text, const char *name, const char *const *sets, 
                    Scenario *out, char err[SCN_ERR_MAX]);
 
 void scenario_free(Scenario *s);
+
+/* The schedule's parameters as this scenario gives them. */
+SchedParams scenario_sched_params(const Scenario *s);
 
 /* scenario_format writes every key with its resolved value as INI text (defaults and
  * presets filled in), which scenario_parse reads back to the same Scenario. Returns a

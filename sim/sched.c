@@ -32,3 +32,8 @@ const char *sched_names(void) {
     }
     return names;
 }
+
+int32_t sched_pipes(const char *name) {
+    const Schedule *sc = sched_find(name);
+    return sc && sc->pipes > 1 ? sc->pipes : 1;
+}

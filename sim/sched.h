@@ -13,6 +13,8 @@ typedef struct {
     int32_t devices;       // p
     int32_t chunks;        // v
     int32_t micro_batches; // m per iteration
+    int32_t iterations;    // iterations run; asynchronous schedules build them all into one
+                           //   Program (no flush), the others build one and ignore this
     const char *file;      // schedule file for "custom" (path as opened), else NULL
 } SchedParams;
 
@@ -26,6 +28,7 @@ typedef struct {
 typedef struct {
     const char *name;    // as written in scenarios: "1f1b"
     const char *summary; // one line for --help
+    int32_t pipes;       // model copies run as separate stage chains (DualPipe: 2); 0 means 1
     /* Returns 0 when the schedule can run with these parameters, else -1 and fills issue. */
     int (*validate)(const SchedParams *sp, SchedIssue *issue);
     /* Builds the per-device Program (sp already validated). Returns 0; -1 out of memory; 2
@@ -37,5 +40,8 @@ typedef struct {
  * ones, comma-separated. */
 const Schedule *sched_find(const char *name);
 const char *sched_names(void);
+
+/* Model copies the named schedule runs (1 unless it says otherwise; 1 for unknown names). */
+int32_t sched_pipes(const char *name);
 
 #endif
