@@ -34,7 +34,7 @@ static Result bench(const char *name, int32_t p, int32_t v, int32_t m) {
         ns[OP_BW] = ns[OP_B] + ns[OP_W];
     }
     const Schedule *sc = sched_find(name);
-    SchedParams sp = {p, v, m, NULL};
+    SchedParams sp = {.devices = p, .chunks = v, .micro_batches = m, .iterations = 1};
     Result r = {0};
     int reps = 0;
     double t0 = now_s();

@@ -142,7 +142,7 @@ static void test_memory_per_device(void **state) {
     Program pr;
     char err[256];
     assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
-    SchedParams sp = {8, 1, 32, NULL};
+    SchedParams sp = {.devices = 8, .chunks = 1, .micro_batches = 32, .iterations = 1};
     assert_int_equal(sched_find("1f1b")->build(&sp, &pr, NULL), 0);
     DeviceMemory mem[8];
     memory_estimate(&s, &pl, &pr, mem);
@@ -175,7 +175,7 @@ static void test_metrics_definitions(void **state) {
     Metrics mt;
     char err[256];
     assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
-    SchedParams sp = {4, 1, 6, NULL};
+    SchedParams sp = {.devices = 4, .chunks = 1, .micro_batches = 6, .iterations = 1};
     assert_int_equal(sched_find("gpipe")->build(&sp, &pr, NULL), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     assert_int_equal(engine_run(&pr, &c, 1, &tl, err, sizeof err), 0);

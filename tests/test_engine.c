@@ -37,7 +37,7 @@ static CostModel cost_uniform(int32_t stages, int64_t f, int64_t b, int64_t w, i
 static void build(const char *name, int32_t p, int32_t v, int32_t m, Program *pr) {
     const Schedule *s = sched_find(name);
     assert_non_null(s);
-    SchedParams sp = {.devices = p, .chunks = v, .micro_batches = m};
+    SchedParams sp = {.devices = p, .chunks = v, .micro_batches = m, .iterations = 1};
     SchedIssue issue;
     assert_int_equal(s->validate(&sp, &issue), 0);
     assert_int_equal(s->build(&sp, pr, &issue), 0);
@@ -332,7 +332,7 @@ static void test_checker_rejects_bad_ops(void **state) {
 static void test_schedule_constraints(void **state) {
     (void)state;
     SchedIssue issue;
-    SchedParams sp = {.devices = 4, .chunks = 2, .micro_batches = 6};
+    SchedParams sp = {.devices = 4, .chunks = 2, .micro_batches = 6, .iterations = 1};
     assert_int_equal(sched_find("interleaved")->validate(&sp, &issue), -1);
     assert_string_equal(issue.key, "batch.micro_batches");
     assert_non_null(strstr(issue.msg, "micro_batches = 8"));

@@ -48,7 +48,7 @@ static void test_builtins_round_trip(void **state) {
         {"gpipe", 4, 1, 6}, {"1f1b", 8, 1, 13}, {"1f1b", 1, 1, 3},
         {"interleaved", 4, 2, 8}, {"interleaved", 3, 4, 9}, {"interleaved", 2, 3, 2}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        SchedParams sp = {cases[i].p, cases[i].v, cases[i].m, NULL};
+        SchedParams sp = {.devices = cases[i].p, .chunks = cases[i].v, .micro_batches = cases[i].m, .iterations = 1};
         SchedIssue issue;
         Program a, b;
         assert_int_equal(sched_find(cases[i].name)->build(&sp, &a, &issue), 0);
@@ -78,7 +78,7 @@ static void test_pytorch_style_rows(void **state) {
                        "0F0, 0SEND_F0, None, 3RECV_F0, 3F0, 3I0, 3W0, 0RECV_B0, 0I0, 0W0\n"
                        "\n"
                        "1F0,2F0 , 2B0  1B0   # comment\n";
-    SchedParams sp = {2, 2, 1, NULL};
+    SchedParams sp = {.devices = 2, .chunks = 2, .micro_batches = 1, .iterations = 1};
     Program pr;
     assert_int_equal(sched_file_parse(text, "v.csv", &sp, &pr, err, sizeof err), 0);
     assert_int_equal(program_check(&pr, err, sizeof err), 0);
@@ -93,7 +93,7 @@ static void test_pytorch_style_rows(void **state) {
 }
 
 static void expect_bad(const char *text, int32_t p, int32_t v, int32_t m, const char *want) {
-    SchedParams sp = {p, v, m, NULL};
+    SchedParams sp = {.devices = p, .chunks = v, .micro_batches = m, .iterations = 1};
     Program pr;
     int rc = sched_file_parse(text, "s.sched", &sp, &pr, err, sizeof err);
     if (rc != 2 || !strstr(err, want)) fail_msg("rc %d, '%s', wanted '%s'", rc, err, want);
@@ -118,7 +118,7 @@ static void test_bad_files(void **state) {
 
 static void test_checker_names_missing_op(void **state) {
     (void)state; // a file that parses but lacks a backward fails the Program check
-    SchedParams sp = {2, 1, 2, NULL};
+    SchedParams sp = {.devices = 2, .chunks = 1, .micro_batches = 2, .iterations = 1};
     Program pr;
     assert_int_equal(sched_file_parse("0F0,0F1,0B0,0B1\n1F0,1B0,1F1\n", "s", &sp, &pr, err, sizeof err), 0);
     assert_int_equal(program_check(&pr, err, sizeof err), -1);
