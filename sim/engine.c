@@ -207,7 +207,7 @@ int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeli
     e.ready = malloc((size_t)program_stages(pr) * (size_t)e.m + 1);
     e.links = calloc(e.caplinks, sizeof *e.links);
     int rc = (!e.pc || !e.running || !e.ready || !e.links) ? -1 : 0;
-    for (int32_t k = 0; k < iterations && rc == 0; k++)
+    for (int32_t k = 0; k < iterations / pr->iterations && rc == 0; k++)
         rc = run_iteration(&e, k, e.last_ns, why, whylen);
     free(e.heap), free(e.pc), free(e.running), free(e.ready), free(e.links);
     return rc;

@@ -22,7 +22,9 @@
 
 /* engine_run appends to tl (zeroed or holding earlier rows) one compute row per op and a
  * send and a recv row per cross-device transfer, for `iterations` iterations (iteration k's
- * micro-batch j is recorded as k*m + j). Returns 0; -1 when out of memory; -2 when the run
+ * micro-batch j is recorded as k*m + j). A Program that covers several iterations itself
+ * (pr->iterations > 1, the asynchronous schedules) is played iterations / pr->iterations
+ * times, so with no flush inside it. Returns 0; -1 when out of memory; -2 when the run
  * stalls (some device waits for an input that never comes), with why naming the waiting ops
  * and what each waits for. The Program should have passed program_check. */
 int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeline *tl,

@@ -44,7 +44,8 @@ void memory_estimate(const Scenario *s, const Plan *pl, const Program *pr, Devic
             stage_footprint(s, pl, program_stage_of(pr, d, c), &params, &act);
             dm->params += params;
         }
-        dm->weight_bytes = dm->params * wb;
+        dm->weight_versions = pr->weight_versions ? pr->weight_versions[d] : 1;
+        dm->weight_bytes = dm->params * wb * dm->weight_versions;
         dm->grad_bytes = dm->params * wb;
         dm->optimizer_bytes = dm->params * opt_per_param;
         int32_t held = 0;

@@ -17,7 +17,8 @@
  * weights, momentum and variance = 2 + 2 + 12 bytes per parameter; for fp32 models 4 + 4 + 8. */
 typedef struct {
     double params;             // parameters held
-    double weight_bytes;       // in the model's dtype
+    int32_t weight_versions;   // weight copies kept (stashing, double buffering), >= 1
+    double weight_bytes;       // in the model's dtype, all versions
     double grad_bytes;
     double optimizer_bytes;
     double activation_bytes;   // peak over the device's program

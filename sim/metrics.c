@@ -11,6 +11,24 @@ typedef struct {
 
 static double ns_to_ms(int64_t ns) { return (double)ns / 1e6; }
 
+/* Spacing of iteration ends: iteration k holds micro-batches [k*m, (k+1)*m) and ends with its
+ * last compute op. Falls back to makespan when there is one iteration. -1 out of memory. */
+static int iteration_time(const Timeline *tl, int64_t m, int64_t iterations, int64_t makespan,
+                          double *ms) {
+    *ms = ns_to_ms(makespan);
+    if (iterations < 2) return 0;
+    int64_t *end = calloc((size_t)iterations, sizeof *end);
+    if (!end) return -1;
+    for (size_t i = 0; i < tl->n; i++) {
+        const TimelineOp *r = &tl->ops[i];
+        int64_t k = r->micro_batch / m;
+        if (r->stream == STREAM_COMPUTE && k < iterations && r->end_ns > end[k]) end[k] = r->end_ns;
+    }
+    *ms = ns_to_ms(end[iterations - 1] - end[0]) / (double)(iterations - 1);
+    free(end);
+    return 0;
+}
+
 int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const CostModel *c,
                     const Timeline *tl, Metrics *out) {
     int32_t p = pr->devices;
@@ -56,12 +74,18 @@ int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const 
         dm->optimizer_gib = mem[d].optimizer_bytes / GIB;
         dm->activations_gib = mem[d].activation_bytes / GIB;
         dm->peak_memory_gib = mem[d].peak_bytes / GIB;
+        dm->weight_versions = mem[d].weight_versions;
+        dm->staleness = mem[d].weight_versions - 1;
         for (int32_t ch = 0; ch < pr->chunks; ch++)
             dm->layers += (int32_t)pl->layers[program_stage_of(pr, d, ch)];
     }
     double mean_busy = (double)busy_sum / p;
     out->makespan_ms = ns_to_ms(makespan);
-    out->iteration_ms = out->makespan_ms / (double)s->batch.iterations;
+    if (iteration_time(tl, s->batch.micro_batches, s->batch.iterations, makespan,
+                       &out->iteration_ms) != 0) {
+        free(sp), free(mem), metrics_free(out);
+        return -1;
+    }
     out->bubble_rate = cost ? 1.0 - mean_busy / (double)cost : 0.0;
     out->bubble_ideal = mean_busy > 0 ? ((double)cost - mean_busy) / mean_busy : 0.0;
     for (int32_t st = 0; st < c->stages; st++)

@@ -1,6 +1,9 @@
 /* sim/metrics.h: the numbers DESIGN.md promises, computed from a Timeline (predicted or
  * measured) and the scenario. Definitions:
  *   makespan   = last end - first start over every device and lane;
+ *   iteration time = the spacing of iteration ends (an iteration ends with its last compute
+ *                op); with a flush this is makespan / iterations, without one (async) it
+ *                leaves out the start-up ramp, which is paid once;
  *   cost       = the longest device span (its last compute end - its first compute start);
  *   bubble_rate  = 1 - mean busy / cost (GPipe; Qi et al. 2023);
  *   bubble_ideal = (cost - mean busy) / mean busy (Narayanan et al. 2021);
@@ -25,11 +28,15 @@ typedef struct {
     double peak_memory_gib;  // weights + grads + optimizer + peak activations
     double weights_gib, grads_gib, optimizer_gib, activations_gib;
     int32_t layers;          // transformer layers held (all chunks)
+    int32_t weight_versions; // weight copies kept at once (async schedules stash them)
+    int32_t staleness;       // weight updates between a micro-batch's forward and the update
+                             //   its gradient is applied to: weight_versions - 1
 } DeviceMetrics;
 
 typedef struct {
     double makespan_ms;
-    double iteration_ms;             // makespan / iterations
+    double iteration_ms;             // steady state: (end of the last iteration - end of the
+                                     //   first) / (iterations - 1); makespan with 1 iteration
     double bubble_rate;
     double bubble_ideal;
     double throughput_tokens_per_s;

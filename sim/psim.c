@@ -180,7 +180,7 @@ static int simulate(const Options *o, Sim *sm) {
     X(tflops_per_gpu) X(mfu) X(model_flops) X(peak_tflops)
 #define DEVICE_METRICS(X)                                                                      \
     X(busy_ms) X(idle_ms) X(span_ms) X(peak_activations) X(peak_memory_gib) X(weights_gib)    \
-    X(grads_gib) X(optimizer_gib) X(activations_gib) X(layers)
+    X(grads_gib) X(optimizer_gib) X(activations_gib) X(layers) X(weight_versions) X(staleness)
 #define COUNT(name) +1
 enum { NRUN_METRICS = 0 RUN_METRICS(COUNT), NDEVICE_METRICS = 0 DEVICE_METRICS(COUNT) };
 
@@ -272,6 +272,11 @@ static void print_summary(const Sim *sm) {
     printf("%-22s %14lld ops, %lld transfers of %.2f MiB\n", "simulated",
            (long long)mt->ops, (long long)mt->transfers,
            (double)sm->cost.xfer_bytes / (1024.0 * 1024.0));
+    const DeviceMetrics *d0 = &mt->dev[0], *dl = &mt->dev[mt->devices - 1];
+    if (d0->weight_versions > 1)
+        printf("%-22s %8d .. %d per device, gradients applied %d .. %d updates late\n",
+               "weight versions", d0->weight_versions, dl->weight_versions, d0->staleness,
+               dl->staleness);
     printf("\n# device layers    busy_ms    idle_ms  peak_act  weights_gib  grads_gib  "
            "optim_gib    act_gib   peak_gib\n");
     for (int32_t d = 0; d < mt->devices; d++) {

@@ -6,12 +6,16 @@
 extern const Schedule SCHED_GPIPE;
 extern const Schedule SCHED_1F1B;
 extern const Schedule SCHED_INTERLEAVED;
+extern const Schedule SCHED_PIPEDREAM;
+extern const Schedule SCHED_PIPEDREAM_2BW;
 extern const Schedule SCHED_CUSTOM;
 
 static const Schedule *const SCHEDULES[] = {
     &SCHED_GPIPE,
     &SCHED_1F1B,
     &SCHED_INTERLEAVED,
+    &SCHED_PIPEDREAM,
+    &SCHED_PIPEDREAM_2BW,
     &SCHED_CUSTOM,
 };
 #define NSCHEDULES (sizeof SCHEDULES / sizeof SCHEDULES[0])

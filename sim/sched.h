@@ -41,6 +41,12 @@ typedef struct {
 const Schedule *sched_find(const char *name);
 const char *sched_names(void);
 
+/* Appends device d's 1F1B order over all of out's micro-batches (min(p-d-1, m) warm-up
+ * forwards, then one forward one backward, then the remaining backwards; whole BW ops).
+ * Returns the most micro-batches it holds at once, min(p-d, m). Shared by 1f1b and the
+ * asynchronous schedules. */
+int32_t sched_1f1b_device(Program *out, int32_t d);
+
 /* Model copies the named schedule runs (1 unless it says otherwise; 1 for unknown names). */
 int32_t sched_pipes(const char *name);
 

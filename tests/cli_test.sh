@@ -62,6 +62,20 @@ mfu=$(json_num mfu "$tmp/a")
 awk -v m="$mfu" 'BEGIN { exit !(m > 0.3 && m < 0.55) }' && ok "gpt13b MFU below efficiency 0.55, above 0.3" \
     || nok "gpt13b MFU below efficiency 0.55, above 0.3" "mfu=$mfu"
 
+# --- asynchronous schedules: no flush, the ramp is paid once ---------------------------------
+$psim --no-db --json --set pipeline.schedule=pipedream --set batch.iterations=3 scenarios/tiny-1f1b.scn >"$tmp/j" 2>&1
+near "pipedream: 3 iterations take (3m+p-1)(F+B) = 81 ms" "$(json_num makespan_ms "$tmp/j")" 81 1e-9
+near "pipedream: steady iteration time m(F+B) = 24 ms" "$(json_num iteration_ms "$tmp/j")" 24 1e-9
+near "pipedream: device 0 stashes p = 4 weight versions" "$(json_num weight_versions "$tmp/j")" 4 0
+near "pipedream: device 0 applies gradients 3 updates late" "$(json_num staleness "$tmp/j")" 3 0
+$psim --no-db --json --set pipeline.schedule=pipedream-2bw --set batch.iterations=3 scenarios/tiny-1f1b.scn >"$tmp/j" 2>&1
+near "pipedream-2bw keeps two weight versions" "$(json_num weight_versions "$tmp/j")" 2 0
+w2=$(json_num weights_gib "$tmp/j")
+$psim --no-db --json --set batch.iterations=3 scenarios/tiny-1f1b.scn >"$tmp/j" 2>&1
+near "1f1b with a flush: 3 iterations take 3(m+p-1)(F+B) = 99 ms" "$(json_num makespan_ms "$tmp/j")" 99 1e-9
+w1=$(json_num weights_gib "$tmp/j")
+near "pipedream-2bw weights are twice 1f1b's" "$w2" "$(awk -v w="$w1" 'BEGIN { printf "%.17g", 2 * w }')" 1e-15
+
 # --- custom schedules: a dumped built-in fed back gives the same run --------------------------
 for sched in gpipe 1f1b "interleaved --set pipeline.chunks=2"; do
     $psim --dump-schedule --set pipeline.schedule=$sched scenarios/gpt13b.scn >"$tmp/s.sched" 2>&1
