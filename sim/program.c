@@ -195,12 +195,19 @@ static int check_progress(const Program *pr, uint8_t *done, char *why, size_t le
     return rc;
 }
 
-/* Counters per directed device pair, in a small open-addressing table (pipelines talk to few
- * peers: at most 2 pairs per stage boundary). */
+/* Counters per channel: a directed device pair and the kind of data (activations or
+ * gradients), in a small open-addressing table (pipelines talk to few peers: at most 2
+ * channels per stage boundary). */
 typedef struct {
-    int64_t key; // src*p + dst + 1, 0 = empty
+    int64_t key; // channel_key(), 0 = empty
     int64_t sent, received;
 } PairCount;
+
+/* Executors keep one ordered channel per direction of data (e.g. one NCCL communicator for
+ * activations, one for gradients), so only messages of one channel must agree on order. */
+static int64_t channel_key(int32_t p, int32_t src, int32_t dst, OpKind kind) {
+    return ((int64_t)src * p + dst) * 2 + (kind != OP_F) + 1;
+}
 
 static PairCount *pair_get(PairCount *t, size_t cap, int64_t key) {
     size_t i = (size_t)(key * 0x9E3779B97F4A7C15ULL >> 17) & (cap - 1);
@@ -225,7 +232,7 @@ static int check_pairing(const Program *pr, int64_t *seq, char *why, size_t len)
             int32_t out = program_output_stage(pr, (OpKind)op->kind,
                                                program_stage_of(pr, d, op->chunk));
             if (out < 0 || pr->device_of[out] == d) continue;
-            PairCount *pc = pair_get(pairs, cap, (int64_t)d * p + pr->device_of[out] + 1);
+            PairCount *pc = pair_get(pairs, cap, channel_key(p, d, pr->device_of[out], (OpKind)op->kind));
             seq[((size_t)out * m + op->micro_batch) * 2 + (op->kind != OP_F)] = pc->sent++;
         }
     int rc = 0;
@@ -236,16 +243,17 @@ static int check_pairing(const Program *pr, int64_t *seq, char *why, size_t len)
             int32_t in = program_input_stage(pr, (OpKind)op->kind, s);
             if (in < 0 || pr->device_of[in] == e) continue;
             int32_t d = pr->device_of[in];
-            PairCount *pc = pair_get(pairs, cap, (int64_t)d * p + e + 1);
+            PairCount *pc = pair_get(pairs, cap, channel_key(p, d, e, (OpKind)op->kind));
             int64_t k = seq[((size_t)s * m + op->micro_batch) * 2 + (op->kind != OP_F)];
             if (k != pc->received++) {
                 char reason[256];
                 snprintf(reason, sizeof reason,
-                         "takes message %lld of device %d's sends to it as its receive %lld; "
-                         "NCCL pairs sends and receives between two ranks in order, so this "
-                         "order would hang or swap tensors; reorder so device %d sends in the "
-                         "order this device consumes",
-                         (long long)k, d, (long long)(pc->received - 1), d);
+                         "takes %s message %lld of device %d's sends to it as its receive "
+                         "%lld; NCCL pairs sends and receives between two ranks in order, so "
+                         "this order would hang or swap tensors; reorder so device %d sends "
+                         "in the order this device consumes",
+                         op->kind == OP_F ? "activation" : "gradient", (long long)k, d,
+                         (long long)(pc->received - 1), d);
                 rc = fail_at(why, len, pr, e, i, reason);
             }
         }

@@ -117,8 +117,9 @@ static inline int32_t program_output_stage(const Program *pr, OpKind kind, int32
  * one W, on the device that holds that stage; on each device, F precedes B/BW and B precedes
  * W of the same (micro-batch, chunk); the ops can all complete (the dependency graph
  * across devices, with each device's order, has no cycle); and between every two devices the
- * receiver consumes messages in the order the sender produces them, as NCCL's untagged
- * send/recv needs (ranks that disagree on the order hang or swap tensors). Returns 0, or -1 with the first
+ * receiver consumes the activations, and separately the gradients, in the order the sender
+ * produces them, as NCCL's untagged send/recv needs on the one channel (communicator) an
+ * executor keeps for each (ranks that disagree on the order hang or swap tensors). Returns 0, or -1 with the first
  * offending op and the reason in why ("device 2 op 7 (B mb 3 chunk 0): ..."). O(ops). */
 int program_check(const Program *pr, char *why, size_t whylen);
 

@@ -8,6 +8,9 @@ extern const Schedule SCHED_1F1B;
 extern const Schedule SCHED_INTERLEAVED;
 extern const Schedule SCHED_PIPEDREAM;
 extern const Schedule SCHED_PIPEDREAM_2BW;
+extern const Schedule SCHED_ZB_H1;
+extern const Schedule SCHED_ZB_H2;
+extern const Schedule SCHED_ZB_V;
 extern const Schedule SCHED_CUSTOM;
 
 static const Schedule *const SCHEDULES[] = {
@@ -16,6 +19,9 @@ static const Schedule *const SCHEDULES[] = {
     &SCHED_INTERLEAVED,
     &SCHED_PIPEDREAM,
     &SCHED_PIPEDREAM_2BW,
+    &SCHED_ZB_H1,
+    &SCHED_ZB_H2,
+    &SCHED_ZB_V,
     &SCHED_CUSTOM,
 };
 #define NSCHEDULES (sizeof SCHEDULES / sizeof SCHEDULES[0])

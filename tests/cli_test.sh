@@ -77,16 +77,24 @@ w1=$(json_num weights_gib "$tmp/j")
 near "pipedream-2bw weights are twice 1f1b's" "$w2" "$(awk -v w="$w1" 'BEGIN { printf "%.17g", 2 * w }')" 1e-15
 
 # --- custom schedules: a dumped built-in fed back gives the same run --------------------------
-for sched in gpipe 1f1b "interleaved --set pipeline.chunks=2"; do
-    $psim --dump-schedule --set pipeline.schedule=$sched scenarios/gpt13b.scn >"$tmp/s.sched" 2>&1
-    $psim --no-db --json --set pipeline.schedule=$sched scenarios/gpt13b.scn 2>&1 \
-        | sed 's/"schedule": "[^"]*"//; s/"chunks": [0-9]*//' >"$tmp/builtin.json"
-    $psim --no-db --json --set pipeline.schedule=custom --set pipeline.schedule_file="$tmp/s.sched" \
-        --set pipeline.chunks=$(case $sched in interleaved*) echo 2;; *) echo 1;; esac) \
-        scenarios/gpt13b.scn 2>&1 | sed 's/"schedule": "[^"]*"//; s/"chunks": [0-9]*//' >"$tmp/custom.json"
-    if [ -s "$tmp/custom.json" ] && cmp -s "$tmp/builtin.json" "$tmp/custom.json"; then ok "dumped $sched fed back as custom is identical"
-    else nok "dumped $sched fed back as custom is identical" "$(head -c 300 "$tmp/custom.json")"; fi
-done
+# roundtrip SCHEDULE [--set ...]: psim with SCHEDULE and with its dump as a custom schedule
+# print the same JSON, apart from the schedule's name.
+roundtrip() {
+    sched=$1
+    shift
+    $psim --dump-schedule --set pipeline.schedule=$sched "$@" scenarios/gpt13b.scn >"$tmp/s.sched" 2>&1
+    $psim --no-db --json --set pipeline.schedule=$sched "$@" scenarios/gpt13b.scn 2>&1 \
+        | sed 's/"schedule": "[^"]*"//' >"$tmp/builtin.json"
+    $psim --no-db --json "$@" --set pipeline.schedule=custom --set pipeline.schedule_file="$tmp/s.sched" \
+        scenarios/gpt13b.scn 2>&1 | sed 's/"schedule": "[^"]*"//' >"$tmp/custom.json"
+    if grep -q '"makespan_ms"' "$tmp/builtin.json" && cmp -s "$tmp/builtin.json" "$tmp/custom.json"
+    then ok "dumped $sched fed back as custom is identical"
+    else nok "dumped $sched fed back as custom is identical" "$(head -c 300 "$tmp/builtin.json")" "$(head -c 300 "$tmp/custom.json")"; fi
+}
+two="--set pipeline.chunks=2 --set pipeline.partition=3,2,3,2,3,2,3,2,3,2,3,2,3,2,3,2"
+for sched in gpipe 1f1b zb-h1 zb-h2; do roundtrip $sched; done
+# shellcheck disable=SC2086
+for sched in interleaved zb-v; do roundtrip $sched $two; done
 mkdir -p "$tmp/sub"
 $psim --dump-schedule scenarios/tiny-1f1b.scn >"$tmp/sub/my.sched"
 sed 's/schedule = 1f1b/schedule = custom\nschedule_file = my.sched/' scenarios/tiny-1f1b.scn >"$tmp/sub/c.scn"

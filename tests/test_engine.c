@@ -301,7 +301,7 @@ static void test_checker_rejects_nccl_misorder(void **state) {
     program_end(&pr);
     char why[512];
     assert_int_equal(program_check(&pr, why, sizeof why), -1);
-    assert_non_null(strstr(why, "device 0 op 2 (BW mb 0 chunk 0): takes message 1 of device 1's "
+    assert_non_null(strstr(why, "device 0 op 2 (BW mb 0 chunk 0): takes gradient message 1 of device 1's "
                                 "sends to it as its receive 0; NCCL pairs sends and receives"));
     program_free(&pr);
 }

@@ -46,7 +46,8 @@ static void test_builtins_round_trip(void **state) {
     (void)state;
     static const struct { const char *name; int32_t p, v, m; } cases[] = {
         {"gpipe", 4, 1, 6}, {"1f1b", 8, 1, 13}, {"1f1b", 1, 1, 3},
-        {"interleaved", 4, 2, 8}, {"interleaved", 3, 4, 9}, {"interleaved", 2, 3, 2}};
+        {"interleaved", 4, 2, 8}, {"interleaved", 3, 4, 9}, {"interleaved", 2, 3, 2},
+        {"zb-h1", 4, 1, 9}, {"zb-h2", 5, 1, 12}, {"zb-v", 4, 2, 10}, {"zb-v", 1, 2, 3}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         SchedParams sp = {.devices = cases[i].p, .chunks = cases[i].v, .micro_batches = cases[i].m, .iterations = 1};
         SchedIssue issue;
