@@ -98,17 +98,19 @@ static inline void program_device_of(const Program *pr, int32_t stage, int32_t *
  * the next stage for B and BW (the gradient), -1 for none (F of a pipe's first stage, B/BW of
  * its last, W). The producer's op is F for F, and B or BW for B/BW. */
 static inline int32_t program_input_stage(const Program *pr, OpKind kind, int32_t stage) {
-    int32_t pos = stage % program_pipe_stages(pr);
+    int32_t per = pr->pipes == 1 ? program_stages(pr) : program_pipe_stages(pr); // hot path:
+    int32_t pos = pr->pipes == 1 ? stage : stage % per;                         // no division
     if (kind == OP_F) return pos > 0 ? stage - 1 : -1;
-    if (kind == OP_B || kind == OP_BW) return pos + 1 < program_pipe_stages(pr) ? stage + 1 : -1;
+    if (kind == OP_B || kind == OP_BW) return pos + 1 < per ? stage + 1 : -1;
     return -1;
 }
 
 /* The stage that consumes the output of an op of this kind at this stage: the next stage for
  * F, the previous one for B and BW, -1 for none (the ends of a pipe, W). */
 static inline int32_t program_output_stage(const Program *pr, OpKind kind, int32_t stage) {
-    int32_t pos = stage % program_pipe_stages(pr);
-    if (kind == OP_F) return pos + 1 < program_pipe_stages(pr) ? stage + 1 : -1;
+    int32_t per = pr->pipes == 1 ? program_stages(pr) : program_pipe_stages(pr);
+    int32_t pos = pr->pipes == 1 ? stage : stage % per;
+    if (kind == OP_F) return pos + 1 < per ? stage + 1 : -1;
     if (kind == OP_B || kind == OP_BW) return pos > 0 ? stage - 1 : -1;
     return -1;
 }
