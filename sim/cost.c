@@ -34,6 +34,19 @@ static int64_t link_ns(double latency_us, double bandwidth_gbs, int64_t bytes) {
     return to_ns(latency_us * 1e3 + (double)bytes / bandwidth_gbs); // GB/s = bytes/ns
 }
 
+/* Time the backward spends recomputing (Korthikanti et al. 2022): full reruns the layers'
+ * forward (layer_f FLOPs; the LM head is not recomputed), selective the attention core
+ * (attention FLOPs, 4bs^2h per layer). It goes into B, which needs the activations first
+ * (W uses what B rebuilt). Priced as that share of the stage's forward time, so measured
+ * [costs] scale the same way as the analytic model. Model FLOPs (MFU) leave it out. */
+static int64_t recompute_ns(const Scenario *s, double layer_f, double attention, double f_flops,
+                            int64_t f_ns) {
+    double extra = s->model.recompute == RECOMPUTE_FULL        ? layer_f
+                   : s->model.recompute == RECOMPUTE_SELECTIVE ? attention
+                                                               : 0.0;
+    return to_ns((double)f_ns * extra / f_flops);
+}
+
 static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel *c) {
     double lf, lb, lw;
     cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
@@ -56,6 +69,7 @@ static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel
         ns[OP_B] = flops_to_ns(fl[OP_B], &s->hw);
         ns[OP_W] = flops_to_ns(fl[OP_W], &s->hw);
     }
+    ns[OP_B] += recompute_ns(s, n * lf, n * (lb - lf), fl[OP_F], ns[OP_F]);
     ns[OP_BW] = ns[OP_B] + ns[OP_W];
 }
 

@@ -1,5 +1,5 @@
-/* sim/memory.c: static memory per device and peak activations by walking each device's
- * program in order (ops on one device never overlap, so program order is time order). */
+/* sim/memory.c: static memory per device, then the activations replayed from the Timeline as
+ * take/give-back events sorted by (device, time, gives before takes). */
 #include "memory.h"
 
 #include <stdlib.h>
@@ -12,7 +12,16 @@ double memory_layer_params(const ScnModel *m) {
 
 double memory_layer_activation_bytes(const ScnModel *m, int64_t b) {
     double s = (double)m->seq_len, h = (double)m->hidden, a = (double)m->heads;
-    return s * (double)b * h * (34.0 + 5.0 * a * s / h) * (dtype_bytes(m->dtype) / 2.0);
+    double per_sbh = m->recompute == RECOMPUTE_FULL        ? 2.0
+                     : m->recompute == RECOMPUTE_SELECTIVE ? 34.0
+                                                           : 34.0 + 5.0 * a * s / h;
+    return s * (double)b * h * per_sbh * (dtype_bytes(m->dtype) / 2.0);
+}
+
+double memory_optimizer_bytes_per_param(const ScnModel *m) {
+    int fp32 = dtype_bytes(m->dtype) == 4;
+    if (m->optimizer == OPTIMIZER_SGD) return fp32 ? 4.0 : 8.0;
+    return fp32 ? 8.0 : 12.0;
 }
 
 /* Parameters and activation bytes of one stage (per micro-batch). */
@@ -33,37 +42,94 @@ static void stage_footprint(const Scenario *s, const Plan *pl, int32_t st, doubl
     }
 }
 
-void memory_estimate(const Scenario *s, const Plan *pl, const Program *pr, DeviceMemory *out) {
+static void static_memory(const Scenario *s, const Plan *pl, const Program *pr, int32_t d,
+                          DeviceMemory *dm) {
     int wb = dtype_bytes(s->model.dtype);
-    double opt_per_param = wb == 4 ? 8.0 : 12.0;
-    for (int32_t d = 0; d < pr->devices; d++) {
+    memset(dm, 0, sizeof *dm);
+    for (int32_t c = 0; c < pr->chunks; c++) {
+        double params, act;
+        stage_footprint(s, pl, program_stage_of(pr, d, c), &params, &act);
+        dm->params += params;
+    }
+    dm->weight_versions = pr->weight_versions ? pr->weight_versions[d] : 1;
+    dm->weight_bytes = dm->params * wb * dm->weight_versions;
+    dm->grad_bytes = dm->params * wb;
+    dm->optimizer_bytes = dm->params * memory_optimizer_bytes_per_param(&s->model);
+}
+
+typedef struct {
+    int64_t t_ns;
+    int32_t device;
+    int32_t take;  // +1 an activation is taken, -1 given back
+    double bytes;
+} MemEvent;
+
+static int event_cmp(const void *pa, const void *pb) {
+    const MemEvent *a = pa, *b = pb;
+    if (a->device != b->device) return a->device < b->device ? -1 : 1;
+    if (a->t_ns != b->t_ns) return a->t_ns < b->t_ns ? -1 : 1;
+    return (a->take > b->take) - (a->take < b->take); // give backs first
+}
+
+/* The take/give-back events of the compute rows; *n gets their number. NULL out of memory. */
+static MemEvent *activation_events(const Scenario *s, const Plan *pl, const Program *pr,
+                                   const Timeline *tl, size_t *n) {
+    double *act = malloc((size_t)pl->stages * sizeof *act);
+    MemEvent *ev = malloc((tl->n ? tl->n : 1) * sizeof *ev);
+    *n = 0;
+    if (!act || !ev) {
+        free(act), free(ev);
+        return NULL;
+    }
+    for (int32_t st = 0; st < pl->stages; st++) {
+        double params;
+        stage_footprint(s, pl, st, &params, &act[st]);
+    }
+    for (size_t i = 0; i < tl->n; i++) {
+        const TimelineOp *r = &tl->ops[i];
+        if (r->stream != STREAM_COMPUTE || r->kind == OP_B) continue;
+        int take = r->kind == OP_F;
+        ev[(*n)++] = (MemEvent){.t_ns = take ? r->start_ns : r->end_ns, .device = r->device,
+                                .take = take ? 1 : -1,
+                                .bytes = act[program_stage_of(pr, r->device, r->chunk)]};
+    }
+    free(act);
+    qsort(ev, *n, sizeof *ev, event_cmp);
+    return ev;
+}
+
+static int sample(MemTrace *trace, int64_t t, int32_t d, double bytes) {
+    if (!trace) return 0;
+    MemSample x = {.t_ns = t, .device = d, .bytes = (int64_t)(bytes + 0.5)};
+    return memtrace_push(trace, &x);
+}
+
+int memory_compute(const Scenario *s, const Plan *pl, const Program *pr, const Timeline *tl,
+                   DeviceMemory *out, MemTrace *trace) {
+    size_t n;
+    MemEvent *ev = activation_events(s, pl, pr, tl, &n);
+    if (!ev) return -1;
+    int rc = 0;
+    size_t i = 0;
+    for (int32_t d = 0; d < pr->devices && rc == 0; d++) {
         DeviceMemory *dm = &out[d];
-        memset(dm, 0, sizeof *dm);
-        for (int32_t c = 0; c < pr->chunks; c++) {
-            double params, act;
-            stage_footprint(s, pl, program_stage_of(pr, d, c), &params, &act);
-            dm->params += params;
-        }
-        dm->weight_versions = pr->weight_versions ? pr->weight_versions[d] : 1;
-        dm->weight_bytes = dm->params * wb * dm->weight_versions;
-        dm->grad_bytes = dm->params * wb;
-        dm->optimizer_bytes = dm->params * opt_per_param;
+        static_memory(s, pl, pr, d, dm);
+        double fixed = dm->weight_bytes + dm->grad_bytes + dm->optimizer_bytes, bytes = 0;
         int32_t held = 0;
-        double bytes = 0;
-        for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++) {
-            const ProgramOp *op = &pr->ops[i];
-            if (op->kind == OP_B) continue;
-            double params, act;
-            stage_footprint(s, pl, program_stage_of(pr, d, op->chunk), &params, &act);
-            if (op->kind == OP_F) {
-                held++, bytes += act;
+        if (i == n || ev[i].device != d || ev[i].t_ns > 0) rc = sample(trace, 0, d, fixed);
+        while (i < n && ev[i].device == d && rc == 0) {
+            int64_t t = ev[i].t_ns;
+            for (; i < n && ev[i].device == d && ev[i].t_ns == t; i++) {
+                held += ev[i].take;
+                bytes += ev[i].take * ev[i].bytes;
                 if (held > dm->peak_activations) dm->peak_activations = held;
                 if (bytes > dm->activation_bytes) dm->activation_bytes = bytes;
-            } else {
-                held--, bytes -= act;
             }
+            if (held == 0) bytes = 0; // no rounding residue once everything is given back
+            rc = sample(trace, t, d, fixed + bytes);
         }
-        dm->peak_bytes = dm->weight_bytes + dm->grad_bytes + dm->optimizer_bytes +
-                         dm->activation_bytes;
+        dm->peak_bytes = fixed + dm->activation_bytes;
     }
+    free(ev);
+    return rc;
 }

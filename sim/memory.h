@@ -1,7 +1,8 @@
-/* sim/memory.h: a first per-device memory estimate: parameters, gradients and optimizer state
- * of the layers a device holds, plus the activations of the micro-batches it holds at once
- * (Korthikanti et al. 2022, no tensor or sequence parallelism, no recompute). Memory over
- * time, recompute and zero-bubble W buffers come later. */
+/* sim/memory.h: memory per device over a run: parameters (and the extra weight versions
+ * asynchronous schedules keep), gradients and optimizer state, plus the activations of every
+ * (micro-batch, chunk) in flight (Korthikanti et al. 2022, no tensor or sequence
+ * parallelism, with the recompute modes of the scenario). Times come from a Timeline, so the
+ * same model reads psim's predicted timeline or pexec's measured one. */
 #ifndef PIPESIM_MEMORY_H
 #define PIPESIM_MEMORY_H
 
@@ -10,35 +11,45 @@
 #include "plan.h"
 #include "program.h"
 #include "scenario.h"
+#include "timeline.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
-/* Mixed-precision Adam (Rajbhandari et al. 2020): 16-bit weights and gradients, fp32 master
- * weights, momentum and variance = 2 + 2 + 12 bytes per parameter; for fp32 models 4 + 4 + 8. */
 typedef struct {
     double params;             // parameters held
     int32_t weight_versions;   // weight copies kept (stashing, double buffering), >= 1
     double weight_bytes;       // in the model's dtype, all versions
     double grad_bytes;
     double optimizer_bytes;
-    double activation_bytes;   // peak over the device's program
+    double activation_bytes;   // peak over the run
     int32_t peak_activations;  // most (micro-batch, chunk) activations held at once
-    double peak_bytes;         // weights + gradients + optimizer + peak activations
+    double peak_bytes;         // most bytes held at once: the static part + activations
 } DeviceMemory;
 
 /* Parameters of one transformer layer: 4h^2 + 4h (attention) + 2hf + f + h (MLP) + 4h (two
  * layer norms); 12h^2 + 13h when f = 4h. */
 double memory_layer_params(const ScnModel *m);
 
-/* Activation bytes one layer keeps for one micro-batch of b samples until its backward:
- * sbh(34 + 5as/h) for 16-bit types (Korthikanti et al. 2022, eq. 1), doubled for fp32. */
+/* Activation bytes one layer keeps for one micro-batch of b samples until its backward, for
+ * 16-bit types (Korthikanti et al. 2022, eqs. 1-3), doubled for fp32:
+ *   none sbh(34 + 5as/h); selective 34sbh (the attention core is recomputed);
+ *   full 2sbh (only the layer input; the rest is rebuilt one layer at a time in the
+ *   backward, a transient this model leaves out). */
 double memory_layer_activation_bytes(const ScnModel *m, int64_t b);
 
-/* memory_estimate fills out[devices] from the plan and the order of the device's ops:
- * stage 0 also holds the embedding (V + s)h and its dropout mask sbh; the last stage holds
- * the (tied) output embedding Vh and final layer norm 2h, and keeps 4sbh(1 + V/h) bytes of
- * head activations (layer-norm and logits inputs, fp32 logits). An activation is held from the
- * start of its F to the end of its BW (or W). */
-void memory_estimate(const Scenario *s, const Plan *pl, const Program *pr, DeviceMemory *out);
+/* Optimizer state bytes per parameter (scenario.h's Optimizer): Adam 12 for 16-bit models
+ * (fp32 master, momentum, variance), 8 for fp32; SGD with momentum 8 and 4. */
+double memory_optimizer_bytes_per_param(const ScnModel *m);
+
+/* memory_compute fills out[devices] and, when trace is not NULL, appends to it the memory of
+ * every device over the run: one sample at t = 0 with the static part, then one each time the
+ * held bytes change. Stage 0 also holds the embedding (V + s)h and its dropout mask sbh; the
+ * last stage of each model copy the (tied) output embedding Vh and final layer norm 2h, and
+ * 4sbh(1 + V/h) bytes of head activations. An activation is taken when its F starts and given
+ * back when its BW, or for a split backward its W, ends (W needs the layer inputs B used, so
+ * B frees nothing: the W-pending buffer is the whole activation). At equal times ends are
+ * applied before starts. O(n log n) in the timeline rows. Returns 0, or -1 out of memory. */
+int memory_compute(const Scenario *s, const Plan *pl, const Program *pr, const Timeline *tl,
+                   DeviceMemory *out, MemTrace *trace);
 
 #endif

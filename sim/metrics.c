@@ -58,7 +58,10 @@ int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const 
         out->ops++;
     }
     int64_t makespan = tl->n ? last - first : 0, cost = 0, busy_sum = 0;
-    memory_estimate(s, pl, pr, mem);
+    if (memory_compute(s, pl, pr, tl, mem, &out->mem) != 0) {
+        free(sp), free(mem), metrics_free(out);
+        return -1;
+    }
     for (int32_t d = 0; d < p; d++) {
         int64_t span = sp[d].busy_ns ? sp[d].last_ns - sp[d].first_ns : 0;
         if (span > cost) cost = span;
@@ -106,5 +109,6 @@ int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const 
 
 void metrics_free(Metrics *mt) {
     free(mt->dev);
+    memtrace_free(&mt->mem);
     memset(mt, 0, sizeof *mt);
 }

@@ -49,6 +49,7 @@ typedef struct {
     int32_t bottleneck;              // device with the most busy time
     int32_t devices;
     DeviceMetrics *dev;              // owned: [devices]
+    MemTrace mem;                    // owned: every device's memory over the run
 } Metrics;
 
 /* metrics_compute fills out; returns 0, or -1 when out of memory. */

@@ -64,10 +64,17 @@ const char *gpu_preset_names(void) {
 static const char *const DTYPES[] = {"bf16", "fp16", "fp32"};
 int dtype_bytes(Dtype d) { return d == DTYPE_FP32 ? 4 : 2; }
 const char *dtype_name(Dtype d) { return (unsigned)d < 3 ? DTYPES[d] : "?"; }
+static const char *const RECOMPUTES[] = {"none", "selective", "full"};
+const char *recompute_name(Recompute r) { return (unsigned)r < 3 ? RECOMPUTES[r] : "?"; }
+static const char *const OPTIMIZERS[] = {"adam", "sgd"};
+const char *optimizer_name(Optimizer o) { return (unsigned)o < 2 ? OPTIMIZERS[o] : "?"; }
 
 /* ---- the key table ------------------------------------------------------------------------ */
 
-typedef enum { T_INT, T_DOUBLE, T_NAME, T_DTYPE, T_PARTITION, T_SCHEDULE, T_GPU, T_PATH } KeyType;
+typedef enum {
+    T_INT, T_DOUBLE, T_NAME, T_DTYPE, T_RECOMPUTE, T_OPTIMIZER, T_PARTITION, T_SCHEDULE, T_GPU,
+    T_PATH
+} KeyType;
 enum { RANGE_CLOSED = 0, RANGE_OPEN_LO = 1 }; // lo < x instead of lo <= x
 
 typedef struct {
@@ -92,6 +99,8 @@ static const KeyDef KEYS[] = {
     {"model", "vocab", T_INT, F(model.vocab), NULL, true, 1, 1 << 24, 0, "51200"},
     {"model", "ffn_hidden", T_INT, F(model.ffn_hidden), NULL, false, 1, 1 << 24, 0, "20480"}, // 4h
     {"model", "dtype", T_DTYPE, F(model.dtype), "bf16", false, 0, 0, 0, "bf16"},
+    {"model", "recompute", T_RECOMPUTE, F(model.recompute), "none", false, 0, 0, 0, "selective"},
+    {"model", "optimizer", T_OPTIMIZER, F(model.optimizer), "adam", false, 0, 0, 0, "adam"},
     {"batch", "micro_batch_size", T_INT, F(batch.micro_batch_size), "1", false, 1, 1 << 16, 0, "1"},
     {"batch", "micro_batches", T_INT, F(batch.micro_batches), NULL, true, 1, SCN_MAX_MICRO_BATCHES, 0, "32"},
     {"batch", "iterations", T_INT, F(batch.iterations), "1", false, 1, SCN_MAX_ITERATIONS, 0, "1"},
@@ -399,6 +408,14 @@ static int set_value(Parser *P, int k, const char *where, const char *v) {
         for (int t = 0; t < 3; t++)
             if (strcmp(v, DTYPES[t]) == 0) return *(Dtype *)field = (Dtype)t, 1;
         return fail(P, where, "unknown dtype '%.200s'; use bf16, fp16 or fp32", v);
+    case T_RECOMPUTE:
+        for (int t = 0; t < 3; t++)
+            if (strcmp(v, RECOMPUTES[t]) == 0) return *(Recompute *)field = (Recompute)t, 1;
+        return fail(P, where, "unknown recompute '%.200s'; use none, selective or full", v);
+    case T_OPTIMIZER:
+        for (int t = 0; t < 2; t++)
+            if (strcmp(v, OPTIMIZERS[t]) == 0) return *(Optimizer *)field = (Optimizer)t, 1;
+        return fail(P, where, "unknown optimizer '%.200s'; use adam or sgd", v);
     case T_PARTITION:
         return set_partition(P, where, kd, v);
     case T_GPU:
@@ -869,6 +886,12 @@ char *scenario_format(const Scenario *s) {
             append(&buf, &len, &cap, " %s\n", num);
             break;
         case T_DTYPE: append(&buf, &len, &cap, " %s\n", dtype_name(s->model.dtype)); break;
+        case T_RECOMPUTE:
+            append(&buf, &len, &cap, " %s\n", recompute_name(s->model.recompute));
+            break;
+        case T_OPTIMIZER:
+            append(&buf, &len, &cap, " %s\n", optimizer_name(s->model.optimizer));
+            break;
         case T_PARTITION:
             if (s->pipeline.partition != PART_EXPLICIT) {
                 append(&buf, &len, &cap, " %s\n",

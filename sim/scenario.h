@@ -23,6 +23,14 @@
 
 typedef enum { DTYPE_BF16 = 0, DTYPE_FP16, DTYPE_FP32 } Dtype;
 typedef enum { PART_UNIFORM = 0, PART_BALANCED, PART_EXPLICIT } PartitionKind;
+/* Activation recomputation (Korthikanti et al. 2022): none keeps every activation; selective
+ * recomputes the attention core (softmax, dropout, attention over V) in the backward; full
+ * keeps only each layer's input and reruns the layer's forward in the backward. */
+typedef enum { RECOMPUTE_NONE = 0, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL } Recompute;
+/* Optimizer state per parameter beside the dtype's weights and gradients: mixed-precision
+ * Adam keeps fp32 master weights, momentum and variance; SGD with momentum keeps fp32 master
+ * weights and momentum (for fp32 models no separate master copy). */
+typedef enum { OPTIMIZER_ADAM = 0, OPTIMIZER_SGD } Optimizer;
 
 typedef struct {
     char name[SCN_NAME_MAX];
@@ -33,6 +41,8 @@ typedef struct {
     int64_t vocab;      // V
     int64_t ffn_hidden; // f, default 4h
     Dtype dtype;        // activations and weights in compute
+    Recompute recompute;
+    Optimizer optimizer;
 } ScnModel;
 
 typedef struct {
@@ -112,6 +122,8 @@ char *scenario_format(const Scenario *s);
 /* Bytes per element of a dtype (2 for bf16/fp16, 4 for fp32) and its name. */
 int dtype_bytes(Dtype d);
 const char *dtype_name(Dtype d);
+const char *recompute_name(Recompute r);
+const char *optimizer_name(Optimizer o);
 
 /* GPU presets: peak dense TFLOP/s for 16-bit and for fp32 (TF32 tensor cores) inputs, memory,
  * and default link figures. gpu_preset_find returns NULL for an unknown name. */

@@ -133,24 +133,79 @@ static void test_activations_korthikanti(void **state) {
     assert_rel(memory_layer_activation_bytes(&s.model, 2), want, 1e-15);
     s.model.dtype = DTYPE_FP32;
     assert_rel(memory_layer_activation_bytes(&s.model, 2), 2 * want, 1e-15);
+    s.model.dtype = DTYPE_BF16; // eq. 2 and 3: selective 34sbh, full 2sbh
+    s.model.recompute = RECOMPUTE_SELECTIVE;
+    assert_rel(memory_layer_activation_bytes(&s.model, 2), 2048.0 * 2 * 5120 * 34, 1e-15);
+    s.model.recompute = RECOMPUTE_FULL;
+    assert_rel(memory_layer_activation_bytes(&s.model, 2), 2048.0 * 2 * 5120 * 2, 1e-15);
+}
+
+static void test_recompute_time(void **state) {
+    (void)state; // full recompute adds one forward to B, selective the attention core
+    Scenario s = gpt13b();
+    Plan pl;
+    CostModel base, c;
+    char err[256];
+    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(cost_build(&s, &pl, &base, err, sizeof err), 0);
+    s.model.recompute = RECOMPUTE_FULL;
+    assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
+    for (int32_t st = 0; st < 7; st++) { // no LM head here: B grows by exactly F
+        assert_int_equal(cost_op_ns(&c, st, OP_B), cost_op_ns(&base, st, OP_B) + cost_op_ns(&base, st, OP_F));
+        assert_int_equal(cost_op_ns(&c, st, OP_BW), cost_op_ns(&c, st, OP_B) + cost_op_ns(&c, st, OP_W));
+        assert_int_equal(cost_op_ns(&c, st, OP_W), cost_op_ns(&base, st, OP_W));
+        assert_rel(cost_op_flops(&c, st, OP_B), cost_op_flops(&base, st, OP_B), 0); // model FLOPs
+    }
+    cost_free(&c);
+    s.model.recompute = RECOMPUTE_SELECTIVE; // 5 layers x 4bs^2h at peak x efficiency
+    assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
+    double extra = 5 * 4.0 * 2048 * 2048 * 5120 / (s.hw.peak_tflops * 1e3 * s.hw.efficiency);
+    assert_in_range(cost_op_ns(&c, 2, OP_B) - cost_op_ns(&base, 2, OP_B), (int64_t)extra - 1,
+                    (int64_t)extra + 1);
+    cost_free(&c);
+    // with measured [costs]: full recompute adds forward_ms to backward on head-free stages
+    s.costs.forward_ms = 4, s.costs.backward_ms = 6, s.costs.weight_ms = 2;
+    s.model.recompute = RECOMPUTE_FULL;
+    assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
+    assert_int_equal(cost_op_ns(&c, 1, OP_B), 10000000);
+    cost_free(&c);
+    cost_free(&base);
+    plan_free(&pl);
+}
+
+/* Simulates schedule `name` on s and fills mem[] and trace from the predicted timeline. */
+static void simulate_memory(const Scenario *s, const char *name, int32_t v, DeviceMemory *mem,
+                            MemTrace *trace) {
+    Plan pl;
+    Program pr;
+    CostModel c;
+    Timeline tl = {0};
+    char err[256];
+    assert_int_equal(plan_build(s, &pl, err, sizeof err), 0);
+    SchedParams sp = {.devices = (int32_t)s->pipeline.stages, .chunks = v,
+                      .micro_batches = (int32_t)s->batch.micro_batches,
+                      .iterations = (int32_t)s->batch.iterations};
+    assert_int_equal(sched_find(name)->build(&sp, &pr, NULL), 0);
+    assert_int_equal(cost_build(s, &pl, &c, err, sizeof err), 0);
+    assert_int_equal(engine_run(&pr, &c, (int32_t)s->batch.iterations, &tl, err, sizeof err), 0);
+    assert_int_equal(memory_compute(s, &pl, &pr, &tl, mem, trace), 0);
+    timeline_free(&tl);
+    cost_free(&c);
+    program_free(&pr);
+    plan_free(&pl);
 }
 
 static void test_memory_per_device(void **state) {
     (void)state; // 1F1B: device d holds p-d micro-batches; 16 bytes of state per parameter
     Scenario s = gpt13b();
-    Plan pl;
-    Program pr;
-    char err[256];
-    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
-    SchedParams sp = {.devices = 8, .chunks = 1, .micro_batches = 32, .iterations = 1};
-    assert_int_equal(sched_find("1f1b")->build(&sp, &pr, NULL), 0);
     DeviceMemory mem[8];
-    memory_estimate(&s, &pl, &pr, mem);
+    MemTrace trace = {0};
+    simulate_memory(&s, "1f1b", 1, mem, &trace);
     double layer = memory_layer_activation_bytes(&s.model, 1), sbh = 2048.0 * 5120;
     double lp = memory_layer_params(&s.model);
     assert_rel(mem[3].params, 5 * lp, 1e-15);
     assert_rel(mem[3].weight_bytes + mem[3].grad_bytes + mem[3].optimizer_bytes, 16 * 5 * lp, 1e-15);
-    assert_int_equal(mem[3].peak_activations, 5);
+    for (int d = 0; d < 8; d++) assert_int_equal(mem[d].peak_activations, 8 - d);
     assert_rel(mem[3].activation_bytes, 5 * 5 * layer, 1e-12);
     assert_rel(mem[0].params, 5 * lp + (51200.0 + 2048) * 5120, 1e-15);
     assert_rel(mem[0].activation_bytes, 8 * (5 * layer + sbh), 1e-12);
@@ -159,8 +214,50 @@ static void test_memory_per_device(void **state) {
     assert_rel(mem[7].peak_bytes,
                mem[7].weight_bytes + mem[7].grad_bytes + mem[7].optimizer_bytes + mem[7].activation_bytes,
                1e-15);
-    program_free(&pr);
-    plan_free(&pl);
+    // the trace: per device in time order, peaking at peak_bytes, back to the static part
+    int64_t last_t[8], last_b[8], top[8] = {0};
+    for (int d = 0; d < 8; d++) last_t[d] = -1;
+    for (size_t i = 0; i < trace.n; i++) {
+        const MemSample *x = &trace.s[i];
+        assert_true(x->t_ns > last_t[x->device]);
+        last_t[x->device] = x->t_ns, last_b[x->device] = x->bytes;
+        if (x->bytes > top[x->device]) top[x->device] = x->bytes;
+    }
+    for (int d = 0; d < 8; d++) {
+        assert_int_equal(top[d], (int64_t)(mem[d].peak_bytes + 0.5));
+        assert_int_equal(last_b[d], (int64_t)(mem[d].weight_bytes + mem[d].grad_bytes +
+                                              mem[d].optimizer_bytes + 0.5));
+    }
+    memtrace_free(&trace);
+    // GPipe holds every micro-batch
+    simulate_memory(&s, "gpipe", 1, mem, NULL);
+    for (int d = 0; d < 8; d++) assert_int_equal(mem[d].peak_activations, 32);
+}
+
+static void test_memory_options(void **state) {
+    (void)state;
+    Scenario s = gpt13b();
+    DeviceMemory base[8], mem[8];
+    simulate_memory(&s, "1f1b", 1, base, NULL);
+    s.model.optimizer = OPTIMIZER_SGD; // 2 + 2 + 8 bytes per parameter
+    simulate_memory(&s, "1f1b", 1, mem, NULL);
+    assert_rel(mem[3].optimizer_bytes, 8 * mem[3].params, 1e-15);
+    s.model.optimizer = OPTIMIZER_ADAM;
+    s.batch.iterations = 2; // PipeDream: p - d weight versions of the dtype's weights
+    simulate_memory(&s, "pipedream", 1, mem, NULL);
+    for (int d = 0; d < 8; d++) {
+        assert_int_equal(mem[d].weight_versions, 8 - d);
+        assert_rel(mem[d].weight_bytes, (8 - d) * base[d].weight_bytes, 1e-15);
+        assert_rel(mem[d].grad_bytes, base[d].grad_bytes, 1e-15);
+        assert_int_equal(mem[d].peak_activations, 8 - d);
+    }
+    simulate_memory(&s, "pipedream-2bw", 1, mem, NULL);
+    for (int d = 0; d < 8; d++) assert_rel(mem[d].weight_bytes, 2 * base[d].weight_bytes, 1e-15);
+    // full recompute keeps 2sbh per layer: stage 3 holds 5 micro-batches of 5 layers
+    s.batch.iterations = 1;
+    s.model.recompute = RECOMPUTE_FULL;
+    simulate_memory(&s, "1f1b", 1, mem, NULL);
+    assert_rel(mem[3].activation_bytes, 5 * 5 * 2.0 * 2048 * 5120, 1e-12);
 }
 
 static void test_metrics_definitions(void **state) {
@@ -223,6 +320,8 @@ int main(void) {
         cmocka_unit_test(test_params_gpt13b),
         cmocka_unit_test(test_activations_korthikanti),
         cmocka_unit_test(test_memory_per_device),
+        cmocka_unit_test(test_memory_options),
+        cmocka_unit_test(test_recompute_time),
         cmocka_unit_test(test_metrics_definitions),
         cmocka_unit_test(test_explicit_partition),
     };

@@ -24,6 +24,23 @@ void timeline_free(Timeline *t) {
     memset(t, 0, sizeof *t);
 }
 
+int memtrace_push(MemTrace *m, const MemSample *s) {
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        MemSample *p = realloc(m->s, cap * sizeof *p);
+        if (!p) return -1;
+        m->s = p;
+        m->cap = cap;
+    }
+    m->s[m->n++] = *s;
+    return 0;
+}
+
+void memtrace_free(MemTrace *m) {
+    free(m->s);
+    memset(m, 0, sizeof *m);
+}
+
 const char *op_kind_name(OpKind k) { return (unsigned)k < OP_KIND_COUNT ? KIND_NAMES[k] : "?"; }
 const char *stream_name(Stream s) { return (unsigned)s < STREAM_COUNT ? STREAM_NAMES[s] : "?"; }
 

@@ -33,10 +33,27 @@ typedef struct {
     size_t cap;
 } Timeline;
 
+/* Memory over time: a device holds `bytes` from t_ns until its next sample. Predicted by
+ * psim's memory model (sim/memory.h); pexec may measure the same. */
+typedef struct {
+    int64_t t_ns;   // ns since the run's epoch
+    int64_t bytes;  // everything the device holds from t_ns on
+    int32_t device;
+} MemSample;
+
+typedef struct {
+    MemSample *s; // owned, n used of cap
+    size_t n;
+    size_t cap;
+} MemTrace;
+
 /* timeline_push appends one row, growing geometrically; returns 0, or -1 when out of memory
  * (the timeline is left as it was). timeline_free releases the rows and zeroes the struct. */
 int timeline_push(Timeline *t, const TimelineOp *op);
 void timeline_free(Timeline *t);
+/* The same for memory samples. */
+int memtrace_push(MemTrace *m, const MemSample *s);
+void memtrace_free(MemTrace *m);
 
 /* Names used in storage, JSON and tables: "F", "B", "W", "BW"; "compute", "send", "recv".
  * The *_parse functions return the enum value, or -1 for an unknown name. */
