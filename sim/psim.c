@@ -1,6 +1,7 @@
 /* sim/psim.c: the psim command: scenario -> plan -> schedule -> check -> engine -> metrics ->
  * store and print. Exit status: 0 done, 1 environment failure (files, database, memory),
- * 2 bad input (scenario, options). */
+ * 2 bad input (scenario, options), 3 with --memory-limit when a device needs more than
+ * hardware.memory_gib (the run is still stored and printed). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,7 @@ typedef struct {
     const char *db;    // NULL: do not store
     const char *sets[MAX_SETS];
     int nsets;
-    int json, quiet, dump;
+    int json, quiet, dump, memory_limit;
 } Options;
 
 /* Everything one simulation owns, released by sim_free whatever stage it reached. */
@@ -55,11 +56,14 @@ static void usage(FILE *f) {
             "  --json             print one JSON object instead of the tables\n"
             "  --dump-schedule    print the schedule as a schedule file (for schedule =\n"
             "                     custom) and stop\n"
+            "  --memory-limit     exit with status 3 when a device needs more than\n"
+            "                     hardware.memory_gib (default: a warning, status 0)\n"
             "  --quiet            print nothing on success\n"
             "  --help, --version\n\n"
             "schedules: %s\n"
             "gpu presets: %s\n"
-            "exit status: 0 done, 1 files/database/memory failure, 2 bad input\n",
+            "exit status: 0 done, 1 files/database/memory failure, 2 bad input,\n"
+            "             3 over memory_gib with --memory-limit\n",
             sched_names(), gpu_preset_names());
 }
 
@@ -69,7 +73,7 @@ static int options_parse(int argc, char **argv, Options *o) {
         {"set", required_argument, 0, 's'},  {"json", no_argument, 0, 'j'},
         {"quiet", no_argument, 0, 'q'},      {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},    {"dump-schedule", no_argument, 0, 'S'},
-        {0, 0, 0, 0}};
+        {"memory-limit", no_argument, 0, 'M'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->db = "pipesim.db";
     int ch;
@@ -81,6 +85,7 @@ static int options_parse(int argc, char **argv, Options *o) {
         case 'j': o->json = 1; break;
         case 'q': o->quiet = 1; break;
         case 'S': o->dump = 1; break;
+        case 'M': o->memory_limit = 1; break;
         case 'h': usage(stdout); exit(0);
         case 'V': printf(PROG " " PIPESIM_VERSION "\n"); exit(0);
         case 's':
@@ -220,7 +225,7 @@ static int store_sim(const Options *o, const Sim *sm, int64_t *run_id) {
                          .micro_batches = (int32_t)sm->scn.batch.micro_batches,
                          .chunks = sm->plan.chunks,
                          .iterations = (int32_t)sm->scn.batch.iterations};
-    if (store_run_write(st, &info, &sm->tl, rm, NRUN_METRICS, dm, k, run_id, err,
+    if (store_run_write(st, &info, &sm->tl, &sm->mt.mem, rm, NRUN_METRICS, dm, k, run_id, err,
                         sizeof err) != 0) {
         fprintf(stderr, PROG ": %s\n", err);
         goto done;
@@ -288,12 +293,18 @@ static void print_summary(const Sim *sm) {
     }
 }
 
-static void warn_memory(const Sim *sm) {
+/* Names every device over memory_gib on stderr (unless quiet); returns how many there are. */
+static int check_memory(const Sim *sm, int quiet, int limit) {
+    int over = 0;
     for (int32_t d = 0; d < sm->mt.devices; d++) {
-        if (sm->mt.dev[d].peak_memory_gib > sm->scn.hw.memory_gib)
-            fprintf(stderr, PROG ": warning: device %d needs %.1f GiB, more than memory_gib = "
-                            "%g\n", d, sm->mt.dev[d].peak_memory_gib, sm->scn.hw.memory_gib);
+        if (sm->mt.dev[d].peak_memory_gib <= sm->scn.hw.memory_gib) continue;
+        over++;
+        if (!quiet)
+            fprintf(stderr, PROG ": %s: device %d needs %.1f GiB, more than memory_gib = %g\n",
+                    limit ? "error" : "warning", d, sm->mt.dev[d].peak_memory_gib,
+                    sm->scn.hw.memory_gib);
     }
+    return over;
 }
 
 int main(int argc, char **argv) {
@@ -317,8 +328,8 @@ int main(int argc, char **argv) {
     if (rc == 0) {
         if (o.json) print_json(&sm, run_id);
         else if (!o.quiet) print_summary(&sm);
+        if (check_memory(&sm, o.quiet, o.memory_limit) && o.memory_limit) rc = 3;
         if (!o.quiet) {
-            warn_memory(&sm);
             if (o.db)
                 fprintf(stderr, PROG ": stored run %lld in %s (%lld ops simulated in %.1f ms)\n",
                         (long long)run_id, o.db, (long long)sm.mt.ops, sm.wall_ms);

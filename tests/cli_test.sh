@@ -76,6 +76,25 @@ near "1f1b with a flush: 3 iterations take 3(m+p-1)(F+B) = 99 ms" "$(json_num ma
 w1=$(json_num weights_gib "$tmp/j")
 near "pipedream-2bw weights are twice 1f1b's" "$w2" "$(awk -v w="$w1" 'BEGIN { printf "%.17g", 2 * w }')" 1e-15
 
+# --- memory options ----------------------------------------------------------------------------
+expect "--memory-limit: over memory_gib exits 3" 3 "error: device 0 needs [0-9.]+ GiB, more than memory_gib = 80" \
+    $psim --no-db --memory-limit --set pipeline.schedule=gpipe scenarios/gpt13b.scn
+expect "without --memory-limit it is a warning" 0 "warning: device 0 needs" \
+    $psim --no-db --set pipeline.schedule=gpipe scenarios/gpt13b.scn
+$psim --no-db --memory-limit scenarios/gpt13b.scn >/dev/null 2>"$tmp/err"
+[ $? = 0 ] && [ ! -s "$tmp/err" ] && ok "--memory-limit within memory_gib exits 0 quietly" \
+    || nok "--memory-limit within memory_gib exits 0 quietly" "$(head -c 300 "$tmp/err")"
+expect "unknown recompute mode" 2 "--set model.recompute=some: unknown recompute 'some'; use none, selective or full" \
+    $psim --no-db --set model.recompute=some scenarios/gpt13b.scn
+$psim --no-db --json --set model.recompute=full scenarios/gpt13b.scn >"$tmp/j" 2>&1
+full=$(json_num activations_gib "$tmp/j")
+$psim --no-db --json scenarios/gpt13b.scn >"$tmp/j" 2>&1
+none=$(json_num activations_gib "$tmp/j")
+# device 0 keeps 8 micro-batches: 5 layers of 2sbh (full) vs 5 layers of sbh(34 + 5as/h), plus
+# the embedding's sbh either way (sbh = 2048 x 5120 bytes for bf16), in GiB
+near "full recompute keeps 2sbh per layer" "$full" "$(awk 'BEGIN { sbh = 2048 * 5120; printf "%.17g", 8 * (5 * 2 * sbh + sbh) / 1073741824 }')" 1e-9
+near "no recompute keeps sbh(34 + 5as/h) per layer" "$none" "$(awk 'BEGIN { sbh = 2048 * 5120; printf "%.17g", 8 * (5 * sbh * (34 + 5 * 40 * 2048 / 5120) + sbh) / 1073741824 }')" 1e-9
+
 # --- custom schedules: a dumped built-in fed back gives the same run --------------------------
 # roundtrip SCHEDULE [--set ...]: psim with SCHEDULE and with its dump as a custom schedule
 # print the same JSON, apart from the schedule's name.
@@ -124,7 +143,15 @@ near "stored makespan equals the printed one" "$got" 28.5 1e-9
 got=$(sql "$db" "select max(end_ns) - min(start_ns) from ops where run_id = 2")
 [ "$got" = 28500000 ] && ok "stored ops span the makespan in ns" || nok "stored ops span the makespan in ns" "$got"
 [ "$(sql "$db" 'pragma journal_mode')" = wal ] && ok "database in WAL mode" || nok "database in WAL mode"
-[ "$(sql "$db" 'pragma user_version')" = 1 ] && ok "schema version 1" || nok "schema version 1"
+[ "$(sql "$db" 'pragma user_version')" = 2 ] && ok "schema version 2" || nok "schema version 2"
+# memory over time: each device's highest sample is its peak, its last the static part
+got=$(sql "$db" "select count(*) from (select device, max(bytes) b from memory where run_id = 1 group by device) m
+    join device_metrics d on d.run_id = 1 and d.device = m.device and d.name = 'peak_memory_gib'
+    where abs(m.b / 1073741824.0 - d.value) < 1e-9")
+[ "$got" = 4 ] && ok "stored memory peaks match peak_memory_gib on all 4 devices" || nok "stored memory peaks match peak_memory_gib" "$got"
+got=$(sql "$db" "select count(*) from memory m where run_id = 1 and t_ns = (select max(t_ns) from memory
+    where run_id = 1 and device = m.device) and bytes = (select min(bytes) from memory where run_id = 1 and device = m.device)")
+[ "$got" = 4 ] && ok "memory returns to the static part at the end" || nok "memory returns to the static part at the end" "$got"
 sql "$db" "select resolved from runs where id = 1" >"$tmp/resolved.scn"
 $psim --no-db --json "$tmp/resolved.scn" >"$tmp/j2" 2>&1
 $psim --no-db --json scenarios/tiny-1f1b.scn >"$tmp/j1" 2>&1

@@ -69,7 +69,7 @@ static int64_t write_metrics(Store *s, const Timeline *tl, const StoreMetric *m,
                          .schedule = "1f1b", .version = "0", .host = "h", .devices = 2,
                          .micro_batches = 4, .chunks = 3, .iterations = 1};
     int64_t id = -1;
-    if (store_run_write(s, &info, tl, m, nm, DMETRICS, 2, &id, err, sizeof err) != 0) return -1;
+    if (store_run_write(s, &info, tl, NULL, m, nm, DMETRICS, 2, &id, err, sizeof err) != 0) return -1;
     return id;
 }
 
@@ -203,16 +203,65 @@ static void test_wal_and_version(void **state) {
     (void)state;
     Store *s;
     assert_int_equal(store_open(path, &s, err, sizeof err), 0);
-    assert_int_equal(sql_int("PRAGMA user_version"), 1);
+    assert_int_equal(sql_int("PRAGMA user_version"), 2);
     assert_int_equal(sql_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name IN ('runs', 'ops',"
-                             " 'metrics', 'device_metrics', 'ops_by_run')"), 5);
+                             " 'metrics', 'device_metrics', 'ops_by_run', 'memory')"), 6);
     store_close(s);
     assert_int_equal(store_open(path, &s, err, sizeof err), 0); // reopening keeps the schema
     assert_int_equal(store_run_count(s), 0);
     store_close(s);
-    assert_int_equal(sql_int("PRAGMA user_version"), 1);
+    assert_int_equal(sql_int("PRAGMA user_version"), 2);
     store_close(NULL);
+}
+
+static void test_version_1_upgraded(void **state) {
+    (void)state; // a version 1 file: the same tables without memory; its runs stay
+    Store *s;
+    Timeline tl = hand_timeline();
+    assert_int_equal(store_open(path, &s, err, sizeof err), 0);
+    assert_int_equal(write_run(s, &tl), 1);
+    store_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE memory; PRAGMA user_version = 1", 0, 0, 0), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(store_open(path, &s, err, sizeof err), 0);
+    assert_int_equal(sql_int("PRAGMA user_version"), 2);
+    assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'memory'"), 1);
+    assert_int_equal(store_run_count(s), 1);
+    assert_int_equal(write_run(s, &tl), 2);
+    store_close(s);
+    timeline_free(&tl);
+}
+
+static void test_memory_round_trip(void **state) {
+    (void)state; // samples come back per device in time order, in the run's transaction
+    Store *s;
+    Timeline tl = hand_timeline();
+    MemTrace mem = {0}, back = {0};
+    const MemSample in[] = {{0, 100, 0}, {10, 250, 0}, {0, 80, 1}, {50, 100, 0}, {5, 1LL << 40, 1}};
+    for (size_t i = 0; i < 5; i++) assert_int_equal(memtrace_push(&mem, &in[i]), 0);
+    StoreRunInfo info = {.tool = "psim", .devices = 2, .micro_batches = 4, .chunks = 1,
+                         .iterations = 1};
+    int64_t id;
+    assert_int_equal(store_open(path, &s, err, sizeof err), 0);
+    assert_int_equal(store_run_write(s, &info, &tl, &mem, METRICS, 3, DMETRICS, 2, &id, err,
+                                     sizeof err), 0);
+    assert_int_equal(store_memory_load(s, id, &back), 0);
+    static const int order[] = {0, 1, 3, 2, 4};
+    assert_int_equal(back.n, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(back.s[i].device, in[order[i]].device);
+        assert_int_equal(back.s[i].t_ns, in[order[i]].t_ns);
+        assert_int_equal(back.s[i].bytes, in[order[i]].bytes);
+    }
+    MemTrace none = {0};
+    assert_int_equal(store_memory_load(s, id + 1, &none), -1);
+    store_close(s);
+    memtrace_free(&back);
+    memtrace_free(&mem);
+    timeline_free(&tl);
 }
 
 static void test_newer_schema_refused(void **state) {
@@ -222,7 +271,7 @@ static void test_newer_schema_refused(void **state) {
     assert_int_equal(sqlite3_exec(db, "CREATE TABLE runs(a); PRAGMA user_version = 99", 0, 0, 0),
                      SQLITE_OK);
     sqlite3_close(db);
-    assert_open_refused_untouched("has schema version 99, newer than this pipesim (1); use a "
+    assert_open_refused_untouched("has schema version 99, newer than this pipesim (2); use a "
                                   "newer pipesim or another --db");
     assert_int_equal(sql_int("PRAGMA user_version"), 99);
     assert_int_equal(sql_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'delete'"), 1);
@@ -422,6 +471,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_and_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_1_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),

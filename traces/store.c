@@ -48,6 +48,13 @@ static const char SCHEMA[] =
     " device INTEGER NOT NULL, name TEXT NOT NULL, value REAL,"
     " PRIMARY KEY (run_id, device, name));";
 
+/* Version 2 adds memory over time: a device holds `bytes` from t_ns until its next row. */
+static const char SCHEMA_V2[] =
+    "CREATE TABLE memory ("
+    " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    " device INTEGER NOT NULL, t_ns INTEGER NOT NULL, bytes INTEGER NOT NULL,"
+    " PRIMARY KEY (run_id, device, t_ns)) WITHOUT ROWID;";
+
 static void set_err(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t len, const char *fmt, ...) {
@@ -166,17 +173,20 @@ static int set_wal(Store *s, char *err, size_t len) {
     return rc;
 }
 
-/* Creates the schema in a fresh file. Another process may be doing the same, so the version
- * is read again inside the write transaction, and the loser finds version 1 and does nothing. */
+/* Creates the schema in a fresh file, or upgrades a version 1 file. Another process may be
+ * doing the same, so the version is read again inside the write transaction, and the loser
+ * finds the current version and does nothing. */
 static int create_schema(Store *s, char *err, size_t len) {
     int rc = exec(s, "BEGIN IMMEDIATE", "cannot start creating the schema", err, len);
     if (rc != SQLITE_OK) return rc;
     int64_t version = 0;
     rc = read_version(s, &version, err, len);
-    if (rc == SQLITE_OK && version == 0) {
-        char sql[sizeof SCHEMA + 64];
-        snprintf(sql, sizeof sql, "%sPRAGMA user_version = %d;", SCHEMA, STORE_SCHEMA_VERSION);
-        rc = exec(s, sql, "cannot create the schema", err, len);
+    if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION) {
+        char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + 64];
+        snprintf(sql, sizeof sql, "%s%sPRAGMA user_version = %d;", version == 0 ? SCHEMA : "",
+                 SCHEMA_V2, STORE_SCHEMA_VERSION);
+        rc = exec(s, sql, version == 0 ? "cannot create the schema"
+                                       : "cannot upgrade the schema to version 2", err, len);
     }
     if (rc == SQLITE_OK) rc = exec(s, "COMMIT", "cannot create the schema", err, len);
     if (rc != SQLITE_OK) rollback(s);
@@ -192,7 +202,7 @@ static int open_once(Store *s, char *err, size_t len) {
     if (rc == SQLITE_OK) rc = set_wal(s, err, len);
     if (rc == SQLITE_OK) rc = exec(s, "PRAGMA foreign_keys = ON", "cannot enable foreign keys",
                                    err, len);
-    if (rc == SQLITE_OK && version == 0) rc = create_schema(s, err, len);
+    if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION) rc = create_schema(s, err, len);
     return rc;
 }
 
@@ -301,6 +311,24 @@ static int insert_ops(Store *s, int64_t run_id, const Timeline *tl, size_t *bad)
     return rc;
 }
 
+static int insert_memory(Store *s, int64_t run_id, const MemTrace *mem) {
+    if (!mem || mem->n == 0) return SQLITE_OK;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(
+        s->db, "INSERT OR REPLACE INTO memory (run_id, device, t_ns, bytes) VALUES (?, ?, ?, ?)",
+        -1, &st, NULL);
+    if (rc != SQLITE_OK) return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    for (size_t i = 0; i < mem->n && rc == SQLITE_OK; i++) {
+        sqlite3_bind_int(st, 2, mem->s[i].device);
+        sqlite3_bind_int64(st, 3, mem->s[i].t_ns);
+        sqlite3_bind_int64(st, 4, mem->s[i].bytes);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int insert_metrics(Store *s, int64_t run_id, const StoreMetric *m, size_t n) {
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(s->db, "INSERT INTO metrics (run_id, name, value) VALUES (?, ?, ?)",
@@ -347,7 +375,7 @@ static void write_err(const Store *s, int rc, const Timeline *tl, size_t bad, ch
     db_err(s, rc, doing, err, len);
 }
 
-int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl,
+int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl, const MemTrace *mem,
                     const StoreMetric *metrics, size_t nmetrics,
                     const StoreDeviceMetric *dmetrics, size_t ndmetrics, int64_t *run_id,
                     char *err, size_t errlen) {
@@ -356,6 +384,7 @@ int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl,
     size_t bad = SIZE_MAX; // the timeline row that failed, if one did
     int rc = insert_run(s, info, &id);
     if (rc == SQLITE_OK) rc = insert_ops(s, id, tl, &bad);
+    if (rc == SQLITE_OK) rc = insert_memory(s, id, mem);
     if (rc == SQLITE_OK) rc = insert_metrics(s, id, metrics, nmetrics);
     if (rc == SQLITE_OK) rc = insert_device_metrics(s, id, dmetrics, ndmetrics);
     if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
@@ -425,4 +454,22 @@ int store_metric_get(Store *s, int64_t run_id, const char *name, double *value) 
         *value = sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 0);
     sqlite3_finalize(st);
     return rc;
+}
+
+int store_memory_load(Store *s, int64_t run_id, MemTrace *mem) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT device, t_ns, bytes FROM memory WHERE run_id = ?"
+                           " ORDER BY device, t_ns", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, run_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        MemSample x = {.device = sqlite3_column_int(st, 0), .t_ns = sqlite3_column_int64(st, 1),
+                       .bytes = sqlite3_column_int64(st, 2)};
+        if (memtrace_push(mem, &x) != 0) break;
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE && mem->n > 0) return 0;
+    memtrace_free(mem);
+    return -1;
 }

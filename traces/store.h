@@ -9,8 +9,9 @@
 
 #include "timeline.h"
 
-/* Schema version kept in PRAGMA user_version. A file with a larger version is refused. */
-#define STORE_SCHEMA_VERSION 1
+/* Schema version kept in PRAGMA user_version. A file with a larger version is refused; a
+ * version 1 file (no memory table) is upgraded in place when opened. */
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct Store Store;
 
@@ -50,11 +51,11 @@ typedef struct {
 int store_open(const char *path, Store **out, char *err, size_t errlen);
 void store_close(Store *s);
 
-/* store_run_write appends one complete run: its info, every Timeline row, the run metrics
- * and per-device metrics, in one transaction. Never overwrites earlier runs. On success
+/* store_run_write appends one complete run: its info, every Timeline row, the memory samples
+ * (mem may be NULL), the run metrics and per-device metrics, in one transaction. Never overwrites earlier runs. On success
  * returns 0 and sets *run_id; on failure rolls back (nothing of the run stays) and returns -1
  * with a reason in err. */
-int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl,
+int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl, const MemTrace *mem,
                     const StoreMetric *metrics, size_t nmetrics,
                     const StoreDeviceMetric *dmetrics, size_t ndmetrics,
                     int64_t *run_id, char *err, size_t errlen);
@@ -66,5 +67,8 @@ int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl,
 int64_t store_run_count(Store *s);
 int store_ops_load(Store *s, int64_t run_id, Timeline *tl);
 int store_metric_get(Store *s, int64_t run_id, const char *name, double *value);
+/* store_memory_load fills mem (zeroed) with the run's samples in (device, t_ns) order;
+ * 0, or -1 when there are none or on error. */
+int store_memory_load(Store *s, int64_t run_id, MemTrace *mem);
 
 #endif
