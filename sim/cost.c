@@ -102,6 +102,7 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, siz
     out->xfer_bytes = s->batch.micro_batch_size * s->model.seq_len * s->model.hidden *
                       dtype_bytes(s->model.dtype);
     out->gpus_per_node = pl->gpus_per_node;
+    if (s->costs.overlap_fb_ms > 0) out->fused_ns = ms_to_ns(s->costs.overlap_fb_ms / pl->chunks);
     if (s->costs.comm_ms >= 0) {
         out->xfer_intra_ns = out->xfer_inter_ns = ms_to_ns(s->costs.comm_ms);
     } else {

@@ -21,6 +21,7 @@ typedef struct {
     int64_t xfer_intra_ns; // ns of one transfer between devices of one node
     int64_t xfer_inter_ns; // ns of one transfer between nodes
     int32_t gpus_per_node;
+    int64_t fused_ns;     // one overlapped F&B pair (OPF_FUSED_NEXT); 0: the two ops' sum
 } CostModel;
 
 /* FLOPs of one transformer layer on one micro-batch of b samples, for F, B (input gradient)
@@ -43,6 +44,16 @@ static inline int64_t cost_op_ns(const CostModel *c, int32_t stage, OpKind kind)
 static inline double cost_op_flops(const CostModel *c, int32_t stage, OpKind kind) {
     return c->op_flops[(int64_t)stage * OP_KIND_COUNT + kind];
 }
+/* Time of an overlapped pair (DualPipe's F&B): [costs] overlap_fb_ms when given, else the sum
+ * of the two ops. Two compute streams on one GPU share its tensor cores, so a dense model
+ * gains nothing from the overlap; DualPipe's gain is hiding MoE all-to-all and pipeline
+ * transfers, which a measured overlap_fb_ms can express. */
+static inline int64_t cost_fused_ns(const CostModel *c, int32_t stage_a, OpKind kind_a,
+                                    int32_t stage_b, OpKind kind_b) {
+    return c->fused_ns > 0 ? c->fused_ns
+                           : cost_op_ns(c, stage_a, kind_a) + cost_op_ns(c, stage_b, kind_b);
+}
+
 /* Time of one transfer from device a to device b (a != b). */
 static inline int64_t cost_xfer_ns(const CostModel *c, int32_t a, int32_t b) {
     return a / c->gpus_per_node == b / c->gpus_per_node ? c->xfer_intra_ns : c->xfer_inter_ns;

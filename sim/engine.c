@@ -33,7 +33,7 @@ typedef struct {
     size_t nheap, capheap;
     uint64_t seq;
     int64_t *pc;      // [p] next op index into pr->ops
-    uint8_t *running; // [p] 1 while an op is in progress
+    uint8_t *running; // [p] ops in progress: 0, 1, or 2 for a fused pair
     uint8_t *ready;   // [stages*m] READY_* bits of inputs that have arrived
     Link *links;      // open addressing, capacity a power of two
     size_t caplinks;
@@ -98,30 +98,43 @@ static void record(Engine *e, const TimelineOp *row) {
     if (row->end_ns > e->last_ns) e->last_ns = row->end_ns;
 }
 
-/* Starts device d's next op at now if it is idle and the op's input has arrived. */
+/* Whether the input of op (on device d) has arrived. */
+static int input_ready(const Engine *e, int32_t d, const ProgramOp *op) {
+    int32_t st = program_stage_of(e->pr, d, op->chunk);
+    int32_t in = program_input_stage(e->pr, (OpKind)op->kind, st);
+    uint8_t need = op->kind == OP_F ? READY_ACT : READY_GRAD;
+    return in < 0 || (e->ready[(int64_t)st * e->m + op->micro_batch] & need);
+}
+
+static void record_compute(Engine *e, int32_t d, const ProgramOp *op, int64_t start, int64_t end) {
+    TimelineOp row = {.start_ns = start, .end_ns = end, .device = d, .peer = -1,
+                      .micro_batch = e->mb_base + op->micro_batch, .chunk = op->chunk,
+                      .kind = op->kind, .stream = STREAM_COMPUTE};
+    record(e, &row);
+}
+
+/* Starts device d's next op at now if it is idle and the op's input has arrived; a fused
+ * pair starts when both inputs have, takes the fused time and gets two rows. */
 static void device_try(Engine *e, int32_t d, int64_t now) {
     const Program *pr = e->pr;
     if (e->running[d] || e->pc[d] == pr->start[d + 1]) return;
     const ProgramOp *op = &pr->ops[e->pc[d]];
+    int fused = (op->flags & OPF_FUSED_NEXT) != 0; // the checker made sure op + 1 exists
+    if (!input_ready(e, d, op) || (fused && !input_ready(e, d, op + 1))) return;
     int32_t st = program_stage_of(pr, d, op->chunk);
-    int32_t in = program_input_stage(pr, (OpKind)op->kind, st);
-    uint8_t need = op->kind == OP_F ? READY_ACT : READY_GRAD;
-    if (in >= 0 && !(e->ready[(int64_t)st * e->m + op->micro_batch] & need)) return;
-    int64_t end = now + cost_op_ns(e->c, st, (OpKind)op->kind);
-    TimelineOp row = {.start_ns = now, .end_ns = end, .device = d, .peer = -1,
-                      .micro_batch = e->mb_base + op->micro_batch, .chunk = op->chunk,
-                      .kind = op->kind, .stream = STREAM_COMPUTE};
-    record(e, &row);
-    e->running[d] = 1;
-    e->pc[d]++;
+    int64_t end = now + (fused ? cost_fused_ns(e->c, st, (OpKind)op->kind,
+                                               program_stage_of(pr, d, op[1].chunk),
+                                               (OpKind)op[1].kind)
+                               : cost_op_ns(e->c, st, (OpKind)op->kind));
+    for (int k = 0; k <= fused; k++) record_compute(e, d, op + k, now, end);
+    e->running[d] = (uint8_t)(1 + fused);
+    e->pc[d] += 1 + fused;
     heap_push(e, (Event){.time_ns = end, .type = EV_OP_END, .device = d});
 }
 
-/* Device d finished the op before its pc at now: hand its output to the consuming stage. */
-static void op_finished(Engine *e, int32_t d, int64_t now) {
+/* Device d finished op at now: hand its output to the consuming stage. */
+static void op_output(Engine *e, int32_t d, const ProgramOp *op, int64_t now) {
     const Program *pr = e->pr;
-    const ProgramOp *op = &pr->ops[e->pc[d] - 1];
-    e->running[d] = 0;
     int32_t out = program_output_stage(pr, (OpKind)op->kind, program_stage_of(pr, d, op->chunk));
     if (out < 0) return;
     int32_t od, oc;
@@ -144,6 +157,13 @@ static void op_finished(Engine *e, int32_t d, int64_t now) {
     record(e, &row);
     heap_push(e, (Event){.time_ns = end, .type = EV_ARRIVE, .device = od, .slot = slot,
                          .bit = bit});
+}
+
+/* Device d finished the op (or fused pair) before its pc at now; outputs go in op order. */
+static void op_finished(Engine *e, int32_t d, int64_t now) {
+    int n = e->running[d];
+    e->running[d] = 0;
+    for (int k = n; k >= 1; k--) op_output(e, d, &e->pr->ops[e->pc[d] - k], now);
 }
 
 static void stall_report(const Engine *e, char *why, size_t len) {

@@ -51,8 +51,9 @@ int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const 
             out->transfers += r->stream == STREAM_SEND;
             continue;
         }
-        Span *x = &sp[r->device];
-        x->busy_ns += r->end_ns - r->start_ns;
+        Span *x = &sp[r->device]; // busy = union of compute rows (a fused pair counts once);
+        int64_t from = r->start_ns > x->last_ns ? r->start_ns : x->last_ns; // rows come in
+        if (r->end_ns > from) x->busy_ns += r->end_ns - from;              // start order
         if (r->start_ns < x->first_ns) x->first_ns = r->start_ns;
         if (r->end_ns > x->last_ns) x->last_ns = r->end_ns;
         out->ops++;

@@ -85,6 +85,25 @@ static int fail_at(char *why, size_t len, const Program *pr, int32_t d, int64_t 
     return -1;
 }
 
+/* Why op i of device d is a bad start of a fused pair, or NULL when it is fine (or is not
+ * one). A pair is a forward and a backward (B or BW) next to each other on one device; they
+ * start together, which is safe since a forward never consumes a backward's output or the
+ * other way round. */
+static const char *fused_pair_error(const Program *pr, int32_t d, int64_t i) {
+    const ProgramOp *a = &pr->ops[i];
+    if (a->flags & ~OPF_FUSED_NEXT) return "has unknown flags";
+    if (!(a->flags & OPF_FUSED_NEXT)) return NULL;
+    if (i + 1 >= pr->start[d + 1]) return "is fused with a next op that does not exist";
+    const ProgramOp *b = a + 1;
+    if (b->flags & OPF_FUSED_NEXT) return "is fused with an op that is fused in turn";
+    int fa = a->kind == OP_F, fb = b->kind == OP_F;
+    int ba = a->kind == OP_B || a->kind == OP_BW, bb = b->kind == OP_B || b->kind == OP_BW;
+    if (!((fa && bb) || (ba && fb)))
+        return "is fused with an op that is not its counterpart; a fused pair is one forward "
+               "and one backward (B or BW)";
+    return NULL;
+}
+
 /* Pass 1: ranges, duplicates and per-device order; have[] gets the kinds seen. */
 static int check_ops(const Program *pr, uint8_t *have, char *why, size_t len) {
     int32_t m = pr->micro_batches;
@@ -94,6 +113,8 @@ static int check_ops(const Program *pr, uint8_t *have, char *why, size_t len) {
             if (op->kind >= OP_KIND_COUNT || op->micro_batch < 0 || op->micro_batch >= m ||
                 op->chunk < 0 || op->chunk >= pr->chunks)
                 return fail_at(why, len, pr, d, i, "kind, micro-batch or chunk out of range");
+            const char *pair = fused_pair_error(pr, d, i);
+            if (pair) return fail_at(why, len, pr, d, i, pair);
             int32_t st = program_stage_of(pr, d, op->chunk);
             if (program_stage_pipe(pr, st) != program_mb_pipe(pr, op->micro_batch))
                 return fail_at(why, len, pr, d, i, "the micro-batch runs in the other pipe");
@@ -137,6 +158,13 @@ static int check_complete(const Program *pr, const uint8_t *have, char *why, siz
     return 0;
 }
 
+/* Whether op's cross-device input is done in the replay (bit 1 forward, 2 gradient). */
+static int replay_ready(const Program *pr, int32_t d, const ProgramOp *op, const uint8_t *done) {
+    int32_t in = program_input_stage(pr, (OpKind)op->kind, program_stage_of(pr, d, op->chunk));
+    uint8_t need = op->kind == OP_F ? 1 : 2;
+    return in < 0 || (done[(size_t)in * pr->micro_batches + op->micro_batch] & need);
+}
+
 /* Pass 3: zero-time replay. done[] marks (stage, mb) outputs produced: bit 1 forward,
  * bit 2 input gradient. A device advances while its next op's cross-device input is done;
  * finishing an op wakes the device that consumes it. Each op is finished once: O(ops). */
@@ -162,9 +190,10 @@ static int check_progress(const Program *pr, uint8_t *done, char *why, size_t le
         for (; pc[d] < pr->start[d + 1]; pc[d]++) {
             const ProgramOp *op = &pr->ops[pc[d]];
             int32_t s = program_stage_of(pr, d, op->chunk);
-            int32_t in = program_input_stage(pr, (OpKind)op->kind, s);
             uint8_t need = op->kind == OP_F ? 1 : 2;
-            if (in >= 0 && !(done[(size_t)in * m + op->micro_batch] & need)) break;
+            if (!replay_ready(pr, d, op, done) ||
+                ((op->flags & OPF_FUSED_NEXT) && !replay_ready(pr, d, op + 1, done)))
+                break;
             if (op->kind == OP_W) continue;
             done[(size_t)s * m + op->micro_batch] |= need;
             int32_t out = program_output_stage(pr, (OpKind)op->kind, s), od, oc;
@@ -180,6 +209,7 @@ static int check_progress(const Program *pr, uint8_t *done, char *why, size_t le
     for (int32_t d = 0; d < p && rc == 0; d++) {
         if (pc[d] == pr->start[d + 1]) continue;
         const ProgramOp *op = &pr->ops[pc[d]];
+        if (replay_ready(pr, d, op, done)) op++, pc[d]++; // a fused pair's second op waits
         int32_t in = program_input_stage(pr, (OpKind)op->kind,
                                          program_stage_of(pr, d, op->chunk));
         int32_t id, ic;

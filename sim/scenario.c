@@ -124,6 +124,7 @@ static const KeyDef KEYS[] = {
     {"costs", "backward_ms", T_DOUBLE, F(costs.backward_ms), "-1", false, 0, 1e9, 0, "25"},
     {"costs", "weight_ms", T_DOUBLE, F(costs.weight_ms), "-1", false, 0, 1e9, 0, "12"},
     {"costs", "comm_ms", T_DOUBLE, F(costs.comm_ms), "-1", false, 0, 1e9, 0, "0.05"},
+    {"costs", "overlap_fb_ms", T_DOUBLE, F(costs.overlap_fb_ms), "-1", false, 0, 1e9, RANGE_OPEN_LO, "30"},
 };
 #undef F
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))

@@ -84,6 +84,8 @@ typedef struct {
     double backward_ms; // B (input-gradient part)
     double weight_ms;   // W (weight-gradient part); 0 when forward_ms is given and this is not
     double comm_ms;     // fixed time of every cross-device transfer (replaces alpha-beta)
+    double overlap_fb_ms; // one overlapped forward-and-backward pair (DualPipe's F&B) for a
+                          //   device's layers, each of v chunks 1/v; -1: F + backward
 } ScnCosts;
 
 typedef struct {

@@ -11,6 +11,8 @@ extern const Schedule SCHED_PIPEDREAM_2BW;
 extern const Schedule SCHED_ZB_H1;
 extern const Schedule SCHED_ZB_H2;
 extern const Schedule SCHED_ZB_V;
+extern const Schedule SCHED_DUALPIPE;
+extern const Schedule SCHED_DUALPIPEV;
 extern const Schedule SCHED_CUSTOM;
 
 static const Schedule *const SCHEDULES[] = {
@@ -22,6 +24,8 @@ static const Schedule *const SCHEDULES[] = {
     &SCHED_ZB_H1,
     &SCHED_ZB_H2,
     &SCHED_ZB_V,
+    &SCHED_DUALPIPE,
+    &SCHED_DUALPIPEV,
     &SCHED_CUSTOM,
 };
 #define NSCHEDULES (sizeof SCHEDULES / sizeof SCHEDULES[0])

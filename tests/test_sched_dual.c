@@ -1,0 +1,205 @@
+/* tests/test_sched_dual.c: DualPipe and DualPipeV against DeepSeek-V3 Table 2, exactly, at zero
+ * communication: DualPipe's bubble (PP/2 - 1)(F&B + B - 3W) (here: the largest gap between a
+ * device's span and its busy time) for F = B and F&B = F + B with W <= F, PP + 1 chunk
+ * activations in flight on every device, and twice the parameters; DualPipeV the same with
+ * PP - 1 in place of PP/2 - 1; the fused-pair rules of the engine and the checker. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cost.h"
+#include "engine.h"
+#include "program.h"
+#include "sched.h"
+
+static CostModel costs(int32_t stages, int64_t f, int64_t b, int64_t w, int64_t fb) {
+    CostModel c = {.stages = stages, .xfer_bytes = 1, .gpus_per_node = 64, .fused_ns = fb};
+    c.op_ns = calloc((size_t)stages * OP_KIND_COUNT, sizeof *c.op_ns);
+    c.op_flops = calloc((size_t)stages * OP_KIND_COUNT, sizeof *c.op_flops);
+    assert_non_null(c.op_ns);
+    assert_non_null(c.op_flops);
+    for (int32_t s = 0; s < stages; s++) {
+        int64_t *ns = &c.op_ns[s * OP_KIND_COUNT];
+        ns[OP_F] = f, ns[OP_B] = b, ns[OP_W] = w, ns[OP_BW] = b + w;
+    }
+    return c;
+}
+
+static void build(const char *name, int32_t p, int32_t m, Program *pr) {
+    SchedParams sp = {.devices = p, .chunks = 2, .micro_batches = m, .iterations = 1};
+    SchedIssue issue;
+    char why[512];
+    assert_int_equal(sched_find(name)->validate(&sp, &issue), 0);
+    assert_int_equal(sched_find(name)->build(&sp, pr, &issue), 0);
+    if (program_check(pr, why, sizeof why) != 0) fail_msg("%s p=%d m=%d: %s", name, p, m, why);
+}
+
+/* The largest (span - busy) over the devices, busy being the union of compute rows. */
+static int64_t bubble(const Program *pr, const CostModel *c) {
+    Timeline tl = {0};
+    char why[512];
+    assert_int_equal(engine_run(pr, c, 1, &tl, why, sizeof why), 0);
+    int64_t worst = 0;
+    for (int32_t d = 0; d < pr->devices; d++) {
+        int64_t first = INT64_MAX, last = INT64_MIN, busy = 0;
+        for (size_t i = 0; i < tl.n; i++) {
+            const TimelineOp *r = &tl.ops[i];
+            if (r->device != d || r->stream != STREAM_COMPUTE) continue;
+            int64_t from = r->start_ns > last ? r->start_ns : last;
+            if (r->end_ns > from) busy += r->end_ns - from;
+            if (r->start_ns < first) first = r->start_ns;
+            if (r->end_ns > last) last = r->end_ns;
+        }
+        if (last - first - busy > worst) worst = last - first - busy;
+    }
+    timeline_free(&tl);
+    return worst;
+}
+
+static void check_bubble(const char *name, int32_t half_of) {
+    static const int64_t FW[][2] = {{2000, 1000}, {3000, 1000}, {3000, 3000}, {5000, 2000},
+                                    {1000003, 999999}};
+    for (int32_t p = 2; p <= 12; p += 2)
+        for (int32_t m = 2 * p; m <= 5 * p; m += 2)
+            for (size_t k = 0; k < sizeof FW / sizeof FW[0]; k++) {
+                int64_t F = FW[k][0], B = F, W = FW[k][1], FB = F + B;
+                Program pr;
+                build(name, p, m, &pr);
+                CostModel c = costs(2 * p, F, B, W, FB);
+                int64_t want = (half_of ? p / 2 - 1 : p - 1) * (FB + B - 3 * W);
+                int64_t got = bubble(&pr, &c);
+                if (got != want) fail_msg("%s p=%d m=%d F=%lld W=%lld: bubble %lld, want %lld",
+                                          name, p, m, (long long)F, (long long)W,
+                                          (long long)got, (long long)want);
+                cost_free(&c);
+                program_free(&pr);
+            }
+}
+
+static void test_dualpipe_bubble(void **state) {
+    (void)state;
+    check_bubble("dualpipe", 1);
+}
+
+static void test_dualpipev_bubble(void **state) {
+    (void)state;
+    check_bubble("dualpipev", 0);
+}
+
+/* Most chunk activations device d holds at once (from F to W or BW). */
+static int32_t peak_held(const Program *pr, int32_t d) {
+    int32_t held = 0, peak = 0;
+    for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++) {
+        OpKind k = (OpKind)pr->ops[i].kind;
+        held += k == OP_F ? 1 : (k == OP_W || k == OP_BW) ? -1 : 0;
+        if (held > peak) peak = held;
+    }
+    return peak;
+}
+
+static void test_activations(void **state) {
+    (void)state; // Table 2: DualPipe holds PP + 1 activations (chunks) per device
+    for (int32_t p = 2; p <= 16; p += 2) {
+        Program pr;
+        build("dualpipe", p, 4 * p, &pr);
+        assert_int_equal(pr.pipes, 2);
+        for (int32_t d = 0; d < p; d++) assert_int_equal(peak_held(&pr, d), p + 1);
+        program_free(&pr);
+    }
+}
+
+static void test_fused_pair_in_engine(void **state) {
+    (void)state; // device 1 fuses F of mb 1 with BW of mb 0: it waits for both inputs
+    Program pr;
+    assert_int_equal(program_init(&pr, 2, 1, 2, PLACE_LOOPED, 8), 0);
+    program_push(&pr, 0, OP_F, 0, 0);
+    program_push(&pr, 0, OP_F, 1, 0);
+    program_push(&pr, 0, OP_BW, 0, 0);
+    program_push(&pr, 0, OP_BW, 1, 0);
+    program_push(&pr, 1, OP_F, 0, 0);
+    program_push(&pr, 1, OP_F, 1, 0);
+    pr.ops[pr.nops - 1].flags = OPF_FUSED_NEXT;
+    program_push(&pr, 1, OP_BW, 0, 0);
+    program_push(&pr, 1, OP_BW, 1, 0);
+    program_end(&pr);
+    char why[512];
+    assert_int_equal(program_check(&pr, why, sizeof why), 0);
+    // F = 10, BW = 30, F&B = 25, transfers 5: device 1 gets mb 1 at 10 + 10 + 5 = 25, and
+    // has mb 0's F done at 25, so the pair runs 25..50, then BW of mb 1 50..80
+    CostModel c = costs(2, 10, 20, 10, 25);
+    c.xfer_intra_ns = c.xfer_inter_ns = 5;
+    Timeline tl = {0};
+    assert_int_equal(engine_run(&pr, &c, 1, &tl, why, sizeof why), 0);
+    int pair = 0;
+    for (size_t i = 0; i < tl.n; i++) {
+        const TimelineOp *r = &tl.ops[i];
+        if (r->device != 1 || r->stream != STREAM_COMPUTE || r->start_ns != 25) continue;
+        assert_int_equal(r->end_ns, 50);
+        pair++;
+    }
+    assert_int_equal(pair, 2);
+    int64_t last = 0;
+    for (size_t i = 0; i < tl.n; i++)
+        if (tl.ops[i].end_ns > last) last = tl.ops[i].end_ns;
+    // device 0: BW mb 0 gets its gradient at 55, 55..85; BW mb 1 at 85 (arrived 85) .. 115
+    assert_int_equal(last, 115);
+    timeline_free(&tl);
+    cost_free(&c);
+    program_free(&pr);
+}
+
+static void test_checker_rejects_bad_pairs(void **state) {
+    (void)state;
+    static const struct { int kinds[3]; int fuse; const char *want; } cases[] = {
+        {{OP_F, OP_F, -1}, 0, "is fused with an op that is not its counterpart"},
+        {{OP_F, OP_BW, -1}, 1, "is fused with a next op that does not exist"},
+        {{OP_F, OP_BW, -1}, 2, "has unknown flags"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Program pr;
+        assert_int_equal(program_init(&pr, 1, 1, 2, PLACE_LOOPED, 4), 0);
+        program_push(&pr, 0, (OpKind)cases[i].kinds[0], 0, 0);
+        program_push(&pr, 0, (OpKind)cases[i].kinds[1], cases[i].kinds[1] == OP_F, 0);
+        pr.ops[cases[i].fuse == 1 ? 1 : 0].flags = cases[i].fuse == 2 ? 4 : OPF_FUSED_NEXT;
+        program_end(&pr);
+        char why[512];
+        assert_int_equal(program_check(&pr, why, sizeof why), -1);
+        if (!strstr(why, cases[i].want)) fail_msg("case %zu: '%s'", i, why);
+        program_free(&pr);
+    }
+}
+
+static void test_constraints(void **state) {
+    (void)state;
+    SchedIssue issue = {0};
+    SchedParams sp = {.devices = 3, .chunks = 2, .micro_batches = 8, .iterations = 1};
+    assert_int_equal(sched_find("dualpipe")->validate(&sp, &issue), -1);
+    assert_string_equal(issue.key, "pipeline.stages");
+    sp.devices = 4, sp.micro_batches = 7;
+    assert_int_equal(sched_find("dualpipe")->validate(&sp, &issue), -1);
+    assert_string_equal(issue.key, "batch.micro_batches");
+    sp.micro_batches = 4;
+    assert_int_equal(sched_find("dualpipe")->validate(&sp, &issue), -1);
+    assert_non_null(strstr(issue.msg, "use micro_batches = 6 or more"));
+    sp.micro_batches = 6;
+    assert_int_equal(sched_find("dualpipe")->validate(&sp, &issue), 0);
+    assert_int_equal(sched_find("dualpipev")->validate(&sp, &issue), -1);
+    assert_non_null(strstr(issue.msg, "use micro_batches = 7 or more"));
+    sp.chunks = 1;
+    assert_int_equal(sched_find("dualpipev")->validate(&sp, &issue), -1);
+    assert_string_equal(issue.key, "pipeline.chunks");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dualpipe_bubble),      cmocka_unit_test(test_dualpipev_bubble),
+        cmocka_unit_test(test_activations),          cmocka_unit_test(test_fused_pair_in_engine),
+        cmocka_unit_test(test_checker_rejects_bad_pairs), cmocka_unit_test(test_constraints),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
