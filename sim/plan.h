@@ -23,6 +23,10 @@ typedef struct {
  * be built (err holds "FILE: ..." with the fix, e.g. for partition = balanced, which is not
  * available yet); -1 when out of memory. */
 int plan_build(const Scenario *s, Plan *out, char *err, size_t errlen);
+/* The same for a given number of model copies (a custom schedule file says it with
+ * "pipes = 2"); plan_build uses the schedule's. Also returns 2 when the layers do not split
+ * into the stages of one copy. */
+int plan_build_copies(const Scenario *s, int32_t pipes, Plan *out, char *err, size_t errlen);
 void plan_free(Plan *pl);
 
 /* Whether a stage holds the embedding (first of its copy) or the LM head (last of its copy). */

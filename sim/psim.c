@@ -138,12 +138,6 @@ static int simulate(const Options *o, Sim *sm) {
         fprintf(stderr, PROG ": %s\n", err);
         return rc;
     }
-    rc = plan_build(&sm->scn, &sm->plan, err, sizeof err);
-    if (rc != 0) {
-        if (rc < 0) return oom();
-        fprintf(stderr, PROG ": %s\n", err);
-        return 2;
-    }
     sm->sched = sched_find(sm->scn.pipeline.schedule);
     SchedParams sp = scenario_sched_params(&sm->scn);
     SchedIssue issue = {0};
@@ -159,6 +153,12 @@ static int simulate(const Options *o, Sim *sm) {
         return 2;
     }
     if (o->dump) return 0;
+    rc = plan_build_copies(&sm->scn, sm->prog.pipes, &sm->plan, err, sizeof err);
+    if (rc != 0) {
+        if (rc < 0) return oom();
+        fprintf(stderr, PROG ": %s\n", err);
+        return 2;
+    }
     rc = cost_build(&sm->scn, &sm->plan, &sm->cost, err, sizeof err);
     if (rc != 0) {
         if (rc < 0) return oom();

@@ -699,7 +699,10 @@ static int check_partition(Parser *P) {
         return fail(P, blame(P, w, 3, "pipeline.stages", "pipeline.chunks", "model.layers"),
                     "%s need at least %lld layers, and layers = %lld; use fewer stages%s", what,
                     (long long)S, (long long)L, v > 1 ? " or chunks" : "");
-    if (s->pipeline.partition == PART_UNIFORM && L % S != 0) {
+    // a custom schedule's file may ask for model copies ("pipes = 2"), which only plan_build
+    // learns; the layer split is checked there
+    int custom = strcmp(s->pipeline.schedule, "custom") == 0;
+    if (s->pipeline.partition == PART_UNIFORM && L % S != 0 && !custom) {
         even_split(L, S, list, sizeof list);
         return fail(P, blame(P, w, 4, "pipeline.partition", "model.layers", "pipeline.stages", "pipeline.chunks"),
                     "%lld layers do not split evenly into %s under partition = uniform; list "
@@ -708,13 +711,13 @@ static int check_partition(Parser *P) {
     }
     if (s->pipeline.partition != PART_EXPLICIT) return 1;
     even_split(L, S, list, sizeof list);
-    if (s->pipeline.npartition != S)
+    if (s->pipeline.npartition != S && !custom)
         return fail(P, blame(P, w, 3, "pipeline.partition", "pipeline.stages", "pipeline.chunks"), "partition lists %lld stages but the pipeline "
                     "has %lld (stages × chunks, chunk-major); give %lld counts, e.g. "
                     "partition = %s", (long long)s->pipeline.npartition, (long long)S,
                     (long long)S, list);
     int64_t sum = 0; // entries are >= 1; stop once past L, so the sum cannot overflow
-    for (int64_t i = 0; i < S && sum <= L; i++)
+    for (int64_t i = 0; i < s->pipeline.npartition && sum <= L; i++)
         sum = s->pipeline.partition_layers[i] > L ? L + 1 : sum + s->pipeline.partition_layers[i];
     if (sum != L)
         return fail(P, blame(P, w, 2, "pipeline.partition", "model.layers"), "partition covers %s%lld layers but the model "

@@ -113,7 +113,10 @@ roundtrip() {
 two="--set pipeline.chunks=2 --set pipeline.partition=3,2,3,2,3,2,3,2,3,2,3,2,3,2,3,2"
 for sched in gpipe 1f1b zb-h1 zb-h2; do roundtrip $sched; done
 # shellcheck disable=SC2086
-for sched in interleaved zb-v; do roundtrip $sched $two; done
+for sched in interleaved zb-v dualpipev; do roundtrip $sched $two; done
+roundtrip dualpipe --set pipeline.chunks=2
+roundtrip pipedream --set batch.iterations=3
+roundtrip pipedream-2bw --set batch.iterations=2
 mkdir -p "$tmp/sub"
 $psim --dump-schedule scenarios/tiny-1f1b.scn >"$tmp/sub/my.sched"
 sed 's/schedule = 1f1b/schedule = custom\nschedule_file = my.sched/' scenarios/tiny-1f1b.scn >"$tmp/sub/c.scn"

@@ -92,7 +92,7 @@ static void test_op_times_and_links(void **state) {
     assert_int_equal(cost_xfer_ns(&c, 5, 4), cost_xfer_ns(&c, 4, 5));
     cost_free(&c);
     s.costs.forward_ms = 3, s.costs.backward_ms = 5, s.costs.weight_ms = 1, s.costs.comm_ms = 0.5;
-    s.pipeline.chunks = 2; // explicit times are per device; each chunk takes half
+    s.pipeline.chunks = 2, s.model.layers = 48; // explicit times are per device; each chunk takes half
     plan_free(&pl);
     assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);

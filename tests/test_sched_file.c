@@ -38,18 +38,21 @@ static void run(const Program *pr, Timeline *tl) {
         ns[OP_F] = 1000003 + 7 * s, ns[OP_B] = 1000033, ns[OP_W] = 900001, ns[OP_BW] = 1900034;
     }
     memset(tl, 0, sizeof *tl);
-    assert_int_equal(engine_run(pr, &c, 1, tl, err, sizeof err), 0);
+    assert_int_equal(engine_run(pr, &c, pr->iterations, tl, err, sizeof err), 0);
     cost_free(&c);
 }
 
 static void test_builtins_round_trip(void **state) {
     (void)state;
-    static const struct { const char *name; int32_t p, v, m; } cases[] = {
-        {"gpipe", 4, 1, 6}, {"1f1b", 8, 1, 13}, {"1f1b", 1, 1, 3},
-        {"interleaved", 4, 2, 8}, {"interleaved", 3, 4, 9}, {"interleaved", 2, 3, 2},
-        {"zb-h1", 4, 1, 9}, {"zb-h2", 5, 1, 12}, {"zb-v", 4, 2, 10}, {"zb-v", 1, 2, 3}};
+    static const struct { const char *name; int32_t p, v, m, k; } cases[] = {
+        {"gpipe", 4, 1, 6, 1}, {"1f1b", 8, 1, 13, 1}, {"1f1b", 1, 1, 3, 1},
+        {"interleaved", 4, 2, 8, 1}, {"interleaved", 3, 4, 9, 1}, {"interleaved", 2, 3, 2, 1},
+        {"zb-h1", 4, 1, 9, 1}, {"zb-h2", 5, 1, 12, 1}, {"zb-v", 4, 2, 10, 1}, {"zb-v", 1, 2, 3, 1},
+        {"pipedream", 4, 1, 5, 3}, {"pipedream-2bw", 3, 1, 4, 2}, {"dualpipe", 4, 2, 8, 1},
+        {"dualpipe", 6, 2, 14, 1}, {"dualpipev", 4, 2, 9, 1}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        SchedParams sp = {.devices = cases[i].p, .chunks = cases[i].v, .micro_batches = cases[i].m, .iterations = 1};
+        SchedParams sp = {.devices = cases[i].p, .chunks = cases[i].v, .micro_batches = cases[i].m,
+                          .iterations = cases[i].k};
         SchedIssue issue;
         Program a, b;
         assert_int_equal(sched_find(cases[i].name)->build(&sp, &a, &issue), 0);
@@ -60,6 +63,11 @@ static void test_builtins_round_trip(void **state) {
         assert_memory_equal(a.start, b.start, (size_t)(a.devices + 1) * sizeof *a.start);
         assert_memory_equal(a.ops, b.ops, (size_t)a.nops * sizeof *a.ops);
         assert_memory_equal(a.stage_of, b.stage_of, (size_t)program_stages(&a) * sizeof(int32_t));
+        assert_int_equal(a.pipes, b.pipes);
+        assert_int_equal(a.iterations, b.iterations);
+        assert_int_equal(a.weight_versions == NULL, b.weight_versions == NULL);
+        if (a.weight_versions)
+            assert_memory_equal(a.weight_versions, b.weight_versions, (size_t)a.devices * sizeof(int32_t));
         Timeline ta, tb;
         run(&a, &ta);
         run(&b, &tb);
@@ -115,6 +123,34 @@ static void test_bad_files(void **state) {
     expect_bad("0F0,0B0,1F0,1B0\n2F0,2B0\n", 2, 2, 1, "s.sched:1: no device runs stage 3");
     expect_bad("0F0,0B0,1F0,1B0,2F0\n3F0\n", 2, 2, 1, "s.sched:1: this device runs more than chunks = 2 stages");
     expect_bad("0F0\n1F0,2F0,3F0\n", 2, 2, 1, "s.sched:2: this device runs more than chunks = 2 stages (stage 3 is one too many)");
+    // directives and fused pairs
+    expect_bad("pipes = 3\n0F0,0B0\n1F0,1B0\n", 2, 1, 2, "s.sched:1: pipes = 3: use 1, or 2");
+    expect_bad("pipes = 2\n0F0,0B0\n1F0,1B0\n", 2, 1, 1, "s.sched:1: pipes = 2: use 1, or 2 with an even micro_batches");
+    expect_bad("iterations = 2\n0F0\n1F0\n", 2, 1, 1, "s.sched:1: the file covers 2 iterations, so iterations must be a multiple of 2, not 1");
+    expect_bad("weight_versions = 2\n0F0\n1F0\n", 2, 1, 1, "s.sched:1: weight_versions needs 2 counts of 1 or more");
+    expect_bad("weight_versions = 2,0\n0F0\n1F0\n", 2, 1, 1, "weight_versions needs 2 counts");
+    expect_bad("stagez = 2\n0F0\n1F0\n", 2, 1, 1, "s.sched:1: 'stagez = 2' is not a directive; use pipes = N");
+    expect_bad("0F0&None,0B0\n1F0\n", 2, 1, 1, "s.sched:1: 'None' is not an action; write STAGE KIND MICROBATCH such as 0F3, 2I3, 2W3 or 1B0 (KIND is F, I, W or B), or two joined by &");
+}
+
+static void test_directives_and_pairs(void **state) {
+    (void)state; // iterations stretch the micro-batch range; '&' fuses; versions are kept
+    SchedParams sp = {.devices = 2, .chunks = 1, .micro_batches = 1, .iterations = 2};
+    Program pr;
+    const char *text = "iterations = 2  # two iterations, no flush\nweight_versions = 2, 1\n"
+                       "0F0,0F1,0B0,0B1\n1F0,1F1&1B0,1B1\n";
+    assert_int_equal(sched_file_parse(text, "d.sched", &sp, &pr, err, sizeof err), 0);
+    assert_int_equal(program_check(&pr, err, sizeof err), 0);
+    assert_int_equal(pr.iterations, 2);
+    assert_int_equal(pr.micro_batches, 2);
+    assert_int_equal(pr.weight_versions[0], 2);
+    assert_int_equal(pr.weight_versions[1], 1);
+    assert_int_equal(pr.ops[pr.start[1] + 1].flags, OPF_FUSED_NEXT);
+    assert_int_equal(pr.ops[pr.start[1] + 2].flags, 0);
+    char *back = dump(&pr);
+    assert_non_null(strstr(back, "iterations = 2\nweight_versions = 2,1\n0F0,0F1,0B0,0B1\n1F0,1F1&1B0,1B1\n"));
+    free(back);
+    program_free(&pr);
 }
 
 static void test_checker_names_missing_op(void **state) {
@@ -132,6 +168,7 @@ int main(void) {
         cmocka_unit_test(test_builtins_round_trip),
         cmocka_unit_test(test_pytorch_style_rows),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_directives_and_pairs),
         cmocka_unit_test(test_checker_names_missing_op),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
