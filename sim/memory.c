@@ -24,22 +24,32 @@ double memory_optimizer_bytes_per_param(const ScnModel *m) {
     return fp32 ? 8.0 : 12.0;
 }
 
-/* Parameters and activation bytes of one stage (per micro-batch). */
+double memory_layer_w_pending_bytes(const ScnModel *m, int64_t b) {
+    double sb = (double)m->seq_len * (double)b, h = (double)m->hidden, f = (double)m->ffn_hidden;
+    double bytes = dtype_bytes(m->dtype) * sb * (8.0 * h + 2.0 * f);
+    double act = memory_layer_activation_bytes(m, b);
+    return bytes < act ? bytes : act;
+}
+
+/* Parameters, activation bytes of one stage per micro-batch, and the part of them a split
+ * backward keeps from B to W. The embedding's and the LM head's activations stay whole
+ * until W. */
 static void stage_footprint(const Scenario *s, const Plan *pl, int32_t st, double *params,
-                            double *act) {
+                            double *act, double *w_pending) {
     const ScnModel *m = &s->model;
     double h = (double)m->hidden, sq = (double)m->seq_len, b = (double)s->batch.micro_batch_size;
-    double layers = (double)pl->layers[st];
+    double layers = (double)pl->layers[st], ends = 0;
     *params = layers * memory_layer_params(m);
-    *act = layers * memory_layer_activation_bytes(m, s->batch.micro_batch_size);
     if (plan_stage_is_first(pl, st)) {
         *params += ((double)m->vocab + sq) * h;
-        *act += sq * b * h;
+        ends += sq * b * h;
     }
     if (plan_stage_is_last(pl, st)) {
         *params += (double)m->vocab * h + 2.0 * h;
-        *act += 4.0 * sq * b * h * (1.0 + (double)m->vocab / h);
+        ends += 4.0 * sq * b * h * (1.0 + (double)m->vocab / h);
     }
+    *act = layers * memory_layer_activation_bytes(m, s->batch.micro_batch_size) + ends;
+    *w_pending = layers * memory_layer_w_pending_bytes(m, s->batch.micro_batch_size) + ends;
 }
 
 static void static_memory(const Scenario *s, const Plan *pl, const Program *pr, int32_t d,
@@ -47,8 +57,8 @@ static void static_memory(const Scenario *s, const Plan *pl, const Program *pr, 
     int wb = dtype_bytes(s->model.dtype);
     memset(dm, 0, sizeof *dm);
     for (int32_t c = 0; c < pr->chunks; c++) {
-        double params, act;
-        stage_footprint(s, pl, program_stage_of(pr, d, c), &params, &act);
+        double params, act, pending;
+        stage_footprint(s, pl, program_stage_of(pr, d, c), &params, &act, &pending);
         dm->params += params;
     }
     dm->weight_versions = pr->weight_versions ? pr->weight_versions[d] : 1;
@@ -60,21 +70,21 @@ static void static_memory(const Scenario *s, const Plan *pl, const Program *pr, 
 typedef struct {
     int64_t t_ns;
     int32_t device;
-    int32_t take;  // +1 an activation is taken, -1 given back
-    double bytes;
+    int32_t take;  // +1 an activation is taken, -1 given back, 0 shrunk to its W part
+    double bytes;  // taken (> 0) or given back (< 0)
 } MemEvent;
 
 static int event_cmp(const void *pa, const void *pb) {
     const MemEvent *a = pa, *b = pb;
     if (a->device != b->device) return a->device < b->device ? -1 : 1;
     if (a->t_ns != b->t_ns) return a->t_ns < b->t_ns ? -1 : 1;
-    return (a->take > b->take) - (a->take < b->take); // give backs first
+    return (a->bytes > b->bytes) - (a->bytes < b->bytes); // give backs first
 }
 
 /* The take/give-back events of the compute rows; *n gets their number. NULL out of memory. */
 static MemEvent *activation_events(const Scenario *s, const Plan *pl, const Program *pr,
                                    const Timeline *tl, size_t *n) {
-    double *act = malloc((size_t)pl->stages * sizeof *act);
+    double *act = malloc((size_t)pl->stages * 2 * sizeof *act); // [st][0 whole, 1 W part]
     MemEvent *ev = malloc((tl->n ? tl->n : 1) * sizeof *ev);
     *n = 0;
     if (!act || !ev) {
@@ -83,15 +93,20 @@ static MemEvent *activation_events(const Scenario *s, const Plan *pl, const Prog
     }
     for (int32_t st = 0; st < pl->stages; st++) {
         double params;
-        stage_footprint(s, pl, st, &params, &act[st]);
+        stage_footprint(s, pl, st, &params, &act[2 * st], &act[2 * st + 1]);
     }
     for (size_t i = 0; i < tl->n; i++) {
         const TimelineOp *r = &tl->ops[i];
-        if (r->stream != STREAM_COMPUTE || r->kind == OP_B) continue;
-        int take = r->kind == OP_F;
-        ev[(*n)++] = (MemEvent){.t_ns = take ? r->start_ns : r->end_ns, .device = r->device,
-                                .take = take ? 1 : -1,
-                                .bytes = act[program_stage_of(pr, r->device, r->chunk)]};
+        if (r->stream != STREAM_COMPUTE) continue;
+        const double *a = &act[2 * program_stage_of(pr, r->device, r->chunk)];
+        MemEvent e = {.t_ns = r->end_ns, .device = r->device};
+        switch ((OpKind)r->kind) {
+        case OP_F: e.t_ns = r->start_ns, e.take = 1, e.bytes = a[0]; break;
+        case OP_B: e.take = 0, e.bytes = a[1] - a[0]; break;
+        case OP_W: e.take = -1, e.bytes = -a[1]; break;
+        default: e.take = -1, e.bytes = -a[0]; break;
+        }
+        ev[(*n)++] = e;
     }
     free(act);
     qsort(ev, *n, sizeof *ev, event_cmp);
@@ -121,7 +136,7 @@ int memory_compute(const Scenario *s, const Plan *pl, const Program *pr, const T
             int64_t t = ev[i].t_ns;
             for (; i < n && ev[i].device == d && ev[i].t_ns == t; i++) {
                 held += ev[i].take;
-                bytes += ev[i].take * ev[i].bytes;
+                bytes += ev[i].bytes;
                 if (held > dm->peak_activations) dm->peak_activations = held;
                 if (bytes > dm->activation_bytes) dm->activation_bytes = bytes;
             }

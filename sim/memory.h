@@ -37,6 +37,13 @@ double memory_layer_params(const ScnModel *m);
  *   backward, a transient this model leaves out). */
 double memory_layer_activation_bytes(const ScnModel *m, int64_t b);
 
+/* Bytes of one layer's activations a split backward keeps from B until W: the inputs of the
+ * four weight GEMMs (QKV, attention output, MLP in and out: sb(3h + f) elements) and the
+ * gradients of their outputs (sb(5h + f)), 2sb(8h + 2f) bytes for 16-bit types, 32sbh when
+ * f = 4h (at most the layer's activations). B gives back the rest (Qi et al. 2023 §2.3:
+ * M_W < M_B). */
+double memory_layer_w_pending_bytes(const ScnModel *m, int64_t b);
+
 /* Optimizer state bytes per parameter (scenario.h's Optimizer): Adam 12 for 16-bit models
  * (fp32 master, momentum, variance), 8 for fp32; SGD with momentum 8 and 4. */
 double memory_optimizer_bytes_per_param(const ScnModel *m);
@@ -46,9 +53,11 @@ double memory_optimizer_bytes_per_param(const ScnModel *m);
  * held bytes change. Stage 0 also holds the embedding (V + s)h and its dropout mask sbh; the
  * last stage of each model copy the (tied) output embedding Vh and final layer norm 2h, and
  * 4sbh(1 + V/h) bytes of head activations. An activation is taken when its F starts and given
- * back when its BW, or for a split backward its W, ends (W needs the layer inputs B used, so
- * B frees nothing: the W-pending buffer is the whole activation). At equal times ends are
- * applied before starts. O(n log n) in the timeline rows. Returns 0, or -1 out of memory. */
+ * back when its BW ends; with a split backward, B gives back all but the W-pending part
+ * (memory_layer_w_pending_bytes; the embedding's and head's parts stay whole) and W the rest.
+ * At equal times give-backs are applied before takes. peak_activations counts
+ * (micro-batch, chunk) activations from F to W or BW. O(n log n) in the timeline rows.
+ * Returns 0, or -1 out of memory. */
 int memory_compute(const Scenario *s, const Plan *pl, const Program *pr, const Timeline *tl,
                    DeviceMemory *out, MemTrace *trace);
 

@@ -253,6 +253,20 @@ static void test_memory_options(void **state) {
     }
     simulate_memory(&s, "pipedream-2bw", 1, mem, NULL);
     for (int d = 0; d < 8; d++) assert_rel(mem[d].weight_bytes, 2 * base[d].weight_bytes, 1e-15);
+    // zero bubble (Qi et al. §2.3): W keeps the GEMM inputs and output gradients, 32sbh per
+    // layer; ZB-H1 peaks like 1F1B (p M_B on device 0), ZB-H2 at (2p - 1) M_B
+    s.batch.iterations = 1;
+    assert_rel(memory_layer_w_pending_bytes(&s.model, 1), 32.0 * 2048 * 5120, 1e-15);
+    double m_b = 5 * memory_layer_activation_bytes(&s.model, 1) + 2048.0 * 5120; // device 0
+    simulate_memory(&s, "zb-h1", 1, mem, NULL);
+    assert_rel(mem[0].activation_bytes, base[0].activation_bytes, 1e-12);
+    assert_rel(mem[0].activation_bytes, 8 * m_b, 1e-12);
+    assert_int_equal(mem[7].peak_activations, 8); // W delayed by 7: one whole, 7 W parts
+    double head = 4.0 * 2048 * 5120 * (1 + 51200.0 / 5120);
+    assert_rel(mem[7].activation_bytes, base[7].activation_bytes + 7 * (5 * 32.0 * 2048 * 5120 + head),
+               1e-12);
+    simulate_memory(&s, "zb-h2", 1, mem, NULL);
+    assert_rel(mem[0].activation_bytes, 15 * m_b, 1e-12);
     // full recompute keeps 2sbh per layer: stage 3 holds 5 micro-batches of 5 layers
     s.batch.iterations = 1;
     s.model.recompute = RECOMPUTE_FULL;
