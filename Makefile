@@ -31,7 +31,7 @@ $(BIN)/psim: $(BUILD)/sim/psim.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libpipesim.a
+$(BUILD)/tests/%: tests/%.c tests/cost_fixture.h $(BUILD)/libpipesim.a
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(INC) -Itests $< $(BUILD)/libpipesim.a $(LDLIBS) -lcmocka -o $@
 

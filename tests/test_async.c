@@ -12,20 +12,10 @@
 #include <cmocka.h>
 
 #include "cost.h"
+#include "cost_fixture.h"
 #include "engine.h"
 #include "program.h"
 #include "sched.h"
-
-static CostModel cost_uniform(int32_t stages, int64_t f, int64_t bw) {
-    CostModel c = {.stages = stages, .xfer_bytes = 1, .gpus_per_node = 1};
-    c.op_ns = calloc((size_t)stages * OP_KIND_COUNT, sizeof *c.op_ns);
-    c.op_flops = calloc((size_t)stages * OP_KIND_COUNT, sizeof *c.op_flops);
-    assert_non_null(c.op_ns);
-    assert_non_null(c.op_flops);
-    for (int32_t s = 0; s < stages; s++) c.op_ns[s * OP_KIND_COUNT + OP_F] = f,
-                                         c.op_ns[s * OP_KIND_COUNT + OP_BW] = bw;
-    return c;
-}
 
 static void build(const char *name, int32_t p, int32_t m, int32_t iterations, Program *pr) {
     SchedParams sp = {.devices = p, .chunks = 1, .micro_batches = m, .iterations = iterations};
@@ -41,7 +31,7 @@ static int64_t run(const char *name, int32_t p, int32_t m, int32_t K, int64_t f,
                    int64_t *ends) {
     Program pr;
     build(name, p, m, K, &pr);
-    CostModel c = cost_uniform(p, f, bw);
+    CostModel c = cost_uniform(p, f, bw, 0, 0, 0, 1);
     Timeline tl = {0};
     char why[512];
     assert_int_equal(engine_run(&pr, &c, K, &tl, why, sizeof why), 0);

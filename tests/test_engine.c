@@ -12,27 +12,12 @@
 #include <cmocka.h>
 
 #include "cost.h"
+#include "cost_fixture.h"
 #include "engine.h"
 #include "program.h"
 #include "sched.h"
 
 #define MS 1000000LL // ns
-
-/* Every stage costs the same: f, b, w ns per micro-batch and chunk; transfers take
- * intra/inter ns with gpus_per_node devices per node. */
-static CostModel cost_uniform(int32_t stages, int64_t f, int64_t b, int64_t w, int64_t intra,
-                              int64_t inter, int32_t gpus_per_node) {
-    CostModel c = {.stages = stages, .xfer_bytes = 1024, .xfer_intra_ns = intra,
-                   .xfer_inter_ns = inter, .gpus_per_node = gpus_per_node};
-    c.op_ns = calloc((size_t)stages * OP_KIND_COUNT, sizeof *c.op_ns);
-    c.op_flops = calloc((size_t)stages * OP_KIND_COUNT, sizeof *c.op_flops);
-    assert_non_null(c.op_ns);
-    for (int32_t s = 0; s < stages; s++) {
-        int64_t *ns = &c.op_ns[s * OP_KIND_COUNT];
-        ns[OP_F] = f, ns[OP_B] = b, ns[OP_W] = w, ns[OP_BW] = b + w;
-    }
-    return c;
-}
 
 static void build(const char *name, int32_t p, int32_t v, int32_t m, Program *pr) {
     const Schedule *s = sched_find(name);

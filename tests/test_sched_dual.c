@@ -13,20 +13,15 @@
 #include <cmocka.h>
 
 #include "cost.h"
+#include "cost_fixture.h"
 #include "engine.h"
 #include "program.h"
 #include "sched.h"
 
+/* Uniform costs with the fused pair at fb ns. */
 static CostModel costs(int32_t stages, int64_t f, int64_t b, int64_t w, int64_t fb) {
-    CostModel c = {.stages = stages, .xfer_bytes = 1, .gpus_per_node = 64, .fused_ns = fb};
-    c.op_ns = calloc((size_t)stages * OP_KIND_COUNT, sizeof *c.op_ns);
-    c.op_flops = calloc((size_t)stages * OP_KIND_COUNT, sizeof *c.op_flops);
-    assert_non_null(c.op_ns);
-    assert_non_null(c.op_flops);
-    for (int32_t s = 0; s < stages; s++) {
-        int64_t *ns = &c.op_ns[s * OP_KIND_COUNT];
-        ns[OP_F] = f, ns[OP_B] = b, ns[OP_W] = w, ns[OP_BW] = b + w;
-    }
+    CostModel c = cost_uniform(stages, f, b, w, 0, 0, 64);
+    c.fused_ns = fb;
     return c;
 }
 

@@ -13,23 +13,10 @@
 #include <cmocka.h>
 
 #include "cost.h"
+#include "cost_fixture.h"
 #include "engine.h"
 #include "program.h"
 #include "sched.h"
-
-static CostModel cost_uniform(int32_t stages, int64_t f, int64_t b, int64_t w, int64_t xfer) {
-    CostModel c = {.stages = stages, .xfer_bytes = 1, .xfer_intra_ns = xfer,
-                   .xfer_inter_ns = xfer, .gpus_per_node = 8};
-    c.op_ns = calloc((size_t)stages * OP_KIND_COUNT, sizeof *c.op_ns);
-    c.op_flops = calloc((size_t)stages * OP_KIND_COUNT, sizeof *c.op_flops);
-    assert_non_null(c.op_ns);
-    assert_non_null(c.op_flops);
-    for (int32_t s = 0; s < stages; s++) {
-        int64_t *ns = &c.op_ns[s * OP_KIND_COUNT];
-        ns[OP_F] = f, ns[OP_B] = b, ns[OP_W] = w, ns[OP_BW] = b + w;
-    }
-    return c;
-}
 
 static void build(const char *name, int32_t p, int32_t v, int32_t m, Program *pr) {
     SchedParams sp = {.devices = p, .chunks = v, .micro_batches = m, .iterations = 1};
@@ -46,7 +33,7 @@ static int64_t longest_span(const char *name, int32_t p, int32_t v, int32_t m, i
                             int64_t b, int64_t w, int64_t xfer) {
     Program pr;
     build(name, p, v, m, &pr);
-    CostModel c = cost_uniform(p * v, f, b, w, xfer);
+    CostModel c = cost_uniform(p * v, f, b, w, xfer, xfer, 8);
     Timeline tl = {0};
     char why[512];
     assert_int_equal(engine_run(&pr, &c, 1, &tl, why, sizeof why), 0);
