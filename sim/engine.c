@@ -173,6 +173,7 @@ static void stall_report(const Engine *e, char *why, size_t len) {
     for (int32_t d = 0, shown = 0; d < e->p && shown < 4; d++) {
         if (e->pc[d] == pr->start[d + 1]) continue;
         const ProgramOp *op = &pr->ops[e->pc[d]];
+        if ((op->flags & OPF_FUSED_NEXT) && input_ready(e, d, op)) op++; // its pair waits
         int32_t in = program_input_stage(pr, (OpKind)op->kind,
                                          program_stage_of(pr, d, op->chunk));
         int32_t id = -1, ic = -1;
@@ -180,7 +181,7 @@ static void stall_report(const Engine *e, char *why, size_t len) {
         char name[64];
         int n = snprintf(why + used, len - used, "%sdevice %d op %lld (%s) waits for %s from "
                          "device %d chunk %d",
-                         shown ? "; " : "", d, (long long)(e->pc[d] - pr->start[d]),
+                         shown ? "; " : "", d, (long long)(op - &pr->ops[pr->start[d]]),
                          program_op_str(op, name, sizeof name),
                          op->kind == OP_F ? "its activation" : "its gradient", id, ic);
         if (n < 0 || (size_t)n >= len - used) break;
