@@ -2,7 +2,7 @@
  * partition covers every layer exactly once; this file only lays it out. */
 #include "plan.h"
 
-#include "sched.h"
+#include "schedule.h"
 
 #include <stdio.h>
 #include <stdlib.h>

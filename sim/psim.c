@@ -15,7 +15,7 @@
 #include "plan.h"
 #include "program.h"
 #include "scenario.h"
-#include "sched.h"
+#include "schedule.h"
 #include "sched_file.h"
 #include "store.h"
 #include "version.h"

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched.h"
+#include "schedule.h"
 
 #define WHERE_MAX (SCN_PATH_MAX + 640)  // "FILE:LINE" or "--set ARG" (ARG cut at 600 bytes)
 

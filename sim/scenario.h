@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "sched.h"
+#include "schedule.h"
 
 #define SCN_NAME_MAX 64
 #define SCN_PATH_MAX 1024
@@ -53,7 +53,7 @@ typedef struct {
 
 typedef struct {
     int64_t stages;                 // p, = devices in the pipeline
-    char schedule[SCN_NAME_MAX];    // gpipe, 1f1b, interleaved, ... (see sched.h)
+    char schedule[SCN_NAME_MAX];    // gpipe, 1f1b, interleaved, ... (see schedule.h)
     int64_t chunks;                 // v, model chunks per device, default 1
     PartitionKind partition;        // uniform (default), balanced, explicit
     int64_t *partition_layers;      // owned; explicit: p*v counts, one per virtual stage in

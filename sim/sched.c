@@ -1,5 +1,5 @@
 /* sim/sched.c: the table of schedules. Adding a schedule is one new file and one line here. */
-#include "sched.h"
+#include "schedule.h"
 
 #include <string.h>
 

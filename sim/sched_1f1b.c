@@ -3,7 +3,7 @@
  * then drains the remaining backwards. Peak in-flight activations on device d: min(p-d, m). */
 #include <stdio.h>
 
-#include "sched.h"
+#include "schedule.h"
 
 static int f1b1_validate(const SchedParams *sp, SchedIssue *issue) {
     if (sp->chunks != 1) {

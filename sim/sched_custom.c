@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched.h"
+#include "schedule.h"
 #include "sched_file.h"
 
 #define SCHED_FILE_MAX (256 * 1024 * 1024) // bytes

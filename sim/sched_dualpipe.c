@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "sched.h"
+#include "schedule.h"
 
 static int two_chunks(const char *name, const SchedParams *sp, SchedIssue *issue) {
     if (sp->chunks == 2) return 0;

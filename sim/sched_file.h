@@ -14,7 +14,7 @@
 #include <stdio.h>
 
 #include "program.h"
-#include "sched.h"
+#include "schedule.h"
 
 /* sched_file_parse reads text (named name in messages) into out for the given p, v and m.
  * Returns 0; -1 out of memory; 2 for bad input with err = "NAME:LINE: what; fix" (unknown

@@ -2,7 +2,7 @@
  * backwards (in micro-batch order), one chunk per device. Peak in-flight activations: m. */
 #include <stdio.h>
 
-#include "sched.h"
+#include "schedule.h"
 
 static int gpipe_validate(const SchedParams *sp, SchedIssue *issue) {
     if (sp->chunks != 1) {

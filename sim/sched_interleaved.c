@@ -5,7 +5,7 @@
  * Bubble (p-1)(F+B)/v. Needs m to be a multiple of p, as Megatron-LM does. */
 #include <stdio.h>
 
-#include "sched.h"
+#include "schedule.h"
 
 static int interleaved_validate(const SchedParams *sp, SchedIssue *issue) {
     if (sp->chunks < 2) {

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "sched.h"
+#include "schedule.h"
 
 static int async_validate(const SchedParams *sp, SchedIssue *issue) {
     if (sp->chunks != 1) {

@@ -24,7 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "sched.h"
+#include "schedule.h"
 
 static int one_chunk(const char *name, const SchedParams *sp, SchedIssue *issue) {
     if (sp->chunks == 1) return 0;

@@ -8,7 +8,7 @@
 
 #include "cost.h"
 #include "engine.h"
-#include "sched.h"
+#include "schedule.h"
 
 static double now_s(void) {
     struct timespec ts;

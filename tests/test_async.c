@@ -15,7 +15,7 @@
 #include "cost_fixture.h"
 #include "engine.h"
 #include "program.h"
-#include "sched.h"
+#include "schedule.h"
 
 static void build(const char *name, int32_t p, int32_t m, int32_t iterations, Program *pr) {
     SchedParams sp = {.devices = p, .chunks = 1, .micro_batches = m, .iterations = iterations};

@@ -17,7 +17,7 @@
 #include "memory.h"
 #include "metrics.h"
 #include "plan.h"
-#include "sched.h"
+#include "schedule.h"
 
 /* GPT-3 13B on p = 8 H100s, bf16, as in scenarios/gpt13b.scn, without the parser. */
 static Scenario gpt13b(void) {

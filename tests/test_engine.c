@@ -15,7 +15,7 @@
 #include "cost_fixture.h"
 #include "engine.h"
 #include "program.h"
-#include "sched.h"
+#include "schedule.h"
 
 #define MS 1000000LL // ns
 

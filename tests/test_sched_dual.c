@@ -16,7 +16,7 @@
 #include "cost_fixture.h"
 #include "engine.h"
 #include "program.h"
-#include "sched.h"
+#include "schedule.h"
 
 /* Uniform costs with the fused pair at fb ns. */
 static CostModel costs(int32_t stages, int64_t f, int64_t b, int64_t w, int64_t fb) {

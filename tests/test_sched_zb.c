@@ -16,7 +16,7 @@
 #include "cost_fixture.h"
 #include "engine.h"
 #include "program.h"
-#include "sched.h"
+#include "schedule.h"
 
 static void build(const char *name, int32_t p, int32_t v, int32_t m, Program *pr) {
     SchedParams sp = {.devices = p, .chunks = v, .micro_batches = m, .iterations = 1};

@@ -1,6 +1,7 @@
-/* sim/sched.h: pipeline schedules. Each schedule is one file (sched_<name>.c) that fills in a
- * const Schedule and one line in the table in sched.c. A schedule only orders ops; timing and
- * memory are computed elsewhere from the Program it builds. */
+/* sim/schedule.h: pipeline schedules. Each schedule is one file (sched_<name>.c) that fills in
+ * a const Schedule and one line in the table in sched.c. A schedule only orders ops; timing
+ * and memory are computed elsewhere from the Program it builds. (Not named sched.h: with
+ * -Isim that would hide the system <sched.h> that pthread.h and cblas.h need.) */
 #ifndef PIPESIM_SCHED_H
 #define PIPESIM_SCHED_H
 
