@@ -5,16 +5,19 @@ CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN     = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
-INC      = -Isim -Itraces
+INC      = -Isim -Itraces -Ikernels
 LDLIBS   = -linih -lsqlite3 -lm
+BLAS     = -lopenblas
 BUILD   ?= build
 BIN     ?= bin
 
 LIB_SRC  = $(sort $(filter-out sim/psim.c, $(wildcard sim/*.c)) $(wildcard traces/*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+KERN_SRC = $(sort $(wildcard kernels/*.c))
+KERN_OBJ = $(KERN_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(sort $(wildcard tests/test_*.c))
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-DEPS     = $(LIB_OBJ:.o=.d) $(BUILD)/sim/psim.d
+DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(BUILD)/sim/psim.d
 
 .PHONY: all test bench asan run clean
 all: $(BIN)/psim
@@ -27,13 +30,19 @@ $(BUILD)/libpipesim.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The executor's parts (kernels/, later exec/): they need OpenBLAS, psim does not.
+$(BUILD)/libpipexec.a: $(KERN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(BIN)/psim: $(BUILD)/sim/psim.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c tests/cost_fixture.h $(BUILD)/libpipesim.a
+$(BUILD)/tests/%: tests/%.c tests/cost_fixture.h $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(INC) -Itests $< $(BUILD)/libpipesim.a $(LDLIBS) -lcmocka -o $@
+	$(CC) $(WARN) $(CFLAGS) $(INC) -Itests $< $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a \
+	    $(LDLIBS) $(BLAS) -lcmocka -o $@
 
 # Unit tests (cmocka, one file per module) and the CLI tests; ends with "N passed, N failed".
 test: $(BIN)/psim $(TEST_BIN)

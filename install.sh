@@ -6,7 +6,8 @@
 set -eu
 cd "$(dirname "$0")"
 
-PACKAGES="gcc make libc6-dev pkg-config libsqlite3-dev libinih-dev libcmocka-dev sqlite3 gnuplot-nox"
+PACKAGES="gcc make libc6-dev pkg-config libsqlite3-dev libinih-dev libcmocka-dev sqlite3 gnuplot-nox
+          libopenblas-dev"
 
 missing=""
 for p in $PACKAGES; do
