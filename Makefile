@@ -5,15 +5,15 @@ CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN     = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
-INC      = -Isim -Itraces -Ikernels
+INC      = -Isim -Itraces -Ikernels -Iexec
 LDLIBS   = -linih -lsqlite3 -lm
-BLAS     = -lopenblas
+BLAS     = -lopenblas -pthread
 BUILD   ?= build
 BIN     ?= bin
 
 LIB_SRC  = $(sort $(filter-out sim/psim.c, $(wildcard sim/*.c)) $(wildcard traces/*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
-KERN_SRC = $(sort $(wildcard kernels/*.c))
+KERN_SRC = $(sort $(wildcard kernels/*.c) $(wildcard exec/*.c))
 KERN_OBJ = $(KERN_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(sort $(wildcard tests/test_*.c))
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -30,7 +30,7 @@ $(BUILD)/libpipesim.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-# The executor's parts (kernels/, later exec/): they need OpenBLAS, psim does not.
+# The executor's parts (kernels/, exec/): they need OpenBLAS and threads, psim does not.
 $(BUILD)/libpipexec.a: $(KERN_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

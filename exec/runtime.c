@@ -1,0 +1,366 @@
+/* exec/runtime.c: worker threads, strict in-process channels and the watchdog. Each run of
+ * the Program starts one thread per device and joins them, which is the flush between
+ * iterations. Data a device hands to itself (V-shapes, the last stage's loss gradient) stays
+ * in the worker; only cross-device data goes through a channel. */
+#include "runtime.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct Message {
+    struct Message *next;
+    int32_t stage, mb;  // the consumer's stage and micro-batch
+    int64_t sent_ns;    // when the send started
+    float *data;        // owned: one activation or gradient
+} Message;
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    Message *head, *tail;
+} Channel;
+
+struct Runtime {
+    RuntimeSpec spec;
+    int32_t p, S, m;
+    int64_t floats;         // floats in one activation or gradient: b*s*h
+    int64_t nlayers;        // layers of all stages
+    Layer *layers;          // owned: every stage's layers back to back
+    int64_t *layer_at;      // owned: [S] index of the stage's first layer in layers
+    Channel *ch;            // owned: [(src*p + dst)*2 + (gradient)]
+    pthread_mutex_t mu;     // guards failed and why
+    int failed;             // 0, or the status runtime_run returns
+    char why[512];
+    struct timespec epoch;  // the run's time zero
+    int32_t round;          // which run of the Program (micro-batches are recorded + round*m)
+};
+
+typedef struct {
+    Runtime *rt;
+    int32_t d;
+    int sent;               // messages sent, for the fault injection
+    Timeline tl;            // this device's rows
+    LayerActs **acts;       // [S*m]: the stage's layers' buffers from F until W or BW
+    float **held;           // [(S*m)*2]: data this device handed itself, [0] act, [1] grad
+} Worker;
+
+static int64_t now_ns(const Runtime *rt) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)(t.tv_sec - rt->epoch.tv_sec) * 1000000000 + (t.tv_nsec - rt->epoch.tv_nsec);
+}
+
+/* Records the first failure and wakes every waiting worker so they stop. */
+static void fail(Runtime *rt, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(Runtime *rt, int status, const char *fmt, ...) {
+    pthread_mutex_lock(&rt->mu);
+    if (!rt->failed) {
+        rt->failed = status;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(rt->why, sizeof rt->why, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&rt->mu);
+    for (int64_t i = 0; i < (int64_t)rt->p * rt->p * 2; i++) {
+        pthread_mutex_lock(&rt->ch[i].mu);
+        pthread_cond_broadcast(&rt->ch[i].cv);
+        pthread_mutex_unlock(&rt->ch[i].mu);
+    }
+}
+
+static int failed(Runtime *rt) {
+    pthread_mutex_lock(&rt->mu);
+    int f = rt->failed;
+    pthread_mutex_unlock(&rt->mu);
+    return f;
+}
+
+static void record(Worker *w, int64_t start, int64_t end, int32_t device, int32_t peer,
+                   const ProgramOp *op, int16_t chunk, Stream stream, int64_t bytes) {
+    TimelineOp row = {.start_ns = start, .end_ns = end, .bytes = bytes, .device = device,
+                      .micro_batch = w->rt->round * w->rt->m + op->micro_batch, .peer = peer,
+                      .chunk = chunk, .kind = op->kind, .stream = (uint8_t)stream};
+    if (timeline_push(&w->tl, &row) != 0) fail(w->rt, 1, "out of memory for the timeline");
+}
+
+static Channel *channel(Runtime *rt, int32_t src, int32_t dst, int grad) {
+    return &rt->ch[((int64_t)src * rt->p + dst) * 2 + grad];
+}
+
+/* Hands data (owned) for (stage, mb) to device dst. */
+static void send(Worker *w, int32_t dst, int grad, int32_t stage, const ProgramOp *op,
+                 float *data) {
+    Runtime *rt = w->rt;
+    int64_t t0 = now_ns(rt);
+    if (w->d == rt->spec.drop_send_of && w->sent++ == 0) { // the injected fault
+        free(data);
+        return;
+    }
+    Message *msg = malloc(sizeof *msg);
+    if (!msg) {
+        free(data);
+        fail(rt, 1, "device %d: out of memory sending", w->d);
+        return;
+    }
+    *msg = (Message){.stage = stage, .mb = op->micro_batch, .sent_ns = t0, .data = data};
+    Channel *c = channel(rt, w->d, dst, grad);
+    pthread_mutex_lock(&c->mu);
+    if (c->tail) c->tail->next = msg;
+    else c->head = msg;
+    c->tail = msg;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    record(w, t0, now_ns(rt), w->d, dst, op, (int16_t)rt->spec.pr->chunk_of[stage], STREAM_SEND,
+           rt->floats * (int64_t)sizeof(float));
+}
+
+/* Takes the next message from src, which must be for (stage, op's mb); NULL on failure. */
+static float *receive(Worker *w, int32_t src, int grad, int32_t stage, const ProgramOp *op,
+                      int64_t index) {
+    Runtime *rt = w->rt;
+    Channel *c = channel(rt, src, w->d, grad);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    double whole = (double)deadline.tv_nsec / 1e9 + rt->spec.watchdog_s;
+    deadline.tv_sec += (time_t)whole, deadline.tv_nsec = (long)((whole - (double)(time_t)whole) * 1e9);
+    char name[64];
+    program_op_str(op, name, sizeof name);
+    const char *what = grad ? "gradient" : "activation";
+    pthread_mutex_lock(&c->mu);
+    int rc = 0;
+    while (!c->head && !failed(rt) && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&c->cv, &c->mu, &deadline);
+    Message *msg = c->head;
+    if (msg && (msg->stage != stage || msg->mb != op->micro_batch)) {
+        pthread_mutex_unlock(&c->mu);
+        fail(rt, 2, "device %d op %lld (%s): the next %s from device %d is for stage %d mb %d, "
+             "not stage %d mb %d; NCCL pairs sends and receives in order, so this schedule "
+             "would hang or swap tensors", w->d, (long long)index, name, what, src, msg->stage,
+             msg->mb, stage, op->micro_batch);
+        return NULL;
+    }
+    if (msg) {
+        c->head = msg->next;
+        if (!c->head) c->tail = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!msg) {
+        if (rc == ETIMEDOUT)
+            fail(rt, 2, "device %d op %lld (%s) waited %g s for its %s from device %d "
+                 "(watchdog); the sender never sent it", w->d, (long long)index, name,
+                 rt->spec.watchdog_s, what, src);
+        return NULL;
+    }
+    float *data = msg->data;
+    record(w, msg->sent_ns, now_ns(rt), w->d, src, op, (int16_t)rt->spec.pr->chunk_of[stage],
+           STREAM_RECV, rt->floats * (int64_t)sizeof(float));
+    free(msg);
+    return data;
+}
+
+/* The input of op at stage st: the synthetic batch for a pipe's first forward, data this
+ * device kept, or a message. Owned by the caller; NULL on failure. */
+static float *input(Worker *w, const ProgramOp *op, int32_t st, int64_t index) {
+    Runtime *rt = w->rt;
+    const Program *pr = rt->spec.pr;
+    int grad = op->kind != OP_F;
+    int32_t in = program_input_stage(pr, (OpKind)op->kind, st);
+    float **kept = &w->held[((int64_t)st * rt->m + op->micro_batch) * 2 + grad];
+    if (in < 0 && !grad) { // a deterministic batch per micro-batch
+        float *x = malloc((size_t)rt->floats * sizeof *x);
+        uint32_t s = 2654435761u * (uint32_t)(op->micro_batch + 1);
+        for (int64_t i = 0; x && i < rt->floats; i++) {
+            s = s * 1664525u + 1013904223u;
+            x[i] = (float)(s >> 8) / (float)(1u << 24) - 0.5f;
+        }
+        return x;
+    }
+    if (in < 0 || pr->device_of[in] == w->d) { // the loss gradient, or handed to itself
+        float *x = *kept;
+        *kept = NULL;
+        return x;
+    }
+    return receive(w, pr->device_of[in], grad, st, op, index);
+}
+
+/* Where op's output goes: kept, sent, or (the first stage's input gradient) dropped. */
+static void output(Worker *w, const ProgramOp *op, int32_t st, float *data) {
+    Runtime *rt = w->rt;
+    const Program *pr = rt->spec.pr;
+    int grad = op->kind != OP_F;
+    int32_t out = program_output_stage(pr, (OpKind)op->kind, st);
+    if (out < 0 && grad) {
+        free(data);
+        return;
+    }
+    if (out < 0) out = st; // the last stage's loss: d(|y|^2 / 2) / dy = y, for its own B
+    if (pr->device_of[out] == w->d || out == st) {
+        w->held[((int64_t)out * rt->m + op->micro_batch) * 2 + (out == st ? 1 : grad)] = data;
+        return;
+    }
+    send(w, pr->device_of[out], grad, out, op, data);
+}
+
+/* Runs op's layers: forward in order, backward (B, W) in reverse. */
+static int compute(Worker *w, const ProgramOp *op, int32_t st, float **data) {
+    Runtime *rt = w->rt;
+    int64_t nl = rt->spec.pl->layers[st], slot = (int64_t)st * rt->m + op->micro_batch;
+    Layer *layers = &rt->layers[rt->layer_at[st]];
+    if (op->kind == OP_F) {
+        LayerActs *acts = calloc((size_t)nl, sizeof *acts);
+        if (!acts) return -1;
+        w->acts[slot] = acts;
+        for (int64_t k = 0; k < nl; k++)
+            if (layer_acts_init(&acts[k], &rt->spec.shape) != 0) return -1;
+    }
+    LayerActs *acts = w->acts[slot];
+    float *next = NULL;
+    if (op->kind != OP_W && !(next = malloc((size_t)rt->floats * sizeof *next))) return -1;
+    for (int64_t i = 0; i < nl; i++) {
+        int64_t k = op->kind == OP_F ? i : nl - 1 - i;
+        if (op->kind == OP_F) layer_forward(&layers[k], &acts[k], *data, next);
+        if (op->kind == OP_B || op->kind == OP_BW)
+            layer_backward_input(&layers[k], &acts[k], *data, next);
+        if (op->kind == OP_W || op->kind == OP_BW) layer_backward_weight(&layers[k], &acts[k]);
+        if (next) {
+            float *t = *data;
+            *data = next, next = t;
+        }
+    }
+    free(next);
+    if (op->kind == OP_W || op->kind == OP_BW) {
+        for (int64_t k = 0; k < nl; k++) layer_acts_free(&acts[k]);
+        free(acts);
+        w->acts[slot] = NULL;
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg) {
+    Worker *w = arg;
+    Runtime *rt = w->rt;
+    const Program *pr = rt->spec.pr;
+    for (int64_t i = pr->start[w->d]; i < pr->start[w->d + 1] && !failed(rt); i++) {
+        const ProgramOp *op = &pr->ops[i];
+        int32_t st = program_stage_of(pr, w->d, op->chunk);
+        float *data = op->kind == OP_W ? NULL : input(w, op, st, i - pr->start[w->d]);
+        if (op->kind != OP_W && !data) {
+            if (!failed(rt)) fail(rt, 1, "device %d: out of memory", w->d);
+            break;
+        }
+        int64_t t0 = now_ns(rt);
+        if (compute(w, op, st, &data) != 0) {
+            free(data);
+            fail(rt, 1, "device %d: out of memory for activations", w->d);
+            break;
+        }
+        record(w, t0, now_ns(rt), w->d, -1, op, op->chunk, STREAM_COMPUTE, 0);
+        if (data) output(w, op, st, data);
+    }
+    return NULL;
+}
+
+int runtime_create(const RuntimeSpec *spec, Runtime **out) {
+    Runtime *rt = calloc(1, sizeof *rt);
+    *out = NULL;
+    if (!rt) return -1;
+    rt->spec = *spec;
+    rt->p = spec->pr->devices, rt->S = program_stages(spec->pr), rt->m = spec->pr->micro_batches;
+    rt->floats = layer_tokens(&spec->shape) * spec->shape.hidden;
+    rt->layer_at = malloc((size_t)rt->S * sizeof *rt->layer_at);
+    for (int32_t st = 0; rt->layer_at && st < rt->S; st++)
+        rt->layer_at[st] = rt->nlayers, rt->nlayers += spec->pl->layers[st];
+    rt->layers = calloc((size_t)(rt->nlayers ? rt->nlayers : 1), sizeof *rt->layers);
+    rt->ch = calloc((size_t)rt->p * rt->p * 2, sizeof *rt->ch);
+    pthread_mutex_init(&rt->mu, NULL);
+    for (int64_t i = 0; rt->ch && i < (int64_t)rt->p * rt->p * 2; i++) {
+        pthread_mutex_init(&rt->ch[i].mu, NULL);
+        pthread_cond_init(&rt->ch[i].cv, NULL);
+    }
+    int rc = rt->layer_at && rt->layers && rt->ch ? 0 : -1;
+    int32_t per = rt->S / spec->pr->pipes; // stages of one model copy
+    for (int32_t st = 0; rc == 0 && st < rt->S; st++)
+        for (int64_t k = 0; rc == 0 && k < spec->pl->layers[st]; k++) {
+            uint64_t copy = (uint64_t)(st / per);
+            uint64_t layer = (uint64_t)(spec->pl->first_layer[st] + k);
+            rc = layer_init(&rt->layers[rt->layer_at[st] + k], &spec->shape,
+                            spec->seed + (copy << 20) + layer);
+        }
+    if (rc != 0) {
+        runtime_free(rt);
+        return -1;
+    }
+    *out = rt;
+    return 0;
+}
+
+void runtime_free(Runtime *rt) {
+    if (!rt) return;
+    for (int64_t i = 0; rt->ch && i < (int64_t)rt->p * rt->p * 2; i++) {
+        for (Message *m = rt->ch[i].head, *n; m; m = n) n = m->next, free(m->data), free(m);
+        pthread_mutex_destroy(&rt->ch[i].mu);
+        pthread_cond_destroy(&rt->ch[i].cv);
+    }
+    for (int64_t i = 0; rt->layers && i < rt->nlayers; i++) layer_free(&rt->layers[i]);
+    pthread_mutex_destroy(&rt->mu);
+    free(rt->layers), free(rt->layer_at), free(rt->ch), free(rt);
+}
+
+Layer *runtime_layer(Runtime *rt, int32_t stage, int32_t k) {
+    if (stage < 0 || stage >= rt->S || k < 0 || k >= rt->spec.pl->layers[stage]) return NULL;
+    return &rt->layers[rt->layer_at[stage] + k];
+}
+
+/* Releases what a worker still holds (after a failure) and its rows. */
+static void worker_free(Worker *w, int64_t slots) {
+    for (int64_t i = 0; w->acts && i < slots; i++) {
+        if (!w->acts[i]) continue;
+        int64_t nl = w->rt->spec.pl->layers[i / w->rt->m];
+        for (int64_t k = 0; k < nl; k++) layer_acts_free(&w->acts[i][k]);
+        free(w->acts[i]);
+    }
+    for (int64_t i = 0; w->held && i < 2 * slots; i++) free(w->held[i]);
+    free(w->acts), free(w->held);
+    timeline_free(&w->tl);
+}
+
+/* One run of the Program: a thread per device, joined at the end (the flush). */
+static int run_once(Runtime *rt, Timeline *tl) {
+    int64_t slots = (int64_t)rt->S * rt->m;
+    Worker *w = calloc((size_t)rt->p, sizeof *w);
+    pthread_t *th = calloc((size_t)rt->p, sizeof *th);
+    int32_t started = 0;
+    if (!w || !th) fail(rt, 1, "out of memory for the workers");
+    for (int32_t d = 0; w && th && d < rt->p && !failed(rt); d++) {
+        w[d] = (Worker){.rt = rt, .d = d, .acts = calloc((size_t)slots, sizeof(LayerActs *)),
+                        .held = calloc((size_t)slots * 2, sizeof(float *))};
+        if (!w[d].acts || !w[d].held) fail(rt, 1, "out of memory for the workers");
+        else if (pthread_create(&th[d], NULL, worker_main, &w[d]) != 0)
+            fail(rt, 1, "cannot start the thread of device %d", d);
+        else started++;
+    }
+    for (int32_t d = 0; d < started; d++) pthread_join(th[d], NULL);
+    for (int32_t d = 0; w && d < rt->p; d++) {
+        for (size_t i = 0; i < w[d].tl.n && !failed(rt); i++)
+            if (timeline_push(tl, &w[d].tl.ops[i]) != 0)
+                fail(rt, 1, "out of memory for the timeline");
+        worker_free(&w[d], slots);
+    }
+    free(w), free(th);
+    return failed(rt);
+}
+
+int runtime_run(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
+    clock_gettime(CLOCK_MONOTONIC, &rt->epoch);
+    int rc = 0;
+    int32_t runs = rt->spec.iterations / rt->spec.pr->iterations;
+    for (rt->round = 0; rc == 0 && rt->round < runs; rt->round++) rc = run_once(rt, tl);
+    if (rc) snprintf(why, whylen, "%s", rt->why);
+    return rc;
+}

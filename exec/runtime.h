@@ -1,0 +1,50 @@
+/* exec/runtime.h: pexec's runtime on CPU threads: one worker thread per device runs its Program
+ * in order with real work (the synthetic layer of kernels/layer.h on every layer of the
+ * stage), and activations and gradients really move between devices through in-process
+ * channels as strict as NCCL's: one ordered channel per (sender, receiver, activations or
+ * gradients), and a receiver that finds another message than the one it expects at the head
+ * of its channel fails (NCCL would hang or hand it the wrong tensor). A receive that waits
+ * longer than the watchdog fails with the ops that wait, instead of hanging. The measured
+ * Timeline has psim's format, so both can be stored and compared. MPI ranks come later, behind
+ * the same runtime. */
+#ifndef PIPESIM_RUNTIME_H
+#define PIPESIM_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layer.h"
+#include "plan.h"
+#include "program.h"
+#include "timeline.h"
+
+typedef struct {
+    const Program *pr;       // checked (program_check)
+    const Plan *pl;          // layers per stage, from the same scenario
+    LayerShape shape;        // one layer's shape (b, s, h, a, f), possibly scaled down
+    uint64_t seed;           // weights of global layer k of copy c come from seed + c*2^20 + k
+    int32_t iterations;      // as engine_run: the Program is run iterations / pr->iterations
+                             //   times, with a flush (all workers meet) between runs
+    double watchdog_s;       // longest wait for one message before failing, > 0
+    int32_t drop_send_of;    // fault injection for tests: this device never sends its first
+                             //   message (-1: none)
+} RuntimeSpec;
+
+typedef struct Runtime Runtime;
+
+/* runtime_create allocates every device's layers (the weights of the whole model) and the
+ * channels. Returns 0, or -1 when out of memory. */
+int runtime_create(const RuntimeSpec *spec, Runtime **out);
+void runtime_free(Runtime *rt);
+
+/* runtime_run runs the Program on one thread per device and appends the measured rows to tl
+ * (compute rows per op; a send and a recv row per transfer, the recv ending when the
+ * receiver had the data), times in ns since the run's start. Returns 0; 1 with why when a
+ * thread, a clock or memory failed; 2 with why ("device 1 op 4 (F mb 2 chunk 0): ...") when
+ * a receive found the wrong message or the watchdog fired. */
+int runtime_run(Runtime *rt, Timeline *tl, char *why, size_t whylen);
+
+/* The layer a stage's k-th layer is (for checking gradients), or NULL. */
+Layer *runtime_layer(Runtime *rt, int32_t stage, int32_t k);
+
+#endif

@@ -1,0 +1,192 @@
+/* tests/test_runtime.c: pexec's thread runtime. Every schedule, pipelined over threads, gives
+ * the weight gradients of the same model run on one device (the pipeline moves the right
+ * tensors); the measured timeline has a row per op in each device's program order and a send
+ * and a receive per transfer; a dropped send trips the watchdog and a misordered receive is
+ * caught, each with a message naming the op. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "runtime.h"
+#include "schedule.h"
+
+static const LayerShape SHAPE = {.samples = 1, .seq = 4, .hidden = 8, .heads = 2, .ffn = 16};
+#define LAYERS 4
+
+/* A plan of LAYERS layers split evenly over p*v stages. */
+static Plan plan(int32_t p, int32_t v) {
+    Plan pl = {.devices = p, .chunks = v, .stages = p * v, .pipes = 1, .gpus_per_node = 8};
+    pl.layers = calloc((size_t)pl.stages, sizeof *pl.layers);
+    pl.first_layer = calloc((size_t)pl.stages, sizeof *pl.first_layer);
+    assert_non_null(pl.layers);
+    assert_non_null(pl.first_layer);
+    for (int32_t st = 0; st < pl.stages; st++)
+        pl.layers[st] = LAYERS / pl.stages, pl.first_layer[st] = st * (LAYERS / pl.stages);
+    return pl;
+}
+
+static void build(const char *name, int32_t p, int32_t v, int32_t m, int32_t k, Program *pr) {
+    SchedParams sp = {.devices = p, .chunks = v, .micro_batches = m, .iterations = k};
+    SchedIssue issue;
+    char why[512];
+    assert_int_equal(sched_find(name)->build(&sp, pr, &issue), 0);
+    assert_int_equal(program_check(pr, why, sizeof why), 0);
+}
+
+static Runtime *start(const Program *pr, const Plan *pl, int32_t iterations, int32_t drop) {
+    RuntimeSpec spec = {.pr = pr, .pl = pl, .shape = SHAPE, .seed = 42,
+                        .iterations = iterations, .watchdog_s = 0.2, .drop_send_of = drop};
+    Runtime *rt;
+    assert_int_equal(runtime_create(&spec, &rt), 0);
+    return rt;
+}
+
+/* The gradient of global layer g (0..LAYERS-1) in a run of plan pl. */
+static Layer *global_layer(Runtime *rt, const Plan *pl, int32_t g) {
+    for (int32_t st = 0; st < pl->stages; st++)
+        if (g >= pl->first_layer[st] && g < pl->first_layer[st] + pl->layers[st])
+            return runtime_layer(rt, st, (int32_t)(g - pl->first_layer[st]));
+    return NULL;
+}
+
+static void expect_same_grads(const Layer *a, const Layer *b, int32_t g, const char *name) {
+    const float *x[] = {a->g_qkv, a->g_o, a->g_1, a->g_2}, *y[] = {b->g_qkv, b->g_o, b->g_1, b->g_2};
+    const int64_t h = SHAPE.hidden, f = SHAPE.ffn, n[] = {3 * h * h, h * h, h * f, f * h};
+    for (int w = 0; w < 4; w++)
+        for (int64_t i = 0; i < n[w]; i++)
+            if (fabsf(x[w][i] - y[w][i]) > 1e-5f + 1e-4f * fabsf(y[w][i]))
+                fail_msg("%s: layer %d weight %d [%lld]: %g vs one device %g", name, g, w,
+                         (long long)i, (double)x[w][i], (double)y[w][i]);
+}
+
+static void test_pipelines_match_one_device(void **state) {
+    (void)state;
+    static const struct { const char *name; int32_t p, v, m; } cases[] = {
+        {"gpipe", 2, 1, 4},       {"1f1b", 4, 1, 4},  {"interleaved", 2, 2, 4},
+        {"zb-h1", 2, 1, 4},       {"zb-h2", 4, 1, 4}, {"zb-v", 2, 2, 4},
+        {"dualpipev", 2, 2, 4},   {"pipedream", 2, 1, 4}};
+    char why[512];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int32_t m = cases[c].m;
+        Program one, many;
+        Plan pl1 = plan(1, 1), pln = plan(cases[c].p, cases[c].v);
+        build("1f1b", 1, 1, m, 1, &one);
+        build(cases[c].name, cases[c].p, cases[c].v, m, 1, &many);
+        Runtime *r1 = start(&one, &pl1, 1, -1), *rn = start(&many, &pln, 1, -1);
+        Timeline t1 = {0}, tn = {0};
+        assert_int_equal(runtime_run(r1, &t1, why, sizeof why), 0);
+        if (runtime_run(rn, &tn, why, sizeof why) != 0) fail_msg("%s: %s", cases[c].name, why);
+        for (int32_t g = 0; g < LAYERS; g++)
+            expect_same_grads(global_layer(rn, &pln, g), global_layer(r1, &pl1, g), g,
+                              cases[c].name);
+        timeline_free(&t1), timeline_free(&tn);
+        runtime_free(r1), runtime_free(rn);
+        program_free(&one), program_free(&many);
+        plan_free(&pl1), plan_free(&pln);
+    }
+}
+
+static int by_start(const void *a, const void *b) {
+    const TimelineOp *x = a, *y = b;
+    if (x->device != y->device) return x->device - y->device;
+    return (x->start_ns > y->start_ns) - (x->start_ns < y->start_ns);
+}
+
+static void test_timeline_rows(void **state) {
+    (void)state; // 1F1B, p = 4, m = 3, two iterations: rows per op, per transfer, in order
+    Program pr;
+    Plan pl = plan(4, 1);
+    build("1f1b", 4, 1, 3, 1, &pr);
+    Runtime *rt = start(&pr, &pl, 2, -1);
+    Timeline tl = {0};
+    char why[512];
+    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 0);
+    TimelineOp *compute = malloc(tl.n * sizeof *compute);
+    size_t nc = 0, sends = 0, recvs = 0;
+    for (size_t i = 0; i < tl.n; i++) {
+        assert_true(tl.ops[i].start_ns >= 0 && tl.ops[i].end_ns >= tl.ops[i].start_ns);
+        if (tl.ops[i].stream == STREAM_COMPUTE) compute[nc++] = tl.ops[i];
+        sends += tl.ops[i].stream == STREAM_SEND, recvs += tl.ops[i].stream == STREAM_RECV;
+    }
+    assert_int_equal(nc, 2 * pr.nops);
+    assert_int_equal(sends, 2 * 2 * 3 * 3); // iterations x 2(p-1)m
+    assert_int_equal(recvs, sends);
+    qsort(compute, nc, sizeof *compute, by_start);
+    size_t k = 0;
+    for (int32_t d = 0; d < 4; d++)
+        for (int32_t it = 0; it < 2; it++)
+            for (int64_t i = pr.start[d]; i < pr.start[d + 1]; i++, k++) {
+                assert_int_equal(compute[k].device, d);
+                assert_int_equal(compute[k].kind, pr.ops[i].kind);
+                assert_int_equal(compute[k].micro_batch, it * 3 + pr.ops[i].micro_batch);
+            }
+    free(compute);
+    timeline_free(&tl);
+    runtime_free(rt);
+    program_free(&pr);
+    plan_free(&pl);
+}
+
+static void test_watchdog(void **state) {
+    (void)state; // device 0 never sends the activation: a waiting op gives up, naming itself
+    Program pr;
+    Plan pl = plan(2, 1);
+    build("1f1b", 2, 1, 1, 1, &pr);
+    Runtime *rt = start(&pr, &pl, 1, 0);
+    Timeline tl = {0};
+    char why[512];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 2);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true((double)(t1.tv_sec - t0.tv_sec) < 5.0);
+    // both devices wait (1 for the activation, 0 then for the gradient); the first to give up
+    // is named
+    if (!strstr(why, "device 1 op 0 (F mb 0 chunk 0) waited 0.2 s for its activation from device 0") &&
+        !strstr(why, "device 0 op 1 (BW mb 0 chunk 0) waited 0.2 s for its gradient from device 1"))
+        fail_msg("got '%s'", why);
+    timeline_free(&tl);
+    runtime_free(rt);
+    program_free(&pr);
+    plan_free(&pl);
+}
+
+static void test_misordered_receive(void **state) {
+    (void)state; // device 1 takes mb 1 first: the channel's head is mb 0 (unchecked Program)
+    Program pr;
+    Plan pl = plan(2, 1);
+    assert_int_equal(program_init(&pr, 2, 1, 2, PLACE_LOOPED, 8), 0);
+    static const int ops[2][4][2] = {{{OP_F, 0}, {OP_F, 1}, {OP_BW, 0}, {OP_BW, 1}},
+                                     {{OP_F, 1}, {OP_F, 0}, {OP_BW, 1}, {OP_BW, 0}}};
+    for (int d = 0; d < 2; d++)
+        for (int i = 0; i < 4; i++) program_push(&pr, d, ops[d][i][0], ops[d][i][1], 0);
+    program_end(&pr);
+    Runtime *rt = start(&pr, &pl, 1, -1);
+    Timeline tl = {0};
+    char why[512];
+    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 2);
+    if (!strstr(why, "device 1 op 0 (F mb 1 chunk 0): the next activation from device 0 is for "
+                     "stage 1 mb 0, not stage 1 mb 1"))
+        fail_msg("got '%s'", why);
+    timeline_free(&tl);
+    runtime_free(rt);
+    program_free(&pr);
+    plan_free(&pl);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pipelines_match_one_device),
+        cmocka_unit_test(test_timeline_rows),
+        cmocka_unit_test(test_watchdog),
+        cmocka_unit_test(test_misordered_receive),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
