@@ -1,0 +1,349 @@
+/* sim/run.c: the parts of a run psim and pexec share (run.h). */
+#include "run.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "version.h"
+
+double run_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int oom(const RunOptions *o) {
+    fprintf(stderr, "%s: out of memory\n", o->prog);
+    return 1;
+}
+
+static int is_pexec(const char *prog) { return strcmp(prog, "pexec") == 0; }
+
+static void usage(const char *prog, FILE *f) {
+    fprintf(f, "usage: %s [options] FILE.scn\n", prog);
+    if (is_pexec(prog))
+        fprintf(f, "Runs a pipeline-parallel training scenario for real, one thread per device\n"
+                   "(the synthetic layer on OpenBLAS), prints the measured summary and stores\n"
+                   "the measured run beside psim's predictions in SQLite.\n\n");
+    else
+        fprintf(f, "Simulates a pipeline-parallel training scenario with a discrete-event engine,\n"
+                   "prints its summary and stores the run (scenario, every op, metrics) in SQLite.\n\n");
+    fprintf(f,
+            "options:\n"
+            "  --db PATH          database to append the run to (default pipesim.db)\n"
+            "  --no-db            do not store the run\n"
+            "  --set SEC.KEY=VAL  override a scenario key, e.g. --set batch.micro_batches=64\n"
+            "                     (repeatable; applied after the file, last one wins)\n"
+            "  --json             print one JSON object instead of the tables\n"
+            "  --dump-schedule    print the schedule as a schedule file (for schedule =\n"
+            "                     custom) and stop\n"
+            "  --memory-limit     exit with status 3 when a device needs more than\n"
+            "                     hardware.memory_gib (default: a warning, status 0)\n");
+    if (is_pexec(prog))
+        fprintf(f,
+            "  --scale N          divide hidden, ffn_hidden, seq_len and heads by N, so a large\n"
+            "                     model's shape runs on a CPU (stored in the run's scenario)\n"
+            "  --watchdog S       fail when a device waits more than S seconds for a message\n"
+            "                     (default 60)\n");
+    fprintf(f,
+            "  --quiet            print nothing on success\n"
+            "  --help, --version\n\n"
+            "schedules: %s\n"
+            "gpu presets: %s\n"
+            "exit status: 0 done, 1 files/database/memory failure, 2 bad input,\n"
+            "             3 over memory_gib with --memory-limit\n",
+            sched_names(), gpu_preset_names());
+}
+
+/* A positive number from an option's argument, or 0. */
+static double positive(const char *arg) {
+    char *end;
+    double v = strtod(arg, &end);
+    return end != arg && *end == '\0' && v > 0 && v < 1e9 ? v : 0;
+}
+
+int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
+    static const struct option longopts[] = {
+        {"db", required_argument, 0, 'd'},   {"no-db", no_argument, 0, 'n'},
+        {"set", required_argument, 0, 's'},  {"json", no_argument, 0, 'j'},
+        {"quiet", no_argument, 0, 'q'},      {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},    {"dump-schedule", no_argument, 0, 'S'},
+        {"memory-limit", no_argument, 0, 'M'}, {"scale", required_argument, 0, 'x'},
+        {"watchdog", required_argument, 0, 'w'}, {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->prog = prog;
+    o->db = "pipesim.db";
+    o->scale = 1;
+    o->watchdog_s = 60;
+    int ch;
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if ((ch == 'x' || ch == 'w') && !is_pexec(prog)) ch = '?'; // pexec's own options
+        switch (ch) {
+        case 'd': o->db = optarg; break;
+        case 'n': o->db = NULL; break;
+        case 'j': o->json = 1; break;
+        case 'q': o->quiet = 1; break;
+        case 'S': o->dump = 1; break;
+        case 'M': o->memory_limit = 1; break;
+        case 'h': usage(prog, stdout); exit(0);
+        case 'V': printf("%s %s\n", prog, PIPESIM_VERSION); exit(0);
+        case 'x':
+            o->scale = (int32_t)positive(optarg);
+            if (o->scale < 1 || o->scale != positive(optarg)) {
+                fprintf(stderr, "%s: --scale %s: give a whole number 1 or more, e.g. --scale 16\n",
+                        prog, optarg);
+                return 2;
+            }
+            break;
+        case 'w':
+            if (!(o->watchdog_s = positive(optarg))) {
+                fprintf(stderr, "%s: --watchdog %s: give seconds above 0, e.g. --watchdog 30\n",
+                        prog, optarg);
+                return 2;
+            }
+            break;
+        case 's':
+            if (o->nsets == RUN_MAX_SETS) {
+                fprintf(stderr, "%s: at most %d --set options\n", prog, RUN_MAX_SETS);
+                return 2;
+            }
+            o->sets[o->nsets++] = optarg;
+            break;
+        default:
+            fprintf(stderr, "%s: unknown or incomplete option '%s'; see %s --help\n", prog,
+                    argv[optind - 1], prog);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "%s: expected one scenario file, got %d; usage: %s [options] FILE.scn\n",
+                prog, argc - optind, prog);
+        return 2;
+    }
+    o->scenario = argv[optind];
+    return 0;
+}
+
+void run_free(Run *r) {
+    metrics_free(&r->mt);
+    timeline_free(&r->tl);
+    cost_free(&r->cost);
+    program_free(&r->prog);
+    plan_free(&r->plan);
+    scenario_free(&r->scn);
+}
+
+/* Loads the scenario; with --scale N, loads it again with the model's widths divided by N
+ * (heads to the largest divisor of the new hidden size not above heads / N), so the stored
+ * scenario says what ran. */
+static int load(const RunOptions *o, Scenario *s, char err[SCN_ERR_MAX]) {
+    int rc = scenario_load(o->scenario, o->sets, o->nsets, s, err);
+    if (rc != 0 || o->scale == 1) return rc;
+    const ScnModel *m = &s->model;
+    int64_t h = m->hidden / o->scale, a = m->heads / o->scale;
+    if (h < 1) h = 1;
+    if (a < 1) a = 1;
+    while (h % a) a--;
+    char extra[4][64];
+    snprintf(extra[0], sizeof extra[0], "model.hidden=%lld", (long long)h);
+    snprintf(extra[1], sizeof extra[1], "model.heads=%lld", (long long)a);
+    snprintf(extra[2], sizeof extra[2], "model.ffn_hidden=%lld",
+             (long long)(m->ffn_hidden / o->scale > 0 ? m->ffn_hidden / o->scale : 1));
+    snprintf(extra[3], sizeof extra[3], "model.seq_len=%lld",
+             (long long)(m->seq_len / o->scale > 0 ? m->seq_len / o->scale : 1));
+    const char *sets[RUN_MAX_SETS + 4];
+    memcpy(sets, o->sets, (size_t)o->nsets * sizeof *sets);
+    for (int i = 0; i < 4; i++) sets[o->nsets + i] = extra[i];
+    scenario_free(s);
+    return scenario_load(o->scenario, sets, o->nsets + 4, s, err);
+}
+
+int run_prepare(const RunOptions *o, Run *sm) {
+    char err[SCN_ERR_MAX];
+    int rc = load(o, &sm->scn, err);
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        return rc;
+    }
+    sm->sched = sched_find(sm->scn.pipeline.schedule);
+    SchedParams sp = scenario_sched_params(&sm->scn);
+    SchedIssue issue = {0};
+    rc = sm->sched->build(&sp, &sm->prog, &issue);
+    if (rc != 0) {
+        if (rc < 0) return oom(o);
+        fprintf(stderr, "%s: %s\n", o->prog, issue.msg);
+        return 2;
+    }
+    if (program_check(&sm->prog, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s: schedule %s gives an invalid program: %s\n", o->prog,
+                sp.file && sp.file[0] ? sp.file : sm->scn.path, sm->sched->name, err);
+        return 2;
+    }
+    if (o->dump) return 0;
+    rc = plan_build_copies(&sm->scn, sm->prog.pipes, &sm->plan, err, sizeof err);
+    if (rc != 0) {
+        if (rc < 0) return oom(o);
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        return 2;
+    }
+    rc = cost_build(&sm->scn, &sm->plan, &sm->cost, err, sizeof err);
+    if (rc != 0) {
+        if (rc < 0) return oom(o);
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        return 2;
+    }
+    return 0;
+}
+
+/* Run metrics and per-device metrics in the store's name/value form. */
+#define RUN_METRICS(X)                                                                         \
+    X(makespan_ms) X(iteration_ms) X(bubble_rate) X(bubble_ideal) X(throughput_tokens_per_s)   \
+    X(tflops_per_gpu) X(mfu) X(model_flops) X(peak_tflops)
+#define DEVICE_METRICS(X)                                                                      \
+    X(busy_ms) X(idle_ms) X(span_ms) X(peak_activations) X(peak_memory_gib) X(weights_gib)    \
+    X(grads_gib) X(optimizer_gib) X(activations_gib) X(layers) X(weight_versions) X(staleness)
+#define COUNT(name) +1
+enum { NRUN_METRICS = 0 RUN_METRICS(COUNT), NDEVICE_METRICS = 0 DEVICE_METRICS(COUNT) };
+
+static int store_run(const RunOptions *o, const Run *sm, int64_t *run_id) {
+    char err[512], host[256] = "";
+    Store *st;
+    if (store_open(o->db, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        return 1;
+    }
+    gethostname(host, sizeof host - 1);
+    char *resolved = scenario_format(&sm->scn);
+    size_t olen = 1;
+    for (int i = 0; i < o->nsets; i++) olen += strlen(o->sets[i]) + 1;
+    char *overrides = calloc(olen, 1);
+    StoreMetric rm[NRUN_METRICS];
+    StoreDeviceMetric *dm = malloc((size_t)sm->mt.devices * NDEVICE_METRICS * sizeof *dm);
+    int rc = 1;
+    if (!resolved || !overrides || !dm) {
+        fprintf(stderr, "%s: out of memory\n", o->prog);
+        goto done;
+    }
+    for (int i = 0; i < o->nsets; i++) strcat(strcat(overrides, o->sets[i]), "\n");
+    size_t k = 0;
+#define RUN_ROW(name) rm[k++] = (StoreMetric){#name, (double)sm->mt.name};
+    RUN_METRICS(RUN_ROW)
+    k = 0;
+    for (int32_t d = 0; d < sm->mt.devices; d++) {
+#define DEV_ROW(name) dm[k++] = (StoreDeviceMetric){d, #name, (double)sm->mt.dev[d].name};
+        DEVICE_METRICS(DEV_ROW)
+    }
+    StoreRunInfo info = {.tool = o->prog, .scenario_path = o->scenario,
+                         .scenario_text = sm->scn.text, .resolved = resolved,
+                         .overrides = o->nsets ? overrides : NULL,
+                         .schedule = sm->sched->name, .version = PIPESIM_VERSION,
+                         .host = host, .devices = sm->plan.devices,
+                         .micro_batches = (int32_t)sm->scn.batch.micro_batches,
+                         .chunks = sm->plan.chunks,
+                         .iterations = (int32_t)sm->scn.batch.iterations};
+    if (store_run_write(st, &info, &sm->tl, &sm->mt.mem, rm, NRUN_METRICS, dm, k, run_id, err,
+                        sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(resolved), free(overrides), free(dm);
+    store_close(st);
+    return rc;
+}
+
+static void print_json(const Run *sm, int64_t run_id) {
+    const Metrics *mt = &sm->mt;
+    const Scenario *s = &sm->scn;
+    printf("{\"scenario\": \"%s\", \"schedule\": \"%s\", \"devices\": %d, \"chunks\": %d, "
+           "\"micro_batches\": %lld, \"iterations\": %lld, \"run_id\": %lld,\n",
+           s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
+           (long long)s->batch.micro_batches, (long long)s->batch.iterations,
+           (long long)run_id);
+#define JSON_RUN(name) printf(" \"" #name "\": %.17g,", (double)mt->name);
+    RUN_METRICS(JSON_RUN)
+    printf("\n \"ops\": %lld, \"transfers\": %lld, \"bottleneck_device\": %d,\n \"stages\": [",
+           (long long)mt->ops, (long long)mt->transfers, mt->bottleneck);
+    for (int32_t d = 0; d < mt->devices; d++) {
+        printf("%s\n  {\"device\": %d", d ? "," : "", d);
+#define JSON_DEV(name) printf(", \"" #name "\": %.17g", (double)mt->dev[d].name);
+        DEVICE_METRICS(JSON_DEV)
+        printf("}");
+    }
+    printf("\n]}\n");
+}
+
+static void print_summary(const RunOptions *o, const Run *sm) {
+    const Metrics *mt = &sm->mt;
+    const Scenario *s = &sm->scn;
+    printf("# %s: %s, p=%d v=%d m=%lld b=%lld, %lld layers, %s on %s (%.0f TFLOP/s x %.2f)\n",
+           s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
+           (long long)s->batch.micro_batches, (long long)s->batch.micro_batch_size,
+           (long long)s->model.layers, dtype_name(s->model.dtype),
+           s->hw.gpu[0] ? s->hw.gpu : "custom", s->hw.peak_tflops, s->hw.efficiency);
+    printf("%-22s %14.3f ms\n", "makespan", mt->makespan_ms);
+    printf("%-22s %14.3f ms  (%lld iteration%s)\n", "iteration time", mt->iteration_ms,
+           (long long)s->batch.iterations, s->batch.iterations == 1 ? "" : "s");
+    printf("%-22s %14.2f %%   (idle / total)\n", "bubble rate", 100.0 * mt->bubble_rate);
+    printf("%-22s %14.2f %%   (idle / ideal)\n", "bubble (ideal)", 100.0 * mt->bubble_ideal);
+    printf("%-22s %14.0f tokens/s\n", "throughput", mt->throughput_tokens_per_s);
+    printf("%-22s %14.1f TFLOP/s\n", "per GPU", mt->tflops_per_gpu);
+    printf("%-22s %14.2f %%\n", "MFU", 100.0 * mt->mfu);
+    printf("%-22s %14lld ops, %lld transfers of %.2f MiB\n",
+           strcmp(o->prog, "psim") == 0 ? "simulated" : "measured",
+           (long long)mt->ops, (long long)mt->transfers,
+           (double)sm->cost.xfer_bytes / (1024.0 * 1024.0));
+    const DeviceMetrics *d0 = &mt->dev[0], *dl = &mt->dev[mt->devices - 1];
+    if (d0->weight_versions > 1)
+        printf("%-22s %8d .. %d per device, gradients applied %d .. %d updates late\n",
+               "weight versions", d0->weight_versions, dl->weight_versions, d0->staleness,
+               dl->staleness);
+    printf("\n# device layers    busy_ms    idle_ms  peak_act  weights_gib  grads_gib  "
+           "optim_gib    act_gib   peak_gib\n");
+    for (int32_t d = 0; d < mt->devices; d++) {
+        const DeviceMetrics *dm = &mt->dev[d];
+        printf("%8d %6d %10.3f %10.3f %9d %12.2f %10.2f %10.2f %10.2f %10.2f%s\n", d,
+               dm->layers, dm->busy_ms, dm->idle_ms, dm->peak_activations, dm->weights_gib,
+               dm->grads_gib, dm->optimizer_gib, dm->activations_gib, dm->peak_memory_gib,
+               d == mt->bottleneck ? "  <- busiest" : "");
+    }
+}
+
+/* Names every device over memory_gib on stderr (unless quiet); returns how many there are. */
+static int check_memory(const char *prog, const Run *sm, int quiet, int limit) {
+    int over = 0;
+    for (int32_t d = 0; d < sm->mt.devices; d++) {
+        if (sm->mt.dev[d].peak_memory_gib <= sm->scn.hw.memory_gib) continue;
+        over++;
+        if (!quiet)
+            fprintf(stderr, "%s: %s: device %d needs %.1f GiB, more than memory_gib = %g\n", prog,
+                    limit ? "error" : "warning", d, sm->mt.dev[d].peak_memory_gib,
+                    sm->scn.hw.memory_gib);
+    }
+    return over;
+}
+
+
+int run_report(const RunOptions *o, Run *sm) {
+    if (metrics_compute(&sm->scn, &sm->plan, &sm->prog, &sm->cost, &sm->tl, &sm->mt) != 0)
+        return oom(o);
+    int64_t run_id = 0;
+    int rc = o->db ? store_run(o, sm, &run_id) : 0;
+    if (rc != 0) return rc;
+    if (o->json) print_json(sm, run_id);
+    else if (!o->quiet) print_summary(o, sm);
+    if (check_memory(o->prog, sm, o->quiet, o->memory_limit) && o->memory_limit) rc = 3;
+    if (!o->quiet && o->db)
+        fprintf(stderr, "%s: stored run %lld in %s (%lld ops %s in %.1f ms)\n", o->prog,
+                (long long)run_id, o->db, (long long)sm->mt.ops,
+                is_pexec(o->prog) ? "run" : "simulated", sm->wall_ms);
+    return rc;
+}

@@ -1,0 +1,59 @@
+/* sim/run.h: what psim and pexec share about one run of a scenario: the command line,
+ * scenario -> schedule -> checked Program -> plan -> cost, and once a Timeline exists
+ * (predicted or measured) its metrics, the store and the printed summary. Exit statuses:
+ * 0 done, 1 environment failure (files, database, memory, threads), 2 bad input,
+ * 3 a device over memory_gib with --memory-limit. */
+#ifndef PIPESIM_RUN_H
+#define PIPESIM_RUN_H
+
+#include "cost.h"
+#include "metrics.h"
+#include "plan.h"
+#include "program.h"
+#include "scenario.h"
+#include "schedule.h"
+#include "timeline.h"
+
+#define RUN_MAX_SETS 256
+
+typedef struct {
+    const char *prog;     // "psim" or "pexec": messages, --help, the runs table's tool
+    const char *scenario; // the scenario file
+    const char *db;       // NULL: do not store
+    const char *sets[RUN_MAX_SETS]; // --set arguments, in order
+    int nsets;
+    int json, quiet, dump, memory_limit;
+    int32_t scale;        // pexec: divide hidden, ffn_hidden, seq_len and heads by this
+    double watchdog_s;    // pexec: longest wait for one message
+} RunOptions;
+
+/* Everything one run owns, released by run_free whatever stage it reached. */
+typedef struct {
+    Scenario scn;
+    Plan plan;
+    Program prog;
+    CostModel cost;
+    Timeline tl;
+    Metrics mt;
+    const Schedule *sched;
+    double wall_ms;       // time to produce the timeline, for the closing line on stderr
+} Run;
+
+/* run_options_parse reads argv for prog; --help and --version print and exit 0. Returns 0,
+ * or 2 (with a message) for bad options. */
+int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o);
+
+/* run_prepare loads the scenario, builds and checks the Program, and (unless o->dump) the plan
+ * and the cost model. Returns an exit status. */
+int run_prepare(const RunOptions *o, Run *r);
+
+/* run_report computes the metrics of r->tl, stores the run, prints it and checks memory.
+ * Returns an exit status. */
+int run_report(const RunOptions *o, Run *r);
+
+void run_free(Run *r);
+
+/* Wall-clock milliseconds (CLOCK_MONOTONIC), for timing what produced the timeline. */
+double run_now_ms(void);
+
+#endif
