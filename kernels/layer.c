@@ -34,6 +34,8 @@ static float *fill(int64_t n, int64_t fan_in, uint64_t *seed) {
     return w;
 }
 
+void layer_set_blas_threads(int n) { openblas_set_num_threads(n); }
+
 int layer_init(Layer *l, const LayerShape *sh, uint64_t seed) {
     memset(l, 0, sizeof *l);
     l->sh = *sh;

@@ -47,6 +47,9 @@ typedef struct {
     float *tmp;   // (T, f + h) + (s, s) scratch
 } LayerActs;
 
+/* Threads the BLAS library may use inside one call (pexec runs one worker per device, so 1). */
+void layer_set_blas_threads(int n);
+
 /* layer_init allocates and fills the weights with a deterministic pseudo-random scale
  * 1/sqrt(fan-in) from seed, gradients zero. Returns 0, or -1 when out of memory (the layer is
  * then safe to free). layer_free releases and zeroes. */

@@ -84,7 +84,11 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if ((ch == 'x' || ch == 'w') && !is_pexec(prog)) ch = '?'; // pexec's own options
+        if ((ch == 'x' || ch == 'w') && !is_pexec(prog)) {
+            fprintf(stderr, "%s: --%s is a pexec option (it runs the scenario for real); see "
+                    "%s --help\n", prog, ch == 'x' ? "scale" : "watchdog", prog);
+            return 2;
+        }
         switch (ch) {
         case 'd': o->db = optarg; break;
         case 'n': o->db = NULL; break;

@@ -182,3 +182,35 @@ $psim --no-db --quiet scenarios/tiny-1f1b.scn >"$tmp/q" 2>&1
 [ ! -s "$tmp/q" ] && ok "--quiet prints nothing" || nok "--quiet prints nothing"
 $psim --version | grep -Eq '^psim [0-9]+\.[0-9]+\.[0-9]+$' && ok "--version" || nok "--version"
 $psim --help | grep -q 'interleaved' && ok "--help lists schedules" || nok "--help lists schedules"
+
+# --- pexec: the same scenario run for real on threads --------------------------------------
+pexec="$(dirname "$psim")/pexec"
+db="$tmp/measured.db"
+for p in 2 4; do
+    $pexec --db "$db" --quiet --set pipeline.stages=$p scenarios/tiny-1f1b.scn
+    $psim --db "$db" --quiet --set pipeline.stages=$p scenarios/tiny-1f1b.scn
+done
+got=$(sql "$db" "select group_concat(tool || ':' || devices, ' ') from runs")
+[ "$got" = "pexec:2 psim:2 pexec:4 psim:4" ] && ok "pexec stores measured runs beside psim's" || nok "pexec stores measured runs beside psim's" "$got"
+# the measured run has the predicted run's ops, in the same order on every device
+order() { sql "$db" "select group_concat(device || kind || micro_batch, ' ') from (select * from ops
+    where run_id = $1 and stream = 'compute' order by device, start_ns, rowid)"; }
+for pair in "1 2" "3 4"; do
+    set -- $pair
+    if [ -n "$(order "$1")" ] && [ "$(order "$1")" = "$(order "$2")" ]; then ok "pexec run $1 runs psim run $2's ops in order"
+    else nok "pexec run $1 runs psim run $2's ops in order" "$(order "$1" | head -c 200)"; fi
+done
+got=$(sql "$db" "select count(*) from ops where run_id = 3 and stream = 'send'")
+[ "$got" = 48 ] && ok "pexec moves every activation and gradient (48 sends)" || nok "pexec moves every activation and gradient (48 sends)" "$got"
+got=$(sql "$db" "select count(*) from ops where run_id = 3 and (end_ns < start_ns or start_ns < 0)")
+[ "$got" = 0 ] && ok "measured times are ordered" || nok "measured times are ordered" "$got"
+expect "pexec --scale needs a whole number" 2 "--scale 1.5: give a whole number 1 or more" \
+    $pexec --no-db --scale 1.5 scenarios/tiny-1f1b.scn
+expect "psim has no --scale" 2 "psim: --scale is a pexec option" \
+    $psim --no-db --scale 2 scenarios/tiny-1f1b.scn
+$pexec --no-db --json --scale 2 scenarios/tiny-1f1b.scn >/dev/null 2>&1 && \
+    $pexec --dump-schedule --scale 2 scenarios/tiny-1f1b.scn >"$tmp/s.sched" 2>&1
+[ "$(grep -c '^[0-9]' "$tmp/s.sched")" = 4 ] && ok "pexec --scale runs and dumps the schedule" || nok "pexec --scale runs and dumps the schedule" "$(head -c 200 "$tmp/s.sched")"
+$pexec --db "$db" --quiet --scale 2 scenarios/tiny-1f1b.scn
+got=$(sql "$db" "select resolved like '%hidden = 32%' and resolved like '%seq_len = 16%' from runs where id = 5")
+[ "$got" = 1 ] && ok "the stored scenario says what --scale ran" || nok "the stored scenario says what --scale ran" "$got"
