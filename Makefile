@@ -11,16 +11,19 @@ BLAS     = -lopenblas -pthread
 BUILD   ?= build
 BIN     ?= bin
 
-LIB_SRC  = $(sort $(filter-out sim/psim.c, $(wildcard sim/*.c)) $(wildcard traces/*.c))
+TOOLS    = psim pexec pcompare pcalibrate
+LIB_SRC  = $(sort $(filter-out sim/psim.c, $(wildcard sim/*.c)) \
+             $(filter-out traces/pcompare.c traces/pcalibrate.c, $(wildcard traces/*.c)))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 KERN_SRC = $(sort $(wildcard kernels/*.c) $(filter-out exec/pexec.c, $(wildcard exec/*.c)))
 KERN_OBJ = $(KERN_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(sort $(wildcard tests/test_*.c))
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(BUILD)/sim/psim.d $(BUILD)/exec/pexec.d
+DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(BUILD)/sim/psim.d $(BUILD)/exec/pexec.d \
+           $(BUILD)/traces/pcompare.d $(BUILD)/traces/pcalibrate.d
 
 .PHONY: all test bench asan run clean
-all: $(BIN)/psim $(BIN)/pexec
+all: $(TOOLS:%=$(BIN)/%)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -39,6 +42,14 @@ $(BIN)/psim: $(BUILD)/sim/psim.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
+$(BIN)/pcompare: $(BUILD)/traces/pcompare.o $(BUILD)/libpipesim.a
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BIN)/pcalibrate: $(BUILD)/traces/pcalibrate.o $(BUILD)/libpipesim.a
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
 $(BIN)/pexec: $(BUILD)/exec/pexec.o $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) -o $@
@@ -49,7 +60,7 @@ $(BUILD)/tests/%: tests/%.c tests/cost_fixture.h $(BUILD)/libpipexec.a $(BUILD)/
 	    $(LDLIBS) $(BLAS) -lcmocka -o $@
 
 # Unit tests (cmocka, one file per module) and the CLI tests; ends with "N passed, N failed".
-test: $(BIN)/psim $(BIN)/pexec $(TEST_BIN)
+test: $(TOOLS:%=$(BIN)/%) $(TEST_BIN)
 	@sh tests/run.sh $(BUILD)/tests $(BIN)/psim
 
 $(BUILD)/bench_engine: tests/bench_engine.c $(BUILD)/libpipesim.a

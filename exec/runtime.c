@@ -16,6 +16,7 @@ typedef struct Message {
     struct Message *next;
     int32_t stage, mb;  // the consumer's stage and micro-batch
     int64_t sent_ns;    // when the send started
+    int64_t done_ns;    // when the data was in the channel (in process: the transfer's end)
     float *data;        // owned: one activation or gradient
 } Message;
 
@@ -114,10 +115,11 @@ static void send(Worker *w, int32_t dst, int grad, int32_t stage, const ProgramO
     if (c->tail) c->tail->next = msg;
     else c->head = msg;
     c->tail = msg;
+    msg->done_ns = now_ns(rt);
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    record(w, t0, now_ns(rt), w->d, dst, op, (int16_t)rt->spec.pr->chunk_of[stage], STREAM_SEND,
-           rt->floats * (int64_t)sizeof(float));
+    record(w, t0, msg->done_ns, w->d, dst, op, (int16_t)rt->spec.pr->chunk_of[stage],
+           STREAM_SEND, rt->floats * (int64_t)sizeof(float));
 }
 
 /* Takes the next message from src, which must be for (stage, op's mb); NULL on failure. */
@@ -157,8 +159,8 @@ static float *receive(Worker *w, int32_t src, int grad, int32_t stage, const Pro
                  rt->spec.watchdog_s, what, src);
         return NULL;
     }
-    float *data = msg->data;
-    record(w, msg->sent_ns, now_ns(rt), w->d, src, op, (int16_t)rt->spec.pr->chunk_of[stage],
+    float *data = msg->data; // the transfer ended when it was queued; waiting is idle time
+    record(w, msg->sent_ns, msg->done_ns, w->d, src, op, (int16_t)rt->spec.pr->chunk_of[stage],
            STREAM_RECV, rt->floats * (int64_t)sizeof(float));
     free(msg);
     return data;

@@ -38,8 +38,9 @@ int runtime_create(const RuntimeSpec *spec, Runtime **out);
 void runtime_free(Runtime *rt);
 
 /* runtime_run runs the Program on one thread per device and appends the measured rows to tl
- * (compute rows per op; a send and a recv row per transfer, the recv ending when the
- * receiver had the data), times in ns since the run's start. Returns 0; 1 with why when a
+ * (compute rows per op; a send and a recv row per transfer, both spanning the hand-over into
+ * the channel: time a receiver then waits is idle, not transfer), times in ns since the
+ * run's start. Returns 0; 1 with why when a
  * thread, a clock or memory failed; 2 with why ("device 1 op 4 (F mb 2 chunk 0): ...") when
  * a receive found the wrong message or the watchdog fired. */
 int runtime_run(Runtime *rt, Timeline *tl, char *why, size_t whylen);

@@ -214,3 +214,25 @@ $pexec --no-db --json --scale 2 scenarios/tiny-1f1b.scn >/dev/null 2>&1 && \
 $pexec --db "$db" --quiet --scale 2 scenarios/tiny-1f1b.scn
 got=$(sql "$db" "select resolved like '%hidden = 32%' and resolved like '%seq_len = 16%' from runs where id = 5")
 [ "$got" = 1 ] && ok "the stored scenario says what --scale ran" || nok "the stored scenario says what --scale ran" "$got"
+
+# --- the loop: measure, calibrate, simulate again, compare ---------------------------------
+pcompare="$(dirname "$psim")/pcompare"
+pcalibrate="$(dirname "$psim")/pcalibrate"
+db="$tmp/loop.db"
+$pexec --db "$db" --quiet scenarios/tiny-cpu.scn
+$pcalibrate --db "$db" 1 >"$tmp/cal.scn" 2>"$tmp/err"
+grep -q "^forward_ms = [0-9]" "$tmp/cal.scn" && ok "pcalibrate writes measured [costs]" || nok "pcalibrate writes measured [costs]" "$(head -c 300 "$tmp/err")"
+$psim --db "$db" --quiet "$tmp/cal.scn"
+$pcompare --db "$db" --tolerance 0.10 2 1 >"$tmp/cmp" 2>"$tmp/err"
+got=$?
+cat "$tmp/cmp" | sed 's/^/# /'
+[ "$got" = 0 ] && ok "calibrated psim is within 10% of pexec's makespan" || nok "calibrated psim is within 10% of pexec's makespan" "exit $got" "$(cat "$tmp/err")"
+err=$(sed -n 's/^F (mean) .* \([-+][0-9.]*\) %$/\1/p' "$tmp/cmp")
+near "after calibration the mean F matches" "$err" 0 0.01
+expect "pcompare: a tolerance of 0 is exceeded" 3 "makespan error .* is beyond the tolerance of 0.0 %" \
+    $pcompare --db "$db" --tolerance 0 2 1
+expect "pcompare: an unknown run" 2 "there is no run 9 in the database" $pcompare --db "$db" 2 9
+$psim --db "$db" --quiet --set batch.micro_batches=4 scenarios/tiny-cpu.scn
+expect "pcompare: runs of different shapes" 2 "runs 3 and 1 differ in shape .*micro-batches 4/8" \
+    $pcompare --db "$db" 3 1
+expect "pcalibrate: an unknown run" 2 "there is no run 7" $pcalibrate --db "$db" 7

@@ -473,3 +473,34 @@ int store_memory_load(Store *s, int64_t run_id, MemTrace *mem) {
     memtrace_free(mem);
     return -1;
 }
+
+static char *dup_column(sqlite3_stmt *st, int col) {
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    return strdup(t ? t : "");
+}
+
+int store_run_get(Store *s, int64_t run_id, StoreRunRow *out) {
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof *out);
+    if (sqlite3_prepare_v2(s->db, "SELECT tool, coalesce(schedule, ''), coalesce(resolved, ''),"
+                           " devices, micro_batches, chunks, iterations FROM runs WHERE id = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, run_id);
+    int rc = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        out->tool = dup_column(st, 0), out->schedule = dup_column(st, 1);
+        out->resolved = dup_column(st, 2);
+        out->devices = sqlite3_column_int(st, 3), out->micro_batches = sqlite3_column_int(st, 4);
+        out->chunks = sqlite3_column_int(st, 5), out->iterations = sqlite3_column_int(st, 6);
+        rc = out->tool && out->schedule && out->resolved ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    if (rc != 0) store_run_row_free(out);
+    return rc;
+}
+
+void store_run_row_free(StoreRunRow *r) {
+    free(r->tool), free(r->schedule), free(r->resolved);
+    memset(r, 0, sizeof *r);
+}

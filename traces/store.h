@@ -67,6 +67,16 @@ int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl, cons
 int64_t store_run_count(Store *s);
 int store_ops_load(Store *s, int64_t run_id, Timeline *tl);
 int store_metric_get(Store *s, int64_t run_id, const char *name, double *value);
+/* What store_run_get reads back about a run; the strings are malloc'd (store_run_row_free). */
+typedef struct {
+    char *tool, *schedule, *resolved;
+    int32_t devices, micro_batches, chunks, iterations;
+} StoreRunRow;
+
+/* store_run_get reads run run_id; 0, or -1 when there is no such run or on error. */
+int store_run_get(Store *s, int64_t run_id, StoreRunRow *out);
+void store_run_row_free(StoreRunRow *r);
+
 /* store_memory_load fills mem (zeroed) with the run's samples in (device, t_ns) order;
  * 0, or -1 when there are none or on error. */
 int store_memory_load(Store *s, int64_t run_id, MemTrace *mem);
