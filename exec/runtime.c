@@ -115,11 +115,11 @@ static void send(Worker *w, int32_t dst, int grad, int32_t stage, const ProgramO
     if (c->tail) c->tail->next = msg;
     else c->head = msg;
     c->tail = msg;
-    msg->done_ns = now_ns(rt);
+    int64_t done = msg->done_ns = now_ns(rt); // msg is the receiver's once unlocked
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    record(w, t0, msg->done_ns, w->d, dst, op, (int16_t)rt->spec.pr->chunk_of[stage],
-           STREAM_SEND, rt->floats * (int64_t)sizeof(float));
+    record(w, t0, done, w->d, dst, op, (int16_t)rt->spec.pr->chunk_of[stage], STREAM_SEND,
+           rt->floats * (int64_t)sizeof(float));
 }
 
 /* Takes the next message from src, which must be for (stage, op's mb); NULL on failure. */
