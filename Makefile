@@ -50,9 +50,23 @@ $(BIN)/pcalibrate: $(BUILD)/traces/pcalibrate.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
+# pexec with MPI ranks when mpicc is there (Open MPI from Debian), else threads only.
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+ifneq ($(MPICC),)
+$(BUILD)/mpi/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(MPICC) $(WARN) $(CFLAGS) $(INC) -DPIPESIM_MPI -MMD -MP -c $< -o $@
+
+$(BIN)/pexec: $(BUILD)/mpi/exec/pexec.o $(BUILD)/mpi/exec/runtime.o $(BUILD)/libpipexec.a \
+              $(BUILD)/libpipesim.a
+	@mkdir -p $(BIN)
+	$(MPICC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) -o $@
+DEPS += $(BUILD)/mpi/exec/pexec.d $(BUILD)/mpi/exec/runtime.d
+else
 $(BIN)/pexec: $(BUILD)/exec/pexec.o $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) -o $@
+endif
 
 $(BUILD)/tests/%: tests/%.c tests/cost_fixture.h $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
 	@mkdir -p $(dir $@)

@@ -12,6 +12,10 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef PIPESIM_MPI
+#include <mpi.h>
+#endif
+
 typedef struct Message {
     struct Message *next;
     int32_t stage, mb;  // the consumer's stage and micro-batch
@@ -39,6 +43,8 @@ struct Runtime {
     char why[512];
     struct timespec epoch;  // the run's time zero
     int32_t round;          // which run of the Program (micro-batches are recorded + round*m)
+    int mpi;                // 1: this process is one rank of an MPI job (runtime_run_rank)
+    int64_t *clock_off;     // MPI: [rank] that rank's clock minus rank 0's, ns
 };
 
 typedef struct {
@@ -48,6 +54,7 @@ typedef struct {
     Timeline tl;            // this device's rows
     LayerActs **acts;       // [S*m]: the stage's layers' buffers from F until W or BW
     float **held;           // [(S*m)*2]: data this device handed itself, [0] act, [1] grad
+    struct Pending *pending; // MPI: sends still in flight
 } Worker;
 
 static int64_t now_ns(const Runtime *rt) {
@@ -94,15 +101,28 @@ static Channel *channel(Runtime *rt, int32_t src, int32_t dst, int grad) {
     return &rt->ch[((int64_t)src * rt->p + dst) * 2 + grad];
 }
 
+static void mismatch(Worker *w, int64_t index, const ProgramOp *op, int grad, int32_t src,
+                     int32_t got_stage, int32_t got_mb, int32_t stage) {
+    char name[64];
+    fail(w->rt, 2, "device %d op %lld (%s): the next %s from device %d is for stage %d mb %d, "
+         "not stage %d mb %d; NCCL pairs sends and receives in order, so this schedule would "
+         "hang or swap tensors", w->d, (long long)index, program_op_str(op, name, sizeof name),
+         grad ? "gradient" : "activation", src, got_stage, got_mb, stage, op->micro_batch);
+}
+
+static void timed_out(Worker *w, int64_t index, const ProgramOp *op, int grad, int32_t src) {
+    char name[64];
+    fail(w->rt, 2, "device %d op %lld (%s) waited %g s for its %s from device %d (watchdog); "
+         "the sender never sent it", w->d, (long long)index,
+         program_op_str(op, name, sizeof name), w->rt->spec.watchdog_s,
+         grad ? "gradient" : "activation", src);
+}
+
 /* Hands data (owned) for (stage, mb) to device dst. */
-static void send(Worker *w, int32_t dst, int grad, int32_t stage, const ProgramOp *op,
+static void thread_send(Worker *w, int32_t dst, int grad, int32_t stage, const ProgramOp *op,
                  float *data) {
     Runtime *rt = w->rt;
     int64_t t0 = now_ns(rt);
-    if (w->d == rt->spec.drop_send_of && w->sent++ == 0) { // the injected fault
-        free(data);
-        return;
-    }
     Message *msg = malloc(sizeof *msg);
     if (!msg) {
         free(data);
@@ -123,7 +143,7 @@ static void send(Worker *w, int32_t dst, int grad, int32_t stage, const ProgramO
 }
 
 /* Takes the next message from src, which must be for (stage, op's mb); NULL on failure. */
-static float *receive(Worker *w, int32_t src, int grad, int32_t stage, const ProgramOp *op,
+static float *thread_receive(Worker *w, int32_t src, int grad, int32_t stage, const ProgramOp *op,
                       int64_t index) {
     Runtime *rt = w->rt;
     Channel *c = channel(rt, src, w->d, grad);
@@ -131,20 +151,15 @@ static float *receive(Worker *w, int32_t src, int grad, int32_t stage, const Pro
     clock_gettime(CLOCK_REALTIME, &deadline);
     double whole = (double)deadline.tv_nsec / 1e9 + rt->spec.watchdog_s;
     deadline.tv_sec += (time_t)whole, deadline.tv_nsec = (long)((whole - (double)(time_t)whole) * 1e9);
-    char name[64];
-    program_op_str(op, name, sizeof name);
-    const char *what = grad ? "gradient" : "activation";
     pthread_mutex_lock(&c->mu);
     int rc = 0;
     while (!c->head && !failed(rt) && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&c->cv, &c->mu, &deadline);
     Message *msg = c->head;
     if (msg && (msg->stage != stage || msg->mb != op->micro_batch)) {
+        int32_t got_stage = msg->stage, got_mb = msg->mb;
         pthread_mutex_unlock(&c->mu);
-        fail(rt, 2, "device %d op %lld (%s): the next %s from device %d is for stage %d mb %d, "
-             "not stage %d mb %d; NCCL pairs sends and receives in order, so this schedule "
-             "would hang or swap tensors", w->d, (long long)index, name, what, src, msg->stage,
-             msg->mb, stage, op->micro_batch);
+        mismatch(w, index, op, grad, src, got_stage, got_mb, stage);
         return NULL;
     }
     if (msg) {
@@ -153,10 +168,7 @@ static float *receive(Worker *w, int32_t src, int grad, int32_t stage, const Pro
     }
     pthread_mutex_unlock(&c->mu);
     if (!msg) {
-        if (rc == ETIMEDOUT)
-            fail(rt, 2, "device %d op %lld (%s) waited %g s for its %s from device %d "
-                 "(watchdog); the sender never sent it", w->d, (long long)index, name,
-                 rt->spec.watchdog_s, what, src);
+        if (rc == ETIMEDOUT) timed_out(w, index, op, grad, src);
         return NULL;
     }
     float *data = msg->data; // the transfer ended when it was queued; waiting is idle time
@@ -164,6 +176,132 @@ static float *receive(Worker *w, int32_t src, int grad, int32_t stage, const Pro
            STREAM_RECV, rt->floats * (int64_t)sizeof(float));
     free(msg);
     return data;
+}
+
+
+#ifdef PIPESIM_MPI
+/* ---- MPI ranks: one device per rank, point-to-point with MPI_Isend/MPI_Irecv. Tag 0 carries
+ * activations, tag 1 gradients, so MPI's per-(source, tag) order is NCCL's per-channel order.
+ * Sends do not block (two ranks sending to each other would deadlock under rendezvous); their
+ * buffers are freed as they complete. ---- */
+
+typedef struct {
+    int32_t stage, mb;  // the consumer's stage and micro-batch
+    int64_t sent_ns;    // on the sender's clock
+} WireHeader;
+
+typedef struct Pending {
+    struct Pending *next;
+    MPI_Request req;
+    char *buf;
+} Pending;
+
+static size_t wire_bytes(const Runtime *rt) {
+    return sizeof(WireHeader) + (size_t)rt->floats * sizeof(float);
+}
+
+/* Frees the sends that completed; with all, waits for every one. */
+static void mpi_reap(Worker *w, int all) {
+    for (Pending **pp = &w->pending; *pp;) {
+        int done = 0;
+        if (all) MPI_Wait(&(*pp)->req, MPI_STATUS_IGNORE), done = 1;
+        else MPI_Test(&(*pp)->req, &done, MPI_STATUS_IGNORE);
+        if (!done) {
+            pp = &(*pp)->next;
+            continue;
+        }
+        Pending *p = *pp;
+        *pp = p->next;
+        free(p->buf), free(p);
+    }
+}
+
+static void mpi_send(Worker *w, int32_t dst, int grad, int32_t stage, const ProgramOp *op,
+                     float *data) {
+    Runtime *rt = w->rt;
+    int64_t t0 = now_ns(rt);
+    Pending *p = malloc(sizeof *p);
+    char *buf = malloc(wire_bytes(rt));
+    if (!p || !buf) {
+        free(p), free(buf), free(data);
+        fail(rt, 1, "device %d: out of memory sending", w->d);
+        return;
+    }
+    WireHeader h = {.stage = stage, .mb = op->micro_batch, .sent_ns = t0};
+    memcpy(buf, &h, sizeof h);
+    memcpy(buf + sizeof h, data, (size_t)rt->floats * sizeof(float));
+    free(data);
+    p->buf = buf, p->next = w->pending, w->pending = p;
+    MPI_Isend(buf, (int)wire_bytes(rt), MPI_BYTE, dst, grad, MPI_COMM_WORLD, &p->req);
+    record(w, t0, now_ns(rt), w->d, dst, op, (int16_t)rt->spec.pr->chunk_of[stage], STREAM_SEND,
+           rt->floats * (int64_t)sizeof(float));
+    mpi_reap(w, 0);
+}
+
+static float *mpi_receive(Worker *w, int32_t src, int grad, int32_t stage, const ProgramOp *op,
+                          int64_t index) {
+    Runtime *rt = w->rt;
+    char *buf = malloc(wire_bytes(rt));
+    float *data = malloc((size_t)rt->floats * sizeof *data);
+    if (!buf || !data) {
+        free(buf), free(data);
+        fail(rt, 1, "device %d: out of memory receiving", w->d);
+        return NULL;
+    }
+    MPI_Request req;
+    MPI_Irecv(buf, (int)wire_bytes(rt), MPI_BYTE, src, grad, MPI_COMM_WORLD, &req);
+    int64_t deadline = now_ns(rt) + (int64_t)(rt->spec.watchdog_s * 1e9);
+    const struct timespec nap = {0, 20000}; // 20 us between polls
+    for (int done = 0; !done;) {
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        if (done) break;
+        mpi_reap(w, 0);
+        if (now_ns(rt) > deadline) {
+            MPI_Cancel(&req);
+            MPI_Request_free(&req);
+            free(buf), free(data);
+            timed_out(w, index, op, grad, src);
+            return NULL;
+        }
+        nanosleep(&nap, NULL);
+    }
+    WireHeader h;
+    memcpy(&h, buf, sizeof h);
+    memcpy(data, buf + sizeof h, (size_t)rt->floats * sizeof(float));
+    free(buf);
+    if (h.stage != stage || h.mb != op->micro_batch) {
+        free(data);
+        mismatch(w, index, op, grad, src, h.stage, h.mb, stage);
+        return NULL;
+    }
+    int64_t sent = h.sent_ns - rt->clock_off[src] + rt->clock_off[w->d]; // on this clock
+    record(w, sent, now_ns(rt), w->d, src, op, (int16_t)rt->spec.pr->chunk_of[stage],
+           STREAM_RECV, rt->floats * (int64_t)sizeof(float));
+    return data;
+}
+#endif
+
+static void send(Worker *w, int32_t dst, int grad, int32_t stage, const ProgramOp *op,
+                 float *data) {
+    if (w->d == w->rt->spec.drop_send_of && w->sent++ == 0) { // the injected fault
+        free(data);
+        return;
+    }
+#ifdef PIPESIM_MPI
+    if (w->rt->mpi) {
+        mpi_send(w, dst, grad, stage, op, data);
+        return;
+    }
+#endif
+    thread_send(w, dst, grad, stage, op, data);
+}
+
+static float *receive(Worker *w, int32_t src, int grad, int32_t stage, const ProgramOp *op,
+                      int64_t index) {
+#ifdef PIPESIM_MPI
+    if (w->rt->mpi) return mpi_receive(w, src, grad, stage, op, index);
+#endif
+    return thread_receive(w, src, grad, stage, op, index);
 }
 
 /* The input of op at stage st: the synthetic batch for a pipe's first forward, data this
@@ -311,7 +449,7 @@ void runtime_free(Runtime *rt) {
     }
     for (int64_t i = 0; rt->layers && i < rt->nlayers; i++) layer_free(&rt->layers[i]);
     pthread_mutex_destroy(&rt->mu);
-    free(rt->layers), free(rt->layer_at), free(rt->ch), free(rt);
+    free(rt->layers), free(rt->layer_at), free(rt->ch), free(rt->clock_off), free(rt);
 }
 
 Layer *runtime_layer(Runtime *rt, int32_t stage, int32_t k) {
@@ -366,3 +504,80 @@ int runtime_run(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
     if (rc) snprintf(why, whylen, "%s", rt->why);
     return rc;
 }
+
+#ifdef PIPESIM_MPI
+/* Each rank's clock against rank 0's: the ping-pong with the shortest round trip of eight,
+ * offset = remote time - midpoint of the local send and receive (Cristian's method). */
+static void measure_offsets(Runtime *rt, int rank, int size) {
+    for (int r = 1; r < size; r++) {
+        int64_t best = INT64_MAX, t0, t1, tr = 0;
+        for (int k = 0; k < 8; k++) {
+            if (rank == 0) {
+                t0 = now_ns(rt);
+                MPI_Send(&t0, 1, MPI_INT64_T, r, 200, MPI_COMM_WORLD);
+                MPI_Recv(&tr, 1, MPI_INT64_T, r, 201, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                t1 = now_ns(rt);
+                if (t1 - t0 < best) best = t1 - t0, rt->clock_off[r] = tr - (t0 + t1) / 2;
+            } else if (rank == r) {
+                MPI_Recv(&t0, 1, MPI_INT64_T, 0, 200, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                tr = now_ns(rt);
+                MPI_Send(&tr, 1, MPI_INT64_T, 0, 201, MPI_COMM_WORLD);
+            }
+        }
+    }
+    MPI_Bcast(rt->clock_off, size, MPI_INT64_T, 0, MPI_COMM_WORLD);
+}
+
+/* Rank 0 collects every rank's rows, moved onto its own clock. */
+static int gather_rows(Runtime *rt, int rank, int size, const Timeline *mine, Timeline *tl) {
+    if (rank != 0) {
+        int64_t n = (int64_t)mine->n;
+        MPI_Send(&n, 1, MPI_INT64_T, 0, 100, MPI_COMM_WORLD);
+        MPI_Send(mine->ops, (int)(mine->n * sizeof *mine->ops), MPI_BYTE, 0, 101, MPI_COMM_WORLD);
+        return 0;
+    }
+    for (size_t i = 0; i < mine->n; i++)
+        if (timeline_push(tl, &mine->ops[i]) != 0) return -1;
+    for (int r = 1; r < size; r++) {
+        int64_t n;
+        MPI_Recv(&n, 1, MPI_INT64_T, r, 100, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        TimelineOp *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);
+        if (!rows) return -1;
+        MPI_Recv(rows, (int)((size_t)n * sizeof *rows), MPI_BYTE, r, 101, MPI_COMM_WORLD,
+                 MPI_STATUS_IGNORE);
+        for (int64_t i = 0; i < n; i++) {
+            rows[i].start_ns -= rt->clock_off[r], rows[i].end_ns -= rt->clock_off[r];
+            if (timeline_push(tl, &rows[i]) != 0) return free(rows), -1;
+        }
+        free(rows);
+    }
+    return 0;
+}
+
+int runtime_run_rank(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int64_t slots = (int64_t)rt->S * rt->m;
+    rt->mpi = 1;
+    rt->clock_off = calloc((size_t)size, sizeof *rt->clock_off);
+    Worker w = {.rt = rt, .d = rank, .acts = calloc((size_t)slots, sizeof(LayerActs *)),
+                .held = calloc((size_t)slots * 2, sizeof(float *))};
+    if (!rt->clock_off || !w.acts || !w.held) fail(rt, 1, "rank %d: out of memory", rank);
+    MPI_Barrier(MPI_COMM_WORLD);
+    clock_gettime(CLOCK_MONOTONIC, &rt->epoch);
+    if (!failed(rt)) measure_offsets(rt, rank, size);
+    int32_t runs = rt->spec.iterations / rt->spec.pr->iterations;
+    for (rt->round = 0; !failed(rt) && rt->round < runs; rt->round++) {
+        worker_main(&w);
+        mpi_reap(&w, !failed(rt));
+        if (!failed(rt)) MPI_Barrier(MPI_COMM_WORLD); // the flush
+    }
+    if (!failed(rt) && gather_rows(rt, rank, size, &w.tl, tl) != 0)
+        fail(rt, 1, "rank 0: out of memory for the timeline");
+    worker_free(&w, slots);
+    int rc = failed(rt);
+    if (rc) snprintf(why, whylen, "%s", rt->why);
+    return rc;
+}
+#endif

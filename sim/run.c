@@ -49,7 +49,9 @@ static void usage(const char *prog, FILE *f) {
             "  --scale N          divide hidden, ffn_hidden, seq_len and heads by N, so a large\n"
             "                     model's shape runs on a CPU (stored in the run's scenario)\n"
             "  --watchdog S       fail when a device waits more than S seconds for a message\n"
-            "                     (default 60)\n");
+            "                     (default 60)\n"
+            "  --drop-send D      fault injection for tests: device D never sends its first\n"
+            "                     message, so its peer waits until the watchdog ends the run\n");
     fprintf(f,
             "  --quiet            print nothing on success\n"
             "  --help, --version\n\n"
@@ -74,19 +76,22 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         {"quiet", no_argument, 0, 'q'},      {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},    {"dump-schedule", no_argument, 0, 'S'},
         {"memory-limit", no_argument, 0, 'M'}, {"scale", required_argument, 0, 'x'},
-        {"watchdog", required_argument, 0, 'w'}, {0, 0, 0, 0}};
+        {"watchdog", required_argument, 0, 'w'}, {"drop-send", required_argument, 0, 'D'},
+        {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->prog = prog;
     o->db = "pipesim.db";
     o->scale = 1;
     o->watchdog_s = 60;
+    o->drop_send = -1;
     int ch;
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if ((ch == 'x' || ch == 'w') && !is_pexec(prog)) {
+        if ((ch == 'x' || ch == 'w' || ch == 'D') && !is_pexec(prog)) {
             fprintf(stderr, "%s: --%s is a pexec option (it runs the scenario for real); see "
-                    "%s --help\n", prog, ch == 'x' ? "scale" : "watchdog", prog);
+                    "%s --help\n", prog, ch == 'x' ? "scale" : ch == 'w' ? "watchdog" : "drop-send",
+                    prog);
             return 2;
         }
         switch (ch) {
@@ -113,6 +118,16 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
                 return 2;
             }
             break;
+        case 'D': {
+            char *end;
+            long d = strtol(optarg, &end, 10);
+            o->drop_send = end != optarg && !*end && d >= 0 && d < (1 << 20) ? (int32_t)d : -1;
+            if (o->drop_send < 0) {
+                fprintf(stderr, "%s: --drop-send %s: give a device number\n", prog, optarg);
+                return 2;
+            }
+            break;
+        }
         case 's':
             if (o->nsets == RUN_MAX_SETS) {
                 fprintf(stderr, "%s: at most %d --set options\n", prog, RUN_MAX_SETS);

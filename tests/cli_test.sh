@@ -236,3 +236,32 @@ $psim --db "$db" --quiet --set batch.micro_batches=4 scenarios/tiny-cpu.scn
 expect "pcompare: runs of different shapes" 2 "runs 3 and 1 differ in shape .*micro-batches 4/8" \
     $pcompare --db "$db" 3 1
 expect "pcalibrate: an unknown run" 2 "there is no run 7" $pcalibrate --db "$db" 7
+
+# --- pexec's strictness: a message that never comes ends the run, stores nothing ------------
+db="$tmp/fault.db"
+expect "a dropped send trips pexec's watchdog" 2 "device 1 op 0 \(F mb 0 chunk 0\) waited 0.3 s for its activation from device 0 \(watchdog\)|device 0 op 1 \(BW mb 0 chunk 0\) waited 0.3 s for its gradient from device 1 \(watchdog\)" \
+    $pexec --db "$db" --drop-send 0 --watchdog 0.3 --set pipeline.stages=2 --set batch.micro_batches=1 scenarios/tiny-1f1b.scn
+[ "$(sql "$db" 'select count(*) from runs' 2>/dev/null)" != 1 ] && ok "the failed run is not stored" || nok "the failed run is not stored"
+
+# --- pexec on MPI ranks --------------------------------------------------------------------
+if command -v mpirun >/dev/null 2>&1; then
+    # as root in CI; leaks inside Open MPI are not ours
+    mpi="env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 mpirun --oversubscribe -np"
+    db="$tmp/mpi.db"
+    $mpi 2 $pexec --db "$db" --quiet --set pipeline.stages=2 scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
+    $psim --db "$db" --quiet --set pipeline.stages=2 scenarios/tiny-1f1b.scn
+    got=$(sql "$db" "select group_concat(tool || ':' || devices, ' ') from runs")
+    [ "$got" = "pexec:2 psim:2" ] && ok "mpirun -np 2 pexec stores a measured run" || nok "mpirun -np 2 pexec stores a measured run" "$got" "$(head -c 300 "$tmp/out")"
+    if [ -n "$(order 1)" ] && [ "$(order 1)" = "$(order 2)" ]; then ok "MPI ranks run psim's ops in order on one clock"
+    else nok "MPI ranks run psim's ops in order on one clock" "$(order 1 | head -c 200)"; fi
+    got=$(sql "$db" "select count(*) from ops where run_id = 1 and stream = 'recv'")
+    [ "$got" = 16 ] && ok "MPI moves every activation and gradient (16 receives)" || nok "MPI moves every activation and gradient (16 receives)" "$got"
+    $mpi 3 $pexec --no-db --set pipeline.stages=2 scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
+    [ $? != 0 ] && grep -q "mpirun started 3 ranks but the scenario has stages = 2; use mpirun -np 2" "$tmp/out" \
+        && ok "pexec names the right rank count" || nok "pexec names the right rank count" "$(head -c 300 "$tmp/out")"
+    $mpi 2 $pexec --no-db --drop-send 0 --watchdog 0.3 --set pipeline.stages=2 --set batch.micro_batches=1 scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
+    [ $? != 0 ] && grep -q "waited 0.3 s for its .* (watchdog)" "$tmp/out" \
+        && ok "the watchdog ends an MPI run that would hang" || nok "the watchdog ends an MPI run that would hang" "$(head -c 300 "$tmp/out")"
+else
+    echo "# MPI tests skipped: no mpirun (install openmpi-bin)"
+fi
