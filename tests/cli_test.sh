@@ -229,6 +229,10 @@ cat "$tmp/cmp" | sed 's/^/# /'
 [ "$got" = 0 ] && ok "calibrated psim is within 10% of pexec's makespan" || nok "calibrated psim is within 10% of pexec's makespan" "exit $got" "$(cat "$tmp/err")"
 err=$(sed -n 's/^F (mean) .* \([-+][0-9.]*\) %$/\1/p' "$tmp/cmp")
 near "after calibration the mean F matches" "$err" 0 0.01
+sd=$(sed -n 's/^F (spread, sd) *\([0-9.]*\) .*/\1/p' "$tmp/cmp")
+near "predicted ops have no spread" "$sd" 0 0
+grep -q "^link 0 -> 1 (mean)" "$tmp/cmp" && grep -q "^link 1 -> 0 (mean)" "$tmp/cmp" && grep -q "^bubble rate" "$tmp/cmp" \
+    && ok "pcompare reports each link and the bubble rate" || nok "pcompare reports each link and the bubble rate"
 expect "pcompare: a tolerance of 0 is exceeded" 3 "makespan error .* is beyond the tolerance of 0.0 %" \
     $pcompare --db "$db" --tolerance 0 2 1
 expect "pcompare: an unknown run" 2 "there is no run 9 in the database" $pcompare --db "$db" 2 9

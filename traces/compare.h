@@ -13,7 +13,10 @@ typedef struct {
     double *op_ms;     // owned: [(device*chunks + chunk)*OP_KIND_COUNT + kind] mean compute ms
     int64_t *op_n;     // owned: same layout, ops counted
     double kind_ms[OP_KIND_COUNT]; // mean over every device and chunk
+    double kind_sd_ms[OP_KIND_COUNT]; // their standard deviation (the spread of repeats)
     int64_t kind_n[OP_KIND_COUNT];
+    double *link_ms;   // owned: [src*devices + dst] mean transfer ms on that link
+    int64_t *link_n;   // owned: same layout
     double xfer_ms;    // mean transfer (recv row: send start to data received)
     int64_t xfers;
     double makespan_ms; // last end - first start over the rows counted

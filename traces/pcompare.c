@@ -16,6 +16,7 @@ typedef struct {
     StoreRunRow row;
     Timeline tl;
     TimelineStats st;
+    double bubble_rate; // as the run stored it (NaN when absent)
 } LoadedRun;
 
 static int load(Store *db, int64_t id, LoadedRun *r) {
@@ -30,6 +31,7 @@ static int load(Store *db, int64_t id, LoadedRun *r) {
         fprintf(stderr, "pcompare: run %lld has no ops to compare\n", (long long)id);
         return 2;
     }
+    if (store_metric_get(db, id, "bubble_rate", &r->bubble_rate) != 0) r->bubble_rate = NAN;
     return 0;
 }
 
@@ -49,13 +51,26 @@ static void report(int64_t pid, const LoadedRun *p, int64_t mid, const LoadedRun
            m->row.iterations > 1 ? "; first iteration left out as warm-up" : "");
     printf("# %-22s %13s %13s %11s\n", "what", "predicted_ms", "measured_ms", "error");
     line("makespan", p->st.makespan_ms, m->st.makespan_ms);
+    if (!isnan(p->bubble_rate) && !isnan(m->bubble_rate))
+        printf("%-24s %12.2f%% %12.2f%% %+9.2f pt\n", "bubble rate", 100 * p->bubble_rate,
+               100 * m->bubble_rate, 100 * (p->bubble_rate - m->bubble_rate));
     for (int k = 0; k < OP_KIND_COUNT; k++) {
         if (!p->st.kind_n[k] || !m->st.kind_n[k]) continue;
         char what[32];
         snprintf(what, sizeof what, "%s (mean)", op_kind_name((OpKind)k));
         line(what, p->st.kind_ms[k], m->st.kind_ms[k]);
+        snprintf(what, sizeof what, "%s (spread, sd)", op_kind_name((OpKind)k));
+        printf("%-24s %13.3f %13.3f\n", what, p->st.kind_sd_ms[k], m->st.kind_sd_ms[k]);
     }
     if (p->st.xfers && m->st.xfers) line("transfer (mean)", p->st.xfer_ms, m->st.xfer_ms);
+    for (int32_t a = 0; a < p->st.devices; a++)
+        for (int32_t b = 0; b < p->st.devices; b++) {
+            size_t l = (size_t)a * (size_t)p->st.devices + (size_t)b;
+            if (!p->st.link_n[l] || !m->st.link_n[l]) continue;
+            char what[40];
+            snprintf(what, sizeof what, "link %d -> %d (mean)", a, b);
+            line(what, p->st.link_ms[l], m->st.link_ms[l]);
+        }
     printf("\n# %-6s %5s %4s %13s %13s %11s\n", "device", "chunk", "kind", "predicted_ms",
            "measured_ms", "error");
     for (int32_t d = 0; d < p->st.devices; d++)
