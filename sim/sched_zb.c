@@ -10,17 +10,26 @@
  *   zb-h2: warmup 2(p-i)-1, round B (then its due W) then F, delay 2i. 2p-1 micro-batches between F and W on
  *          every device; device span m(F+B+W) + (p-1)(F+B-2W), zero bubble when F+B = 2W.
  * Both spans hold exactly when W <= min(F, B) (true of transformer layers: F and B each
- * contain W's GEMMs) and m >= p (zb-h1) or m >= 2p-1 (zb-h2); the schedules stay valid,
- * only slower, outside that range. pipesim's bubble_rate uses the longest device span, as
- * Qi et al. do, so the parallelogram of zb-h2 counts no ramp.
+ * contain W's GEMMs) and m >= p (zb-h1) or m >= 2p-1 (zb-h2); for any ratio the spans are
+ * m(F+B+W) + (p-1) max(F+B-W, B) (zb-h1) and m(F+B+W) + (p-1) max(F+B-2W, B-F, 0) (zb-h2):
+ * device 0, holding p (2p-1) forwards, waits for its first gradient, which needs p forwards and
+ * p-1 backwards. The schedules stay valid, only slower, for fewer micro-batches. pipesim's
+ * bubble_rate uses the longest device span, as Qi et al. do, so the parallelogram of zb-h2
+ * counts no ramp.
  *
  * zb-v: two chunks per device in V placement (chunk 0 of device d is stage d, chunk 1 is stage
- * 2p-1-d), so a micro-batch enters and leaves the pipeline on device 0. pipesim builds it
- * with a unit-time list scheduler rather than the hand-made pattern of Qi et al. 2024: at
- * each step a free device runs an available B (deeper chunk first), else an available F
- * (deeper chunk first) while it holds fewer than 2p chunk activations (1F1B's memory: p
- * micro-batches of a whole device's layers), else a pending W. The order, not the unit
- * timing, is what the Program keeps; at F = B = W its bubble is a few chunk-ops, not zero. */
+ * 2p-1-d), so a micro-batch enters and leaves the pipeline on device 0, the layout of Qi et
+ * al. 2024 ("Pipeline Parallelism with Controllable Memory"). Device d runs 2p warm-up
+ * forwards, chunk 0 leading chunk 1 by up to 2(p-d)-1 micro-batches; then triplets of a B, its
+ * W and a forward (B's take chunk 1 while it leads chunk 0 by fewer than p-d micro-batches,
+ * forwards keep chunk 0 ahead by up to p-d, and once chunk 0 has no forwards left a chunk-1
+ * forward follows only a chunk-0 backward); then the last backwards as soon as their
+ * gradients arrive, with the pending W's filling the waits (placed by replaying the order at
+ * unit cost). It holds at most 2p chunk activations (1F1B's memory: p micro-batches of a whole
+ * device's layers), and with m >= 2p and F = B = W every device is busy for its whole span:
+ * longest span m(F+B+W), makespan m(F+B+W) + (p-1)F/2 (F, B, W of a whole device; a chunk op
+ * costs half). It needs m >= 2p: with fewer, the warm-up outruns the micro-batches. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -81,116 +90,153 @@ static int zb_h2_build(const SchedParams *sp, Program *out, SchedIssue *issue) {
 }
 
 static int zb_v_validate(const SchedParams *sp, SchedIssue *issue) {
-    if (sp->chunks == 2) return 0;
-    issue->key = "pipeline.chunks";
-    snprintf(issue->msg, sizeof issue->msg,
-             "zb-v places two model chunks per device in a V, not %d; set chunks = 2",
-             sp->chunks);
-    return -1;
-}
-
-/* The list scheduler's state: per stage the next F, B and W micro-batch, and the unit step
- * at which each (stage, micro-batch) F and B output became available (-1: not yet). */
-typedef struct {
-    int32_t p, m, S;
-    int32_t *next[OP_KIND_COUNT]; // [S] next micro-batch for F, B, W
-    int64_t *done_f, *done_b;     // [S*m] step at which the output exists, -1 not yet
-    int32_t *held;                // [p] chunk activations between F and W
-    int64_t *busy;                // [p] step at which the device is free
-} VState;
-
-/* Whether (kind, stage) can run its next micro-batch at step t. */
-static int v_ready(const VState *v, OpKind kind, int32_t s, int64_t t) {
-    int32_t j = v->next[kind][s];
-    if (kind == OP_F) {
-        if (j >= v->m) return 0;
-        return s == 0 || (v->done_f[(int64_t)(s - 1) * v->m + j] >= 0 &&
-                          v->done_f[(int64_t)(s - 1) * v->m + j] <= t);
+    if (sp->chunks != 2) {
+        issue->key = "pipeline.chunks";
+        snprintf(issue->msg, sizeof issue->msg,
+                 "zb-v places two model chunks per device in a V, not %d; set chunks = 2",
+                 sp->chunks);
+        return -1;
     }
-    if (kind == OP_B) {
-        if (j >= v->next[OP_F][s]) return 0;
-        int64_t r = s == v->S - 1 ? v->done_f[(int64_t)s * v->m + j]
-                                  : v->done_b[(int64_t)(s + 1) * v->m + j];
-        return r >= 0 && r <= t;
+    if (sp->micro_batches < 2 * sp->devices) {
+        issue->key = "batch.micro_batches";
+        snprintf(issue->msg, sizeof issue->msg,
+                 "zb-v needs at least 2 x stages = %d micro-batches to fill its V, not %d; set "
+                 "micro_batches = %d or more, or use schedule = zb-h1",
+                 2 * sp->devices, sp->micro_batches, 2 * sp->devices);
+        return -1;
     }
-    return j < v->next[OP_B][s];
-}
-
-/* Device d's pick at step t: B (deeper chunk first), F under the memory cap (deeper chunk
- * first), else W (shallower chunk first). Returns 1 and sets kind/stage, or 0 to stay idle. */
-static int v_pick(const VState *v, int32_t d, int64_t t, OpKind *kind, int32_t *stage) {
-    int32_t deep = 2 * v->p - 1 - d, shallow = d;
-    const int32_t order[2] = {deep, shallow};
-    for (int k = 0; k < 2; k++)
-        if (v_ready(v, OP_B, order[k], t)) return *kind = OP_B, *stage = order[k], 1;
-    if (v->held[d] < 2 * v->p)
-        for (int k = 0; k < 2; k++)
-            if (v_ready(v, OP_F, order[k], t)) return *kind = OP_F, *stage = order[k], 1;
-    for (int k = 1; k >= 0; k--)
-        if (v_ready(v, OP_W, order[k], t)) return *kind = OP_W, *stage = order[k], 1;
     return 0;
 }
 
-static void v_free(VState *v) {
-    for (int k = 0; k < OP_KIND_COUNT; k++) free(v->next[k]);
-    free(v->done_f), free(v->done_b), free(v->held), free(v->busy);
+static ProgramOp v_op(OpKind kind, int32_t mb, int32_t chunk) {
+    return (ProgramOp){.micro_batch = mb, .chunk = (int16_t)chunk, .kind = (uint8_t)kind};
 }
 
-/* Runs the list scheduler, pushing each device's ops in the order chosen. Devices are filled
- * in device order, so the choices are first recorded per device and pushed at the end. */
-static int zb_v_build(const SchedParams *sp, Program *out, SchedIssue *issue) {
-    int32_t p = sp->devices, m = sp->micro_batches, S = 2 * p;
-    int64_t per_dev = (int64_t)6 * m, total = per_dev * p;
-    VState v = {.p = p, .m = m, .S = S};
-    for (int k = 0; k < OP_KIND_COUNT; k++) v.next[k] = calloc((size_t)S, sizeof *v.next[k]);
-    v.done_f = malloc((size_t)S * (size_t)m * sizeof *v.done_f);
-    v.done_b = malloc((size_t)S * (size_t)m * sizeof *v.done_b);
-    v.held = calloc((size_t)p, sizeof *v.held);
-    v.busy = calloc((size_t)p, sizeof *v.busy);
-    ProgramOp *picked = malloc((size_t)total * sizeof *picked); // [device][k]
-    int64_t *n = calloc((size_t)p, sizeof *n);
-    int rc = -1;
-    if (!v.next[OP_F] || !v.next[OP_B] || !v.next[OP_W] || !v.next[OP_BW] || !v.done_f ||
-        !v.done_b || !v.held || !v.busy || !picked || !n)
-        goto done;
-    for (int64_t i = 0; i < (int64_t)S * m; i++) v.done_f[i] = v.done_b[i] = -1;
-    int64_t placed = 0, idle_steps = 0;
-    for (int64_t t = 0; placed < total; t++) {
-        int64_t before = placed;
+/* Device d's 2m forwards (fs) and 2m backwards (bs) in the order it runs them. Forwards:
+ * chunk 0 leads chunk 1 by up to 2(p-d)-1 micro-batches during the 2p warm-up forwards and
+ * by up to p-d after; backwards: chunk 1 leads chunk 0 by up to p-d. */
+static void v_sequences(int32_t p, int32_t m, int32_t d, ProgramOp *fs, ProgramOp *bs) {
+    int32_t a = 0, b = 0; // chunk-0 and chunk-1 ops so far
+    for (int32_t k = 0; k < 2 * m; k++) {
+        int32_t lead = k < 2 * p ? 2 * (p - d) - 1 : p - d;
+        fs[k] = a < m && a - b < lead ? v_op(OP_F, a++, 0) : v_op(OP_F, b++, 1);
+    }
+    a = b = 0;
+    for (int32_t k = 0; k < 2 * m; k++)
+        bs[k] = b < m && b - a < p - d ? v_op(OP_B, b++, 1) : v_op(OP_B, a++, 0);
+}
+
+/* Fills plan (room for 6m ops) with device d's fixed order: 2p warm-up forwards, then
+ * triplets of a B, its W and the next forward; once chunk 0 has no forwards left, a chunk-1
+ * forward follows only a chunk-0 backward. Then the backwards left, whose W's the list
+ * scheduler places. Returns the length of the fixed part; *len gets the whole plan's. */
+static int64_t v_plan(int32_t p, int32_t m, int32_t d, ProgramOp *fs, ProgramOp *bs,
+                      ProgramOp *plan, int64_t *len) {
+    v_sequences(p, m, d, fs, bs);
+    int64_t n = 0, f = 0, k = 0;
+    int32_t a_left = m; // chunk-0 forwards not yet in the plan
+    for (; f < 2 * p; f++) a_left -= fs[f].chunk == 0, plan[n++] = fs[f];
+    for (; f < 2 * m; k++) {
+        plan[n++] = bs[k];
+        plan[n++] = v_op(OP_W, bs[k].micro_batch, bs[k].chunk);
+        if (a_left > 0 || bs[k].chunk == 0) a_left -= fs[f].chunk == 0, plan[n++] = fs[f++];
+    }
+    int64_t fixed = n;
+    for (; k < 2 * m; k++) plan[n++] = bs[k];
+    *len = n;
+    return fixed;
+}
+
+/* The unit-time replay: when each (stage, micro-batch) F and B ended, INT64_MAX until then. */
+typedef struct {
+    int32_t p, m;
+    int64_t *f_end, *b_end; // [stage*m + mb]
+} VClock;
+
+static int32_t v_stage(int32_t p, int32_t d, int32_t chunk) {
+    return chunk == 0 ? d : 2 * p - 1 - d;
+}
+
+/* Whether op can start on device d at step t: its input exists, and for W its B has run. */
+static int v_ready(const VClock *c, int32_t d, const ProgramOp *op, int64_t t) {
+    int32_t s = v_stage(c->p, d, op->chunk), m = c->m, j = op->micro_batch;
+    if (op->kind == OP_F) return s == 0 || c->f_end[(int64_t)(s - 1) * m + j] <= t;
+    if (op->kind == OP_W) return c->b_end[(int64_t)s * m + j] <= t;
+    return c->f_end[(int64_t)s * m + j] <= t &&
+           (s == 2 * c->p - 1 || c->b_end[(int64_t)(s + 1) * m + j] <= t);
+}
+
+/* One device's place in its plan: next plan op, and the next tail B whose W is pending. */
+typedef struct {
+    int64_t next, fixed, len, next_w, placed;
+} VCursor;
+
+/* The op device d runs at step t, or NULL to wait: the fixed part strictly in order; in the
+ * tail a B whose gradient has arrived, else the oldest pending W. */
+static const ProgramOp *v_pick(const VClock *c, int32_t d, const ProgramOp *plan, VCursor *u,
+                               int64_t t, ProgramOp *w) {
+    if (u->next < u->len && v_ready(c, d, &plan[u->next], t)) return &plan[u->next++];
+    if (u->next <= u->fixed || u->next_w >= u->next) return NULL;
+    *w = v_op(OP_W, plan[u->next_w].micro_batch, plan[u->next_w].chunk);
+    if (!v_ready(c, d, w, t)) return NULL;
+    u->next_w++;
+    return w;
+}
+
+/* Replays every device's plan at unit cost, recording the order into ops ([device][6m]).
+ * Returns 0, or -1 if a step and the one before placed nothing (a bug, not a wait). */
+static int v_replay(VClock *c, const ProgramOp *plans, VCursor *cur, ProgramOp *ops) {
+    int32_t p = c->p, m = c->m;
+    int64_t left = (int64_t)6 * m * p, last = 0;
+    for (int64_t t = 0; left > 0; t++) {
+        if (t > last + 1) return -1;
         for (int32_t d = 0; d < p; d++) {
-            OpKind kind;
-            int32_t s;
-            if (v.busy[d] > t || !v_pick(&v, d, t, &kind, &s)) continue;
-            int32_t j = v.next[kind][s]++;
-            if (kind == OP_F) v.done_f[(int64_t)s * m + j] = t + 1, v.held[d]++;
-            if (kind == OP_B) v.done_b[(int64_t)s * m + j] = t + 1;
-            if (kind == OP_W) v.held[d]--;
-            v.busy[d] = t + 1;
-            picked[(int64_t)d * per_dev + n[d]++] =
-                (ProgramOp){.micro_batch = j, .chunk = (int16_t)(s < p ? 0 : 1),
-                            .kind = (uint8_t)kind};
-            placed++;
-        }
-        idle_steps = placed == before ? idle_steps + 1 : 0;
-        if (idle_steps > 1) { // nothing ran and nothing is in flight: cannot happen
-            issue->key = "pipeline.schedule";
-            snprintf(issue->msg, sizeof issue->msg,
-                     "zb-v's list scheduler stalled at p = %d, m = %d; please report it", p, m);
-            rc = 2;
-            goto done;
+            ProgramOp w;
+            const ProgramOp *op = v_pick(c, d, &plans[(int64_t)d * 6 * m], &cur[d], t, &w);
+            if (!op) continue;
+            int64_t *end = op->kind == OP_F ? c->f_end : op->kind == OP_B ? c->b_end : NULL;
+            if (end) end[(int64_t)v_stage(p, d, op->chunk) * m + op->micro_batch] = t + 1;
+            ops[(int64_t)d * 6 * m + cur[d].placed++] = *op;
+            left--, last = t;
         }
     }
-    if (program_init(out, p, 2, m, PLACE_VSHAPE, total) != 0) goto done;
+    return 0;
+}
+
+static int zb_v_build(const SchedParams *sp, Program *out, SchedIssue *issue) {
+    int32_t p = sp->devices, m = sp->micro_batches;
+    size_t per_dev = (size_t)6 * (size_t)m, ends = (size_t)2 * (size_t)p * (size_t)m;
+    VClock c = {.p = p, .m = m};
+    c.f_end = malloc(ends * sizeof *c.f_end);
+    c.b_end = malloc(ends * sizeof *c.b_end);
+    ProgramOp *plans = malloc(per_dev * (size_t)p * sizeof *plans);
+    ProgramOp *ops = malloc(per_dev * (size_t)p * sizeof *ops);
+    ProgramOp *seq = malloc((size_t)4 * (size_t)m * sizeof *seq); // fs then bs
+    VCursor *cur = calloc((size_t)p, sizeof *cur);
+    int rc = -1;
+    if (!c.f_end || !c.b_end || !plans || !ops || !seq || !cur) goto done;
+    for (size_t i = 0; i < ends; i++) c.f_end[i] = c.b_end[i] = INT64_MAX;
+    for (int32_t d = 0; d < p; d++) {
+        cur[d].fixed = v_plan(p, m, d, seq, seq + 2 * m, &plans[d * per_dev], &cur[d].len);
+        cur[d].next_w = cur[d].fixed;
+    }
+    if (v_replay(&c, plans, cur, ops) != 0) {
+        issue->key = "pipeline.schedule";
+        snprintf(issue->msg, sizeof issue->msg,
+                 "zb-v's order stalled at p = %d, m = %d; please report it", p, m);
+        rc = 2;
+        goto done;
+    }
+    if (program_init(out, p, 2, m, PLACE_VSHAPE, (int64_t)per_dev * p) != 0) goto done;
     for (int32_t d = 0; d < p; d++)
-        for (int64_t k = 0; k < n[d]; k++) {
-            const ProgramOp *op = &picked[(int64_t)d * per_dev + k];
+        for (size_t k = 0; k < per_dev; k++) {
+            const ProgramOp *op = &ops[d * per_dev + k];
             program_push(out, d, (OpKind)op->kind, op->micro_batch, op->chunk);
         }
     program_end(out);
     rc = 0;
 done:
-    v_free(&v);
-    free(picked), free(n);
+    free(c.f_end), free(c.b_end), free(plans), free(ops), free(seq), free(cur);
     return rc;
 }
 

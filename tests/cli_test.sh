@@ -53,6 +53,15 @@ $psim --no-db --json --set costs.comm_ms=0.25 --set pipeline.schedule=gpipe \
     scenarios/tiny-1f1b.scn >"$tmp/j" 2>&1
 near "comm_ms adds 2(p-1) hops to gpipe" "$(json_num makespan_ms "$tmp/j")" 34.5 1e-9
 
+# zb-v at F = B = W = 1 ms (a chunk op 0.5 ms), p = 4, m = 8: every device busy for its whole
+# span m(F+B+W) = 24 ms, the last one starting (p-1)F/2 = 1.5 ms late; 2p chunk activations
+$psim --no-db --json --set pipeline.schedule=zb-v --set pipeline.chunks=2 --set costs.backward_ms=1 \
+    --set costs.weight_ms=1 scenarios/tiny-1f1b.scn >"$tmp/j" 2>&1
+near "zb-v makespan m(F+B+W) + (p-1)F/2 = 25.5 ms" "$(json_num makespan_ms "$tmp/j")" 25.5 1e-9
+near "zb-v bubble rate 0 at F = B = W" "$(json_num bubble_rate "$tmp/j")" 0 1e-12
+pa=$(sed -n 's/.*"peak_activations": \([0-9]*\).*/\1/p' "$tmp/j" | tr '\n' ' ')
+[ "$pa" = "8 8 8 8 " ] && ok "zb-v holds 2p chunk activations per device" || nok "zb-v holds 2p chunk activations per device" "got '$pa'"
+
 # --- same input, same output ---------------------------------------------------------------
 $psim --no-db --json scenarios/gpt13b.scn >"$tmp/a" 2>/dev/null
 $psim --no-db --json scenarios/gpt13b.scn >"$tmp/b" 2>/dev/null
@@ -168,6 +177,8 @@ expect "unknown key names file and line" 2 "bad.scn:4: .*stagez.*stages" $psim -
 sed 's/layers = 8/layers = 9/' scenarios/tiny-1f1b.scn >"$tmp/odd.scn"
 expect "layers not divisible under uniform" 2 "odd.scn:[0-9]+: .*9.*4" $psim --db "$db" "$tmp/odd.scn"
 expect "interleaved needs m multiple of p" 2 "micro_batches" $psim --db "$db" --set batch.micro_batches=6 scenarios/tiny-interleaved.scn
+expect "zb-v needs m >= 2p and says so" 2 "batch.micro_batches=6: zb-v needs at least 2 x stages = 8 micro-batches.*micro_batches = 8" \
+    $psim --db "$db" --set pipeline.schedule=zb-v --set pipeline.chunks=2 --set batch.micro_batches=6 scenarios/tiny-1f1b.scn
 expect "bad --set value" 2 "--set pipeline.stages=x" $psim --db "$db" --set pipeline.stages=x scenarios/tiny-1f1b.scn
 expect "unknown schedule lists the known ones" 2 "gpipe, 1f1b, interleaved" $psim --db "$db" --set pipeline.schedule=zb-h9 scenarios/tiny-1f1b.scn
 expect "unknown option" 2 "unknown or incomplete option" $psim --frobnicate scenarios/tiny-1f1b.scn

@@ -1,8 +1,10 @@
 /* tests/test_sched_zb.c: the zero-bubble schedules against Qi et al. 2023 (Table 2 and §2.3),
  * exactly, at zero communication: the longest device span of ZB-H1 is m(F+B+W) + (p-1)(F+B-W)
  * and of ZB-H2 m(F+B+W) + (p-1)(F+B-2W) whenever W <= min(F, B) and m >= p (H1) or
- * m >= 2p-1 (H2); ZB-H1 keeps 1F1B's p micro-batches between F and W on every device, ZB-H2
- * 2p-1; ZB-V keeps 1F1B's memory (2p half-size chunk activations) and beats ZB-H1. */
+ * m >= 2p-1 (H2), and for any ratio the bounds that take over when W is larger (below);
+ * ZB-H1 keeps 1F1B's p micro-batches between F and W on every device, ZB-H2 2p-1; ZB-V keeps
+ * 1F1B's memory (2p half-size chunk activations on every device) and at F = B = W has no
+ * bubble: longest span m(F+B+W), makespan m(F+B+W) + (p-1)F/2. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,9 +30,10 @@ static void build(const char *name, int32_t p, int32_t v, int32_t m, Program *pr
 }
 
 /* The longest device span (first compute start to last compute end on one device), the
- * "cost" that bubble_rate divides by. */
-static int64_t longest_span(const char *name, int32_t p, int32_t v, int32_t m, int64_t f,
-                            int64_t b, int64_t w, int64_t xfer) {
+ * "cost" that bubble_rate divides by; *whole, when not NULL, gets the makespan (first start
+ * to last end over all devices). */
+static int64_t spans(const char *name, int32_t p, int32_t v, int32_t m, int64_t f, int64_t b,
+                     int64_t w, int64_t xfer, int64_t *whole) {
     Program pr;
     build(name, p, v, m, &pr);
     CostModel c = cost_uniform(p * v, f, b, w, xfer, xfer, 8);
@@ -45,12 +48,22 @@ static int64_t longest_span(const char *name, int32_t p, int32_t v, int32_t m, i
         if (r->start_ns < first[r->device]) first[r->device] = r->start_ns;
         if (r->end_ns > last[r->device]) last[r->device] = r->end_ns;
     }
-    for (int32_t d = 0; d < p; d++)
+    int64_t lo = INT64_MAX, hi = 0;
+    for (int32_t d = 0; d < p; d++) {
         if (last[d] - first[d] > span) span = last[d] - first[d];
+        if (first[d] < lo) lo = first[d];
+        if (last[d] > hi) hi = last[d];
+    }
+    if (whole) *whole = hi - lo;
     timeline_free(&tl);
     cost_free(&c);
     program_free(&pr);
     return span;
+}
+
+static int64_t longest_span(const char *name, int32_t p, int32_t v, int32_t m, int64_t f,
+                            int64_t b, int64_t w, int64_t xfer) {
+    return spans(name, p, v, m, f, b, w, xfer, NULL);
 }
 
 /* Most (micro-batch, chunk) activations device d holds at once: from F to W, or, with
@@ -71,6 +84,14 @@ static const int64_t RATIOS[][3] = {{1000003, 1000003, 1000003}, {2000003, 20000
                                     {1500007, 1700009, 1300021}};
 #define NRATIOS (sizeof RATIOS / sizeof RATIOS[0])
 
+/* W larger than F, B or both, where the paper's forms would undercut what is possible. */
+static const int64_t WIDE_W[][3] = {{1000003, 1000003, 2000003}, {3000017, 1000003, 2000003},
+                                    {1000003, 3000017, 2000003}, {2000003, 1000001, 5000011}};
+#define NWIDE (sizeof WIDE_W / sizeof WIDE_W[0])
+
+static int64_t max2(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t max3(int64_t a, int64_t b, int64_t c) { return max2(max2(a, b), c); }
+
 static void test_zb_h1_bubble(void **state) {
     (void)state;
     static const int32_t P[] = {1, 2, 3, 4, 6, 8};
@@ -82,6 +103,45 @@ static void test_zb_h1_bubble(void **state) {
                 int64_t F = RATIOS[r][0], B = RATIOS[r][1], W = RATIOS[r][2], m = M[j];
                 int64_t want = m * (F + B + W) + (p - 1) * (F + B - W);
                 assert_int_equal(longest_span("zb-h1", p, 1, (int32_t)m, F, B, W, 0), want);
+            }
+    }
+}
+
+/* Any ratio: device 0 holds at most p activations, so it waits (p-1)B for its first gradient,
+ * and the last device cannot start before (p-1)F; ZB-H1 meets both bounds exactly:
+ * longest span m(F+B+W) + (p-1) max(F+B-W, B), makespan m(F+B+W) + (p-1) max(F+B-W, F, B). */
+static void test_zb_h1_any_ratio(void **state) {
+    (void)state;
+    static const int32_t P[] = {2, 3, 5, 8};
+    for (size_t i = 0; i < 4; i++) {
+        int32_t p = P[i];
+        const int32_t M[] = {p, 2 * p + 1, 3 * p};
+        for (size_t j = 0; j < 3; j++)
+            for (size_t r = 0; r < NWIDE + NRATIOS; r++) {
+                const int64_t *t = r < NWIDE ? WIDE_W[r] : RATIOS[r - NWIDE];
+                int64_t F = t[0], B = t[1], W = t[2], m = M[j], whole;
+                int64_t span = spans("zb-h1", p, 1, (int32_t)m, F, B, W, 0, &whole);
+                assert_int_equal(span, m * (F + B + W) + (p - 1) * max2(F + B - W, B));
+                assert_int_equal(whole, m * (F + B + W) + (p - 1) * max3(F + B - W, F, B));
+            }
+    }
+}
+
+/* Any ratio: device 0 runs 2p-1 forwards before its first gradient, which needs p forwards
+ * and p-1 backwards, so it waits (p-1)(B-F) when B > F; ZB-H2's longest span is exactly
+ * m(F+B+W) + (p-1) max(F+B-2W, B-F, 0). */
+static void test_zb_h2_any_ratio(void **state) {
+    (void)state;
+    static const int32_t P[] = {2, 3, 5, 8};
+    for (size_t i = 0; i < 4; i++) {
+        int32_t p = P[i];
+        const int32_t M[] = {2 * p - 1, 3 * p + 2};
+        for (size_t j = 0; j < 2; j++)
+            for (size_t r = 0; r < NWIDE + NRATIOS; r++) {
+                const int64_t *t = r < NWIDE ? WIDE_W[r] : RATIOS[r - NWIDE];
+                int64_t F = t[0], B = t[1], W = t[2], m = M[j];
+                int64_t want = m * (F + B + W) + (p - 1) * max3(F + B - 2 * W, B - F, 0);
+                assert_int_equal(longest_span("zb-h2", p, 1, (int32_t)m, F, B, W, 0), want);
             }
     }
 }
@@ -122,19 +182,23 @@ static void test_zb_memory(void **state) {
 
 static void test_zb_v(void **state) {
     (void)state;
-    for (int32_t p = 2; p <= 6; p++)
-        for (int32_t k = 2; k <= 4; k++) {
-            int32_t m = k * p;
+    for (int32_t p = 1; p <= 9; p++) {
+        const int32_t M[] = {2 * p, 2 * p + 1, 3 * p, 4 * p + 3};
+        for (size_t j = 0; j < 4; j++) {
+            int32_t m = M[j];
             Program v;
             build("zb-v", p, 2, m, &v);
             for (int32_t d = 0; d < p; d++) // 2p half-device chunks = 1F1B's p micro-batches
-                assert_in_range(peak_held(&v, d, 0), 1, 2 * p);
+                assert_int_equal(peak_held(&v, d, 0), 2 * p);
             program_free(&v);
-            // per chunk 1 us each of F, B, W is a whole device's 2 us each
-            int64_t zbv = longest_span("zb-v", p, 2, m, 1000, 1000, 1000, 0);
-            int64_t h1 = longest_span("zb-h1", p, 1, m, 2000, 2000, 2000, 0);
-            assert_in_range(zbv, (int64_t)m * 6000, h1 - 1);
+            // a chunk op costs c, so a whole device's F = B = W = 2c: every device busy for
+            // its whole span m(F+B+W); device d starts d chunk forwards late
+            int64_t c = 1000003, whole;
+            int64_t span = spans("zb-v", p, 2, m, c, c, c, 0, &whole);
+            assert_int_equal(span, (int64_t)m * 6 * c);
+            assert_int_equal(whole, (int64_t)m * 6 * c + (p - 1) * c);
         }
+    }
 }
 
 static void test_comm_only_delays(void **state) {
@@ -159,11 +223,16 @@ static void test_zb_constraints(void **state) {
     assert_int_equal(sched_find("zb-v")->validate(&one, &issue), -1);
     assert_non_null(strstr(issue.msg, "set chunks = 2"));
     assert_int_equal(sched_find("zb-v")->validate(&two, &issue), 0);
+    SchedParams few = {.devices = 4, .chunks = 2, .micro_batches = 7, .iterations = 1};
+    assert_int_equal(sched_find("zb-v")->validate(&few, &issue), -1);
+    assert_string_equal(issue.key, "batch.micro_batches");
+    assert_non_null(strstr(issue.msg, "micro_batches = 8"));
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_zb_h1_bubble),  cmocka_unit_test(test_zb_h2_bubble),
+        cmocka_unit_test(test_zb_h1_bubble),  cmocka_unit_test(test_zb_h1_any_ratio),
+        cmocka_unit_test(test_zb_h2_bubble),  cmocka_unit_test(test_zb_h2_any_ratio),
         cmocka_unit_test(test_zb_memory),     cmocka_unit_test(test_zb_v),
         cmocka_unit_test(test_comm_only_delays), cmocka_unit_test(test_zb_constraints),
     };
