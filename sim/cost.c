@@ -60,7 +60,12 @@ static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel
     fl[OP_BW] = fl[OP_B] + fl[OP_W];
 
     int64_t *ns = &c->op_ns[(int64_t)st * OP_KIND_COUNT];
-    if (s->costs.forward_ms >= 0) { // measured stage times: each chunk takes 1/v of them
+    const ScnCosts *k = &s->costs;
+    if (k->stage_forward.n) { // measured per stage
+        ns[OP_F] = ms_to_ns(k->stage_forward.ms[st]);
+        ns[OP_B] = ms_to_ns(k->stage_backward.ms[st]);
+        ns[OP_W] = k->stage_weight.n ? ms_to_ns(k->stage_weight.ms[st]) : 0;
+    } else if (s->costs.forward_ms >= 0) { // measured stage times: each chunk takes 1/v of them
         ns[OP_F] = ms_to_ns(s->costs.forward_ms / pl->chunks);
         ns[OP_B] = ms_to_ns(s->costs.backward_ms / pl->chunks);
         ns[OP_W] = ms_to_ns(s->costs.weight_ms / pl->chunks);

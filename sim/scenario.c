@@ -73,7 +73,7 @@ const char *optimizer_name(Optimizer o) { return (unsigned)o < 2 ? OPTIMIZERS[o]
 
 typedef enum {
     T_INT, T_DOUBLE, T_NAME, T_DTYPE, T_RECOMPUTE, T_OPTIMIZER, T_PARTITION, T_SCHEDULE, T_GPU,
-    T_PATH
+    T_PATH, T_TIMES
 } KeyType;
 enum { RANGE_CLOSED = 0, RANGE_OPEN_LO = 1 }; // lo < x instead of lo <= x
 
@@ -125,6 +125,9 @@ static const KeyDef KEYS[] = {
     {"costs", "weight_ms", T_DOUBLE, F(costs.weight_ms), "-1", false, 0, 1e9, 0, "12"},
     {"costs", "comm_ms", T_DOUBLE, F(costs.comm_ms), "-1", false, 0, 1e9, 0, "0.05"},
     {"costs", "overlap_fb_ms", T_DOUBLE, F(costs.overlap_fb_ms), "-1", false, 0, 1e9, RANGE_OPEN_LO, "30"},
+    {"costs", "stage_forward_ms", T_TIMES, F(costs.stage_forward), NULL, false, 0, 1e9, 0, "3,3,4,4"}, // none
+    {"costs", "stage_backward_ms", T_TIMES, F(costs.stage_backward), NULL, false, 0, 1e9, 0, "6,6,8,8"}, // none
+    {"costs", "stage_weight_ms", T_TIMES, F(costs.stage_weight), NULL, false, 0, 1e9, 0, "3,3,4,4"}, // none
 };
 #undef F
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
@@ -317,10 +320,13 @@ static int check_range(Parser *P, const char *where, const KeyDef *kd, double x,
 
 /* Splits "5,5,6" into a malloc'd array. Returns 0, -1 when out of memory, or the 1-based
  * position of the first entry that is not a whole number (*n is then that position). */
-static int parse_list(const char *v, int64_t **out, int64_t *n) {
+/* Parses a comma-separated list with parse_one into a malloc'd array of elem-byte items.
+ * Returns 0; -1 out of memory; k > 0 when item k (1-based) is not valid. */
+static int parse_items(const char *v, size_t elem, bool (*parse_one)(const char *, void *),
+                       void **out, int64_t *n) {
     size_t cap = 1;
     for (const char *c = v; *c; c++) cap += *c == ',';
-    int64_t *a = malloc(cap * sizeof *a);
+    char *a = malloc(cap * elem);
     if (!a) return -1;
     *n = 0;
     for (const char *c = v;; c++) {
@@ -330,7 +336,7 @@ static int parse_list(const char *v, int64_t **out, int64_t *n) {
         while (s < e && isspace((unsigned char)*s)) s++;
         while (e > s && isspace((unsigned char)e[-1])) e--;
         if ((size_t)(e - s) < sizeof item) memcpy(item, s, (size_t)(e - s));
-        if ((size_t)(e - s) >= sizeof item || !parse_int(item, &a[*n])) {
+        if ((size_t)(e - s) >= sizeof item || !parse_one(item, a + (size_t)*n * elem)) {
             free(a);
             return (int)++*n;
         }
@@ -340,6 +346,33 @@ static int parse_list(const char *v, int64_t **out, int64_t *n) {
     }
     *out = a;
     return 0;
+}
+
+static bool parse_int_item(const char *v, void *out) { return parse_int(v, out); }
+static bool parse_double_item(const char *v, void *out) { return parse_double(v, out); }
+
+static int parse_list(const char *v, int64_t **out, int64_t *n) {
+    return parse_items(v, sizeof **out, parse_int_item, (void **)out, n);
+}
+
+/* A list of stage times: numbers of ms, each in the key's range. */
+static int set_times(Parser *P, const char *where, const KeyDef *kd, ScnTimeList *t,
+                     const char *v) {
+    char q[256], e[160];
+    free(t->ms);
+    t->ms = NULL, t->n = 0;
+    int bad = parse_items(v, sizeof *t->ms, parse_double_item, (void **)&t->ms, &t->n);
+    if (bad < 0) return fail(P, where, "out of memory");
+    if (bad > 0)
+        return fail(P, where, "%s is not valid: entry %d is not a number; write one time in ms "
+                    "per pipeline stage, e.g. %s", quoted(P, kd, v, q, sizeof q), bad,
+                    example(P, kd, kd->example, e, sizeof e));
+    for (int64_t i = 0; i < t->n; i++)
+        if (!(t->ms[i] >= kd->lo && t->ms[i] <= kd->hi))
+            return fail(P, where, "%s is not valid: entry %lld is %g; each time must be between "
+                        "%g and %g ms", quoted(P, kd, v, q, sizeof q), (long long)i + 1,
+                        t->ms[i], kd->lo, kd->hi);
+    return 1;
 }
 
 static int set_partition(Parser *P, const char *where, const KeyDef *kd, const char *v) {
@@ -419,6 +452,8 @@ static int set_value(Parser *P, int k, const char *where, const char *v) {
         return fail(P, where, "unknown optimizer '%.200s'; use adam or sgd", v);
     case T_PARTITION:
         return set_partition(P, where, kd, v);
+    case T_TIMES:
+        return set_times(P, where, kd, (ScnTimeList *)field, v);
     case T_GPU:
         if (!gpu_preset_find(v))
             return fail(P, where, "unknown gpu '%.200s'; use one of %s, or leave gpu out and "
@@ -640,6 +675,34 @@ static int check_required(Parser *P) {
     return 1;
 }
 
+/* stage_*_ms: forward and backward together, one entry per pipeline stage, instead of the
+ * per-device times. */
+static int check_stage_times(Parser *P) {
+    char w[WHERE_MAX];
+    const ScnCosts *c = &P->s->costs;
+    const ScnTimeList *t[3] = {&c->stage_forward, &c->stage_backward, &c->stage_weight};
+    static const char *const names[3] = {"stage_forward_ms", "stage_backward_ms", "stage_weight_ms"};
+    if (!t[0]->n && !t[1]->n && !t[2]->n) return 1;
+    if (!t[0]->n || !t[1]->n) {
+        int missing = t[0]->n ? 1 : 0, given = t[0]->n ? 0 : t[1]->n ? 1 : 2;
+        return fail(P, where_key(P, key_index("costs", names[given]), w),
+                    "%s needs %s too (stage_weight_ms is optional)", names[given],
+                    names[missing]);
+    }
+    if (GIVEN(P, "costs", "forward_ms") || GIVEN(P, "costs", "backward_ms") ||
+        GIVEN(P, "costs", "weight_ms"))
+        return fail(P, where_key(P, key_index("costs", "stage_forward_ms"), w),
+                    "stage_forward_ms and forward_ms both price the ops; give the per-stage "
+                    "lists or forward_ms, backward_ms and weight_ms, not both");
+    int64_t S = P->s->pipeline.stages * P->s->pipeline.chunks;
+    for (int i = 0; i < 3; i++)
+        if (t[i]->n && t[i]->n != S)
+            return fail(P, where_key(P, key_index("costs", names[i]), w),
+                        "%s lists %lld times but the pipeline has %lld stages (stages x "
+                        "chunks); give one per stage", names[i], (long long)t[i]->n, (long long)S);
+    return 1;
+}
+
 static int check_costs(Parser *P) {
     char w[WHERE_MAX];
     const ScnCosts *c = &P->s->costs;
@@ -653,7 +716,7 @@ static int check_costs(Parser *P) {
         return fail(P, where_key(P, key_index("costs", "forward_ms"), w),
                     "forward_ms needs backward_ms too; add e.g. 'backward_ms = %g'",
                     2 * c->forward_ms);
-    return 1;
+    return check_stage_times(P);
 }
 
 static int check_model(Parser *P) {
@@ -824,6 +887,8 @@ int scenario_load(const char *path, const char *const *sets, int nsets, Scenario
 void scenario_free(Scenario *s) {
     free(s->text);
     free(s->pipeline.partition_layers);
+    free(s->costs.stage_forward.ms), free(s->costs.stage_backward.ms);
+    free(s->costs.stage_weight.ms);
     memset(s, 0, sizeof *s);
 }
 
@@ -877,6 +942,7 @@ char *scenario_format(const Scenario *s) {
         if (strcmp(section, kd->section) != 0)
             append(&buf, &len, &cap, "%s[%s]\n", len ? "\n" : "", section = kd->section);
         bool unset = (kd->type == T_DOUBLE && *(const double *)field < 0) ||
+                     (kd->type == T_TIMES && ((const ScnTimeList *)field)->n == 0) ||
                      ((kd->type == T_GPU || kd->type == T_PATH) && !*(const char *)field);
         append(&buf, &len, &cap, "%s%s =", unset ? "; " : "", kd->key);
         if (unset) {
@@ -893,6 +959,15 @@ char *scenario_format(const Scenario *s) {
         case T_RECOMPUTE:
             append(&buf, &len, &cap, " %s\n", recompute_name(s->model.recompute));
             break;
+        case T_TIMES: {
+            const ScnTimeList *t = field;
+            for (int64_t i = 0; i < t->n; i++) {
+                format_double(t->ms[i], num);
+                append(&buf, &len, &cap, "%s%s", i ? "," : " ", num);
+            }
+            append(&buf, &len, &cap, "\n");
+            break;
+        }
         case T_OPTIMIZER:
             append(&buf, &len, &cap, " %s\n", optimizer_name(s->model.optimizer));
             break;

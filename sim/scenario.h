@@ -78,6 +78,12 @@ typedef struct {
     double inter_latency_us;    // µs per transfer
 } ScnNetwork;
 
+/* A list of times in ms, e.g. one per pipeline stage; n = 0 when not given. */
+typedef struct {
+    double *ms;  // owned
+    int64_t n;
+} ScnTimeList;
+
 typedef struct {
     // Each is < 0 when not given. Stage times are per micro-batch for a whole device's layers.
     double forward_ms;  // F
@@ -86,6 +92,9 @@ typedef struct {
     double comm_ms;     // fixed time of every cross-device transfer (replaces alpha-beta)
     double overlap_fb_ms; // one overlapped forward-and-backward pair (DualPipe's F&B) for a
                           //   device's layers, each of v chunks 1/v; -1: F + backward
+    ScnTimeList stage_forward, stage_backward, stage_weight; // per pipeline stage (p*v
+                          //   entries in stage order, each that stage's op, no division by
+                          //   v); when given they replace forward_ms, backward_ms, weight_ms
 } ScnCosts;
 
 typedef struct {

@@ -163,6 +163,18 @@ static void test_recompute_time(void **state) {
     assert_in_range(cost_op_ns(&c, 2, OP_B) - cost_op_ns(&base, 2, OP_B), (int64_t)extra - 1,
                     (int64_t)extra + 1);
     cost_free(&c);
+    // per-stage [costs] price each stage as listed, with no division by chunks
+    s.model.recompute = RECOMPUTE_NONE;
+    double fw[8] = {1, 2, 3, 4, 5, 6, 7, 8.5}, bw[8] = {2, 4, 6, 8, 10, 12, 14, 17};
+    s.costs.stage_forward = (ScnTimeList){fw, 8}, s.costs.stage_backward = (ScnTimeList){bw, 8};
+    assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
+    for (int32_t st = 0; st < 8; st++) {
+        assert_int_equal(cost_op_ns(&c, st, OP_F), llround(fw[st] * 1e6));
+        assert_int_equal(cost_op_ns(&c, st, OP_BW), llround(bw[st] * 1e6));
+        assert_int_equal(cost_op_ns(&c, st, OP_W), 0);
+    }
+    cost_free(&c);
+    s.costs.stage_forward = s.costs.stage_backward = (ScnTimeList){NULL, 0};
     // with measured [costs]: full recompute adds forward_ms to backward on head-free stages
     s.costs.forward_ms = 4, s.costs.backward_ms = 6, s.costs.weight_ms = 2;
     s.model.recompute = RECOMPUTE_FULL;

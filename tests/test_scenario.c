@@ -238,7 +238,13 @@ static void assert_same(const Scenario *a, const Scenario *b) {
     assert_memory_equal(&a->batch, &b->batch, sizeof a->batch);
     assert_memory_equal(&a->hw, &b->hw, sizeof a->hw);
     assert_memory_equal(&a->net, &b->net, sizeof a->net);
-    assert_memory_equal(&a->costs, &b->costs, sizeof a->costs);
+    assert_memory_equal(&a->costs, &b->costs, offsetof(ScnCosts, stage_forward));
+    const ScnTimeList *ta[3] = {&a->costs.stage_forward, &a->costs.stage_backward, &a->costs.stage_weight};
+    const ScnTimeList *tb[3] = {&b->costs.stage_forward, &b->costs.stage_backward, &b->costs.stage_weight};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ta[i]->n, tb[i]->n);
+        if (ta[i]->n) assert_memory_equal(ta[i]->ms, tb[i]->ms, (size_t)ta[i]->n * sizeof(double));
+    }
     assert_int_equal(a->pipeline.stages, b->pipeline.stages);
     assert_string_equal(a->pipeline.schedule, b->pipeline.schedule);
     assert_int_equal(a->pipeline.chunks, b->pipeline.chunks);
@@ -309,6 +315,28 @@ static void test_format_round_trip(void **state) {
     free(round_trip(NOHW "[hardware]\npeak_tflops = 123.456\nmemory_gib = 0.1\nefficiency = 1\n", 0, NULL, NULL));
     free(round_trip(INTERLEAVED "[pipeline]\npartition = balanced\n", 1, "hardware.efficiency=0.3333333333333333", NULL));
     free(round_trip(BASE, 2, "network.intra_latency_us=0", "costs.comm_ms=2.5e-7"));
+    t = round_trip(BASE "[costs]\nstage_forward_ms = 1, 2.5,0.1,3\nstage_backward_ms = 2,5,0.2,6\n",
+                   0, NULL, NULL);
+    assert_non_null(strstr(t, "stage_forward_ms = 1,2.5,0.1,3\nstage_backward_ms = 2,5,0.2,6\n"
+                              "; stage_weight_ms = (not given)\n"));
+    free(t);
+}
+
+static void test_stage_times(void **state) {
+    (void)state; // per-stage [costs]: both lists, one entry per stage, not with forward_ms
+    expect_error(BASE, "costs.stage_forward_ms=1,2,3,4",
+                 "--set costs.stage_forward_ms=1,2,3,4: stage_forward_ms needs stage_backward_ms too");
+    expect_error(BASE "[costs]\nstage_backward_ms = 1,1,1,1\n", NULL,
+                 "t.scn:15: stage_backward_ms needs stage_forward_ms too");
+    expect_error(BASE "[costs]\nstage_forward_ms = 1,1,1\nstage_backward_ms = 1,1,1,1\n", NULL,
+                 "t.scn:15: stage_forward_ms lists 3 times but the pipeline has 4 stages");
+    expect_error(BASE "[costs]\nstage_forward_ms = 1,1,1,1\nstage_backward_ms = 1,-1,1,1\n", NULL,
+                 "t.scn:16: 'stage_backward_ms = 1,-1,1,1' is not valid: entry 2 is -1; each time must be between 0");
+    expect_error(BASE "[costs]\nstage_forward_ms = 1,,1,1\n", NULL,
+                 "t.scn:15: 'stage_forward_ms = 1,,1,1' is not valid: entry 2 is not a number");
+    expect_error(BASE "[costs]\nforward_ms = 1\nbackward_ms = 2\nstage_forward_ms = 1,1,1,1\n"
+                 "stage_backward_ms = 1,1,1,1\n", NULL,
+                 "stage_forward_ms and forward_ms both price the ops");
 }
 
 static void test_unknown_names(void **state) {
@@ -713,7 +741,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_presets), cmocka_unit_test(test_name_default),
         cmocka_unit_test(test_presets),              cmocka_unit_test(test_overrides),
-        cmocka_unit_test(test_format_round_trip),    cmocka_unit_test(test_unknown_names),
+        cmocka_unit_test(test_format_round_trip),
+        cmocka_unit_test(test_stage_times),    cmocka_unit_test(test_unknown_names),
         cmocka_unit_test(test_bad_numbers),          cmocka_unit_test(test_partition_lists),
         cmocka_unit_test(test_out_of_range),         cmocka_unit_test(test_missing_keys),
         cmocka_unit_test(test_costs),                cmocka_unit_test(test_syntax_and_duplicates),
