@@ -1,24 +1,46 @@
 /* traces/pcalibrate.c: the pcalibrate command: fits psim's [costs] to a measured run and
- * prints the run's scenario with them, which psim loads as it is: forward_ms, backward_ms
- * and weight_ms are the mean measured op times per device stage (a chunk's times times the
- * chunks), comm_ms the mean transfer. Stages are assumed alike, as [costs] prices them all the
- * same. Exit status 0; 2 for an unknown run; 1 when the database cannot be read. */
+ * prints the run's scenario with them, which psim loads as it is: stage_forward_ms,
+ * stage_backward_ms (and stage_weight_ms for split backwards) are the mean measured op times
+ * of each pipeline stage, comm_ms the mean transfer. Exit status 0; 2 for an unknown run;
+ * 1 when the database cannot be read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "compare.h"
 #include "scenario.h"
+#include "schedule.h"
 #include "store.h"
 
-/* The --set arguments that put the measured times into [costs]. */
-static void costs_sets(const TimelineStats *st, int32_t chunks, char sets[4][64]) {
-    double v = (double)chunks;
+/* Puts the measured times into s's [costs]: per pipeline stage (each (device, chunk) mean
+ * goes to the stage the schedule placed there), and the mean transfer as comm_ms. Returns 0,
+ * or -1 when out of memory or when the schedule cannot be rebuilt. */
+static int fit(Scenario *s, const TimelineStats *st) {
+    const Schedule *sc = sched_find(s->pipeline.schedule);
+    SchedParams sp = scenario_sched_params(s);
+    SchedIssue issue = {0};
+    Program pr;
+    if (!sc || sc->build(&sp, &pr, &issue) != 0) return -1;
+    int32_t S = program_stages(&pr);
     int split = st->kind_n[OP_W] > 0; // B and W measured apart, else BW holds both
-    snprintf(sets[0], 64, "costs.forward_ms=%.6f", st->kind_ms[OP_F] * v);
-    snprintf(sets[1], 64, "costs.backward_ms=%.6f", (split ? st->kind_ms[OP_B] : st->kind_ms[OP_BW]) * v);
-    snprintf(sets[2], 64, "costs.weight_ms=%.6f", split ? st->kind_ms[OP_W] * v : 0.0);
-    snprintf(sets[3], 64, "costs.comm_ms=%.6f", st->xfer_ms);
+    ScnTimeList *t[3] = {&s->costs.stage_forward, &s->costs.stage_backward, &s->costs.stage_weight};
+    const OpKind kinds[3] = {OP_F, split ? OP_B : OP_BW, OP_W};
+    int rc = 0;
+    for (int i = 0; i < 3; i++) {
+        free(t[i]->ms);
+        t[i]->n = i < 2 || split ? S : 0;
+        t[i]->ms = calloc((size_t)S, sizeof *t[i]->ms);
+        if (!t[i]->ms) rc = -1;
+        for (int32_t d = 0; rc == 0 && d < pr.devices; d++)
+            for (int32_t c = 0; c < pr.chunks; c++) {
+                size_t k = ((size_t)d * (size_t)pr.chunks + (size_t)c) * OP_KIND_COUNT + kinds[i];
+                t[i]->ms[program_stage_of(&pr, d, c)] = st->op_ms[k];
+            }
+    }
+    s->costs.forward_ms = s->costs.backward_ms = s->costs.weight_ms = -1; // the lists replace them
+    s->costs.comm_ms = st->xfer_ms;
+    program_free(&pr);
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -51,25 +73,24 @@ int main(int argc, char **argv) {
         timeline_stats(&tl, row.devices, row.chunks, row.micro_batches, row.iterations, &st) != 0) {
         fprintf(stderr, "pcalibrate: run %lld has no ops to fit\n", (long long)id);
     } else {
-        char sets[4][64];
-        const char *argsets[4] = {sets[0], sets[1], sets[2], sets[3]};
-        costs_sets(&st, row.chunks, sets);
-        Scenario s;
+        Scenario s, check;
         char name[64];
         snprintf(name, sizeof name, "run %lld", (long long)id);
-        if (scenario_parse(row.resolved, name, argsets, 4, &s, err) != 0) {
+        char *text = NULL;
+        if (scenario_parse(row.resolved, name, NULL, 0, &s, err) != 0) {
             fprintf(stderr, "pcalibrate: %s\n", err);
+        } else if (fit(&s, &st) != 0 || !(text = scenario_format(&s))) {
+            fprintf(stderr, "pcalibrate: out of memory\n"), rc = 1;
+        } else if (scenario_parse(text, "the calibrated scenario", NULL, 0, &check, err) != 0) {
+            fprintf(stderr, "pcalibrate: %s\n", err); // cannot happen: the fit is consistent
+            scenario_free(&check);
         } else {
-            char *text = scenario_format(&s);
-            if (text) {
-                printf("; calibrated by pcalibrate from %s run %lld (%s) in %s\n%s", row.tool,
-                       (long long)id, row.schedule, path, text);
-                rc = 0;
-            } else {
-                fprintf(stderr, "pcalibrate: out of memory\n"), rc = 1;
-            }
-            free(text);
+            printf("; calibrated by pcalibrate from %s run %lld (%s) in %s\n%s", row.tool,
+                   (long long)id, row.schedule, path, text);
+            scenario_free(&check);
+            rc = 0;
         }
+        free(text);
         scenario_free(&s);
     }
     timeline_stats_free(&st);
