@@ -15,8 +15,9 @@
 #include "runtime.h"
 #include "sched_file.h"
 
-/* Runs r's Program; fills r->tl (on rank 0 under MPI). Returns an exit status. */
-static int execute(const RunOptions *o, Run *r, int mpi) {
+/* Runs r's Program (as MPI rank `rank` when mpi); fills r->tl (on rank 0 under MPI).
+ * Returns an exit status. */
+static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
     const ScnModel *m = &r->scn.model;
     RuntimeSpec spec = {.pr = &r->prog, .pl = &r->plan, .seed = 1,
                         .shape = {.samples = (int32_t)r->scn.batch.micro_batch_size,
@@ -39,6 +40,9 @@ static int execute(const RunOptions *o, Run *r, int mpi) {
 #endif
     if (!mpi) rc = runtime_run(rt, &r->tl, why, sizeof why);
     r->wall_ms = run_now_ms() - t0;
+    if (mpi && rank == 0 && rc == 0 && !o->quiet)
+        fprintf(stderr, "pexec: the ranks' clocks drifted %.1f us apart during the run\n",
+                (double)runtime_clock_drift_ns(rt) / 1e3);
     runtime_free(rt);
     if (rc != 0) fprintf(stderr, "pexec: %s: %s\n", r->scn.path, why);
     return rc;
@@ -81,7 +85,7 @@ int main(int argc, char **argv) {
     int exec_rc = 0;
     if (rc == 0 && o.dump) {
         if (rank == 0) sched_file_write(stdout, &r.prog, r.scn.model.name);
-    } else if (rc == 0 && (rc = exec_rc = execute(&o, &r, mpi)) == 0 && rank == 0) {
+    } else if (rc == 0 && (rc = exec_rc = execute(&o, &r, mpi, rank)) == 0 && rank == 0) {
         rc = run_report(&o, &r);
     }
     run_free(&r);

@@ -30,6 +30,8 @@ typedef struct {
     Message *head, *tail;
 } Channel;
 
+typedef struct Transport Transport;
+
 struct Runtime {
     RuntimeSpec spec;
     int32_t p, S, m;
@@ -43,8 +45,9 @@ struct Runtime {
     char why[512];
     struct timespec epoch;  // the run's time zero
     int32_t round;          // which run of the Program (micro-batches are recorded + round*m)
-    int mpi;                // 1: this process is one rank of an MPI job (runtime_run_rank)
+    const struct Transport *tx; // threads (runtime_run) or MPI ranks (runtime_run_rank)
     int64_t *clock_off;     // MPI: [rank] that rank's clock minus rank 0's, ns
+    int64_t drift_ns;       // MPI: largest change of an offset between start and end
 };
 
 typedef struct {
@@ -281,27 +284,34 @@ static float *mpi_receive(Worker *w, int32_t src, int grad, int32_t stage, const
 }
 #endif
 
+/* The transports: how a worker hands data (owned) for (stage, op's micro-batch) to device
+ * dst on channel grad, and takes the next message from src, which must be for (stage, op's
+ * micro-batch); receive returns NULL on failure, having called fail. */
+struct Transport {
+    const char *name;
+    void (*send)(Worker *w, int32_t dst, int grad, int32_t stage, const ProgramOp *op,
+                 float *data);
+    float *(*receive)(Worker *w, int32_t src, int grad, int32_t stage, const ProgramOp *op,
+                      int64_t index);
+};
+
+static const Transport THREADS = {"threads", thread_send, thread_receive};
+#ifdef PIPESIM_MPI
+static const Transport MPI_RANKS = {"mpi", mpi_send, mpi_receive};
+#endif
+
 static void send(Worker *w, int32_t dst, int grad, int32_t stage, const ProgramOp *op,
                  float *data) {
     if (w->d == w->rt->spec.drop_send_of && w->sent++ == 0) { // the injected fault
         free(data);
         return;
     }
-#ifdef PIPESIM_MPI
-    if (w->rt->mpi) {
-        mpi_send(w, dst, grad, stage, op, data);
-        return;
-    }
-#endif
-    thread_send(w, dst, grad, stage, op, data);
+    w->rt->tx->send(w, dst, grad, stage, op, data);
 }
 
 static float *receive(Worker *w, int32_t src, int grad, int32_t stage, const ProgramOp *op,
                       int64_t index) {
-#ifdef PIPESIM_MPI
-    if (w->rt->mpi) return mpi_receive(w, src, grad, stage, op, index);
-#endif
-    return thread_receive(w, src, grad, stage, op, index);
+    return w->rt->tx->receive(w, src, grad, stage, op, index);
 }
 
 /* The input of op at stage st: the synthetic batch for a pipe's first forward, data this
@@ -452,6 +462,8 @@ void runtime_free(Runtime *rt) {
     free(rt->layers), free(rt->layer_at), free(rt->ch), free(rt->clock_off), free(rt);
 }
 
+int64_t runtime_clock_drift_ns(const Runtime *rt) { return rt->drift_ns; }
+
 Layer *runtime_layer(Runtime *rt, int32_t stage, int32_t k) {
     if (stage < 0 || stage >= rt->S || k < 0 || k >= rt->spec.pl->layers[stage]) return NULL;
     return &rt->layers[rt->layer_at[stage] + k];
@@ -497,6 +509,7 @@ static int run_once(Runtime *rt, Timeline *tl) {
 }
 
 int runtime_run(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
+    rt->tx = &THREADS;
     clock_gettime(CLOCK_MONOTONIC, &rt->epoch);
     int rc = 0;
     int32_t runs = rt->spec.iterations / rt->spec.pr->iterations;
@@ -508,7 +521,7 @@ int runtime_run(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
 #ifdef PIPESIM_MPI
 /* Each rank's clock against rank 0's: the ping-pong with the shortest round trip of eight,
  * offset = remote time - midpoint of the local send and receive (Cristian's method). */
-static void measure_offsets(Runtime *rt, int rank, int size) {
+static void measure_offsets(Runtime *rt, int rank, int size, int64_t *off) {
     for (int r = 1; r < size; r++) {
         int64_t best = INT64_MAX, t0, t1, tr = 0;
         for (int k = 0; k < 8; k++) {
@@ -517,7 +530,7 @@ static void measure_offsets(Runtime *rt, int rank, int size) {
                 MPI_Send(&t0, 1, MPI_INT64_T, r, 200, MPI_COMM_WORLD);
                 MPI_Recv(&tr, 1, MPI_INT64_T, r, 201, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
                 t1 = now_ns(rt);
-                if (t1 - t0 < best) best = t1 - t0, rt->clock_off[r] = tr - (t0 + t1) / 2;
+                if (t1 - t0 < best) best = t1 - t0, off[r] = tr - (t0 + t1) / 2;
             } else if (rank == r) {
                 MPI_Recv(&t0, 1, MPI_INT64_T, 0, 200, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
                 tr = now_ns(rt);
@@ -525,7 +538,7 @@ static void measure_offsets(Runtime *rt, int rank, int size) {
             }
         }
     }
-    MPI_Bcast(rt->clock_off, size, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    MPI_Bcast(off, size, MPI_INT64_T, 0, MPI_COMM_WORLD);
 }
 
 /* Rank 0 collects every rank's rows, moved onto its own clock. */
@@ -559,20 +572,31 @@ int runtime_run_rank(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     int64_t slots = (int64_t)rt->S * rt->m;
-    rt->mpi = 1;
+    rt->tx = &MPI_RANKS;
     rt->clock_off = calloc((size_t)size, sizeof *rt->clock_off);
     Worker w = {.rt = rt, .d = rank, .acts = calloc((size_t)slots, sizeof(LayerActs *)),
                 .held = calloc((size_t)slots * 2, sizeof(float *))};
     if (!rt->clock_off || !w.acts || !w.held) fail(rt, 1, "rank %d: out of memory", rank);
     MPI_Barrier(MPI_COMM_WORLD);
     clock_gettime(CLOCK_MONOTONIC, &rt->epoch);
-    if (!failed(rt)) measure_offsets(rt, rank, size);
+    if (!failed(rt)) measure_offsets(rt, rank, size, rt->clock_off);
     int32_t runs = rt->spec.iterations / rt->spec.pr->iterations;
     for (rt->round = 0; !failed(rt) && rt->round < runs; rt->round++) {
         worker_main(&w);
         mpi_reap(&w, !failed(rt));
         if (!failed(rt)) MPI_Barrier(MPI_COMM_WORLD); // the flush
     }
+    int64_t *end_off = calloc((size_t)size, sizeof *end_off);
+    if (!failed(rt) && !end_off) fail(rt, 1, "rank %d: out of memory", rank);
+    if (!failed(rt)) { // again at the end: rows move by the mean offset, the change is drift
+        measure_offsets(rt, rank, size, end_off);
+        for (int r = 0; r < size; r++) {
+            int64_t change = end_off[r] - rt->clock_off[r];
+            if (llabs(change) > rt->drift_ns) rt->drift_ns = llabs(change);
+            rt->clock_off[r] += change / 2;
+        }
+    }
+    free(end_off);
     if (!failed(rt) && gather_rows(rt, rank, size, &w.tl, tl) != 0)
         fail(rt, 1, "rank 0: out of memory for the timeline");
     worker_free(&w, slots);

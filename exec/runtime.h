@@ -47,10 +47,15 @@ int runtime_run(Runtime *rt, Timeline *tl, char *why, size_t whylen);
 
 /* runtime_run_rank: this process is one rank of an MPI job with one rank per device (MPI
  * initialised, size = devices): it runs its own device's ops with MPI point-to-point as the
- * transport, aligns the ranks' clocks to rank 0's, and rank 0 gets every rank's rows in tl.
+ * transport, aligns the ranks' clocks to rank 0's (ping-pongs before and after the run), and
+ * rank 0 gets every rank's rows in tl.
  * Returns as runtime_run; a rank that fails should MPI_Abort, since its peers may wait on it.
  * Only in builds with PIPESIM_MPI. */
 int runtime_run_rank(Runtime *rt, Timeline *tl, char *why, size_t whylen);
+
+/* After runtime_run_rank: how far the ranks' clock offsets moved between the measurements
+ * before and after the run (rows are placed with the mean of the two), ns; 0 for threads. */
+int64_t runtime_clock_drift_ns(const Runtime *rt);
 
 /* The layer a stage's k-th layer is (for checking gradients), or NULL. */
 Layer *runtime_layer(Runtime *rt, int32_t stage, int32_t k);
