@@ -43,6 +43,13 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
     if (mpi && rank == 0 && rc == 0 && !o->quiet)
         fprintf(stderr, "pexec: the ranks' clocks drifted %.1f us apart during the run\n",
                 (double)runtime_clock_drift_ns(rt) / 1e3);
+#ifdef PIPESIM_MPI
+    double lat = 0, bw = 0; // the links, fitted after the run so they do not disturb it
+    if (mpi && rc == 0 && runtime_probe_links(rt, &lat, &bw) == 0 && rank == 0) {
+        r->extra[r->nextra++] = (StoreMetric){"link_latency_us", lat};
+        r->extra[r->nextra++] = (StoreMetric){"link_bandwidth_gbs", bw};
+    }
+#endif
     runtime_free(rt);
     if (rc != 0) fprintf(stderr, "pexec: %s: %s\n", r->scn.path, why);
     return rc;

@@ -605,3 +605,52 @@ int runtime_run_rank(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
     return rc;
 }
 #endif
+
+#ifdef PIPESIM_MPI
+/* One-way time of a message of `bytes` from rank a to rank b: the shortest of five round
+ * trips, halved. Both ranks call it; the result is a's. */
+static double one_way_us(int rank, int a, int b, char *buf, int bytes) {
+    double best = 1e300;
+    for (int k = 0; k < 5; k++) {
+        double t0 = MPI_Wtime();
+        if (rank == a) {
+            MPI_Send(buf, bytes, MPI_BYTE, b, 300, MPI_COMM_WORLD);
+            MPI_Recv(buf, bytes, MPI_BYTE, b, 301, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        } else if (rank == b) {
+            MPI_Recv(buf, bytes, MPI_BYTE, a, 300, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            MPI_Send(buf, bytes, MPI_BYTE, a, 301, MPI_COMM_WORLD);
+        }
+        double t = (MPI_Wtime() - t0) * 1e6 / 2;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+int runtime_probe_links(Runtime *rt, double *latency_us, double *bandwidth_gbs) {
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int top = (int)(rt->floats * (int64_t)sizeof(float)); // one activation
+    char *buf = calloc((size_t)top, 1);
+    int ok = buf != NULL, all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    if (!all) return free(buf), -1;
+    // least squares of t = latency + bytes / bandwidth over every neighbour pair and size
+    double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (int a = 0; a + 1 < size; a++)
+        for (int bytes = top; bytes >= 64 && bytes * 64 >= top; bytes /= 2) {
+            double t = one_way_us(rank, a, a + 1, buf, bytes);
+            if (rank == a) n++, sx += bytes, sy += t, sxx += (double)bytes * bytes, sxy += bytes * t;
+        }
+    free(buf);
+    double local[5] = {n, sx, sy, sxx, sxy}, sum[5];
+    MPI_Reduce(local, sum, 5, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    if (rank != 0) return 0;
+    double den = sum[0] * sum[3] - sum[1] * sum[1];
+    double slope = den > 0 ? (sum[0] * sum[4] - sum[1] * sum[2]) / den : 0; // us per byte
+    *latency_us = sum[0] > 0 ? (sum[2] - slope * sum[1]) / sum[0] : 0;
+    if (*latency_us < 0) *latency_us = 0;
+    *bandwidth_gbs = slope > 0 ? 1e-3 / slope : 1e6; // bytes/us -> GB/s
+    return 0;
+}
+#endif

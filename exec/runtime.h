@@ -39,8 +39,9 @@ void runtime_free(Runtime *rt);
 
 /* runtime_run runs the Program on one thread per device and appends the measured rows to tl
  * (compute rows per op; a send and a recv row per transfer, both spanning the hand-over into
- * the channel: time a receiver then waits is idle, not transfer), times in ns since the
- * run's start. Returns 0; 1 with why when a
+ * the channel: time a receiver then waits is idle, not transfer; on MPI ranks the receive
+ * row runs from the send's start to the receiver having the data, so it includes any time the
+ * message waited for its receiver), times in ns since the run's start. Returns 0; 1 with why when a
  * thread, a clock or memory failed; 2 with why ("device 1 op 4 (F mb 2 chunk 0): ...") when
  * a receive found the wrong message or the watchdog fired. */
 int runtime_run(Runtime *rt, Timeline *tl, char *why, size_t whylen);
@@ -52,6 +53,12 @@ int runtime_run(Runtime *rt, Timeline *tl, char *why, size_t whylen);
  * Returns as runtime_run; a rank that fails should MPI_Abort, since its peers may wait on it.
  * Only in builds with PIPESIM_MPI. */
 int runtime_run_rank(Runtime *rt, Timeline *tl, char *why, size_t whylen);
+
+/* runtime_probe_links (MPI ranks, every rank calls it): times messages from one byte-size
+ * ladder (an activation, halved down to 1/64 of it) between each pair of neighbouring ranks
+ * and fits latency + bytes / bandwidth by least squares; rank 0 gets the fit. Returns 0, or
+ * -1 when out of memory. Only in builds with PIPESIM_MPI. */
+int runtime_probe_links(Runtime *rt, double *latency_us, double *bandwidth_gbs);
 
 /* After runtime_run_rank: how far the ranks' clock offsets moved between the measurements
  * before and after the run (rows are placed with the mean of the two), ns; 0 for threads. */

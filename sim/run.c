@@ -243,7 +243,7 @@ static int store_run(const RunOptions *o, const Run *sm, int64_t *run_id) {
     size_t olen = 1;
     for (int i = 0; i < o->nsets; i++) olen += strlen(o->sets[i]) + 1;
     char *overrides = calloc(olen, 1);
-    StoreMetric rm[NRUN_METRICS];
+    StoreMetric rm[NRUN_METRICS + 4];
     StoreDeviceMetric *dm = malloc((size_t)sm->mt.devices * NDEVICE_METRICS * sizeof *dm);
     int rc = 1;
     if (!resolved || !overrides || !dm) {
@@ -254,6 +254,8 @@ static int store_run(const RunOptions *o, const Run *sm, int64_t *run_id) {
     size_t k = 0;
 #define RUN_ROW(name) rm[k++] = (StoreMetric){#name, (double)sm->mt.name};
     RUN_METRICS(RUN_ROW)
+    for (int i = 0; i < sm->nextra; i++) rm[k++] = sm->extra[i];
+    size_t nrm = k;
     k = 0;
     for (int32_t d = 0; d < sm->mt.devices; d++) {
 #define DEV_ROW(name) dm[k++] = (StoreDeviceMetric){d, #name, (double)sm->mt.dev[d].name};
@@ -267,7 +269,7 @@ static int store_run(const RunOptions *o, const Run *sm, int64_t *run_id) {
                          .micro_batches = (int32_t)sm->scn.batch.micro_batches,
                          .chunks = sm->plan.chunks,
                          .iterations = (int32_t)sm->scn.batch.iterations};
-    if (store_run_write(st, &info, &sm->tl, &sm->mt.mem, rm, NRUN_METRICS, dm, k, run_id, err,
+    if (store_run_write(st, &info, &sm->tl, &sm->mt.mem, rm, nrm, dm, k, run_id, err,
                         sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         goto done;

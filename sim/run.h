@@ -12,6 +12,7 @@
 #include "program.h"
 #include "scenario.h"
 #include "schedule.h"
+#include "store.h"
 #include "timeline.h"
 
 #define RUN_MAX_SETS 256
@@ -38,6 +39,8 @@ typedef struct {
     Metrics mt;
     const Schedule *sched;
     double wall_ms;       // time to produce the timeline, for the closing line on stderr
+    StoreMetric extra[4]; // more run metrics (pexec's link fit), stored with the rest
+    int nextra;
 } Run;
 
 /* run_options_parse reads argv for prog; --help and --version print and exit 0. Returns 0,

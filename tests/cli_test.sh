@@ -287,6 +287,17 @@ if command -v mpirun >/dev/null 2>&1; then
     $mpi 2 $pexec --no-db --drop-send 0 --watchdog 0.3 --set pipeline.stages=2 --set batch.micro_batches=1 scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
     [ $? != 0 ] && grep -q "waited 0.3 s for its .* (watchdog)" "$tmp/out" \
         && ok "the watchdog ends an MPI run that would hang" || nok "the watchdog ends an MPI run that would hang" "$(head -c 300 "$tmp/out")"
+    # the loop on ranks: the link fit replaces comm_ms
+    db="$tmp/mpiloop.db"
+    $mpi 2 $pexec --db "$db" --quiet scenarios/tiny-cpu.scn >"$tmp/out" 2>&1
+    got=$(sql "$db" "select count(*) from metrics where run_id = 1 and ((name = 'link_latency_us' and value > 0) or (name = 'link_bandwidth_gbs' and value > 0))")
+    [ "$got" = 2 ] && ok "pexec on ranks fits the links' latency and bandwidth" || nok "pexec on ranks fits the links' latency and bandwidth" "$got" "$(head -c 300 "$tmp/out")"
+    $pcalibrate --db "$db" 1 >"$tmp/cal3.scn" 2>"$tmp/err"
+    grep -q "^intra_bandwidth_gbs = [0-9]" "$tmp/cal3.scn" && grep -q "^; comm_ms = (not given)" "$tmp/cal3.scn" \
+        && ok "pcalibrate takes the fitted links" || nok "pcalibrate takes the fitted links" "$(grep -E 'bandwidth|comm' "$tmp/cal3.scn")"
+    $psim --db "$db" --quiet "$tmp/cal3.scn"
+    $pcompare --db "$db" --tolerance 0.10 2 1 >/dev/null 2>"$tmp/err"
+    [ $? = 0 ] && ok "MPI: calibrated psim within 10% of pexec" || nok "MPI: calibrated psim within 10% of pexec" "$(cat "$tmp/err")"
 else
     echo "# MPI tests skipped: no mpirun (install openmpi-bin)"
 fi

@@ -1,7 +1,8 @@
 /* traces/pcalibrate.c: the pcalibrate command: fits psim's [costs] to a measured run and
  * prints the run's scenario with them, which psim loads as it is: stage_forward_ms,
  * stage_backward_ms (and stage_weight_ms for split backwards) are the mean measured op times
- * of each pipeline stage, comm_ms the mean transfer. Exit status 0; 2 for an unknown run;
+ * of each pipeline stage; the links' latency and bandwidth when pexec fitted them (MPI runs),
+ * else comm_ms = the mean transfer. Exit status 0; 2 for an unknown run;
  * 1 when the database cannot be read. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@
 /* Puts the measured times into s's [costs]: per pipeline stage (each (device, chunk) mean
  * goes to the stage the schedule placed there), and the mean transfer as comm_ms. Returns 0,
  * or -1 when out of memory or when the schedule cannot be rebuilt. */
-static int fit(Scenario *s, const TimelineStats *st) {
+static int fit(Scenario *s, const TimelineStats *st, const double *link) {
     const Schedule *sc = sched_find(s->pipeline.schedule);
     SchedParams sp = scenario_sched_params(s);
     SchedIssue issue = {0};
@@ -39,6 +40,14 @@ static int fit(Scenario *s, const TimelineStats *st) {
     }
     s->costs.forward_ms = s->costs.backward_ms = s->costs.weight_ms = -1; // the lists replace them
     s->costs.comm_ms = st->xfer_ms;
+    if (link) { // a fitted link: alpha-beta on psim's transfer size instead of one mean time
+        // pexec moves fp32; psim's transfers are in the model's dtype, so scale the bandwidth
+        // to give the same time for psim's bytes
+        double bw = link[1] * dtype_bytes(s->model.dtype) / 4.0;
+        s->net.intra_latency_us = s->net.inter_latency_us = link[0];
+        s->net.intra_bandwidth_gbs = s->net.inter_bandwidth_gbs = bw;
+        s->costs.comm_ms = -1;
+    }
     program_free(&pr);
     return rc;
 }
@@ -73,13 +82,17 @@ int main(int argc, char **argv) {
         timeline_stats(&tl, row.devices, row.chunks, row.micro_batches, row.iterations, &st) != 0) {
         fprintf(stderr, "pcalibrate: run %lld has no ops to fit\n", (long long)id);
     } else {
+        double link[2];
+        int has_link = store_metric_get(db, id, "link_latency_us", &link[0]) == 0 &&
+                       store_metric_get(db, id, "link_bandwidth_gbs", &link[1]) == 0 &&
+                       link[1] > 0;
         Scenario s, check;
         char name[64];
         snprintf(name, sizeof name, "run %lld", (long long)id);
         char *text = NULL;
         if (scenario_parse(row.resolved, name, NULL, 0, &s, err) != 0) {
             fprintf(stderr, "pcalibrate: %s\n", err);
-        } else if (fit(&s, &st) != 0 || !(text = scenario_format(&s))) {
+        } else if (fit(&s, &st, has_link ? link : NULL) != 0 || !(text = scenario_format(&s))) {
             fprintf(stderr, "pcalibrate: out of memory\n"), rc = 1;
         } else if (scenario_parse(text, "the calibrated scenario", NULL, 0, &check, err) != 0) {
             fprintf(stderr, "pcalibrate: %s\n", err); // cannot happen: the fit is consistent
