@@ -24,7 +24,8 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
                                   .seq = (int32_t)m->seq_len, .hidden = (int32_t)m->hidden,
                                   .heads = (int32_t)m->heads, .ffn = (int32_t)m->ffn_hidden},
                         .iterations = (int32_t)r->scn.batch.iterations,
-                        .watchdog_s = o->watchdog_s, .drop_send_of = o->drop_send};
+                        .watchdog_s = o->watchdog_s, .drop_send_of = o->drop_send,
+                        .rendezvous = o->rendezvous};
     Runtime *rt;
     layer_set_blas_threads(1);
     if (runtime_create(&spec, &rt) != 0) {

@@ -26,8 +26,9 @@ typedef struct Message {
 
 typedef struct {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;      // a message came, or (rendezvous) one was taken
     Message *head, *tail;
+    int64_t pushed, taken;  // messages sent and received so far
 } Channel;
 
 typedef struct Transport Transport;
@@ -104,6 +105,24 @@ static Channel *channel(Runtime *rt, int32_t src, int32_t dst, int grad) {
     return &rt->ch[((int64_t)src * rt->p + dst) * 2 + grad];
 }
 
+/* The absolute CLOCK_REALTIME time the watchdog allows a wait started now to last. */
+static struct timespec watchdog_deadline(const Runtime *rt) {
+    struct timespec d;
+    clock_gettime(CLOCK_REALTIME, &d);
+    double whole = (double)d.tv_nsec / 1e9 + rt->spec.watchdog_s;
+    d.tv_sec += (time_t)whole, d.tv_nsec = (long)((whole - (double)(time_t)whole) * 1e9);
+    return d;
+}
+
+static void not_taken(Worker *w, const ProgramOp *op, int grad, int32_t dst) {
+    char name[64];
+    fail(w->rt, 2, "device %d (%s) waited %g s for device %d to take its %s (watchdog; with "
+         "--rendezvous a send completes only when its receive is posted, as a blocking NCCL "
+         "send does: this order needs sends and receives posted together)", w->d,
+         program_op_str(op, name, sizeof name), w->rt->spec.watchdog_s, dst,
+         grad ? "gradient" : "activation");
+}
+
 static void mismatch(Worker *w, int64_t index, const ProgramOp *op, int grad, int32_t src,
                      int32_t got_stage, int32_t got_mb, int32_t stage) {
     char name[64];
@@ -139,8 +158,14 @@ static void thread_send(Worker *w, int32_t dst, int grad, int32_t stage, const P
     else c->head = msg;
     c->tail = msg;
     int64_t done = msg->done_ns = now_ns(rt); // msg is the receiver's once unlocked
-    pthread_cond_signal(&c->cv);
+    int64_t seq = c->pushed++;
+    pthread_cond_broadcast(&c->cv);
+    int rc = 0;
+    struct timespec deadline = watchdog_deadline(rt);
+    while (rt->spec.rendezvous && c->taken <= seq && !failed(rt) && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&c->cv, &c->mu, &deadline);
     pthread_mutex_unlock(&c->mu);
+    if (rc == ETIMEDOUT) not_taken(w, op, grad, dst);
     record(w, t0, done, w->d, dst, op, (int16_t)rt->spec.pr->chunk_of[stage], STREAM_SEND,
            rt->floats * (int64_t)sizeof(float));
 }
@@ -150,10 +175,7 @@ static float *thread_receive(Worker *w, int32_t src, int grad, int32_t stage, co
                       int64_t index) {
     Runtime *rt = w->rt;
     Channel *c = channel(rt, src, w->d, grad);
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    double whole = (double)deadline.tv_nsec / 1e9 + rt->spec.watchdog_s;
-    deadline.tv_sec += (time_t)whole, deadline.tv_nsec = (long)((whole - (double)(time_t)whole) * 1e9);
+    struct timespec deadline = watchdog_deadline(rt);
     pthread_mutex_lock(&c->mu);
     int rc = 0;
     while (!c->head && !failed(rt) && rc != ETIMEDOUT)
@@ -168,6 +190,8 @@ static float *thread_receive(Worker *w, int32_t src, int grad, int32_t stage, co
     if (msg) {
         c->head = msg->next;
         if (!c->head) c->tail = NULL;
+        c->taken++;
+        pthread_cond_broadcast(&c->cv); // a rendezvous sender may wait for this
     }
     pthread_mutex_unlock(&c->mu);
     if (!msg) {
@@ -235,7 +259,21 @@ static void mpi_send(Worker *w, int32_t dst, int grad, int32_t stage, const Prog
     memcpy(buf + sizeof h, data, (size_t)rt->floats * sizeof(float));
     free(data);
     p->buf = buf, p->next = w->pending, w->pending = p;
-    MPI_Isend(buf, (int)wire_bytes(rt), MPI_BYTE, dst, grad, MPI_COMM_WORLD, &p->req);
+    if (rt->spec.rendezvous) { // synchronous: complete once the receive has matched
+        MPI_Issend(buf, (int)wire_bytes(rt), MPI_BYTE, dst, grad, MPI_COMM_WORLD, &p->req);
+        int64_t deadline = now_ns(rt) + (int64_t)(rt->spec.watchdog_s * 1e9);
+        const struct timespec nap = {0, 20000};
+        for (int done = 0; !done; nanosleep(&nap, NULL)) {
+            MPI_Test(&p->req, &done, MPI_STATUS_IGNORE);
+            if (!done && now_ns(rt) > deadline) {
+                not_taken(w, op, grad, dst);
+                return; // the rank aborts; the request dies with it
+            }
+            if (done) break;
+        }
+    } else {
+        MPI_Isend(buf, (int)wire_bytes(rt), MPI_BYTE, dst, grad, MPI_COMM_WORLD, &p->req);
+    }
     record(w, t0, now_ns(rt), w->d, dst, op, (int16_t)rt->spec.pr->chunk_of[stage], STREAM_SEND,
            rt->floats * (int64_t)sizeof(float));
     mpi_reap(w, 0);

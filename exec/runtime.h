@@ -28,6 +28,8 @@ typedef struct {
     double watchdog_s;       // longest wait for one message before failing, > 0
     int32_t drop_send_of;    // fault injection for tests: this device never sends its first
                              //   message (-1: none)
+    int rendezvous;          // a send completes only once its receive has taken it, as a
+                             //   blocking NCCL send on the compute stream would
 } RuntimeSpec;
 
 typedef struct Runtime Runtime;

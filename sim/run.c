@@ -51,7 +51,10 @@ static void usage(const char *prog, FILE *f) {
             "  --watchdog S       fail when a device waits more than S seconds for a message\n"
             "                     (default 60)\n"
             "  --drop-send D      fault injection for tests: device D never sends its first\n"
-            "                     message, so its peer waits until the watchdog ends the run\n");
+            "                     message, so its peer waits until the watchdog ends the run\n"
+            "  --rendezvous       a send completes only when its receive takes it, as a\n"
+            "                     blocking NCCL send on the compute stream (finds orders that\n"
+            "                     need sends and receives posted together)\n");
     fprintf(f,
             "  --quiet            print nothing on success\n"
             "  --help, --version\n\n"
@@ -77,7 +80,7 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         {"version", no_argument, 0, 'V'},    {"dump-schedule", no_argument, 0, 'S'},
         {"memory-limit", no_argument, 0, 'M'}, {"scale", required_argument, 0, 'x'},
         {"watchdog", required_argument, 0, 'w'}, {"drop-send", required_argument, 0, 'D'},
-        {0, 0, 0, 0}};
+        {"rendezvous", no_argument, 0, 'R'},     {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->prog = prog;
     o->db = "pipesim.db";
@@ -88,10 +91,11 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if ((ch == 'x' || ch == 'w' || ch == 'D') && !is_pexec(prog)) {
+        if (ch && strchr("xwDR", ch) && !is_pexec(prog)) {
+            const char *name = ch == 'x' ? "scale" : ch == 'w' ? "watchdog"
+                             : ch == 'D' ? "drop-send" : "rendezvous";
             fprintf(stderr, "%s: --%s is a pexec option (it runs the scenario for real); see "
-                    "%s --help\n", prog, ch == 'x' ? "scale" : ch == 'w' ? "watchdog" : "drop-send",
-                    prog);
+                    "%s --help\n", prog, name, prog);
             return 2;
         }
         switch (ch) {
@@ -101,6 +105,7 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         case 'q': o->quiet = 1; break;
         case 'S': o->dump = 1; break;
         case 'M': o->memory_limit = 1; break;
+        case 'R': o->rendezvous = 1; break;
         case 'h': usage(prog, stdout); exit(0);
         case 'V': printf("%s %s\n", prog, PIPESIM_VERSION); exit(0);
         case 'x':

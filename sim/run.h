@@ -27,6 +27,7 @@ typedef struct {
     int32_t scale;        // pexec: divide hidden, ffn_hidden, seq_len and heads by this
     double watchdog_s;    // pexec: longest wait for one message
     int32_t drop_send;    // pexec, for testing: this device never sends its first message (-1)
+    int rendezvous;       // pexec: a send completes only when its receive has taken it
 } RunOptions;
 
 /* Everything one run owns, released by run_free whatever stage it reached. */

@@ -268,6 +268,13 @@ expect "a dropped send trips pexec's watchdog" 2 "device 1 op 0 \(F mb 0 chunk 0
     $pexec --db "$db" --drop-send 0 --watchdog 0.3 --set pipeline.stages=2 --set batch.micro_batches=1 scenarios/tiny-1f1b.scn
 [ "$(sql "$db" 'select count(*) from runs' 2>/dev/null)" != 1 ] && ok "the failed run is not stored" || nok "the failed run is not stored"
 
+# with --rendezvous, blocking sends: GPipe's one-way phases pass, 1F1B's crossing sends hang
+$pexec --no-db --quiet --rendezvous --watchdog 2 --set pipeline.stages=2 --set pipeline.schedule=gpipe scenarios/tiny-1f1b.scn
+[ $? = 0 ] && ok "--rendezvous: gpipe completes" || nok "--rendezvous: gpipe completes"
+expect "--rendezvous: 1f1b's crossing sends are caught" 2 "waited 0.3 s for device [01] to take its (activation|gradient) \(watchdog; with --rendezvous" \
+    $pexec --no-db --rendezvous --watchdog 0.3 --set pipeline.stages=2 scenarios/tiny-1f1b.scn
+expect "psim has no --rendezvous" 2 "psim: --rendezvous is a pexec option" $psim --no-db --rendezvous scenarios/tiny-1f1b.scn
+
 # --- pexec on MPI ranks --------------------------------------------------------------------
 if command -v mpirun >/dev/null 2>&1; then
     # as root in CI; leaks inside Open MPI are not ours
@@ -298,6 +305,9 @@ if command -v mpirun >/dev/null 2>&1; then
     $psim --db "$db" --quiet "$tmp/cal3.scn"
     $pcompare --db "$db" --tolerance 0.10 2 1 >/dev/null 2>"$tmp/err"
     [ $? = 0 ] && ok "MPI: calibrated psim within 10% of pexec" || nok "MPI: calibrated psim within 10% of pexec" "$(cat "$tmp/err")"
+    $mpi 2 $pexec --no-db --rendezvous --watchdog 0.3 --set pipeline.stages=2 scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
+    [ $? != 0 ] && grep -q "to take its .* (watchdog; with --rendezvous" "$tmp/out" \
+        && ok "MPI --rendezvous: 1f1b's crossing sends are caught" || nok "MPI --rendezvous: 1f1b's crossing sends are caught" "$(head -c 300 "$tmp/out")"
 else
     echo "# MPI tests skipped: no mpirun (install openmpi-bin)"
 fi
