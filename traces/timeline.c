@@ -1,4 +1,4 @@
-/* traces/timeline.c: growth and naming of Timeline rows. No I/O here. */
+/* traces/timeline.c: growth and naming of Timeline rows and memory samples. No I/O here. */
 #include "timeline.h"
 
 #include <stdlib.h>
@@ -7,14 +7,20 @@
 static const char *const KIND_NAMES[OP_KIND_COUNT] = {"F", "B", "W", "BW"};
 static const char *const STREAM_NAMES[STREAM_COUNT] = {"compute", "send", "recv"};
 
+/* Room for one more element in array a of *cap elements holding n, doubling from 1024.
+ * Returns the array (perhaps moved), or NULL when out of memory (a is left as it was). */
+static void *grow(void *a, size_t *cap, size_t n, size_t elem) {
+    if (n < *cap) return a;
+    size_t c = *cap ? *cap * 2 : 1024;
+    void *p = realloc(a, c * elem);
+    if (p) *cap = c;
+    return p;
+}
+
 int timeline_push(Timeline *t, const TimelineOp *op) {
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 1024;
-        TimelineOp *ops = realloc(t->ops, cap * sizeof *ops);
-        if (!ops) return -1;
-        t->ops = ops;
-        t->cap = cap;
-    }
+    TimelineOp *ops = grow(t->ops, &t->cap, t->n, sizeof *op);
+    if (!ops) return -1;
+    t->ops = ops;
     t->ops[t->n++] = *op;
     return 0;
 }
@@ -25,13 +31,9 @@ void timeline_free(Timeline *t) {
 }
 
 int memtrace_push(MemTrace *m, const MemSample *s) {
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 1024;
-        MemSample *p = realloc(m->s, cap * sizeof *p);
-        if (!p) return -1;
-        m->s = p;
-        m->cap = cap;
-    }
+    MemSample *all = grow(m->s, &m->cap, m->n, sizeof *s);
+    if (!all) return -1;
+    m->s = all;
     m->s[m->n++] = *s;
     return 0;
 }
