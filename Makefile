@@ -11,16 +11,16 @@ BLAS     = -lopenblas -pthread
 BUILD   ?= build
 BIN     ?= bin
 
-TOOLS    = psim pexec pcompare pcalibrate
+TOOLS    = psim pexec pcompare pcalibrate pexport
 LIB_SRC  = $(sort $(filter-out sim/psim.c, $(wildcard sim/*.c)) \
-             $(filter-out traces/pcompare.c traces/pcalibrate.c, $(wildcard traces/*.c)))
+             $(filter-out traces/pcompare.c traces/pcalibrate.c traces/pexport.c, $(wildcard traces/*.c)))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 KERN_SRC = $(sort $(wildcard kernels/*.c) $(filter-out exec/pexec.c, $(wildcard exec/*.c)))
 KERN_OBJ = $(KERN_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(sort $(wildcard tests/test_*.c))
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(BUILD)/sim/psim.d $(BUILD)/exec/pexec.d \
-           $(BUILD)/traces/pcompare.d $(BUILD)/traces/pcalibrate.d
+           $(BUILD)/traces/pcompare.d $(BUILD)/traces/pcalibrate.d $(BUILD)/traces/pexport.d
 
 .PHONY: all test bench asan run clean
 all: $(TOOLS:%=$(BIN)/%)
@@ -47,6 +47,10 @@ $(BIN)/pcompare: $(BUILD)/traces/pcompare.o $(BUILD)/libpipesim.a
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 $(BIN)/pcalibrate: $(BUILD)/traces/pcalibrate.o $(BUILD)/libpipesim.a
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BIN)/pexport: $(BUILD)/traces/pexport.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 

@@ -311,3 +311,25 @@ if command -v mpirun >/dev/null 2>&1; then
 else
     echo "# MPI tests skipped: no mpirun (install openmpi-bin)"
 fi
+
+# --- exports: Chrome trace (Perfetto) and CSV ------------------------------------------------
+pexport="$(dirname "$psim")/pexport"
+db="$tmp/export.db"
+$psim --db "$db" --quiet scenarios/tiny-1f1b.scn && $pexec --db "$db" --quiet scenarios/tiny-1f1b.scn
+$pexport --db "$db" --chrome 1 2 >"$tmp/trace.json" 2>"$tmp/err"
+ev="json_each(json_extract(readfile('$tmp/trace.json'), '\$.traceEvents'))"
+q() { sqlite3 :memory: "$1" 2>&1; }
+[ "$(q "select json_valid(readfile('$tmp/trace.json'))")" = 1 ] && ok "the Chrome trace is valid JSON" || nok "the Chrome trace is valid JSON" "$(head -c 300 "$tmp/err")"
+got=$(q "select count(*) from $ev where json_extract(value, '\$.ph') = 'X'")
+want=$(sql "$db" "select count(*) from ops")
+[ "$got" = "$want" ] && ok "every stored op appears once in the trace ($want)" || nok "every stored op appears once in the trace" "$got vs $want"
+got=$(q "select count(*) from (select json_extract(value, '\$.id') i, group_concat(json_extract(value, '\$.ph'), '') p
+    from $ev where json_extract(value, '\$.ph') in ('s', 'f') group by i) where p != 'sf'")
+n=$(q "select count(*) from $ev where json_extract(value, '\$.ph') = 's'")
+[ "$got" = 0 ] && [ "$n" = 96 ] && ok "each of the 96 sends has one flow arrow to its receive" || nok "each of the 96 sends has one flow arrow to its receive" "$got unpaired, $n flows"
+got=$(q "select count(distinct json_extract(value, '\$.pid')) from $ev where json_extract(value, '\$.ph') = 'X'")
+[ "$got" = 8 ] && ok "predicted and measured runs are separate processes (2 x 4 devices)" || nok "predicted and measured runs are separate processes" "$got"
+got=$($pexport --db "$db" --csv 1 | wc -l)
+[ "$got" = $((want / 2 + 1)) ] && ok "CSV has a header and a row per op" || nok "CSV has a header and a row per op" "$got"
+$pexport --db "$db" --metrics-csv 1 | grep -q "^makespan_ms,33$" && ok "metrics CSV holds the makespan" || nok "metrics CSV holds the makespan"
+expect "pexport: an unknown run" 2 "there is no run 9" $pexport --db "$db" --csv 9

@@ -504,3 +504,21 @@ void store_run_row_free(StoreRunRow *r) {
     free(r->tool), free(r->schedule), free(r->resolved);
     memset(r, 0, sizeof *r);
 }
+
+int store_metrics_csv(Store *s, int64_t run_id, FILE *f) {
+    if (query_int(s, "SELECT 1", &(int64_t){0}) != SQLITE_OK) return -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT (SELECT count(*) FROM runs WHERE id = ?1), name, value"
+                           " FROM metrics WHERE run_id = ?1 ORDER BY rowid", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, run_id);
+    int rows = 0;
+    fprintf(f, "name,value\n");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        fprintf(f, "%s,%.17g\n", name ? name : "", sqlite3_column_double(st, 2));
+        rows++;
+    }
+    sqlite3_finalize(st);
+    return rows ? 0 : -1;
+}

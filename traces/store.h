@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "timeline.h"
 
@@ -76,6 +77,10 @@ typedef struct {
 /* store_run_get reads run run_id; 0, or -1 when there is no such run or on error. */
 int store_run_get(Store *s, int64_t run_id, StoreRunRow *out);
 void store_run_row_free(StoreRunRow *r);
+
+/* store_metrics_csv writes "name,value" lines of run run_id's metrics to f (a header first);
+ * 0, or -1 when there is no such run or on error. */
+int store_metrics_csv(Store *s, int64_t run_id, FILE *f);
 
 /* store_memory_load fills mem (zeroed) with the run's samples in (device, t_ns) order;
  * 0, or -1 when there are none or on error. */
