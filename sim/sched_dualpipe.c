@@ -1,7 +1,8 @@
-/* sim/sched_dualpipe.c: DualPipe and DualPipeV (DeepSeek-V3 technical report §3.2.1, Fig. 5,
- * Table 2; the DualPipe repository's description of both). Each device works on two "phases":
- * its near chunk (phase 0) and its far chunk (phase 1), and runs eight steps whose lengths
- * depend only on h and on its distance r from the nearer end (0 <= r < h):
+/* sim/sched_dualpipe.c: DualPipe (DeepSeek-V3 technical report §3.2.1, Fig. 5, Table 2; the
+ * DualPipe repository's description) and the eight-step generator it shares with DualPipeV
+ * (sched_dualpipev.c). Each device works on two "phases": its near chunk (phase 0) and its
+ * far chunk (phase 1), and runs eight steps whose lengths depend only on h and on its
+ * distance r from the nearer end (0 <= r < h):
  *   1. 2(h-r-1) forwards of phase 0          5. h-r-1 x (full backward 1, F1 & B0)
  *   2. r+1 x (F0, F1)                         6. r+1 x (backward 1, backward 0), the second
  *   3. h-r-1 x (B1 split, W, F1)                 half of them split into B and a later W
@@ -12,10 +13,11 @@
  * through each phase.
  *   dualpipe   two model copies (PLACE_DUAL), p even, h = p/2, r = min(d, p-1-d); half of
  *              the m micro-batches enter at device 0 and half at device p-1, so n = m/2 and
- *              a device's near chunk is the copy whose first half it is in. Needs m even
- *              and m >= 2(p-1).
- *   dualpipev  one copy in a V (PLACE_VSHAPE), h = p, r = d, n = m: every micro-batch goes
- *              down chunk 0 and back up chunk 1. Needs m >= 2p-1.
+ *              a device's near chunk is the copy whose first half it is in.
+ *   dualpipev  one copy in a V (PLACE_VSHAPE), h = p, r = d, n = m (sched_dualpipev.c).
+ * Both take DeepSeek's assertions: m >= 2p (num_chunks >= 2 num_ranks) and, for dualpipe, p
+ * and m even. The steps themselves would run with m/2 >= p-1 (dualpipe) or m >= 2p-1, but
+ * DeepSeek never runs those, so neither does pipesim.
  * DeepSeek's code runs the middle ranks' first pair of step 4 as separate ops, to keep
  * communication off that pair; pipesim fuses it like the others (it has no all-to-all to
  * hide), which makes the bubble exactly (h-1)(F&B + B - 3W) for F = B, F&B = F + B, W <= F. */
@@ -24,26 +26,23 @@
 
 #include "schedule.h"
 
-static int two_chunks(const char *name, const SchedParams *sp, SchedIssue *issue) {
-    if (sp->chunks == 2) return 0;
-    issue->key = "pipeline.chunks";
-    snprintf(issue->msg, sizeof issue->msg, "%s runs two chunks per device, not %d; set "
-             "chunks = 2", name, sp->chunks);
-    return -1;
-}
-
-static int enough(const char *name, const SchedParams *sp, int32_t need, const char *rule,
-                  SchedIssue *issue) {
-    if (sp->micro_batches >= need) return 0;
+int sched_dualpipe_check(const char *name, const SchedParams *sp, SchedIssue *issue) {
+    if (sp->chunks != 2) {
+        issue->key = "pipeline.chunks";
+        snprintf(issue->msg, sizeof issue->msg, "%s runs two chunks per device, not %d; set "
+                 "chunks = 2", name, sp->chunks);
+        return -1;
+    }
+    if (sp->micro_batches >= 2 * sp->devices) return 0;
     issue->key = "batch.micro_batches";
-    snprintf(issue->msg, sizeof issue->msg, "%s needs %s micro-batches with %d stages, and "
-             "micro_batches = %d; use micro_batches = %d or more", name, rule, sp->devices,
-             sp->micro_batches, need);
+    snprintf(issue->msg, sizeof issue->msg, "%s needs at least 2 x stages = %d micro-batches "
+             "(as DeepSeek's implementation asserts), and micro_batches = %d; use "
+             "micro_batches = %d or more", name, 2 * sp->devices, sp->micro_batches,
+             2 * sp->devices);
     return -1;
 }
 
 static int dualpipe_validate(const SchedParams *sp, SchedIssue *issue) {
-    if (two_chunks("dualpipe", sp, issue)) return -1;
     if (sp->devices % 2) {
         issue->key = "pipeline.stages";
         snprintf(issue->msg, sizeof issue->msg, "dualpipe needs an even number of stages, not "
@@ -57,13 +56,7 @@ static int dualpipe_validate(const SchedParams *sp, SchedIssue *issue) {
                  sp->micro_batches + 1);
         return -1;
     }
-    int32_t need = 2 * (sp->devices - 1) > 2 ? 2 * (sp->devices - 1) : 2;
-    return enough("dualpipe", sp, need, "at least 2(stages - 1)", issue);
-}
-
-static int dualpipev_validate(const SchedParams *sp, SchedIssue *issue) {
-    if (two_chunks("dualpipev", sp, issue)) return -1;
-    return enough("dualpipev", sp, 2 * sp->devices - 1, "at least 2 stages - 1", issue);
+    return sched_dualpipe_check("dualpipe", sp, issue);
 }
 
 /* One device's generator: phase -> (chunk, first micro-batch), counters, and the W queue. */
@@ -115,8 +108,8 @@ static void eight_steps(Gen *g, int32_t h, int32_t r, int32_t n) {
     for (int32_t i = 0; i < r + 1; i++) weight(g);
 }
 
-/* Builds every device; dual: two copies (DualPipe), else the V (DualPipeV). */
-static int build(const SchedParams *sp, Program *out, int dual) {
+int sched_dualpipe_program(const SchedParams *sp, int32_t copies, Program *out) {
+    int dual = copies == 2;
     int32_t p = sp->devices, m = sp->micro_batches, n = dual ? m / 2 : m, h = dual ? p / 2 : p;
     if (program_init(out, p, 2, m, dual ? PLACE_DUAL : PLACE_VSHAPE, (int64_t)6 * n * p) != 0)
         return -1;
@@ -142,12 +135,7 @@ static int build(const SchedParams *sp, Program *out, int dual) {
 
 static int dualpipe_build(const SchedParams *sp, Program *out, SchedIssue *issue) {
     (void)issue;
-    return build(sp, out, 1);
-}
-
-static int dualpipev_build(const SchedParams *sp, Program *out, SchedIssue *issue) {
-    (void)issue;
-    return build(sp, out, 0);
+    return sched_dualpipe_program(sp, 2, out);
 }
 
 const Schedule SCHED_DUALPIPE = {
@@ -156,11 +144,4 @@ const Schedule SCHED_DUALPIPE = {
     .pipes = 2,
     .validate = dualpipe_validate,
     .build = dualpipe_build,
-};
-
-const Schedule SCHED_DUALPIPEV = {
-    .name = "dualpipev",
-    .summary = "DualPipeV: DualPipe cut in half onto a V, one model copy",
-    .validate = dualpipev_validate,
-    .build = dualpipev_build,
 };

@@ -48,6 +48,14 @@ const char *sched_names(void);
  * asynchronous schedules. */
 int32_t sched_1f1b_device(Program *out, int32_t d);
 
+/* DualPipe's eight-step generator (sched_dualpipe.c), shared with DualPipeV: copies = 2 builds
+ * DualPipe (PLACE_DUAL, half of the micro-batches from each end), copies = 1 DualPipeV
+ * (PLACE_VSHAPE). sp must pass sched_dualpipe_check. Returns 0, or -1 when out of memory. */
+int sched_dualpipe_program(const SchedParams *sp, int32_t copies, Program *out);
+/* What both need: chunks = 2 and micro_batches >= 2 x stages (DeepSeek's assertion). Returns
+ * 0, or -1 with issue naming the key (name is the schedule, for the message). */
+int sched_dualpipe_check(const char *name, const SchedParams *sp, SchedIssue *issue);
+
 /* Model copies the named schedule runs (1 unless it says otherwise; 1 for unknown names). */
 int32_t sched_pipes(const char *name);
 

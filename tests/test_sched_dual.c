@@ -149,18 +149,20 @@ static void test_fused_pair_in_engine(void **state) {
 }
 
 static void test_checker_rejects_bad_pairs(void **state) {
-    (void)state;
-    static const struct { int kinds[3]; int fuse; const char *want; } cases[] = {
-        {{OP_F, OP_F, -1}, 0, "is fused with an op that is not its counterpart"},
-        {{OP_F, OP_BW, -1}, 1, "is fused with a next op that does not exist"},
-        {{OP_F, OP_BW, -1}, 2, "has unknown flags"},
+    (void)state; // one device, one stage: ops (kind, micro-batch), the flag on op `fuse`
+    static const struct { int kind[2], mb[2], fuse, flag; const char *want; } cases[] = {
+        {{OP_F, OP_F}, {0, 1}, 0, OPF_FUSED_NEXT, "is fused with an op that is not its counterpart"},
+        {{OP_F, OP_W}, {0, 1}, 0, OPF_FUSED_NEXT, "is fused with an op that is not its counterpart"},
+        {{OP_F, OP_BW}, {1, 0}, 1, OPF_FUSED_NEXT, "is fused with a next op that does not exist"},
+        {{OP_F, OP_BW}, {1, 0}, 0, 4, "has unknown flags"},
+        {{OP_F, OP_BW}, {0, 0}, 0, OPF_FUSED_NEXT, "fused ops would wait on each other"},
+        {{OP_B, OP_F}, {0, 0}, 0, OPF_FUSED_NEXT, "fused ops would wait on each other"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Program pr;
         assert_int_equal(program_init(&pr, 1, 1, 2, PLACE_LOOPED, 4), 0);
-        program_push(&pr, 0, (OpKind)cases[i].kinds[0], 0, 0);
-        program_push(&pr, 0, (OpKind)cases[i].kinds[1], cases[i].kinds[1] == OP_F, 0);
-        pr.ops[cases[i].fuse == 1 ? 1 : 0].flags = cases[i].fuse == 2 ? 4 : OPF_FUSED_NEXT;
+        for (int k = 0; k < 2; k++) program_push(&pr, 0, (OpKind)cases[i].kind[k], cases[i].mb[k], 0);
+        pr.ops[cases[i].fuse].flags = (uint8_t)cases[i].flag;
         program_end(&pr);
         char why[512];
         assert_int_equal(program_check(&pr, why, sizeof why), -1);
@@ -169,24 +171,54 @@ static void test_checker_rejects_bad_pairs(void **state) {
     }
 }
 
+/* A whole program that fuses a micro-batch's last forward with its own loss backward is
+ * rejected by name, where without the rule it would only be a deadlock. */
+static void test_checker_rejects_self_pair(void **state) {
+    (void)state;
+    Program pr;
+    assert_int_equal(program_init(&pr, 2, 1, 2, PLACE_LOOPED, 8), 0);
+    static const int ops[2][4][2] = {{{OP_F, 0}, {OP_F, 1}, {OP_BW, 1}, {OP_BW, 0}},
+                                     {{OP_F, 0}, {OP_F, 1}, {OP_BW, 1}, {OP_BW, 0}}};
+    for (int32_t d = 0; d < 2; d++)
+        for (int k = 0; k < 4; k++) program_push(&pr, d, (OpKind)ops[d][k][0], ops[d][k][1], 0);
+    char why[512];
+    program_end(&pr);
+    assert_int_equal(program_check(&pr, why, sizeof why), 0); // unfused it is fine
+    pr.ops[pr.start[1] + 1].flags = OPF_FUSED_NEXT;           // F of mb 1 & BW of mb 1
+    assert_int_equal(program_check(&pr, why, sizeof why), -1);
+    assert_non_null(strstr(why, "device 1 op 1"));
+    assert_non_null(strstr(why, "fused ops would wait on each other"));
+    program_free(&pr);
+}
+
+/* DeepSeek's assertions: p even (dualpipe), m even (dualpipe), m >= 2p (both); chunks = 2. */
 static void test_constraints(void **state) {
     (void)state;
     SchedIssue issue = {0};
     SchedParams sp = {.devices = 3, .chunks = 2, .micro_batches = 8, .iterations = 1};
     assert_int_equal(sched_find("dualpipe")->validate(&sp, &issue), -1);
     assert_string_equal(issue.key, "pipeline.stages");
-    sp.devices = 4, sp.micro_batches = 7;
+    sp.devices = 4, sp.micro_batches = 9;
     assert_int_equal(sched_find("dualpipe")->validate(&sp, &issue), -1);
     assert_string_equal(issue.key, "batch.micro_batches");
-    sp.micro_batches = 4;
+    assert_non_null(strstr(issue.msg, "must be even"));
+    sp.micro_batches = 6; // the eight steps would run (m/2 >= p-1), DeepSeek's code would not
     assert_int_equal(sched_find("dualpipe")->validate(&sp, &issue), -1);
-    assert_non_null(strstr(issue.msg, "use micro_batches = 6 or more"));
-    sp.micro_batches = 6;
-    assert_int_equal(sched_find("dualpipe")->validate(&sp, &issue), 0);
+    assert_string_equal(issue.key, "batch.micro_batches");
+    assert_non_null(strstr(issue.msg, "use micro_batches = 8 or more"));
+    sp.micro_batches = 7;
     assert_int_equal(sched_find("dualpipev")->validate(&sp, &issue), -1);
-    assert_non_null(strstr(issue.msg, "use micro_batches = 7 or more"));
+    assert_non_null(strstr(issue.msg, "use micro_batches = 8 or more"));
+    sp.micro_batches = 8;
+    assert_int_equal(sched_find("dualpipe")->validate(&sp, &issue), 0);
+    assert_int_equal(sched_find("dualpipev")->validate(&sp, &issue), 0);
+    sp.devices = 3, sp.micro_batches = 6; // dualpipev takes odd p
+    assert_int_equal(sched_find("dualpipev")->validate(&sp, &issue), 0);
     sp.chunks = 1;
     assert_int_equal(sched_find("dualpipev")->validate(&sp, &issue), -1);
+    assert_string_equal(issue.key, "pipeline.chunks");
+    sp.devices = 4, sp.micro_batches = 8;
+    assert_int_equal(sched_find("dualpipe")->validate(&sp, &issue), -1);
     assert_string_equal(issue.key, "pipeline.chunks");
 }
 
@@ -194,7 +226,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dualpipe_bubble),      cmocka_unit_test(test_dualpipev_bubble),
         cmocka_unit_test(test_activations),          cmocka_unit_test(test_fused_pair_in_engine),
-        cmocka_unit_test(test_checker_rejects_bad_pairs), cmocka_unit_test(test_constraints),
+        cmocka_unit_test(test_checker_rejects_bad_pairs), cmocka_unit_test(test_checker_rejects_self_pair),
+        cmocka_unit_test(test_constraints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
