@@ -86,9 +86,10 @@ static int fail_at(char *why, size_t len, const Program *pr, int32_t d, int64_t 
 }
 
 /* Why op i of device d is a bad start of a fused pair, or NULL when it is fine (or is not
- * one). A pair is a forward and a backward (B or BW) next to each other on one device; they
- * start together, which is safe since a forward never consumes a backward's output or the
- * other way round. */
+ * one). A pair is a forward and a backward (B or BW) of two different micro-batches next to
+ * each other on one device; they start together, which is safe since neither consumes the
+ * other's output. Within one micro-batch it is not: a backward at any stage needs the whole
+ * forward, this stage's included, so the pair could never start. */
 static const char *fused_pair_error(const Program *pr, int32_t d, int64_t i) {
     const ProgramOp *a = &pr->ops[i];
     if (a->flags & ~OPF_FUSED_NEXT) return "has unknown flags";
@@ -101,6 +102,9 @@ static const char *fused_pair_error(const Program *pr, int32_t d, int64_t i) {
     if (!((fa && bb) || (ba && fb)))
         return "is fused with an op that is not its counterpart; a fused pair is one forward "
                "and one backward (B or BW)";
+    if (a->micro_batch == b->micro_batch)
+        return "is fused with an op of its own micro-batch, whose backward needs all its "
+               "forwards: fused ops would wait on each other; fuse two micro-batches' ops";
     return NULL;
 }
 
