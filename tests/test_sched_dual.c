@@ -3,6 +3,7 @@
  * device's span and its busy time) for F = B and F&B = F + B with W <= F, PP + 1 chunk
  * activations in flight on every device, and twice the parameters; DualPipeV the same with
  * PP - 1 in place of PP/2 - 1; the fused-pair rules of the engine and the checker. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +16,10 @@
 #include "cost.h"
 #include "cost_fixture.h"
 #include "engine.h"
+#include "metrics.h"
+#include "plan.h"
 #include "program.h"
+#include "scenario.h"
 #include "schedule.h"
 
 /* Uniform costs with the fused pair at fb ns. */
@@ -97,14 +101,107 @@ static int32_t peak_held(const Program *pr, int32_t d) {
     return peak;
 }
 
+/* Table 2's PP + 1 activations per device, in chunks: a DualPipe chunk is one stage of a
+ * copy (L/p layers, the unit 1F1B's p is counted in), so p + 1; a DualPipeV chunk is one of
+ * its PP = 2p stages (L/2p layers), so 2p + 1. Independent of m. */
 static void test_activations(void **state) {
-    (void)state; // Table 2: DualPipe holds PP + 1 activations (chunks) per device
-    for (int32_t p = 2; p <= 16; p += 2) {
-        Program pr;
-        build("dualpipe", p, 4 * p, &pr);
-        assert_int_equal(pr.pipes, 2);
-        for (int32_t d = 0; d < p; d++) assert_int_equal(peak_held(&pr, d), p + 1);
-        program_free(&pr);
+    (void)state;
+    for (int32_t p = 2; p <= 16; p += 2)
+        for (int32_t m = 2 * p; m <= 6 * p; m += 2 * p) {
+            Program pr;
+            build("dualpipe", p, m, &pr);
+            assert_int_equal(pr.pipes, 2);
+            for (int32_t d = 0; d < p; d++) assert_int_equal(peak_held(&pr, d), p + 1);
+            program_free(&pr);
+            build("dualpipev", p, m + 1, &pr);
+            for (int32_t d = 0; d < p; d++) assert_int_equal(peak_held(&pr, d), 2 * p + 1);
+            program_free(&pr);
+        }
+}
+
+/* A scenario through plan, cost, engine and metrics: [costs] per device, v = 2 chunks. */
+typedef struct {
+    Scenario s;
+    Plan pl;
+    Program pr;
+    CostModel c;
+    Timeline tl;
+    Metrics mt;
+} Sim;
+
+static void simulate(const char *text, Sim *x) {
+    char err[SCN_ERR_MAX];
+    memset(x, 0, sizeof *x);
+    if (scenario_parse(text, "dual.scn", NULL, 0, &x->s, err) != 0) fail_msg("%s", err);
+    SchedParams sp = scenario_sched_params(&x->s);
+    SchedIssue issue;
+    const Schedule *sc = sched_find(x->s.pipeline.schedule);
+    assert_int_equal(sc->validate(&sp, &issue), 0);
+    assert_int_equal(sc->build(&sp, &x->pr, &issue), 0);
+    assert_int_equal(plan_build(&x->s, &x->pl, err, sizeof err), 0);
+    assert_int_equal(cost_build(&x->s, &x->pl, &x->c, err, sizeof err), 0);
+    assert_int_equal(engine_run(&x->pr, &x->c, 1, &x->tl, err, sizeof err), 0);
+    assert_int_equal(metrics_compute(&x->s, &x->pl, &x->pr, &x->c, &x->tl, &x->mt), 0);
+}
+
+static void sim_free(Sim *x) {
+    metrics_free(&x->mt);
+    timeline_free(&x->tl);
+    cost_free(&x->c);
+    plan_free(&x->pl);
+    program_free(&x->pr);
+    scenario_free(&x->s);
+}
+
+#define DUAL_SCN(SCHED, EXTRA)                                                                 \
+    "[model]\nlayers = 8\nhidden = 64\nheads = 4\nseq_len = 32\nvocab = 128\n"              \
+    "[batch]\nmicro_batches = 8\n[pipeline]\nstages = 4\nchunks = 2\nschedule = " SCHED "\n" \
+    "[hardware]\ngpu = h100\n[costs]\nforward_ms = 2\nbackward_ms = 2\nweight_ms = 1\n"      \
+    "comm_ms = 0\n" EXTRA
+
+/* overlap_fb_ms prices a pair (per device, each of 2 chunks half of it), and metrics count
+ * the pair's interval once: busy = the device's unfused ops + its pairs x F&B, which is less
+ * than the sum of its compute rows by one F&B per pair. */
+static void test_metrics_count_a_pair_once(void **state) {
+    (void)state;
+    Sim x;
+    simulate(DUAL_SCN("dualpipe", "overlap_fb_ms = 3\n"), &x);
+    const int64_t F = 1000000, B = 1000000, W = 500000, FB = 1500000; // ns, one chunk
+    assert_int_equal(x.c.fused_ns, FB);
+    const int64_t cost[OP_KIND_COUNT] = {[OP_F] = F, [OP_B] = B, [OP_W] = W, [OP_BW] = B + W};
+    for (int32_t d = 0; d < x.pr.devices; d++) {
+        int64_t want = 0, rows = 0, pairs = 0;
+        for (int64_t i = x.pr.start[d]; i < x.pr.start[d + 1]; i++) {
+            int fused = x.pr.ops[i].flags & OPF_FUSED_NEXT;
+            want += fused ? FB : cost[x.pr.ops[i].kind];
+            pairs += fused;
+            i += fused;
+        }
+        for (size_t i = 0; i < x.tl.n; i++)
+            if (x.tl.ops[i].device == d && x.tl.ops[i].stream == STREAM_COMPUTE)
+                rows += x.tl.ops[i].end_ns - x.tl.ops[i].start_ns;
+        // step 4 and 5 of the eight: 2(n - 2h + r + 1) + (h - r - 1) pairs, n = 4, h = 2
+        int32_t r = d < 3 - d ? d : 3 - d;
+        assert_int_equal(pairs, 2 * (4 - 4 + r + 1) + (2 - r - 1));
+        assert_int_equal(rows, want + pairs * FB);
+        assert_true(fabs(x.mt.dev[d].busy_ms - (double)want / 1e6) < 1e-12);
+    }
+    sim_free(&x);
+}
+
+/* Table 2's 2x parameters: each DualPipe device holds a stage of both copies, 2L/p layers,
+ * twice 1F1B's L/p; DualPipeV's two chunks of the one copy hold L/p, as 1F1B does. */
+static void test_parameters(void **state) {
+    (void)state;
+    static const struct { const char *sched; int32_t layers; } cases[] = {
+        {"dualpipe", 2 * 8 / 4}, {"dualpipev", 8 / 4}, {"zb-v", 8 / 4}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char text[1024];
+        snprintf(text, sizeof text, DUAL_SCN("%s", ""), cases[k].sched);
+        Sim x;
+        simulate(text, &x);
+        for (int32_t d = 0; d < 4; d++) assert_int_equal(x.mt.dev[d].layers, cases[k].layers);
+        sim_free(&x);
     }
 }
 
@@ -227,7 +324,8 @@ int main(void) {
         cmocka_unit_test(test_dualpipe_bubble),      cmocka_unit_test(test_dualpipev_bubble),
         cmocka_unit_test(test_activations),          cmocka_unit_test(test_fused_pair_in_engine),
         cmocka_unit_test(test_checker_rejects_bad_pairs), cmocka_unit_test(test_checker_rejects_self_pair),
-        cmocka_unit_test(test_constraints),
+        cmocka_unit_test(test_constraints),          cmocka_unit_test(test_metrics_count_a_pair_once),
+        cmocka_unit_test(test_parameters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
