@@ -7,7 +7,16 @@
  *   in ascending order, are its chunks 0, 1, ...
  *   '#' starts a comment; blank lines are skipped; "None", empty cells and PyTorch's
  *   communication and sharding actions (SEND_F, RECV_B, UNSHARD, ...) are ignored, since
- *   transfers are implied by stage placement. */
+ *   transfers are implied by stage placement.
+ * pipesim's extensions, which PyTorch's reader does not know (sched_file_write uses them only
+ * when the Program needs them):
+ *   "A&B", two actions joined by '&' (no spaces): a fused pair run as one overlapped op
+ *   (OPF_FUSED_NEXT on A; DualPipe's F&B), e.g. "0F3&7B1";
+ *   directive lines "key = value" before or between the action lines, starting with a
+ *   lower-case word: "pipes = 2" (two model copies, as DualPipe: the stages split into two
+ *   chains of p*v/2, micro-batch j runs in copy j / (m/2); needs m and p*v even),
+ *   "iterations = K" (the file covers K iterations, micro-batches 0 .. K*m-1, with no flush)
+ *   and "weight_versions = V0,V1,..." (weight copies each device keeps). */
 #ifndef PIPESIM_SCHED_FILE_H
 #define PIPESIM_SCHED_FILE_H
 
