@@ -20,7 +20,10 @@
  * DeepSeek never runs those, so neither does pipesim.
  * DeepSeek's code runs the middle ranks' first pair of step 4 as separate ops, to keep
  * communication off that pair; pipesim fuses it like the others (it has no all-to-all to
- * hide), which makes the bubble exactly (h-1)(F&B + B - 3W) for F = B, F&B = F + B, W <= F. */
+ * hide). Then the largest span - busy of a device is exactly (h-1)(F&B + B - 3W), Table 2's
+ * bubble, in DeepSeek's terms (B the full backward, pipesim's B + W) with F&B = F + B + W (no
+ * overlap gain, pipesim's default) for F, W <= pipesim's B; and with pipesim's B in B's place
+ * for F&B = F + B (the pair hides one W), F = B, W <= F. */
 #include <stdio.h>
 #include <stdlib.h>
 

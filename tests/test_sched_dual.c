@@ -1,8 +1,10 @@
 /* tests/test_sched_dual.c: DualPipe and DualPipeV against DeepSeek-V3 Table 2, exactly, at zero
- * communication: DualPipe's bubble (PP/2 - 1)(F&B + B - 3W) (here: the largest gap between a
- * device's span and its busy time) for F = B and F&B = F + B with W <= F, PP + 1 chunk
- * activations in flight on every device, and twice the parameters; DualPipeV the same with
- * PP - 1 in place of PP/2 - 1; the fused-pair rules of the engine and the checker. */
+ * communication. Bubble = the largest gap between a device's span and its busy time (the
+ * devices at the pipe ends have it): (PP/2 - 1)(F&B + B - 3W) for DualPipe, (p - 1)(...) for
+ * DualPipeV (its PP = 2p stages on p devices), in DeepSeek's terms (B the full backward) with
+ * F&B unset, and with pipesim's B when a pair hides one W. PP + 1 chunk activations in flight,
+ * twice the parameters (DualPipe), the fused-pair rules of engine, checker and metrics, and
+ * the schedules' constraints. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,34 +62,53 @@ static int64_t bubble(const Program *pr, const CostModel *c) {
     return worst;
 }
 
-static void check_bubble(const char *name, int32_t half_of) {
-    static const int64_t FW[][2] = {{2000, 1000}, {3000, 1000}, {3000, 3000}, {5000, 2000},
-                                    {1000003, 999999}};
+/* One DualPipe(V) bubble case: pipesim's F, B (input gradient), W and the pair's cost fb (0:
+ * the default sum F + B + W); the closed form is checked with DeepSeek's b_full as B. */
+typedef struct { int64_t f, b, w, fb, b_full; } BubbleCase;
+
+static void check_bubble(const char *name, int32_t half_of, const BubbleCase *bc, size_t n) {
     for (int32_t p = 2; p <= 12; p += 2)
         for (int32_t m = 2 * p; m <= 5 * p; m += 2)
-            for (size_t k = 0; k < sizeof FW / sizeof FW[0]; k++) {
-                int64_t F = FW[k][0], B = F, W = FW[k][1], FB = F + B;
+            for (size_t k = 0; k < n; k++) {
                 Program pr;
                 build(name, p, m, &pr);
-                CostModel c = costs(2 * p, F, B, W, FB);
-                int64_t want = (half_of ? p / 2 - 1 : p - 1) * (FB + B - 3 * W);
+                CostModel c = costs(2 * p, bc[k].f, bc[k].b, bc[k].w, bc[k].fb);
+                int64_t fb = cost_fused_ns(&c, 0, OP_F, 0, OP_BW);
+                int64_t want = (half_of ? p / 2 - 1 : p - 1) * (fb + bc[k].b_full - 3 * bc[k].w);
                 int64_t got = bubble(&pr, &c);
-                if (got != want) fail_msg("%s p=%d m=%d F=%lld W=%lld: bubble %lld, want %lld",
-                                          name, p, m, (long long)F, (long long)W,
+                if (got != want) fail_msg("%s p=%d m=%d F=%lld B=%lld W=%lld F&B=%lld: bubble "
+                                          "%lld, want %lld", name, p, m, (long long)bc[k].f,
+                                          (long long)bc[k].b, (long long)bc[k].w, (long long)fb,
                                           (long long)got, (long long)want);
                 cost_free(&c);
                 program_free(&pr);
             }
 }
 
+/* Table 2 in DeepSeek's own terms: B is the full backward (pipesim's B + W) and F&B, unset,
+ * is F + B + W (a dense model gains nothing from the overlap). Exact for F <= B and W <= B
+ * (pipesim's B); W may exceed F. */
+static const BubbleCase DEEPSEEK[] = {
+    {3000, 3000, 1000, 0, 4000}, {1000, 2000, 1000, 0, 3000}, {1000, 3000, 2500, 0, 5500},
+    {500, 4000, 4000, 0, 8000},  {1, 1000, 999, 0, 1999},     {7, 11, 5, 0, 16},
+    {1000003, 1000003, 999999, 0, 2000002}};
+/* The same form with pipesim's B in B's place holds when the pair hides exactly one W
+ * (F&B = F + B), for F = B and W <= F. */
+static const BubbleCase HIDDEN_W[] = {
+    {2000, 2000, 1000, 4000, 2000}, {3000, 3000, 1000, 6000, 3000}, {3000, 3000, 3000, 6000, 3000},
+    {5000, 5000, 2000, 10000, 5000}, {1000003, 1000003, 999999, 2000006, 1000003}};
+#define NCASES(a) (sizeof a / sizeof a[0])
+
 static void test_dualpipe_bubble(void **state) {
     (void)state;
-    check_bubble("dualpipe", 1);
+    check_bubble("dualpipe", 1, DEEPSEEK, NCASES(DEEPSEEK));
+    check_bubble("dualpipe", 1, HIDDEN_W, NCASES(HIDDEN_W));
 }
 
 static void test_dualpipev_bubble(void **state) {
     (void)state;
-    check_bubble("dualpipev", 0);
+    check_bubble("dualpipev", 0, DEEPSEEK, NCASES(DEEPSEEK));
+    check_bubble("dualpipev", 0, HIDDEN_W, NCASES(HIDDEN_W));
 }
 
 /* Most chunk activations device d holds at once (from F to W or BW). */
