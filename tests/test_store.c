@@ -203,7 +203,7 @@ static void test_wal_and_version(void **state) {
     (void)state;
     Store *s;
     assert_int_equal(store_open(path, &s, err, sizeof err), 0);
-    assert_int_equal(sql_int("PRAGMA user_version"), 2);
+    assert_int_equal(sql_int("PRAGMA user_version"), 3);
     assert_int_equal(sql_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name IN ('runs', 'ops',"
                              " 'metrics', 'device_metrics', 'ops_by_run', 'memory')"), 6);
@@ -211,12 +211,13 @@ static void test_wal_and_version(void **state) {
     assert_int_equal(store_open(path, &s, err, sizeof err), 0); // reopening keeps the schema
     assert_int_equal(store_run_count(s), 0);
     store_close(s);
-    assert_int_equal(sql_int("PRAGMA user_version"), 2);
+    assert_int_equal(sql_int("PRAGMA user_version"), 3);
     store_close(NULL);
 }
 
-static void test_version_1_upgraded(void **state) {
-    (void)state; // a version 1 file: the same tables without memory; its runs stay
+/* Makes the file at path an older schema (1: no memory table, 2: no runs.sweep), with its
+ * runs kept, reopens it with the store and checks the upgrade. */
+static void check_upgrade(int from, const char *downgrade) {
     Store *s;
     Timeline tl = hand_timeline();
     assert_int_equal(store_open(path, &s, err, sizeof err), 0);
@@ -224,15 +225,28 @@ static void test_version_1_upgraded(void **state) {
     store_close(s);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "DROP TABLE memory; PRAGMA user_version = 1", 0, 0, 0), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, downgrade, 0, 0, 0), SQLITE_OK);
     sqlite3_close(db);
+    assert_int_equal(sql_int("PRAGMA user_version"), from);
     assert_int_equal(store_open(path, &s, err, sizeof err), 0);
-    assert_int_equal(sql_int("PRAGMA user_version"), 2);
+    assert_int_equal(sql_int("PRAGMA user_version"), 3);
     assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'memory'"), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'sweep'"), 1);
     assert_int_equal(store_run_count(s), 1);
     assert_int_equal(write_run(s, &tl), 2);
+    assert_int_equal(store_next_sweep(s), 1);
     store_close(s);
     timeline_free(&tl);
+}
+
+static void test_version_1_upgraded(void **state) {
+    (void)state; // a version 1 file: the same tables without memory and runs.sweep
+    check_upgrade(1, "DROP TABLE memory; ALTER TABLE runs DROP COLUMN sweep; PRAGMA user_version = 1");
+}
+
+static void test_version_2_upgraded(void **state) {
+    (void)state;
+    check_upgrade(2, "ALTER TABLE runs DROP COLUMN sweep; PRAGMA user_version = 2");
 }
 
 static void test_memory_round_trip(void **state) {
@@ -271,7 +285,7 @@ static void test_newer_schema_refused(void **state) {
     assert_int_equal(sqlite3_exec(db, "CREATE TABLE runs(a); PRAGMA user_version = 99", 0, 0, 0),
                      SQLITE_OK);
     sqlite3_close(db);
-    assert_open_refused_untouched("has schema version 99, newer than this pipesim (2); use a "
+    assert_open_refused_untouched("has schema version 99, newer than this pipesim (3); use a "
                                   "newer pipesim or another --db");
     assert_int_equal(sql_int("PRAGMA user_version"), 99);
     assert_int_equal(sql_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'delete'"), 1);
@@ -472,6 +486,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_append, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_1_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_2_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),

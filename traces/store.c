@@ -55,6 +55,9 @@ static const char SCHEMA_V2[] =
     " device INTEGER NOT NULL, t_ns INTEGER NOT NULL, bytes INTEGER NOT NULL,"
     " PRIMARY KEY (run_id, device, t_ns)) WITHOUT ROWID;";
 
+/* Version 3: the sweep a run belongs to (NULL for single runs). */
+static const char SCHEMA_V3[] = "ALTER TABLE runs ADD COLUMN sweep INTEGER;";
+
 static void set_err(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t len, const char *fmt, ...) {
@@ -182,11 +185,11 @@ static int create_schema(Store *s, char *err, size_t len) {
     int64_t version = 0;
     rc = read_version(s, &version, err, len);
     if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION) {
-        char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + 64];
-        snprintf(sql, sizeof sql, "%s%sPRAGMA user_version = %d;", version == 0 ? SCHEMA : "",
-                 SCHEMA_V2, STORE_SCHEMA_VERSION);
+        char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + sizeof SCHEMA_V3 + 64];
+        snprintf(sql, sizeof sql, "%s%s%sPRAGMA user_version = %d;", version == 0 ? SCHEMA : "",
+                 version < 2 ? SCHEMA_V2 : "", SCHEMA_V3, STORE_SCHEMA_VERSION);
         rc = exec(s, sql, version == 0 ? "cannot create the schema"
-                                       : "cannot upgrade the schema to version 2", err, len);
+                                       : "cannot upgrade the schema", err, len);
     }
     if (rc == SQLITE_OK) rc = exec(s, "COMMIT", "cannot create the schema", err, len);
     if (rc != SQLITE_OK) rollback(s);
@@ -264,8 +267,8 @@ static int insert_run(Store *s, const StoreRunInfo *in, int64_t *run_id) {
     int rc = sqlite3_prepare_v2(
         s->db,
         "INSERT INTO runs (tool, scenario_path, scenario_text, resolved, overrides, schedule,"
-        " version, host, devices, micro_batches, chunks, iterations)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL);
+        " version, host, devices, micro_batches, chunks, iterations, sweep)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL);
     if (rc != SQLITE_OK) return rc;
     const char *texts[] = {in->tool, in->scenario_path, in->scenario_text, in->resolved,
                            in->overrides, in->schedule, in->version, in->host};
@@ -273,6 +276,8 @@ static int insert_run(Store *s, const StoreRunInfo *in, int64_t *run_id) {
     int col = 1;
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) bind_text(st, col++, texts[i]);
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) sqlite3_bind_int(st, col++, ints[i]);
+    if (in->sweep > 0) sqlite3_bind_int64(st, col, in->sweep);
+    else sqlite3_bind_null(st, col);
     rc = step_reset(st);
     if (rc == SQLITE_OK) *run_id = sqlite3_last_insert_rowid(s->db);
     sqlite3_finalize(st);
@@ -521,4 +526,9 @@ int store_metrics_csv(Store *s, int64_t run_id, FILE *f) {
     }
     sqlite3_finalize(st);
     return rows ? 0 : -1;
+}
+
+int64_t store_next_sweep(Store *s) {
+    int64_t n = -1;
+    return query_int(s, "SELECT coalesce(max(sweep), 0) + 1 FROM runs", &n) == SQLITE_OK ? n : -1;
 }

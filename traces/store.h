@@ -10,9 +10,9 @@
 
 #include "timeline.h"
 
-/* Schema version kept in PRAGMA user_version. A file with a larger version is refused; a
- * version 1 file (no memory table) is upgraded in place when opened. */
-#define STORE_SCHEMA_VERSION 2
+/* Schema version kept in PRAGMA user_version. A file with a larger version is refused; older
+ * ones are upgraded in place when opened (2 added the memory table, 3 runs.sweep). */
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct Store Store;
 
@@ -31,6 +31,7 @@ typedef struct {
     int32_t micro_batches;     // m per iteration
     int32_t chunks;            // v
     int32_t iterations;
+    int64_t sweep;             // the sweep (psim --sweep) the run is a point of, 0 for none
 } StoreRunInfo;
 
 typedef struct {
@@ -73,6 +74,9 @@ typedef struct {
     char *tool, *schedule, *resolved;
     int32_t devices, micro_batches, chunks, iterations;
 } StoreRunRow;
+
+/* The id for a new sweep: one more than any stored, 1 for the first. -1 on error. */
+int64_t store_next_sweep(Store *s);
 
 /* store_run_get reads run run_id; 0, or -1 when there is no such run or on error. */
 int store_run_get(Store *s, int64_t run_id, StoreRunRow *out);
