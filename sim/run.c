@@ -44,6 +44,12 @@ static void usage(const char *prog, FILE *f) {
             "                     custom) and stop\n"
             "  --memory-limit     exit with status 3 when a device needs more than\n"
             "                     hardware.memory_gib (default: a warning, status 0)\n");
+    if (!is_pexec(prog))
+        fprintf(f,
+            "  --sweep SEC.KEY=V1,V2,...\n"
+            "                     run every combination of the swept values (repeatable: the\n"
+            "                     cartesian product), on every core, each point stored as a\n"
+            "                     run of one sweep; prints one line per point\n");
     if (is_pexec(prog))
         fprintf(f,
             "  --scale N          divide hidden, ffn_hidden, seq_len and heads by N, so a large\n"
@@ -80,7 +86,8 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         {"version", no_argument, 0, 'V'},    {"dump-schedule", no_argument, 0, 'S'},
         {"memory-limit", no_argument, 0, 'M'}, {"scale", required_argument, 0, 'x'},
         {"watchdog", required_argument, 0, 'w'}, {"drop-send", required_argument, 0, 'D'},
-        {"rendezvous", no_argument, 0, 'R'},     {0, 0, 0, 0}};
+        {"rendezvous", no_argument, 0, 'R'},     {"sweep", required_argument, 0, 'W'},
+        {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->prog = prog;
     o->db = "pipesim.db";
@@ -106,6 +113,17 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         case 'S': o->dump = 1; break;
         case 'M': o->memory_limit = 1; break;
         case 'R': o->rendezvous = 1; break;
+        case 'W':
+            if (is_pexec(prog) || o->nsweeps == 16 || !strchr(optarg, '=')) {
+                fprintf(stderr, "%s: --sweep %s: %s\n", prog, optarg,
+                        is_pexec(prog) ? "sweeps are psim's; run pexec once per point"
+                        : o->nsweeps == 16 ? "at most 16 --sweep options"
+                                           : "write SECTION.KEY=V1,V2,..., e.g. "
+                                             "--sweep batch.micro_batches=8,16,32");
+                return 2;
+            }
+            o->sweeps[o->nsweeps++] = optarg;
+            break;
         case 'h': usage(prog, stdout); exit(0);
         case 'V': printf("%s %s\n", prog, PIPESIM_VERSION); exit(0);
         case 'x':
@@ -273,7 +291,8 @@ static int store_run(const RunOptions *o, const Run *sm, int64_t *run_id) {
                          .host = host, .devices = sm->plan.devices,
                          .micro_batches = (int32_t)sm->scn.batch.micro_batches,
                          .chunks = sm->plan.chunks,
-                         .iterations = (int32_t)sm->scn.batch.iterations};
+                         .iterations = (int32_t)sm->scn.batch.iterations,
+                         .sweep = o->sweep};
     if (store_run_write(st, &info, &sm->tl, &sm->mt.mem, rm, nrm, dm, k, run_id, err,
                         sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);

@@ -28,6 +28,9 @@ typedef struct {
     double watchdog_s;    // pexec: longest wait for one message
     int32_t drop_send;    // pexec, for testing: this device never sends its first message (-1)
     int rendezvous;       // pexec: a send completes only when its receive has taken it
+    const char *sweeps[16]; // psim: --sweep section.key=v1,v2,... (cartesian product)
+    int nsweeps;
+    int64_t sweep;        // the sweep this run is a point of (stored with it), 0 for none
 } RunOptions;
 
 /* Everything one run owns, released by run_free whatever stage it reached. */

@@ -333,3 +333,17 @@ got=$($pexport --db "$db" --csv 1 | wc -l)
 [ "$got" = $((want / 2 + 1)) ] && ok "CSV has a header and a row per op" || nok "CSV has a header and a row per op" "$got"
 $pexport --db "$db" --metrics-csv 1 | grep -q "^makespan_ms,33$" && ok "metrics CSV holds the makespan" || nok "metrics CSV holds the makespan"
 expect "pexport: an unknown run" 2 "there is no run 9" $pexport --db "$db" --csv 9
+
+# --- sweeps ----------------------------------------------------------------------------------
+db="$tmp/sweep.db"
+$psim --db "$db" --sweep batch.micro_batches=4,8,16 --sweep pipeline.schedule=gpipe,1f1b scenarios/tiny-1f1b.scn >"$tmp/sw" 2>"$tmp/err"
+[ $? = 0 ] && [ "$(sql "$db" 'select count(*) from runs where sweep = 1')" = 6 ] && ok "a 3 x 2 sweep stores 6 runs of sweep 1" || nok "a 3 x 2 sweep stores 6 runs of sweep 1" "$(cat "$tmp/err")"
+# every row's bubble rate is the closed form (p-1)/(m+p-1) with p = 4
+got=$(awk '!/^#/ { want = 3 / ($1 + 3); d = $5 - want; if (d < 0) d = -d; if (d > 1e-6) bad++; n++ } END { print n + 0, bad + 0 }' "$tmp/sw")
+[ "$got" = "6 0" ] && ok "the sweep table has the closed-form bubble (p-1)/(m+p-1)" || nok "the sweep table has the closed-form bubble (p-1)/(m+p-1)" "$got" "$(cat "$tmp/sw")"
+[ "$(sed -n 3,4p "$tmp/sw" | cut -d' ' -f1,2 | tr '\n' ' ')" = "4 gpipe 4 1f1b " ] && ok "sweep rows come in point order" || nok "sweep rows come in point order" "$(cat "$tmp/sw")"
+$psim --db "$db" --quiet --sweep pipeline.schedule=1f1b,interleaved scenarios/tiny-1f1b.scn 2>"$tmp/err"
+[ $? = 2 ] && grep -q "(sweep point 1: pipeline.schedule=interleaved)" "$tmp/err" && [ "$(sql "$db" 'select count(*) from runs where sweep = 2')" = 1 ] \
+    && ok "an invalid sweep point is named, the others are stored" || nok "an invalid sweep point is named, the others are stored" "$(cat "$tmp/err")"
+expect "--sweep needs a database" 2 "--sweep stores every point; drop --no-db" $psim --no-db --sweep batch.micro_batches=4,8 scenarios/tiny-1f1b.scn
+expect "--sweep needs KEY=VALUES" 2 "--sweep micro: write SECTION.KEY=V1,V2" $psim --sweep micro scenarios/tiny-1f1b.scn

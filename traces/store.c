@@ -532,3 +532,41 @@ int64_t store_next_sweep(Store *s) {
     int64_t n = -1;
     return query_int(s, "SELECT coalesce(max(sweep), 0) + 1 FROM runs", &n) == SQLITE_OK ? n : -1;
 }
+
+int store_sweep_rows(Store *s, int64_t sweep, StoreSweepRow **rows, size_t *n) {
+    sqlite3_stmt *st;
+    *rows = NULL, *n = 0;
+    if (sqlite3_prepare_v2(
+            s->db,
+            "SELECT r.id, coalesce(r.overrides, ''),"
+            " (SELECT value FROM metrics WHERE run_id = r.id AND name = 'makespan_ms'),"
+            " (SELECT value FROM metrics WHERE run_id = r.id AND name = 'bubble_rate'),"
+            " (SELECT value FROM metrics WHERE run_id = r.id AND name = 'throughput_tokens_per_s'),"
+            " (SELECT max(value) FROM device_metrics WHERE run_id = r.id AND name = 'peak_memory_gib')"
+            " FROM runs r WHERE r.sweep = ? ORDER BY r.id", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, sweep);
+    size_t cap = 0;
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        if (*n == cap) {
+            StoreSweepRow *more = realloc(*rows, (cap = cap ? 2 * cap : 64) * sizeof *more);
+            if (!more) { rc = -1; break; }
+            *rows = more;
+        }
+        StoreSweepRow *r = &(*rows)[(*n)++];
+        r->run_id = sqlite3_column_int64(st, 0);
+        r->overrides = dup_column(st, 1);
+        r->makespan_ms = sqlite3_column_double(st, 2), r->bubble_rate = sqlite3_column_double(st, 3);
+        r->tokens_per_s = sqlite3_column_double(st, 4), r->peak_memory_gib = sqlite3_column_double(st, 5);
+        if (!r->overrides) rc = -1;
+    }
+    sqlite3_finalize(st);
+    if (rc != 0) store_sweep_rows_free(*rows, *n), *rows = NULL, *n = 0;
+    return rc;
+}
+
+void store_sweep_rows_free(StoreSweepRow *rows, size_t n) {
+    for (size_t i = 0; i < n; i++) free(rows[i].overrides);
+    free(rows);
+}

@@ -78,6 +78,18 @@ typedef struct {
 /* The id for a new sweep: one more than any stored, 1 for the first. -1 on error. */
 int64_t store_next_sweep(Store *s);
 
+/* One point of a sweep as stored: its run, the --set arguments it ran with, a few metrics. */
+typedef struct {
+    int64_t run_id;
+    char *overrides;        // malloc'd, one "section.key=value" per line
+    double makespan_ms, bubble_rate, tokens_per_s, peak_memory_gib; // peak: fullest device
+} StoreSweepRow;
+
+/* store_sweep_rows reads every run of a sweep in run order into *rows (malloc'd, n of them;
+ * free with store_sweep_rows_free). Returns 0, or -1 on error. */
+int store_sweep_rows(Store *s, int64_t sweep, StoreSweepRow **rows, size_t *n);
+void store_sweep_rows_free(StoreSweepRow *rows, size_t n);
+
 /* store_run_get reads run run_id; 0, or -1 when there is no such run or on error. */
 int store_run_get(Store *s, int64_t run_id, StoreRunRow *out);
 void store_run_row_free(StoreRunRow *r);
