@@ -92,10 +92,15 @@ asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT=-O1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    test
 
-# The main job: simulate GPT-3 13B on 8 H100s, store it, draw its timeline.
-run: $(BIN)/psim
+# The main job: simulate GPT-3 13B on 8 H100s, store it, draw its timeline and memory, then
+# sweep micro-batches x schedules and draw the bubble rates.
+run: all
 	$(BIN)/psim scenarios/gpt13b.scn
 	sh plots/plot.sh pipesim.db plots/out
+	sh plots/memory.sh pipesim.db plots/out
+	$(BIN)/psim --quiet --sweep batch.micro_batches=8,16,32,64,128 \
+	    --sweep pipeline.schedule=gpipe,1f1b,zb-h1,zb-h2 scenarios/gpt13b.scn
+	sh plots/bubble.sh pipesim.db plots/out
 
 clean:
 	rm -rf build build-asan bin

@@ -347,3 +347,21 @@ $psim --db "$db" --quiet --sweep pipeline.schedule=1f1b,interleaved scenarios/ti
     && ok "an invalid sweep point is named, the others are stored" || nok "an invalid sweep point is named, the others are stored" "$(cat "$tmp/err")"
 expect "--sweep needs a database" 2 "--sweep stores every point; drop --no-db" $psim --no-db --sweep batch.micro_batches=4,8 scenarios/tiny-1f1b.scn
 expect "--sweep needs KEY=VALUES" 2 "--sweep micro: write SECTION.KEY=V1,V2" $psim --sweep micro scenarios/tiny-1f1b.scn
+
+# --- figures: the data behind them, and that gnuplot drew them -------------------------------
+db="$tmp/sweep.db" # sweep 1: m = 4, 8, 16 x gpipe, 1f1b on tiny-1f1b (p = 4)
+sh plots/bubble.sh "$db" "$tmp/fig" 1 2>"$tmp/err"
+got=$(awk 'NF == 3 { want = 3 / ($2 + 3); d = $3 - want; if (d < 0) d = -d; if (d > 1e-9) bad++; n++ } END { print n + 0, bad + 0 }' "$tmp/fig/bubble-1.dat")
+[ "$got" = "6 0" ] && ok "bubble figure data: 6 points on (p-1)/(m+p-1)" || nok "bubble figure data: 6 points on (p-1)/(m+p-1)" "$got" "$(cat "$tmp/err")"
+[ -s "$tmp/fig/bubble-1.png" ] && [ -s "$tmp/fig/bubble-1.svg" ] && ok "bubble figure drawn (PNG, SVG)" || nok "bubble figure drawn (PNG, SVG)" "$(cat "$tmp/err")"
+sh plots/memory.sh "$db" "$tmp/fig" 1 2>"$tmp/err"
+got=$(awk 'NF == 3' "$tmp/fig/memory-1.dat" | wc -l)
+want=$(sql "$db" "select count(*) from memory where run_id = 1")
+[ "$got" = "$want" ] && [ -s "$tmp/fig/memory-1.png" ] && ok "memory figure: one point per stored sample ($want), drawn" || nok "memory figure: one point per stored sample" "$got vs $want" "$(cat "$tmp/err")"
+top=$(awk 'NF == 3 && $3 > m { m = $3 } END { printf "%.9f", m }' "$tmp/fig/memory-1.dat")
+peak=$(sql "$db" "select printf('%.9f', max(value)) from device_metrics where run_id = 1 and name = 'peak_memory_gib'")
+[ "$top" = "$peak" ] && ok "memory figure peaks at peak_memory_gib" || nok "memory figure peaks at peak_memory_gib" "$top vs $peak"
+sh plots/plot.sh "$db" "$tmp/fig" 1 2>"$tmp/err"
+got=$(awk 'NF == 5' "$tmp/fig/ops-1.dat" | wc -l)
+[ "$got" = "$(sql "$db" "select count(*) from ops where run_id = 1 and stream = 'compute'")" ] && [ -s "$tmp/fig/timeline-1.png" ] \
+    && ok "timeline figure: one box per compute op, drawn" || nok "timeline figure: one box per compute op" "$got"

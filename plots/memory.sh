@@ -1,0 +1,26 @@
+#!/bin/sh
+# plots/memory.sh DB OUTDIR [RUN]: memory of every device over a run (default: the latest),
+# PNG and SVG, with the device limit dashed; the data is left in OUTDIR/memory-RUN.dat.
+set -eu
+db=${1:-pipesim.db}
+outdir=${2:-plots/out}
+run=${3:-$(sqlite3 "$db" 'select max(id) from runs')}
+[ -n "$run" ] || { echo "memory.sh: no runs in $db" >&2; exit 2; }
+mkdir -p "$outdir"
+data="$outdir/memory-$run.dat"
+devices=$(sqlite3 "$db" "select devices from runs where id = $run")
+limit=$(sqlite3 "$db" "select resolved from runs where id = $run" | sed -n 's/^memory_gib = //p')
+: >"$data"
+d=0
+while [ "$d" -lt "$devices" ]; do
+    sqlite3 -separator ' ' "$db" "select device, t_ns / 1e6, bytes / 1073741824.0 from memory
+        where run_id = $run and device = $d order by t_ns" >>"$data"
+    printf '\n\n' >>"$data"
+    d=$((d + 1))
+done
+sched=$(sqlite3 "$db" "select schedule from runs where id = $run")
+for ext in png svg; do
+    gnuplot -e "data='$data'; devices=$devices; limit=${limit:-0}; out='$outdir/memory-$run.$ext'; title='memory per device: run $run ($sched, $(basename "$db"))'" \
+        plots/memory.gp
+done
+echo "memory.sh: wrote $outdir/memory-$run.png and .svg" >&2
