@@ -365,3 +365,9 @@ sh plots/plot.sh "$db" "$tmp/fig" 1 2>"$tmp/err"
 got=$(awk 'NF == 5' "$tmp/fig/ops-1.dat" | wc -l)
 [ "$got" = "$(sql "$db" "select count(*) from ops where run_id = 1 and stream = 'compute'")" ] && [ -s "$tmp/fig/timeline-1.png" ] \
     && ok "timeline figure: one box per compute op, drawn" || nok "timeline figure: one box per compute op" "$got"
+sh plots/throughput.sh "$db" "$tmp/fig" 1 2>"$tmp/err"
+got=$(awk 'NF == 4 { want = $2 * 32 * 1000 / (($2 + 3) * 3); d = $3 - want; if (d < 0) d = -d; if (d > 1e-6 * want) bad++; n++ } END { print n + 0, bad + 0 }' "$tmp/fig/throughput-1.dat")
+[ "$got" = "6 0" ] && [ -s "$tmp/fig/throughput-1.png" ] && ok "throughput figure: m*s tokens per (m+p-1)(F+B), drawn" || nok "throughput figure: m*s tokens per (m+p-1)(F+B)" "$got" "$(cat "$tmp/err")"
+sh plots/error.sh "$tmp/loop.db" 2 1 "$tmp/fig" 2>"$tmp/err"
+got=$(awk '{ for (c = 2; c <= 5; c++) if ($c != "?") { n++; if ($c > 1e-3 || $c < -1e-3) bad++ } } END { print n + 0, bad + 0 }' "$tmp/fig/error-2-1.dat")
+[ "$got" = "4 0" ] && [ -s "$tmp/fig/error-2-1.png" ] && ok "error figure: calibrated per-stage errors are 0 (F, BW on 2 devices), drawn" || nok "error figure: calibrated per-stage errors are 0" "$got" "$(cat "$tmp/err")"
