@@ -1,25 +1,44 @@
 #!/bin/sh
-# plots/plot.sh DB OUTDIR [RUN_ID]: draws a run stored in DB (default: the latest) as a Gantt
-# timeline, PNG and SVG, into OUTDIR/timeline-RUN.{png,svg}. Needs sqlite3 and gnuplot.
+# plots/plot.sh DB OUTDIR [RUN...]: draws runs stored in DB (default: the latest) as one Gantt
+# timeline, PNG and SVG, into OUTDIR/timeline-RUN[-RUN...].{png,svg}: a row per device and
+# run, several runs (predicted and measured) stacked on one time axis, F/B/W/BW coloured with
+# micro-batch numbers where they fit, transfers as thin bars under the rows. The data is left
+# in OUTDIR/ops-....dat (compute) and xfers-....dat. Needs sqlite3 and gnuplot.
 set -eu
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
-run=${3:-$(sqlite3 "$db" 'select max(id) from runs')}
-[ -n "$run" ] || { echo "plot.sh: no runs in $db" >&2; exit 2; }
+shift 2 2>/dev/null || shift $#
+[ $# -gt 0 ] || set -- "$(sqlite3 "$db" 'select max(id) from runs')"
+[ -n "$1" ] || { echo "plot.sh: no runs in $db" >&2; exit 2; }
 mkdir -p "$outdir"
-data="$outdir/ops-$run.dat"
-sqlite3 -separator ' ' "$db" "select device, start_ns / 1e6, end_ns / 1e6,
-    case kind when 'F' then 1 when 'B' then 2 when 'W' then 3 else 4 end, micro_batch
-    from ops where run_id = $run and stream = 'compute' order by device, start_ns" >"$data"
-meta=$(sqlite3 -separator ' ' "$db" "select r.devices, coalesce(r.schedule, '?'),
-    r.micro_batches, r.chunks, (select printf('%.1f', value) from metrics
-    where run_id = r.id and name = 'makespan_ms'),
-    (select printf('%.1f', 100 * value) from metrics where run_id = r.id and name = 'bubble_rate'),
-    r.scenario_path from runs r where r.id = $run")
-set -- $meta
-title="$7: $2, p=$1 v=$4 m=$3, makespan $5 ms, bubble $6% (run $run, $(basename "$db"))"
+tag=$(echo "$*" | tr ' ' '-')
+data="$outdir/ops-$tag.dat" xfers="$outdir/xfers-$tag.dat"
+: >"$data"
+: >"$xfers"
+row=0 ytics="" titles=""
+for run in "$@"; do
+    set -- $(sqlite3 -separator ' ' "$db" "select devices, coalesce(schedule, '?'), tool,
+        (select printf('%.1f', value) from metrics where run_id = r.id and name = 'makespan_ms'),
+        (select printf('%.1f', 100 * value) from metrics where run_id = r.id and name = 'bubble_rate')
+        from runs r where r.id = $run") || true
+    [ $# -ge 5 ] || { echo "plot.sh: there is no run $run in $db" >&2; exit 2; }
+    p=$1
+    sqlite3 -separator ' ' "$db" "select $row + device, start_ns / 1e6, end_ns / 1e6,
+        case kind when 'F' then 1 when 'B' then 2 when 'W' then 3 else 4 end, micro_batch
+        from ops where run_id = $run and stream = 'compute' order by device, start_ns" >>"$data"
+    sqlite3 -separator ' ' "$db" "select $row + device, start_ns / 1e6, end_ns / 1e6
+        from ops where run_id = $run and stream = 'send'" >>"$xfers"
+    d=0
+    while [ "$d" -lt "$p" ]; do
+        ytics="$ytics${ytics:+, }\"$3 $run d$d\" $((row + d))"
+        d=$((d + 1))
+    done
+    titles="$titles${titles:+; }run $run $3 $2: $4 ms, bubble $5%"
+    row=$((row + p + 1)) # a blank row between runs
+done
+rows=$((row - 1))
 for ext in png svg; do
-    gnuplot -e "data='$data'; out='$outdir/timeline-$run.$ext'; title='$title'; devices=$1" \
+    gnuplot -e "data='$data'; xfers='$xfers'; out='$outdir/timeline-$tag.$ext'; title='$titles ($(basename "$db"))'; rows=$rows; ylabels='($ytics)'" \
         plots/timeline.gp
 done
-echo "plot.sh: wrote $outdir/timeline-$run.png and .svg" >&2
+echo "plot.sh: wrote $outdir/timeline-$tag.png and .svg" >&2

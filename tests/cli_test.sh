@@ -371,3 +371,8 @@ got=$(awk 'NF == 4 { want = $2 * 32 * 1000 / (($2 + 3) * 3); d = $3 - want; if (
 sh plots/error.sh "$tmp/loop.db" 2 1 "$tmp/fig" 2>"$tmp/err"
 got=$(awk '{ for (c = 2; c <= 5; c++) if ($c != "?") { n++; if ($c > 1e-3 || $c < -1e-3) bad++ } } END { print n + 0, bad + 0 }' "$tmp/fig/error-2-1.dat")
 [ "$got" = "4 0" ] && [ -s "$tmp/fig/error-2-1.png" ] && ok "error figure: calibrated per-stage errors are 0 (F, BW on 2 devices), drawn" || nok "error figure: calibrated per-stage errors are 0" "$got" "$(cat "$tmp/err")"
+db="$tmp/export.db" # run 1 psim, run 2 pexec of tiny-1f1b (p = 4)
+sh plots/plot.sh "$db" "$tmp/fig" 1 2 2>"$tmp/err"
+got=$(awk 'NF == 5 { n++; if ($1 > m) m = $1; if ($1 == 4) gap++ } END { print n + 0, m + 0, gap + 0 }' "$tmp/fig/ops-1-2.dat")
+[ "$got" = "128 8 0" ] && [ -s "$tmp/fig/timeline-1-2.png" ] && ok "stacked timeline: both runs' 128 ops, rows 0-3 and 5-8" || nok "stacked timeline: both runs' ops on separate rows" "$got" "$(cat "$tmp/err")"
+[ "$(wc -l <"$tmp/fig/xfers-1-2.dat")" = 96 ] && ok "stacked timeline: 96 transfers drawn" || nok "stacked timeline: 96 transfers drawn" "$(wc -l <"$tmp/fig/xfers-1-2.dat")"
