@@ -23,7 +23,7 @@ DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(BUILD)/sim/psim.d $(BUILD)/exec/
            $(BUILD)/traces/pcompare.d $(BUILD)/traces/pcalibrate.d $(BUILD)/traces/pexport.d
 
 .PHONY: all test bench asan run clean
-all: $(TOOLS:%=$(BIN)/%)
+all: $(TOOLS:%=$(BIN)/%) $(BIN)/pplot
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -49,6 +49,11 @@ $(BIN)/pcompare: $(BUILD)/traces/pcompare.o $(BUILD)/libpipesim.a
 $(BIN)/pcalibrate: $(BUILD)/traces/pcalibrate.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# pplot is the shell driver of the gnuplot figures in plots/; bin/ links to it.
+$(BIN)/pplot: plots/pplot
+	@mkdir -p $(BIN)
+	ln -sf $(CURDIR)/plots/pplot $@
 
 $(BIN)/pexport: $(BUILD)/traces/pexport.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
@@ -78,7 +83,7 @@ $(BUILD)/tests/%: tests/%.c tests/cost_fixture.h $(BUILD)/libpipexec.a $(BUILD)/
 	    $(LDLIBS) $(BLAS) -lcmocka -o $@
 
 # Unit tests (cmocka, one file per module) and the CLI tests; ends with "N passed, N failed".
-test: $(TOOLS:%=$(BIN)/%) $(TEST_BIN)
+test: all $(TEST_BIN)
 	@sh tests/run.sh $(BUILD)/tests $(BIN)/psim
 
 $(BUILD)/bench_engine: tests/bench_engine.c $(BUILD)/libpipesim.a

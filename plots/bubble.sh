@@ -3,6 +3,7 @@
 # sweep (default: the latest), PNG and SVG, with the closed forms dashed. The data behind it
 # is left in OUTDIR/bubble-SWEEP.dat. Needs sqlite3 and gnuplot.
 set -eu
+here=$(dirname "$(readlink -f "$0")")
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
 sweep=${3:-$(sqlite3 "$db" 'select max(sweep) from runs')}
@@ -21,6 +22,6 @@ done
 set -- $(sqlite3 -separator ' ' "$db" "select devices, max(chunks) from runs where sweep = $sweep")
 for ext in png svg; do
     gnuplot -e "data='$data'; names='$names'; p=$1; v=$2; out='$outdir/bubble-$sweep.$ext'; title='bubble rate, p = $1 (sweep $sweep, $(basename "$db"))'" \
-        plots/bubble.gp
+        "$here/bubble.gp"
 done
 echo "bubble.sh: wrote $outdir/bubble-$sweep.png and .svg" >&2

@@ -3,6 +3,7 @@
 # pexec's, per device and op kind (the first iteration left out when there are several), as
 # PNG and SVG; data in OUTDIR/error-PREDICTED-MEASURED.dat. pcompare prints the same numbers.
 set -eu
+here=$(dirname "$(readlink -f "$0")")
 db=$1 pred=$2 meas=$3
 outdir=${4:-plots/out}
 mkdir -p "$outdir"
@@ -25,6 +26,6 @@ cols=$(awk '{ for (c = 2; c <= 5; c++) if ($c != "?") has[c] = 1 }
     END { for (c = 2; c <= 5; c++) if (has[c]) printf "%d ", c }' "$data")
 for ext in png svg; do
     gnuplot -e "data='$data'; cols='$cols'; out='$outdir/error-$pred-$meas.$ext'; title='run $pred predicted vs run $meas measured ($(basename "$db"))'" \
-        plots/error.gp
+        "$here/error.gp"
 done
 echo "error.sh: wrote $outdir/error-$pred-$meas.png and .svg" >&2

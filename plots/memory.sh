@@ -2,6 +2,7 @@
 # plots/memory.sh DB OUTDIR [RUN]: memory of every device over a run (default: the latest),
 # PNG and SVG, with the device limit dashed; the data is left in OUTDIR/memory-RUN.dat.
 set -eu
+here=$(dirname "$(readlink -f "$0")")
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
 run=${3:-$(sqlite3 "$db" 'select max(id) from runs')}
@@ -21,6 +22,6 @@ done
 sched=$(sqlite3 "$db" "select schedule from runs where id = $run")
 for ext in png svg; do
     gnuplot -e "data='$data'; devices=$devices; limit=${limit:-0}; out='$outdir/memory-$run.$ext'; title='memory per device: run $run ($sched, $(basename "$db"))'" \
-        plots/memory.gp
+        "$here/memory.gp"
 done
 echo "memory.sh: wrote $outdir/memory-$run.png and .svg" >&2

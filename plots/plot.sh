@@ -5,6 +5,7 @@
 # micro-batch numbers where they fit, transfers as thin bars under the rows. The data is left
 # in OUTDIR/ops-....dat (compute) and xfers-....dat. Needs sqlite3 and gnuplot.
 set -eu
+here=$(dirname "$(readlink -f "$0")")
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
 shift 2 2>/dev/null || shift $#
@@ -39,6 +40,6 @@ done
 rows=$((row - 1))
 for ext in png svg; do
     gnuplot -e "data='$data'; xfers='$xfers'; out='$outdir/timeline-$tag.$ext'; title='$titles ($(basename "$db"))'; rows=$rows; ylabels='($ytics)'" \
-        plots/timeline.gp
+        "$here/timeline.gp"
 done
 echo "plot.sh: wrote $outdir/timeline-$tag.png and .svg" >&2

@@ -4,6 +4,7 @@
 # against pipeline stages when the sweep varied them. PNG and SVG; data in
 # OUTDIR/throughput-SWEEP.dat.
 set -eu
+here=$(dirname "$(readlink -f "$0")")
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
 sweep=${3:-$(sqlite3 "$db" 'select max(sweep) from runs')}
@@ -26,6 +27,6 @@ for s in $names; do
 done
 for ext in png svg; do
     gnuplot -e "data='$data'; names='$names'; xlabel='$xlabel'; out='$outdir/throughput-$sweep.$ext'; title='throughput (sweep $sweep, $(basename "$db"))'" \
-        plots/throughput.gp
+        "$here/throughput.gp"
 done
 echo "throughput.sh: wrote $outdir/throughput-$sweep.png and .svg" >&2

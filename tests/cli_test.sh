@@ -376,3 +376,11 @@ sh plots/plot.sh "$db" "$tmp/fig" 1 2 2>"$tmp/err"
 got=$(awk 'NF == 5 { n++; if ($1 > m) m = $1; if ($1 == 4) gap++ } END { print n + 0, m + 0, gap + 0 }' "$tmp/fig/ops-1-2.dat")
 [ "$got" = "128 8 0" ] && [ -s "$tmp/fig/timeline-1-2.png" ] && ok "stacked timeline: both runs' 128 ops, rows 0-3 and 5-8" || nok "stacked timeline: both runs' ops on separate rows" "$got" "$(cat "$tmp/err")"
 [ "$(wc -l <"$tmp/fig/xfers-1-2.dat")" = 96 ] && ok "stacked timeline: 96 transfers drawn" || nok "stacked timeline: 96 transfers drawn" "$(wc -l <"$tmp/fig/xfers-1-2.dat")"
+pplot="$(dirname "$psim")/pplot"
+db="$tmp/sweep.db"
+$pplot peak "$db" "$tmp/fig" 1 2>"$tmp/err"
+got=$(awk '{ print $1 }' "$tmp/fig/peak-1.dat" | tr '\n' ' ')
+top=$(sql "$db" "select printf('%.6f', max(value)) from device_metrics where name = 'peak_memory_gib' and run_id in (select id from runs where sweep = 1)")
+[ "$got" = "gpipe 1f1b " ] && [ "$(awk '$2 > m { m = $2 } END { printf "%.6f", m }' "$tmp/fig/peak-1.dat")" = "$top" ] && [ -s "$tmp/fig/peak-1.png" ] \
+    && ok "pplot peak: one bar pair per schedule, topped by the sweep's peak" || nok "pplot peak: one bar pair per schedule" "$got" "$(cat "$tmp/err")"
+expect "pplot names its figures" 2 "timeline \[RUN...\]" $pplot nonsense
