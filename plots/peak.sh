@@ -13,7 +13,7 @@ data="$outdir/peak-$sweep.dat"
 sqlite3 -separator ' ' "$db" "select r.schedule, max(hi), max(lo) from runs r
     join (select run_id, max(value) hi, min(value) lo from device_metrics
           where name = 'peak_memory_gib' group by run_id) m on m.run_id = r.id
-    where r.sweep = $sweep group by r.schedule order by min(r.id)" >"$data"
+    where r.sweep = $sweep group by r.schedule order by r.schedule" >"$data"
 limit=$(sqlite3 "$db" "select resolved from runs where sweep = $sweep limit 1" | sed -n 's/^memory_gib = //p')
 for ext in png svg; do
     gnuplot -e "data='$data'; limit=${limit:-0}; out='$outdir/peak-$sweep.$ext'; title='peak memory per schedule (sweep $sweep, $(basename "$db"))'" \

@@ -381,6 +381,6 @@ db="$tmp/sweep.db"
 $pplot peak "$db" "$tmp/fig" 1 2>"$tmp/err"
 got=$(awk '{ print $1 }' "$tmp/fig/peak-1.dat" | tr '\n' ' ')
 top=$(sql "$db" "select printf('%.6f', max(value)) from device_metrics where name = 'peak_memory_gib' and run_id in (select id from runs where sweep = 1)")
-[ "$got" = "gpipe 1f1b " ] && [ "$(awk '$2 > m { m = $2 } END { printf "%.6f", m }' "$tmp/fig/peak-1.dat")" = "$top" ] && [ -s "$tmp/fig/peak-1.png" ] \
+[ "$got" = "1f1b gpipe " ] && [ "$(awk '$2 > m { m = $2 } END { printf "%.6f", m }' "$tmp/fig/peak-1.dat")" = "$top" ] && [ -s "$tmp/fig/peak-1.png" ] \
     && ok "pplot peak: one bar pair per schedule, topped by the sweep's peak" || nok "pplot peak: one bar pair per schedule" "$got" "$(cat "$tmp/err")"
 expect "pplot names its figures" 2 "timeline \[RUN...\]" $pplot nonsense
