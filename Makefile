@@ -22,7 +22,7 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(BUILD)/sim/psim.d $(BUILD)/exec/pexec.d \
            $(BUILD)/traces/pcompare.d $(BUILD)/traces/pcalibrate.d $(BUILD)/traces/pexport.d
 
-.PHONY: all test bench asan run clean
+.PHONY: all test bench asan run clean fuzz
 all: $(TOOLS:%=$(BIN)/%) $(BIN)/pplot
 
 $(BUILD)/%.o: %.c
@@ -97,6 +97,23 @@ asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT=-O1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    test
 
+# Fuzzing (libFuzzer, clang): the scenario and schedule-file parsers with ASan and UBSan,
+# FUZZ_SECONDS each, starting from the corpus in tests/fuzz/ (copied, so runs add nothing to
+# the tree). A crash leaves its input in build-fuzz/ and fails the target.
+CLANG ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_FLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined \
+             -fno-sanitize-recover=all $(INC)
+fuzz:
+	@command -v $(CLANG) >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@mkdir -p build-fuzz
+	for t in scenario schedule; do \
+	    $(CLANG) $(FUZZ_FLAGS) tests/fuzz_$$t.c $(LIB_SRC) $(LDLIBS) -o build-fuzz/fuzz_$$t || exit 1; \
+	    rm -rf build-fuzz/corpus-$$t && cp -r tests/fuzz/$$t build-fuzz/corpus-$$t; \
+	    (cd build-fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	        -print_final_stats=1 corpus-$$t) || exit 1; \
+	done
+
 # The main job: simulate GPT-3 13B on 8 H100s, store it, draw its timeline and memory, then
 # sweep micro-batches x schedules and draw the bubble rates.
 run: all
@@ -108,6 +125,6 @@ run: all
 	sh plots/bubble.sh pipesim.db plots/out
 
 clean:
-	rm -rf build build-asan bin
+	rm -rf build build-asan build-fuzz bin
 
 -include $(DEPS)

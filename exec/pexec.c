@@ -69,7 +69,8 @@ int main(int argc, char **argv) {
 #ifdef PIPESIM_MPI
     int size = 1;
     if (mpi) {
-        MPI_Init(&argc, &argv);
+        int provided; // a progress thread joins the worker in MPI, one at a time
+        MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
         MPI_Comm_rank(MPI_COMM_WORLD, &rank);
         MPI_Comm_size(MPI_COMM_WORLD, &size);
     }

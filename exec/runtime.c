@@ -47,6 +47,8 @@ struct Runtime {
     struct timespec epoch;  // the run's time zero
     int32_t round;          // which run of the Program (micro-batches are recorded + round*m)
     const struct Transport *tx; // threads (runtime_run) or MPI ranks (runtime_run_rank)
+    pthread_mutex_t mpi_mu; // MPI: one thread in MPI at a time (worker or progress thread)
+    int progress_stop;      // MPI: tells the progress thread to end (under mpi_mu)
     int64_t *clock_off;     // MPI: [rank] that rank's clock minus rank 0's, ns
     int64_t drift_ns;       // MPI: largest change of an offset between start and end
 };
@@ -227,8 +229,18 @@ static size_t wire_bytes(const Runtime *rt) {
     return sizeof(WireHeader) + (size_t)rt->floats * sizeof(float);
 }
 
-/* Frees the sends that completed; with all, waits for every one. */
+/* MPI_Test under the MPI lock. */
+static int mpi_test(Runtime *rt, MPI_Request *req) {
+    int done = 0;
+    pthread_mutex_lock(&rt->mpi_mu);
+    MPI_Test(req, &done, MPI_STATUS_IGNORE);
+    pthread_mutex_unlock(&rt->mpi_mu);
+    return done;
+}
+
+/* Frees the sends that completed; with all, waits for every one. Takes the MPI lock. */
 static void mpi_reap(Worker *w, int all) {
+    pthread_mutex_lock(&w->rt->mpi_mu);
     for (Pending **pp = &w->pending; *pp;) {
         int done = 0;
         if (all) MPI_Wait(&(*pp)->req, MPI_STATUS_IGNORE), done = 1;
@@ -240,6 +252,23 @@ static void mpi_reap(Worker *w, int all) {
         Pending *p = *pp;
         *pp = p->next;
         free(p->buf), free(p);
+    }
+    pthread_mutex_unlock(&w->rt->mpi_mu);
+}
+
+/* Open MPI moves a large message only while its sender or receiver is inside MPI, so a send
+ * would wait for the sender's next op otherwise: this thread keeps testing the pending sends
+ * while the worker computes, as NCCL's own stream would carry them. */
+static void *mpi_progress(void *arg) {
+    Worker *w = arg;
+    const struct timespec nap = {0, 50000};
+    for (;;) {
+        pthread_mutex_lock(&w->rt->mpi_mu);
+        int stop = w->rt->progress_stop;
+        pthread_mutex_unlock(&w->rt->mpi_mu);
+        if (stop) return NULL;
+        mpi_reap(w, 0);
+        nanosleep(&nap, NULL);
     }
 }
 
@@ -258,21 +287,32 @@ static void mpi_send(Worker *w, int32_t dst, int grad, int32_t stage, const Prog
     memcpy(buf, &h, sizeof h);
     memcpy(buf + sizeof h, data, (size_t)rt->floats * sizeof(float));
     free(data);
-    p->buf = buf, p->next = w->pending, w->pending = p;
-    if (rt->spec.rendezvous) { // synchronous: complete once the receive has matched
+    pthread_mutex_lock(&rt->mpi_mu);
+    if (rt->spec.rendezvous) // synchronous: complete once the receive has matched
         MPI_Issend(buf, (int)wire_bytes(rt), MPI_BYTE, dst, grad, MPI_COMM_WORLD, &p->req);
-        int64_t deadline = now_ns(rt) + (int64_t)(rt->spec.watchdog_s * 1e9);
-        const struct timespec nap = {0, 20000};
-        for (int done = 0; !done; nanosleep(&nap, NULL)) {
-            MPI_Test(&p->req, &done, MPI_STATUS_IGNORE);
-            if (!done && now_ns(rt) > deadline) {
-                not_taken(w, op, grad, dst);
-                return; // the rank aborts; the request dies with it
-            }
-            if (done) break;
-        }
-    } else {
+    else
         MPI_Isend(buf, (int)wire_bytes(rt), MPI_BYTE, dst, grad, MPI_COMM_WORLD, &p->req);
+    MPI_Request *req = &p->req;
+    p->buf = buf, p->next = w->pending, w->pending = p;
+    int done = 0;
+    if (rt->spec.rendezvous) MPI_Test(req, &done, MPI_STATUS_IGNORE); // before reap may free it
+    pthread_mutex_unlock(&rt->mpi_mu);
+    int64_t deadline = now_ns(rt) + (int64_t)(rt->spec.watchdog_s * 1e9);
+    const struct timespec nap = {0, 20000};
+    while (rt->spec.rendezvous && !done) { // wait until the send left the pending list
+        pthread_mutex_lock(&rt->mpi_mu);
+        done = 1;
+        for (Pending *q = w->pending; q; q = q->next)
+            if (q == p) {
+                MPI_Test(&q->req, &done, MPI_STATUS_IGNORE);
+                break;
+            }
+        pthread_mutex_unlock(&rt->mpi_mu);
+        if (!done && now_ns(rt) > deadline) {
+            not_taken(w, op, grad, dst);
+            return; // the rank aborts; the request dies with it
+        }
+        if (!done) nanosleep(&nap, NULL);
     }
     record(w, t0, now_ns(rt), w->d, dst, op, (int16_t)rt->spec.pr->chunk_of[stage], STREAM_SEND,
            rt->floats * (int64_t)sizeof(float));
@@ -290,16 +330,17 @@ static float *mpi_receive(Worker *w, int32_t src, int grad, int32_t stage, const
         return NULL;
     }
     MPI_Request req;
+    pthread_mutex_lock(&rt->mpi_mu);
     MPI_Irecv(buf, (int)wire_bytes(rt), MPI_BYTE, src, grad, MPI_COMM_WORLD, &req);
+    pthread_mutex_unlock(&rt->mpi_mu);
     int64_t deadline = now_ns(rt) + (int64_t)(rt->spec.watchdog_s * 1e9);
     const struct timespec nap = {0, 20000}; // 20 us between polls
-    for (int done = 0; !done;) {
-        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-        if (done) break;
-        mpi_reap(w, 0);
+    while (!mpi_test(rt, &req)) {
         if (now_ns(rt) > deadline) {
+            pthread_mutex_lock(&rt->mpi_mu);
             MPI_Cancel(&req);
             MPI_Request_free(&req);
+            pthread_mutex_unlock(&rt->mpi_mu);
             free(buf), free(data);
             timed_out(w, index, op, grad, src);
             return NULL;
@@ -467,6 +508,7 @@ int runtime_create(const RuntimeSpec *spec, Runtime **out) {
     rt->layers = calloc((size_t)(rt->nlayers ? rt->nlayers : 1), sizeof *rt->layers);
     rt->ch = calloc((size_t)rt->p * rt->p * 2, sizeof *rt->ch);
     pthread_mutex_init(&rt->mu, NULL);
+    pthread_mutex_init(&rt->mpi_mu, NULL);
     for (int64_t i = 0; rt->ch && i < (int64_t)rt->p * rt->p * 2; i++) {
         pthread_mutex_init(&rt->ch[i].mu, NULL);
         pthread_cond_init(&rt->ch[i].cv, NULL);
@@ -497,6 +539,7 @@ void runtime_free(Runtime *rt) {
     }
     for (int64_t i = 0; rt->layers && i < rt->nlayers; i++) layer_free(&rt->layers[i]);
     pthread_mutex_destroy(&rt->mu);
+    pthread_mutex_destroy(&rt->mpi_mu);
     free(rt->layers), free(rt->layer_at), free(rt->ch), free(rt->clock_off), free(rt);
 }
 
@@ -619,11 +662,23 @@ int runtime_run_rank(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
     clock_gettime(CLOCK_MONOTONIC, &rt->epoch);
     if (!failed(rt)) measure_offsets(rt, rank, size, rt->clock_off);
     int32_t runs = rt->spec.iterations / rt->spec.pr->iterations;
+    pthread_t progress;
+    rt->progress_stop = 0;
+    int helping = !failed(rt) && pthread_create(&progress, NULL, mpi_progress, &w) == 0;
     for (rt->round = 0; !failed(rt) && rt->round < runs; rt->round++) {
         worker_main(&w);
-        mpi_reap(&w, !failed(rt));
-        if (!failed(rt)) MPI_Barrier(MPI_COMM_WORLD); // the flush
+        if (failed(rt)) break;
+        pthread_mutex_lock(&rt->mpi_mu);
+        MPI_Barrier(MPI_COMM_WORLD); // the flush (pending sends complete inside it)
+        pthread_mutex_unlock(&rt->mpi_mu);
     }
+    if (helping) {
+        pthread_mutex_lock(&rt->mpi_mu);
+        rt->progress_stop = 1;
+        pthread_mutex_unlock(&rt->mpi_mu);
+        pthread_join(progress, NULL);
+    }
+    if (!failed(rt)) mpi_reap(&w, 1);
     int64_t *end_off = calloc((size_t)size, sizeof *end_off);
     if (!failed(rt) && !end_off) fail(rt, 1, "rank %d: out of memory", rank);
     if (!failed(rt)) { // again at the end: rows move by the mean offset, the change is drift
