@@ -384,3 +384,34 @@ top=$(sql "$db" "select printf('%.6f', max(value)) from device_metrics where nam
 [ "$got" = "1f1b gpipe " ] && [ "$(awk '$2 > m { m = $2 } END { printf "%.6f", m }' "$tmp/fig/peak-1.dat")" = "$top" ] && [ -s "$tmp/fig/peak-1.png" ] \
     && ok "pplot peak: one bar pair per schedule, topped by the sweep's peak" || nok "pplot peak: one bar pair per schedule" "$got" "$(cat "$tmp/err")"
 expect "pplot names its figures" 2 "timeline \[RUN...\]" $pplot nonsense
+
+# --- storage safety ----------------------------------------------------------------------------
+db="$tmp/safe.db"
+$psim --db "$db" --quiet scenarios/tiny-1f1b.scn
+for bad in "batch.micro_batches=1000000000000" "model.hidden=abc" "pipeline.stages=64" "pipeline.schedule=nope"; do
+    $psim --db "$db" --quiet --set "$bad" scenarios/tiny-1f1b.scn 2>/dev/null
+    [ $? = 2 ] || nok "rejected --set $bad exits 2"
+done
+[ "$(sql "$db" 'select count(*) from runs')" = 1 ] && ok "rejected runs write nothing to the database" || nok "rejected runs write nothing to the database" "$(sql "$db" 'select count(*) from runs')"
+# two sweeps into one file at once: both complete, every point stored once
+$psim --db "$db" --quiet --sweep batch.micro_batches=2,4,6,8,10,12,14,16 scenarios/tiny-1f1b.scn &
+a=$!
+$psim --db "$db" --quiet --sweep batch.micro_batches=3,5,7,9,11,13,15,17 scenarios/tiny-1f1b.scn
+b=$?
+wait $a
+[ $? = 0 ] && [ $b = 0 ] && [ "$(sql "$db" 'select count(*) from runs where sweep is not null')" = 16 ] \
+    && [ "$(sql "$db" 'select count(distinct sweep) from runs')" = 2 ] \
+    && ok "two sweeps writing one database at once both complete (16 runs, 2 sweeps)" || nok "two sweeps writing one database at once" "$(sql "$db" 'select sweep, count(*) from runs group by sweep')"
+# a writer killed mid-run leaves whole runs only
+db="$tmp/kill.db"
+$psim --db "$db" --quiet --set batch.micro_batches=4096 --set pipeline.stages=8 scenarios/gpt13b.scn &
+pid=$!
+sleep 0.3
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+got=$(sql "$db" "pragma integrity_check")
+runs=$(sql "$db" "select count(*) from runs")
+half=$(sql "$db" "select count(*) from runs r where (select count(*) from ops where run_id = r.id) != 2 * 8 * 4096 + 2 * 2 * 7 * 4096")
+{ [ "$got" = ok ] || [ -z "$got" ]; } && [ "${half:-0}" = 0 ] && ok "a psim killed while storing leaves the database whole ($runs runs, none half)" \
+    || nok "a psim killed while storing leaves the database whole" "$got" "$half half runs"
+$psim --db "$db" --quiet scenarios/tiny-1f1b.scn && ok "the database takes runs after the kill" || nok "the database takes runs after the kill"

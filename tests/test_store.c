@@ -235,18 +235,20 @@ static void check_upgrade(int from, const char *downgrade) {
     assert_int_equal(store_run_count(s), 1);
     assert_int_equal(write_run(s, &tl), 2);
     assert_int_equal(store_next_sweep(s), 1);
+    assert_int_equal(store_next_sweep(s), 2);
     store_close(s);
     timeline_free(&tl);
 }
 
 static void test_version_1_upgraded(void **state) {
     (void)state; // a version 1 file: the same tables without memory and runs.sweep
-    check_upgrade(1, "DROP TABLE memory; ALTER TABLE runs DROP COLUMN sweep; PRAGMA user_version = 1");
+    check_upgrade(1, "DROP TABLE memory; ALTER TABLE runs DROP COLUMN sweep; DROP TABLE sweeps;"
+                     " PRAGMA user_version = 1");
 }
 
 static void test_version_2_upgraded(void **state) {
     (void)state;
-    check_upgrade(2, "ALTER TABLE runs DROP COLUMN sweep; PRAGMA user_version = 2");
+    check_upgrade(2, "ALTER TABLE runs DROP COLUMN sweep; DROP TABLE sweeps; PRAGMA user_version = 2");
 }
 
 static void test_memory_round_trip(void **state) {

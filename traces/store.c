@@ -55,8 +55,12 @@ static const char SCHEMA_V2[] =
     " device INTEGER NOT NULL, t_ns INTEGER NOT NULL, bytes INTEGER NOT NULL,"
     " PRIMARY KEY (run_id, device, t_ns)) WITHOUT ROWID;";
 
-/* Version 3: the sweep a run belongs to (NULL for single runs). */
-static const char SCHEMA_V3[] = "ALTER TABLE runs ADD COLUMN sweep INTEGER;";
+/* Version 3: sweeps (ids handed out by an insert, so two sweeps started at once get two) and
+ * the sweep a run belongs to (NULL for single runs). */
+static const char SCHEMA_V3[] =
+    "CREATE TABLE sweeps (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));"
+    "ALTER TABLE runs ADD COLUMN sweep INTEGER REFERENCES sweeps(id);";
 
 static void set_err(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -529,8 +533,10 @@ int store_metrics_csv(Store *s, int64_t run_id, FILE *f) {
 }
 
 int64_t store_next_sweep(Store *s) {
-    int64_t n = -1;
-    return query_int(s, "SELECT coalesce(max(sweep), 0) + 1 FROM runs", &n) == SQLITE_OK ? n : -1;
+    char err[256];
+    if (exec(s, "INSERT INTO sweeps DEFAULT VALUES", "cannot start a sweep", err, sizeof err))
+        return -1;
+    return sqlite3_last_insert_rowid(s->db);
 }
 
 int store_sweep_rows(Store *s, int64_t sweep, StoreSweepRow **rows, size_t *n) {

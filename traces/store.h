@@ -11,7 +11,7 @@
 #include "timeline.h"
 
 /* Schema version kept in PRAGMA user_version. A file with a larger version is refused; older
- * ones are upgraded in place when opened (2 added the memory table, 3 runs.sweep). */
+ * ones are upgraded in place when opened (2 added the memory table, 3 sweeps and runs.sweep). */
 #define STORE_SCHEMA_VERSION 3
 
 typedef struct Store Store;
@@ -75,7 +75,8 @@ typedef struct {
     int32_t devices, micro_batches, chunks, iterations;
 } StoreRunRow;
 
-/* The id for a new sweep: one more than any stored, 1 for the first. -1 on error. */
+/* Starts a sweep: a new id (1 for the first), unique even when several processes start
+ * sweeps at once. -1 on error. */
 int64_t store_next_sweep(Store *s);
 
 /* One point of a sweep as stored: its run, the --set arguments it ran with, a few metrics. */
