@@ -10,12 +10,13 @@ enum { EV_ARRIVE = 0, EV_OP_END = 1 }; // order at equal times: arrivals first
 
 typedef struct {
     int64_t time_ns; // when it happens
-    uint64_t seq;    // insertion order, breaks ties
-    int32_t type;    // EV_ARRIVE or EV_OP_END
+    uint64_t key;    // type in the top bit (arrivals first), then insertion order: ties break
     int32_t device;  // device that ends an op, or that receives
-    int64_t slot;    // EV_ARRIVE: index into ready[] (stage*m + micro-batch)
-    uint8_t bit;     // EV_ARRIVE: READY_ACT or READY_GRAD
-} Event;
+    int32_t slot;    // EV_ARRIVE: index into ready[] (stage*m + micro-batch), bit in the top
+} Event;             // 24 bytes: heap moves are most of the engine's time
+
+#define SLOT_GRAD_BIT 0x40000000 // in Event.slot: the arrival is a gradient, not an activation
+#define KEY_TYPE_BIT (1ULL << 63)
 
 enum { READY_ACT = 1, READY_GRAD = 2 };
 
@@ -42,12 +43,11 @@ typedef struct {
 } Engine;
 
 static int ev_before(const Event *a, const Event *b) {
-    if (a->time_ns != b->time_ns) return a->time_ns < b->time_ns;
-    if (a->type != b->type) return a->type < b->type;
-    return a->seq < b->seq;
+    return a->time_ns != b->time_ns ? a->time_ns < b->time_ns : a->key < b->key;
 }
 
-static void heap_push(Engine *e, Event ev) {
+/* Pushes an event of type EV_ARRIVE or EV_OP_END. */
+static void heap_push(Engine *e, Event ev, int type) {
     if (e->nheap == e->capheap) {
         size_t cap = e->capheap ? e->capheap * 2 : 64;
         Event *h = realloc(e->heap, cap * sizeof *h);
@@ -58,7 +58,7 @@ static void heap_push(Engine *e, Event ev) {
         e->heap = h;
         e->capheap = cap;
     }
-    ev.seq = e->seq++;
+    ev.key = e->seq++ | (type == EV_OP_END ? KEY_TYPE_BIT : 0);
     size_t i = e->nheap++;
     while (i > 0 && ev_before(&ev, &e->heap[(i - 1) / 2])) {
         e->heap[i] = e->heap[(i - 1) / 2];
@@ -129,7 +129,7 @@ static void device_try(Engine *e, int32_t d, int64_t now) {
     for (int k = 0; k <= fused; k++) record_compute(e, d, op + k, now, end);
     e->running[d] = (uint8_t)(1 + fused);
     e->pc[d] += 1 + fused;
-    heap_push(e, (Event){.time_ns = end, .type = EV_OP_END, .device = d});
+    heap_push(e, (Event){.time_ns = end, .device = d}, EV_OP_END);
 }
 
 /* Device d finished op at now: hand its output to the consuming stage. */
@@ -155,8 +155,9 @@ static void op_output(Engine *e, int32_t d, const ProgramOp *op, int64_t now) {
     record(e, &row);
     row.device = od, row.peer = d, row.stream = STREAM_RECV;
     record(e, &row);
-    heap_push(e, (Event){.time_ns = end, .type = EV_ARRIVE, .device = od, .slot = slot,
-                         .bit = bit});
+    heap_push(e, (Event){.time_ns = end, .device = od,
+                         .slot = (int32_t)slot | (bit == READY_GRAD ? SLOT_GRAD_BIT : 0)},
+              EV_ARRIVE);
 }
 
 /* Device d finished the op (or fused pair) before its pc at now; outputs go in op order. */
@@ -199,11 +200,11 @@ static int run_iteration(Engine *e, int32_t k, int64_t t0, char *why, size_t why
     for (int32_t d = 0; d < e->p; d++) device_try(e, d, t0);
     while (e->nheap > 0 && !e->oom) {
         Event ev = heap_pop(e);
-        if (ev.type == EV_OP_END) {
+        if (ev.key & KEY_TYPE_BIT) { // an op ended
             op_finished(e, ev.device, ev.time_ns);
             device_try(e, ev.device, ev.time_ns);
         } else {
-            e->ready[ev.slot] |= ev.bit;
+            e->ready[ev.slot & ~SLOT_GRAD_BIT] |= ev.slot & SLOT_GRAD_BIT ? READY_GRAD : READY_ACT;
             device_try(e, ev.device, ev.time_ns);
         }
     }

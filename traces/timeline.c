@@ -17,11 +17,10 @@ static void *grow(void *a, size_t *cap, size_t n, size_t elem) {
     return p;
 }
 
-int timeline_push(Timeline *t, const TimelineOp *op) {
-    TimelineOp *ops = grow(t->ops, &t->cap, t->n, sizeof *op);
+int timeline_grow(Timeline *t) {
+    TimelineOp *ops = grow(t->ops, &t->cap, t->n, sizeof *ops);
     if (!ops) return -1;
     t->ops = ops;
-    t->ops[t->n++] = *op;
     return 0;
 }
 

@@ -48,8 +48,14 @@ typedef struct {
 } MemTrace;
 
 /* timeline_push appends one row, growing geometrically; returns 0, or -1 when out of memory
- * (the timeline is left as it was). timeline_free releases the rows and zeroes the struct. */
-int timeline_push(Timeline *t, const TimelineOp *op);
+ * (the timeline is left as it was). Inline: the engine pushes a row per op and transfer.
+ * timeline_grow is its slow path. timeline_free releases the rows and zeroes the struct. */
+int timeline_grow(Timeline *t);
+static inline int timeline_push(Timeline *t, const TimelineOp *op) {
+    if (t->n == t->cap && timeline_grow(t) != 0) return -1;
+    t->ops[t->n++] = *op;
+    return 0;
+}
 void timeline_free(Timeline *t);
 /* The same for memory samples. */
 int memtrace_push(MemTrace *m, const MemSample *s);
