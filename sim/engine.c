@@ -218,6 +218,20 @@ static int run_iteration(Engine *e, int32_t k, int64_t t0, char *why, size_t why
     return 0;
 }
 
+/* Room for every row the run will add (an op each, a send and a recv per cross-device
+ * output), so the timeline is allocated once: no copies while it grows, no slack. */
+static int reserve_rows(const Program *pr, int32_t runs, Timeline *tl) {
+    int64_t per_run = pr->nops;
+    for (int32_t d = 0; d < pr->devices; d++)
+        for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++) {
+            const ProgramOp *op = &pr->ops[i];
+            int32_t out = program_output_stage(pr, (OpKind)op->kind,
+                                               program_stage_of(pr, d, op->chunk));
+            per_run += out >= 0 && pr->device_of[out] != d ? 2 : 0;
+        }
+    return timeline_reserve(tl, tl->n + (size_t)per_run * (size_t)runs);
+}
+
 int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeline *tl,
                char *why, size_t whylen) {
     Engine e = {.pr = pr, .c = c, .tl = tl, .p = pr->devices, .m = pr->micro_batches};
@@ -229,7 +243,9 @@ int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeli
     e.ready = malloc((size_t)program_stages(pr) * (size_t)e.m + 1);
     e.links = calloc(e.caplinks, sizeof *e.links);
     int rc = (!e.pc || !e.running || !e.ready || !e.links) ? -1 : 0;
-    for (int32_t k = 0; k < iterations / pr->iterations && rc == 0; k++)
+    int32_t runs = iterations / pr->iterations;
+    if (rc == 0) rc = reserve_rows(pr, runs, tl);
+    for (int32_t k = 0; k < runs && rc == 0; k++)
         rc = run_iteration(&e, k, e.last_ns, why, whylen);
     free(e.heap), free(e.pc), free(e.running), free(e.ready), free(e.links);
     return rc;

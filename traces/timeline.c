@@ -24,6 +24,14 @@ int timeline_grow(Timeline *t) {
     return 0;
 }
 
+int timeline_reserve(Timeline *t, size_t cap) {
+    if (cap <= t->cap) return 0;
+    TimelineOp *ops = realloc(t->ops, cap * sizeof *ops);
+    if (!ops) return -1;
+    t->ops = ops, t->cap = cap;
+    return 0;
+}
+
 void timeline_free(Timeline *t) {
     free(t->ops);
     memset(t, 0, sizeof *t);
