@@ -19,9 +19,10 @@ typedef struct {
     int32_t gpus_per_node; // devices d and e share a node when d/gpus_per_node == e/...
 } Plan;
 
-/* plan_build splits the scenario's layers into stages. Returns 0; 2 when the partition cannot
- * be built (err holds "FILE: ..." with the fix, e.g. for partition = balanced, which is not
- * available yet); -1 when out of memory. */
+/* plan_build splits the scenario's layers into stages: uniform, the explicit list, or balanced
+ * (the slowest stage as fast as it can be, counting the LM head on the last stage). Returns
+ * 0; 2 when the partition cannot be built (err holds "FILE: ..." with the fix); -1 when out
+ * of memory. */
 int plan_build(const Scenario *s, Plan *out, char *err, size_t errlen);
 /* The same for a given number of model copies (a custom schedule file says it with
  * "pipes = 2"); plan_build uses the schedule's. Also returns 2 when the layers do not split

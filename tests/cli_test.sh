@@ -415,3 +415,11 @@ half=$(sql "$db" "select count(*) from runs r where (select count(*) from ops wh
 { [ "$got" = ok ] || [ -z "$got" ]; } && [ "${half:-0}" = 0 ] && ok "a psim killed while storing leaves the database whole ($runs runs, none half)" \
     || nok "a psim killed while storing leaves the database whole" "$got" "$half half runs"
 $psim --db "$db" --quiet scenarios/tiny-1f1b.scn && ok "the database takes runs after the kill" || nok "the database takes runs after the kill"
+
+# --- balanced partitions -------------------------------------------------------------------
+u=$($psim --no-db --json --set model.vocab=256000 scenarios/gpt13b.scn 2>/dev/null | sed -n 's/.*"makespan_ms": \([0-9.]*\).*/\1/p')
+b=$($psim --no-db --json --set model.vocab=256000 --set pipeline.partition=balanced scenarios/gpt13b.scn 2>/dev/null | sed -n 's/.*"makespan_ms": \([0-9.]*\).*/\1/p')
+awk -v u="$u" -v b="$b" 'BEGIN { exit !(b != "" && b < u) }' && ok "balanced beats uniform with a heavy LM head ($b < $u ms)" || nok "balanced beats uniform with a heavy LM head" "$b vs $u"
+u=$($psim --no-db --json scenarios/tiny-1f1b.scn 2>/dev/null | sed -n 's/.*"makespan_ms": \([0-9.]*\).*/\1/p')
+b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.scn 2>/dev/null | sed -n 's/.*"makespan_ms": \([0-9.]*\).*/\1/p')
+[ -n "$u" ] && [ "$u" = "$b" ] && ok "balanced equals uniform on a balanced model" || nok "balanced equals uniform on a balanced model" "$b vs $u"

@@ -331,10 +331,48 @@ static void test_explicit_partition(void **state) {
     assert_int_equal(pl.layers[3], 6);
     assert_int_equal(pl.first_layer[4], 4 + 5 + 5 + 6);
     plan_free(&pl);
-    s.pipeline.partition = PART_BALANCED;
-    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 2);
-    assert_non_null(strstr(err, "gpt13b.scn: partition = balanced is not available yet"));
     plan_free(&pl);
+}
+
+/* The slowest stage's FLOPs (F + B + W of its layers, the LM head on the last). */
+static double slowest_stage(const Scenario *s, const Plan *pl) {
+    double f, b, w, worst = 0;
+    cost_layer_flops(&s->model, 1, &f, &b, &w);
+    for (int32_t st = 0; st < pl->stages; st++) {
+        double t = (double)pl->layers[st] * (f + b + w) +
+                   (st == pl->stages - 1 ? 3 * cost_head_flops(&s->model, 1) : 0);
+        if (t > worst) worst = t;
+    }
+    return worst;
+}
+
+static void test_balanced_partition(void **state) {
+    (void)state;
+    Scenario s = gpt13b();
+    Plan uni, bal;
+    char err[256];
+    // gpt13b's head is lighter than a layer: balanced is uniform
+    s.pipeline.partition = PART_BALANCED;
+    assert_int_equal(plan_build(&s, &bal, err, sizeof err), 0);
+    for (int32_t st = 0; st < 8; st++) assert_int_equal(bal.layers[st], 5);
+    plan_free(&bal);
+    // a 256k vocabulary makes the head worth several layers: the last stage gets fewer, and
+    // no split of 40 layers has a faster slowest stage (checked against every k)
+    s.model.vocab = 256000;
+    assert_int_equal(plan_build(&s, &bal, err, sizeof err), 0);
+    s.pipeline.partition = PART_UNIFORM;
+    assert_int_equal(plan_build(&s, &uni, err, sizeof err), 0);
+    int64_t sum = 0;
+    for (int32_t st = 0; st < 8; st++) sum += bal.layers[st], assert_true(bal.layers[st] >= 1);
+    assert_int_equal(sum, 40);
+    assert_true(bal.layers[7] < 5);
+    assert_true(slowest_stage(&s, &bal) < slowest_stage(&s, &uni));
+    for (int64_t k = 1; k <= 33; k++) { // any last-stage count with the rest spread evenly
+        for (int32_t st = 0; st < 7; st++) uni.layers[st] = (40 - k) / 7 + (st < (40 - k) % 7);
+        uni.layers[7] = k;
+        assert_true(slowest_stage(&s, &bal) <= slowest_stage(&s, &uni));
+    }
+    plan_free(&uni), plan_free(&bal);
 }
 
 int main(void) {
@@ -343,6 +381,7 @@ int main(void) {
         cmocka_unit_test(test_iteration_flops_narayanan),
         cmocka_unit_test(test_op_times_and_links),
         cmocka_unit_test(test_absurd_costs_rejected),
+        cmocka_unit_test(test_balanced_partition),
         cmocka_unit_test(test_params_gpt13b),
         cmocka_unit_test(test_activations_korthikanti),
         cmocka_unit_test(test_memory_per_device),
