@@ -109,6 +109,8 @@ static const KeyDef KEYS[] = {
     {"pipeline", "chunks", T_INT, F(pipeline.chunks), "1", false, 1, SCN_MAX_CHUNKS, 0, "1"},
     {"pipeline", "partition", T_PARTITION, F(pipeline.partition), "uniform", false, 0, 0, 0, "uniform"},
     {"pipeline", "schedule_file", T_PATH, F(pipeline.schedule_file), NULL, false, 0, 0, 0, "my.sched"}, // none
+    {"parallel", "data", T_INT, F(parallel.data), "1", false, 1, 1 << 20, 0, "8"},
+    {"parallel", "tensor", T_INT, F(parallel.tensor), "1", false, 1, 1 << 10, 0, "8"},
     {"hardware", "gpu", T_GPU, F(hw.gpu), NULL, false, 0, 0, 0, "h100"}, // none
     {"hardware", "peak_tflops", T_DOUBLE, F(hw.peak_tflops), NULL, false, 0, 1e6, RANGE_OPEN_LO, "989"}, // preset
     {"hardware", "efficiency", T_DOUBLE, F(hw.efficiency), "0.5", false, 0, 1, RANGE_OPEN_LO, "0.5"},
@@ -131,9 +133,10 @@ static const KeyDef KEYS[] = {
 };
 #undef F
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
-static const char *const SECTIONS[] = {"model", "batch", "pipeline", "hardware", "network", "costs"};
+static const char *const SECTIONS[] = {"model", "batch", "pipeline", "parallel", "hardware",
+                                       "network", "costs"};
 #define NSECTIONS ((int)(sizeof SECTIONS / sizeof SECTIONS[0]))
-#define SECTION_LIST "[model], [batch], [pipeline], [hardware], [network] and [costs]"
+#define SECTION_LIST "[model], [batch], [pipeline], [parallel], [hardware], [network] and [costs]"
 
 /* ---- parser state ------------------------------------------------------------------------- */
 

@@ -71,6 +71,13 @@ typedef struct {
     int64_t gpus_per_node;  // devices per node, default 8
 } ScnHardware;
 
+/* Parallelism around the pipeline: d data-parallel replicas of the whole pipeline and t-way
+ * tensor parallelism inside each stage (devices in all: p x d x t). */
+typedef struct {
+    int64_t data;   // d, pipeline replicas, default 1
+    int64_t tensor; // t, devices sharing each stage's layers, default 1
+} ScnParallel;
+
 typedef struct {
     double intra_bandwidth_gbs; // GB/s (1e9 bytes/s) per direction between devices of a node
     double intra_latency_us;    // µs per transfer
@@ -101,6 +108,7 @@ typedef struct {
     ScnModel model;
     ScnBatch batch;
     ScnPipeline pipeline;
+    ScnParallel parallel;
     ScnHardware hw;
     ScnNetwork net;
     ScnCosts costs;
