@@ -38,3 +38,9 @@ expect "an unknown all-reduce algorithm is refused" 2 "unknown allreduce 'mesh';
     $psim --no-db --set parallel.allreduce=mesh scenarios/gpt13b.scn
 expect "pexec refuses data parallelism it cannot run" 2 "parallel.data = 2.*simulate this with psim" \
     "$(dirname "$psim")/pexec" --no-db --set parallel.data=2 scenarios/tiny-cpu.scn
+# the timeline figure draws the all-reduces (one bar per device and chunk) and optimizer steps
+"$(dirname "$psim")/pplot" timeline "$db" "$tmp/dpfig" 1 >/dev/null 2>"$tmp/e"
+[ -s "$tmp/dpfig/timeline-1.png" ] && [ "$(wc -l <"$tmp/dpfig/allreduce-1.dat")" = 8 ] \
+    && [ "$(awk '$4 == 5' "$tmp/dpfig/ops-1.dat" | wc -l)" = 8 ] \
+    && ok "the timeline figure draws 8 all-reduces and 8 optimizer steps" \
+    || nok "the timeline figure draws 8 all-reduces and 8 optimizer steps" "$(head -c 300 "$tmp/e")"
