@@ -838,7 +838,7 @@ static int check_schedule(Parser *P) {
 static const char *const ASYNC_SCHEDULES[] = {"pipedream", "pipedream-2bw"};
 
 /* Tensor parallelism splits every layer over t GPUs of one node (its all-reduces run on
- * NVLink each layer), so t divides the heads and the MLP width and fits a node. */
+ * NVLink each layer), so t divides the heads, the MLP width and the GPUs of a node. */
 static int check_parallel(Parser *P) {
     char w[WHERE_MAX];
     const Scenario *s = P->s;
@@ -849,6 +849,11 @@ static int check_parallel(Parser *P) {
                     "all-reduce every layer and must share a node: use tensor <= %lld and more "
                     "stages or data replicas", (long long)t, (long long)s->hw.gpus_per_node,
                     (long long)s->hw.gpus_per_node);
+    if (s->hw.gpus_per_node % t != 0)
+        return fail(P, blame(P, w, 2, "parallel.tensor", "hardware.gpus_per_node"),
+                    "tensor = %lld does not divide gpus_per_node = %lld, so some tensor-parallel "
+                    "groups would straddle two nodes; use a divisor of gpus_per_node",
+                    (long long)t, (long long)s->hw.gpus_per_node);
     if (s->model.heads % t != 0 || s->model.ffn_hidden % t != 0)
         return fail(P, blame(P, w, 3, "parallel.tensor", "model.heads", "model.ffn_hidden"),
                     "tensor = %lld does not divide heads = %lld and ffn_hidden = %lld; each "

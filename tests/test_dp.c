@@ -304,7 +304,13 @@ static void expect_rejected(const char *set, const char *text_part) {
 static void test_bad_combinations_rejected(void **state) {
     (void)state;
     expect_rejected("parallel.tensor=16", "tensor = 16 is more than gpus_per_node = 8");
-    expect_rejected("parallel.tensor=3", "does not divide heads = 40");
+    expect_rejected("parallel.tensor=3", "tensor = 3 does not divide gpus_per_node = 8");
+    const char *sets5[] = {"parallel.tensor=16", "hardware.gpus_per_node=16"};
+    Scenario s5;
+    char err5[SCN_ERR_MAX];
+    assert_int_equal(scenario_parse(GPT13B, "g.scn", sets5, 2, &s5, err5), 2);
+    assert_non_null(strstr(err5, "does not divide heads = 40"));
+    scenario_free(&s5);
     expect_rejected("parallel.allreduce=butterfly", "use ring or tree");
     Scenario s;
     char err[SCN_ERR_MAX];
