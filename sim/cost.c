@@ -4,11 +4,11 @@
 #include "cost.h"
 
 #include <math.h>
-
-#include "memory.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "memory.h"
 
 void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, double *w) {
     double bs = (double)b * (double)m->seq_len, h = (double)m->hidden;
@@ -130,10 +130,11 @@ static double optimizer_traffic(const ScnModel *m) {
     return wb + 2.0 * (wb + memory_optimizer_bytes_per_param(m));
 }
 
-/* The data-parallel tail of each stage (when d > 1 or optimizer_ms > 0): its gradient all-reduce over the d replicas on intra-
- * and inter-node links ([costs] allreduce_ms replaces both), and its optimizer step, from
- * [costs] optimizer_ms (a device's share, each of v chunks 1/v) or memory-bound: the bytes
- * it moves at the HBM bandwidth. Returns 0 or -1 out of memory. */
+/* The data-parallel tail of each stage (when d > 1 or optimizer_ms > 0): its gradient
+ * all-reduce over the d replicas on intra- and inter-node links ([costs] allreduce_ms
+ * replaces both), and its optimizer step, from [costs] optimizer_ms (a device's share, each
+ * of v chunks 1/v) or memory-bound: the bytes it moves at the HBM bandwidth. Returns 0, or
+ * -1 out of memory. */
 static int price_tail(const Scenario *s, const Plan *pl, CostModel *c) {
     c->tail = scenario_has_tail(s);
     c->data = (int32_t)scenario_data(s);
@@ -143,12 +144,12 @@ static int price_tail(const Scenario *s, const Plan *pl, CostModel *c) {
     c->opt_ns = calloc((size_t)pl->stages, sizeof *c->opt_ns);
     if (!c->grad_bytes || !c->ar_ns || !c->opt_ns) return -1;
     const ScnNetwork *n = &s->net;
+    Allreduce a = s->parallel.allreduce;
+    int64_t d = scenario_data(s);
     for (int32_t st = 0; st < pl->stages; st++) {
         double params = memory_stage_params(s, pl, st); // one GPU's share: / t
         double bytes = params * dtype_bytes(s->model.dtype);
         c->grad_bytes[st] = (int64_t)llround(bytes);
-        Allreduce a = s->parallel.allreduce;
-        int64_t d = scenario_data(s);
         c->ar_ns[2 * st] = s->costs.allreduce_ms >= 0 ? ms_to_ns(s->costs.allreduce_ms)
                            : cost_allreduce_formula_ns(a, d, n->intra_latency_us,
                                                        n->intra_bandwidth_gbs, bytes);

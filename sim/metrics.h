@@ -45,7 +45,7 @@ typedef struct {
     double throughput_tokens_per_s;
     double tflops_per_gpu;
     double mfu;
-    double model_flops;              // per iteration, all devices
+    double model_flops;              // per iteration, all devices of all d replicas
     double peak_tflops;              // per GPU, as used for MFU
     int64_t ops;                     // compute ops simulated
     int64_t transfers;               // cross-device transfers

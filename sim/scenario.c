@@ -862,17 +862,19 @@ static int check_parallel(Parser *P) {
                     (long long)s->model.ffn_hidden);
     if ((double)s->pipeline.stages * (double)d * (double)t > (double)(1 << 24))
         return fail(P, blame(P, w, 3, "parallel.data", "parallel.tensor", "pipeline.stages"),
-                    "stages x data x tensor = %.0f devices; at most %d",
+                    "stages x data x tensor = %.0f devices; at most %d, so use fewer",
                     (double)s->pipeline.stages * (double)d * (double)t, 1 << 24);
     bool tail = scenario_has_tail(s);
     for (size_t i = 0; tail && i < sizeof ASYNC_SCHEDULES / sizeof *ASYNC_SCHEDULES; i++)
         if (strcmp(s->pipeline.schedule, ASYNC_SCHEDULES[i]) == 0)
-            return fail(P, blame(P, w, 3, "parallel.data", "costs.optimizer_ms", "pipeline.schedule"),
-                        "data = %lld%s with schedule = %s: the asynchronous schedules have no "
-                        "flush for the gradient all-reduce and optimizer step, which pipesim "
-                        "does not model for them; use data = 1 without optimizer_ms, or a "
-                        "flushed schedule (1f1b, interleaved, zb-h1, ...)", (long long)d,
-                        s->costs.optimizer_ms > 0 ? " or optimizer_ms" : "", s->pipeline.schedule);
+            return fail(P, blame(P, w, 3, "parallel.data", "costs.optimizer_ms",
+                                 "pipeline.schedule"),
+                        "%s = %g with schedule = %s: the asynchronous schedules have no flush "
+                        "for the gradient all-reduce and optimizer step, which pipesim does "
+                        "not model for them; use data = 1 without optimizer_ms, or a flushed "
+                        "schedule (1f1b, interleaved, zb-h1, ...)",
+                        d > 1 ? "data" : "optimizer_ms",
+                        d > 1 ? (double)d : s->costs.optimizer_ms, s->pipeline.schedule);
     return 1;
 }
 
