@@ -302,6 +302,8 @@ int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeli
     int rc = (!e.pc || !e.running || !e.ready || !e.links) ? -1 : 0;
     int32_t runs = iterations / pr->iterations;
     if (rc == 0) rc = reserve_rows(pr, runs, tl);
+    if (rc == 0 && c->tail) // each run's tail: an all-reduce per stage, a step per device
+        rc = timeline_reserve(tl, tl->cap + (size_t)(program_stages(pr) + e.p) * (size_t)runs);
     for (int32_t k = 0; k < runs && rc == 0; k++) {
         size_t first = tl->n;
         rc = run_iteration(&e, k, e.last_ns, why, whylen);

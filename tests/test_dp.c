@@ -191,6 +191,7 @@ static void test_1f1b_makespan_closed_form(void **state) {
     assert_true(fabs(x.mt.allreduce_ms - (double)ar0 / 1e6) < 1e-12); // stage 0 is largest
     assert_true(fabs(x.mt.optimizer_ms - 3.0) < 1e-12);
     assert_true(fabs(x.mt.iteration_ms - (double)iteration / 1e6) < 1e-9);
+    assert_int_equal(x.tl.n, x.tl.cap); // the tail's rows were reserved with the rest
     for (size_t i = 0; i < x.tl.n; i++) // iteration 1 starts after every optimizer step
         if (x.tl.ops[i].micro_batch >= 8) assert_true(x.tl.ops[i].start_ns >= iteration);
     sim_free(&x);
