@@ -11,8 +11,9 @@
 #include "timeline.h"
 
 /* Schema version kept in PRAGMA user_version. A file with a larger version is refused; older
- * ones are upgraded in place when opened (2 added the memory table, 3 sweeps and runs.sweep). */
-#define STORE_SCHEMA_VERSION 3
+ * ones are upgraded in place when opened (2 added the memory table, 3 sweeps and runs.sweep,
+ * 4 the ops streams 'allreduce' and 'optimizer'). */
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct Store Store;
 
