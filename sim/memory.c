@@ -31,25 +31,28 @@ double memory_layer_w_pending_bytes(const ScnModel *m, int64_t b) {
     return bytes < act ? bytes : act;
 }
 
-/* Parameters, activation bytes of one stage per micro-batch, and the part of them a split
- * backward keeps from B to W. The embedding's and the LM head's activations stay whole
- * until W. */
-static void stage_footprint(const Scenario *s, const Plan *pl, int32_t st, double *params,
-                            double *act, double *w_pending) {
+void memory_stage_footprint(const Scenario *s, int64_t nlayers, int first, int last,
+                            double *params, double *act, double *w_pending) {
     const ScnModel *m = &s->model;
     double h = (double)m->hidden, sq = (double)m->seq_len, b = (double)s->batch.micro_batch_size;
-    double layers = (double)pl->layers[st], ends = 0;
+    double layers = (double)nlayers, ends = 0;
     *params = layers * memory_layer_params(m);
-    if (plan_stage_is_first(pl, st)) {
+    if (first) {
         *params += ((double)m->vocab + sq) * h;
         ends += sq * b * h;
     }
-    if (plan_stage_is_last(pl, st)) {
+    if (last) {
         *params += (double)m->vocab * h + 2.0 * h;
         ends += 4.0 * sq * b * h * (1.0 + (double)m->vocab / h);
     }
     *act = layers * memory_layer_activation_bytes(m, s->batch.micro_batch_size) + ends;
     *w_pending = layers * memory_layer_w_pending_bytes(m, s->batch.micro_batch_size) + ends;
+}
+
+static void stage_footprint(const Scenario *s, const Plan *pl, int32_t st, double *params,
+                            double *act, double *w_pending) {
+    memory_stage_footprint(s, pl->layers[st], plan_stage_is_first(pl, st),
+                           plan_stage_is_last(pl, st), params, act, w_pending);
 }
 
 static void static_memory(const Scenario *s, const Plan *pl, const Program *pr, int32_t d,
