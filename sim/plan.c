@@ -94,20 +94,38 @@ static int64_t optimum(const Balance *b, const int64_t *mcap, int64_t *cap) {
     return lo;
 }
 
-/* The split within cap[] closest to even: each stage takes the share of the layers left
- * nearest rem / stages left that still lets the later stages (their caps summed) take the
- * rest. */
-static void split_within(const Balance *b, const int64_t *cap, int64_t *layers) {
-    int64_t rem = b->s->model.layers, later = 0;
-    for (int32_t st = 1; st < b->per; st++) later += cap[st];
-    for (int32_t st = 0; st < b->per; st++) {
-        int64_t left = b->per - st, lo = rem - later, hi = rem - (left - 1);
-        if (lo < 1) lo = 1;
-        if (cap[st] < hi) hi = cap[st];
-        int64_t k = (rem + left / 2) / left;
-        layers[st] = k < lo ? lo : k > hi ? hi : k;
-        rem -= layers[st];
-        if (st + 1 < b->per) later -= cap[st + 1];
+/* Layers stage st takes at level T: as many as run within T ns, at least 1, at most its
+ * memory cap. */
+static int64_t level_take(const Balance *b, const int64_t *mcap, int32_t st, int64_t T) {
+    int64_t k = time_cap(b, st, T, mcap[st]);
+    return k < 1 ? 1 : k;
+}
+
+static int64_t level_sum(const Balance *b, const int64_t *mcap, int64_t T) {
+    int64_t sum = 0;
+    for (int32_t st = 0; st < b->per; st++) sum += level_take(b, mcap, st, T);
+    return sum;
+}
+
+/* Water-filling among the optimal splits: the smallest level T2 at which stages filled up to
+ * T2 (each at least 1 layer) hold all the layers; every stage takes what fits below T2, and
+ * the few layers left go to the stages that reach T2 exactly, earlier stages first. When a
+ * stage's minimum forces the optimum (an LM head alone on a slow device), the others still
+ * come out even in time, not in layers. Its slowest stage is the optimum T: at T2 no stage
+ * passes T2 except those held at 1 layer, which every split has. O(S log L log T). */
+static void split_level(const Balance *b, const int64_t *mcap, int64_t T, int64_t *layers) {
+    int64_t lo = 0, hi = T, L = b->s->model.layers;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (level_sum(b, mcap, mid) >= L) hi = mid;
+        else lo = mid + 1;
+    }
+    int64_t left = L;
+    for (int32_t st = 0; st < b->per; st++) left -= layers[st] = level_take(b, mcap, st, lo - 1);
+    for (int32_t st = 0; st < b->per && left > 0; st++) {
+        int64_t more = level_take(b, mcap, st, lo) - layers[st];
+        if (more > left) more = left;
+        layers[st] += more, left -= more;
     }
 }
 
@@ -140,15 +158,16 @@ static int balance(Balance *b, Plan *pl) {
     pl->memory_device = -1;
     pl->fits_memory = 1;
     for (int32_t st = 0; st < per; st++) mcap[st] = memory_cap(b, st);
-    if (optimum(b, mcap, cap) < 0) { // nothing fits: balance on time alone
+    int64_t T = optimum(b, mcap, cap);
+    if (T < 0) { // nothing fits: balance on time alone
         pl->fits_memory = 0;
         for (int32_t st = 0; st < per; st++) mcap[st] = -1;
-        optimum(b, mcap, cap);
+        T = pl->unlimited_ns;
     }
-    split_within(b, cap, pl->layers);
+    split_level(b, mcap, T, pl->layers);
     pl->bottleneck_ns = slowest(b, pl->layers, &pl->bottleneck_stage);
-    for (int32_t st = 0; st < per && pl->bottleneck_ns > pl->unlimited_ns; st++)
-        if (mcap[st] >= 0 && mcap[st] < time_cap(b, st, pl->unlimited_ns, -1)) {
+    for (int32_t st = 0; st < per; st++) // memory binds: the stage could take more in time
+        if (mcap[st] >= 0 && mcap[st] < time_cap(b, st, pl->bottleneck_ns, -1)) {
             pl->memory_device = b->device[st];
             break;
         }

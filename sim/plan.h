@@ -26,7 +26,8 @@ typedef struct {
     int64_t even_ns;          // the slowest stage of an even split of the layers, for comparison
     int64_t unlimited_ns;     // the optimum without memory limits (> bottleneck_ns: memory
                               //   forced this split)
-    int32_t memory_device;    // a device whose memory bound kept a stage smaller, or -1
+    int32_t memory_device;    // the first device whose memory keeps a stage below what the
+                              //   slowest stage's time allows it, or -1
     int fits_memory;          // 0: no split fits every device's memory (balanced on time only)
 } Plan;
 
@@ -37,9 +38,9 @@ typedef struct {
  * state of its layers plus the activations of its peak in-flight micro-batches (a bound:
  * split-backward activations counted whole until W). With v chunks each (device, chunk) stage
  * is balanced on its own and gets 1/v of its device's memory. Exact: binary search on the
- * slowest stage time (integer ns) with a greedy feasibility check, O(S log L log T) for S
+ * slowest stage time (integer ns) with a per-stage capacity check, O(S log L log T) for S
  * stages, L layers and T the slowest possible stage in ns. Among optimal splits it takes the
- * one closest to even. Returns 0; 2 when the partition cannot be built (err holds
+ * water-filled one (the other stages as even in time as they can be). Returns 0; 2 when the partition cannot be built (err holds
  * "FILE: ..." with the fix); -1 when out of memory. plan_build places stages as 1F1B does
  * (stage st on device st % p; DualPipe's mirror for two copies) and assumes 1F1B's
  * min(p - d, m) micro-batches in flight on device d. */

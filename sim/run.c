@@ -336,12 +336,15 @@ static void print_partition(const Run *sm) {
     int32_t b = pl->bottleneck_stage, d = plan_device_of(pl, b);
     printf(" (balanced: stage %d on device %d is the slowest, F+B+W %.3f ms; an even split's "
            "slowest is %.3f ms", b, d, pl->bottleneck_ns / 1e6, pl->even_ns / 1e6);
+    double gib = pl->memory_device < 0 ? 0 : sm->scn.device ? sm->scn.device[pl->memory_device].memory_gib
+                                                            : sm->scn.hw.memory_gib;
     if (!pl->fits_memory) printf("; no split fits every device's memory, so time alone decided");
+    else if (pl->memory_device >= 0 && pl->bottleneck_ns > pl->unlimited_ns)
+        printf("; device %d's memory_gib = %g forced it: %.3f ms without memory limits",
+               pl->memory_device, gib, pl->unlimited_ns / 1e6);
     else if (pl->memory_device >= 0)
-        printf("; device %d's memory_gib = %g forced it, %.3f ms without memory limits",
-               pl->memory_device, sm->scn.device ? sm->scn.device[pl->memory_device].memory_gib
-                                                 : sm->scn.hw.memory_gib,
-               pl->unlimited_ns / 1e6);
+        printf("; device %d's memory_gib = %g limits its layers, at no cost in time",
+               pl->memory_device, gib);
     printf(")\n");
 }
 
