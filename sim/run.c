@@ -371,14 +371,24 @@ static void print_json(const Run *sm, int64_t run_id) {
     printf("\n]}\n");
 }
 
+/* What the devices are: the preset, "custom", or "mixed" when a [device.N] section or
+ * devices_per_gpu makes them differ from [hardware]'s GPU (the summary then shows the mean
+ * peak per pipeline device). */
+static const char *gpu_label(const Scenario *s) {
+    int mixed = s->hw.devices_per_gpu > 1;
+    for (int64_t d = 0; s->device && d < s->pipeline.stages && !mixed; d++)
+        mixed = s->device[d].overridden;
+    return mixed ? "mixed devices" : s->hw.gpu[0] ? s->hw.gpu : "custom";
+}
+
 static void print_summary(const RunOptions *o, const Run *sm) {
     const Metrics *mt = &sm->mt;
     const Scenario *s = &sm->scn;
     printf("# %s: %s, p=%d v=%d m=%lld b=%lld, %lld layers, %s on %s (%.0f TFLOP/s x %.2f)\n",
            s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
            (long long)s->batch.micro_batches, (long long)s->batch.micro_batch_size,
-           (long long)s->model.layers, dtype_name(s->model.dtype),
-           s->hw.gpu[0] ? s->hw.gpu : "custom", s->hw.peak_tflops, s->hw.efficiency);
+           (long long)s->model.layers, dtype_name(s->model.dtype), gpu_label(s),
+           mt->peak_tflops, s->hw.efficiency);
     printf("%-22s %14.3f ms\n", "makespan", mt->makespan_ms);
     printf("%-22s %14.3f ms  (%lld iteration%s)\n", "iteration time", mt->iteration_ms,
            (long long)s->batch.iterations, s->batch.iterations == 1 ? "" : "s");
