@@ -1018,7 +1018,7 @@ static int resolve_numbered(Parser *P) {
     Scenario *s = P->s;
     int64_t p = s->pipeline.stages;
     if (!check_numbered_range(P)) return 0;
-    qsort(P->num, (size_t)P->nnum, sizeof *P->num, numbered_cmp);
+    if (P->nnum) qsort(P->num, (size_t)P->nnum, sizeof *P->num, numbered_cmp);
     if (!check_numbered_twice(P)) return 0;
     s->device = calloc((size_t)p, sizeof *s->device);
     s->link = calloc((size_t)P->nnum + 1, sizeof *s->link);

@@ -162,8 +162,9 @@ void scenario_free(Scenario *s);
 SchedParams scenario_sched_params(const Scenario *s);
 
 /* scenario_format writes every key with its resolved value as INI text (defaults and
- * presets filled in), which scenario_parse reads back to the same Scenario. Returns a
- * malloc'd string, or NULL when out of memory. */
+ * presets filled in), then a [device.N] section with the resolved figures of every device a
+ * section or --set named, and every [link.A-B] (a < b); scenario_parse reads it back to the
+ * same Scenario. Returns a malloc'd string, or NULL when out of memory. */
 char *scenario_format(const Scenario *s);
 
 /* Bytes per element of a dtype (2 for bf16/fp16, 4 for fp32) and its name. */
