@@ -43,7 +43,8 @@ typedef struct {
     double tflops_per_gpu;
     double mfu;
     double model_flops;              // per iteration, all devices
-    double peak_tflops;              // per GPU, as used for MFU
+    double peak_tflops;              // per pipeline device, as used for MFU (the mean over
+                                     //   mixed devices; a 1/devices_per_gpu share)
     int64_t ops;                     // compute ops simulated
     int64_t transfers;               // cross-device transfers
     int32_t bottleneck;              // device with the most busy time
