@@ -985,12 +985,13 @@ static int check_numbered_twice(Parser *P) {
     char w[WHERE_MAX];
     for (int i = 1; i < P->nnum; i++) {
         const Numbered *x = &P->num[i - 1], *y = &P->num[i];
-        if (x->kind == y->kind && x->a == y->a && x->b == y->b && x->key == y->key &&
-            x->line > 0 && y->line > 0)
-            return fail(P, where_line(P, y->line, w), "'%s' of this %s is given twice (first "
-                        "at line %d); keep one", (y->kind == SEC_DEVICE ? DEVICE_KEYS
-                                                 : LINK_KEYS)[y->key].key,
-                        y->kind == SEC_DEVICE ? "device" : "link", x->line);
+        if (x->kind != y->kind || x->a != y->a || x->b != y->b || x->key != y->key ||
+            x->line <= 0 || y->line <= 0)
+            continue;
+        int device = y->kind == SEC_DEVICE;
+        const char *key = (device ? DEVICE_KEYS : LINK_KEYS)[y->key].key;
+        return fail(P, where_line(P, y->line, w), "'%s' of this %s is given twice (first at "
+                    "line %d); keep one", key, device ? "device" : "link", x->line);
     }
     return 1;
 }
