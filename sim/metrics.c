@@ -150,7 +150,11 @@ int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const 
     }
     double seconds = (double)makespan / 1e9, iters = (double)s->batch.iterations;
     double tokens = iters * (double)(out->global_batch * s->model.seq_len);
-    out->peak_tflops = s->hw.peak_tflops;
+    out->peak_tflops = s->hw.peak_tflops; // per device: the mean over mixed devices
+    if (s->device) {
+        out->peak_tflops = 0;
+        for (int32_t d = 0; d < p; d++) out->peak_tflops += s->device[d].peak_tflops / p;
+    }
     if (seconds > 0) {
         out->throughput_tokens_per_s = tokens / seconds;
         out->tflops_per_gpu = out->model_flops * iters / seconds / (double)out->devices_total / 1e12;

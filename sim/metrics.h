@@ -46,7 +46,8 @@ typedef struct {
     double tflops_per_gpu;
     double mfu;
     double model_flops;              // per iteration, all devices of all d replicas
-    double peak_tflops;              // per GPU, as used for MFU
+    double peak_tflops;              // per device, as used for MFU (the mean over mixed
+                                     //   devices; a 1/devices_per_gpu share of a GPU)
     int64_t ops;                     // compute ops simulated
     int64_t transfers;               // cross-device transfers
     int32_t bottleneck;              // device with the most busy time

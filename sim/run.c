@@ -237,7 +237,7 @@ int run_prepare(const RunOptions *o, Run *sm) {
                 sp.file && sp.file[0] ? sp.file : sm->scn.path, sm->prog.iterations);
         return 2;
     }
-    rc = plan_build_copies(&sm->scn, sm->prog.pipes, &sm->plan, err, sizeof err);
+    rc = plan_build_program(&sm->scn, &sm->prog, &sm->plan, err, sizeof err);
     if (rc != 0) {
         if (rc < 0) return oom(o);
         fprintf(stderr, "%s: %s\n", o->prog, err);
@@ -314,6 +314,49 @@ done:
     return rc;
 }
 
+/* "partition": [...] and, for partition = balanced, why: the bottleneck stage and its F+B+W,
+ * an even split's slowest stage, the optimum without memory limits, the device whose memory
+ * forced the split (-1 none) and whether any split fits memory. */
+static void print_json_partition(const Run *sm) {
+    const Plan *pl = &sm->plan;
+    printf(" \"partition\": [");
+    for (int32_t st = 0; st < pl->stages; st++)
+        printf("%s%lld", st ? ", " : "", (long long)pl->layers[st]);
+    printf("],");
+    if (sm->scn.pipeline.partition == PART_BALANCED)
+        printf(" \"partition_bottleneck_stage\": %d, \"partition_bottleneck_ms\": %.17g, "
+               "\"partition_even_ms\": %.17g, \"partition_unlimited_ms\": %.17g, "
+               "\"partition_memory_device\": %d, \"partition_fits_memory\": %s,",
+               pl->bottleneck_stage, pl->bottleneck_ns / 1e6, pl->even_ns / 1e6,
+               pl->unlimited_ns / 1e6, pl->memory_device, pl->fits_memory ? "true" : "false");
+    printf("\n");
+}
+
+/* One line for the summary: the split, and for partition = balanced why this one. */
+static void print_partition(const Run *sm) {
+    const Plan *pl = &sm->plan;
+    printf("%-22s ", "partition");
+    for (int32_t st = 0; st < pl->stages; st++)
+        printf("%s%lld", st ? "," : "", (long long)pl->layers[st]);
+    if (sm->scn.pipeline.partition != PART_BALANCED) {
+        printf(" layers per stage\n");
+        return;
+    }
+    int32_t b = pl->bottleneck_stage, d = plan_device_of(pl, b);
+    printf(" (balanced: stage %d on device %d is the slowest, F+B+W %.3f ms; an even split's "
+           "slowest is %.3f ms", b, d, pl->bottleneck_ns / 1e6, pl->even_ns / 1e6);
+    double gib = pl->memory_device < 0 ? 0 : sm->scn.device ? sm->scn.device[pl->memory_device].memory_gib
+                                                            : sm->scn.hw.memory_gib;
+    if (!pl->fits_memory) printf("; no split fits every device's memory, so time alone decided");
+    else if (pl->memory_device >= 0 && pl->bottleneck_ns > pl->unlimited_ns)
+        printf("; device %d's memory_gib = %g forced it: %.3f ms without memory limits",
+               pl->memory_device, gib, pl->unlimited_ns / 1e6);
+    else if (pl->memory_device >= 0)
+        printf("; device %d's memory_gib = %g limits its layers, at no cost in time",
+               pl->memory_device, gib);
+    printf(")\n");
+}
+
 static void print_json(const Run *sm, int64_t run_id) {
     const Metrics *mt = &sm->mt;
     const Scenario *s = &sm->scn;
@@ -324,7 +367,9 @@ static void print_json(const Run *sm, int64_t run_id) {
            (long long)run_id);
 #define JSON_RUN(name) printf(" \"" #name "\": %.17g,", (double)mt->name);
     RUN_METRICS(JSON_RUN)
-    printf("\n \"ops\": %lld, \"transfers\": %lld, \"bottleneck_device\": %d,\n \"stages\": [",
+    printf("\n");
+    print_json_partition(sm);
+    printf(" \"ops\": %lld, \"transfers\": %lld, \"bottleneck_device\": %d,\n \"stages\": [",
            (long long)mt->ops, (long long)mt->transfers, mt->bottleneck);
     for (int32_t d = 0; d < mt->devices; d++) {
         printf("%s\n  {\"device\": %d", d ? "," : "", d);
@@ -335,6 +380,16 @@ static void print_json(const Run *sm, int64_t run_id) {
     printf("\n]}\n");
 }
 
+/* What the devices are: the preset, "custom", or "mixed" when a [device.N] section or
+ * devices_per_gpu makes them differ from [hardware]'s GPU (the summary then shows the mean
+ * peak per pipeline device). */
+static const char *gpu_label(const Scenario *s) {
+    int mixed = s->hw.devices_per_gpu > 1;
+    for (int64_t d = 0; s->device && d < s->pipeline.stages && !mixed; d++)
+        mixed = s->device[d].overridden;
+    return mixed ? "mixed devices" : s->hw.gpu[0] ? s->hw.gpu : "custom";
+}
+
 static void print_summary(const RunOptions *o, const Run *sm) {
     const Metrics *mt = &sm->mt;
     const Scenario *s = &sm->scn;
@@ -342,8 +397,8 @@ static void print_summary(const RunOptions *o, const Run *sm) {
            "TFLOP/s x %.2f)\n", s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
            (long long)s->parallel.data, (long long)s->parallel.tensor,
            (long long)s->batch.micro_batches, (long long)s->batch.micro_batch_size,
-           (long long)s->model.layers, dtype_name(s->model.dtype),
-           s->hw.gpu[0] ? s->hw.gpu : "custom", s->hw.peak_tflops, s->hw.efficiency);
+           (long long)s->model.layers, dtype_name(s->model.dtype), gpu_label(s),
+           mt->peak_tflops, s->hw.efficiency);
     printf("%-22s %14.3f ms\n", "makespan", mt->makespan_ms);
     printf("%-22s %14.3f ms  (%lld iteration%s)\n", "iteration time", mt->iteration_ms,
            (long long)s->batch.iterations, s->batch.iterations == 1 ? "" : "s");
@@ -371,6 +426,7 @@ static void print_summary(const RunOptions *o, const Run *sm) {
         printf("%-22s %8d .. %d per device, gradients applied %d .. %d updates late\n",
                "weight versions", d0->weight_versions, dl->weight_versions, d0->staleness,
                dl->staleness);
+    print_partition(sm);
     printf("\n# device layers    busy_ms    idle_ms  peak_act  weights_gib  grads_gib  "
            "optim_gib    act_gib   peak_gib\n");
     for (int32_t d = 0; d < mt->devices; d++) {
@@ -382,16 +438,16 @@ static void print_summary(const RunOptions *o, const Run *sm) {
     }
 }
 
-/* Names every device over memory_gib on stderr (unless quiet); returns how many there are. */
+/* Names every device over its memory_gib on stderr (unless quiet); returns how many. */
 static int check_memory(const char *prog, const Run *sm, int quiet, int limit) {
     int over = 0;
     for (int32_t d = 0; d < sm->mt.devices; d++) {
-        if (sm->mt.dev[d].peak_memory_gib <= sm->scn.hw.memory_gib) continue;
+        double gib = sm->scn.device ? sm->scn.device[d].memory_gib : sm->scn.hw.memory_gib;
+        if (sm->mt.dev[d].peak_memory_gib <= gib) continue;
         over++;
         if (!quiet)
             fprintf(stderr, "%s: %s: device %d needs %.1f GiB, more than memory_gib = %g\n", prog,
-                    limit ? "error" : "warning", d, sm->mt.dev[d].peak_memory_gib,
-                    sm->scn.hw.memory_gib);
+                    limit ? "error" : "warning", d, sm->mt.dev[d].peak_memory_gib, gib);
     }
     return over;
 }

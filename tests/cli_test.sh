@@ -428,3 +428,4 @@ b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.s
 
 # data and tensor parallelism (tests/cli_dp.sh)
 . tests/cli_dp.sh
+. tests/cli_hetero.sh
