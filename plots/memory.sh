@@ -1,15 +1,19 @@
 #!/bin/sh
 # plots/memory.sh DB OUTDIR [RUN]: memory of every device over a run (default: the latest),
-# PNG and SVG, with the device limit dashed; the data is left in OUTDIR/memory-RUN.dat.
+# PNG and SVG, with the device limit dashed; the data is left in OUTDIR/memory-RUN.dat. The
+# latest run is the latest complete one (a failed pexec run has no memory samples).
 set -eu
 here=$(dirname "$(readlink -f "$0")")
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
-run=${3:-$(sqlite3 "$db" 'select max(id) from runs')}
+run=${3:-$(sqlite3 "$db" "select max(id) from runs where status = 'complete'")}
 [ -n "$run" ] || { echo "memory.sh: no runs in $db" >&2; exit 2; }
 mkdir -p "$outdir"
 data="$outdir/memory-$run.dat"
 devices=$(sqlite3 "$db" "select devices from runs where id = $run")
+[ -n "$devices" ] || { echo "memory.sh: there is no run $run in $db" >&2; exit 2; }
+error=$(sqlite3 "$db" "select error from runs where id = $run and status = 'failed'")
+[ -z "$error" ] || { echo "memory.sh: run $run failed ($error); it has no memory samples" >&2; exit 2; }
 limit=$(sqlite3 "$db" "select resolved from runs where id = $run" | sed -n 's/^memory_gib = //p')
 : >"$data"
 d=0

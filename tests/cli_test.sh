@@ -155,7 +155,7 @@ near "stored makespan equals the printed one" "$got" 28.5 1e-9
 got=$(sql "$db" "select max(end_ns) - min(start_ns) from ops where run_id = 2")
 [ "$got" = 28500000 ] && ok "stored ops span the makespan in ns" || nok "stored ops span the makespan in ns" "$got"
 [ "$(sql "$db" 'pragma journal_mode')" = wal ] && ok "database in WAL mode" || nok "database in WAL mode"
-[ "$(sql "$db" 'pragma user_version')" = 3 ] && ok "schema version 3" || nok "schema version 3"
+[ "$(sql "$db" 'pragma user_version')" = 4 ] && ok "schema version 4" || nok "schema version 4"
 # memory over time: each device's highest sample is its peak, its last the static part
 got=$(sql "$db" "select count(*) from (select device, max(bytes) b from memory where run_id = 1 group by device) m
     join device_metrics d on d.run_id = 1 and d.device = m.device and d.name = 'peak_memory_gib'
@@ -262,16 +262,16 @@ f=$(sed -n 's/^stage_forward_ms = \([0-9.]*\),\([0-9.]*\)$/\1 \2/p' "$tmp/cal2.s
 awk -v f="$f" 'BEGIN { split(f, a, " "); exit !(a[2] > 2 * a[1]) }' && ok "the 6-layer stage is calibrated slower than the 2-layer one" \
     || nok "the 6-layer stage is calibrated slower than the 2-layer one" "$f"
 
-# --- pexec's strictness: a message that never comes ends the run, stores nothing ------------
+# --- pexec's strictness: a message that never comes ends the run, stored as failed ----------
 db="$tmp/fault.db"
-expect "a dropped send trips pexec's watchdog" 2 "device 1 op 0 \(F mb 0 chunk 0\) waited 0.3 s for its activation from device 0 \(watchdog\)|device 0 op 1 \(BW mb 0 chunk 0\) waited 0.3 s for its gradient from device 1 \(watchdog\)" \
+expect "a dropped send trips pexec's watchdog" 1 "device 1 op 0 \(F mb 0 chunk 0\) waited 0.3 s for its activation from device 0 \(watchdog\)|device 0 op 1 \(BW mb 0 chunk 0\) waited 0.3 s for its gradient from device 1 \(watchdog\)" \
     $pexec --db "$db" --drop-send 0 --watchdog 0.3 --set pipeline.stages=2 --set batch.micro_batches=1 scenarios/tiny-1f1b.scn
-[ "$(sql "$db" 'select count(*) from runs' 2>/dev/null)" != 1 ] && ok "the failed run is not stored" || nok "the failed run is not stored"
+[ "$(sql "$db" "select count(*) from runs where status = 'failed' and error like '%watchdog%'")" = 1 ] && ok "the failed run is stored as failed" || nok "the failed run is stored as failed" "$(sql "$db" 'select status, error from runs')"
 
 # with --rendezvous, blocking sends: GPipe's one-way phases pass, 1F1B's crossing sends hang
 $pexec --no-db --quiet --rendezvous --watchdog 2 --set pipeline.stages=2 --set pipeline.schedule=gpipe scenarios/tiny-1f1b.scn
 [ $? = 0 ] && ok "--rendezvous: gpipe completes" || nok "--rendezvous: gpipe completes"
-expect "--rendezvous: 1f1b's crossing sends are caught" 2 "waited 0.3 s for device [01] to take its (activation|gradient) \(watchdog; with --rendezvous" \
+expect "--rendezvous: 1f1b's crossing sends are caught" 1 "waited 0.3 s for device [01] to take its (activation|gradient) \(watchdog; with --rendezvous" \
     $pexec --no-db --rendezvous --watchdog 0.3 --set pipeline.stages=2 scenarios/tiny-1f1b.scn
 expect "psim has no --rendezvous" 2 "psim: --rendezvous is a pexec option" $psim --no-db --rendezvous scenarios/tiny-1f1b.scn
 
@@ -423,3 +423,6 @@ awk -v u="$u" -v b="$b" 'BEGIN { exit !(b != "" && b < u) }' && ok "balanced bea
 u=$($psim --no-db --json scenarios/tiny-1f1b.scn 2>/dev/null | sed -n 's/.*"makespan_ms": \([0-9.]*\).*/\1/p')
 b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.scn 2>/dev/null | sed -n 's/.*"makespan_ms": \([0-9.]*\).*/\1/p')
 [ -n "$u" ] && [ "$u" = "$b" ] && ok "balanced equals uniform on a balanced model" || nok "balanced equals uniform on a balanced model" "$b vs $u"
+
+. tests/cli_faults.sh
+. tests/cli_badinput.sh
