@@ -30,7 +30,7 @@ expect "psim has no --kill-after" 2 "psim: --kill-after is a pexec option" $psim
 expect "pcompare refuses a failed run" 2 "run 2 is a failed pexec run \(host .*device 1 never sent it.*\); its rows stop where it failed" \
     $pcompare --db "$db" 1 2
 expect "pcalibrate refuses a failed run" 2 "run 2 is a failed pexec run .* calibrate on a complete run" $pcalibrate --db "$db" 2
-expect "pexport --metrics-csv: a failed run has no metrics" 2 "run 2 is a failed pexec run .* it has no metrics" \
+expect "pexport --metrics-csv: a failed run has no metrics" 2 "run 2 is a failed run; it has no metrics \(see pexport --csv 2" \
     $pexport --db "$db" --metrics-csv 2
 $pexport --db "$db" --chrome 1 2 >"$tmp/ftrace.json" 2>"$tmp/err"
 ev="json_each(json_extract(readfile('$tmp/ftrace.json'), '\$.traceEvents'))"

@@ -161,13 +161,14 @@ int main(int argc, char **argv) {
         StoreRunRow row;
         Timeline tl;
         if (!strcmp(mode, "--metrics-csv")) {
-            int failed = store_run_get(db, id, &row) == 0 && row.failed;
+            int failed = 0;
+            if (store_run_get(db, id, &row) == 0) failed = row.failed, store_run_row_free(&row);
             if (failed)
-                fprintf(stderr, "pexport: run %lld is a failed %s run (%s); it has no metrics\n",
-                        (long long)id, row.tool, row.error);
+                fprintf(stderr, "pexport: run %lld is a failed run; it has no metrics (see "
+                        "pexport --csv %lld for its rows and error)\n", (long long)id, (long long)id);
             else if ((rc = store_metrics_csv(db, id, stdout) == 0 ? 0 : 2))
                 fprintf(stderr, "pexport: there is no run %lld in the database\n", (long long)id);
-            if (failed) store_run_row_free(&row), rc = 2;
+            if (failed) rc = 2;
             break;
         }
         if ((rc = load(db, id, &row, &tl)) != 0) break;
