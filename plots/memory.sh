@@ -12,8 +12,11 @@ mkdir -p "$outdir"
 data="$outdir/memory-$run.dat"
 devices=$(sqlite3 "$db" "select devices from runs where id = $run")
 [ -n "$devices" ] || { echo "memory.sh: there is no run $run in $db" >&2; exit 2; }
-error=$(sqlite3 "$db" "select error from runs where id = $run and status = 'failed'")
-[ -z "$error" ] || { echo "memory.sh: run $run failed ($error); it has no memory samples" >&2; exit 2; }
+# status is there in every schema version, error from version 4 (so only a failed run has one)
+if [ "$(sqlite3 "$db" "select status from runs where id = $run")" = failed ]; then
+    echo "memory.sh: run $run failed ($(sqlite3 "$db" "select error from runs where id = $run")); it has no memory samples" >&2
+    exit 2
+fi
 limit=$(sqlite3 "$db" "select resolved from runs where id = $run" | sed -n 's/^memory_gib = //p')
 : >"$data"
 d=0

@@ -72,7 +72,7 @@ static void usage(const char *prog, FILE *f) {
             "gpu presets: %s\n"
             "exit status: 0 done, 1 files/database/memory failure%s, 2 bad input,\n"
             "             3 over memory_gib with --memory-limit\n",
-            is_pexec(prog) ? " or a failed run" : "", sched_names(), gpu_preset_names());
+            sched_names(), gpu_preset_names(), is_pexec(prog) ? " or a failed run" : "");
 }
 
 /* A positive number from an option's argument, or 0. */

@@ -82,3 +82,6 @@ if command -v mpirun >/dev/null 2>&1; then
     [ "$st" != 124 ] && [ "$got" = "failed|1|1|1" ] \
         && ok "MPI --enable-recovery: rank 0 outlives a killed rank and stores its rows as failed, naming rank 1" || nok "MPI --enable-recovery: rank 0 stores the failed run" "exit $st, $got" "$(head -c 600 "$tmp/out")"
 fi
+
+$pexec --help | grep -q "^exit status: 0 done, 1 files/database/memory failure or a failed run, 2 bad input,$" \
+    && $pexec --help | grep -q "^gpu presets: v100, a100" && ok "pexec --help: exit 1 for a failed run" || nok "pexec --help: exit 1 for a failed run" "$($pexec --help | tail -4)"

@@ -70,7 +70,7 @@ int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl, cons
                     int64_t *run_id, char *err, size_t errlen);
 
 /* Readers (used by tests and later by compare/plot). store_run_count returns the number of
- * runs, or -1 on error. store_ops_load fills tl (which must be zeroed) with the run's rows in
+ * runs, complete and failed, or -1 on error. store_ops_load fills tl (which must be zeroed) with the run's rows in
  * (device, stream, start_ns, id) order; store_metric_get reads one run metric. Both return 0,
  * or -1 when absent or on error. */
 int64_t store_run_count(Store *s);
