@@ -35,10 +35,11 @@ static void on_term(int sig) {
 static void on_term_install(int rank) {
     char host[64] = "?";
     gethostname(host, sizeof host - 1);
-    snprintf(term_msg, sizeof term_msg, "pexec: rank %d on %s: ended by mpirun (SIGTERM): "
-             "another rank died or the job was interrupted; nothing is stored (start mpirun "
-             "with --enable-recovery so the surviving ranks end on the watchdog and rank 0 "
-             "stores the run as failed)\n", rank, host);
+    snprintf(term_msg, sizeof term_msg, "pexec: rank %d on %s: ended by mpirun (SIGTERM) "
+             "before this rank finished: another rank died or ended the job, or mpirun was "
+             "interrupted; if a rank died, nothing is stored (under mpirun --enable-recovery "
+             "the survivors end on the watchdog and rank 0 stores the run as failed)\n",
+             rank, host);
     signal(SIGTERM, on_term);
 }
 #endif
@@ -77,7 +78,7 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
                         .iterations = (int32_t)r->scn.batch.iterations,
                         .watchdog_s = o->watchdog_s, .drop_send_of = o->drop_send,
                         .rendezvous = o->rendezvous, .kill_device = o->kill_device,
-                        .kill_after = o->kill_after};
+                        .kill_after = o->kill_after, .stall = o->stall};
     Runtime *rt;
     layer_set_blas_threads(1);
     if (runtime_create(&spec, &rt) != 0) {
@@ -147,8 +148,9 @@ int main(int argc, char **argv) {
 #endif
     if (rc == 0 && o.kill_after > 0 && o.kill_device >= r.prog.devices) {
         if (rank == 0)
-            fprintf(stderr, "pexec: --kill-after %d:%lld: there is no device %d (stages = %d); "
-                    "give a device below %d\n", o.kill_device, (long long)o.kill_after,
+            fprintf(stderr, "pexec: --%s %d:%lld: there is no device %d (stages = %d); "
+                    "give a device below %d\n", o.stall ? "stall-after" : "kill-after",
+                    o.kill_device, (long long)o.kill_after,
                     o.kill_device, r.prog.devices, r.prog.devices);
         rc = 2;
     }

@@ -510,9 +510,11 @@ static void *worker_main(void *arg) {
     int64_t n = pr->start[w->d + 1] - pr->start[w->d];
     for (int64_t i = pr->start[w->d]; i < pr->start[w->d + 1] && !failed(rt); i++) {
         if (w->d == rt->spec.kill_device && rt->spec.kill_after > 0 &&
-            rt->round * n + i - pr->start[w->d] == rt->spec.kill_after) { // the injected death
-            if (rt->tx != &THREADS) raise(SIGKILL); // a rank: the process dies, telling no one
-            w->stopped = 1; // a thread: it ends, telling no one; its peers' watchdogs find out
+            rt->round * n + i - pr->start[w->d] == rt->spec.kill_after) { // the injected fault
+            if (rt->tx != &THREADS) raise(rt->spec.stall ? SIGSTOP : SIGKILL); // a rank: dies
+            const struct timespec nap = {0, 1000000};     //   or stops, telling no one
+            while (rt->spec.stall && !failed(rt)) nanosleep(&nap, NULL); // a thread: stalls
+            w->stopped = 1; // or ends, telling no one; its peers' watchdogs find out
             return NULL;
         }
         const ProgramOp *op = &pr->ops[i];
@@ -622,7 +624,7 @@ static int run_once(Runtime *rt, Timeline *tl) {
     for (int32_t d = 0; d < started; d++)
         if (w[d].stopped) // its peers may not have waited on it (its last ops feed no one)
             fail(rt, 1, "device %d's thread ended after %lld ops (--kill-after), before its last",
-                 d, (long long)rt->spec.kill_after);
+                 d, (long long)rt->spec.kill_after); // (a stalled one ends only once it failed)
     for (int32_t d = 0; w && d < rt->p; d++) { // a failed run keeps what was measured
         int full = 0;
         for (size_t i = 0; i < w[d].tl.n && !full; i++)

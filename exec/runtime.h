@@ -33,6 +33,8 @@ typedef struct {
     int32_t kill_device;     // fault injection for tests: this device dies once it has run
     int64_t kill_after;      //   kill_after ops (counted over all iterations; 0: never): an
                              //   MPI rank kills itself with SIGKILL, a thread ends silently
+    int stall;               // with kill_*: the device stalls instead (a rank stops itself
+                             //   with SIGSTOP, a thread waits until the run has failed)
 } RuntimeSpec;
 
 typedef struct Runtime Runtime;

@@ -62,6 +62,8 @@ static void usage(const char *prog, FILE *f) {
             "                     ops (an MPI rank kills itself with SIGKILL, a thread ends);\n"
             "                     the others end on the watchdog and the run is stored as\n"
             "                     failed\n"
+            "  --stall-after D:N  the same, but device D stalls (a rank stops itself with\n"
+            "                     SIGSTOP, a thread waits) instead of dying\n"
             "  --rendezvous       a send completes only when its receive takes it, as a\n"
             "                     blocking NCCL send on the compute stream (finds orders that\n"
             "                     need sends and receives posted together)\n");
@@ -91,7 +93,7 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         {"memory-limit", no_argument, 0, 'M'}, {"scale", required_argument, 0, 'x'},
         {"watchdog", required_argument, 0, 'w'}, {"drop-send", required_argument, 0, 'D'},
         {"rendezvous", no_argument, 0, 'R'},     {"sweep", required_argument, 0, 'W'},
-        {"kill-after", required_argument, 0, 'K'},
+        {"kill-after", required_argument, 0, 'K'}, {"stall-after", required_argument, 0, 'T'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->prog = prog;
@@ -103,9 +105,10 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (ch && strchr("xwDRK", ch) && !is_pexec(prog)) {
+        if (ch && strchr("xwDRKT", ch) && !is_pexec(prog)) {
             const char *name = ch == 'x' ? "scale" : ch == 'w' ? "watchdog"
-                             : ch == 'D' ? "drop-send" : ch == 'K' ? "kill-after" : "rendezvous";
+                             : ch == 'D' ? "drop-send" : ch == 'K' ? "kill-after"
+                             : ch == 'T' ? "stall-after" : "rendezvous";
             fprintf(stderr, "%s: --%s is a pexec option (it runs the scenario for real); see "
                     "%s --help\n", prog, name, prog);
             return 2;
@@ -156,17 +159,20 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
             }
             break;
         }
-        case 'K': {
+        case 'K':
+        case 'T': {
+            const char *opt = ch == 'K' ? "kill-after" : "stall-after";
             char *colon, *end = optarg;
             long d = strtol(optarg, &colon, 10);
             long long n = *colon == ':' ? strtoll(colon + 1, &end, 10) : 0;
             if (colon == optarg || *colon != ':' || end == colon + 1 || *end || d < 0 ||
                 d >= (1 << 20) || n < 1) {
-                fprintf(stderr, "%s: --kill-after %s: give DEVICE:OPS, e.g. --kill-after 1:3 "
-                        "(device 1 dies after its first 3 ops; OPS at least 1)\n", prog, optarg);
+                fprintf(stderr, "%s: --%s %s: give DEVICE:OPS, e.g. --%s 1:3 (device 1 %s "
+                        "after its first 3 ops; OPS at least 1)\n", prog, opt, optarg, opt,
+                        ch == 'K' ? "dies" : "stalls");
                 return 2;
             }
-            o->kill_device = (int32_t)d, o->kill_after = n;
+            o->kill_device = (int32_t)d, o->kill_after = n, o->stall = ch == 'T';
             break;
         }
         case 's':

@@ -30,6 +30,7 @@ typedef struct {
     int rendezvous;       // pexec: a send completes only when its receive has taken it
     int32_t kill_device;  // pexec, for testing: this device dies after kill_after ops
     int64_t kill_after;   //   (--kill-after D:N; 0: never)
+    int stall;            // pexec, for testing: that device stalls instead (--stall-after D:N)
     const char *sweeps[16]; // psim: --sweep section.key=v1,v2,... (cartesian product)
     int nsweeps;
     int64_t sweep;        // the sweep this run is a point of (stored with it), 0 for none

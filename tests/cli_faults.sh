@@ -19,6 +19,10 @@ got=$(sql "$db" "select status, (select count(*) from ops where run_id = 2 and d
 n=$(sed -n 's/.*stored run 2 in .* as failed, with the \([0-9]*\) rows.*/\1/p' "$tmp/err")
 [ -n "$n" ] && [ "$n" = "$(sql "$db" 'select count(*) from ops where run_id = 2')" ] \
     && ok "every row pexec reported is stored ($n)" || nok "every row pexec reported is stored" "'$n'" "$(cat "$tmp/err")"
+expect "a stalled device ends the run naming it (exit 1)" 1 "host [^:]+: device 0 op [0-9]+ .* waited 0.3 s for its gradient from device 1 \(watchdog\); device 1 never sent it: it died, stalled" \
+    $pexec --db "$tmp/stalled.db" --stall-after 1:2 --watchdog 0.3 --set pipeline.stages=2 --set batch.micro_batches=4 scenarios/tiny-1f1b.scn
+got=$(sql "$tmp/stalled.db" "select status, (select count(*) from ops where run_id = 1 and device = 1 and stream = 'compute') from runs")
+[ "$got" = "failed|2" ] && ok "the stalled run is stored as failed with device 1's 2 ops" || nok "the stalled run is stored as failed with device 1's 2 ops" "$got"
 expect "--kill-after needs DEVICE:OPS" 2 "--kill-after 1: give DEVICE:OPS, e.g. --kill-after 1:3" \
     $pexec --db "$db" --kill-after 1 scenarios/tiny-1f1b.scn
 expect "--kill-after names a device that exists" 2 "--kill-after 7:1: there is no device 7 \(stages = 4\)" \
@@ -70,15 +74,24 @@ if command -v mpirun >/dev/null 2>&1; then
     # shellcheck disable=SC2086
     $mpi -np 2 $pexec --db "$db" --kill-after 1:5 --watchdog 20 $two >"$tmp/out" 2>&1
     st=$?
-    [ "$st" != 0 ] && [ "$st" != 124 ] && grep -q "pexec: rank 0 on [^:]*: ended by mpirun (SIGTERM): another rank died.*nothing is stored" "$tmp/out" \
+    [ "$st" != 0 ] && [ "$st" != 124 ] && grep -q "pexec: rank 0 on [^:]*: ended by mpirun (SIGTERM) before this rank finished: another rank died.*if a rank died, nothing is stored" "$tmp/out" \
         && [ "$(sql "$db" 'select count(*) from runs')" = 1 ] \
         && ok "MPI: a killed rank under plain mpirun: rank 0 says it was ended, nothing stored" || nok "MPI: a killed rank under plain mpirun" "exit $st" "$(head -c 600 "$tmp/out")"
+    # a stalled rank (stopped, not dead) under plain mpirun: rank 0 ends on its watchdog, stores
+    # the run as failed naming rank 1, and ends the job (exit 1)
+    # shellcheck disable=SC2086
+    $mpi -np 2 $pexec --db "$db" --stall-after 1:5 --watchdog 0.3 $two >"$tmp/out" 2>&1
+    st=$?
+    got=$(sql "$db" "select status, error like 'rank 0 on %: device 0 op % waited 0.3 s for its % from device 1 (watchdog)%; rank 1 did not report within 1.6 s (it died or stalled%',
+        (select count(distinct device) from ops where run_id = r.id) from runs r where id = 2")
+    [ "$st" = 1 ] && [ "$got" = "failed|1|1" ] \
+        && ok "MPI: a stalled rank under plain mpirun: rank 0 stores the failed run naming rank 1, exit 1" || nok "MPI: a stalled rank under plain mpirun" "exit $st, $got" "$(head -c 600 "$tmp/out")"
     # with --enable-recovery the survivor ends on its watchdog and stores what it measured
     # shellcheck disable=SC2086
     $mpi --enable-recovery -np 2 $pexec --db "$db" --kill-after 1:5 --watchdog 0.3 $two >"$tmp/out" 2>&1
     st=$?
     got=$(sql "$db" "select status, error like 'rank 0 on %: device 0 op % waited 0.3 s for its % from device 1 (watchdog)%; rank 1 did not report within 1.6 s (it died or stalled%',
-        (select count(distinct device) from ops where run_id = 2), (select count(*) from ops where run_id = 2) > 0 from runs where id = 2")
+        (select count(distinct device) from ops where run_id = 3), (select count(*) from ops where run_id = 3) > 0 from runs where id = 3")
     [ "$st" != 124 ] && [ "$got" = "failed|1|1|1" ] \
         && ok "MPI --enable-recovery: rank 0 outlives a killed rank and stores its rows as failed, naming rank 1" || nok "MPI --enable-recovery: rank 0 stores the failed run" "exit $st, $got" "$(head -c 600 "$tmp/out")"
 fi
