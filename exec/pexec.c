@@ -59,8 +59,8 @@ static int failed_run(const RunOptions *o, Run *r, Runtime *rt, int mpi, int ran
     if (rank == 0) run_store_failed(o, r, error);
 #ifdef PIPESIM_MPI
     if (mpi && runtime_rank_settle(rt) != 0)
-        fprintf(stderr, "pexec: rank %d on %s: rank 0 never confirmed storing the run (it died or "
-                "stalled): nothing is stored\n", rank, host);
+        fprintf(stderr, "pexec: rank %d on %s: rank 0 never confirmed storing the run (it died "
+                "or stalled), so it is not stored\n", rank, host);
 #else
     (void)rt;
 #endif

@@ -513,7 +513,9 @@ static void *worker_main(void *arg) {
             rt->round * n + i - pr->start[w->d] == rt->spec.kill_after) { // the injected fault
             if (rt->tx != &THREADS) raise(rt->spec.stall ? SIGSTOP : SIGKILL); // a rank: dies
             const struct timespec nap = {0, 1000000};     //   or stops, telling no one
-            while (rt->spec.stall && !failed(rt)) nanosleep(&nap, NULL); // a thread: stalls
+            int64_t until = now_ns(rt) + (int64_t)(rt->spec.watchdog_s * 1e9);
+            while (rt->spec.stall && !failed(rt) && now_ns(rt) < until) // a thread: stalls (for
+                nanosleep(&nap, NULL); // a watchdog at most, when no peer waits on it)
             w->stopped = 1; // or ends, telling no one; its peers' watchdogs find out
             return NULL;
         }
@@ -623,8 +625,9 @@ static int run_once(Runtime *rt, Timeline *tl) {
     for (int32_t d = 0; d < started; d++) pthread_join(th[d], NULL);
     for (int32_t d = 0; d < started; d++)
         if (w[d].stopped) // its peers may not have waited on it (its last ops feed no one)
-            fail(rt, 1, "device %d's thread ended after %lld ops (--kill-after), before its last",
-                 d, (long long)rt->spec.kill_after); // (a stalled one ends only once it failed)
+            fail(rt, 1, "device %d's thread %s after %lld ops (--%s-after), before its last op",
+                 d, rt->spec.stall ? "stalled" : "ended", (long long)rt->spec.kill_after,
+                 rt->spec.stall ? "stall" : "kill");
     for (int32_t d = 0; w && d < rt->p; d++) { // a failed run keeps what was measured
         int full = 0;
         for (size_t i = 0; i < w[d].tl.n && !full; i++)

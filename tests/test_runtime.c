@@ -194,10 +194,19 @@ static void test_killed_device(void **state) {
     spec.kill_device = 0, spec.kill_after = 7;
     assert_int_equal(runtime_create(&spec, &rt), 0);
     assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 1);
-    if (!strstr(why, "device 0's thread ended after 7 ops (--kill-after), before its last"))
+    if (!strstr(why, "device 0's thread ended after 7 ops (--kill-after), before its last op"))
         fail_msg("got '%s'", why);
     assert_int_equal(count_rows(&tl, 0, STREAM_COMPUTE), 7);
     assert_int_equal(count_rows(&tl, 1, STREAM_COMPUTE), 8);
+    timeline_free(&tl);
+    runtime_free(rt);
+    // stalling there instead: no peer waits on it, so it gives up after one watchdog
+    spec.stall = 1;
+    assert_int_equal(runtime_create(&spec, &rt), 0);
+    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 1);
+    if (!strstr(why, "device 0's thread stalled after 7 ops (--stall-after), before its last op"))
+        fail_msg("got '%s'", why);
+    assert_int_equal(count_rows(&tl, 0, STREAM_COMPUTE), 7);
     timeline_free(&tl);
     runtime_free(rt);
     program_free(&pr);
