@@ -67,7 +67,7 @@ typedef struct {
     Runtime *rt;
     int32_t d;
     int sent;               // messages sent, for the fault injection
-    int stopped;            // the device died early (--kill-after), threads only
+    int stopped;            // the device died or stalled early (--kill/stall-after), threads
     Timeline tl;            // this device's rows
     LayerActs **acts;       // [S*m]: the stage's layers' buffers from F until W or BW
     float **held;           // [(S*m)*2]: data this device handed itself, [0] act, [1] grad
@@ -861,6 +861,7 @@ int runtime_run_rank(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     rt->rank = rank, rt->size = size;
+    rt->notice = MPI_REQUEST_NULL;
     if (gethostname(rt->host, sizeof rt->host - 1) != 0) snprintf(rt->host, sizeof rt->host, "?");
     int64_t slots = (int64_t)rt->S * rt->m;
     rt->tx = &MPI_RANKS;
