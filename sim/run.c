@@ -58,6 +58,12 @@ static void usage(const char *prog, FILE *f) {
             "                     (default 60)\n"
             "  --drop-send D      fault injection for tests: device D never sends its first\n"
             "                     message, so its peer waits until the watchdog ends the run\n"
+            "  --kill-after D:N   fault injection for tests: device D dies once it has run N\n"
+            "                     ops (an MPI rank kills itself with SIGKILL, a thread ends);\n"
+            "                     the others end on the watchdog and the run is stored as\n"
+            "                     failed\n"
+            "  --stall-after D:N  the same, but device D stalls (a rank stops itself with\n"
+            "                     SIGSTOP, a thread waits) instead of dying\n"
             "  --rendezvous       a send completes only when its receive takes it, as a\n"
             "                     blocking NCCL send on the compute stream (finds orders that\n"
             "                     need sends and receives posted together)\n");
@@ -66,9 +72,9 @@ static void usage(const char *prog, FILE *f) {
             "  --help, --version\n\n"
             "schedules: %s\n"
             "gpu presets: %s\n"
-            "exit status: 0 done, 1 files/database/memory failure, 2 bad input,\n"
+            "exit status: 0 done, 1 files/database/memory failure%s, 2 bad input,\n"
             "             3 over memory_gib with --memory-limit\n",
-            sched_names(), gpu_preset_names());
+            sched_names(), gpu_preset_names(), is_pexec(prog) ? " or a failed run" : "");
 }
 
 /* A positive number from an option's argument, or 0. */
@@ -87,6 +93,7 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         {"memory-limit", no_argument, 0, 'M'}, {"scale", required_argument, 0, 'x'},
         {"watchdog", required_argument, 0, 'w'}, {"drop-send", required_argument, 0, 'D'},
         {"rendezvous", no_argument, 0, 'R'},     {"sweep", required_argument, 0, 'W'},
+        {"kill-after", required_argument, 0, 'K'}, {"stall-after", required_argument, 0, 'T'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->prog = prog;
@@ -98,9 +105,10 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (ch && strchr("xwDR", ch) && !is_pexec(prog)) {
+        if (ch && strchr("xwDRKT", ch) && !is_pexec(prog)) {
             const char *name = ch == 'x' ? "scale" : ch == 'w' ? "watchdog"
-                             : ch == 'D' ? "drop-send" : "rendezvous";
+                             : ch == 'D' ? "drop-send" : ch == 'K' ? "kill-after"
+                             : ch == 'T' ? "stall-after" : "rendezvous";
             fprintf(stderr, "%s: --%s is a pexec option (it runs the scenario for real); see "
                     "%s --help\n", prog, name, prog);
             return 2;
@@ -149,6 +157,22 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
                 fprintf(stderr, "%s: --drop-send %s: give a device number\n", prog, optarg);
                 return 2;
             }
+            break;
+        }
+        case 'K':
+        case 'T': {
+            const char *opt = ch == 'K' ? "kill-after" : "stall-after";
+            char *colon, *end = optarg;
+            long d = strtol(optarg, &colon, 10);
+            long long n = *colon == ':' ? strtoll(colon + 1, &end, 10) : 0;
+            if (colon == optarg || *colon != ':' || end == colon + 1 || *end || d < 0 ||
+                d >= (1 << 20) || n < 1) {
+                fprintf(stderr, "%s: --%s %s: give DEVICE:OPS, e.g. --%s 1:3 (device 1 %s "
+                        "after its first 3 ops; OPS at least 1)\n", prog, opt, optarg, opt,
+                        ch == 'K' ? "dies" : "stalls");
+                return 2;
+            }
+            o->kill_device = (int32_t)d, o->kill_after = n, o->stall = ch == 'T';
             break;
         }
         case 's':
@@ -263,7 +287,9 @@ int run_prepare(const RunOptions *o, Run *sm) {
 #define COUNT(name) +1
 enum { NRUN_METRICS = 0 RUN_METRICS(COUNT), NDEVICE_METRICS = 0 DEVICE_METRICS(COUNT) };
 
-static int store_run(const RunOptions *o, const Run *sm, int64_t *run_id) {
+/* Stores sm: complete with its metrics and memory when error is NULL, else as failed with
+ * only the rows measured before the failure. Returns an exit status. */
+static int store_run(const RunOptions *o, const Run *sm, const char *error, int64_t *run_id) {
     char err[512], host[256] = "";
     Store *st;
     if (store_open(o->db, &st, err, sizeof err) != 0) {
@@ -276,7 +302,7 @@ static int store_run(const RunOptions *o, const Run *sm, int64_t *run_id) {
     for (int i = 0; i < o->nsets; i++) olen += strlen(o->sets[i]) + 1;
     char *overrides = calloc(olen, 1);
     StoreMetric rm[NRUN_METRICS + 4];
-    StoreDeviceMetric *dm = malloc((size_t)sm->mt.devices * NDEVICE_METRICS * sizeof *dm);
+    StoreDeviceMetric *dm = malloc(((size_t)sm->mt.devices * NDEVICE_METRICS + 1) * sizeof *dm);
     int rc = 1;
     if (!resolved || !overrides || !dm) {
         fprintf(stderr, "%s: out of memory\n", o->prog);
@@ -301,9 +327,10 @@ static int store_run(const RunOptions *o, const Run *sm, int64_t *run_id) {
                          .micro_batches = (int32_t)sm->scn.batch.micro_batches,
                          .chunks = sm->plan.chunks,
                          .iterations = (int32_t)sm->scn.batch.iterations,
-                         .sweep = o->sweep};
-    if (store_run_write(st, &info, &sm->tl, &sm->mt.mem, rm, nrm, dm, k, run_id, err,
-                        sizeof err) != 0) {
+                         .sweep = o->sweep, .error = error};
+    if (error) nrm = k = 0; // a failed run's metrics would describe part of a run
+    if (store_run_write(st, &info, &sm->tl, error ? NULL : &sm->mt.mem, rm, nrm, dm, k, run_id,
+                        err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         goto done;
     }
@@ -457,7 +484,7 @@ int run_report(const RunOptions *o, Run *sm) {
     if (metrics_compute(&sm->scn, &sm->plan, &sm->prog, &sm->cost, &sm->tl, &sm->mt) != 0)
         return oom(o);
     int64_t run_id = 0;
-    int rc = o->db ? store_run(o, sm, &run_id) : 0;
+    int rc = o->db ? store_run(o, sm, NULL, &run_id) : 0;
     if (rc != 0) return rc;
     if (o->json) print_json(sm, run_id);
     else if (!o->quiet) print_summary(o, sm);
@@ -466,5 +493,15 @@ int run_report(const RunOptions *o, Run *sm) {
         fprintf(stderr, "%s: stored run %lld in %s (%lld ops %s in %.1f ms)\n", o->prog,
                 (long long)run_id, o->db, (long long)sm->mt.ops,
                 is_pexec(o->prog) ? "run" : "simulated", sm->wall_ms);
+    return rc;
+}
+
+int run_store_failed(const RunOptions *o, Run *sm, const char *error) {
+    if (!o->db) return 0;
+    int64_t run_id = 0;
+    int rc = store_run(o, sm, error, &run_id);
+    if (rc == 0 && !o->quiet)
+        fprintf(stderr, "%s: stored run %lld in %s as failed, with the %zu rows measured before "
+                "the failure\n", o->prog, (long long)run_id, o->db, sm->tl.n);
     return rc;
 }

@@ -28,6 +28,9 @@ typedef struct {
     double watchdog_s;    // pexec: longest wait for one message
     int32_t drop_send;    // pexec, for testing: this device never sends its first message (-1)
     int rendezvous;       // pexec: a send completes only when its receive has taken it
+    int32_t kill_device;  // pexec, for testing: this device dies after kill_after ops
+    int64_t kill_after;   //   (--kill-after D:N; 0: never)
+    int stall;            // pexec, for testing: that device stalls instead (--stall-after D:N)
     const char *sweeps[16]; // psim: --sweep section.key=v1,v2,... (cartesian product)
     int nsweeps;
     int64_t sweep;        // the sweep this run is a point of (stored with it), 0 for none
@@ -58,6 +61,11 @@ int run_prepare(const RunOptions *o, Run *r);
 /* run_report computes the metrics of r->tl, stores the run, prints it and checks memory.
  * Returns an exit status. */
 int run_report(const RunOptions *o, Run *r);
+
+/* run_store_failed stores r as a failed run (pexec): r->tl's rows, measured until the failure,
+ * and error (why it failed, with host and rank), without metrics, in one transaction; nothing
+ * without a database. Returns 0, or 1 when the store failed. */
+int run_store_failed(const RunOptions *o, Run *r, const char *error);
 
 void run_free(Run *r);
 

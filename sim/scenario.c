@@ -432,6 +432,21 @@ static bool parse_double(const char *v, double *out) {
     return true;
 }
 
+/* A value written as a number too large for its type (digits past int64, or past a double:
+ * 1e400): out of range, not malformed. Returns it as a double (infinite past a double), or 0
+ * when v is not such a number. */
+static double too_large(const char *v, bool whole) {
+    const char *digits = v + (*v == '-' || *v == '+');
+    if (!*v || isspace((unsigned char)*v) ||
+        (whole && (!*digits || strspn(digits, "0123456789") != strlen(digits))))
+        return 0;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    bool over = whole ? fabs(x) >= 9.2e18 : errno == ERANGE && fabs(x) >= HUGE_VAL;
+    return *end == '\0' && over ? x : 0;
+}
+
 static int check_range(Parser *P, const char *where, const KeyDef *kd, double x,
                        const char *v) {
     bool low = kd->range == RANGE_OPEN_LO ? x <= kd->lo : x < kd->lo;
@@ -549,6 +564,8 @@ static int set_field(Parser *P, const KeyDef *kd, void *field, const char *where
     double d;
     switch (kd->type) {
     case T_INT:
+        if (!parse_int(v, &i) && too_large(v, true) != 0)
+            return check_range(P, where, kd, too_large(v, true), v);
         if (!parse_int(v, &i))
             return fail(P, where, "%s is not a whole number; write e.g. %s",
                         quoted(P, kd, v, q, sizeof q), example(P, kd, kd->example, e, sizeof e));
@@ -556,6 +573,8 @@ static int set_field(Parser *P, const KeyDef *kd, void *field, const char *where
         *(int64_t *)field = i;
         return 1;
     case T_DOUBLE:
+        if (!parse_double(v, &d) && too_large(v, false) != 0)
+            return check_range(P, where, kd, too_large(v, false), v);
         if (!parse_double(v, &d))
             return fail(P, where, "%s is not a number; write e.g. %s",
                         quoted(P, kd, v, q, sizeof q), example(P, kd, kd->example, e, sizeof e));
