@@ -58,13 +58,13 @@ int metrics_compute_lost(const Scenario *s, const Plan *pl, const Program *pr,
                          const CostModel *c, const Timeline *tl, const VaryFailure *failure,
                          Metrics *out) {
     int32_t p = pr->devices;
-    int lost = failure && failure->happened;
-    int64_t gap_from = lost ? failure->checkpoint_ns : 0;
-    int64_t gap_to = lost ? failure->checkpoint_ns + failure->lost_ns : 0;
+    int failed = failure && failure->happened;
+    int64_t gap_from = failed ? failure->checkpoint_ns : 0;
+    int64_t gap_to = failed ? failure->checkpoint_ns + failure->lost_ns : 0;
     memset(out, 0, sizeof *out);
     out->devices = p;
     out->lost_ms = ns_to_ms(gap_to - gap_from);
-    out->failed_iteration = lost ? failure->iteration : -1;
+    out->failed_iteration = failed ? failure->iteration : -1;
     out->dev = calloc((size_t)p, sizeof *out->dev);
     Span *sp = malloc((size_t)p * sizeof *sp);
     DeviceMemory *mem = calloc((size_t)p, sizeof *mem);
@@ -89,7 +89,7 @@ int metrics_compute_lost(const Scenario *s, const Plan *pl, const Program *pr,
         if (r->end_ns > x->last_ns) x->last_ns = r->end_ns;
         out->ops++;
     }
-    if (lost && gap_from < first) first = gap_from; // a failure in the first iteration
+    if (failed && gap_from < first) first = gap_from; // a failure in the first iteration
     int64_t makespan = tl->n ? last - first : 0, cost = 0, busy_sum = 0;
     if (memory_compute(s, pl, pr, tl, mem, &out->mem) != 0) {
         free(sp), free(mem), metrics_free(out);
