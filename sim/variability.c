@@ -9,7 +9,9 @@
 #define NORMAL_CLAMP 3.0 // normal jitter's deviate is kept in [-3, 3]
 #define MAX_NS 0x1p60    // longest op time, as cost.c's clock limit
 
-static int64_t ms_to_ns(double ms) { return ms < MAX_NS / 1e6 ? llround(ms * 1e6) : (int64_t)1 << 60; }
+static int64_t ms_to_ns(double ms) {
+    return ms < MAX_NS / 1e6 ? llround(ms * 1e6) : (int64_t)1 << 60;
+}
 
 void variability_init(Variability *v, const ScnVariability *s) {
     double var = log1p(s->jitter_cv * s->jitter_cv); // lognormal sigma^2

@@ -245,6 +245,35 @@ static void test_every_op_time_comes_from_its_counter(void **state) {
     sim_free(&x);
 }
 
+/* The compute durations of each device in its op order (p = 4, 32 ops each). */
+static void durations(const Timeline *tl, int64_t dur[4][32]) {
+    int n[4] = {0};
+    for (size_t i = 0; i < tl->n; i++) {
+        const TimelineOp *r = &tl->ops[i];
+        if (r->stream != STREAM_COMPUTE) continue;
+        assert_in_range(n[r->device], 0, 31);
+        dur[r->device][n[r->device]++] = r->end_ns - r->start_ns;
+    }
+    for (int d = 0; d < 4; d++) assert_int_equal(n[d], 32);
+}
+
+static void test_factors_do_not_follow_the_event_order(void **state) {
+    (void)state; // slower transfers reorder the events; each op keeps its own factor
+    Sim a, b;
+    sim_run(&a, SETS("batch.iterations=2", "variability.jitter=lognormal",
+                     "variability.jitter_cv=0.2"));
+    sim_run(&b, SETS("batch.iterations=2", "variability.jitter=lognormal",
+                     "variability.jitter_cv=0.2", "costs.comm_ms=0.37"));
+    int64_t da[4][32], db[4][32];
+    durations(&a.tl, da), durations(&b.tl, db);
+    assert_memory_equal(da, db, sizeof da);
+    int moved = 0;
+    for (size_t i = 0; i < a.tl.n && i < b.tl.n; i++)
+        moved += a.tl.ops[i].start_ns != b.tl.ops[i].start_ns;
+    assert_true(moved > 0 && makespan_ns(&b.tl) > makespan_ns(&a.tl));
+    sim_free(&a), sim_free(&b);
+}
+
 static void test_iteration_spread(void **state) {
     (void)state; // without jitter every iteration takes 33 ms; with it, min <= mean <= max
     Sim flat, jit;
@@ -345,8 +374,10 @@ static void test_failure_with_jitter_shifts_the_rest_exactly(void **state) {
     sim_run(&base, SETS("batch.iterations=3", "variability.jitter=lognormal",
                         "variability.jitter_cv=0.3", "variability.seed=77"));
     int64_t t1 = 0; // iteration 1 starts where iteration 0 ended
-    for (size_t i = 0; i < base.tl.n; i++)
-        if (base.tl.ops[i].micro_batch < 8 && base.tl.ops[i].end_ns > t1) t1 = base.tl.ops[i].end_ns;
+    for (size_t i = 0; i < base.tl.n; i++) {
+        const TimelineOp *r = &base.tl.ops[i];
+        if (r->micro_batch < 8 && r->end_ns > t1) t1 = r->end_ns;
+    }
     char at[64];
     snprintf(at, sizeof at, "variability.failure_at_ms=%.6f", (double)(t1 + 3300000) / 1e6);
     sim_run(&x, SETS("batch.iterations=3", "variability.jitter=lognormal",
@@ -472,6 +503,7 @@ int main(void) {
         cmocka_unit_test(test_same_seed_same_timeline_other_seed_other_makespan),
         cmocka_unit_test(test_zero_cv_is_no_jitter_row_for_row),
         cmocka_unit_test(test_every_op_time_comes_from_its_counter),
+        cmocka_unit_test(test_factors_do_not_follow_the_event_order),
         cmocka_unit_test(test_iteration_spread),
         cmocka_unit_test(test_straggler_doubles_its_ops_and_is_the_bottleneck),
         cmocka_unit_test(test_straggler_window_counts_an_op_by_its_start),
