@@ -214,6 +214,12 @@ int run_prepare(const RunOptions *o, Run *sm) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         return rc;
     }
+    const ScnVariability *v = &sm->scn.var;
+    if (is_pexec(o->prog) && !o->quiet &&
+        (v->jitter != JITTER_NONE || v->straggler_device >= 0 || v->failure_device >= 0))
+        fprintf(stderr, "%s: warning: %s: [variability] is simulated by psim only; pexec "
+                "measures the real run's jitter and plays no straggler or failure\n", o->prog,
+                sm->scn.path);
     sm->sched = sched_find(sm->scn.pipeline.schedule);
     SchedParams sp = scenario_sched_params(&sm->scn);
     SchedIssue issue = {0};

@@ -19,7 +19,9 @@
  * Failure: a synchronous pipeline stops when any device fails. At failure_at the attempt in
  *   progress (everything since the last flush, i.e. that iteration's start: the checkpoint)
  *   is lost, the job pays restart and runs that iteration again, starting at
- *   failure_at + restart. lost = (failure_at - checkpoint) + restart. The lost attempt's rows
+ *   failure_at + restart. lost = (failure_at - checkpoint) + restart; with no straggler
+ *   window (fixed in time, the shifted re-run may meet it differently) the makespan is the
+ *   failure-free one + lost, jitter or not. The lost attempt's rows
  *   are dropped from the Timeline, which keeps a gap [checkpoint, checkpoint + lost). Async
  *   schedules (no flush inside the Program) have their only checkpoint at the start of the
  *   run, so a failure loses everything before it. A failure time after the run's end does

@@ -63,3 +63,7 @@ expect "a failure without its time is rejected" 2 "failure_device needs failure_
     $psim --no-db --set variability.failure_device=1 $tiny
 expect "an unknown jitter is rejected" 2 "unknown jitter 'uniform'; use none, normal or lognormal" \
     $psim --no-db --set variability.jitter=uniform $tiny
+
+# --- pexec runs for real: it says it plays no [variability] --------------------------------
+expect "pexec warns that [variability] is psim's" 0 "warning: .*\[variability\] is simulated by psim only" \
+    "$(dirname "$psim")/pexec" --no-db --set variability.straggler_device=1 $tiny
