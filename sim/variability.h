@@ -21,11 +21,11 @@
  *   is lost, the job pays restart and runs that iteration again, starting at
  *   failure_at + restart. lost = (failure_at - checkpoint) + restart; with no straggler
  *   window (fixed in time, the shifted re-run may meet it differently) the makespan is the
- *   failure-free one + lost, jitter or not. The lost attempt's rows
- *   are dropped from the Timeline, which keeps a gap [checkpoint, checkpoint + lost). Async
- *   schedules (no flush inside the Program) have their only checkpoint at the start of the
- *   run, so a failure loses everything before it. A failure time after the run's end does
- *   nothing (happened = 0). */
+ *   failure-free one + lost, jitter or not. The lost attempt's rows are dropped from the
+ *   Timeline, which keeps a gap [checkpoint, checkpoint + lost). Async schedules (no flush
+ *   inside the Program) have their only checkpoint at the start of the run, so a failure
+ *   loses everything before it. A failure time after the run's end does nothing
+ *   (happened = 0). */
 #ifndef PIPESIM_VARIABILITY_H
 #define PIPESIM_VARIABILITY_H
 
