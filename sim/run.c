@@ -238,6 +238,12 @@ int run_prepare(const RunOptions *o, Run *sm) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         return rc;
     }
+    const ScnVariability *v = &sm->scn.var;
+    if (is_pexec(o->prog) && !o->quiet &&
+        (v->jitter != JITTER_NONE || v->straggler_device >= 0 || v->failure_device >= 0))
+        fprintf(stderr, "%s: warning: %s: [variability] is simulated by psim only; pexec "
+                "measures the real run's jitter and plays no straggler or failure\n", o->prog,
+                sm->scn.path);
     sm->sched = sched_find(sm->scn.pipeline.schedule);
     SchedParams sp = scenario_sched_params(&sm->scn);
     SchedIssue issue = {0};
@@ -280,7 +286,8 @@ int run_prepare(const RunOptions *o, Run *sm) {
 #define RUN_METRICS(X)                                                                         \
     X(makespan_ms) X(iteration_ms) X(bubble_rate) X(bubble_ideal) X(throughput_tokens_per_s)   \
     X(tflops_per_gpu) X(mfu) X(model_flops) X(peak_tflops) X(devices_total) X(global_batch)  \
-    X(allreduce_ms) X(allreduce_exposed_ms) X(optimizer_ms)
+    X(allreduce_ms) X(allreduce_exposed_ms) X(optimizer_ms) X(iteration_min_ms)               \
+    X(iteration_max_ms) X(iteration_std_ms) X(lost_ms)
 #define DEVICE_METRICS(X)                                                                      \
     X(busy_ms) X(idle_ms) X(span_ms) X(peak_activations) X(peak_memory_gib) X(weights_gib)    \
     X(grads_gib) X(optimizer_gib) X(activations_gib) X(layers) X(weight_versions) X(staleness)
@@ -396,8 +403,9 @@ static void print_json(const Run *sm, int64_t run_id) {
     RUN_METRICS(JSON_RUN)
     printf("\n");
     print_json_partition(sm);
-    printf(" \"ops\": %lld, \"transfers\": %lld, \"bottleneck_device\": %d,\n \"stages\": [",
-           (long long)mt->ops, (long long)mt->transfers, mt->bottleneck);
+    printf(" \"ops\": %lld, \"transfers\": %lld, \"bottleneck_device\": %d, "
+           "\"failed_iteration\": %d,\n \"stages\": [",
+           (long long)mt->ops, (long long)mt->transfers, mt->bottleneck, mt->failed_iteration);
     for (int32_t d = 0; d < mt->devices; d++) {
         printf("%s\n  {\"device\": %d", d ? "," : "", d);
 #define JSON_DEV(name) printf(", \"" #name "\": %.17g", (double)mt->dev[d].name);
@@ -415,6 +423,27 @@ static const char *gpu_label(const Scenario *s) {
     for (int64_t d = 0; s->device && d < s->pipeline.stages && !mixed; d++)
         mixed = s->device[d].overridden;
     return mixed ? "mixed devices" : s->hw.gpu[0] ? s->hw.gpu : "custom";
+}
+
+/* The [variability] lines of the summary, only when the scenario asks for any. */
+static void print_variability(const Run *sm) {
+    const ScnVariability *v = &sm->scn.var;
+    const Metrics *mt = &sm->mt;
+    if (v->jitter != JITTER_NONE)
+        printf("%-22s %14.3f ms  (min; max %.3f, std %.3f ms; %s jitter cv %g, seed %lld)\n",
+               "iteration spread", mt->iteration_min_ms, mt->iteration_max_ms,
+               mt->iteration_std_ms, jitter_name(v->jitter), v->jitter_cv, (long long)v->seed);
+    if (v->straggler_device >= 0)
+        printf("%-22s %14lld       (ops x %g, busiest device %d)\n", "straggler device",
+               (long long)v->straggler_device, v->straggler_slowdown, mt->bottleneck);
+    if (v->failure_device >= 0 && sm->failure.happened)
+        printf("%-22s %14.3f ms  (device %d failed at %.3f ms in iteration %d; restart %.3f "
+               "ms)\n", "lost to failure", mt->lost_ms, sm->failure.device,
+               (double)sm->failure.at_ns / 1e6, mt->failed_iteration,
+               (double)sm->failure.restart_ns / 1e6);
+    else if (v->failure_device >= 0)
+        printf("%-22s %14.3f ms  (failure_at_ms = %g is after the run's end)\n",
+               "lost to failure", 0.0, v->failure_at_ms);
 }
 
 static void print_summary(const RunOptions *o, const Run *sm) {
@@ -448,6 +477,7 @@ static void print_summary(const RunOptions *o, const Run *sm) {
            strcmp(o->prog, "psim") == 0 ? "simulated" : "measured",
            (long long)mt->ops, (long long)mt->transfers,
            (double)sm->cost.xfer_bytes / (1024.0 * 1024.0));
+    print_variability(sm);
     const DeviceMetrics *d0 = &mt->dev[0], *dl = &mt->dev[mt->devices - 1];
     if (d0->weight_versions > 1)
         printf("%-22s %8d .. %d per device, gradients applied %d .. %d updates late\n",
@@ -481,7 +511,8 @@ static int check_memory(const char *prog, const Run *sm, int quiet, int limit) {
 
 
 int run_report(const RunOptions *o, Run *sm) {
-    if (metrics_compute(&sm->scn, &sm->plan, &sm->prog, &sm->cost, &sm->tl, &sm->mt) != 0)
+    if (metrics_compute_lost(&sm->scn, &sm->plan, &sm->prog, &sm->cost, &sm->tl, &sm->failure,
+                             &sm->mt) != 0)
         return oom(o);
     int64_t run_id = 0;
     int rc = o->db ? store_run(o, sm, NULL, &run_id) : 0;

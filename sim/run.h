@@ -45,6 +45,7 @@ typedef struct {
     Timeline tl;
     Metrics mt;
     const Schedule *sched;
+    VaryFailure failure;  // psim: the failure the engine played ([variability]); none: zero
     double wall_ms;       // time to produce the timeline, for the closing line on stderr
     StoreMetric extra[4]; // more run metrics (pexec's link fit), stored with the rest
     int nextra;

@@ -73,12 +73,14 @@ static const char *const OPTIMIZERS[] = {"adam", "sgd"};
 const char *optimizer_name(Optimizer o) { return (unsigned)o < 2 ? OPTIMIZERS[o] : "?"; }
 static const char *const ALLREDUCES[] = {"ring", "tree"};
 const char *allreduce_name(Allreduce a) { return (unsigned)a < 2 ? ALLREDUCES[a] : "?"; }
+static const char *const JITTERS[] = {"none", "normal", "lognormal"};
+const char *jitter_name(Jitter j) { return (unsigned)j < 3 ? JITTERS[j] : "?"; }
 
 /* ---- the key table ------------------------------------------------------------------------ */
 
 typedef enum {
     T_INT, T_DOUBLE, T_NAME, T_DTYPE, T_RECOMPUTE, T_OPTIMIZER, T_PARTITION, T_SCHEDULE, T_GPU,
-    T_PATH, T_TIMES, T_ALLREDUCE
+    T_PATH, T_TIMES, T_ALLREDUCE, T_JITTER, T_DEVICE // T_DEVICE: a device number, -1 = none
 } KeyType;
 enum { RANGE_CLOSED = 0, RANGE_OPEN_LO = 1 }; // lo < x instead of lo <= x
 
@@ -142,6 +144,17 @@ static const KeyDef KEYS[] = {
     {"costs", "stage_forward_ms", T_TIMES, F(costs.stage_forward), NULL, false, 0, 1e9, 0, "3,3,4,4"}, // none
     {"costs", "stage_backward_ms", T_TIMES, F(costs.stage_backward), NULL, false, 0, 1e9, 0, "6,6,8,8"}, // none
     {"costs", "stage_weight_ms", T_TIMES, F(costs.stage_weight), NULL, false, 0, 1e9, 0, "3,3,4,4"}, // none
+    // [variability]: -1 stands for "none" (devices) and "not given" (times)
+    {"variability", "jitter", T_JITTER, F(var.jitter), "none", false, 0, 0, 0, "lognormal"},
+    {"variability", "jitter_cv", T_DOUBLE, F(var.jitter_cv), "0", false, 0, 4, 0, "0.05"},
+    {"variability", "seed", T_INT, F(var.seed), "1", false, 0, 0x1p53, 0, "42"},
+    {"variability", "straggler_device", T_DEVICE, F(var.straggler_device), "-1", false, 0, SCN_MAX_STAGES - 1, 0, "3"},
+    {"variability", "straggler_slowdown", T_DOUBLE, F(var.straggler_slowdown), "1", false, 1, 1000, 0, "2"},
+    {"variability", "straggler_start_ms", T_DOUBLE, F(var.straggler_start_ms), "0", false, 0, 1e12, 0, "0"},
+    {"variability", "straggler_end_ms", T_DOUBLE, F(var.straggler_end_ms), "-1", false, 0, 1e12, RANGE_OPEN_LO, "1000"}, // the end of the run
+    {"variability", "failure_device", T_DEVICE, F(var.failure_device), "-1", false, 0, SCN_MAX_STAGES - 1, 0, "0"},
+    {"variability", "failure_at_ms", T_DOUBLE, F(var.failure_at_ms), "-1", false, 0, 1e12, 0, "500"},
+    {"variability", "restart_ms", T_DOUBLE, F(var.restart_ms), "0", false, 0, 1e12, 0, "30000"},
 };
 #undef F
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
@@ -175,10 +188,10 @@ typedef struct {
     char *value;  // owned copy
 } Numbered;
 static const char *const SECTIONS[] = {"model", "batch", "pipeline", "parallel", "hardware",
-                                       "network", "costs"};
+                                       "network", "costs", "variability"};
 #define NSECTIONS ((int)(sizeof SECTIONS / sizeof SECTIONS[0]))
 #define SECTION_LIST "[model], [batch], [pipeline], [parallel], [hardware], [network], [costs], " \
-                     "[device.N] and [link.A-B]"
+                     "[variability], [device.N] and [link.A-B]"
 
 /* ---- parser state ------------------------------------------------------------------------- */
 
@@ -563,6 +576,14 @@ static int set_field(Parser *P, const KeyDef *kd, void *field, const char *where
     int64_t i;
     double d;
     switch (kd->type) {
+    case T_DEVICE:
+        if (!parse_int(v, &i) || i < 0)
+            return fail(P, where, "%s is not a device number; give one of 0 .. stages-1, e.g. "
+                        "%s, or leave the key out for none", quoted(P, kd, v, q, sizeof q),
+                        example(P, kd, kd->example, e, sizeof e));
+        if (!check_range(P, where, kd, (double)i, v)) return 0;
+        *(int64_t *)field = i;
+        return 1;
     case T_INT:
         if (!parse_int(v, &i) && too_large(v, true) != 0)
             return check_range(P, where, kd, too_large(v, true), v);
@@ -597,6 +618,10 @@ static int set_field(Parser *P, const KeyDef *kd, void *field, const char *where
         for (int t = 0; t < 2; t++)
             if (strcmp(v, ALLREDUCES[t]) == 0) return *(Allreduce *)field = (Allreduce)t, 1;
         return fail(P, where, "unknown allreduce '%.200s'; use ring or tree", v);
+    case T_JITTER:
+        for (int t = 0; t < 3; t++)
+            if (strcmp(v, JITTERS[t]) == 0) return *(Jitter *)field = (Jitter)t, 1;
+        return fail(P, where, "unknown jitter '%.200s'; use none, normal or lognormal", v);
     case T_PARTITION:
         return set_partition(P, where, kd, v);
     case T_TIMES:
@@ -754,7 +779,8 @@ static void init_defaults(Parser *P) {
         const KeyDef *kd = &KEYS[k];
         void *field = (char *)P->s + kd->offset;
         if (!kd->def) continue;
-        if (kd->type == T_INT) *(int64_t *)field = strtoll(kd->def, NULL, 10);
+        if (kd->type == T_INT || kd->type == T_DEVICE)
+            *(int64_t *)field = strtoll(kd->def, NULL, 10); // T_DEVICE -1: none
         else if (kd->type == T_DOUBLE) *(double *)field = strtod(kd->def, NULL); // -1: unset
         else set_value(P, k, "default", kd->def);
     }
@@ -1141,11 +1167,59 @@ static int resolve_numbered(Parser *P) {
     return ok;
 }
 
+/* [variability]: the jitter fits its model, the straggler's and the failure's keys come with
+ * their device, and the devices are in the pipeline. Checked on values, not on which keys
+ * were written, so a formatted scenario (every key written) reads back. */
+static int check_variability(Parser *P) {
+    char w[WHERE_MAX];
+    const ScnVariability *v = &P->s->var;
+    int64_t p = P->s->pipeline.stages;
+    if (v->jitter == JITTER_NONE && v->jitter_cv > 0)
+        return fail(P, blame(P, w, 2, "variability.jitter_cv", "variability.jitter"),
+                    "jitter_cv = %g but jitter = none; set jitter = normal or lognormal, or "
+                    "leave jitter_cv out", v->jitter_cv);
+    if (v->jitter == JITTER_NORMAL && v->jitter_cv > 0.3)
+        return fail(P, blame(P, w, 2, "variability.jitter_cv", "variability.jitter"),
+                    "jitter_cv = %g is too wide for jitter = normal (its deviate is clamped to "
+                    "+-3, so at most 0.3 keeps every op above 10%% of its time); use jitter = "
+                    "lognormal for a wider spread", v->jitter_cv);
+    static const char *const devs[2] = {"straggler_device", "failure_device"};
+    int64_t dev[2] = {v->straggler_device, v->failure_device};
+    for (int i = 0; i < 2; i++)
+        if (dev[i] >= p)
+            return fail(P, blame(P, w, 2, i ? "variability.failure_device"
+                                            : "variability.straggler_device", "pipeline.stages"),
+                        "%s = %lld but the pipeline has devices 0 .. %lld; give one of them",
+                        devs[i], (long long)dev[i], (long long)(p - 1));
+    const char *lonely = v->straggler_device >= 0 ? NULL
+                       : v->straggler_slowdown != 1 ? "straggler_slowdown"
+                       : v->straggler_start_ms != 0 ? "straggler_start_ms"
+                       : v->straggler_end_ms >= 0 ? "straggler_end_ms" : NULL;
+    if (lonely)
+        return fail(P, where_key(P, key_index("variability", lonely), w), "%s needs "
+                    "straggler_device; name the slow device, e.g. 'straggler_device = 3'",
+                    lonely);
+    if (v->straggler_end_ms >= 0 && v->straggler_end_ms <= v->straggler_start_ms)
+        return fail(P, blame(P, w, 2, "variability.straggler_end_ms",
+                             "variability.straggler_start_ms"),
+                    "straggler_end_ms = %g is not after straggler_start_ms = %g; the window is "
+                    "[start, end), or leave straggler_end_ms out for the rest of the run",
+                    v->straggler_end_ms, v->straggler_start_ms);
+    lonely = v->failure_device >= 0 ? (v->failure_at_ms < 0 ? "failure_device" : NULL)
+           : v->failure_at_ms >= 0 ? "failure_at_ms" : v->restart_ms > 0 ? "restart_ms" : NULL;
+    if (lonely)
+        return fail(P, where_key(P, key_index("variability", lonely), w), "%s needs %s; a "
+                    "failure is 'failure_device = 0', 'failure_at_ms = 500' (ms since the run's "
+                    "start) and optionally 'restart_ms = 30000'", lonely,
+                    v->failure_device >= 0 ? "failure_at_ms" : "failure_device");
+    return 1;
+}
+
 static int validate(Parser *P) {
     // The schedule speaks before the partition: "1f1b runs one chunk" beats "40 layers do not
     // split into 16 stages" when chunks = 2 was the mistake.
     return check_required(P) && resolve_numbered(P) && check_costs(P) && check_model(P) &&
-           check_schedule(P) && check_partition(P) && check_parallel(P);
+           check_schedule(P) && check_partition(P) && check_parallel(P) && check_variability(P);
 }
 
 /* ---- public ------------------------------------------------------------------------------- */
@@ -1300,14 +1374,19 @@ char *scenario_format(const Scenario *s) {
             append(&buf, &len, &cap, "%s[%s]\n", len ? "\n" : "", section = kd->section);
         bool unset = (kd->type == T_DOUBLE && *(const double *)field < 0) ||
                      (kd->type == T_TIMES && ((const ScnTimeList *)field)->n == 0) ||
-                     ((kd->type == T_GPU || kd->type == T_PATH) && !*(const char *)field);
+                     ((kd->type == T_GPU || kd->type == T_PATH) && !*(const char *)field) ||
+                     (kd->type == T_DEVICE && *(const int64_t *)field < 0);
         append(&buf, &len, &cap, "%s%s =", unset ? "; " : "", kd->key);
         if (unset) {
             append(&buf, &len, &cap, " (not given)\n");
             continue;
         }
         switch (kd->type) {
-        case T_INT: append(&buf, &len, &cap, " %lld\n", (long long)*(const int64_t *)field); break;
+        case T_INT:
+        case T_DEVICE:
+            append(&buf, &len, &cap, " %lld\n", (long long)*(const int64_t *)field);
+            break;
+        case T_JITTER: append(&buf, &len, &cap, " %s\n", jitter_name(s->var.jitter)); break;
         case T_DOUBLE:
             format_double(*(const double *)field, num);
             append(&buf, &len, &cap, " %s\n", num);

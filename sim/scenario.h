@@ -138,6 +138,26 @@ typedef struct {
                           //   v); when given they replace forward_ms, backward_ms, weight_ms
 } ScnCosts;
 
+/* Op-time jitter (sim/variability.h): none, or every compute op's time times a factor of
+ * mean 1 and coefficient of variation jitter_cv, normal (its deviate clamped to +-3, so
+ * jitter_cv <= 0.3 keeps every op above 10% of its time) or lognormal. */
+typedef enum { JITTER_NONE = 0, JITTER_NORMAL, JITTER_LOGNORMAL } Jitter;
+
+/* [variability]: jitter, one straggler device, one device failure (sim/variability.h). All
+ * off by default, and then the run is exactly the cost model's. */
+typedef struct {
+    Jitter jitter;
+    double jitter_cv;          // coefficient of variation of each op's time, >= 0
+    int64_t seed;              // of the counter-based random numbers, 0..2^53
+    int64_t straggler_device;  // -1: none
+    double straggler_slowdown; // factor >= 1 on the times of its ops that start in the window
+    double straggler_start_ms; // window start, ms since the run's start
+    double straggler_end_ms;   // window end (excluded), ms since the run's start; < 0: the end
+    int64_t failure_device;    // -1: none
+    double failure_at_ms;      // ms since the run's start; < 0: not given
+    double restart_ms;         // ms to restart from the checkpoint after the failure
+} ScnVariability;
+
 typedef struct {
     ScnModel model;
     ScnBatch batch;
@@ -149,6 +169,7 @@ typedef struct {
     ScnDevice *device;       // owned: [stages] every pipeline device, resolved
     ScnLink *link;           // owned: [nlinks] [link.A-B] overrides, sorted by (a, b)
     int64_t nlinks;
+    ScnVariability var;
     char path[SCN_PATH_MAX]; // file name as given, used in messages
     char *text;              // owned: the file's bytes as read (NUL-terminated)
 } Scenario;
@@ -197,6 +218,7 @@ static inline int64_t scenario_devices_total(const Scenario *s) {
 static inline int scenario_has_tail(const Scenario *s) {
     return scenario_data(s) > 1 || s->costs.optimizer_ms > 0;
 }
+const char *jitter_name(Jitter j);
 
 /* GPU presets: peak dense TFLOP/s for 16-bit and for fp32 (TF32 tensor cores) inputs, memory,
  * and default link figures. gpu_preset_find returns NULL for an unknown name. */

@@ -431,3 +431,5 @@ b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.s
 . tests/cli_hetero.sh
 . tests/cli_faults.sh
 . tests/cli_badinput.sh
+# --- [variability]: jitter, stragglers, failures ---------------------------------------------
+. tests/cli_variability.sh

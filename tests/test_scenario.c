@@ -346,7 +346,7 @@ static void test_unknown_names(void **state) {
     expect_prefix(BASE "[pipeline]\nmicro_batches = 4\n", NULL, "t.scn:15: unknown key 'micro_batches' in [pipeline]; it belongs in [batch]");
     expect_prefix(BASE "[pipeline]\n= 4\n", NULL, "t.scn:15: a value without a key name; write 'key = value'");
     expect_prefix(BASE "[pipelines]\n", NULL, "t.scn:14: unknown section [pipelines]; did you mean [pipeline]?");
-    expect_prefix(BASE "[optimizer]\nlr = 1\n", NULL, "t.scn:14: unknown section [optimizer]; the sections are [model], [batch], [pipeline], [parallel], [hardware], [network], [costs], [device.N] and [link.A-B]");
+    expect_prefix(BASE "[optimizer]\nlr = 1\n", NULL, "t.scn:14: unknown section [optimizer]; the sections are [model], [batch], [pipeline], [parallel], [hardware], [network], [costs], [variability], [device.N] and [link.A-B]");
     expect_prefix("[Model]\n" BASE, NULL, "t.scn:1: unknown section [Model]; did you mean [model]?");
     expect_prefix(BASE "  [ hardware ]\n", NULL, "t.scn:14: unknown section [ hardware ]; did you mean [hardware]?");
     expect_prefix("layers = 3\n" BASE, NULL, "t.scn:1: 'layers' comes before any [section]");
