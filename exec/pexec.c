@@ -11,6 +11,9 @@
 #include <mpi.h>
 #endif
 
+#ifdef PIPESIM_CUDA
+#include "pexec_cuda.h"
+#endif
 #include "run.h"
 #include "runtime.h"
 #include "sched_file.h"
@@ -56,6 +59,23 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
     return rc;
 }
 
+/* --backend: the CPU runtime above, or the CUDA one (exec/pexec_cuda.h) when built. */
+static int execute_backend(const RunOptions *o, Run *r, int mpi, int rank) {
+    (void)mpi, (void)rank;
+    if (o->backend == RUN_BACKEND_CPU) return execute(o, r, mpi, rank);
+#ifdef PIPESIM_CUDA
+    if (!mpi) return pexec_cuda_execute(o, r);
+    if (rank == 0)
+        fprintf(stderr, "pexec: --backend cuda drives every GPU of one machine from one process; "
+                        "start it without mpirun\n");
+#else
+    fprintf(stderr, "pexec: --backend cuda: this pexec was built without the CUDA backend (nvcc "
+                    "was not found at build time); install the CUDA toolkit and rebuild (make "
+                    "clean all CUDA_HOME=...), or use --backend cpu\n");
+#endif
+    return 1;
+}
+
 /* Whether mpirun started this process (Open MPI's or a PMI launcher's environment). */
 static int under_mpirun(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") != NULL || getenv("PMI_SIZE") != NULL;
@@ -94,7 +114,7 @@ int main(int argc, char **argv) {
     int exec_rc = 0;
     if (rc == 0 && o.dump) {
         if (rank == 0) sched_file_write(stdout, &r.prog, r.scn.model.name);
-    } else if (rc == 0 && (rc = exec_rc = execute(&o, &r, mpi, rank)) == 0 && rank == 0) {
+    } else if (rc == 0 && (rc = exec_rc = execute_backend(&o, &r, mpi, rank)) == 0 && rank == 0) {
         rc = run_report(&o, &r);
     }
     run_free(&r);

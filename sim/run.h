@@ -16,6 +16,9 @@
 #include "timeline.h"
 
 #define RUN_MAX_SETS 256
+#define RUN_MAX_EXTRA 8 // run metrics a tool adds (pexec: link fit, CUDA versions)
+
+enum { RUN_BACKEND_CPU = 0, RUN_BACKEND_CUDA = 1 };
 
 typedef struct {
     const char *prog;     // "psim" or "pexec": messages, --help, the runs table's tool
@@ -28,6 +31,7 @@ typedef struct {
     double watchdog_s;    // pexec: longest wait for one message
     int32_t drop_send;    // pexec, for testing: this device never sends its first message (-1)
     int rendezvous;       // pexec: a send completes only when its receive has taken it
+    int backend;          // pexec: RUN_BACKEND_CPU (threads or MPI ranks) or RUN_BACKEND_CUDA
     const char *sweeps[16]; // psim: --sweep section.key=v1,v2,... (cartesian product)
     int nsweeps;
     int64_t sweep;        // the sweep this run is a point of (stored with it), 0 for none
@@ -43,7 +47,7 @@ typedef struct {
     Metrics mt;
     const Schedule *sched;
     double wall_ms;       // time to produce the timeline, for the closing line on stderr
-    StoreMetric extra[4]; // more run metrics (pexec's link fit), stored with the rest
+    StoreMetric extra[RUN_MAX_EXTRA]; // more run metrics (pexec's link fit, CUDA versions)
     int nextra;
 } Run;
 

@@ -116,6 +116,7 @@ static const KeyDef KEYS[] = {
     {"hardware", "efficiency", T_DOUBLE, F(hw.efficiency), "0.5", false, 0, 1, RANGE_OPEN_LO, "0.5"},
     {"hardware", "memory_gib", T_DOUBLE, F(hw.memory_gib), NULL, false, 0, 1e6, RANGE_OPEN_LO, "80"}, // preset
     {"hardware", "gpus_per_node", T_INT, F(hw.gpus_per_node), "8", false, 1, 1 << 20, 0, "8"},
+    {"hardware", "devices_per_gpu", T_INT, F(hw.devices_per_gpu), "1", false, 1, 64, 0, "4"},
     {"network", "intra_bandwidth_gbs", T_DOUBLE, F(net.intra_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "450"}, // preset or 100
     {"network", "intra_latency_us", T_DOUBLE, F(net.intra_latency_us), "10", false, 0, 1e9, 0, "10"},
     {"network", "inter_bandwidth_gbs", T_DOUBLE, F(net.inter_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "50"}, // preset or 25

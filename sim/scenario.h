@@ -69,6 +69,7 @@ typedef struct {
     double efficiency;      // achieved fraction of peak, (0, 1]
     double memory_gib;      // GiB per device; default from preset
     int64_t gpus_per_node;  // devices per node, default 8
+    int64_t devices_per_gpu; // pipeline devices sharing one physical GPU (SM partitions), default 1
 } ScnHardware;
 
 /* Parallelism around the pipeline: d data-parallel replicas of the whole pipeline and t-way

@@ -1,0 +1,14 @@
+/* exec/pexec_cuda.h: pexec --backend cuda: the Program of a prepared Run on NVIDIA GPUs
+ * (exec/runtime_cuda.h), filling r->tl and r->extra like the CPU path. Built only with nvcc
+ * (PIPESIM_CUDA); pexec.c says so when it is missing. */
+#ifndef PIPESIM_PEXEC_CUDA_H
+#define PIPESIM_PEXEC_CUDA_H
+
+#include "run.h"
+
+/* Returns an exit status: 0; 1 when no GPU is visible ("pexec: --backend cuda: no CUDA device
+ * visible (...)"), too few GPUs, or a CUDA/NCCL failure; 2 when the watchdog fired. Nothing is
+ * stored here (run_report stores after a 0). */
+int pexec_cuda_execute(const RunOptions *o, Run *r);
+
+#endif
