@@ -16,20 +16,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "issue_order.h"
 #include "layer_cuda.h"
 
 extern char **environ;
-
-/* One entry of the global order: a compute op, or a transfer right after its producer. */
-typedef struct {
-    uint8_t xfer;          // 0 compute, 1 transfer
-    uint8_t grad;          // transfer: 0 activation, 1 gradient
-    uint8_t kind;          // the op's OpKind (transfer: the producer's)
-    int32_t dev;           // compute: the device; transfer: the sender
-    int32_t dst;           // transfer: the receiving device
-    int32_t stage, mb;     // compute: the op's stage; transfer: the consumer's stage
-    int64_t op;            // compute: index into pr->ops
-} Item;
 
 typedef struct {
     void *ptr;             // device bf16, T h elements
@@ -87,7 +77,7 @@ struct CudaRuntime {
     CudaSpec spec;
     int32_t p, S, m, k, ngpus;
     int64_t bytes;               // one activation or gradient: T h bf16
-    Item *order;
+    IssueItem *order;         // the global issue order (issue_order.h)
     int64_t norder;
     Gpu *gpus;
     LayerGpu *layers;            // every stage's layers, on its GPU
@@ -197,51 +187,6 @@ size_t cuda_nccl_env(char *buf, size_t buflen) {
     }
     free(vars);
     return len;
-}
-
-/* ---- the global order ---- */
-
-/* Whether op (on device d, at stage st) has its input: produced earlier in the order. */
-static int op_ready(const Program *pr, const uint8_t *done, int32_t m, const ProgramOp *op,
-                    int32_t st) {
-    int32_t in = program_input_stage(pr, (OpKind)op->kind, st);
-    if (in < 0) return 1; // the first stage's batch, the loss gradient, W: local order
-    const uint8_t *at = done + ((int64_t)in * m + op->micro_batch) * OP_KIND_COUNT;
-    return op->kind == OP_F ? at[OP_F] : at[OP_B] || at[OP_BW];
-}
-
-/* Round-robin over the devices, each placing ops while their inputs are placed; a transfer
- * follows each op whose consumer sits on another device. O(ops) amortised passes. */
-static int order_build(CudaRuntime *rt) {
-    const Program *pr = rt->spec.pr;
-    int64_t *pos = malloc((size_t)rt->p * sizeof *pos);
-    uint8_t *done = calloc((size_t)rt->S * rt->m * OP_KIND_COUNT, 1);
-    rt->order = malloc((size_t)(2 * pr->nops + 1) * sizeof *rt->order);
-    if (!pos || !done || !rt->order) return free(pos), free(done), -1;
-    for (int32_t d = 0; d < rt->p; d++) pos[d] = pr->start[d];
-    int64_t placed = 0;
-    while (placed < pr->nops) {
-        int64_t before = placed;
-        for (int32_t d = 0; d < rt->p; d++)
-            for (; pos[d] < pr->start[d + 1]; pos[d]++) {
-                const ProgramOp *op = &pr->ops[pos[d]];
-                int32_t st = program_stage_of(pr, d, op->chunk);
-                if (!op_ready(pr, done, rt->m, op, st)) break;
-                rt->order[rt->norder++] = (Item){.kind = op->kind, .dev = d, .stage = st,
-                                                 .mb = op->micro_batch, .op = pos[d]};
-                done[((int64_t)st * rt->m + op->micro_batch) * OP_KIND_COUNT + op->kind] = 1;
-                placed++;
-                int32_t out = program_output_stage(pr, (OpKind)op->kind, st);
-                if (out >= 0 && pr->device_of[out] != d)
-                    rt->order[rt->norder++] = (Item){.xfer = 1, .grad = op->kind != OP_F,
-                                                     .kind = op->kind, .dev = d,
-                                                     .dst = pr->device_of[out], .stage = out,
-                                                     .mb = op->micro_batch, .op = -1};
-            }
-        if (placed == before) break; // program_check rules this out
-    }
-    free(pos), free(done);
-    return placed == pr->nops ? 0 : -2;
 }
 
 /* ---- per-GPU resources ---- */
@@ -475,9 +420,9 @@ int cuda_runtime_create(const CudaSpec *spec, CudaRuntime **out, char *why, size
                  rt->k, rt->ngpus, visible, visible ? "" : ": ", visible ? "" : devwhy);
         return 1;
     }
-    int rc = order_build(rt);
+    int rc = issue_order_build(pr, &rt->order, &rt->norder);
     if (rc != 0) return snprintf(why, whylen, rc == -1 ? "out of host memory"
-                                 : "the Program has a cycle (program_check should have said)"), 1;
+                                 : "the Program cannot complete (program_check should have said)"), 1;
     rt->layer_at = malloc((size_t)rt->S * sizeof *rt->layer_at);
     for (int32_t st = 0; rt->layer_at && st < rt->S; st++)
         rt->layer_at[st] = rt->nlayers, rt->nlayers += spec->pl->layers[st];
@@ -563,7 +508,7 @@ static int64_t slot_of(const CudaRuntime *rt, int32_t stage, int32_t mb, int gra
     return ((int64_t)stage * rt->m + mb) * 2 + grad;
 }
 
-static TimelineOp row_of(const CudaRuntime *rt, int32_t device, int32_t peer, const Item *it,
+static TimelineOp row_of(const CudaRuntime *rt, int32_t device, int32_t peer, const IssueItem *it,
                          int16_t chunk, Stream stream, int64_t bytes) {
     return (TimelineOp){.bytes = bytes, .device = device, .peer = peer, .chunk = chunk,
                         .micro_batch = rt->round * rt->m + it->mb, .kind = it->kind,
@@ -572,7 +517,7 @@ static TimelineOp row_of(const CudaRuntime *rt, int32_t device, int32_t peer, co
 
 /* Runs op's layers on its device's stream: F in order, B/W/BW in reverse; *data (owned or not)
  * is replaced by the output (NULL for W). */
-static int run_layers(CudaRuntime *rt, Part *pt, const Item *it, void **data, int *owned) {
+static int run_layers(CudaRuntime *rt, Part *pt, const IssueItem *it, void **data, int *owned) {
     int64_t nl = rt->spec.pl->layers[it->stage], slot = (int64_t)it->stage * rt->m + it->mb;
     LayerGpu *layers = &rt->layers[rt->layer_at[it->stage]];
     char why[256];
@@ -608,7 +553,7 @@ static int run_layers(CudaRuntime *rt, Part *pt, const Item *it, void **data, in
     return 0;
 }
 
-static int issue_compute(Gpu *g, const Item *it) {
+static int issue_compute(Gpu *g, const IssueItem *it) {
     CudaRuntime *rt = g->rt;
     const Program *pr = rt->spec.pr;
     Part *pt = &g->parts[it->dev - g->first];
@@ -651,7 +596,7 @@ static int issue_compute(Gpu *g, const Item *it) {
 }
 
 /* Between two devices of this GPU: a copy on the producer's copy stream. */
-static int issue_local(Gpu *g, const Item *it) {
+static int issue_local(Gpu *g, const IssueItem *it) {
     CudaRuntime *rt = g->rt;
     Part *src = &g->parts[it->dev - g->first];
     int64_t si = slot_of(rt, it->stage, it->mb, it->grad);
@@ -677,7 +622,7 @@ static int issue_local(Gpu *g, const Item *it) {
 }
 
 /* Adds this GPU's half of a transfer to another GPU to the group being built. */
-static int pend_add(Gpu *g, const Item *it, int send) {
+static int pend_add(Gpu *g, const IssueItem *it, int send) {
     CudaRuntime *rt = g->rt;
     if (g->npend == g->pendcap) {
         int32_t cap = g->pendcap ? 2 * g->pendcap : 16;
@@ -742,7 +687,7 @@ static int group_flush(Gpu *g) {
     return 0;
 }
 
-static int issue_item(Gpu *g, const Item *it) {
+static int issue_item(Gpu *g, const IssueItem *it) {
     int here = it->dev >= g->first && it->dev < g->first + g->nparts;
     int there = it->xfer && it->dst >= g->first && it->dst < g->first + g->nparts;
     if (!it->xfer) return here ? (group_flush(g) != 0 ? -1 : issue_compute(g, it)) : 0;
@@ -875,7 +820,7 @@ static int warmup(Gpu *g) {
         void *buf = NULL;
         if (!peer) return fail(rt, 1, "out of host memory"), -1;
         for (int64_t i = 0; i < rt->norder; i++) {
-            const Item *it = &rt->order[i];
+            const IssueItem *it = &rt->order[i];
             int32_t a = cuda_gpu_of(it->dev, rt->k), b = cuda_gpu_of(it->dst, rt->k);
             if (it->xfer && a != b && (a == g->index || b == g->index)) peer[a == g->index ? b : a] = 1;
         }
