@@ -45,9 +45,16 @@ typedef struct {
 } Pend;
 
 typedef struct {
+    cudaEvent_t *ev;             // created in one context, n used of cap
+    int64_t n, cap;
+} EvPool;
+
+typedef struct {
     int32_t d;                   // pipeline device
     cudaStream_t compute, copy;  // copy: same-GPU transfers out of this device
     CUgreenCtx green;            // NULL without green contexts
+    CUcontext ctx;               // the green context as a context, current while issuing its
+                                 //   work (NULL: the primary context)
     LayerGpuCtx *lctx;
     int32_t epoch;               // its compute stream's epoch in Gpu.epochs
 } Part;
@@ -63,8 +70,9 @@ typedef struct {
     void **inputs;               // [m] first-stage inputs on this GPU, bf16, or NULL
     cudaEvent_t *epochs;         // [nparts + 1]: each part's compute stream, then comm_stream
     int64_t *epoch_ns;           // [nparts + 1] host time of each epoch, ns since run start
-    cudaEvent_t *ev;             // pool, nev used of cap
-    int64_t nev, cap;
+    EvPool *pools;               // [nparts + 1]: events of each part's context, then primary
+    CUcontext primary;           // the device's primary context (green contexts only)
+    int32_t cur;                 // whose context is current: part index, nparts primary, -1 unknown
     Rec *recs;
     int64_t nrec, reccap;
     Pend *pend;
@@ -191,17 +199,37 @@ size_t cuda_nccl_env(char *buf, size_t buflen) {
 
 /* ---- per-GPU resources ---- */
 
-static cudaEvent_t ev_get(Gpu *g) {
-    if (g->nev == g->cap) {
-        int64_t cap = g->cap ? 2 * g->cap : 256;
-        cudaEvent_t *ev = realloc(g->ev, (size_t)cap * sizeof *ev);
+typedef CUresult (*FnCtxSet)(CUcontext);
+typedef CUresult (*FnCtxGet)(CUcontext *);
+typedef CUresult (*FnCtxFromGreen)(CUcontext *, CUgreenCtx);
+static void *driver_fn(const char *name);
+
+/* Makes part `which`'s context current (nparts: the primary one): the driver wants an event
+ * and the stream it is recorded on in one context, and green streams run their context's
+ * work. A no-op without green contexts. */
+static void ctx_use(Gpu *g, int32_t which) {
+    static FnCtxSet set;
+    if (!g->primary || which == g->cur) return;
+    if (!set) set = (FnCtxSet)driver_fn("cuCtxSetCurrent");
+    CUcontext c = which < g->nparts && g->parts[which].ctx ? g->parts[which].ctx : g->primary;
+    if (set && set(c) == CUDA_SUCCESS) g->cur = which;
+}
+
+/* An event of the context of epoch `which` (a part, or nparts for the primary streams). */
+static cudaEvent_t ev_get(Gpu *g, int32_t which) {
+    EvPool *p = &g->pools[which];
+    if (p->n == p->cap) {
+        int64_t cap = p->cap ? 2 * p->cap : 256;
+        cudaEvent_t *ev = realloc(p->ev, (size_t)cap * sizeof *ev);
         if (!ev) return NULL;
-        g->ev = ev;
-        for (int64_t i = g->cap; i < cap; i++)
-            if (cudaEventCreate(&g->ev[i]) != cudaSuccess) return NULL;
-        g->cap = cap;
+        p->ev = ev;
+        int32_t was = g->cur;
+        ctx_use(g, which);
+        for (; p->cap < cap; p->cap++)
+            if (cudaEventCreate(&p->ev[p->cap]) != cudaSuccess) return NULL;
+        ctx_use(g, was < 0 ? g->nparts : was);
     }
-    return g->ev[g->nev++];
+    return p->ev[p->n++];
 }
 
 static Rec *rec_new(Gpu *g, int32_t epoch, int64_t op, const TimelineOp *row) {
@@ -212,7 +240,7 @@ static Rec *rec_new(Gpu *g, int32_t epoch, int64_t op, const TimelineOp *row) {
         g->recs = r, g->reccap = cap;
     }
     Rec *r = &g->recs[g->nrec];
-    *r = (Rec){.a = ev_get(g), .b = ev_get(g), .epoch = epoch, .op = op, .row = *row};
+    *r = (Rec){.a = ev_get(g, epoch), .b = ev_get(g, epoch), .epoch = epoch, .op = op, .row = *row};
     if (!r->a || !r->b) return NULL;
     g->nrec++;
     return r;
@@ -273,6 +301,12 @@ static int green_split(Gpu *g) {
             return 0;
         }
     }
+    FnCtxFromGreen to_ctx = (FnCtxFromGreen)driver_fn("cuCtxFromGreenCtx");
+    FnCtxGet get_ctx = (FnCtxGet)driver_fn("cuCtxGetCurrent");
+    for (int32_t i = 0; to_ctx && i < g->nparts; i++)
+        if (to_ctx(&g->parts[i].ctx, g->parts[i].green) != CUDA_SUCCESS) g->parts[i].ctx = NULL;
+    if (!get_ctx || get_ctx(&g->primary) != CUDA_SUCCESS) g->primary = NULL;
+    g->cur = g->nparts;
     return (int)parts[0].sm.smCount;
 }
 
@@ -321,15 +355,24 @@ static int gpu_setup(CudaRuntime *rt, Gpu *g, char *why, size_t whylen) {
         Part *pt = &g->parts[i];
         pt->d = g->first + i;
         if (!sms) CUDA_OK(rt, cudaStreamCreateWithFlags(&pt->compute, cudaStreamNonBlocking));
+        ctx_use(g, g->nparts);
         CUDA_OK(rt, cudaStreamCreateWithFlags(&pt->copy, cudaStreamNonBlocking));
+        ctx_use(g, i);
         if (layer_gpu_ctx_create(&pt->lctx, &rt->spec.shape, pt->compute, why, whylen) != 0)
             return fail(rt, 1, "GPU %d: %s", g->ordinal, why), -1;
     }
+    ctx_use(g, g->nparts);
+    g->pools = calloc((size_t)g->nparts + 1, sizeof *g->pools);
     g->epochs = calloc((size_t)g->nparts + 1, sizeof *g->epochs);
     g->epoch_ns = calloc((size_t)g->nparts + 1, sizeof *g->epoch_ns);
     g->outbox = calloc((size_t)rt->S * rt->m * 2, sizeof *g->outbox);
-    if (!g->epochs || !g->epoch_ns || !g->outbox) return fail(rt, 1, "out of host memory"), -1;
-    for (int32_t i = 0; i <= g->nparts; i++) CUDA_OK(rt, cudaEventCreate(&g->epochs[i]));
+    if (!g->pools || !g->epochs || !g->epoch_ns || !g->outbox)
+        return fail(rt, 1, "out of host memory"), -1;
+    for (int32_t i = 0; i <= g->nparts; i++) {
+        ctx_use(g, i);
+        CUDA_OK(rt, cudaEventCreate(&g->epochs[i]));
+    }
+    ctx_use(g, g->nparts);
     for (int32_t i = 0; i < g->nparts; i++) g->parts[i].epoch = i;
     return upload_inputs(rt, g);
 }
@@ -344,6 +387,8 @@ static int layers_upload(CudaRuntime *rt, char *why, size_t whylen) {
         Gpu *g = &rt->gpus[cuda_gpu_of(d, rt->k)];
         Part *pt = &g->parts[d - g->first];
         CUDA_OK(rt, cudaSetDevice(g->ordinal));
+        g->cur = -1;
+        ctx_use(g, d - g->first);
         for (int64_t k = 0; k < pl->layers[st]; k++) {
             Layer cpu;
             uint64_t copy = (uint64_t)(st / per), layer = (uint64_t)(pl->first_layer[st] + k);
@@ -460,6 +505,8 @@ int cuda_runtime_grads(CudaRuntime *rt, int32_t stage, int32_t k, Layer *cpu, ch
     Gpu *g = &rt->gpus[cuda_gpu_of(d, rt->k)];
     if (cudaSetDevice(g->ordinal) != cudaSuccess)
         return snprintf(why, whylen, "cudaSetDevice failed"), -1;
+    g->cur = -1;
+    ctx_use(g, d - g->first);
     return layer_gpu_grads(g->parts[d - g->first].lctx, &rt->layers[rt->layer_at[stage] + k],
                            cpu, why, whylen);
 }
@@ -473,11 +520,14 @@ void cuda_runtime_free(CudaRuntime *rt) {
         if (clean && cudaSetDevice(g->ordinal) == cudaSuccess) {
             cudaDeviceSynchronize();
             for (int32_t mb = 0; g->inputs && mb < rt->m; mb++) cudaFree(g->inputs[mb]);
-            for (int64_t e = 0; e < g->cap; e++) cudaEventDestroy(g->ev[e]);
+            for (int32_t q = 0; g->pools && q <= g->nparts; q++)
+                for (int64_t e = 0; e < g->pools[q].cap; e++) cudaEventDestroy(g->pools[q].ev[e]);
             for (int32_t e = 0; g->epochs && e <= g->nparts; e++) cudaEventDestroy(g->epochs[e]);
             for (int32_t j = 0; j < g->nparts; j++) {
                 Part *pt = &g->parts[j];
+                ctx_use(g, j);
                 layer_gpu_ctx_free(pt->lctx);
+                ctx_use(g, g->nparts);
                 if (pt->compute) cudaStreamDestroy(pt->compute);
                 if (pt->copy) cudaStreamDestroy(pt->copy);
                 if (pt->green && destroy) destroy(pt->green);
@@ -485,7 +535,8 @@ void cuda_runtime_free(CudaRuntime *rt) {
             if (g->comm_stream) cudaStreamDestroy(g->comm_stream);
         }
         if (g->comm) clean ? ncclCommDestroy(g->comm) : ncclCommAbort(g->comm);
-        free(g->parts), free(g->inputs), free(g->epochs), free(g->epoch_ns), free(g->ev);
+        for (int32_t q = 0; g->pools && q <= g->nparts; q++) free(g->pools[q].ev);
+        free(g->parts), free(g->inputs), free(g->epochs), free(g->epoch_ns), free(g->pools);
         free(g->recs), free(g->pend), free(g->outbox);
         timeline_free(&g->tl);
     }
@@ -559,6 +610,7 @@ static int issue_compute(Gpu *g, const IssueItem *it) {
     Part *pt = &g->parts[it->dev - g->first];
     const ProgramOp *op = &pr->ops[it->op];
     void *data = NULL;
+    ctx_use(g, it->dev - g->first);
     int owned = 0;
     if (it->kind != OP_W) {
         int grad = it->kind != OP_F;
@@ -601,6 +653,7 @@ static int issue_local(Gpu *g, const IssueItem *it) {
     Part *src = &g->parts[it->dev - g->first];
     int64_t si = slot_of(rt, it->stage, it->mb, it->grad);
     Slot o = g->outbox[si];
+    ctx_use(g, g->nparts);
     g->outbox[si] = (Slot){0};
     int16_t chunk = (int16_t)rt->spec.pr->chunk_of[it->stage];
     TimelineOp send = row_of(rt, it->dev, it->dst, it, chunk, STREAM_SEND, rt->bytes);
@@ -633,6 +686,7 @@ static int pend_add(Gpu *g, const IssueItem *it, int send) {
     int64_t si = slot_of(rt, it->stage, it->mb, it->grad);
     int16_t chunk = (int16_t)rt->spec.pr->chunk_of[it->stage];
     Pend *p = &g->pend[g->npend++];
+    ctx_use(g, g->nparts);
     int32_t me = send ? it->dev : it->dst, peer = send ? it->dst : it->dev;
     *p = (Pend){.send = (uint8_t)send, .peer = cuda_gpu_of(peer, rt->k), .slot = si,
                 .row = row_of(rt, me, peer, it, chunk, send ? STREAM_SEND : STREAM_RECV,
@@ -660,6 +714,7 @@ static int pend_add(Gpu *g, const IssueItem *it, int send) {
 static int group_flush(Gpu *g) {
     CudaRuntime *rt = g->rt;
     if (g->npend == 0) return 0;
+    ctx_use(g, g->nparts);
     for (int32_t i = 0; i < g->npend; i++)
         if (g->pend[i].send) CUDA_OK(rt, cudaStreamWaitEvent(g->comm_stream, g->pend[i].ready, 0));
     Rec *r0 = rec_new(g, g->nparts, -1, &g->pend[0].row);
@@ -774,6 +829,7 @@ static int epochs_record(Gpu *g) {
     CUDA_OK(rt, cudaDeviceSynchronize());
     for (int32_t i = 0; i <= g->nparts; i++) {
         cudaStream_t s = i < g->nparts ? g->parts[i].compute : g->comm_stream;
+        ctx_use(g, i);
         CUDA_OK(rt, cudaEventRecord(g->epochs[i], s));
         CUDA_OK(rt, cudaEventSynchronize(g->epochs[i]));
         g->epoch_ns[i] = now_ns(rt);
@@ -789,6 +845,7 @@ static int warmup(Gpu *g) {
     for (int32_t i = 0; i < g->nparts && rt->spec.warmup; i++) {
         Part *pt = &g->parts[i];
         LayerGpuActs a;
+        ctx_use(g, i);
         void *x = NULL, *y = NULL;
         int32_t st = -1;
         for (int32_t s = 0; s < rt->S && st < 0; s++)
@@ -815,6 +872,7 @@ static int warmup(Gpu *g) {
                                                 pt->compute));
                 }
     }
+    ctx_use(g, g->nparts);
     if (g->comm && rt->spec.warmup) {
         uint8_t *peer = calloc((size_t)rt->ngpus, 1);
         void *buf = NULL;
@@ -851,10 +909,12 @@ static void *gpu_main(void *arg) {
     Gpu *g = arg;
     CudaRuntime *rt = g->rt;
     if (cudaSetDevice(g->ordinal) != cudaSuccess) fail(rt, 1, "GPU %d: cudaSetDevice", g->ordinal);
+    g->cur = -1; // a new thread: make the contexts current again as work is issued
     if (rt->round == 0 && !failed(rt)) warmup(g);
     pthread_barrier_wait(&rt->barrier); // the epochs of all GPUs within one launch latency
     if (!failed(rt)) epochs_record(g);
-    g->nev = 0, g->nrec = 0, g->npend = 0;
+    for (int32_t q = 0; q <= g->nparts; q++) g->pools[q].n = 0;
+    g->nrec = 0, g->npend = 0;
     for (int64_t i = 0; i < rt->norder && !failed(rt); i++)
         if (issue_item(g, &rt->order[i]) != 0) break;
     if (!failed(rt)) group_flush(g);
