@@ -660,17 +660,18 @@ static int issue_local(Gpu *g, const IssueItem *it) {
     TimelineOp recv = row_of(rt, it->dst, it->dev, it, chunk, STREAM_RECV, rt->bytes);
     Rec *rs = rec_new(g, g->nparts, -1, &send);
     if (!rs) return fail(rt, 1, "out of memory for events"), -1;
+    cudaEvent_t a = rs->a, b = rs->b; // rs moves when recs grow
     void *dst = NULL;
     CUDA_OK(rt, cudaStreamWaitEvent(src->copy, o.ready, 0));
-    CUDA_OK(rt, cudaEventRecord(rs->a, src->copy));
+    CUDA_OK(rt, cudaEventRecord(a, src->copy));
     CUDA_OK(rt, cudaMallocAsync(&dst, (size_t)rt->bytes, src->copy));
     CUDA_OK(rt, cudaMemcpyAsync(dst, o.ptr, (size_t)rt->bytes, cudaMemcpyDeviceToDevice, src->copy));
     if (o.owned) CUDA_OK(rt, cudaFreeAsync(o.ptr, src->copy));
-    CUDA_OK(rt, cudaEventRecord(rs->b, src->copy));
+    CUDA_OK(rt, cudaEventRecord(b, src->copy));
     Rec *rr = rec_new(g, g->nparts, -1, &recv);
     if (!rr) return fail(rt, 1, "out of memory for events"), -1;
-    rr->a = rs->a, rr->b = rs->b; // the same span on both devices
-    rt->slots[si] = (Slot){dst, rs->b, 1};
+    rr->a = a, rr->b = b; // the same span on both devices
+    rt->slots[si] = (Slot){dst, b, 1};
     return 0;
 }
 
@@ -719,7 +720,8 @@ static int group_flush(Gpu *g) {
         if (g->pend[i].send) CUDA_OK(rt, cudaStreamWaitEvent(g->comm_stream, g->pend[i].ready, 0));
     Rec *r0 = rec_new(g, g->nparts, -1, &g->pend[0].row);
     if (!r0) return fail(rt, 1, "out of memory for events"), -1;
-    CUDA_OK(rt, cudaEventRecord(r0->a, g->comm_stream));
+    cudaEvent_t a = r0->a, b = r0->b; // r0 moves when recs grow
+    CUDA_OK(rt, cudaEventRecord(a, g->comm_stream));
     NCCL_OK(rt, ncclGroupStart());
     for (int32_t i = 0; i < g->npend; i++) {
         Pend *p = &g->pend[i];
@@ -729,14 +731,14 @@ static int group_flush(Gpu *g) {
     }
     NCCL_OK(rt, ncclGroupEnd());
     if (nccl_settle(rt, g->comm, "ncclGroupEnd") != 0) return -1;
-    CUDA_OK(rt, cudaEventRecord(r0->b, g->comm_stream));
+    CUDA_OK(rt, cudaEventRecord(b, g->comm_stream));
     for (int32_t i = 0; i < g->npend; i++) {
         Pend *p = &g->pend[i];
-        Rec *r = i == 0 ? r0 : rec_new(g, g->nparts, -1, &p->row);
-        if (!r) return fail(rt, 1, "out of memory for events"), -1;
-        r->a = r0->a, r->b = r0->b;
+        Rec *r = i == 0 ? NULL : rec_new(g, g->nparts, -1, &p->row);
+        if (i > 0 && !r) return fail(rt, 1, "out of memory for events"), -1;
+        if (r) r->a = a, r->b = b; // every transfer of the group spans the group
         if (p->send) CUDA_OK(rt, cudaFreeAsync(p->ptr, g->comm_stream));
-        else rt->slots[p->slot] = (Slot){p->ptr, r0->b, 1};
+        else rt->slots[p->slot] = (Slot){p->ptr, b, 1};
     }
     g->npend = 0;
     return 0;
