@@ -99,9 +99,16 @@ MPICC ?= $(shell command -v mpicc 2>/dev/null)
 ifneq ($(MPICC),)
 $(BUILD)/mpi/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(MPICC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) -DPIPESIM_MPI -MMD -MP -c $< -o $@
+	$(MPICC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) $(CUDA_INC) -DPIPESIM_MPI -MMD -MP -c $< -o $@
 
-$(BIN)/pexec: $(BUILD)/mpi/exec/pexec.o $(BUILD)/mpi/exec/runtime.o $(CUDA_PEXEC) \
+# under mpirun the CUDA backend runs one rank per GPU (NCCL bootstrapped over MPI)
+ifneq ($(NVCC),)
+CUDA_PEXEC_MPI = $(BUILD)/mpi/exec/pexec_cuda.o $(BUILD)/mpi/exec/runtime_cuda.o \
+                 $(BUILD)/kernels/layer_cuda.o
+DEPS += $(BUILD)/mpi/exec/pexec_cuda.d $(BUILD)/mpi/exec/runtime_cuda.d
+endif
+
+$(BIN)/pexec: $(BUILD)/mpi/exec/pexec.o $(BUILD)/mpi/exec/runtime.o $(CUDA_PEXEC_MPI) \
               $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(MPICC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) $(CUDA_LIBS) -o $@

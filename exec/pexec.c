@@ -64,10 +64,7 @@ static int execute_backend(const RunOptions *o, Run *r, int mpi, int rank) {
     (void)mpi, (void)rank;
     if (o->backend == RUN_BACKEND_CPU) return execute(o, r, mpi, rank);
 #ifdef PIPESIM_CUDA
-    if (!mpi) return pexec_cuda_execute(o, r);
-    if (rank == 0)
-        fprintf(stderr, "pexec: --backend cuda drives every GPU of one machine from one process; "
-                        "start it without mpirun\n");
+    return pexec_cuda_execute(o, r, mpi);
 #else
     fprintf(stderr, "pexec: --backend cuda: this pexec was built without the CUDA backend (nvcc "
                     "was not found at build time); install the CUDA toolkit and rebuild (make "
@@ -104,7 +101,7 @@ int main(int argc, char **argv) {
     Run r = {0};
     rc = run_prepare(&o, &r);
 #ifdef PIPESIM_MPI
-    if (rc == 0 && mpi && size != r.prog.devices) {
+    if (rc == 0 && mpi && o.backend == RUN_BACKEND_CPU && size != r.prog.devices) {
         if (rank == 0)
             fprintf(stderr, "pexec: mpirun started %d ranks but the scenario has stages = %d; "
                     "use mpirun -np %d\n", size, r.prog.devices, r.prog.devices);

@@ -44,7 +44,7 @@ static void print_environment(const CudaRuntime *rt) {
     fprintf(stderr, "\n%s%s", n ? "pexec: NCCL environment:\n" : "", env);
 }
 
-int pexec_cuda_execute(const RunOptions *o, Run *r) {
+int pexec_cuda_execute(const RunOptions *o, Run *r, int mpi) {
     char why[512];
     if (cuda_device_count(why, sizeof why) == 0) {
         fprintf(stderr, "pexec: --backend cuda: no CUDA device visible (%s); run on a machine "
@@ -61,9 +61,14 @@ int pexec_cuda_execute(const RunOptions *o, Run *r) {
                      .green = !env_is("PEXEC_CUDA_PARTITION", "streams"),
                      .group = !env_is("PEXEC_NCCL_GROUP", "0"), .warmup = 1};
     CudaRuntime *rt = NULL;
-    int rc = cuda_runtime_create(&spec, &rt, why, sizeof why);
+    int rc = 1;
+#ifdef PIPESIM_MPI
+    if (mpi) rc = cuda_runtime_create_rank(&spec, &rt, why, sizeof why);
+#endif
+    if (!mpi) rc = cuda_runtime_create(&spec, &rt, why, sizeof why);
+    else if (!rt) snprintf(why, sizeof why, "this pexec was built without MPI");
     if (rc == 0) {
-        if (!o->quiet) print_environment(rt);
+        if (!o->quiet && (!mpi || cuda_runtime_rank(rt) == 0)) print_environment(rt);
         double t0 = run_now_ms();
         rc = cuda_runtime_run(rt, &r->tl, why, sizeof why);
         r->wall_ms = run_now_ms() - t0;

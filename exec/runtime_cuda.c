@@ -1,7 +1,8 @@
 /* exec/runtime_cuda.c: the CUDA backend (runtime_cuda.h): the global issue order, GPU setup
  * (partitions, streams, weights, communicator), one issuing thread per GPU with its NCCL
  * groups and same-GPU copies, the poll-and-abort watchdog, and the rows read back from CUDA
- * events. Not here: MPI ranks (one process drives every local GPU), CUDA graphs, CUPTI. */
+ * events; with MPI, one rank per GPU and rank 0 gathering the rows. Not here: CUDA graphs,
+ * CUPTI, clock alignment across nodes (each rank's clock starts after a barrier). */
 #include "runtime_cuda.h"
 
 #include <cublas_v2.h>
@@ -15,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#ifdef PIPESIM_MPI
+#include <mpi.h>
+#endif
 
 #include "issue_order.h"
 #include "layer_cuda.h"
@@ -84,6 +89,8 @@ typedef struct {
 struct CudaRuntime {
     CudaSpec spec;
     int32_t p, S, m, k, ngpus;
+    int32_t lo, hi;              // the GPUs this process drives (all, or its rank's)
+    int mpi, rank;               // MPI: this process is NCCL rank `rank`, one per GPU
     int64_t bytes;               // one activation or gradient: T h bf16
     IssueItem *order;         // the global issue order (issue_order.h)
     int64_t norder;
@@ -348,9 +355,9 @@ static int gpu_setup(CudaRuntime *rt, Gpu *g, char *why, size_t whylen) {
     CUDA_OK(rt, cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
     CUDA_OK(rt, cudaStreamCreateWithFlags(&g->comm_stream, cudaStreamNonBlocking));
     int sms = g->nparts > 1 && rt->spec.green ? green_split(g) : 0;
-    if (g->index == 0)
+    if (g->index == rt->lo)
         rt->partition = g->nparts == 1 ? CUDA_WHOLE_GPU : sms ? CUDA_GREEN_CONTEXTS : CUDA_STREAMS;
-    if (g->index == 0) rt->sms = sms;
+    if (g->index == rt->lo) rt->sms = sms;
     for (int32_t i = 0; i < g->nparts; i++) {
         Part *pt = &g->parts[i];
         pt->d = g->first + i;
@@ -386,6 +393,7 @@ static int layers_upload(CudaRuntime *rt, char *why, size_t whylen) {
         int32_t d = pr->device_of[st];
         Gpu *g = &rt->gpus[cuda_gpu_of(d, rt->k)];
         Part *pt = &g->parts[d - g->first];
+        if (g->index < rt->lo || g->index >= rt->hi) continue; // another rank's
         CUDA_OK(rt, cudaSetDevice(g->ordinal));
         g->cur = -1;
         ctx_use(g, d - g->first);
@@ -429,9 +437,19 @@ static int nccl_settle(CudaRuntime *rt, ncclComm_t comm, const char *what) {
 static int comms_init(CudaRuntime *rt) {
     if (rt->ngpus < 2) return 0; // every transfer stays on the GPU
     ncclUniqueId id;
-    NCCL_OK(rt, ncclGetUniqueId(&id));
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
+#ifdef PIPESIM_MPI
+    if (rt->mpi) { // rank 0's id reaches every rank; each initialises its own rank
+        if (rt->rank == 0) NCCL_OK(rt, ncclGetUniqueId(&id));
+        MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+        Gpu *g = &rt->gpus[rt->rank];
+        CUDA_OK(rt, cudaSetDevice(g->ordinal));
+        NCCL_OK(rt, ncclCommInitRankConfig(&g->comm, rt->ngpus, id, rt->rank, &config));
+        return nccl_settle(rt, g->comm, "ncclCommInitRankConfig");
+    }
+#endif
+    NCCL_OK(rt, ncclGetUniqueId(&id));
     NCCL_OK(rt, ncclGroupStart());
     for (int32_t i = 0; i < rt->ngpus; i++) {
         CUDA_OK(rt, cudaSetDevice(rt->gpus[i].ordinal));
@@ -443,7 +461,10 @@ static int comms_init(CudaRuntime *rt) {
     return 0;
 }
 
-int cuda_runtime_create(const CudaSpec *spec, CudaRuntime **out, char *why, size_t whylen) {
+/* rank < 0: this process drives every GPU; else it is MPI rank `rank` of `size` on the GPU
+ * of its node-local rank `local`. */
+static int create(const CudaSpec *spec, CudaRuntime **out, int rank, int size, int local,
+                  char *why, size_t whylen) {
     *out = NULL;
     CudaRuntime *rt = calloc(1, sizeof *rt);
     if (!rt) return snprintf(why, whylen, "out of host memory"), 1;
@@ -453,13 +474,21 @@ int cuda_runtime_create(const CudaSpec *spec, CudaRuntime **out, char *why, size
     rt->k = spec->devices_per_gpu > 0 ? spec->devices_per_gpu : 1;
     rt->ngpus = cuda_gpus_needed(rt->p, rt->k);
     rt->bytes = layer_tokens(&spec->shape) * spec->shape.hidden * 2;
+    rt->mpi = rank >= 0, rt->rank = rank < 0 ? 0 : rank;
+    rt->lo = rt->mpi ? rank : 0, rt->hi = rt->mpi ? rank + 1 : rt->ngpus;
     pthread_mutex_init(&rt->mu, NULL);
-    pthread_barrier_init(&rt->barrier, NULL, (unsigned)rt->ngpus);
+    pthread_barrier_init(&rt->barrier, NULL, (unsigned)(rt->hi - rt->lo));
     clock_gettime(CLOCK_MONOTONIC, &rt->t0);
     *out = rt; // freed by the caller whatever happens
+    if (rt->mpi && size != rt->ngpus) {
+        snprintf(why, whylen, "mpirun started %d ranks, but %d pipeline devices at "
+                 "hardware.devices_per_gpu = %d need %d GPUs, one rank each; use mpirun -np %d",
+                 size, rt->p, rt->k, rt->ngpus, rt->ngpus);
+        return 2;
+    }
     char devwhy[256];
     int visible = cuda_device_count(devwhy, sizeof devwhy);
-    if (visible < rt->ngpus) {
+    if (rt->mpi ? visible == 0 : visible < rt->ngpus) {
         snprintf(why, whylen, "%d pipeline devices at hardware.devices_per_gpu = %d need %d "
                  "GPUs, %d visible%s%s; raise devices_per_gpu or use a larger machine", rt->p,
                  rt->k, rt->ngpus, visible, visible ? "" : ": ", visible ? "" : devwhy);
@@ -479,17 +508,39 @@ int cuda_runtime_create(const CudaSpec *spec, CudaRuntime **out, char *why, size
         return snprintf(why, whylen, "out of host memory"), 1;
     for (int32_t i = 0; i < rt->ngpus; i++) {
         Gpu *g = &rt->gpus[i];
-        g->rt = rt, g->index = i, g->ordinal = i, g->first = i * rt->k;
+        g->rt = rt, g->index = i, g->ordinal = rt->mpi ? local % visible : i, g->first = i * rt->k;
         g->nparts = rt->p - g->first < rt->k ? rt->p - g->first : rt->k;
         g->parts = calloc((size_t)g->nparts, sizeof *g->parts);
         if (!g->parts) return snprintf(why, whylen, "out of host memory"), 1;
     }
-    for (int32_t i = 0; i < rt->ngpus && !failed(rt); i++) gpu_setup(rt, &rt->gpus[i], why, whylen);
+    for (int32_t i = rt->lo; i < rt->hi && !failed(rt); i++) gpu_setup(rt, &rt->gpus[i], why, whylen);
     if (!failed(rt)) layers_upload(rt, why, whylen);
     if (!failed(rt)) comms_init(rt);
     if (failed(rt)) return snprintf(why, whylen, "%s", rt->why), 1;
     return 0;
 }
+
+int cuda_runtime_create(const CudaSpec *spec, CudaRuntime **out, char *why, size_t whylen) {
+    return create(spec, out, -1, 0, 0, why, whylen);
+}
+
+#ifdef PIPESIM_MPI
+int cuda_runtime_create_rank(const CudaSpec *spec, CudaRuntime **out, char *why, size_t whylen) {
+    int rank, size, local;
+    MPI_Comm node;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &local);
+    MPI_Comm_free(&node);
+    int rc = create(spec, out, rank, size, local, why, whylen), worst = rc;
+    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD); // all go on, or none
+    if (rc == 0 && worst != 0) snprintf(why, whylen, "another rank failed to start");
+    return rc ? rc : worst;
+}
+#endif
+
+int cuda_runtime_rank(const CudaRuntime *rt) { return rt->rank; }
 
 CudaPartition cuda_runtime_partition(const CudaRuntime *rt, int *sms_per_device, int *gpus) {
     if (sms_per_device) *sms_per_device = rt->sms;
@@ -515,7 +566,7 @@ void cuda_runtime_free(CudaRuntime *rt) {
     if (!rt) return;
     int clean = !rt->failed; // after an abort, streams may never drain: leave it to exit
     FnGreenDestroy destroy = (FnGreenDestroy)driver_fn("cuGreenCtxDestroy");
-    for (int32_t i = 0; rt->gpus && i < rt->ngpus; i++) {
+    for (int32_t i = rt->lo; rt->gpus && i < rt->hi; i++) {
         Gpu *g = &rt->gpus[i];
         if (clean && cudaSetDevice(g->ordinal) == cudaSuccess) {
             cudaDeviceSynchronize();
@@ -543,8 +594,8 @@ void cuda_runtime_free(CudaRuntime *rt) {
     for (int64_t i = 0; clean && rt->layers && i < rt->nlayers; i++) {
         int32_t st = 0;
         while (st + 1 < rt->S && rt->layer_at[st + 1] <= i) st++;
-        int32_t d = rt->spec.pr->device_of[st];
-        if (cudaSetDevice(rt->gpus[cuda_gpu_of(d, rt->k)].ordinal) == cudaSuccess)
+        int32_t d = rt->spec.pr->device_of[st], gi = cuda_gpu_of(d, rt->k);
+        if (gi >= rt->lo && gi < rt->hi && cudaSetDevice(rt->gpus[gi].ordinal) == cudaSuccess)
             layer_gpu_free(&rt->layers[i]);
     }
     pthread_mutex_destroy(&rt->mu);
@@ -914,6 +965,9 @@ static void *gpu_main(void *arg) {
     g->cur = -1; // a new thread: make the contexts current again as work is issued
     if (rt->round == 0 && !failed(rt)) warmup(g);
     pthread_barrier_wait(&rt->barrier); // the epochs of all GPUs within one launch latency
+#ifdef PIPESIM_MPI
+    if (rt->mpi) MPI_Barrier(MPI_COMM_WORLD);
+#endif
     if (!failed(rt)) epochs_record(g);
     for (int32_t q = 0; q <= g->nparts; q++) g->pools[q].n = 0;
     g->nrec = 0, g->npend = 0;
@@ -925,25 +979,64 @@ static void *gpu_main(void *arg) {
     return NULL;
 }
 
+#ifdef PIPESIM_MPI
+/* Rank 0 collects every rank's rows (each on its own clock, started after a barrier). */
+static int gather_rows(CudaRuntime *rt, const Timeline *mine, Timeline *tl) {
+    if (rt->rank != 0) {
+        int64_t n = (int64_t)mine->n;
+        MPI_Send(&n, 1, MPI_INT64_T, 0, 100, MPI_COMM_WORLD);
+        MPI_Send(mine->ops, (int)(mine->n * sizeof *mine->ops), MPI_BYTE, 0, 101, MPI_COMM_WORLD);
+        return 0;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < mine->n && rc == 0; i++) rc = timeline_push(tl, &mine->ops[i]);
+    for (int r = 1; r < rt->ngpus; r++) {
+        int64_t n;
+        MPI_Recv(&n, 1, MPI_INT64_T, r, 100, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        TimelineOp *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);
+        if (!rows) return -1; // the rank aborts the job
+        MPI_Recv(rows, (int)((size_t)n * sizeof *rows), MPI_BYTE, r, 101, MPI_COMM_WORLD,
+                 MPI_STATUS_IGNORE);
+        for (int64_t i = 0; i < n && rc == 0; i++) rc = timeline_push(tl, &rows[i]);
+        free(rows);
+    }
+    return rc;
+}
+#endif
+
 int cuda_runtime_run(CudaRuntime *rt, Timeline *tl, char *why, size_t whylen) {
-    int32_t runs = rt->spec.iterations / rt->spec.pr->iterations;
-    pthread_t *th = calloc((size_t)rt->ngpus, sizeof *th);
+    int32_t runs = rt->spec.iterations / rt->spec.pr->iterations, mine = rt->hi - rt->lo;
+    pthread_t *th = calloc((size_t)mine, sizeof *th);
     if (!th) return snprintf(why, whylen, "out of host memory"), 1;
+#ifdef PIPESIM_MPI
+    if (rt->mpi) MPI_Barrier(MPI_COMM_WORLD); // every rank's clock starts together
+#endif
     clock_gettime(CLOCK_MONOTONIC, &rt->t0);
     for (rt->round = 0; rt->round < runs && !failed(rt); rt->round++) {
         int32_t started = 0;
-        for (int32_t i = 0; i < rt->ngpus; i++, started++)
-            if (pthread_create(&th[i], NULL, gpu_main, &rt->gpus[i]) != 0) {
-                fail(rt, 1, "cannot start the thread of GPU %d", i);
+        for (int32_t i = 0; i < mine; i++, started++)
+            if (pthread_create(&th[i], NULL, gpu_main, &rt->gpus[rt->lo + i]) != 0) {
+                fail(rt, 1, "cannot start the thread of GPU %d", rt->lo + i);
                 break;
             }
-        if (started < rt->ngpus) { // the barrier would wait for them forever
+        if (started < mine) { // the barrier would wait for them forever
             for (int32_t i = 0; i < started; i++) pthread_cancel(th[i]);
         }
         for (int32_t i = 0; i < started; i++) pthread_join(th[i], NULL);
     }
     free(th);
-    for (int32_t i = 0; i < rt->ngpus && !failed(rt); i++) {
+#ifdef PIPESIM_MPI
+    if (rt->mpi) { // all ranks agree whether the run stands before gathering it
+        int bad = failed(rt), any = bad;
+        MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        if (any && !bad) fail(rt, any, "another rank failed (its message says why)");
+        if (!any && gather_rows(rt, &rt->gpus[rt->rank].tl, tl) != 0)
+            fail(rt, 1, "rank %d: out of memory for the timeline", rt->rank);
+        if (rt->failed) snprintf(why, whylen, "%s", rt->why);
+        return rt->failed;
+    }
+#endif
+    for (int32_t i = rt->lo; i < rt->hi && !failed(rt); i++) {
         Gpu *g = &rt->gpus[i];
         for (size_t j = 0; j < g->tl.n; j++)
             if (timeline_push(tl, &g->tl.ops[j]) != 0) fail(rt, 1, "out of memory for the timeline");

@@ -79,6 +79,17 @@ void cuda_runtime_free(CudaRuntime *rt);
  * for a CUDA/NCCL error; 2 when the watchdog fired ("device 1 op 4 (F mb 2 chunk 0) ..."). */
 int cuda_runtime_run(CudaRuntime *rt, Timeline *tl, char *why, size_t whylen);
 
+/* cuda_runtime_create_rank (builds with PIPESIM_MPI, MPI initialised): this process is NCCL
+ * rank r of an mpirun job with one rank per GPU (size = cuda_gpus_needed), on the GPU of its
+ * node-local rank (MPI_Comm_split_type); rank 0's ncclGetUniqueId reaches the others by
+ * MPI_Bcast. Every rank calls it; all start or none (2 for a wrong rank count). Then
+ * cuda_runtime_run runs this rank's GPU and rank 0 gets every rank's rows, each rank's times
+ * from its clock started after a barrier (not aligned across nodes). */
+int cuda_runtime_create_rank(const CudaSpec *spec, CudaRuntime **out, char *why, size_t whylen);
+
+/* This process's MPI rank (0 without MPI). */
+int cuda_runtime_rank(const CudaRuntime *rt);
+
 /* How the GPUs were shared, SMs of one device's partition (0: whole or streams), GPUs used. */
 CudaPartition cuda_runtime_partition(const CudaRuntime *rt, int *sms_per_device, int *gpus);
 
