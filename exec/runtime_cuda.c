@@ -64,7 +64,7 @@ typedef struct {
     int32_t epoch;               // its compute stream's epoch in Gpu.epochs
 } Part;
 
-typedef struct {
+typedef struct Gpu {
     struct CudaRuntime *rt;
     int32_t index;               // GPU index = NCCL rank
     int ordinal;                 // CUDA device
@@ -210,6 +210,7 @@ typedef CUresult (*FnCtxSet)(CUcontext);
 typedef CUresult (*FnCtxGet)(CUcontext *);
 typedef CUresult (*FnCtxFromGreen)(CUcontext *, CUgreenCtx);
 static void *driver_fn(const char *name);
+static int streams_sync(struct Gpu *g);
 
 /* Makes part `which`'s context current (nparts: the primary one): the driver wants an event
  * and the stream it is recorded on in one context, and green streams run their context's
@@ -569,7 +570,8 @@ void cuda_runtime_free(CudaRuntime *rt) {
     for (int32_t i = rt->lo; rt->gpus && i < rt->hi; i++) {
         Gpu *g = &rt->gpus[i];
         if (clean && cudaSetDevice(g->ordinal) == cudaSuccess) {
-            cudaDeviceSynchronize();
+            g->cur = -1;
+            streams_sync(g);
             for (int32_t mb = 0; g->inputs && mb < rt->m; mb++) cudaFree(g->inputs[mb]);
             for (int32_t q = 0; g->pools && q <= g->nparts; q++)
                 for (int64_t e = 0; e < g->pools[q].cap; e++) cudaEventDestroy(g->pools[q].ev[e]);
@@ -875,11 +877,25 @@ static int rows_collect(Gpu *g) {
     return 0;
 }
 
+/* Waits for every stream of this GPU (green contexts' included, which a device-wide
+ * synchronize of the primary context might not cover). */
+static int streams_sync(Gpu *g) {
+    CudaRuntime *rt = g->rt;
+    for (int32_t i = 0; i < g->nparts; i++) {
+        ctx_use(g, i);
+        CUDA_OK(rt, cudaStreamSynchronize(g->parts[i].compute));
+        CUDA_OK(rt, cudaStreamSynchronize(g->parts[i].copy));
+    }
+    ctx_use(g, g->nparts);
+    CUDA_OK(rt, cudaStreamSynchronize(g->comm_stream));
+    return 0;
+}
+
 /* Records this GPU's epochs, one per stream context, each stamped with the host clock once it
  * completed (the GPU is idle, so that is within a launch latency of the epoch). */
 static int epochs_record(Gpu *g) {
     CudaRuntime *rt = g->rt;
-    CUDA_OK(rt, cudaDeviceSynchronize());
+    if (streams_sync(g) != 0) return -1;
     for (int32_t i = 0; i <= g->nparts; i++) {
         cudaStream_t s = i < g->nparts ? g->parts[i].compute : g->comm_stream;
         ctx_use(g, i);
@@ -954,8 +970,7 @@ static int warmup(Gpu *g) {
         cudaFree(buf);
         if (rc != 0) return -1;
     }
-    CUDA_OK(rt, cudaDeviceSynchronize());
-    return 0;
+    return streams_sync(g);
 }
 
 static void *gpu_main(void *arg) {

@@ -244,21 +244,26 @@ static cudaDataType_t buf_type(LayerBuf b) {
     return layer_buf_elem_bytes(b) == 4 ? CUDA_R_32F : CUDA_R_16BF;
 }
 
-/* Row-major C = A B is column-major C^T = B^T A^T: cuBLAS gets (N, M, K) with B first. */
+/* The op as layer_op_gemm_call maps it onto column-major cuBLAS, once per repeat. */
 static int run_gemm(const Bufs *b, const LayerOp *o, char *why, size_t whylen) {
-    char *A = buf_ptr(b, o->a), *B = buf_ptr(b, o->b), *C = buf_ptr(b, o->c);
-    int ea = layer_buf_elem_bytes(o->a), eb = layer_buf_elem_bytes(o->b),
-        ec = layer_buf_elem_bytes(o->c);
+    LayerGemmCall g;
+    layer_op_gemm_call(o, &g);
+    char *F = buf_ptr(b, g.first), *S = buf_ptr(b, g.second), *C = buf_ptr(b, g.c);
+    int ef = layer_buf_elem_bytes(g.first), es = layer_buf_elem_bytes(g.second),
+        ec = layer_buf_elem_bytes(g.c);
     char what[64];
     snprintf(what, sizeof what, "cublasGemmStridedBatchedEx(%s)", o->name);
     for (int64_t r = 0; r < o->repeat; r++) {
-        const char *pa = A + (o->a_off + r * o->ra) * ea, *pb = B + (o->b_off + r * o->rb) * eb;
-        char *pc = C + (o->c_off + r * o->rc) * ec;
+        const char *pf = F + (g.first_off + r * g.r_first) * ef;
+        const char *ps = S + (g.second_off + r * g.r_second) * es;
+        char *pc = C + (g.c_off + r * g.rc) * ec;
         BLAS_TRY(cublasGemmStridedBatchedEx(
-                     b->c->blas, o->tb ? CUBLAS_OP_T : CUBLAS_OP_N, o->ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                     (int)o->N, (int)o->M, (int)o->K, &o->alpha, pb, buf_type(o->b), (int)o->ldb,
-                     o->sb, pa, buf_type(o->a), (int)o->lda, o->sa, &o->beta, pc, buf_type(o->c),
-                     (int)o->ldc, o->sc, (int)o->batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                     b->c->blas, g.transa ? CUBLAS_OP_T : CUBLAS_OP_N,
+                     g.transb ? CUBLAS_OP_T : CUBLAS_OP_N, (int)g.m, (int)g.n, (int)g.k,
+                     &o->alpha, pf, buf_type(g.first), (int)g.ld_first, g.s_first, ps,
+                     buf_type(g.second), (int)g.ld_second, g.s_second, &o->beta, pc,
+                     buf_type(g.c), (int)g.ldc, g.sc, (int)o->batch, CUBLAS_COMPUTE_32F,
+                     CUBLAS_GEMM_DEFAULT),
                  what);
     }
     return 0;

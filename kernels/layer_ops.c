@@ -136,6 +136,15 @@ int layer_ops(const LayerShape *sh, OpKind pass, LayerOp *ops) {
     return n;
 }
 
+void layer_op_gemm_call(const LayerOp *o, LayerGemmCall *g) {
+    *g = (LayerGemmCall){.transa = o->tb, .transb = o->ta, .m = o->N, .n = o->M, .k = o->K,
+                         .first = o->b, .second = o->a, .c = o->c,
+                         .first_off = o->b_off, .second_off = o->a_off, .c_off = o->c_off,
+                         .ld_first = o->ldb, .ld_second = o->lda, .ldc = o->ldc,
+                         .s_first = o->sb, .s_second = o->sa, .sc = o->sc,
+                         .r_first = o->rb, .r_second = o->ra, .rc = o->rc};
+}
+
 static double sum(const LayerShape *sh, OpKind pass, int bytes) {
     LayerOp ops[LAYER_OPS_MAX];
     int n = layer_ops(sh, pass, ops);

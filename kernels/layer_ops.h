@@ -66,6 +66,21 @@ int64_t layer_buf_elems(const LayerShape *sh, LayerBuf b);
  * B then W, call twice) and returns how many; -1 for another kind. */
 int layer_ops(const LayerShape *sh, OpKind pass, LayerOp *ops);
 
+/* A GEMM op as a column-major BLAS (cuBLAS) call: row-major C = op(A) op(B) is column-major
+ * C^T = op(B)^T op(A)^T, so the call multiplies first the row-major B, then A, with m = N,
+ * n = M. Repeat r of the op uses first + r * repeat stride for each operand. */
+typedef struct {
+    int transa, transb;          // 1: transpose the first / second operand
+    int64_t m, n, k;             // column-major C (m, n) = op(first) (m, k) op(second) (k, n)
+    LayerBuf first, second, c;
+    int64_t first_off, second_off, c_off;  // elements
+    int64_t ld_first, ld_second, ldc;
+    int64_t s_first, s_second, sc;         // batch strides, elements
+    int64_t r_first, r_second, rc;         // repeat strides, elements
+} LayerGemmCall;
+
+void layer_op_gemm_call(const LayerOp *o, LayerGemmCall *g);
+
 /* Sums over a pass's list: FLOPs (equals cost_layer_flops' F, B or W) and bytes. */
 double layer_ops_flops(const LayerShape *sh, OpKind pass);
 double layer_ops_bytes(const LayerShape *sh, OpKind pass);

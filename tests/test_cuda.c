@@ -1,7 +1,7 @@
 /* tests/test_cuda.c: the CUDA backend. Everywhere: the GPU op lists (kernels/layer_ops.h)
  * count exactly the cost model's FLOPs, and executed in fp32 by a plain reference here they
- * give the CPU twin's outputs and gradients (so their shapes, strides and offsets are the
- * twin's math); devices map k to a GPU as psim's devices_per_gpu says; the key parses. With
+ * give the CPU twin's outputs and gradients, also as the column-major calls cuBLAS gets (so
+ * their shapes, strides and offsets, and the mapping onto cuBLAS, are the twin's math); devices map k to a GPU as psim's devices_per_gpu says; the key parses. With
  * the backend built: the versions and NCCL environment are read without a GPU, and a missing
  * GPU is reported with cudaGetDeviceCount's reason. On a GPU (skipped otherwise, saying why):
  * the CUDA layer against the CPU twin within bf16 tolerance, and a 2-stage 1F1B sharing one
@@ -113,6 +113,29 @@ static void ref_gemm(RefBufs *m, const LayerOp *o) {
         }
 }
 
+/* The same GEMM through layer_op_gemm_call, with column-major BLAS semantics (what cuBLAS
+ * receives): element (i, l) of an operand X with ld is X[i + l ld], or X[l + i ld] transposed. */
+static void ref_gemm_colmajor(RefBufs *m, const LayerOp *o) {
+    LayerGemmCall g;
+    layer_op_gemm_call(o, &g);
+    for (int64_t r = 0; r < o->repeat; r++)
+        for (int64_t bt = 0; bt < o->batch; bt++) {
+            const float *A = m->b[g.first] + g.first_off + r * g.r_first + bt * g.s_first;
+            const float *B = m->b[g.second] + g.second_off + r * g.r_second + bt * g.s_second;
+            float *C = m->b[g.c] + g.c_off + r * g.rc + bt * g.sc;
+            for (int64_t i = 0; i < g.m; i++)
+                for (int64_t j = 0; j < g.n; j++) {
+                    double acc = 0;
+                    for (int64_t l = 0; l < g.k; l++)
+                        acc += (double)(g.transa ? A[l + i * g.ld_first] : A[i + l * g.ld_first]) *
+                               (g.transb ? B[j + l * g.ld_second] : B[l + j * g.ld_second]);
+                    C[i + j * g.ldc] = (float)(o->alpha * acc + o->beta * C[i + j * g.ldc]);
+                }
+        }
+}
+
+static int colmajor; // ref_op runs GEMMs as cuBLAS gets them
+
 static float gelu(float u) { return 0.5f * u * (1.0f + tanhf(0.7978845608f * (u + 0.044715f * u * u * u))); }
 static float gelu_grad(float u) {
     float t = tanhf(0.7978845608f * (u + 0.044715f * u * u * u));
@@ -124,7 +147,7 @@ static void ref_op(RefBufs *m, const LayerOp *o) {
     float *c = m->b[o->c];
     int64_t s = o->cols;
     switch ((LayerKernel)o->kernel) {
-    case LK_GEMM: ref_gemm(m, o); break;
+    case LK_GEMM: colmajor ? ref_gemm_colmajor(m, o) : ref_gemm(m, o); break;
     case LK_COPY: memcpy(c, a, (size_t)o->n * sizeof *c); break;
     case LK_GELU: for (int64_t i = 0; i < o->n; i++) c[i] = gelu(a[i]); break;
     case LK_GELU_BW: for (int64_t i = 0; i < o->n; i++) c[i] = a[i] * gelu_grad(b[i]); break;
@@ -204,6 +227,13 @@ static void test_ops_reproduce_cpu_twin(void **state) {
     free(x), free(dy), free(y), free(dx);
     layer_acts_free(&acts);
     layer_free(&l);
+}
+
+/* The same, with every GEMM as the column-major call cuBLAS gets. */
+static void test_ops_as_cublas_calls_reproduce_cpu_twin(void **state) {
+    colmajor = 1;
+    test_ops_reproduce_cpu_twin(state);
+    colmajor = 0;
 }
 
 /* ---- device mapping and the scenario key ---- */
@@ -458,6 +488,7 @@ int main(void) {
         cmocka_unit_test(test_ops_flops_equal_cost_model),
         cmocka_unit_test(test_ops_counts_and_bytes),
         cmocka_unit_test(test_ops_reproduce_cpu_twin),
+        cmocka_unit_test(test_ops_as_cublas_calls_reproduce_cpu_twin),
         cmocka_unit_test(test_devices_per_gpu_mapping),
         cmocka_unit_test(test_devices_per_gpu_key),
 #ifdef PIPESIM_CUDA
