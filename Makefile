@@ -132,8 +132,18 @@ test: all $(TEST_BIN)
 $(BUILD)/bench_engine: tests/bench_engine.c $(BUILD)/libpipesim.a
 	$(CC) $(WARN) $(CFLAGS) $(INC) $< $(BUILD)/libpipesim.a $(LDLIBS) -o $@
 
-bench: $(BUILD)/bench_engine
+ifneq ($(NVCC),)
+BENCH_CUDA = $(BUILD)/bench_cuda
+$(BUILD)/bench_cuda: tests/bench_cuda.c $(CUDA_LIB) $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
+	$(CC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) $(CUDA_INC) $< $(CUDA_LIB) $(BUILD)/libpipexec.a \
+	    $(BUILD)/libpipesim.a $(LDLIBS) $(BLAS) $(CUDA_LIBS) -o $@
+endif
+
+# make bench: the engine's speed; with the CUDA backend also the layer's ops on the GPU
+# (bench_cuda says it skipped when no GPU is visible).
+bench: $(BUILD)/bench_engine $(BENCH_CUDA)
 	@$(BUILD)/bench_engine
+	@$(if $(BENCH_CUDA),$(BENCH_CUDA))
 
 # The whole suite under AddressSanitizer and UBSan, in a separate build tree.
 asan:

@@ -309,3 +309,30 @@ extern "C" int layer_gpu_pass(LayerGpuCtx *c, OpKind pass, LayerGpu *l, LayerGpu
         if (run_elementwise(&b, &ops[i], why, whylen) != 0) return -1;
     return 0;
 }
+
+extern "C" int layer_gpu_pass_profile(LayerGpuCtx *c, OpKind pass, LayerGpu *l, LayerGpuActs *a,
+                                      const void *in, void *out, int reps, double *ms,
+                                      char *why, size_t whylen) {
+    LayerOp ops[LAYER_OPS_MAX];
+    int n = layer_ops(&c->sh, pass, ops);
+    if (n < 0 || reps < 1) return say(why, whylen, "layer_gpu_pass_profile: bad pass or reps");
+    if (layer_gpu_pass(c, pass, l, a, in, out, why, whylen) != 0) return -1;
+    cudaEvent_t t0, t1;
+    CUDA_TRY(cudaEventCreate(&t0), "cudaEventCreate");
+    CUDA_TRY(cudaEventCreate(&t1), "cudaEventCreate");
+    Bufs b = {c, l, a, in, out};
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        float t = 0;
+        cudaEventRecord(t0, c->stream);
+        for (int r = 0; r < reps && rc == 0; r++) rc = run_elementwise(&b, &ops[i], why, whylen);
+        cudaEventRecord(t1, c->stream);
+        cudaError_t e = cudaEventSynchronize(t1);
+        if (e == cudaSuccess) e = cudaEventElapsedTime(&t, t0, t1);
+        if (rc == 0 && e != cudaSuccess)
+            rc = say(why, whylen, "timing %s: %s", ops[i].name, cudaGetErrorString(e));
+        ms[i] = (double)t / reps;
+    }
+    cudaEventDestroy(t0), cudaEventDestroy(t1);
+    return rc == 0 ? n : -1;
+}

@@ -56,6 +56,13 @@ void layer_gpu_acts_free(LayerGpuCtx *c, LayerGpuActs *a);
 int layer_gpu_pass(LayerGpuCtx *c, OpKind pass, LayerGpu *l, LayerGpuActs *a, const void *in,
                    void *out, char *why, size_t whylen);
 
+/* Times each op of a pass alone: one untimed run of the whole pass, then every op `reps`
+ * times between two events; ms[i] (room for LAYER_OPS_MAX) gets op i's mean. Returns the
+ * number of ops (layer_ops' order), or -1 with why. Synchronises the stream. */
+int layer_gpu_pass_profile(LayerGpuCtx *c, OpKind pass, LayerGpu *l, LayerGpuActs *a,
+                           const void *in, void *out, int reps, double *ms, char *why,
+                           size_t whylen);
+
 /* Host conversions, round to nearest even (the same as the device's __float2bfloat16). */
 uint16_t layer_bf16_from_float(float f);
 float layer_bf16_to_float(uint16_t b);

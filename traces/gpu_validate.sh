@@ -4,7 +4,8 @@
 # pipeline devices on the one GPU (hardware.devices_per_gpu = 4) as ZB-H1 and 1F1B with
 # pexec --backend cuda, stored in OUT/gpu.db; calibrates psim on the ZB-H1 run (it has F, B
 # and W apart) and compares the calibrated predictions of both schedules with the
-# measurements; reports the layers' achieved TFLOP/s against the GPU's peak; writes Chrome
+# measurements; reports each layer GEMM's achieved TFLOP/s on the whole GPU (bench_cuda) and
+# the pipelined ops' against the GPU's peak; writes Chrome
 # traces, nvidia-smi, versions and the NCCL environment under OUT (default
 # traces/gpu-<UTC time>). Ends with OUT/summary.txt. Exit status 0 when every step ran (the
 # comparisons report errors, they do not fail), else the first failing step's.
@@ -56,10 +57,17 @@ if [ "$dry" = 1 ]; then
 else
     backend=cuda scale="" iters=3
     step build 240 make -j"$(nproc)" all || { say "build failed"; exit "$status"; }
-    step build_tests 120 make -j"$(nproc)" build/tests/test_cuda build/tests/test_issue_order
+    step build_tests 120 make -j"$(nproc)" build/tests/test_cuda build/tests/test_issue_order \
+        build/bench_cuda
     step test_issue_order 60 build/tests/test_issue_order
     step test_cuda 120 build/tests/test_cuda
     grep -q "SKIPPED" "$out/test_cuda.txt" && say "GPU tests were SKIPPED: $(grep -m1 '# skipped' "$out/test_cuda.txt")"
+fi
+
+# --- every op of the layer alone on the whole GPU: TFLOP/s of each GEMM, GB/s of the rest ---
+if [ "$dry" != 1 ]; then
+    step bench_cuda 90 build/bench_cuda 1 2048 2048 16 8192 "$peak"
+    grep "(pass)" "$out/bench_cuda.txt" | sed 's/^/gpu_validate: layer /' | tee -a "$out/summary.txt" >&2
 fi
 
 # --- the scenario: a 16-layer 2048-wide GPT, 4 devices x 4 layers on one GPU ----------------
