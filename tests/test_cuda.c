@@ -4,8 +4,9 @@
  * their shapes, strides and offsets, and the mapping onto cuBLAS, are the twin's math); devices map k to a GPU as psim's devices_per_gpu says; the key parses. With
  * the backend built: the versions and NCCL environment are read without a GPU, and a missing
  * GPU is reported with cudaGetDeviceCount's reason. On a GPU (skipped otherwise, saying why):
- * the CUDA layer against the CPU twin within bf16 tolerance, and a 2-stage 1F1B sharing one
- * GPU gives the gradients of the one-device run. */
+ * the CUDA layer against the CPU twin within bf16 tolerance, and a 2-stage 1F1B (green
+ * contexts, then streams) and a 4-stage ZB-H1 sharing one GPU give the gradients of the
+ * one-device run. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -426,9 +427,10 @@ static Plan plan_of(int32_t p) {
     return pl;
 }
 
-/* Runs sched on p devices sharing GPUs k at a time; returns the runtime (for its gradients). */
-static CudaRuntime *run_pipeline(const char *sched, int32_t p, int32_t k, Program *pr, Plan *pl,
-                                 Timeline *tl) {
+/* Runs sched on p devices sharing GPUs k at a time (green contexts when green, else
+ * streams); returns the runtime, for its gradients. */
+static CudaRuntime *run_pipeline(const char *sched, int32_t p, int32_t k, int green, Program *pr,
+                                 Plan *pl, Timeline *tl) {
     SchedParams sp = {.devices = p, .chunks = 1, .micro_batches = 4, .iterations = 1};
     SchedIssue issue;
     char why[512];
@@ -436,33 +438,36 @@ static CudaRuntime *run_pipeline(const char *sched, int32_t p, int32_t k, Progra
     assert_int_equal(program_check(pr, why, sizeof why), 0);
     *pl = plan_of(p);
     CudaSpec spec = {.pr = pr, .pl = pl, .shape = PIPE, .seed = 9, .iterations = 1,
-                     .watchdog_s = 20, .devices_per_gpu = k, .green = 1, .group = 1, .warmup = 1};
+                     .watchdog_s = 20, .devices_per_gpu = k, .green = green, .group = 1,
+                     .warmup = 1};
     CudaRuntime *rt = NULL;
     if (cuda_runtime_create(&spec, &rt, why, sizeof why) != 0) fail_msg("create: %s", why);
-    if (cuda_runtime_run(rt, tl, why, sizeof why) != 0) fail_msg("run: %s", why);
+    if (cuda_runtime_run(rt, tl, why, sizeof why) != 0) fail_msg("%s: run: %s", sched, why);
     return rt;
 }
 
-static void test_gpu_two_stages_one_gpu_match_one_device(void **state) {
-    (void)state;
-    gpus_or_skip();
-    Program one = {0}, two = {0};
-    Plan pl1, pl2;
-    Timeline t1 = {0}, t2 = {0};
-    CudaRuntime *r1 = run_pipeline("1f1b", 1, 1, &one, &pl1, &t1);
-    CudaRuntime *r2 = run_pipeline("1f1b", 2, 2, &two, &pl2, &t2);
+/* sched on p devices of one GPU gives the one-device run's gradients; one compute row per
+ * op, a send and a receive row per transfer (2(p-1) per micro-batch). */
+static void expect_pipeline_matches(const char *sched, int32_t p, int green) {
+    Program one = {0}, many = {0};
+    Plan pl1, pln;
+    Timeline t1 = {0}, tn = {0};
+    CudaRuntime *r1 = run_pipeline("1f1b", 1, 1, 0, &one, &pl1, &t1);
+    CudaRuntime *rn = run_pipeline(sched, p, p, green, &many, &pln, &tn);
     int sms = 0, gpus = 0;
-    CudaPartition part = cuda_runtime_partition(r2, &sms, &gpus);
+    CudaPartition part = cuda_runtime_partition(rn, &sms, &gpus);
     assert_int_equal(gpus, 1);
-    printf("# 2 devices on one GPU as %s (%d SMs each)\n",
+    if (!green) assert_int_equal(part, CUDA_STREAMS);
+    printf("# %s: %d devices on one GPU as %s (%d SMs each)\n", sched, p,
            part == CUDA_GREEN_CONTEXTS ? "green contexts" : "streams", sms);
     char why[256];
+    int32_t per = PIPE_LAYERS / p;
     for (int32_t g = 0; g < PIPE_LAYERS; g++) {
         Layer a, b;
         assert_int_equal(layer_init(&a, &PIPE, 1), 0);
         assert_int_equal(layer_init(&b, &PIPE, 1), 0);
         if (cuda_runtime_grads(r1, 0, g, &a, why, sizeof why) != 0 ||
-            cuda_runtime_grads(r2, g / 2, g % 2, &b, why, sizeof why) != 0)
+            cuda_runtime_grads(rn, g / per, g % per, &b, why, sizeof why) != 0)
             fail_msg("%s", why);
         int64_t h = PIPE.hidden, f = PIPE.ffn;
         expect_near(b.g_qkv, a.g_qkv, 3 * h * h, 1e-3f, "pipelined dW_qkv");
@@ -471,15 +476,27 @@ static void test_gpu_two_stages_one_gpu_match_one_device(void **state) {
         expect_near(b.g_2, a.g_2, f * h, 1e-3f, "pipelined dW_2");
         layer_free(&a), layer_free(&b);
     }
-    // one compute row per op, a send and a receive per transfer (2 per micro-batch each way)
     size_t sends = 0;
-    for (size_t i = 0; i < t2.n; i++) sends += t2.ops[i].stream == STREAM_SEND;
-    assert_int_equal(t2.n, (size_t)two.nops + 2 * sends);
-    assert_int_equal(sends, 2 * 4);
-    for (size_t i = 0; i < t2.n; i++) assert_true(t2.ops[i].end_ns >= t2.ops[i].start_ns);
-    cuda_runtime_free(r1), cuda_runtime_free(r2);
-    program_free(&one), program_free(&two), plan_free(&pl1), plan_free(&pl2);
-    timeline_free(&t1), timeline_free(&t2);
+    for (size_t i = 0; i < tn.n; i++) sends += tn.ops[i].stream == STREAM_SEND;
+    assert_int_equal(sends, (size_t)(2 * (p - 1) * 4));
+    assert_int_equal(tn.n, (size_t)many.nops + 2 * sends);
+    for (size_t i = 0; i < tn.n; i++) assert_true(tn.ops[i].end_ns >= tn.ops[i].start_ns);
+    cuda_runtime_free(r1), cuda_runtime_free(rn);
+    program_free(&one), program_free(&many), plan_free(&pl1), plan_free(&pln);
+    timeline_free(&t1), timeline_free(&tn);
+}
+
+static void test_gpu_two_stages_one_gpu_match_one_device(void **state) {
+    (void)state;
+    gpus_or_skip();
+    expect_pipeline_matches("1f1b", 2, 1); // green contexts where the driver has them
+    expect_pipeline_matches("1f1b", 2, 0); // plain streams
+}
+
+static void test_gpu_zb_h1_four_devices_one_gpu(void **state) {
+    (void)state;
+    gpus_or_skip();
+    expect_pipeline_matches("zb-h1", 4, 1); // separate W ops, four partitions
 }
 #endif
 
@@ -498,6 +515,7 @@ int main(void) {
         cmocka_unit_test(test_bf16_rounding),
         cmocka_unit_test(test_gpu_layer_matches_cpu_twin),
         cmocka_unit_test(test_gpu_two_stages_one_gpu_match_one_device),
+        cmocka_unit_test(test_gpu_zb_h1_four_devices_one_gpu),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
