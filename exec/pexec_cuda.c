@@ -46,6 +46,11 @@ static void print_environment(const CudaRuntime *rt) {
 
 int pexec_cuda_execute(const RunOptions *o, Run *r, int mpi) {
     char why[512];
+    if (o->drop_send >= 0 || o->rendezvous) {
+        fprintf(stderr, "pexec: --%s is the CPU backend's (its channels); drop it or use "
+                "--backend cpu\n", o->drop_send >= 0 ? "drop-send" : "rendezvous");
+        return 2;
+    }
     if (cuda_device_count(why, sizeof why) == 0) {
         fprintf(stderr, "pexec: --backend cuda: no CUDA device visible (%s); run on a machine "
                 "with an NVIDIA GPU or use --backend cpu\n", why);

@@ -8,7 +8,8 @@
 
 /* mpi: this process is one rank of an mpirun job (one rank per GPU; builds with PIPESIM_MPI),
  * rank 0 getting the rows. Returns an exit status: 0; 1 when no GPU is visible ("pexec: --backend cuda: no CUDA device
- * visible (...)"), too few GPUs, or a CUDA/NCCL failure; 2 when the watchdog fired. Nothing is
+ * visible (...)"), too few GPUs, or a CUDA/NCCL failure; 2 when the watchdog fired or for
+ * --drop-send/--rendezvous (the CPU backend's). Nothing is
  * stored here (run_report stores after a 0). */
 int pexec_cuda_execute(const RunOptions *o, Run *r, int mpi);
 

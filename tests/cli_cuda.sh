@@ -21,6 +21,10 @@ fi
 [ ! -s "$db" ] || [ "$(sql "$db" "select count(*) from runs")" = 0 ] \
     && ok "pexec --backend cuda that cannot run stores nothing" \
     || nok "pexec --backend cuda that cannot run stores nothing" "$(sql "$db" "select count(*) from runs")"
+if ldd "$pexec" 2>/dev/null | grep -q libcudart; then
+    expect "pexec --backend cuda refuses the CPU backend's --rendezvous" 2 \
+        "^pexec: --rendezvous is the CPU backend's" $pexec --backend cuda --rendezvous --db "$db" scenarios/tiny-cpu.scn
+fi
 expect "pexec --backend takes cpu or cuda" 2 "^pexec: --backend gpu: give cpu or cuda$" \
     $pexec --backend gpu --no-db scenarios/tiny-cpu.scn
 expect "psim --backend is a pexec option" 2 "--backend is a pexec option" \
