@@ -263,11 +263,13 @@ typedef CUresult (*FnGreenCreate)(CUgreenCtx *, CUdevResourceDesc, CUdevice, uns
 typedef CUresult (*FnGreenStream)(CUstream *, CUgreenCtx, unsigned, int);
 typedef CUresult (*FnGreenDestroy)(CUgreenCtx);
 
+/* A driver function with the signature of the cuda.h we were compiled with (the runtime
+ * already needs a driver at least that new), or NULL. */
 static void *driver_fn(const char *name) {
     void *fn = NULL;
     enum cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
-    if (cudaGetDriverEntryPointByVersion(name, &fn, 12040, cudaEnableDefault, &q) != cudaSuccess ||
-        q != cudaDriverEntryPointSuccess)
+    if (cudaGetDriverEntryPointByVersion(name, &fn, CUDART_VERSION, cudaEnableDefault, &q) !=
+            cudaSuccess || q != cudaDriverEntryPointSuccess)
         return NULL;
     return fn;
 }
