@@ -7,7 +7,8 @@
 # measurements; reports each layer GEMM's achieved TFLOP/s on the whole GPU (bench_cuda) and
 # the pipelined ops' against the GPU's peak; writes Chrome
 # traces, nvidia-smi, versions and the NCCL environment under OUT (default
-# traces/gpu-<UTC time>). Ends with OUT/summary.txt. Exit status 0 when every step ran (the
+# traces/gpu-<UTC time>), within GPU_VALIDATE_BUDGET seconds (default 450; a step that would
+# run past it is cut or skipped, said in the summary). Ends with OUT/summary.txt. Exit status 0 when every step ran (the
 # comparisons report errors, they do not fail), else the first failing step's.
 # GPU_VALIDATE_DRY=1: the same steps on the CPU backend at 1/64 of the widths, no build, no
 # GPU (the CLI tests run it so the script's plumbing is checked without a GPU).
@@ -23,10 +24,20 @@ status=0
 
 say() { echo "gpu_validate: $*" | tee -a "$out/summary.txt" >&2; }
 
-# step NAME SECONDS CMD...: runs CMD with a time limit, its output in OUT/NAME.txt.
+# step NAME SECONDS CMD...: runs CMD with a time limit (cut to what is left of the budget,
+# GPU_VALIDATE_BUDGET seconds in all, default 450), its output in OUT/NAME.txt.
+budget=${GPU_VALIDATE_BUDGET:-450}
+started=$(date +%s)
 step() {
     name=$1 limit=$2
     shift 2
+    left=$((budget - ($(date +%s) - started)))
+    if [ "$left" -lt 5 ]; then
+        say "$name: skipped, the ${budget} s budget is spent"
+        [ "$status" -eq 0 ] && status=124
+        return 124
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     t0=$(date +%s)
     timeout "$limit" "$@" >"$out/$name.txt" 2>&1
     rc=$?
