@@ -107,6 +107,8 @@ struct CudaRuntime {
     char why[512];
     struct timespec t0;
     int32_t round;
+    volatile int *hang_flag;     // spec.hang: mapped host flag the stuck op waits on
+    void *hang_flag_dev;         //   the same, as a device pointer
 };
 
 static int64_t now_ns(const CudaRuntime *rt) {
@@ -517,6 +519,14 @@ static int create(const CudaSpec *spec, CudaRuntime **out, int rank, int size, i
         if (!g->parts) return snprintf(why, whylen, "out of host memory"), 1;
     }
     for (int32_t i = rt->lo; i < rt->hi && !failed(rt); i++) gpu_setup(rt, &rt->gpus[i], why, whylen);
+    if (!failed(rt) && spec->hang) {
+        void *h = NULL;
+        if (cudaHostAlloc(&h, sizeof(int), cudaHostAllocMapped) != cudaSuccess ||
+            cudaHostGetDevicePointer(&rt->hang_flag_dev, h, 0) != cudaSuccess)
+            fail(rt, 1, "cudaHostAlloc(mapped) for the injected hang failed");
+        rt->hang_flag = h;
+        if (h) *rt->hang_flag = 0;
+    }
     if (!failed(rt)) layers_upload(rt, why, whylen);
     if (!failed(rt)) comms_init(rt);
     if (failed(rt)) return snprintf(why, whylen, "%s", rt->why), 1;
@@ -602,6 +612,7 @@ void cuda_runtime_free(CudaRuntime *rt) {
         if (gi >= rt->lo && gi < rt->hi && cudaSetDevice(rt->gpus[gi].ordinal) == cudaSuccess)
             layer_gpu_free(&rt->layers[i]);
     }
+    if (rt->hang_flag) cudaFreeHost((void *)rt->hang_flag);
     pthread_mutex_destroy(&rt->mu);
     pthread_barrier_destroy(&rt->barrier);
     free(rt->order), free(rt->layers), free(rt->layer_at), free(rt->slots), free(rt->acts);
@@ -685,6 +696,10 @@ static int issue_compute(Gpu *g, const IssueItem *it) {
     Rec *r = rec_new(g, pt->epoch, it->op - pr->start[it->dev], &row);
     if (!r) return fail(rt, 1, "out of memory for events"), -1;
     CUDA_OK(rt, cudaEventRecord(r->a, pt->compute));
+    char why[128];
+    if (rt->hang_flag && it->dev == rt->spec.hang_device && it->op == pr->start[it->dev] &&
+        rt->round == 0 && layer_gpu_spin(pt->compute, rt->hang_flag_dev, why, sizeof why) != 0)
+        return fail(rt, 1, "%s", why), -1;
     if (run_layers(rt, pt, it, &data, &owned) != 0) return -1;
     CUDA_OK(rt, cudaEventRecord(r->b, pt->compute));
     if (it->kind == OP_W) return 0;
@@ -859,6 +874,7 @@ static int round_wait(Gpu *g) {
         if (left > 0) nanosleep(&nap, NULL);
     }
     free(done);
+    if (failed(rt) && rt->hang_flag) *rt->hang_flag = 1; // the injected hang ends with the run
     if (failed(rt)) abort_comm(g);
     return failed(rt) ? -1 : 0;
 }

@@ -50,6 +50,8 @@ typedef struct {
     int group;               // group a GPU's neighbouring NCCL sends and receives (else one
                              //   ncclGroupStart/End per transfer)
     int warmup;              // passes and NCCL connections run once before the first epoch
+    int hang;                // fault injection for tests: device hang_device's first op
+    int32_t hang_device;     //   waits until the watchdog fires (which then releases it)
 } CudaSpec;
 
 typedef struct {

@@ -132,6 +132,16 @@ __global__ void gelu_bwd(const __nv_bfloat16 *dg, const __nv_bfloat16 *u, __nv_b
         du[i] = __float2bfloat16(__bfloat162float(dg[i]) * gelu_tanh_grad(__bfloat162float(u[i])));
 }
 
+__global__ void spin_until(const volatile int *flag) {
+    while (*flag == 0) __nanosleep(1000);
+}
+
+extern "C" int layer_gpu_spin(void *stream, const volatile int *flag, char *why, size_t whylen) {
+    spin_until<<<1, 1, 0, (cudaStream_t)stream>>>(flag);
+    CUDA_TRY(cudaGetLastError(), "spin_until");
+    return 0;
+}
+
 /* ---- context, weights, activations ---- */
 
 extern "C" int layer_gpu_ctx_create(LayerGpuCtx **out, const LayerShape *sh, void *stream,

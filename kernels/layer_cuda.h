@@ -63,6 +63,10 @@ int layer_gpu_pass_profile(LayerGpuCtx *c, OpKind pass, LayerGpu *l, LayerGpuAct
                            const void *in, void *out, int reps, double *ms, char *why,
                            size_t whylen);
 
+/* Fault injection for the watchdog's tests: a one-thread kernel on stream that spins until
+ * *flag (mapped host memory, cudaHostAllocMapped) is nonzero. */
+int layer_gpu_spin(void *stream, const volatile int *flag, char *why, size_t whylen);
+
 /* Host conversions, round to nearest even (the same as the device's __float2bfloat16). */
 uint16_t layer_bf16_from_float(float f);
 float layer_bf16_to_float(uint16_t b);

@@ -493,6 +493,30 @@ static void test_gpu_two_stages_one_gpu_match_one_device(void **state) {
     expect_pipeline_matches("1f1b", 2, 0); // plain streams
 }
 
+/* Device 1's first op never finishes on its own: the watchdog names it, exit status 2. */
+static void test_gpu_watchdog_names_the_stuck_op(void **state) {
+    (void)state;
+    gpus_or_skip();
+    SchedParams sp = {.devices = 2, .chunks = 1, .micro_batches = 4, .iterations = 1};
+    SchedIssue issue;
+    Program pr;
+    char why[512];
+    assert_int_equal(sched_find("1f1b")->build(&sp, &pr, &issue), 0);
+    Plan pl = plan_of(2);
+    CudaSpec spec = {.pr = &pr, .pl = &pl, .shape = PIPE, .seed = 9, .iterations = 1,
+                     .watchdog_s = 0.5, .devices_per_gpu = 2, .green = 0, .group = 1,
+                     .warmup = 1, .hang = 1, .hang_device = 1};
+    CudaRuntime *rt = NULL;
+    Timeline tl = {0};
+    if (cuda_runtime_create(&spec, &rt, why, sizeof why) != 0) fail_msg("create: %s", why);
+    assert_int_equal(cuda_runtime_run(rt, &tl, why, sizeof why), 2);
+    if (!strstr(why, "device 1 op 0 (F mb 0 chunk 0) did not complete within 0.5 s (watchdog"))
+        fail_msg("why: %s", why);
+    assert_int_equal(tl.n, 0); // a failed run gives no rows
+    cuda_runtime_free(rt);
+    program_free(&pr), plan_free(&pl), timeline_free(&tl);
+}
+
 static void test_gpu_zb_h1_four_devices_one_gpu(void **state) {
     (void)state;
     gpus_or_skip();
@@ -516,6 +540,7 @@ int main(void) {
         cmocka_unit_test(test_gpu_layer_matches_cpu_twin),
         cmocka_unit_test(test_gpu_two_stages_one_gpu_match_one_device),
         cmocka_unit_test(test_gpu_zb_h1_four_devices_one_gpu),
+        cmocka_unit_test(test_gpu_watchdog_names_the_stuck_op),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
