@@ -15,6 +15,9 @@
 #include <mpi.h>
 #endif
 
+#ifdef PIPESIM_CUDA
+#include "pexec_cuda.h"
+#endif
 #include "run.h"
 #include "runtime.h"
 #include "sched_file.h"
@@ -109,6 +112,20 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
     return rc;
 }
 
+/* --backend: the CPU runtime above, or the CUDA one (exec/pexec_cuda.h) when built. */
+static int execute_backend(const RunOptions *o, Run *r, int mpi, int rank) {
+    (void)mpi, (void)rank;
+    if (o->backend == RUN_BACKEND_CPU) return execute(o, r, mpi, rank);
+#ifdef PIPESIM_CUDA
+    return pexec_cuda_execute(o, r, mpi);
+#else
+    fprintf(stderr, "pexec: --backend cuda: this pexec was built without the CUDA backend (nvcc "
+                    "was not found at build time); install the CUDA toolkit and rebuild (make "
+                    "clean all CUDA_HOME=...), or use --backend cpu\n");
+#endif
+    return 1;
+}
+
 /* Whether mpirun started this process (Open MPI's or a PMI launcher's environment). */
 static int under_mpirun(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") != NULL || getenv("PMI_SIZE") != NULL;
@@ -148,7 +165,7 @@ int main(int argc, char **argv) {
         rc = 2;
     }
 #ifdef PIPESIM_MPI
-    if (rc == 0 && mpi && size != r.prog.devices) {
+    if (rc == 0 && mpi && o.backend == RUN_BACKEND_CPU && size != r.prog.devices) {
         if (rank == 0)
             fprintf(stderr, "pexec: mpirun started %d ranks but the scenario has stages = %d; "
                     "use mpirun -np %d\n", size, r.prog.devices, r.prog.devices);
@@ -166,7 +183,7 @@ int main(int argc, char **argv) {
     int exec_rc = 0;
     if (rc == 0 && o.dump) {
         if (rank == 0) sched_file_write(stdout, &r.prog, r.scn.model.name);
-    } else if (rc == 0 && (rc = exec_rc = execute(&o, &r, mpi, rank)) == 0 && rank == 0) {
+    } else if (rc == 0 && (rc = exec_rc = execute_backend(&o, &r, mpi, rank)) == 0 && rank == 0) {
         rc = run_report(&o, &r);
     }
     run_free(&r);

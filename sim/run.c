@@ -66,7 +66,10 @@ static void usage(const char *prog, FILE *f) {
             "                     SIGSTOP, a thread waits) instead of dying\n"
             "  --rendezvous       a send completes only when its receive takes it, as a\n"
             "                     blocking NCCL send on the compute stream (finds orders that\n"
-            "                     need sends and receives posted together)\n");
+            "                     need sends and receives posted together)\n"
+            "  --backend B        cpu (threads, or MPI ranks under mpirun; default) or cuda\n"
+            "                     (NVIDIA GPUs: hardware.devices_per_gpu devices per GPU; exits\n"
+            "                     1 when no GPU is visible or pexec was built without nvcc)\n");
     fprintf(f,
             "  --quiet            print nothing on success\n"
             "  --help, --version\n\n"
@@ -94,6 +97,7 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         {"watchdog", required_argument, 0, 'w'}, {"drop-send", required_argument, 0, 'D'},
         {"rendezvous", no_argument, 0, 'R'},     {"sweep", required_argument, 0, 'W'},
         {"kill-after", required_argument, 0, 'K'}, {"stall-after", required_argument, 0, 'T'},
+        {"backend", required_argument, 0, 'b'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->prog = prog;
@@ -105,10 +109,10 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (ch && strchr("xwDRKT", ch) && !is_pexec(prog)) {
+        if (ch && strchr("xwDRKTb", ch) && !is_pexec(prog)) {
             const char *name = ch == 'x' ? "scale" : ch == 'w' ? "watchdog"
                              : ch == 'D' ? "drop-send" : ch == 'K' ? "kill-after"
-                             : ch == 'T' ? "stall-after" : "rendezvous";
+                             : ch == 'T' ? "stall-after" : ch == 'b' ? "backend" : "rendezvous";
             fprintf(stderr, "%s: --%s is a pexec option (it runs the scenario for real); see "
                     "%s --help\n", prog, name, prog);
             return 2;
@@ -121,6 +125,13 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         case 'S': o->dump = 1; break;
         case 'M': o->memory_limit = 1; break;
         case 'R': o->rendezvous = 1; break;
+        case 'b':
+            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "cuda") != 0) {
+                fprintf(stderr, "%s: --backend %s: give cpu or cuda\n", prog, optarg);
+                return 2;
+            }
+            o->backend = strcmp(optarg, "cuda") == 0 ? RUN_BACKEND_CUDA : RUN_BACKEND_CPU;
+            break;
         case 'W':
             if (is_pexec(prog) || o->nsweeps == 16 || !strchr(optarg, '=')) {
                 fprintf(stderr, "%s: --sweep %s: %s\n", prog, optarg,
@@ -308,7 +319,7 @@ static int store_run(const RunOptions *o, const Run *sm, const char *error, int6
     size_t olen = 1;
     for (int i = 0; i < o->nsets; i++) olen += strlen(o->sets[i]) + 1;
     char *overrides = calloc(olen, 1);
-    StoreMetric rm[NRUN_METRICS + 4];
+    StoreMetric rm[NRUN_METRICS + RUN_MAX_EXTRA];
     StoreDeviceMetric *dm = malloc(((size_t)sm->mt.devices * NDEVICE_METRICS + 1) * sizeof *dm);
     int rc = 1;
     if (!resolved || !overrides || !dm) {

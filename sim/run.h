@@ -16,6 +16,9 @@
 #include "timeline.h"
 
 #define RUN_MAX_SETS 256
+#define RUN_MAX_EXTRA 8 // run metrics a tool adds (pexec: link fit, CUDA versions)
+
+enum { RUN_BACKEND_CPU = 0, RUN_BACKEND_CUDA = 1 };
 
 typedef struct {
     const char *prog;     // "psim" or "pexec": messages, --help, the runs table's tool
@@ -31,6 +34,7 @@ typedef struct {
     int32_t kill_device;  // pexec, for testing: this device dies after kill_after ops
     int64_t kill_after;   //   (--kill-after D:N; 0: never)
     int stall;            // pexec, for testing: that device stalls instead (--stall-after D:N)
+    int backend;          // pexec: RUN_BACKEND_CPU (threads or MPI ranks) or RUN_BACKEND_CUDA
     const char *sweeps[16]; // psim: --sweep section.key=v1,v2,... (cartesian product)
     int nsweeps;
     int64_t sweep;        // the sweep this run is a point of (stored with it), 0 for none
@@ -47,7 +51,7 @@ typedef struct {
     const Schedule *sched;
     VaryFailure failure;  // psim: the failure the engine played ([variability]); none: zero
     double wall_ms;       // time to produce the timeline, for the closing line on stderr
-    StoreMetric extra[4]; // more run metrics (pexec's link fit), stored with the rest
+    StoreMetric extra[RUN_MAX_EXTRA]; // more run metrics (pexec's link fit, CUDA versions)
     int nextra;
 } Run;
 

@@ -433,3 +433,4 @@ b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.s
 . tests/cli_badinput.sh
 # --- [variability]: jitter, stragglers, failures ---------------------------------------------
 . tests/cli_variability.sh
+. tests/cli_cuda.sh
