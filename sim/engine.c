@@ -1,169 +1,208 @@
-/* sim/engine.c: event queue, links and the per-device program counters. One Engine lives for
- * one engine_run call; nothing is global. */
+/* sim/engine.c: event queues, links and the per-device program counters. One Engine lives for
+ * one engine_run call; nothing is global. Not here: costs (cost.h), metrics (metrics.h). */
 #include "engine.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { EV_ARRIVE = 0, EV_OP_END = 1 }; // order at equal times: arrivals first
-
-typedef struct {
-    int64_t time_ns; // when it happens
-    uint64_t key;    // type in the top bit (arrivals first), then insertion order: ties break
-    int32_t device;  // device that ends an op, or that receives
-    int32_t slot;    // EV_ARRIVE: index into ready[] (stage*m + micro-batch), bit in the top
-} Event;             // 24 bytes: heap moves are most of the engine's time
-
-#define SLOT_GRAD_BIT 0x40000000 // in Event.slot: the arrival is a gradient, not an activation
-#define KEY_TYPE_BIT (1ULL << 63)
-
 enum { READY_ACT = 1, READY_GRAD = 2 };
 
+/* Where an op of one kind on one (device, chunk) gets its input and sends its output, worked
+ * out once per run so the per-event work is a table lookup (no stage arithmetic, no link
+ * hash). Indexed [(device*chunks + chunk)*OP_KIND_COUNT + kind]. */
 typedef struct {
-    int64_t key;     // src*p + dst + 1, 0 = empty
-    int64_t free_ns; // when the link can start its next transfer
-} Link;
+    int32_t stage;     // stage of this (device, chunk)
+    int32_t in_base;   // ready[] index of micro-batch 0 of the input, -1 when there is none
+    int32_t out_base;  // ready[] index of micro-batch 0 at the consumer, -1 for no output
+    int32_t out_dev;   // consumer's device
+    int32_t link;      // index into Engine.link_free, -1 when the consumer is on this device
+    int16_t out_chunk; // consumer's chunk on out_dev
+    uint8_t need;      // READY_* bit the input sets
+    uint8_t give;      // READY_* bit the output sets
+    int64_t xfer_ns;   // one transfer over link
+} Flow;                // 32 bytes
+
+typedef struct {
+    int64_t time_ns; // when the transfer has arrived
+    uint64_t seq;    // insertion order among arrivals: ties break by it
+    int32_t device;  // the receiving device
+    int32_t slot;    // ready[] index of the (stage, micro-batch) it completes
+    int32_t bit;     // READY_* bit it sets
+} Arrival;
 
 typedef struct {
     const Program *pr;
     const CostModel *c;
     Timeline *tl;
     int32_t p, m, mb_base;
-    Event *heap;
-    size_t nheap, capheap;
-    uint64_t seq;
-    int64_t *pc;      // [p] next op index into pr->ops
-    uint8_t *running; // [p] ops in progress: 0, 1, or 2 for a fused pair
-    uint8_t *ready;   // [stages*m] READY_* bits of inputs that have arrived
-    Link *links;      // open addressing, capacity a power of two
-    size_t caplinks;
-    int64_t last_ns;  // latest end of anything so far
+    int32_t leaves;      // op-end tree leaves: a power of two >= max(p, 2)
+    Flow *flow;          // [p*chunks*OP_KIND_COUNT]
+    int64_t *link_free;  // [links] ns when each directed link can start its next transfer
+    int32_t nlinks;
+    int64_t *pc;         // [p] next op index into pr->ops
+    uint8_t *running;    // [leaves] ops in progress: 0, 1, or 2 for a fused pair
+    uint8_t *ready;      // [stages*m] READY_* bits of inputs that have arrived
+    int64_t *end_ns;     // [leaves] ns when the running op ends; INT64_MAX when idle
+    uint64_t *end_seq;   // [leaves] insertion order of that op end; UINT64_MAX when idle
+    int32_t *win;        // [leaves] winner tree: win[i] = device with the earliest end below i
+    uint64_t end_count;  // op ends inserted so far
+    Arrival *arr;        // binary heap of transfers in flight
+    size_t narr, caparr;
+    uint64_t arr_count;  // arrivals inserted so far
+    int64_t last_ns;     // latest end of anything so far
     int oom;
 } Engine;
 
-static int ev_before(const Event *a, const Event *b) {
-    return a->time_ns != b->time_ns ? a->time_ns < b->time_ns : a->key < b->key;
+/* ---- op ends: a winner tree over the devices, one leaf each ------------------------------ */
+
+static int end_before(const Engine *e, int32_t a, int32_t b) {
+    return e->end_ns[a] != e->end_ns[b] ? e->end_ns[a] < e->end_ns[b]
+                                        : e->end_seq[a] < e->end_seq[b];
 }
 
-/* Pushes an event of type EV_ARRIVE or EV_OP_END. */
-static void heap_push(Engine *e, Event ev, int type) {
-    if (e->nheap == e->capheap) {
-        size_t cap = e->capheap ? e->capheap * 2 : 64;
-        Event *h = realloc(e->heap, cap * sizeof *h);
+/* Leaf d's key changed: replay its path to the root, stopping where the winner of a node that
+ * d did not win stays the same (nothing above can change then). O(log p). */
+static void ends_update(Engine *e, int32_t d) {
+    int32_t n = e->leaves, i = (n + d) >> 1;
+    int32_t w = end_before(e, d, d ^ 1) ? d : d ^ 1; // bottom level: both children are leaves
+    for (;;) {
+        int32_t old = e->win[i];
+        e->win[i] = w;
+        if (i == 1 || (old == w && old != d)) return;
+        int32_t other = e->win[i ^ 1]; // the sibling is a node too: i < n
+        i >>= 1;
+        w = end_before(e, w, other) ? w : other;
+    }
+}
+
+static void ends_set(Engine *e, int32_t d, int64_t end) {
+    e->end_ns[d] = end;
+    e->end_seq[d] = e->end_count++;
+}
+
+static void ends_clear(Engine *e, int32_t d) {
+    e->end_ns[d] = INT64_MAX;
+    e->end_seq[d] = UINT64_MAX;
+}
+
+/* ---- arrivals: a binary heap, O(log transfers in flight) a push or a pop ----------------- */
+
+static int arr_before(const Arrival *a, const Arrival *b) {
+    return a->time_ns != b->time_ns ? a->time_ns < b->time_ns : a->seq < b->seq;
+}
+
+static void arr_push(Engine *e, Arrival a) {
+    if (e->narr == e->caparr) {
+        size_t cap = e->caparr ? e->caparr * 2 : 64;
+        Arrival *h = realloc(e->arr, cap * sizeof *h);
         if (!h) {
             e->oom = 1;
             return;
         }
-        e->heap = h;
-        e->capheap = cap;
+        e->arr = h;
+        e->caparr = cap;
     }
-    ev.key = e->seq++ | (type == EV_OP_END ? KEY_TYPE_BIT : 0);
-    size_t i = e->nheap++;
-    while (i > 0 && ev_before(&ev, &e->heap[(i - 1) / 2])) {
-        e->heap[i] = e->heap[(i - 1) / 2];
+    a.seq = e->arr_count++;
+    size_t i = e->narr++;
+    while (i > 0 && arr_before(&a, &e->arr[(i - 1) / 2])) {
+        e->arr[i] = e->arr[(i - 1) / 2];
         i = (i - 1) / 2;
     }
-    e->heap[i] = ev;
+    e->arr[i] = a;
 }
 
-static Event heap_pop(Engine *e) {
-    Event top = e->heap[0], last = e->heap[--e->nheap];
-    size_t i = 0, n = e->nheap;
+static Arrival arr_pop(Engine *e) {
+    Arrival top = e->arr[0], last = e->arr[--e->narr];
+    size_t i = 0, n = e->narr;
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, best = i;
-        const Event *bv = &last;
-        if (l < n && ev_before(&e->heap[l], bv)) best = l, bv = &e->heap[l];
-        if (r < n && ev_before(&e->heap[r], bv)) best = r;
+        const Arrival *bv = &last;
+        if (l < n && arr_before(&e->arr[l], bv)) best = l, bv = &e->arr[l];
+        if (r < n && arr_before(&e->arr[r], bv)) best = r;
         if (best == i) break;
-        e->heap[i] = e->heap[best];
+        e->arr[i] = e->arr[best];
         i = best;
     }
-    if (n) e->heap[i] = last;
+    if (n) e->arr[i] = last;
     return top;
 }
 
-/* The directed link src -> dst, created on first use. Pipelines talk to few peers, so the
- * table stays small; lookups are O(1) expected. */
-static Link *link_get(Engine *e, int32_t src, int32_t dst) {
-    int64_t key = (int64_t)src * e->p + dst + 1;
-    size_t mask = e->caplinks - 1, i = (size_t)(key * 0x9E3779B97F4A7C15ULL >> 17) & mask;
-    while (e->links[i].key != 0 && e->links[i].key != key) i = (i + 1) & mask;
-    e->links[i].key = key;
-    return &e->links[i];
+/* ---- rows ------------------------------------------------------------------------------ */
+
+/* Appends a row to the room run_iteration reserved and moves last_ns. Rows added outside the
+ * event loop go through timeline_push instead (run_iteration re-checks the room). */
+static inline void record(Engine *e, const TimelineOp *row) {
+    assert(e->tl->n < e->tl->cap);
+    e->tl->ops[e->tl->n++] = *row;
+    if (row->end_ns > e->last_ns) e->last_ns = row->end_ns;
 }
 
-static void record(Engine *e, const TimelineOp *row) {
-    if (timeline_push(e->tl, row) != 0) e->oom = 1;
-    if (row->end_ns > e->last_ns) e->last_ns = row->end_ns;
+/* ---- devices --------------------------------------------------------------------------- */
+
+static const Flow *op_flow(const Engine *e, int32_t d, const ProgramOp *op) {
+    return &e->flow[((int64_t)d * e->pr->chunks + op->chunk) * OP_KIND_COUNT + op->kind];
 }
 
 /* Whether the input of op (on device d) has arrived. */
 static int input_ready(const Engine *e, int32_t d, const ProgramOp *op) {
-    int32_t st = program_stage_of(e->pr, d, op->chunk);
-    int32_t in = program_input_stage(e->pr, (OpKind)op->kind, st);
-    uint8_t need = op->kind == OP_F ? READY_ACT : READY_GRAD;
-    return in < 0 || (e->ready[(int64_t)st * e->m + op->micro_batch] & need);
-}
-
-static void record_compute(Engine *e, int32_t d, const ProgramOp *op, int64_t start, int64_t end) {
-    TimelineOp row = {.start_ns = start, .end_ns = end, .device = d, .peer = -1,
-                      .micro_batch = e->mb_base + op->micro_batch, .chunk = op->chunk,
-                      .kind = op->kind, .stream = STREAM_COMPUTE};
-    record(e, &row);
+    const Flow *f = op_flow(e, d, op);
+    return f->in_base < 0 || (e->ready[f->in_base + op->micro_batch] & f->need);
 }
 
 /* Starts device d's next op at now if it is idle and the op's input has arrived; a fused
- * pair starts when both inputs have, takes the fused time and gets two rows. */
-static void device_try(Engine *e, int32_t d, int64_t now) {
+ * pair starts when both inputs have, takes the fused time and gets two rows. Returns whether
+ * it started one (the caller then updates d's leaf of the op-end tree). */
+static int device_try(Engine *e, int32_t d, int64_t now) {
     const Program *pr = e->pr;
-    if (e->running[d] || e->pc[d] == pr->start[d + 1]) return;
+    if (e->running[d] || e->pc[d] == pr->start[d + 1]) return 0;
     const ProgramOp *op = &pr->ops[e->pc[d]];
     int fused = (op->flags & OPF_FUSED_NEXT) != 0; // the checker made sure op + 1 exists
-    if (!input_ready(e, d, op) || (fused && !input_ready(e, d, op + 1))) return;
-    int32_t st = program_stage_of(pr, d, op->chunk);
+    if (!input_ready(e, d, op) || (fused && !input_ready(e, d, op + 1))) return 0;
+    int32_t st = op_flow(e, d, op)->stage;
     int64_t end = now + (fused ? cost_fused_ns(e->c, st, (OpKind)op->kind,
-                                               program_stage_of(pr, d, op[1].chunk),
-                                               (OpKind)op[1].kind)
+                                               op_flow(e, d, op + 1)->stage, (OpKind)op[1].kind)
                                : cost_op_ns(e->c, st, (OpKind)op->kind));
-    for (int k = 0; k <= fused; k++) record_compute(e, d, op + k, now, end);
+    for (int k = 0; k <= fused; k++) {
+        TimelineOp row = {.start_ns = now, .end_ns = end, .device = d, .peer = -1,
+                          .micro_batch = e->mb_base + op[k].micro_batch, .chunk = op[k].chunk,
+                          .kind = op[k].kind, .stream = STREAM_COMPUTE};
+        record(e, &row);
+    }
     e->running[d] = (uint8_t)(1 + fused);
     e->pc[d] += 1 + fused;
-    heap_push(e, (Event){.time_ns = end, .device = d}, EV_OP_END);
+    ends_set(e, d, end);
+    return 1;
 }
 
 /* Device d finished op at now: hand its output to the consuming stage. */
 static void op_output(Engine *e, int32_t d, const ProgramOp *op, int64_t now) {
-    const Program *pr = e->pr;
-    int32_t out = program_output_stage(pr, (OpKind)op->kind, program_stage_of(pr, d, op->chunk));
-    if (out < 0) return;
-    int32_t od, oc;
-    program_device_of(pr, out, &od, &oc);
-    int64_t slot = (int64_t)out * e->m + op->micro_batch;
-    uint8_t bit = op->kind == OP_F ? READY_ACT : READY_GRAD;
-    if (od == d) {
-        e->ready[slot] |= bit;
+    const Flow *f = op_flow(e, d, op);
+    if (f->out_base < 0) return;
+    int32_t slot = f->out_base + op->micro_batch;
+    if (f->link < 0) {
+        e->ready[slot] |= f->give;
         return;
     }
-    Link *l = link_get(e, d, od);
-    int64_t start = now > l->free_ns ? now : l->free_ns;
-    int64_t end = start + cost_xfer_ns(e->c, d, od);
-    l->free_ns = end;
+    int64_t *free_ns = &e->link_free[f->link];
+    int64_t start = now > *free_ns ? now : *free_ns;
+    int64_t end = start + f->xfer_ns;
+    *free_ns = end;
     TimelineOp row = {.start_ns = start, .end_ns = end, .bytes = e->c->xfer_bytes,
-                      .device = d, .peer = od, .micro_batch = e->mb_base + op->micro_batch,
-                      .chunk = oc, .kind = op->kind, .stream = STREAM_SEND};
+                      .device = d, .peer = f->out_dev, .micro_batch = e->mb_base + op->micro_batch,
+                      .chunk = f->out_chunk, .kind = op->kind, .stream = STREAM_SEND};
     record(e, &row);
-    row.device = od, row.peer = d, row.stream = STREAM_RECV;
+    row.device = f->out_dev, row.peer = d, row.stream = STREAM_RECV;
     record(e, &row);
-    heap_push(e, (Event){.time_ns = end, .device = od,
-                         .slot = (int32_t)slot | (bit == READY_GRAD ? SLOT_GRAD_BIT : 0)},
-              EV_ARRIVE);
+    arr_push(e, (Arrival){.time_ns = end, .device = f->out_dev, .slot = slot, .bit = f->give});
 }
 
 /* Device d finished the op (or fused pair) before its pc at now; outputs go in op order. */
 static void op_finished(Engine *e, int32_t d, int64_t now) {
     int n = e->running[d];
     e->running[d] = 0;
+    ends_clear(e, d);
     for (int k = n; k >= 1; k--) op_output(e, d, &e->pr->ops[e->pc[d] - k], now);
 }
 
@@ -191,23 +230,50 @@ static void stall_report(const Engine *e, char *why, size_t len) {
     }
 }
 
-static int run_iteration(Engine *e, int32_t k, int64_t t0, char *why, size_t whylen) {
-    const Program *pr = e->pr;
-    e->mb_base = k * e->m;
-    memset(e->running, 0, (size_t)e->p);
-    memset(e->ready, 0, (size_t)program_stages(pr) * (size_t)e->m);
-    for (int32_t d = 0; d < e->p; d++) e->pc[d] = pr->start[d];
-    for (int32_t d = 0; d < e->p; d++) device_try(e, d, t0);
-    while (e->nheap > 0 && !e->oom) {
-        Event ev = heap_pop(e);
-        if (ev.key & KEY_TYPE_BIT) { // an op ended
-            op_finished(e, ev.device, ev.time_ns);
-            device_try(e, ev.device, ev.time_ns);
+/* Plays every event of one run of the Program, earliest first: the earliest arrival when it
+ * is no later than the earliest op end (arrivals first at equal times), else that op end. */
+static void run_events(Engine *e) {
+    while (!e->oom) {
+        int32_t d = e->win[1];
+        int op_due = e->running[d] != 0;
+        if (e->narr > 0 && (!op_due || e->arr[0].time_ns <= e->end_ns[d])) {
+            Arrival a = arr_pop(e);
+            e->ready[a.slot] |= (uint8_t)a.bit;
+            if (device_try(e, a.device, a.time_ns)) ends_update(e, a.device);
+        } else if (op_due) {
+            int64_t now = e->end_ns[d];
+            op_finished(e, d, now);
+            device_try(e, d, now);
+            ends_update(e, d); // a new end, or idle
         } else {
-            e->ready[ev.slot & ~SLOT_GRAD_BIT] |= ev.slot & SLOT_GRAD_BIT ? READY_GRAD : READY_ACT;
-            device_try(e, ev.device, ev.time_ns);
+            return;
         }
     }
+}
+
+/* Rows one run of the Program adds: an op each, a send and a recv per cross-device output. */
+static int64_t rows_per_run(const Engine *e) {
+    const Program *pr = e->pr;
+    int64_t rows = pr->nops;
+    for (int32_t d = 0; d < pr->devices; d++)
+        for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++)
+            rows += op_flow(e, d, &pr->ops[i])->link >= 0 ? 2 : 0;
+    return rows;
+}
+
+/* One run of the Program from t0; rows_left = rows all remaining runs add (room for them is
+ * made once, so the timeline is allocated once: no copies while it grows, no slack). */
+static int run_iteration(Engine *e, int32_t k, int64_t t0, size_t rows_left, char *why,
+                         size_t whylen) {
+    const Program *pr = e->pr;
+    Timeline *tl = e->tl;
+    if (tl->cap - tl->n < rows_left && timeline_reserve(tl, tl->n + rows_left) != 0) return -1;
+    e->mb_base = k * e->m;
+    memset(e->ready, 0, (size_t)program_stages(pr) * (size_t)e->m);
+    for (int32_t d = 0; d < e->p; d++) e->pc[d] = pr->start[d];
+    for (int32_t d = 0; d < e->p; d++)
+        if (device_try(e, d, t0)) ends_update(e, d);
+    run_events(e);
     if (e->oom) return -1;
     for (int32_t d = 0; d < e->p; d++) {
         if (e->pc[d] != pr->start[d + 1]) {
@@ -218,35 +284,83 @@ static int run_iteration(Engine *e, int32_t k, int64_t t0, char *why, size_t why
     return 0;
 }
 
-/* Room for every row the run will add (an op each, a send and a recv per cross-device
- * output), so the timeline is allocated once: no copies while it grows, no slack. */
-static int reserve_rows(const Program *pr, int32_t runs, Timeline *tl) {
-    int64_t per_run = pr->nops;
-    for (int32_t d = 0; d < pr->devices; d++)
-        for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++) {
-            const ProgramOp *op = &pr->ops[i];
-            int32_t out = program_output_stage(pr, (OpKind)op->kind,
-                                               program_stage_of(pr, d, op->chunk));
-            per_run += out >= 0 && pr->device_of[out] != d ? 2 : 0;
-        }
-    return timeline_reserve(tl, tl->n + (size_t)per_run * (size_t)runs);
+/* Index of the directed link src -> dst in link_free, numbered on first use through a small
+ * open-addressing table keys[] (capacity cap, a power of two; 0 = empty). */
+static int32_t link_index(Engine *e, int64_t *keys, int32_t *ids, size_t cap, int32_t src,
+                          int32_t dst) {
+    int64_t key = (int64_t)src * e->p + dst + 1;
+    size_t i = (size_t)(key * 0x9E3779B97F4A7C15ULL >> 17) & (cap - 1);
+    while (keys[i] != 0 && keys[i] != key) i = (i + 1) & (cap - 1);
+    if (keys[i] == 0) keys[i] = key, ids[i] = e->nlinks++;
+    return ids[i];
+}
+
+static Flow flow_of(Engine *e, int32_t d, int32_t chunk, OpKind kind, int64_t *keys,
+                    int32_t *ids, size_t cap) {
+    const Program *pr = e->pr;
+    int32_t st = program_stage_of(pr, d, chunk);
+    int32_t in = program_input_stage(pr, kind, st), out = program_output_stage(pr, kind, st);
+    Flow f = {.stage = st, .in_base = in >= 0 ? st * e->m : -1, .out_base = -1, .link = -1,
+              .need = kind == OP_F ? READY_ACT : READY_GRAD,
+              .give = kind == OP_F ? READY_ACT : READY_GRAD};
+    if (out < 0) return f;
+    int32_t od, oc;
+    program_device_of(pr, out, &od, &oc);
+    f.out_base = out * e->m, f.out_dev = od, f.out_chunk = (int16_t)oc;
+    if (od != d) {
+        f.link = link_index(e, keys, ids, cap, d, od);
+        f.xfer_ns = cost_xfer_ns(e->c, d, od);
+    }
+    return f;
+}
+
+/* The Flow table and the links it names. Data only crosses stage boundaries, so there are
+ * at most 2*stages directed links. */
+static int flows_build(Engine *e) {
+    const Program *pr = e->pr;
+    size_t cap = 16, nflow = (size_t)e->p * (size_t)pr->chunks * OP_KIND_COUNT;
+    while (cap < (size_t)program_stages(pr) * 4) cap *= 2;
+    int64_t *keys = calloc(cap, sizeof *keys);
+    int32_t *ids = malloc(cap * sizeof *ids);
+    e->flow = malloc(nflow * sizeof *e->flow);
+    int rc = keys && ids && e->flow ? 0 : -1;
+    for (int32_t d = 0; d < e->p && rc == 0; d++)
+        for (int32_t c = 0; c < pr->chunks; c++)
+            for (int k = 0; k < OP_KIND_COUNT; k++)
+                e->flow[((size_t)d * pr->chunks + c) * OP_KIND_COUNT + k] =
+                    flow_of(e, d, c, (OpKind)k, keys, ids, cap);
+    if (rc == 0) e->link_free = calloc((size_t)e->nlinks + 1, sizeof *e->link_free);
+    free(keys), free(ids);
+    return rc == 0 && e->link_free ? 0 : -1;
+}
+
+/* Every device idle, and the winner tree over them. */
+static int ends_build(Engine *e) {
+    e->leaves = 2;
+    while (e->leaves < e->p) e->leaves *= 2;
+    size_t n = (size_t)e->leaves;
+    e->running = calloc(n, 1);
+    e->end_ns = malloc(n * sizeof *e->end_ns);
+    e->end_seq = malloc(n * sizeof *e->end_seq);
+    e->win = malloc(n * sizeof *e->win);
+    if (!e->running || !e->end_ns || !e->end_seq || !e->win) return -1;
+    for (int32_t d = 0; d < e->leaves; d++) ends_clear(e, d);
+    for (int32_t i = e->leaves - 1; i >= 1; i--) // all keys equal: the left child wins
+        e->win[i] = 2 * i >= e->leaves ? 2 * i - e->leaves : e->win[2 * i];
+    return 0;
 }
 
 int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeline *tl,
                char *why, size_t whylen) {
     Engine e = {.pr = pr, .c = c, .tl = tl, .p = pr->devices, .m = pr->micro_batches};
-    // Data only crosses stage boundaries, so there are at most 2*stages directed links.
-    e.caplinks = 16;
-    while (e.caplinks < (size_t)program_stages(pr) * 4) e.caplinks *= 2;
-    e.pc = malloc((size_t)e.p * sizeof *e.pc);
-    e.running = malloc((size_t)e.p);
+    e.pc = malloc((size_t)e.p * sizeof *e.pc + 1);
     e.ready = malloc((size_t)program_stages(pr) * (size_t)e.m + 1);
-    e.links = calloc(e.caplinks, sizeof *e.links);
-    int rc = (!e.pc || !e.running || !e.ready || !e.links) ? -1 : 0;
+    int rc = e.pc && e.ready && flows_build(&e) == 0 && ends_build(&e) == 0 ? 0 : -1;
     int32_t runs = iterations / pr->iterations;
-    if (rc == 0) rc = reserve_rows(pr, runs, tl);
+    size_t per_run = rc == 0 ? (size_t)rows_per_run(&e) : 0;
     for (int32_t k = 0; k < runs && rc == 0; k++)
-        rc = run_iteration(&e, k, e.last_ns, why, whylen);
-    free(e.heap), free(e.pc), free(e.running), free(e.ready), free(e.links);
+        rc = run_iteration(&e, k, e.last_ns, per_run * (size_t)(runs - k), why, whylen);
+    free(e.pc), free(e.ready), free(e.flow), free(e.link_free), free(e.running);
+    free(e.end_ns), free(e.end_seq), free(e.win), free(e.arr);
     return rc;
 }

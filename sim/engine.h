@@ -16,9 +16,12 @@
 #include "timeline.h"
 
 /* Event order (total, so runs are bit-for-bit repeatable): by time, then transfer arrivals
- * before op ends, then insertion sequence. The queue is a binary heap holding at most one op
- * end per device plus the transfers in flight: O(log(p + transfers in flight)) per event, and
- * O(1) other work per op, so a run is linear in the number of ops up to that log factor. */
+ * before op ends, then insertion sequence. Two queues hold the events: op ends, at most one
+ * per device, in a winner tree over the devices (O(log p) to replace a device's end), and the
+ * transfers in flight in a binary heap (O(log transfers in flight) a push or pop); each step
+ * takes the earlier of the two heads. Inputs and outputs of each (device, chunk, kind) are
+ * looked up in a table built once per run, so other work is O(1) per op, and a run is linear
+ * in the number of ops up to those log factors. */
 
 /* engine_run appends to tl (zeroed or holding earlier rows) one compute row per op and a
  * send and a recv row per cross-device transfer, for `iterations` iterations (iteration k's
