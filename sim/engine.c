@@ -32,21 +32,35 @@ typedef struct {
     int32_t bit;     // READY_* bit it sets
 } Arrival;
 
+/* An op end in the winner tree: a device's leaf, or a copy of the earliest leaf below a node. */
+typedef struct {
+    int64_t end_ns; // when the device's running op ends; INT64_MAX when idle
+    uint64_t seq;   // insertion order among op ends: ties break by it; UINT64_MAX when idle
+    int32_t device;
+} OpEnd;            // 24 bytes
+
+typedef struct {
+    int64_t pc;      // next op index into pr->ops
+    int64_t stop;    // pr->start[d + 1]: one past the device's last op
+    int32_t running; // ops in progress: 0, 1, or 2 for a fused pair
+} Device;
+
 typedef struct {
     const Program *pr;
     const CostModel *c;
     Timeline *tl;
-    int32_t p, m, mb_base;
+    TimelineOp *row, *row_end; // next row to write, end of the room reserved (tl->n follows
+                               //   row at the end of each run)
+    int32_t p, v, m, mb_base;
     int32_t leaves;      // op-end tree leaves: a power of two >= max(p, 2)
     Flow *flow;          // [p*chunks*OP_KIND_COUNT]
     int64_t *link_free;  // [links] ns when each directed link can start its next transfer
     int32_t nlinks;
-    int64_t *pc;         // [p] next op index into pr->ops
-    uint8_t *running;    // [leaves] ops in progress: 0, 1, or 2 for a fused pair
+    Device *dev;         // [p]
     uint8_t *ready;      // [stages*m] READY_* bits of inputs that have arrived
-    int64_t *end_ns;     // [leaves] ns when the running op ends; INT64_MAX when idle
-    uint64_t *end_seq;   // [leaves] insertion order of that op end; UINT64_MAX when idle
-    int32_t *win;        // [leaves] winner tree: win[i] = device with the earliest end below i
+    OpEnd *tree;         // [2*leaves] winner tree: device d's op end at leaves + d (idle
+                         //   past p); node i < leaves holds the earliest of its children
+                         //   2i and 2i+1; tree[1] is the earliest of all
     uint64_t end_count;  // op ends inserted so far
     Arrival *arr;        // binary heap of transfers in flight
     size_t narr, caparr;
@@ -57,34 +71,32 @@ typedef struct {
 
 /* ---- op ends: a winner tree over the devices, one leaf each ------------------------------ */
 
-static int end_before(const Engine *e, int32_t a, int32_t b) {
-    return e->end_ns[a] != e->end_ns[b] ? e->end_ns[a] < e->end_ns[b]
-                                        : e->end_seq[a] < e->end_seq[b];
+static int end_before(const OpEnd *a, const OpEnd *b) {
+    return a->end_ns != b->end_ns ? a->end_ns < b->end_ns : a->seq < b->seq;
 }
 
-/* Leaf d's key changed: replay its path to the root, stopping where the winner of a node that
- * d did not win stays the same (nothing above can change then). O(log p). */
+/* Leaf d's key changed: replay its path to the root, stopping at a node whose winner was not
+ * d and stays the same (nothing above can change then). O(log p). */
 static void ends_update(Engine *e, int32_t d) {
-    int32_t n = e->leaves, i = (n + d) >> 1;
-    int32_t w = end_before(e, d, d ^ 1) ? d : d ^ 1; // bottom level: both children are leaves
-    for (;;) {
-        int32_t old = e->win[i];
-        e->win[i] = w;
-        if (i == 1 || (old == w && old != d)) return;
-        int32_t other = e->win[i ^ 1]; // the sibling is a node too: i < n
+    OpEnd *tree = e->tree;
+    int32_t i = e->leaves + d;
+    OpEnd w = tree[i];
+    while (i > 1) {
+        const OpEnd *sib = &tree[i ^ 1];
+        if (end_before(sib, &w)) w = *sib;
         i >>= 1;
-        w = end_before(e, w, other) ? w : other;
+        int32_t old = tree[i].device;
+        tree[i] = w;
+        if (old != d && old == w.device) return;
     }
 }
 
 static void ends_set(Engine *e, int32_t d, int64_t end) {
-    e->end_ns[d] = end;
-    e->end_seq[d] = e->end_count++;
+    e->tree[e->leaves + d] = (OpEnd){.end_ns = end, .seq = e->end_count++, .device = d};
 }
 
 static void ends_clear(Engine *e, int32_t d) {
-    e->end_ns[d] = INT64_MAX;
-    e->end_seq[d] = UINT64_MAX;
+    e->tree[e->leaves + d] = (OpEnd){.end_ns = INT64_MAX, .seq = UINT64_MAX, .device = d};
 }
 
 /* ---- arrivals: a binary heap, O(log transfers in flight) a push or a pop ----------------- */
@@ -134,15 +146,15 @@ static Arrival arr_pop(Engine *e) {
 /* Appends a row to the room run_iteration reserved and moves last_ns. Rows added outside the
  * event loop go through timeline_push instead (run_iteration re-checks the room). */
 static inline void record(Engine *e, const TimelineOp *row) {
-    assert(e->tl->n < e->tl->cap);
-    e->tl->ops[e->tl->n++] = *row;
+    assert(e->row < e->row_end);
+    *e->row++ = *row;
     if (row->end_ns > e->last_ns) e->last_ns = row->end_ns;
 }
 
 /* ---- devices --------------------------------------------------------------------------- */
 
 static const Flow *op_flow(const Engine *e, int32_t d, const ProgramOp *op) {
-    return &e->flow[((int64_t)d * e->pr->chunks + op->chunk) * OP_KIND_COUNT + op->kind];
+    return &e->flow[((int64_t)d * e->v + op->chunk) * OP_KIND_COUNT + op->kind];
 }
 
 /* Whether the input of op (on device d) has arrived. */
@@ -156,8 +168,9 @@ static int input_ready(const Engine *e, int32_t d, const ProgramOp *op) {
  * it started one (the caller then updates d's leaf of the op-end tree). */
 static int device_try(Engine *e, int32_t d, int64_t now) {
     const Program *pr = e->pr;
-    if (e->running[d] || e->pc[d] == pr->start[d + 1]) return 0;
-    const ProgramOp *op = &pr->ops[e->pc[d]];
+    Device *dv = &e->dev[d];
+    if (dv->running || dv->pc == dv->stop) return 0;
+    const ProgramOp *op = &pr->ops[dv->pc];
     int fused = (op->flags & OPF_FUSED_NEXT) != 0; // the checker made sure op + 1 exists
     if (!input_ready(e, d, op) || (fused && !input_ready(e, d, op + 1))) return 0;
     int32_t st = op_flow(e, d, op)->stage;
@@ -170,8 +183,8 @@ static int device_try(Engine *e, int32_t d, int64_t now) {
                           .kind = op[k].kind, .stream = STREAM_COMPUTE};
         record(e, &row);
     }
-    e->running[d] = (uint8_t)(1 + fused);
-    e->pc[d] += 1 + fused;
+    dv->running = 1 + fused;
+    dv->pc += 1 + fused;
     ends_set(e, d, end);
     return 1;
 }
@@ -200,10 +213,11 @@ static void op_output(Engine *e, int32_t d, const ProgramOp *op, int64_t now) {
 
 /* Device d finished the op (or fused pair) before its pc at now; outputs go in op order. */
 static void op_finished(Engine *e, int32_t d, int64_t now) {
-    int n = e->running[d];
-    e->running[d] = 0;
+    Device *dv = &e->dev[d];
+    int n = dv->running;
+    dv->running = 0;
     ends_clear(e, d);
-    for (int k = n; k >= 1; k--) op_output(e, d, &e->pr->ops[e->pc[d] - k], now);
+    for (int k = n; k >= 1; k--) op_output(e, d, &e->pr->ops[dv->pc - k], now);
 }
 
 static void stall_report(const Engine *e, char *why, size_t len) {
@@ -211,8 +225,8 @@ static void stall_report(const Engine *e, char *why, size_t len) {
     size_t used = 0;
     why[0] = '\0';
     for (int32_t d = 0, shown = 0; d < e->p && shown < 4; d++) {
-        if (e->pc[d] == pr->start[d + 1]) continue;
-        const ProgramOp *op = &pr->ops[e->pc[d]];
+        if (e->dev[d].pc == e->dev[d].stop) continue;
+        const ProgramOp *op = &pr->ops[e->dev[d].pc];
         if ((op->flags & OPF_FUSED_NEXT) && input_ready(e, d, op)) op++; // its pair waits
         int32_t in = program_input_stage(pr, (OpKind)op->kind,
                                          program_stage_of(pr, d, op->chunk));
@@ -234,14 +248,15 @@ static void stall_report(const Engine *e, char *why, size_t len) {
  * is no later than the earliest op end (arrivals first at equal times), else that op end. */
 static void run_events(Engine *e) {
     while (!e->oom) {
-        int32_t d = e->win[1];
-        int op_due = e->running[d] != 0;
-        if (e->narr > 0 && (!op_due || e->arr[0].time_ns <= e->end_ns[d])) {
+        const OpEnd *first = &e->tree[1];
+        int32_t d = first->device;
+        int op_due = first->seq != UINT64_MAX;
+        if (e->narr > 0 && (!op_due || e->arr[0].time_ns <= first->end_ns)) {
             Arrival a = arr_pop(e);
             e->ready[a.slot] |= (uint8_t)a.bit;
             if (device_try(e, a.device, a.time_ns)) ends_update(e, a.device);
         } else if (op_due) {
-            int64_t now = e->end_ns[d];
+            int64_t now = first->end_ns;
             op_finished(e, d, now);
             device_try(e, d, now);
             ends_update(e, d); // a new end, or idle
@@ -268,15 +283,18 @@ static int run_iteration(Engine *e, int32_t k, int64_t t0, size_t rows_left, cha
     const Program *pr = e->pr;
     Timeline *tl = e->tl;
     if (tl->cap - tl->n < rows_left && timeline_reserve(tl, tl->n + rows_left) != 0) return -1;
+    e->row = tl->ops + tl->n, e->row_end = tl->ops + tl->cap;
     e->mb_base = k * e->m;
     memset(e->ready, 0, (size_t)program_stages(pr) * (size_t)e->m);
-    for (int32_t d = 0; d < e->p; d++) e->pc[d] = pr->start[d];
+    for (int32_t d = 0; d < e->p; d++)
+        e->dev[d] = (Device){.pc = pr->start[d], .stop = pr->start[d + 1]};
     for (int32_t d = 0; d < e->p; d++)
         if (device_try(e, d, t0)) ends_update(e, d);
     run_events(e);
+    tl->n = (size_t)(e->row - tl->ops);
     if (e->oom) return -1;
     for (int32_t d = 0; d < e->p; d++) {
-        if (e->pc[d] != pr->start[d + 1]) {
+        if (e->dev[d].pc != e->dev[d].stop) {
             stall_report(e, why, whylen);
             return -2;
         }
@@ -338,29 +356,25 @@ static int flows_build(Engine *e) {
 static int ends_build(Engine *e) {
     e->leaves = 2;
     while (e->leaves < e->p) e->leaves *= 2;
-    size_t n = (size_t)e->leaves;
-    e->running = calloc(n, 1);
-    e->end_ns = malloc(n * sizeof *e->end_ns);
-    e->end_seq = malloc(n * sizeof *e->end_seq);
-    e->win = malloc(n * sizeof *e->win);
-    if (!e->running || !e->end_ns || !e->end_seq || !e->win) return -1;
+    e->tree = malloc(2 * (size_t)e->leaves * sizeof *e->tree);
+    if (!e->tree) return -1;
     for (int32_t d = 0; d < e->leaves; d++) ends_clear(e, d);
-    for (int32_t i = e->leaves - 1; i >= 1; i--) // all keys equal: the left child wins
-        e->win[i] = 2 * i >= e->leaves ? 2 * i - e->leaves : e->win[2 * i];
+    for (int32_t i = e->leaves - 1; i >= 1; i--) e->tree[i] = e->tree[2 * i]; // all idle
     return 0;
 }
 
 int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeline *tl,
                char *why, size_t whylen) {
-    Engine e = {.pr = pr, .c = c, .tl = tl, .p = pr->devices, .m = pr->micro_batches};
-    e.pc = malloc((size_t)e.p * sizeof *e.pc + 1);
+    Engine e = {.pr = pr, .c = c, .tl = tl, .p = pr->devices, .v = pr->chunks,
+              .m = pr->micro_batches};
+    e.dev = malloc((size_t)e.p * sizeof *e.dev + 1);
     e.ready = malloc((size_t)program_stages(pr) * (size_t)e.m + 1);
-    int rc = e.pc && e.ready && flows_build(&e) == 0 && ends_build(&e) == 0 ? 0 : -1;
+    int rc = e.dev && e.ready && flows_build(&e) == 0 && ends_build(&e) == 0 ? 0 : -1;
     int32_t runs = iterations / pr->iterations;
     size_t per_run = rc == 0 ? (size_t)rows_per_run(&e) : 0;
     for (int32_t k = 0; k < runs && rc == 0; k++)
         rc = run_iteration(&e, k, e.last_ns, per_run * (size_t)(runs - k), why, whylen);
-    free(e.pc), free(e.ready), free(e.flow), free(e.link_free), free(e.running);
-    free(e.end_ns), free(e.end_seq), free(e.win), free(e.arr);
+    free(e.dev), free(e.ready), free(e.flow), free(e.link_free), free(e.tree);
+    free(e.arr);
     return rc;
 }
