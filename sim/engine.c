@@ -208,6 +208,13 @@ static void op_output(Engine *e, int32_t d, const ProgramOp *op, int64_t now) {
     record(e, &row);
     row.device = f->out_dev, row.peer = d, row.stream = STREAM_RECV;
     record(e, &row);
+    // An arrival's one effect is the ready bit, which only its device's next start reads. A
+    // device busy until the arrival or later cannot start before its op ends, and that op end
+    // comes after the arrival in event order, so the bit can be set now: no event needed.
+    if (e->dev[f->out_dev].running && e->tree[e->leaves + f->out_dev].end_ns >= end) {
+        e->ready[slot] |= f->give;
+        return;
+    }
     arr_push(e, (Arrival){.time_ns = end, .device = f->out_dev, .slot = slot, .bit = f->give});
 }
 
