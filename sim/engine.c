@@ -49,8 +49,8 @@ typedef struct {
     const Program *pr;
     const CostModel *c;
     Timeline *tl;
-    TimelineOp *row, *row_end; // next row to write, end of the room reserved (tl->n follows
-                               //   row at the end of each run)
+    TimelineOp *row, *row_end; // next row to write, end of the room; tl->n catches up in
+                               //   rows_room and when engine_run returns (NULL: no room yet)
     int32_t p, v, m, mb_base;
     int32_t leaves;      // op-end tree leaves: a power of two >= max(p, 2)
     Flow *flow;          // [p*chunks*OP_KIND_COUNT]
@@ -143,10 +143,24 @@ static Arrival arr_pop(Engine *e) {
 
 /* ---- rows ------------------------------------------------------------------------------ */
 
-/* Appends a row to the room run_iteration reserved and moves last_ns. Rows added outside the
- * event loop go through timeline_push instead (run_iteration re-checks the room). */
+/* Brings tl->n up to the cursor and makes room for `rows` more rows after it. 0, or -1 (and
+ * oom) when out of memory. */
+static int rows_room(Engine *e, size_t rows) {
+    Timeline *tl = e->tl;
+    if (e->row) tl->n = (size_t)(e->row - tl->ops);
+    if (tl->cap - tl->n < rows && timeline_reserve(tl, tl->n + rows) != 0) {
+        e->oom = 1;
+        return -1;
+    }
+    e->row = tl->ops + tl->n, e->row_end = tl->ops + tl->cap;
+    return 0;
+}
+
+/* Every row goes through record() (never timeline_push while an Engine runs): it writes
+ * through the cursor into the room run_iteration reserved, grows the timeline past it, and
+ * moves last_ns. */
 static inline void record(Engine *e, const TimelineOp *row) {
-    assert(e->row < e->row_end);
+    if (e->row == e->row_end && rows_room(e, 1) != 0) return;
     *e->row++ = *row;
     if (row->end_ns > e->last_ns) e->last_ns = row->end_ns;
 }
@@ -288,9 +302,7 @@ static int64_t rows_per_run(const Engine *e) {
 static int run_iteration(Engine *e, int32_t k, int64_t t0, size_t rows_left, char *why,
                          size_t whylen) {
     const Program *pr = e->pr;
-    Timeline *tl = e->tl;
-    if (tl->cap - tl->n < rows_left && timeline_reserve(tl, tl->n + rows_left) != 0) return -1;
-    e->row = tl->ops + tl->n, e->row_end = tl->ops + tl->cap;
+    if (rows_room(e, rows_left) != 0) return -1;
     e->mb_base = k * e->m;
     memset(e->ready, 0, (size_t)program_stages(pr) * (size_t)e->m);
     for (int32_t d = 0; d < e->p; d++)
@@ -298,7 +310,6 @@ static int run_iteration(Engine *e, int32_t k, int64_t t0, size_t rows_left, cha
     for (int32_t d = 0; d < e->p; d++)
         if (device_try(e, d, t0)) ends_update(e, d);
     run_events(e);
-    tl->n = (size_t)(e->row - tl->ops);
     if (e->oom) return -1;
     for (int32_t d = 0; d < e->p; d++) {
         if (e->dev[d].pc != e->dev[d].stop) {
@@ -381,6 +392,7 @@ int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeli
     size_t per_run = rc == 0 ? (size_t)rows_per_run(&e) : 0;
     for (int32_t k = 0; k < runs && rc == 0; k++)
         rc = run_iteration(&e, k, e.last_ns, per_run * (size_t)(runs - k), why, whylen);
+    if (e.row) tl->n = (size_t)(e.row - tl->ops);
     free(e.dev), free(e.ready), free(e.flow), free(e.link_free), free(e.tree);
     free(e.arr);
     return rc;
