@@ -32,12 +32,18 @@ typedef struct {
     int32_t bit;     // READY_* bit it sets
 } Arrival;
 
-/* An op end in the winner tree: a device's leaf, or a copy of the earliest leaf below a node. */
+/* An op end in the winner tree: a device's leaf, or a copy of the earliest leaf below a node.
+ * key = insertion order << END_DEV_BITS | device: ties on end_ns break by insertion order,
+ * and every key is distinct (an idle device's too), so a node's winner is known by its key. */
 typedef struct {
     int64_t end_ns; // when the device's running op ends; INT64_MAX when idle
-    uint64_t seq;   // insertion order among op ends: ties break by it; UINT64_MAX when idle
-    int32_t device;
-} OpEnd;            // 24 bytes
+    uint64_t key;   // (op ends inserted before this one) << END_DEV_BITS | device; idle:
+                    //   END_IDLE | device, above every running op's key
+} OpEnd;            // 16 bytes
+
+#define END_DEV_BITS 24 // devices < 2^24; op ends inserted < 2^40 (engine_run checks both)
+#define END_IDLE (UINT64_MAX << END_DEV_BITS)
+#define END_DEVICE(key) ((int32_t)((key) & ((1u << END_DEV_BITS) - 1)))
 
 typedef struct {
     int64_t pc;      // next op index into pr->ops
@@ -72,11 +78,11 @@ typedef struct {
 /* ---- op ends: a winner tree over the devices, one leaf each ------------------------------ */
 
 static int end_before(const OpEnd *a, const OpEnd *b) {
-    return a->end_ns != b->end_ns ? a->end_ns < b->end_ns : a->seq < b->seq;
+    return a->end_ns != b->end_ns ? a->end_ns < b->end_ns : a->key < b->key;
 }
 
-/* Leaf d's key changed: replay its path to the root, stopping at a node whose winner was not
- * d and stays the same (nothing above can change then). O(log p). */
+/* Leaf d's key changed: replay its path to the root, stopping at a node that keeps the same
+ * winner with the same key (nothing above can change then). O(log p). */
 static void ends_update(Engine *e, int32_t d) {
     OpEnd *tree = e->tree;
     int32_t i = e->leaves + d;
@@ -85,18 +91,19 @@ static void ends_update(Engine *e, int32_t d) {
         const OpEnd *sib = &tree[i ^ 1];
         if (end_before(sib, &w)) w = *sib;
         i >>= 1;
-        int32_t old = tree[i].device;
+        uint64_t old = tree[i].key;
         tree[i] = w;
-        if (old != d && old == w.device) return;
+        if (old == w.key) return;
     }
 }
 
 static void ends_set(Engine *e, int32_t d, int64_t end) {
-    e->tree[e->leaves + d] = (OpEnd){.end_ns = end, .seq = e->end_count++, .device = d};
+    e->tree[e->leaves + d] = (OpEnd){.end_ns = end,
+                                     .key = e->end_count++ << END_DEV_BITS | (uint64_t)d};
 }
 
 static void ends_clear(Engine *e, int32_t d) {
-    e->tree[e->leaves + d] = (OpEnd){.end_ns = INT64_MAX, .seq = UINT64_MAX, .device = d};
+    e->tree[e->leaves + d] = (OpEnd){.end_ns = INT64_MAX, .key = END_IDLE | (uint64_t)d};
 }
 
 /* ---- arrivals: a binary heap, O(log transfers in flight) a push or a pop ----------------- */
@@ -270,8 +277,8 @@ static void stall_report(const Engine *e, char *why, size_t len) {
 static void run_events(Engine *e) {
     while (!e->oom) {
         const OpEnd *first = &e->tree[1];
-        int32_t d = first->device;
-        int op_due = first->seq != UINT64_MAX;
+        int32_t d = END_DEVICE(first->key);
+        int op_due = first->key < END_IDLE;
         if (e->narr > 0 && (!op_due || e->arr[0].time_ns <= first->end_ns)) {
             Arrival a = arr_pop(e);
             e->ready[a.slot] |= (uint8_t)a.bit;
@@ -389,6 +396,9 @@ int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeli
     e.ready = malloc((size_t)program_stages(pr) * (size_t)e.m + 1);
     int rc = e.dev && e.ready && flows_build(&e) == 0 && ends_build(&e) == 0 ? 0 : -1;
     int32_t runs = iterations / pr->iterations;
+    // OpEnd keys: the scenario limits (4096 devices, 2e8 ops) are far inside these.
+    assert(e.p < (1 << END_DEV_BITS) &&
+           (double)pr->nops * runs < (double)(1ULL << (64 - END_DEV_BITS)));
     size_t per_run = rc == 0 ? (size_t)rows_per_run(&e) : 0;
     for (int32_t k = 0; k < runs && rc == 0; k++)
         rc = run_iteration(&e, k, e.last_ns, per_run * (size_t)(runs - k), why, whylen);
