@@ -120,7 +120,8 @@ static int check_ops(const Program *pr, uint8_t *have, char *why, size_t len) {
             const char *pair = fused_pair_error(pr, d, i);
             if (pair) return fail_at(why, len, pr, d, i, pair);
             int32_t st = program_stage_of(pr, d, op->chunk);
-            if (program_stage_pipe(pr, st) != program_mb_pipe(pr, op->micro_batch))
+            if (pr->pipes > 1 && // one pipe: always the same; this skips two divisions
+                program_stage_pipe(pr, st) != program_mb_pipe(pr, op->micro_batch))
                 return fail_at(why, len, pr, d, i, "the micro-batch runs in the other pipe");
             uint8_t *h = &have[(size_t)st * m + op->micro_batch];
             uint8_t bit = KIND_BIT[op->kind];
@@ -143,7 +144,7 @@ static int check_complete(const Program *pr, const uint8_t *have, char *why, siz
     int32_t m = pr->micro_batches;
     for (int32_t s = 0; s < program_stages(pr); s++) {
         for (int32_t mb = 0; mb < m; mb++) {
-            if (program_mb_pipe(pr, mb) != program_stage_pipe(pr, s)) continue;
+            if (pr->pipes > 1 && program_mb_pipe(pr, mb) != program_stage_pipe(pr, s)) continue;
             uint8_t h = have[(size_t)s * m + mb];
             int32_t d, c;
             program_device_of(pr, s, &d, &c);
