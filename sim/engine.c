@@ -41,7 +41,7 @@ typedef struct {
                     //   END_IDLE | device, above every running op's key
 } OpEnd;            // 16 bytes
 
-#define END_DEV_BITS 24 // devices < 2^24; op ends inserted < 2^40 (engine_run checks both)
+#define END_DEV_BITS 24 // devices < 2^24; op ends inserted < 2^40 (engine_run asserts both)
 #define END_IDLE (UINT64_MAX << END_DEV_BITS)
 #define END_DEVICE(key) ((int32_t)((key) & ((1u << END_DEV_BITS) - 1)))
 
