@@ -167,7 +167,8 @@ static int rows_room(Engine *e, size_t rows) {
  * through the cursor into the room run_iteration reserved, grows the timeline past it, and
  * moves last_ns. */
 static inline void record(Engine *e, const TimelineOp *row) {
-    if (e->row == e->row_end && rows_room(e, 1) != 0) return;
+    // past the reserved room (rows added outside the op loop): grow by half, amortised O(1)
+    if (e->row == e->row_end && rows_room(e, e->tl->cap / 2 + 1024) != 0) return;
     *e->row++ = *row;
     if (row->end_ns > e->last_ns) e->last_ns = row->end_ns;
 }
