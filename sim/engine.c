@@ -159,7 +159,7 @@ static int rows_room(Engine *e, size_t rows) {
         e->oom = 1;
         return -1;
     }
-    e->row = tl->ops + tl->n, e->row_end = tl->ops + tl->cap;
+    if (tl->ops) e->row = tl->ops + tl->n, e->row_end = tl->ops + tl->cap; // else no room yet
     return 0;
 }
 
