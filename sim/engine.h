@@ -21,9 +21,16 @@
 #include "variability.h"
 
 /* Event order (total, so runs are bit-for-bit repeatable): by time, then transfer arrivals
- * before op ends, then insertion sequence. The queue is a binary heap holding at most one op
- * end per device plus the transfers in flight: O(log(p + transfers in flight)) per event, and
- * O(1) other work per op, so a run is linear in the number of ops up to that log factor. */
+ * before op ends, then insertion sequence. Two queues hold the events: op ends, at most one
+ * per device, in a winner tree over the devices (O(log p) to replace a device's end), and the
+ * transfers in flight in a binary heap (O(log transfers in flight) a push or pop); each step
+ * takes the earlier of the two heads. An arrival's only effect is to mark the input ready,
+ * which nothing reads before its device's next start; when that device is busy until the
+ * arrival or later, the mark is made at once and no event is queued (same result: the
+ * device's op end comes after the arrival in the order above). Inputs and outputs of each
+ * (device, chunk, kind) come from a table built once per run, so other work is O(1) per op,
+ * and a run is linear in the number of ops up to those log factors; memory is the Timeline's
+ * rows (reserved once) plus O(p*v + stages*m) of tables. */
 
 /* engine_run appends to tl (zeroed or holding earlier rows) one compute row per op and a
  * send and a recv row per cross-device transfer (with a tail, also per iteration one

@@ -120,7 +120,8 @@ static int check_ops(const Program *pr, uint8_t *have, char *why, size_t len) {
             const char *pair = fused_pair_error(pr, d, i);
             if (pair) return fail_at(why, len, pr, d, i, pair);
             int32_t st = program_stage_of(pr, d, op->chunk);
-            if (program_stage_pipe(pr, st) != program_mb_pipe(pr, op->micro_batch))
+            if (pr->pipes > 1 && // one pipe: always the same; this skips two divisions
+                program_stage_pipe(pr, st) != program_mb_pipe(pr, op->micro_batch))
                 return fail_at(why, len, pr, d, i, "the micro-batch runs in the other pipe");
             uint8_t *h = &have[(size_t)st * m + op->micro_batch];
             uint8_t bit = KIND_BIT[op->kind];
@@ -143,7 +144,7 @@ static int check_complete(const Program *pr, const uint8_t *have, char *why, siz
     int32_t m = pr->micro_batches;
     for (int32_t s = 0; s < program_stages(pr); s++) {
         for (int32_t mb = 0; mb < m; mb++) {
-            if (program_mb_pipe(pr, mb) != program_stage_pipe(pr, s)) continue;
+            if (pr->pipes > 1 && program_mb_pipe(pr, mb) != program_stage_pipe(pr, s)) continue;
             uint8_t h = have[(size_t)s * m + mb];
             int32_t d, c;
             program_device_of(pr, s, &d, &c);
@@ -162,21 +163,38 @@ static int check_complete(const Program *pr, const uint8_t *have, char *why, siz
     return 0;
 }
 
+/* Where an op of one kind on one (device, chunk) reads and writes, worked out once per check
+ * so passes 3 and 4 do table lookups per op. Indexed [(device*chunks + chunk)*OP_KIND_COUNT +
+ * kind]; "cells" index have[]/done[] as stage*m + micro-batch. */
+typedef struct {
+    int32_t own;      // cell of micro-batch 0 at this stage
+    int32_t in;       // cell of micro-batch 0 at the input stage, -1 for none
+    int32_t out;      // cell of micro-batch 0 at the consuming stage, -1 for none
+    int32_t wake;     // the consumer's device when it is another device, else -1
+    int32_t send_ch;  // channel the output goes out on (another device), else -1
+    int32_t recv_ch;  // channel the input comes in on (another device), else -1
+    uint8_t need;     // 1 forward, 2 gradient: the done[] bit of the input and of the output
+} Hop;
+
+static const Hop *hop_of(const Hop *hops, const Program *pr, int32_t d, const ProgramOp *op) {
+    return &hops[((size_t)d * pr->chunks + op->chunk) * OP_KIND_COUNT + op->kind];
+}
+
 /* Whether op's cross-device input is done in the replay (bit 1 forward, 2 gradient). */
-static int replay_ready(const Program *pr, int32_t d, const ProgramOp *op, const uint8_t *done) {
-    int32_t in = program_input_stage(pr, (OpKind)op->kind, program_stage_of(pr, d, op->chunk));
-    uint8_t need = op->kind == OP_F ? 1 : 2;
-    return in < 0 || (done[(size_t)in * pr->micro_batches + op->micro_batch] & need);
+static int replay_ready(const Hop *h, const ProgramOp *op, const uint8_t *done) {
+    return h->in < 0 || (done[h->in + op->micro_batch] & h->need);
 }
 
 /* Pass 3: zero-time replay. done[] marks (stage, mb) outputs produced: bit 1 forward,
  * bit 2 input gradient. A device advances while its next op's cross-device input is done;
  * finishing an op wakes the device that consumes it. Each op is finished once: O(ops). */
-static int check_progress(const Program *pr, uint8_t *done, char *why, size_t len) {
-    int32_t p = pr->devices, m = pr->micro_batches;
-    int64_t *pc = malloc((size_t)p * sizeof *pc);
-    int32_t *work = malloc((size_t)p * 2 * sizeof *work);
-    uint8_t *queued = calloc((size_t)p, 1);
+static int check_progress(const Program *pr, const Hop *hops, uint8_t *done, char *why,
+                          size_t len) {
+    int32_t p = pr->devices;
+    size_t np = p > 0 ? (size_t)p : 1;
+    int64_t *pc = malloc(np * sizeof *pc);
+    int32_t *work = malloc(np * 2 * sizeof *work);
+    uint8_t *queued = calloc(np, 1);
     if (!pc || !work || !queued) {
         free(pc), free(work), free(queued);
         snprintf(why, len, "out of memory");
@@ -191,29 +209,28 @@ static int check_progress(const Program *pr, uint8_t *done, char *why, size_t le
     while (nwork > 0) {
         int32_t d = work[--nwork];
         queued[d] = 0;
-        for (; pc[d] < pr->start[d + 1]; pc[d]++) {
-            const ProgramOp *op = &pr->ops[pc[d]];
-            int32_t s = program_stage_of(pr, d, op->chunk);
-            uint8_t need = op->kind == OP_F ? 1 : 2;
-            if (!replay_ready(pr, d, op, done) ||
-                ((op->flags & OPF_FUSED_NEXT) && !replay_ready(pr, d, op + 1, done)))
+        int64_t i = pc[d], stop = pr->start[d + 1];
+        for (; i < stop; i++) {
+            const ProgramOp *op = &pr->ops[i];
+            const Hop *h = hop_of(hops, pr, d, op);
+            if (!replay_ready(h, op, done) ||
+                ((op->flags & OPF_FUSED_NEXT) &&
+                 !replay_ready(hop_of(hops, pr, d, op + 1), op + 1, done)))
                 break;
             if (op->kind == OP_W) continue;
-            done[(size_t)s * m + op->micro_batch] |= need;
-            int32_t out = program_output_stage(pr, (OpKind)op->kind, s), od, oc;
-            if (out < 0) continue;
-            program_device_of(pr, out, &od, &oc);
-            if (od != d && !queued[od]) {
-                work[nwork++] = od;
-                queued[od] = 1;
+            done[h->own + op->micro_batch] |= h->need;
+            if (h->wake >= 0 && !queued[h->wake]) {
+                work[nwork++] = h->wake;
+                queued[h->wake] = 1;
             }
         }
+        pc[d] = i;
     }
     int rc = 0;
     for (int32_t d = 0; d < p && rc == 0; d++) {
         if (pc[d] == pr->start[d + 1]) continue;
         const ProgramOp *op = &pr->ops[pc[d]];
-        if (replay_ready(pr, d, op, done)) op++, pc[d]++; // a fused pair's second op waits
+        if (replay_ready(hop_of(hops, pr, d, op), op, done)) op++, pc[d]++; // a fused pair's second op waits
         int32_t in = program_input_stage(pr, (OpKind)op->kind,
                                          program_stage_of(pr, d, op->chunk));
         int32_t id, ic;
@@ -229,57 +246,91 @@ static int check_progress(const Program *pr, uint8_t *done, char *why, size_t le
     return rc;
 }
 
-/* Counters per channel: a directed device pair and the kind of data (activations or
- * gradients), in a small open-addressing table (pipelines talk to few peers: at most 2
- * channels per stage boundary). */
+/* Channels: a directed device pair and the kind of data (activations or gradients). Executors
+ * keep one ordered channel per direction of data (e.g. one NCCL communicator for activations,
+ * one for gradients), so only messages of one channel must agree on order. They are numbered
+ * through a small open-addressing table while the Hop table is built (pipelines talk to few
+ * peers: at most 2 channels per stage boundary). */
 typedef struct {
-    int64_t key; // channel_key(), 0 = empty
-    int64_t sent, received;
-} PairCount;
+    int64_t *keys; // channel_key(), 0 = empty
+    int32_t *ids;
+    size_t cap;    // a power of two
+    int32_t n;     // channels numbered
+} Channels;
 
-/* Executors keep one ordered channel per direction of data (e.g. one NCCL communicator for
- * activations, one for gradients), so only messages of one channel must agree on order. */
 static int64_t channel_key(int32_t p, int32_t src, int32_t dst, OpKind kind) {
     return ((int64_t)src * p + dst) * 2 + (kind != OP_F) + 1;
 }
 
-static PairCount *pair_get(PairCount *t, size_t cap, int64_t key) {
-    size_t i = (size_t)(key * 0x9E3779B97F4A7C15ULL >> 17) & (cap - 1);
-    while (t[i].key != 0 && t[i].key != key) i = (i + 1) & (cap - 1);
-    t[i].key = key;
-    return &t[i];
+static int32_t channel_id(Channels *t, int64_t key) {
+    size_t i = (size_t)(key * 0x9E3779B97F4A7C15ULL >> 17) & (t->cap - 1);
+    while (t->keys[i] != 0 && t->keys[i] != key) i = (i + 1) & (t->cap - 1);
+    if (t->keys[i] == 0) t->keys[i] = key, t->ids[i] = t->n++;
+    return t->ids[i];
+}
+
+static Hop hop_make(const Program *pr, int32_t d, int32_t chunk, OpKind kind, Channels *ch) {
+    int32_t p = pr->devices, m = pr->micro_batches, s = program_stage_of(pr, d, chunk);
+    int32_t in = program_input_stage(pr, kind, s), out = program_output_stage(pr, kind, s);
+    Hop h = {.own = s * m, .in = in >= 0 ? in * m : -1, .out = out >= 0 ? out * m : -1,
+             .wake = -1, .send_ch = -1, .recv_ch = -1, .need = kind == OP_F ? 1 : 2};
+    if (out >= 0 && pr->device_of[out] != d) {
+        h.wake = pr->device_of[out];
+        h.send_ch = channel_id(ch, channel_key(p, d, h.wake, kind));
+    }
+    if (in >= 0 && pr->device_of[in] != d)
+        h.recv_ch = channel_id(ch, channel_key(p, pr->device_of[in], d, kind));
+    return h;
+}
+
+/* The Hop table of a Program whose ranges pass 1 checked; *nch gets the channel count.
+ * NULL when out of memory. */
+static Hop *hops_build(const Program *pr, int32_t *nch) {
+    size_t n = (size_t)pr->devices * (size_t)pr->chunks * OP_KIND_COUNT;
+    Channels ch = {.cap = 16};
+    while (ch.cap < (size_t)program_stages(pr) * 4) ch.cap *= 2;
+    ch.keys = calloc(ch.cap, sizeof *ch.keys);
+    ch.ids = malloc(ch.cap * sizeof *ch.ids);
+    Hop *hops = ch.keys && ch.ids ? malloc((n ? n : 1) * sizeof *hops) : NULL;
+    for (int32_t d = 0; hops && d < pr->devices; d++)
+        for (int32_t c = 0; c < pr->chunks; c++)
+            for (int k = 0; k < OP_KIND_COUNT; k++)
+                hops[((size_t)d * pr->chunks + c) * OP_KIND_COUNT + k] =
+                    hop_make(pr, d, c, (OpKind)k, &ch);
+    free(ch.keys), free(ch.ids);
+    *nch = ch.n;
+    return hops;
 }
 
 /* Pass 4: NCCL matches the sends and receives between two ranks in posting order, with no
  * tags. Number every cross-device message in its sender's program order and check that the
  * receiver consumes the messages of each peer in that same order. seq[] is indexed like
  * have[] (consumer stage, micro-batch), doubled: [0] activations, [1] gradients. */
-static int check_pairing(const Program *pr, int64_t *seq, char *why, size_t len) {
-    int32_t p = pr->devices, m = pr->micro_batches, S = program_stages(pr);
-    size_t cap = 16;
-    while (cap < (size_t)S * 4) cap *= 2;
-    PairCount *pairs = calloc(cap, sizeof *pairs);
-    if (!pairs) return snprintf(why, len, "out of memory"), -1;
+static int check_pairing(const Program *pr, const Hop *hops, int32_t nch, int64_t *seq,
+                         char *why, size_t len) {
+    int32_t p = pr->devices;
+    int64_t *sent = calloc((size_t)nch + 1, sizeof *sent);
+    int64_t *received = calloc((size_t)nch + 1, sizeof *received);
+    if (!sent || !received) {
+        free(sent), free(received);
+        return snprintf(why, len, "out of memory"), -1;
+    }
     for (int32_t d = 0; d < p; d++) // senders
         for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++) {
             const ProgramOp *op = &pr->ops[i];
-            int32_t out = program_output_stage(pr, (OpKind)op->kind,
-                                               program_stage_of(pr, d, op->chunk));
-            if (out < 0 || pr->device_of[out] == d) continue;
-            PairCount *pc = pair_get(pairs, cap, channel_key(p, d, pr->device_of[out], (OpKind)op->kind));
-            seq[((size_t)out * m + op->micro_batch) * 2 + (op->kind != OP_F)] = pc->sent++;
+            const Hop *h = hop_of(hops, pr, d, op);
+            if (h->send_ch < 0) continue;
+            seq[((size_t)h->out + op->micro_batch) * 2 + (op->kind != OP_F)] = sent[h->send_ch]++;
         }
     int rc = 0;
     for (int32_t e = 0; e < p && rc == 0; e++) // receivers
         for (int64_t i = pr->start[e]; i < pr->start[e + 1] && rc == 0; i++) {
             const ProgramOp *op = &pr->ops[i];
-            int32_t s = program_stage_of(pr, e, op->chunk);
-            int32_t in = program_input_stage(pr, (OpKind)op->kind, s);
-            if (in < 0 || pr->device_of[in] == e) continue;
-            int32_t d = pr->device_of[in];
-            PairCount *pc = pair_get(pairs, cap, channel_key(p, d, e, (OpKind)op->kind));
-            int64_t k = seq[((size_t)s * m + op->micro_batch) * 2 + (op->kind != OP_F)];
-            if (k != pc->received++) {
+            const Hop *h = hop_of(hops, pr, e, op);
+            if (h->recv_ch < 0) continue;
+            int64_t k = seq[((size_t)h->own + op->micro_batch) * 2 + (op->kind != OP_F)];
+            if (k != received[h->recv_ch]++) {
+                int32_t d = pr->device_of[h->in / pr->micro_batches];
                 char reason[256];
                 snprintf(reason, sizeof reason,
                          "takes %s message %lld of device %d's sends to it as its receive "
@@ -287,11 +338,11 @@ static int check_pairing(const Program *pr, int64_t *seq, char *why, size_t len)
                          "this order would hang or swap tensors; reorder so device %d sends "
                          "in the order this device consumes",
                          op->kind == OP_F ? "activation" : "gradient", (long long)k, d,
-                         (long long)(pc->received - 1), d);
+                         (long long)(received[h->recv_ch] - 1), d);
                 rc = fail_at(why, len, pr, e, i, reason);
             }
         }
-    free(pairs);
+    free(sent), free(received);
     return rc;
 }
 
@@ -304,15 +355,20 @@ int program_check(const Program *pr, char *why, size_t whylen) {
     }
     int rc = check_ops(pr, have, why, whylen);
     if (rc == 0) rc = check_complete(pr, have, why, whylen);
+    int32_t nch = 0;
+    Hop *hops = rc == 0 ? hops_build(pr, &nch) : NULL;
+    if (rc == 0 && !hops) rc = (snprintf(why, whylen, "out of memory"), -1);
     if (rc == 0) {
         memset(have, 0, cells);
-        rc = check_progress(pr, have, why, whylen);
+        rc = check_progress(pr, hops, have, why, whylen);
     }
     free(have);
     if (rc == 0) {
         int64_t *seq = malloc(cells * 2 * sizeof *seq + 1);
-        rc = seq ? check_pairing(pr, seq, why, whylen) : (snprintf(why, whylen, "out of memory"), -1);
+        rc = seq ? check_pairing(pr, hops, nch, seq, why, whylen)
+                 : (snprintf(why, whylen, "out of memory"), -1);
         free(seq);
     }
+    free(hops);
     return rc;
 }

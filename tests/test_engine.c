@@ -238,6 +238,52 @@ static void test_deterministic(void **state) {
     cost_free(&c);
 }
 
+static void test_input_arriving_as_its_op_ends(void **state) {
+    (void)state; // GPipe p=2 m=2, F = B = transfer = 1 ms. Device 1's F mb 0 runs 2-3 ms and
+    // mb 1's activation (sent 2-3, the link busy 1-2 with mb 0) arrives at 3 ms exactly:
+    // arrivals come before op ends at equal times, so F mb 1 starts at 3 ms, not later.
+    CostModel c = cost_uniform(2, MS, MS, 0, MS, MS, 8);
+    Timeline tl;
+    assert_int_equal(run("gpipe", 2, 1, 2, &c, 1, &tl), (2 + 2 - 1) * 2 * MS + 2 * MS);
+    int found = 0;
+    for (size_t i = 0; i < tl.n; i++) {
+        const TimelineOp *r = &tl.ops[i];
+        if (r->device != 1 || r->kind != OP_F || r->micro_batch != 1) continue;
+        if (r->stream == STREAM_RECV) assert_int_equal(r->end_ns, 3 * MS), found++;
+        if (r->stream == STREAM_COMPUTE) assert_int_equal(r->start_ns, 3 * MS), found++;
+    }
+    assert_int_equal(found, 2);
+    timeline_free(&tl);
+    cost_free(&c);
+}
+
+static void test_appends_after_earlier_rows(void **state) {
+    (void)state; // rows already there stay, and the run's rows follow exactly as in an empty
+    // timeline, whether the timeline is full (no room left) or has room to spare
+    CostModel c = cost_uniform(8, 700001, 1300007, 0, 123457, 654321, 2);
+    Program pr;
+    build("interleaved", 4, 2, 12, &pr);
+    char why[512];
+    Timeline fresh = {0};
+    assert_int_equal(engine_run(&pr, &c, 2, &fresh, why, sizeof why), 0);
+    for (size_t spare = 0; spare <= 100000; spare += 100000) {
+        Timeline tl = {0};
+        assert_int_equal(timeline_reserve(&tl, 5 + spare), 0);
+        for (int i = 0; i < 5; i++) {
+            TimelineOp r = {.start_ns = i, .end_ns = 100 * MS + i, .device = i, .peer = -1};
+            assert_int_equal(timeline_push(&tl, &r), 0);
+        }
+        assert_int_equal(engine_run(&pr, &c, 2, &tl, why, sizeof why), 0);
+        assert_int_equal(tl.n, 5 + fresh.n);
+        for (int i = 0; i < 5; i++) assert_int_equal(tl.ops[i].end_ns, 100 * MS + i);
+        assert_memory_equal(tl.ops + 5, fresh.ops, fresh.n * sizeof *fresh.ops);
+        timeline_free(&tl);
+    }
+    timeline_free(&fresh);
+    program_free(&pr);
+    cost_free(&c);
+}
+
 /* Two devices, two micro-batches, in an order that can never finish: device 1 wants mb 1
  * first, which device 0 only forwards after the backward of mb 0. */
 static void deadlocked(Program *pr) {
@@ -385,6 +431,8 @@ int main(void) {
         cmocka_unit_test(test_schedule_constraints),
         cmocka_unit_test(test_1f1b_order_matches_megatron),
         cmocka_unit_test(test_interleaved_order_matches_megatron),
+        cmocka_unit_test(test_input_arriving_as_its_op_ends),
+        cmocka_unit_test(test_appends_after_earlier_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

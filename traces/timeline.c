@@ -1,8 +1,10 @@
 /* traces/timeline.c: growth and naming of Timeline rows and memory samples. No I/O here. */
+#define _DEFAULT_SOURCE // madvise (Linux, BSD); without it the timeline just uses small pages
 #include "timeline.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static const char *const KIND_NAMES[OP_KIND_COUNT] = {"F", "B", "W", "BW"};
 static const char *const STREAM_NAMES[STREAM_COUNT] = {"compute", "send", "recv",
@@ -25,10 +27,31 @@ int timeline_grow(Timeline *t) {
     return 0;
 }
 
+/* Big reservations (the engine makes one per run) sit on 2 MiB boundaries and ask for huge
+ * pages: the kernel then maps and zeroes them 2 MiB at a time on first touch instead of 4 KiB
+ * at a time (63 MB of rows: about 10 ms instead of 40 on our test machine). The kernel may
+ * first compact memory to find huge pages, or fall back to small ones. */
+enum { HUGE_PAGE = 2 << 20 };
+
+static TimelineOp *rows_alloc_huge(size_t cap) {
+    size_t bytes = (cap * sizeof(TimelineOp) + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE_PAGE, bytes) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE); // advice only: small pages still work when it fails
+#endif
+    return p;
+}
+
 int timeline_reserve(Timeline *t, size_t cap) {
     if (cap <= t->cap) return 0;
-    TimelineOp *ops = realloc(t->ops, cap * sizeof *ops);
-    if (!ops) return -1;
+    TimelineOp *ops;
+    if (cap * sizeof *ops >= 2 * (size_t)HUGE_PAGE && (ops = rows_alloc_huge(cap)) != NULL) {
+        if (t->n) memcpy(ops, t->ops, t->n * sizeof *ops);
+        free(t->ops);
+    } else if ((ops = realloc(t->ops, cap * sizeof *ops)) == NULL) {
+        return -1;
+    }
     t->ops = ops, t->cap = cap;
     return 0;
 }

@@ -57,7 +57,9 @@ typedef struct {
  * (the timeline is left as it was). Inline: the engine pushes a row per op and transfer.
  * timeline_grow is its slow path. timeline_free releases the rows and zeroes the struct. */
 int timeline_grow(Timeline *t);
-/* timeline_reserve makes room for at least cap rows in all; 0, or -1 when out of memory. */
+/* timeline_reserve makes room for at least cap rows in all; 0, or -1 when out of memory.
+ * Room of 4 MiB or more is aligned to 2 MiB and advised for huge pages (fewer page faults on
+ * first touch; at most 2 MiB of slack). */
 int timeline_reserve(Timeline *t, size_t cap);
 static inline int timeline_push(Timeline *t, const TimelineOp *op) {
     if (t->n == t->cap && timeline_grow(t) != 0) return -1;
