@@ -11,15 +11,15 @@ BLAS     = -lopenblas -pthread
 BUILD   ?= build
 BIN     ?= bin
 
-TOOLS    = psim pexec pcompare pcalibrate pexport
-LIB_SRC  = $(sort $(filter-out sim/psim.c, $(wildcard sim/*.c)) \
+TOOLS    = psim pplan pexec pcompare pcalibrate pexport
+LIB_SRC  = $(sort $(filter-out sim/psim.c sim/pplan.c, $(wildcard sim/*.c)) \
              $(filter-out traces/pcompare.c traces/pcalibrate.c traces/pexport.c, $(wildcard traces/*.c)))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 KERN_SRC = $(sort $(wildcard kernels/*.c) $(filter-out exec/pexec.c, $(wildcard exec/*.c)))
 KERN_OBJ = $(KERN_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(sort $(wildcard tests/test_*.c))
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(BUILD)/sim/psim.d $(BUILD)/exec/pexec.d \
+DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(BUILD)/sim/psim.d $(BUILD)/sim/pplan.d $(BUILD)/exec/pexec.d \
            $(BUILD)/traces/pcompare.d $(BUILD)/traces/pcalibrate.d $(BUILD)/traces/pexport.d
 
 .PHONY: all test bench asan run clean fuzz
@@ -39,6 +39,11 @@ $(BUILD)/libpipexec.a: $(KERN_OBJ)
 	ar rcs $@ $^
 
 $(BIN)/psim: $(BUILD)/sim/psim.o $(BUILD)/libpipesim.a
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# pplan: the configuration search (sim/search.c), every point through psim's run path.
+$(BIN)/pplan: $(BUILD)/sim/pplan.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
