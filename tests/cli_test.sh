@@ -423,3 +423,4 @@ awk -v u="$u" -v b="$b" 'BEGIN { exit !(b != "" && b < u) }' && ok "balanced bea
 u=$($psim --no-db --json scenarios/tiny-1f1b.scn 2>/dev/null | sed -n 's/.*"makespan_ms": \([0-9.]*\).*/\1/p')
 b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.scn 2>/dev/null | sed -n 's/.*"makespan_ms": \([0-9.]*\).*/\1/p')
 [ -n "$u" ] && [ "$u" = "$b" ] && ok "balanced equals uniform on a balanced model" || nok "balanced equals uniform on a balanced model" "$b vs $u"
+. tests/cli_search.sh
