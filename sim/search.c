@@ -394,6 +394,37 @@ static void why_one(FILE *f, const Scenario *s, const SearchPoint *w, const Sear
             w->peak_gib, s->hw.memory_gib);
 }
 
+static int same_but_recompute(const SearchConfig *a, const SearchConfig *b) {
+    return strcmp(a->schedule, b->schedule) == 0 && a->stages == b->stages &&
+           a->chunks == b->chunks && a->data == b->data && a->tensor == b->tensor &&
+           a->micro_batch_size == b->micro_batch_size && a->micro_batches == b->micro_batches &&
+           a->recompute != b->recompute;
+}
+
+/* The winner's configuration under the other recompute modes: what each would cost or need. */
+static void why_recompute(FILE *f, const Scenario *s, const SearchPoint *w, const SearchPoint *pts,
+                          size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const SearchPoint *p = &pts[i];
+        if (!same_but_recompute(&w->cfg, &p->cfg)) continue;
+        fprintf(f, "#   the same with recompute %s: ", recompute_name(p->cfg.recompute));
+        if (p->status == SEARCH_OK)
+            fprintf(f, "fits (%.1f GiB) but gives %.2f %% fewer tokens/s (compute %+.1f ms)\n",
+                    p->peak_gib, 100.0 * (1 - p->tokens_per_s / w->tokens_per_s),
+                    tidy(p->busy_ms - w->busy_ms));
+        else if (p->status == SEARCH_MEMORY)
+            fprintf(f, "%.2f %% %s tokens/s, but needs %.1f GiB, over %g\n",
+                    100.0 * fabs(p->tokens_per_s / w->tokens_per_s - 1),
+                    p->tokens_per_s > w->tokens_per_s ? "more" : "fewer", p->peak_gib,
+                    s->hw.memory_gib);
+        else if (p->status == SEARCH_STATIC)
+            fprintf(f, "its weights, gradients and optimizer state alone need %.1f GiB\n",
+                    p->static_gib);
+        else
+            fprintf(f, "%s\n", p->reason[0] ? p->reason : "not run");
+    }
+}
+
 void search_why(FILE *f, const Scenario *s, const SearchPoint *pts, size_t n,
                 const size_t *order, size_t nrank) {
     if (nrank == 0) return;
@@ -407,12 +438,16 @@ void search_why(FILE *f, const Scenario *s, const SearchPoint *pts, size_t n,
             w->makespan_ms, c, b, o, w->peak_gib, s->hw.memory_gib, w->fullest,
             s->hw.memory_gib - w->peak_gib);
     for (size_t k = 1; k < nrank && k <= 3; k++) why_one(f, s, w, &pts[order[k]], (int)k + 1);
+    why_recompute(f, s, w, pts, n);
     const SearchPoint *faster = NULL; // the fastest simulated point that did not fit
     for (size_t i = 0; i < n; i++)
         if (pts[i].status == SEARCH_MEMORY && pts[i].tokens_per_s > w->tokens_per_s &&
             (!faster || pts[i].tokens_per_s > faster->tokens_per_s))
             faster = &pts[i];
-    if (faster) {
+    if (faster && same_but_recompute(&w->cfg, &faster->cfg)) {
+        fprintf(f, "#   memory decides: the fastest configuration simulated is the winner with "
+                "recompute %s, above, which does not fit\n", recompute_name(faster->cfg.recompute));
+    } else if (faster) {
         config_text(&faster->cfg, cfg, sizeof cfg);
         fprintf(f, "#   memory decides: %s would give %.2f %% more tokens/s but needs %.1f GiB "
                 "on device %d, more than %g\n", cfg,

@@ -202,21 +202,25 @@ static void test_why_from_the_numbers(void **state) {
     (void)state;
     Scenario s;
     load(NULL, 0, &s);
-    SearchPoint pts[3] = {ok_point(400, 60, RECOMPUTE_NONE, 1),
+    SearchPoint pts[4] = {ok_point(400, 60, RECOMPUTE_NONE, 1),
                           ok_point(300, 40, RECOMPUTE_SELECTIVE, 2),
-                          ok_point(500, 90, RECOMPUTE_NONE, 1)};
+                          ok_point(500, 90, RECOMPUTE_NONE, 1), ok_point(200, 30, RECOMPUTE_FULL, 1)};
     pts[1].busy_ms = 1000, pts[1].bubble_rate = 0.2; // span 1250, makespan 1333.3: other 83.3
-    pts[2].status = SEARCH_MEMORY;
-    size_t order[3], nrank = search_rank(pts, 3, order);
+    pts[2].status = SEARCH_MEMORY, pts[2].cfg.stages = 2;
+    pts[3].busy_ms = 1200;
+    size_t order[4], nrank = search_rank(pts, 4, order);
     char *text;
     size_t len;
     FILE *f = open_memstream(&text, &len);
-    search_why(f, &s, pts, 3, order, nrank);
+    search_why(f, &s, pts, 4, order, nrank);
     fclose(f);
     assert_non_null(strstr(text, "#2 differs in b=2 (not 1), m=4 (not 8), recompute selective "
                                  "(not none): 25.00 % fewer tokens/s; its iteration is +333.3 ms "
                                  "(compute +200.0, bubble +50.0, other +83.3 ms"));
-    assert_non_null(strstr(text, "memory decides: 1f1b p=4 v=1 d=2 t=1 b=1 m=8 recompute=none "
+    assert_non_null(strstr(text, "the same with recompute full: fits (30.0 GiB) but gives 50.00 % "
+                                 "fewer tokens/s (compute +400.0 ms)"));
+    assert_null(strstr(text, "the same with recompute selective")); // #2 differs in b and m too
+    assert_non_null(strstr(text, "memory decides: 1f1b p=2 v=1 d=2 t=1 b=1 m=8 recompute=none "
                                  "would give 25.00 % more tokens/s but needs 90.0 GiB"));
     free(text);
     scenario_free(&s);
