@@ -95,11 +95,13 @@ $(BUILD)/bench_engine: tests/bench_engine.c $(BUILD)/libpipesim.a
 	$(CC) $(WARN) $(CFLAGS) $(INC) $< $(BUILD)/libpipesim.a $(LDLIBS) -o $@
 
 # The config search's speed: GPT-3 13B on 64 H100s, a global batch of 1024 samples (the
-# points, the wall time and the winner; the time is on pplan's last stderr line).
+# points, the wall time (pplan's line on stderr) and the best three).
 bench: $(BUILD)/bench_engine $(BIN)/pplan
 	@$(BUILD)/bench_engine
 	@echo "# pplan --gpus 64 --global-batch 1024 scenarios/gpt13b.scn (every core):"
-	@$(BIN)/pplan --no-db --top 3 --gpus 64 --global-batch 1024 scenarios/gpt13b.scn 2>&1 | sed -n '2,7p;$$p'
+	@$(BIN)/pplan --no-db --top 3 --gpus 64 --global-batch 1024 scenarios/gpt13b.scn \
+	    > $(BUILD)/bench_pplan.txt
+	@sed -n '2,7p' $(BUILD)/bench_pplan.txt
 
 # The whole suite under AddressSanitizer and UBSan, in a separate build tree.
 asan:

@@ -200,6 +200,10 @@ int main(int argc, char **argv) {
                  "(forward_ms and friends, or the analytic model, scale)", o.scenario);
         rc = 2;
     }
+    if (rc == 0 && s.costs.forward_ms > 0)
+        fprintf(stderr, "pplan: warning: %s: [costs] forward_ms and backward_ms price a whole "
+                "device's layers at one micro-batch size, whatever p, b and t are; the search "
+                "varies them, so its times hold only where they were measured\n", o.scenario);
     SearchSpace space = {.gpus = o.gpus, .global_batch = o.global_batch, .schedules = o.schedules};
     SearchPoint *pts = NULL;
     size_t n = 0;

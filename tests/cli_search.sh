@@ -71,3 +71,5 @@ expect "pplan exits 3 when nothing fits" 3 "" $pplan --db "$db" --gpus 16 --glob
 grep -q "^# nothing fits in 1 GiB" "$tmp/out" && ok "pplan says nothing fits" || nok "pplan says nothing fits" "$(head -c 300 "$tmp/out")"
 [ "$(sql "$db" "select fit || ' ' || (points = dropped_static + dropped_memory) from searches where id = 2")" = "0 1" ] \
     && ok "a search where nothing fits is stored with every point dropped" || nok "a search where nothing fits is stored"
+expect "pplan warns that fixed [costs] times do not scale with p and b" 0 "warning: .*forward_ms and backward_ms price a whole device" \
+    $pplan --no-db --gpus 4 --global-batch 8 scenarios/tiny-1f1b.scn
