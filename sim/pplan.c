@@ -200,6 +200,12 @@ int main(int argc, char **argv) {
                  "(forward_ms and friends, or the analytic model, scale)", o.scenario);
         rc = 2;
     }
+    if (rc == 0 && s.pipeline.schedule_file[0]) {
+        snprintf(err, sizeof err, "%s: schedule_file fixes one schedule's order; pplan searches "
+                 "the built-in schedules, so remove schedule_file and schedule = custom",
+                 o.scenario);
+        rc = 2;
+    }
     if (rc == 0 && s.costs.forward_ms > 0)
         fprintf(stderr, "pplan: warning: %s: [costs] forward_ms and backward_ms price a whole "
                 "device's layers at one micro-batch size, whatever p, b and t are; the search "

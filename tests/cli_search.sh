@@ -23,6 +23,10 @@ expect "pplan with no configuration at all" 2 "no configuration of 1024 GPUs run
 expect "pplan refuses per-stage cost lists" 2 "pplan varies the stages" \
     $pplan --db "$bad" --gpus 8 --global-batch 64 --set costs.stage_forward_ms=1,1,1,1,1,1,1,1 \
     --set costs.stage_backward_ms=2,2,2,2,2,2,2,2 $scn
+$psim --no-db --dump-schedule scenarios/tiny-1f1b.scn >"$tmp/p.sched" 2>/dev/null
+sed 's/schedule = 1f1b/schedule = custom\nschedule_file = p.sched/' scenarios/tiny-1f1b.scn >"$tmp/custom.scn"
+expect "pplan refuses a schedule file" 2 "custom.scn: schedule_file fixes one schedule's order" \
+    $pplan --db "$bad" --gpus 4 --global-batch 8 "$tmp/custom.scn"
 [ ! -e "$bad" ] && ok "bad pplan input writes no database" || nok "bad pplan input writes no database"
 
 # --- a search: sorted, counted, stored, reproducible ---------------------------------------
