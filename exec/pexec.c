@@ -83,6 +83,15 @@ int main(int argc, char **argv) {
 #endif
     Run r = {0};
     rc = run_prepare(&o, &r);
+    if (rc == 0 && !o.dump && (scenario_has_tail(&r.scn) || scenario_tensor(&r.scn) > 1)) {
+        if (rank == 0)
+            fprintf(stderr, "pexec: %s: parallel.data = %lld, parallel.tensor = %lld: pexec runs "
+                    "one pipeline replica without tensor parallelism or an optimizer step; "
+                    "simulate this with psim, or set parallel.data=1 and parallel.tensor=1 and "
+                    "leave costs.optimizer_ms unset\n", r.scn.path,
+                    (long long)r.scn.parallel.data, (long long)r.scn.parallel.tensor);
+        rc = 2;
+    }
 #ifdef PIPESIM_MPI
     if (rc == 0 && mpi && size != r.prog.devices) {
         if (rank == 0)

@@ -2,8 +2,10 @@
 # plots/plot.sh DB OUTDIR [RUN...]: draws runs stored in DB (default: the latest) as one Gantt
 # timeline, PNG and SVG, into OUTDIR/timeline-RUN[-RUN...].{png,svg}: a row per device and
 # run, several runs (predicted and measured) stacked on one time axis, F/B/W/BW coloured with
-# micro-batch numbers where they fit, transfers as thin bars under the rows. The data is left
-# in OUTDIR/ops-....dat (compute) and xfers-....dat. Needs sqlite3 and gnuplot.
+# micro-batch numbers where they fit, transfers as thin bars under the rows; with data
+# parallelism the optimizer steps as boxes and the gradient all-reduces as thin bars above the
+# rows. The data is left in OUTDIR/ops-....dat (compute and optimizer), xfers-....dat and
+# allreduce-....dat. Needs sqlite3 and gnuplot.
 set -eu
 here=$(dirname "$(readlink -f "$0")")
 db=${1:-pipesim.db}
@@ -13,9 +15,10 @@ shift 2 2>/dev/null || shift $#
 [ -n "$1" ] || { echo "plot.sh: no runs in $db" >&2; exit 2; }
 mkdir -p "$outdir"
 tag=$(echo "$*" | tr ' ' '-')
-data="$outdir/ops-$tag.dat" xfers="$outdir/xfers-$tag.dat"
+data="$outdir/ops-$tag.dat" xfers="$outdir/xfers-$tag.dat" colls="$outdir/allreduce-$tag.dat"
 : >"$data"
 : >"$xfers"
+: >"$colls"
 row=0 ytics="" titles=""
 for run in "$@"; do
     set -- $(sqlite3 -separator ' ' "$db" "select devices, coalesce(schedule, '?'), tool,
@@ -25,8 +28,12 @@ for run in "$@"; do
     [ $# -ge 5 ] || { echo "plot.sh: there is no run $run in $db" >&2; exit 2; }
     p=$1
     sqlite3 -separator ' ' "$db" "select $row + device, start_ns / 1e6, end_ns / 1e6,
-        case kind when 'F' then 1 when 'B' then 2 when 'W' then 3 else 4 end, micro_batch
-        from ops where run_id = $run and stream = 'compute' order by device, start_ns" >>"$data"
+        case when stream = 'optimizer' then 5 when kind = 'F' then 1 when kind = 'B' then 2
+        when kind = 'W' then 3 else 4 end, case stream when 'optimizer' then -1 else micro_batch end
+        from ops where run_id = $run and stream in ('compute', 'optimizer')
+        order by device, start_ns" >>"$data"
+    sqlite3 -separator ' ' "$db" "select $row + device, start_ns / 1e6, end_ns / 1e6
+        from ops where run_id = $run and stream = 'allreduce'" >>"$colls"
     sqlite3 -separator ' ' "$db" "select $row + device, start_ns / 1e6, end_ns / 1e6
         from ops where run_id = $run and stream = 'send'" >>"$xfers"
     d=0
@@ -39,7 +46,7 @@ for run in "$@"; do
 done
 rows=$((row - 1))
 for ext in png svg; do
-    gnuplot -e "data='$data'; xfers='$xfers'; out='$outdir/timeline-$tag.$ext'; title='$titles ($(basename "$db"))'; rows=$rows; ylabels='($ytics)'" \
+    gnuplot -e "data='$data'; xfers='$xfers'; colls='$colls'; dp=$([ -s "$colls" ] && echo 1 || echo 0); out='$outdir/timeline-$tag.$ext'; title='$titles ($(basename "$db"))'; rows=$rows; ylabels='($ytics)'" \
         "$here/timeline.gp"
 done
 echo "plot.sh: wrote $outdir/timeline-$tag.png and .svg" >&2

@@ -1,11 +1,14 @@
 /* sim/cost.c: analytic op costs. Only dense GEMM FLOPs are counted (layer norms, softmax and
- * GELU are memory-bound and folded into the efficiency factor); the clock is integer ns. */
+ * GELU are memory-bound and folded into the efficiency factor); the clock is integer ns.
+ * Also the data-parallel all-reduces and optimizer step, and tensor parallelism's share. */
 #include "cost.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "memory.h"
 
 void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, double *w) {
     double bs = (double)b * (double)m->seq_len, h = (double)m->hidden;
@@ -47,6 +50,29 @@ static int64_t recompute_ns(const Scenario *s, double layer_f, double attention,
     return to_ns((double)f_ns * extra / f_flops);
 }
 
+int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
+                                  double bandwidth_gbs, double bytes) {
+    if (k < 2) return 0;
+    double alpha = latency_us * 1e3, n = bytes / bandwidth_gbs; // ns; GB/s = bytes/ns
+    if (algo == ALLREDUCE_TREE) {
+        int steps = 0;
+        while (((int64_t)1 << steps) < k) steps++; // ceil(log2 k)
+        return to_ns(2.0 * steps * alpha + 2.0 * n);
+    }
+    double km1 = (double)(k - 1);
+    return to_ns(2.0 * km1 * alpha + 2.0 * km1 / (double)k * n);
+}
+
+/* Megatron-LM's tensor parallelism (Shoeybi et al. 2019): every GEMM is split over t GPUs, and
+ * each layer all-reduces its activation twice in the forward (after attention and after the
+ * MLP) and its input gradient twice in the backward, a ring over t GPUs of one node on b*s*h
+ * elements. Applied to the analytic model only: measured [costs] are one GPU's times as run. */
+static int64_t tp_time(const Scenario *s, const Plan *pl, int32_t st, const CostModel *c,
+                       double flops, int allreduces) {
+    double t = (double)scenario_tensor(s);
+    return flops_to_ns(flops / t, &s->hw) + (int64_t)allreduces * pl->layers[st] * c->tp_ar_ns;
+}
+
 static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel *c) {
     double lf, lb, lw;
     cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
@@ -70,9 +96,9 @@ static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel
         ns[OP_B] = ms_to_ns(s->costs.backward_ms / pl->chunks);
         ns[OP_W] = ms_to_ns(s->costs.weight_ms / pl->chunks);
     } else {
-        ns[OP_F] = flops_to_ns(fl[OP_F], &s->hw);
-        ns[OP_B] = flops_to_ns(fl[OP_B], &s->hw);
-        ns[OP_W] = flops_to_ns(fl[OP_W], &s->hw);
+        ns[OP_F] = tp_time(s, pl, st, c, fl[OP_F], 2);
+        ns[OP_B] = tp_time(s, pl, st, c, fl[OP_B], 2);
+        ns[OP_W] = tp_time(s, pl, st, c, fl[OP_W], 0);
     }
     ns[OP_B] += recompute_ns(s, n * lf, n * (lb - lf), fl[OP_F], ns[OP_F]);
     ns[OP_BW] = ns[OP_B] + ns[OP_W];
@@ -87,11 +113,54 @@ static int check_clock(const Scenario *s, const CostModel *c, char *err, size_t 
     double xfer = (double)(c->xfer_inter_ns > c->xfer_intra_ns ? c->xfer_inter_ns : c->xfer_intra_ns);
     per_mb += 2.0 * c->stages * xfer;
     double total = per_mb * (double)s->batch.micro_batches * (double)s->batch.iterations;
+    for (int32_t st = 0; c->tail && st < c->stages; st++) // the tails, with inter links
+        total += (double)(c->ar_ns[2 * st + 1] + c->ar_ns[2 * st] + c->opt_ns[st]) *
+                 (double)s->batch.iterations;
     if (total < 0x1p60) return 0;
     snprintf(err, errlen, "%s: the ops of this run add up to %.3g s, beyond the simulator's "
              "clock (2^60 ns, 36 years); check peak_tflops, efficiency, bandwidths and [costs]",
              s->path, total / 1e9);
     return 2;
+}
+
+/* Bytes the optimizer step moves per parameter: it reads the gradient and reads and writes
+ * the weights and the optimizer state (Adam in bf16: 2 + 2(2 + 12) = 30). */
+static double optimizer_traffic(const ScnModel *m) {
+    double wb = dtype_bytes(m->dtype);
+    return wb + 2.0 * (wb + memory_optimizer_bytes_per_param(m));
+}
+
+/* The data-parallel tail of each stage (when d > 1 or optimizer_ms > 0): its gradient
+ * all-reduce over the d replicas on intra- and inter-node links ([costs] allreduce_ms
+ * replaces both), and its optimizer step, from [costs] optimizer_ms (a device's share, each
+ * of v chunks 1/v) or memory-bound: the bytes it moves at the HBM bandwidth. Returns 0, or
+ * -1 out of memory. */
+static int price_tail(const Scenario *s, const Plan *pl, CostModel *c) {
+    c->tail = scenario_has_tail(s);
+    c->data = (int32_t)scenario_data(s);
+    if (!c->tail) return 0;
+    c->grad_bytes = calloc((size_t)pl->stages, sizeof *c->grad_bytes);
+    c->ar_ns = calloc((size_t)pl->stages * 2, sizeof *c->ar_ns);
+    c->opt_ns = calloc((size_t)pl->stages, sizeof *c->opt_ns);
+    if (!c->grad_bytes || !c->ar_ns || !c->opt_ns) return -1;
+    const ScnNetwork *n = &s->net;
+    Allreduce a = s->parallel.allreduce;
+    int64_t d = scenario_data(s);
+    for (int32_t st = 0; st < pl->stages; st++) {
+        double params = memory_stage_params(s, pl, st); // one GPU's share: / t
+        double bytes = params * dtype_bytes(s->model.dtype);
+        c->grad_bytes[st] = (int64_t)llround(bytes);
+        c->ar_ns[2 * st] = s->costs.allreduce_ms >= 0 ? ms_to_ns(s->costs.allreduce_ms)
+                           : cost_allreduce_formula_ns(a, d, n->intra_latency_us,
+                                                       n->intra_bandwidth_gbs, bytes);
+        c->ar_ns[2 * st + 1] = s->costs.allreduce_ms >= 0 ? c->ar_ns[2 * st]
+                               : cost_allreduce_formula_ns(a, d, n->inter_latency_us,
+                                                           n->inter_bandwidth_gbs, bytes);
+        c->opt_ns[st] = s->costs.optimizer_ms >= 0
+                            ? ms_to_ns(s->costs.optimizer_ms / pl->chunks)
+                            : to_ns(params * optimizer_traffic(&s->model) / s->hw.hbm_bandwidth_gbs);
+    }
+    return 0;
 }
 
 int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, size_t errlen) {
@@ -103,9 +172,17 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, siz
         cost_free(out);
         return -1;
     }
-    for (int32_t st = 0; st < pl->stages; st++) price_stage(s, pl, st, out);
     out->xfer_bytes = s->batch.micro_batch_size * s->model.seq_len * s->model.hidden *
                       dtype_bytes(s->model.dtype);
+    out->stride = scenario_data(s) * scenario_tensor(s);
+    out->tp_ar_ns = cost_allreduce_formula_ns(ALLREDUCE_RING, scenario_tensor(s),
+                                              s->net.intra_latency_us, s->net.intra_bandwidth_gbs,
+                                              (double)out->xfer_bytes);
+    for (int32_t st = 0; st < pl->stages; st++) price_stage(s, pl, st, out);
+    if (price_tail(s, pl, out) != 0) {
+        cost_free(out);
+        return -1;
+    }
     out->gpus_per_node = pl->gpus_per_node;
     if (s->costs.overlap_fb_ms > 0) out->fused_ns = ms_to_ns(s->costs.overlap_fb_ms / pl->chunks);
     if (s->costs.comm_ms >= 0) {
@@ -122,5 +199,6 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, siz
 void cost_free(CostModel *c) {
     free(c->op_ns);
     free(c->op_flops);
+    free(c->grad_bytes), free(c->ar_ns), free(c->opt_ns);
     memset(c, 0, sizeof *c);
 }

@@ -1,7 +1,10 @@
 /* sim/cost.h: what each op and transfer costs. Analytic FLOPs of a GPT layer (Narayanan et al.
  * 2021; the F/B/W split of Qi et al. 2023 Table 1) plus the LM head on the last stage, divided
  * by peak x efficiency; [costs] replaces the times with measured ones. Transfers are alpha-beta:
- * latency + bytes / bandwidth of the link between the two devices, or the fixed comm_ms. */
+ * latency + bytes / bandwidth of the link between the two devices, or the fixed comm_ms.
+ * Data parallelism (d replicas) adds each chunk's gradient all-reduce and an optimizer step;
+ * tensor parallelism (t) divides the GEMM time by t and adds Megatron's activation
+ * all-reduces (2 in F, 2 in B per layer). */
 #ifndef PIPESIM_COST_H
 #define PIPESIM_COST_H
 
@@ -22,6 +25,20 @@ typedef struct {
     int64_t xfer_inter_ns; // ns of one transfer between nodes
     int32_t gpus_per_node;
     int64_t fused_ns;     // one overlapped F&B pair (OPF_FUSED_NEXT); 0: the two ops' sum
+    // Placement as in Megatron-LM (tensor rank fastest, then data, then pipeline): GPU =
+    // pipeline_rank * stride + data_rank * t + tensor_rank, node = GPU / gpus_per_node. The
+    // engine simulates data replica 0, tensor rank 0; all replicas run the same timeline.
+    int64_t stride;       // GPUs between consecutive pipeline ranks, d * t (0 or 1: adjacent)
+    // The data-parallel tail of each iteration (tail = 1 when d > 1 or optimizer_ms > 0):
+    // every chunk's gradient all-reduce over the d replicas, then the optimizer step.
+    int32_t tail;
+    int32_t data;         // d, replicas in each all-reduce
+    int64_t *grad_bytes;  // owned, [stage] (NULL when !tail): gradient bytes a GPU all-reduces
+                          //   for the stage, its parameters x dtype bytes / t
+    int64_t *ar_ns;       // owned, [2*stage + inter]: ns of that all-reduce when the d replicas
+                          //   share a node (inter = 0) or not (1)
+    int64_t *opt_ns;      // owned, [stage]: ns of the optimizer step of the stage's parameters
+    int64_t tp_ar_ns;     // one tensor-parallel all-reduce of an activation (t GPUs), in F, B
 } CostModel;
 
 /* FLOPs of one transformer layer on one micro-batch of b samples, for F, B (input gradient)
@@ -54,9 +71,36 @@ static inline int64_t cost_fused_ns(const CostModel *c, int32_t stage_a, OpKind 
                            : cost_op_ns(c, stage_a, kind_a) + cost_op_ns(c, stage_b, kind_b);
 }
 
+/* The node of pipeline device d's first GPU (data replica 0, tensor rank 0). */
+static inline int64_t cost_node_of(const CostModel *c, int32_t d) {
+    return (int64_t)d * (c->stride > 1 ? c->stride : 1) / c->gpus_per_node;
+}
+
 /* Time of one transfer from device a to device b (a != b). */
 static inline int64_t cost_xfer_ns(const CostModel *c, int32_t a, int32_t b) {
-    return a / c->gpus_per_node == b / c->gpus_per_node ? c->xfer_intra_ns : c->xfer_inter_ns;
+    return cost_node_of(c, a) == cost_node_of(c, b) ? c->xfer_intra_ns : c->xfer_inter_ns;
 }
+
+/* Whether the d replicas of pipeline device d (GPUs d*stride .. d*stride + stride - 1) span
+ * more than one node, so their all-reduce crosses the inter-node links. */
+static inline int cost_dp_inter(const CostModel *c, int32_t d) {
+    int64_t gpus = c->stride > 1 ? c->stride : 1, first = (int64_t)d * gpus;
+    return first / c->gpus_per_node != (first + gpus - 1) / c->gpus_per_node;
+}
+
+/* Time of the gradient all-reduce of stage st, held by pipeline device d (tail only). */
+static inline int64_t cost_allreduce_ns(const CostModel *c, int32_t d, int32_t st) {
+    return c->ar_ns[2 * (int64_t)st + cost_dp_inter(c, d)];
+}
+
+/* All-reduce of n bytes over k GPUs on links of latency_us and bandwidth_gbs (alpha-beta):
+ * ring (NCCL's ring: a reduce-scatter and an all-gather, 2(k-1) steps of n/k bytes)
+ *   2(k-1) alpha + 2(k-1)/k n / beta;
+ * tree (NCCL's double binary tree, Sanders et al. 2009; NCCL 2.4: log-depth latency at full
+ *   bandwidth; each GPU sends and receives about n in the reduce and again in the broadcast)
+ *   2 ceil(log2 k) alpha + 2 n / beta.
+ * 0 for k = 1. Rounded to ns once. */
+int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
+                                  double bandwidth_gbs, double bytes);
 
 #endif

@@ -232,6 +232,63 @@ static int reserve_rows(const Program *pr, int32_t runs, Timeline *tl) {
     return timeline_reserve(tl, tl->n + (size_t)per_run * (size_t)runs);
 }
 
+/* Rows of device d's tail: its chunks' all-reduces in order of readiness (ready[ch], the end
+ * of the chunk's last backward; ties in chunk order) one at a time on the collective lane,
+ * then the optimizer step once its compute (ending at done) and all-reduces are over. */
+static void device_tail(Engine *e, int32_t d, const int64_t *ready, const uint8_t *kind,
+                        int64_t done) {
+    int32_t v = e->pr->chunks, order[SCN_MAX_CHUNKS];
+    for (int32_t i = 0; i < v; i++) { // insertion sort: v is small
+        int32_t j = i;
+        for (; j > 0 && ready[order[j - 1]] > ready[i]; j--) order[j] = order[j - 1];
+        order[j] = i;
+    }
+    int64_t free_ns = 0; // when the collective lane is free
+    for (int32_t i = 0; i < v; i++) {
+        int32_t ch = order[i], st = program_stage_of(e->pr, d, ch);
+        if (ready[ch] < 0) continue; // no backward of this chunk in the run
+        int64_t start = ready[ch] > free_ns ? ready[ch] : free_ns;
+        TimelineOp row = {.start_ns = start, .end_ns = start + cost_allreduce_ns(e->c, d, st),
+                          .bytes = e->c->grad_bytes[st], .device = d, .peer = -1,
+                          .micro_batch = e->mb_base, .chunk = (int16_t)ch, .kind = kind[ch],
+                          .stream = STREAM_COLLECTIVE};
+        record(e, &row);
+        free_ns = row.end_ns;
+    }
+    int64_t opt = 0;
+    for (int32_t ch = 0; ch < v; ch++) opt += e->c->opt_ns[program_stage_of(e->pr, d, ch)];
+    int64_t start = free_ns > done ? free_ns : done;
+    TimelineOp row = {.start_ns = start, .end_ns = start + opt, .device = d, .peer = -1,
+                      .micro_batch = e->mb_base, .kind = OP_BW, .stream = STREAM_OPTIMIZER};
+    record(e, &row);
+}
+
+/* The data-parallel tail of the run of the Program whose rows start at tl->ops[first]
+ * (cost.h): each device's gradient all-reduces and optimizer step. Overlaps the cool-down
+ * where a chunk's gradients are ready early; moves last_ns, so with a flush the next
+ * iteration starts when every device's optimizer step has ended. O(rows + p v^2). */
+static int dp_tail(Engine *e, size_t first) {
+    int32_t v = e->pr->chunks;
+    int64_t *ready = malloc((size_t)e->p * (size_t)v * sizeof *ready);
+    int64_t *done = malloc((size_t)e->p * sizeof *done);
+    uint8_t *kind = malloc((size_t)e->p * (size_t)v);
+    if (!ready || !done || !kind) e->oom = 1;
+    for (int64_t i = 0; !e->oom && i < (int64_t)e->p * v; i++) ready[i] = -1, kind[i] = OP_BW;
+    for (int32_t d = 0; !e->oom && d < e->p; d++) done[d] = -1;
+    for (size_t i = first; !e->oom && i < e->tl->n; i++) {
+        const TimelineOp *r = &e->tl->ops[i];
+        if (r->stream != STREAM_COMPUTE) continue;
+        if (r->end_ns > done[r->device]) done[r->device] = r->end_ns;
+        int64_t at = (int64_t)r->device * v + r->chunk;
+        if ((r->kind == OP_W || r->kind == OP_BW) && r->end_ns > ready[at])
+            ready[at] = r->end_ns, kind[at] = r->kind;
+    }
+    for (int32_t d = 0; !e->oom && d < e->p; d++)
+        if (done[d] >= 0) device_tail(e, d, &ready[(int64_t)d * v], &kind[(int64_t)d * v], done[d]);
+    free(ready), free(done), free(kind);
+    return e->oom ? -1 : 0;
+}
+
 int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeline *tl,
                char *why, size_t whylen) {
     Engine e = {.pr = pr, .c = c, .tl = tl, .p = pr->devices, .m = pr->micro_batches};
@@ -245,8 +302,13 @@ int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeli
     int rc = (!e.pc || !e.running || !e.ready || !e.links) ? -1 : 0;
     int32_t runs = iterations / pr->iterations;
     if (rc == 0) rc = reserve_rows(pr, runs, tl);
-    for (int32_t k = 0; k < runs && rc == 0; k++)
+    if (rc == 0 && c->tail) // each run's tail: an all-reduce per stage, a step per device
+        rc = timeline_reserve(tl, tl->cap + (size_t)(program_stages(pr) + e.p) * (size_t)runs);
+    for (int32_t k = 0; k < runs && rc == 0; k++) {
+        size_t first = tl->n;
         rc = run_iteration(&e, k, e.last_ns, why, whylen);
+        if (rc == 0 && c->tail) rc = dp_tail(&e, first);
+    }
     free(e.heap), free(e.pc), free(e.running), free(e.ready), free(e.links);
     return rc;
 }

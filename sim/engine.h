@@ -4,7 +4,11 @@
  * directed link between the two devices, which carries one transfer at a time in FIFO order
  * (a transfer holds the link for its whole latency + bytes/bandwidth). Compute and transfers
  * overlap. Iterations are separated by a flush: iteration k+1 starts when everything of
- * iteration k has ended. Metrics are computed elsewhere (metrics.h). */
+ * iteration k has ended. With a data-parallel tail (CostModel.tail) each iteration ends with
+ * every chunk's gradient all-reduce (collective lane, from the end of the chunk's last
+ * backward, one at a time per device) and the device's optimizer step (optimizer lane, after
+ * its compute and all-reduces); the next iteration starts when all of them have ended.
+ * Metrics are computed elsewhere (metrics.h). */
 #ifndef PIPESIM_ENGINE_H
 #define PIPESIM_ENGINE_H
 
@@ -21,7 +25,8 @@
  * O(1) other work per op, so a run is linear in the number of ops up to that log factor. */
 
 /* engine_run appends to tl (zeroed or holding earlier rows) one compute row per op and a
- * send and a recv row per cross-device transfer, for `iterations` iterations (iteration k's
+ * send and a recv row per cross-device transfer (with a tail, also per iteration one
+ * collective row per (device, chunk) and one optimizer row per device), for `iterations` iterations (iteration k's
  * micro-batch j is recorded as k*m + j). A Program that covers several iterations itself
  * (pr->iterations > 1, the asynchronous schedules) is played iterations / pr->iterations
  * times, so with no flush inside it. Returns 0; -1 when out of memory; -2 when the run

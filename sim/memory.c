@@ -11,10 +11,14 @@ double memory_layer_params(const ScnModel *m) {
 }
 
 double memory_layer_activation_bytes(const ScnModel *m, int64_t b) {
-    double s = (double)m->seq_len, h = (double)m->hidden, a = (double)m->heads;
+    return memory_layer_activation_bytes_tp(m, b, 1);
+}
+
+double memory_layer_activation_bytes_tp(const ScnModel *m, int64_t b, int64_t t) {
+    double s = (double)m->seq_len, h = (double)m->hidden, a = (double)m->heads, tp = (double)t;
     double per_sbh = m->recompute == RECOMPUTE_FULL        ? 2.0
-                     : m->recompute == RECOMPUTE_SELECTIVE ? 34.0
-                                                           : 34.0 + 5.0 * a * s / h;
+                     : m->recompute == RECOMPUTE_SELECTIVE ? 10.0 + 24.0 / tp
+                                                           : 10.0 + 24.0 / tp + 5.0 * a * s / (h * tp);
     return s * (double)b * h * per_sbh * (dtype_bytes(m->dtype) / 2.0);
 }
 
@@ -25,9 +29,13 @@ double memory_optimizer_bytes_per_param(const ScnModel *m) {
 }
 
 double memory_layer_w_pending_bytes(const ScnModel *m, int64_t b) {
+    return memory_layer_w_pending_bytes_tp(m, b, 1);
+}
+
+double memory_layer_w_pending_bytes_tp(const ScnModel *m, int64_t b, int64_t t) {
     double sb = (double)m->seq_len * (double)b, h = (double)m->hidden, f = (double)m->ffn_hidden;
-    double bytes = dtype_bytes(m->dtype) * sb * (8.0 * h + 2.0 * f);
-    double act = memory_layer_activation_bytes(m, b);
+    double bytes = dtype_bytes(m->dtype) * sb * (4.0 * h + (4.0 * h + 2.0 * f) / (double)t);
+    double act = memory_layer_activation_bytes_tp(m, b, t);
     return bytes < act ? bytes : act;
 }
 
@@ -38,18 +46,21 @@ static void stage_footprint(const Scenario *s, const Plan *pl, int32_t st, doubl
                             double *act, double *w_pending) {
     const ScnModel *m = &s->model;
     double h = (double)m->hidden, sq = (double)m->seq_len, b = (double)s->batch.micro_batch_size;
-    double layers = (double)pl->layers[st], ends = 0;
-    *params = layers * memory_layer_params(m);
-    if (plan_stage_is_first(pl, st)) {
-        *params += ((double)m->vocab + sq) * h;
-        ends += sq * b * h;
-    }
-    if (plan_stage_is_last(pl, st)) {
-        *params += (double)m->vocab * h + 2.0 * h;
-        ends += 4.0 * sq * b * h * (1.0 + (double)m->vocab / h);
-    }
-    *act = layers * memory_layer_activation_bytes(m, s->batch.micro_batch_size) + ends;
-    *w_pending = layers * memory_layer_w_pending_bytes(m, s->batch.micro_batch_size) + ends;
+    double layers = (double)pl->layers[st], ends = 0, t = (double)scenario_tensor(s);
+    *params = memory_stage_params(s, pl, st);
+    if (plan_stage_is_first(pl, st)) ends += sq * b * h;
+    if (plan_stage_is_last(pl, st)) ends += 4.0 * sq * b * h * (1.0 + (double)m->vocab / (h * t));
+    int64_t tp = scenario_tensor(s), mb = s->batch.micro_batch_size;
+    *act = layers * memory_layer_activation_bytes_tp(m, mb, tp) + ends;
+    *w_pending = layers * memory_layer_w_pending_bytes_tp(m, mb, tp) + ends;
+}
+
+double memory_stage_params(const Scenario *s, const Plan *pl, int32_t st) {
+    const ScnModel *m = &s->model;
+    double h = (double)m->hidden, params = (double)pl->layers[st] * memory_layer_params(m);
+    if (plan_stage_is_first(pl, st)) params += ((double)m->vocab + (double)m->seq_len) * h;
+    if (plan_stage_is_last(pl, st)) params += (double)m->vocab * h + 2.0 * h;
+    return params / (double)scenario_tensor(s);
 }
 
 static void static_memory(const Scenario *s, const Plan *pl, const Program *pr, int32_t d,

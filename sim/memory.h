@@ -1,8 +1,10 @@
 /* sim/memory.h: memory per device over a run: parameters (and the extra weight versions
  * asynchronous schedules keep), gradients and optimizer state, plus the activations of every
- * (micro-batch, chunk) in flight (Korthikanti et al. 2022, no tensor or sequence
- * parallelism, with the recompute modes of the scenario). Times come from a Timeline, so the
- * same model reads psim's predicted timeline or pexec's measured one. */
+ * (micro-batch, chunk) in flight (Korthikanti et al. 2022, with the recompute modes of the
+ * scenario). Times come from a Timeline, so the
+ * same model reads psim's predicted timeline or pexec's measured one. With tensor parallelism
+ * t every figure is one GPU's share (Korthikanti et al. 2022 without sequence parallelism);
+ * data parallelism keeps full gradients and optimizer state on every replica (no ZeRO). */
 #ifndef PIPESIM_MEMORY_H
 #define PIPESIM_MEMORY_H
 
@@ -36,6 +38,10 @@ double memory_layer_params(const ScnModel *m);
  *   full 2sbh (only the layer input; the rest is rebuilt one layer at a time in the
  *   backward, a transient this model leaves out). */
 double memory_layer_activation_bytes(const ScnModel *m, int64_t b);
+/* The same on one of t tensor-parallel GPUs without sequence parallelism (Korthikanti et al.
+ * 2022, Table 2): none sbh(10 + 24/t + 5as/(ht)), selective sbh(10 + 24/t), full 2sbh (the
+ * layer input is not split). t = 1 gives the formulas above. */
+double memory_layer_activation_bytes_tp(const ScnModel *m, int64_t b, int64_t t);
 
 /* Bytes of one layer's activations a split backward keeps from B until W: the inputs of the
  * four weight GEMMs (QKV, attention output, MLP in and out: sb(3h + f) elements) and the
@@ -43,6 +49,16 @@ double memory_layer_activation_bytes(const ScnModel *m, int64_t b);
  * f = 4h (at most the layer's activations). B gives back the rest (Qi et al. 2023 §2.3:
  * M_W < M_B). */
 double memory_layer_w_pending_bytes(const ScnModel *m, int64_t b);
+/* With t-way tensor parallelism the inputs of the QKV and MLP-in GEMMs and the output
+ * gradients of the attention-out and MLP-out GEMMs (4h a token) stay whole, the rest (4h + 2f)
+ * is split: 2sb(4h + (4h + 2f)/t) bytes for 16-bit types, at most the layer's activations. */
+double memory_layer_w_pending_bytes_tp(const ScnModel *m, int64_t b, int64_t t);
+
+/* Parameters one GPU holds for stage st: its layers, the embedding (V + s)h on a first stage,
+ * the output embedding Vh and final norm 2h on a last stage, all divided by the tensor
+ * parallelism t (Megatron splits the layers' GEMMs and the vocabulary; the small replicated
+ * norms and biases are counted as split too). */
+double memory_stage_params(const Scenario *s, const Plan *pl, int32_t st);
 
 /* Optimizer state bytes per parameter (scenario.h's Optimizer): Adam 12 for 16-bit models
  * (fp32 master, momentum, variance), 8 for fp32; SGD with momentum 8 and 4. */

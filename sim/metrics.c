@@ -29,6 +29,52 @@ static int iteration_time(const Timeline *tl, int64_t m, int64_t iterations, int
     return 0;
 }
 
+/* Per (iteration, device) figures of the data-parallel tail, ns. */
+typedef struct {
+    int64_t compute_end, allreduce, optimizer, tail_end;
+} TailCell;
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* allreduce_ms, allreduce_exposed_ms and optimizer_ms from the collective and optimizer rows
+ * (metrics.h); all 0 without them. Memory is one cell per (iteration, device), less than the
+ * timeline's own rows. -1 out of memory. */
+static int tail_metrics(const Timeline *tl, int64_t m, int64_t iterations, int32_t p,
+                        Metrics *out) {
+    int any = 0;
+    for (size_t i = 0; i < tl->n && !any; i++) any = tl->ops[i].stream >= STREAM_COLLECTIVE;
+    if (!any) return 0;
+    TailCell *cell = calloc((size_t)iterations * (size_t)p, sizeof *cell);
+    if (!cell) return -1;
+    for (size_t i = 0; i < tl->n; i++) {
+        const TimelineOp *r = &tl->ops[i];
+        int64_t k = r->micro_batch / m;
+        if (k >= iterations || r->device < 0 || r->device >= p) continue;
+        TailCell *c = &cell[k * p + r->device];
+        int64_t ns = r->end_ns - r->start_ns;
+        if (r->stream == STREAM_COMPUTE) c->compute_end = max64(c->compute_end, r->end_ns);
+        if (r->stream == STREAM_COLLECTIVE) c->allreduce += ns;
+        if (r->stream == STREAM_OPTIMIZER) c->optimizer += ns;
+        if (r->stream >= STREAM_COLLECTIVE) c->tail_end = max64(c->tail_end, r->end_ns);
+    }
+    int64_t ar = 0, exposed = 0, opt = 0;
+    for (int64_t k = 0; k < iterations; k++) {
+        int64_t ar_k = 0, opt_k = 0, end = 0, base = 0;
+        for (int32_t d = 0; d < p; d++) {
+            const TailCell *c = &cell[k * p + d];
+            ar_k = max64(ar_k, c->allreduce), opt_k = max64(opt_k, c->optimizer);
+            end = max64(end, max64(c->compute_end, c->tail_end));
+            base = max64(base, c->compute_end + c->optimizer);
+        }
+        ar += ar_k, opt += opt_k, exposed += max64(0, end - base);
+    }
+    out->allreduce_ms = ns_to_ms(ar) / (double)iterations;
+    out->allreduce_exposed_ms = ns_to_ms(exposed) / (double)iterations;
+    out->optimizer_ms = ns_to_ms(opt) / (double)iterations;
+    free(cell);
+    return 0;
+}
+
 int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const CostModel *c,
                     const Timeline *tl, Metrics *out) {
     int32_t p = pr->devices;
@@ -95,13 +141,19 @@ int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const 
     for (int32_t st = 0; st < c->stages; st++)
         out->model_flops += cost_op_flops(c, st, OP_BW) + cost_op_flops(c, st, OP_F);
     out->model_flops *= (double)s->batch.micro_batches / pl->pipes; // each copy runs m/pipes
+    out->model_flops *= (double)scenario_data(s);                   // every replica
+    out->devices_total = scenario_devices_total(s);
+    out->global_batch = scenario_data(s) * s->batch.micro_batches * s->batch.micro_batch_size;
+    if (tail_metrics(tl, s->batch.micro_batches, s->batch.iterations, p, out) != 0) {
+        free(sp), free(mem), metrics_free(out);
+        return -1;
+    }
     double seconds = (double)makespan / 1e9, iters = (double)s->batch.iterations;
-    double tokens = iters * (double)(s->batch.micro_batches * s->batch.micro_batch_size *
-                                     s->model.seq_len);
+    double tokens = iters * (double)(out->global_batch * s->model.seq_len);
     out->peak_tflops = s->hw.peak_tflops;
     if (seconds > 0) {
         out->throughput_tokens_per_s = tokens / seconds;
-        out->tflops_per_gpu = out->model_flops * iters / seconds / p / 1e12;
+        out->tflops_per_gpu = out->model_flops * iters / seconds / (double)out->devices_total / 1e12;
         out->mfu = out->tflops_per_gpu / out->peak_tflops;
     }
     free(sp), free(mem);

@@ -8,7 +8,10 @@
  *   bubble_rate  = 1 - mean busy / cost (GPipe; Qi et al. 2023);
  *   bubble_ideal = (cost - mean busy) / mean busy (Narayanan et al. 2021);
  *   idle_ms of a device = makespan - its busy time;
- *   TFLOP/s per GPU = model FLOPs (no recompute) / makespan / devices; MFU = that / peak. */
+ *   TFLOP/s per GPU = model FLOPs (no recompute, all d replicas) / makespan / (p d t);
+ *   MFU = that / peak; tokens/s count every replica;
+ *   exposed all-reduce of an iteration = its end - max over devices of (compute end +
+ *                optimizer step): the part of the all-reduces the cool-down did not hide. */
 #ifndef PIPESIM_METRICS_H
 #define PIPESIM_METRICS_H
 
@@ -42,12 +45,20 @@ typedef struct {
     double throughput_tokens_per_s;
     double tflops_per_gpu;
     double mfu;
-    double model_flops;              // per iteration, all devices
+    double model_flops;              // per iteration, all devices of all d replicas
     double peak_tflops;              // per GPU, as used for MFU
     int64_t ops;                     // compute ops simulated
     int64_t transfers;               // cross-device transfers
     int32_t bottleneck;              // device with the most busy time
-    int32_t devices;
+    int32_t devices;                 // p, pipeline devices simulated (one replica, one
+                                     //   tensor rank: the others run the same timeline)
+    int64_t devices_total;           // p x d x t, every GPU of the run
+    int64_t global_batch;            // samples per iteration over all replicas, d x m x b
+    double allreduce_ms;             // per iteration (mean): the longest device's gradient
+                                     //   all-reduce time on its collective lane
+    double allreduce_exposed_ms;     // per iteration (mean): how much later the iteration
+                                     //   ends than it would with free all-reduces
+    double optimizer_ms;             // per iteration (mean): the longest optimizer step
     DeviceMetrics *dev;              // owned: [devices]
     MemTrace mem;                    // owned: every device's memory over the run
 } Metrics;

@@ -229,6 +229,14 @@ int run_prepare(const RunOptions *o, Run *sm) {
         return 2;
     }
     if (o->dump) return 0;
+    if (sm->prog.iterations > 1 && scenario_has_tail(&sm->scn)) {
+        fprintf(stderr, "%s: %s: the schedule covers %d iterations with no flush, and the "
+                "data-parallel all-reduce and optimizer step are modelled only between "
+                "flushed iterations; use parallel.data = 1 without costs.optimizer_ms, or a "
+                "schedule file with one iteration\n", o->prog,
+                sp.file && sp.file[0] ? sp.file : sm->scn.path, sm->prog.iterations);
+        return 2;
+    }
     rc = plan_build_copies(&sm->scn, sm->prog.pipes, &sm->plan, err, sizeof err);
     if (rc != 0) {
         if (rc < 0) return oom(o);
@@ -247,7 +255,8 @@ int run_prepare(const RunOptions *o, Run *sm) {
 /* Run metrics and per-device metrics in the store's name/value form. */
 #define RUN_METRICS(X)                                                                         \
     X(makespan_ms) X(iteration_ms) X(bubble_rate) X(bubble_ideal) X(throughput_tokens_per_s)   \
-    X(tflops_per_gpu) X(mfu) X(model_flops) X(peak_tflops)
+    X(tflops_per_gpu) X(mfu) X(model_flops) X(peak_tflops) X(devices_total) X(global_batch)  \
+    X(allreduce_ms) X(allreduce_exposed_ms) X(optimizer_ms)
 #define DEVICE_METRICS(X)                                                                      \
     X(busy_ms) X(idle_ms) X(span_ms) X(peak_activations) X(peak_memory_gib) X(weights_gib)    \
     X(grads_gib) X(optimizer_gib) X(activations_gib) X(layers) X(weight_versions) X(staleness)
@@ -329,8 +338,9 @@ static void print_json(const Run *sm, int64_t run_id) {
 static void print_summary(const RunOptions *o, const Run *sm) {
     const Metrics *mt = &sm->mt;
     const Scenario *s = &sm->scn;
-    printf("# %s: %s, p=%d v=%d m=%lld b=%lld, %lld layers, %s on %s (%.0f TFLOP/s x %.2f)\n",
-           s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
+    printf("# %s: %s, p=%d v=%d d=%lld t=%lld m=%lld b=%lld, %lld layers, %s on %s (%.0f "
+           "TFLOP/s x %.2f)\n", s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
+           (long long)s->parallel.data, (long long)s->parallel.tensor,
            (long long)s->batch.micro_batches, (long long)s->batch.micro_batch_size,
            (long long)s->model.layers, dtype_name(s->model.dtype),
            s->hw.gpu[0] ? s->hw.gpu : "custom", s->hw.peak_tflops, s->hw.efficiency);
@@ -342,6 +352,16 @@ static void print_summary(const RunOptions *o, const Run *sm) {
     printf("%-22s %14.0f tokens/s\n", "throughput", mt->throughput_tokens_per_s);
     printf("%-22s %14.1f TFLOP/s\n", "per GPU", mt->tflops_per_gpu);
     printf("%-22s %14.2f %%\n", "MFU", 100.0 * mt->mfu);
+    if (sm->cost.tail) {
+        printf("%-22s %14.3f ms  per iteration, %.3f ms exposed (%s over %lld replicas, "
+               "%s links)\n", "gradient all-reduce", mt->allreduce_ms, mt->allreduce_exposed_ms,
+               allreduce_name(s->parallel.allreduce), (long long)s->parallel.data,
+               cost_dp_inter(&sm->cost, 0) ? "inter-node" : "intra-node");
+        printf("%-22s %14.3f ms  per iteration\n", "optimizer step", mt->optimizer_ms);
+    }
+    if (mt->devices_total != mt->devices)
+        printf("%-22s %14lld GPUs (p x d x t), global batch %lld samples\n", "devices",
+               (long long)mt->devices_total, (long long)mt->global_batch);
     printf("%-22s %14lld ops, %lld transfers of %.2f MiB\n",
            strcmp(o->prog, "psim") == 0 ? "simulated" : "measured",
            (long long)mt->ops, (long long)mt->transfers,

@@ -33,17 +33,20 @@
  *              180 GB, NVLink 5 1.8 TB/s total.
  *   mi300x     AMD Instinct MI300X datasheet: 1307 bf16, 653.7 TF32, 192 GB; xGMI peer
  *              link 64 GB/s per direction.
- *   cpu        a placeholder (1 TFLOP/s, 16 GiB, 10 GB/s); pexec calibration replaces it. */
+ *   cpu        a placeholder (1 TFLOP/s, 16 GiB, 10 GB/s); pexec calibration replaces it.
+ * The last column is HBM bandwidth from the same datasheets (GB/s): V100 900, A100 80GB 2039,
+ * A100 40GB 1555, H100 SXM 3350, H100 PCIe 2000, H200 4800, B200 8000, MI300X 5300; cpu 50
+ * (a placeholder). */
 static const GpuPreset PRESETS[] = {
-    {"v100", 125, 15.7, 32, 150, 12.5},
-    {"a100", 312, 156, 80, 300, 25},
-    {"a100-40g", 312, 156, 40, 300, 25},
-    {"h100", 989, 495, 80, 450, 50},
-    {"h100-pcie", 756, 378, 80, 64, 50},
-    {"h200", 989, 495, 140, 450, 50},
-    {"b200", 2250, 1100, 180, 900, 50},
-    {"mi300x", 1307, 654, 192, 64, 50},
-    {"cpu", 1, 1, 16, 10, 1.25},
+    {"v100", 125, 15.7, 32, 150, 12.5, 900},
+    {"a100", 312, 156, 80, 300, 25, 2039},
+    {"a100-40g", 312, 156, 40, 300, 25, 1555},
+    {"h100", 989, 495, 80, 450, 50, 3350},
+    {"h100-pcie", 756, 378, 80, 64, 50, 2000},
+    {"h200", 989, 495, 140, 450, 50, 4800},
+    {"b200", 2250, 1100, 180, 900, 50, 8000},
+    {"mi300x", 1307, 654, 192, 64, 50, 5300},
+    {"cpu", 1, 1, 16, 10, 1.25, 50},
 };
 #define NPRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
@@ -68,12 +71,14 @@ static const char *const RECOMPUTES[] = {"none", "selective", "full"};
 const char *recompute_name(Recompute r) { return (unsigned)r < 3 ? RECOMPUTES[r] : "?"; }
 static const char *const OPTIMIZERS[] = {"adam", "sgd"};
 const char *optimizer_name(Optimizer o) { return (unsigned)o < 2 ? OPTIMIZERS[o] : "?"; }
+static const char *const ALLREDUCES[] = {"ring", "tree"};
+const char *allreduce_name(Allreduce a) { return (unsigned)a < 2 ? ALLREDUCES[a] : "?"; }
 
 /* ---- the key table ------------------------------------------------------------------------ */
 
 typedef enum {
     T_INT, T_DOUBLE, T_NAME, T_DTYPE, T_RECOMPUTE, T_OPTIMIZER, T_PARTITION, T_SCHEDULE, T_GPU,
-    T_PATH, T_TIMES
+    T_PATH, T_TIMES, T_ALLREDUCE
 } KeyType;
 enum { RANGE_CLOSED = 0, RANGE_OPEN_LO = 1 }; // lo < x instead of lo <= x
 
@@ -111,11 +116,13 @@ static const KeyDef KEYS[] = {
     {"pipeline", "schedule_file", T_PATH, F(pipeline.schedule_file), NULL, false, 0, 0, 0, "my.sched"}, // none
     {"parallel", "data", T_INT, F(parallel.data), "1", false, 1, 1 << 20, 0, "8"},
     {"parallel", "tensor", T_INT, F(parallel.tensor), "1", false, 1, 1 << 10, 0, "8"},
+    {"parallel", "allreduce", T_ALLREDUCE, F(parallel.allreduce), "ring", false, 0, 0, 0, "ring"},
     {"hardware", "gpu", T_GPU, F(hw.gpu), NULL, false, 0, 0, 0, "h100"}, // none
     {"hardware", "peak_tflops", T_DOUBLE, F(hw.peak_tflops), NULL, false, 0, 1e6, RANGE_OPEN_LO, "989"}, // preset
     {"hardware", "efficiency", T_DOUBLE, F(hw.efficiency), "0.5", false, 0, 1, RANGE_OPEN_LO, "0.5"},
     {"hardware", "memory_gib", T_DOUBLE, F(hw.memory_gib), NULL, false, 0, 1e6, RANGE_OPEN_LO, "80"}, // preset
     {"hardware", "gpus_per_node", T_INT, F(hw.gpus_per_node), "8", false, 1, 1 << 20, 0, "8"},
+    {"hardware", "hbm_bandwidth_gbs", T_DOUBLE, F(hw.hbm_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "3350"}, // preset or 1000
     {"network", "intra_bandwidth_gbs", T_DOUBLE, F(net.intra_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "450"}, // preset or 100
     {"network", "intra_latency_us", T_DOUBLE, F(net.intra_latency_us), "10", false, 0, 1e9, 0, "10"},
     {"network", "inter_bandwidth_gbs", T_DOUBLE, F(net.inter_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "50"}, // preset or 25
@@ -127,6 +134,8 @@ static const KeyDef KEYS[] = {
     {"costs", "weight_ms", T_DOUBLE, F(costs.weight_ms), "-1", false, 0, 1e9, 0, "12"},
     {"costs", "comm_ms", T_DOUBLE, F(costs.comm_ms), "-1", false, 0, 1e9, 0, "0.05"},
     {"costs", "overlap_fb_ms", T_DOUBLE, F(costs.overlap_fb_ms), "-1", false, 0, 1e9, RANGE_OPEN_LO, "30"},
+    {"costs", "optimizer_ms", T_DOUBLE, F(costs.optimizer_ms), "-1", false, 0, 1e9, 0, "5"},
+    {"costs", "allreduce_ms", T_DOUBLE, F(costs.allreduce_ms), "-1", false, 0, 1e9, 0, "2"},
     {"costs", "stage_forward_ms", T_TIMES, F(costs.stage_forward), NULL, false, 0, 1e9, 0, "3,3,4,4"}, // none
     {"costs", "stage_backward_ms", T_TIMES, F(costs.stage_backward), NULL, false, 0, 1e9, 0, "6,6,8,8"}, // none
     {"costs", "stage_weight_ms", T_TIMES, F(costs.stage_weight), NULL, false, 0, 1e9, 0, "3,3,4,4"}, // none
@@ -453,6 +462,10 @@ static int set_value(Parser *P, int k, const char *where, const char *v) {
         for (int t = 0; t < 2; t++)
             if (strcmp(v, OPTIMIZERS[t]) == 0) return *(Optimizer *)field = (Optimizer)t, 1;
         return fail(P, where, "unknown optimizer '%.200s'; use adam or sgd", v);
+    case T_ALLREDUCE:
+        for (int t = 0; t < 2; t++)
+            if (strcmp(v, ALLREDUCES[t]) == 0) return *(Allreduce *)field = (Allreduce)t, 1;
+        return fail(P, where, "unknown allreduce '%.200s'; use ring or tree", v);
     case T_PARTITION:
         return set_partition(P, where, kd, v);
     case T_TIMES:
@@ -651,6 +664,8 @@ static void fill_derived(Parser *P) {
     if (!GIVEN(P, "hardware", "memory_gib") && g) s->hw.memory_gib = g->memory_gib;
     if (!GIVEN(P, "network", "intra_bandwidth_gbs"))
         s->net.intra_bandwidth_gbs = g ? g->intra_bandwidth_gbs : 100;
+    if (!GIVEN(P, "hardware", "hbm_bandwidth_gbs"))
+        s->hw.hbm_bandwidth_gbs = g ? g->hbm_bandwidth_gbs : 1000;
     if (!GIVEN(P, "network", "inter_bandwidth_gbs"))
         s->net.inter_bandwidth_gbs = g ? g->inter_bandwidth_gbs : 25;
     if (s->costs.forward_ms >= 0 && s->costs.weight_ms < 0) s->costs.weight_ms = 0;
@@ -818,11 +833,56 @@ static int check_schedule(Parser *P) {
     return 1;
 }
 
+/* The asynchronous schedules update weights without a flush; their data-parallel step is
+ * not modelled (PipeDream would all-reduce after every micro-batch). */
+static const char *const ASYNC_SCHEDULES[] = {"pipedream", "pipedream-2bw"};
+
+/* Tensor parallelism splits every layer over t GPUs of one node (its all-reduces run on
+ * NVLink each layer), so t divides the heads, the MLP width and the GPUs of a node. */
+static int check_parallel(Parser *P) {
+    char w[WHERE_MAX];
+    const Scenario *s = P->s;
+    int64_t t = s->parallel.tensor, d = s->parallel.data;
+    if (t > s->hw.gpus_per_node)
+        return fail(P, blame(P, w, 2, "parallel.tensor", "hardware.gpus_per_node"),
+                    "tensor = %lld is more than gpus_per_node = %lld; tensor-parallel GPUs "
+                    "all-reduce every layer and must share a node: use tensor <= %lld and more "
+                    "stages or data replicas", (long long)t, (long long)s->hw.gpus_per_node,
+                    (long long)s->hw.gpus_per_node);
+    if (s->hw.gpus_per_node % t != 0)
+        return fail(P, blame(P, w, 2, "parallel.tensor", "hardware.gpus_per_node"),
+                    "tensor = %lld does not divide gpus_per_node = %lld, so some tensor-parallel "
+                    "groups would straddle two nodes; use a divisor of gpus_per_node",
+                    (long long)t, (long long)s->hw.gpus_per_node);
+    if (s->model.heads % t != 0 || s->model.ffn_hidden % t != 0)
+        return fail(P, blame(P, w, 3, "parallel.tensor", "model.heads", "model.ffn_hidden"),
+                    "tensor = %lld does not divide heads = %lld and ffn_hidden = %lld; each "
+                    "tensor-parallel GPU takes heads / t heads and ffn_hidden / t columns, so "
+                    "use a tensor that divides both", (long long)t, (long long)s->model.heads,
+                    (long long)s->model.ffn_hidden);
+    if ((double)s->pipeline.stages * (double)d * (double)t > (double)(1 << 24))
+        return fail(P, blame(P, w, 3, "parallel.data", "parallel.tensor", "pipeline.stages"),
+                    "stages x data x tensor = %.0f devices; at most %d, so use fewer",
+                    (double)s->pipeline.stages * (double)d * (double)t, 1 << 24);
+    bool tail = scenario_has_tail(s);
+    for (size_t i = 0; tail && i < sizeof ASYNC_SCHEDULES / sizeof *ASYNC_SCHEDULES; i++)
+        if (strcmp(s->pipeline.schedule, ASYNC_SCHEDULES[i]) == 0)
+            return fail(P, blame(P, w, 3, "parallel.data", "costs.optimizer_ms",
+                                 "pipeline.schedule"),
+                        "%s = %g with schedule = %s: the asynchronous schedules have no flush "
+                        "for the gradient all-reduce and optimizer step, which pipesim does "
+                        "not model for them; use data = 1 without optimizer_ms, or a flushed "
+                        "schedule (1f1b, interleaved, zb-h1, ...)",
+                        d > 1 ? "data" : "optimizer_ms",
+                        d > 1 ? (double)d : s->costs.optimizer_ms, s->pipeline.schedule);
+    return 1;
+}
+
 static int validate(Parser *P) {
     // The schedule speaks before the partition: "1f1b runs one chunk" beats "40 layers do not
     // split into 16 stages" when chunks = 2 was the mistake.
     return check_required(P) && check_costs(P) && check_model(P) && check_schedule(P) &&
-           check_partition(P);
+           check_partition(P) && check_parallel(P);
 }
 
 /* ---- public ------------------------------------------------------------------------------- */
@@ -973,6 +1033,9 @@ char *scenario_format(const Scenario *s) {
         }
         case T_OPTIMIZER:
             append(&buf, &len, &cap, " %s\n", optimizer_name(s->model.optimizer));
+            break;
+        case T_ALLREDUCE:
+            append(&buf, &len, &cap, " %s\n", allreduce_name(s->parallel.allreduce));
             break;
         case T_PARTITION:
             if (s->pipeline.partition != PART_EXPLICIT) {

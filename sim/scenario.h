@@ -69,13 +69,19 @@ typedef struct {
     double efficiency;      // achieved fraction of peak, (0, 1]
     double memory_gib;      // GiB per device; default from preset
     int64_t gpus_per_node;  // devices per node, default 8
+    double hbm_bandwidth_gbs; // GB/s of device memory (the optimizer step's speed); preset
 } ScnHardware;
 
 /* Parallelism around the pipeline: d data-parallel replicas of the whole pipeline and t-way
  * tensor parallelism inside each stage (devices in all: p x d x t). */
+/* Algorithm of the data-parallel gradient all-reduce (cost.h has the formulas): NCCL's ring,
+ * or its double binary tree. */
+typedef enum { ALLREDUCE_RING = 0, ALLREDUCE_TREE } Allreduce;
+
 typedef struct {
-    int64_t data;   // d, pipeline replicas, default 1
-    int64_t tensor; // t, devices sharing each stage's layers, default 1
+    int64_t data;        // d, pipeline replicas, default 1
+    int64_t tensor;      // t, devices sharing each stage's layers, default 1, <= gpus_per_node
+    Allreduce allreduce; // gradient all-reduce across the d replicas, default ring
 } ScnParallel;
 
 typedef struct {
@@ -99,6 +105,9 @@ typedef struct {
     double comm_ms;     // fixed time of every cross-device transfer (replaces alpha-beta)
     double overlap_fb_ms; // one overlapped forward-and-backward pair (DualPipe's F&B) for a
                           //   device's layers, each of v chunks 1/v; -1: F + backward
+    double optimizer_ms;  // optimizer step of a device's layers (all chunks), once an
+                          //   iteration after the all-reduces; -1: memory-bound estimate
+    double allreduce_ms;  // fixed time of each chunk's gradient all-reduce; -1: alpha-beta
     ScnTimeList stage_forward, stage_backward, stage_weight; // per pipeline stage (p*v
                           //   entries in stage order, each that stage's op, no division by
                           //   v); when given they replace forward_ms, backward_ms, weight_ms
@@ -143,6 +152,22 @@ int dtype_bytes(Dtype d);
 const char *dtype_name(Dtype d);
 const char *recompute_name(Recompute r);
 const char *optimizer_name(Optimizer o);
+const char *allreduce_name(Allreduce a);
+/* d and t, read as 1 when not set (a Scenario built by hand, zeroed), and the devices in
+ * all, p x d x t. */
+static inline int64_t scenario_data(const Scenario *s) {
+    return s->parallel.data > 1 ? s->parallel.data : 1;
+}
+static inline int64_t scenario_tensor(const Scenario *s) {
+    return s->parallel.tensor > 1 ? s->parallel.tensor : 1;
+}
+static inline int64_t scenario_devices_total(const Scenario *s) {
+    return s->pipeline.stages * scenario_data(s) * scenario_tensor(s);
+}
+/* Whether iterations end with the data-parallel tail (all-reduces, optimizer step). */
+static inline int scenario_has_tail(const Scenario *s) {
+    return scenario_data(s) > 1 || s->costs.optimizer_ms > 0;
+}
 
 /* GPU presets: peak dense TFLOP/s for 16-bit and for fp32 (TF32 tensor cores) inputs, memory,
  * and default link figures. gpu_preset_find returns NULL for an unknown name. */
@@ -153,6 +178,7 @@ typedef struct {
     double memory_gib;
     double intra_bandwidth_gbs; // per direction (NVLink)
     double inter_bandwidth_gbs; // per GPU NIC
+    double hbm_bandwidth_gbs;   // device memory
 } GpuPreset;
 
 const GpuPreset *gpu_preset_find(const char *name);

@@ -116,7 +116,7 @@ int search_enumerate(const Scenario *s, const SearchSpace *sp, SearchPoint **out
     PointList l = {0};
     int64_t G = sp->gpus, B = sp->global_batch;
     for (int64_t t = 1; rc == 0 && t <= s->hw.gpus_per_node && t <= G; t *= 2) {
-        if (s->model.heads % t || G % t) continue;
+        if (s->model.heads % t || s->hw.gpus_per_node % t || G % t) continue;
         for (int64_t p = 1; rc == 0 && p <= G / t && p <= SCN_MAX_STAGES; p++) {
             int64_t d = G / t / p;
             if ((G / t) % p || B % d || p > s->model.layers) continue;
@@ -136,7 +136,7 @@ int search_enumerate(const Scenario *s, const SearchSpace *sp, SearchPoint **out
                  "smaller --global-batch", SEARCH_MAX_POINTS);
     else if (rc == 0 && l.n == 0)
         snprintf(err, errlen, "no configuration of %lld GPUs runs a global batch of %lld: "
-                 "p x d x t = gpus (t a power of two dividing heads = %lld, at most "
+                 "p x d x t = gpus (t a power of two dividing heads = %lld and "
                  "gpus_per_node = %lld, p at most layers = %lld) with d dividing the global "
                  "batch, and each schedule's own rules; try another --gpus or --global-batch",
                  (long long)G, (long long)B, (long long)s->model.heads,
@@ -193,13 +193,13 @@ static void fill_metrics(const Run *r, SearchPoint *pt) {
         if (mt->dev[d].peak_memory_gib > peak) peak = mt->dev[d].peak_memory_gib, pt->fullest = d;
     }
     const Scenario *s = &r->scn;
-    double tokens = (double)(s->parallel.data * s->batch.micro_batches * s->batch.micro_batch_size *
-                             s->model.seq_len * s->batch.iterations);
     pt->peak_gib = peak;
     pt->makespan_ms = mt->makespan_ms;
     pt->busy_ms = busy / mt->devices;
     pt->bubble_rate = mt->bubble_rate;
-    pt->tokens_per_s = mt->makespan_ms > 0 ? tokens / (mt->makespan_ms / 1e3) : 0;
+    pt->tokens_per_s = mt->throughput_tokens_per_s;
+    pt->allreduce_ms = mt->allreduce_ms;
+    pt->allreduce_exposed_ms = mt->allreduce_exposed_ms;
     pt->tflops_per_gpu = mt->tflops_per_gpu;
     pt->mfu = mt->mfu;
     pt->status = peak > s->hw.memory_gib ? SEARCH_MEMORY : SEARCH_OK;
@@ -386,11 +386,12 @@ static void why_one(FILE *f, const Scenario *s, const SearchPoint *w, const Sear
     split(r, &cr, &br, &orr);
     config_diff(&w->cfg, &r->cfg, diff, sizeof diff);
     fprintf(f, "#   #%d differs in %s: %.2f %% fewer tokens/s; its iteration is %+.1f ms "
-            "(compute %+.1f, bubble %+.1f, other %+.1f ms; bubble rate %.1f %% vs %.1f %%); "
-            "peak %.1f GiB vs %.1f of %g\n",
+            "(compute %+.1f, bubble %+.1f, other %+.1f ms of which exposed all-reduce %+.1f; "
+            "bubble rate %.1f %% vs %.1f %%); peak %.1f GiB vs %.1f of %g\n",
             rank, diff[0] ? diff : "nothing (a tie)",
             100.0 * (1 - r->tokens_per_s / w->tokens_per_s), tidy(r->makespan_ms - w->makespan_ms),
-            tidy(cr - cw), tidy(br - bw), tidy(orr - ow), 100 * r->bubble_rate, 100 * w->bubble_rate, r->peak_gib,
+            tidy(cr - cw), tidy(br - bw), tidy(orr - ow),
+            tidy(r->allreduce_exposed_ms - w->allreduce_exposed_ms), 100 * r->bubble_rate, 100 * w->bubble_rate, r->peak_gib,
             w->peak_gib, s->hw.memory_gib);
 }
 
@@ -434,8 +435,9 @@ void search_why(FILE *f, const Scenario *s, const SearchPoint *pts, size_t n,
     split(w, &c, &b, &o);
     config_text(&w->cfg, cfg, sizeof cfg);
     fprintf(f, "\n# why: %s\n#   its iteration: %.1f ms = compute %.1f + bubble %.1f + other "
-            "%.1f ms (other: transfers and start-up outside the longest device span); peak %.1f of %g GiB on device %d (%.1f GiB to spare)\n", cfg,
-            w->makespan_ms, c, b, o, w->peak_gib, s->hw.memory_gib, w->fullest,
+            "%.1f ms (other: what lies outside the longest device span: start-up, transfers, "
+            "the gradient all-reduce's exposed %.1f of %.1f ms, the optimizer step); peak %.1f of %g GiB on device %d (%.1f GiB to spare)\n", cfg,
+            w->makespan_ms, c, b, o, w->allreduce_exposed_ms, w->allreduce_ms, w->peak_gib, s->hw.memory_gib, w->fullest,
             s->hw.memory_gib - w->peak_gib);
     for (size_t k = 1; k < nrank && k <= 3; k++) why_one(f, s, w, &pts[order[k]], (int)k + 1);
     why_recompute(f, s, w, pts, n);

@@ -48,7 +48,9 @@ typedef struct {
     double makespan_ms;     // ms, one iteration
     double busy_ms;         // ms, mean compute time per pipeline device
     double bubble_rate;     // Metrics.bubble_rate
-    double tokens_per_s;    // tokens/s of all d replicas together
+    double tokens_per_s;    // Metrics.throughput_tokens_per_s: all d replicas together
+    double allreduce_ms;    // ms, Metrics.allreduce_ms: the gradient all-reduce of an iteration
+    double allreduce_exposed_ms; // ms, the part of it the cool-down did not hide
     double tflops_per_gpu;  // Metrics.tflops_per_gpu
     double mfu;             // Metrics.mfu
     char reason[256];       // invalid: why ("" otherwise)
@@ -67,7 +69,7 @@ typedef struct {
 /* search_enumerate lists every point of the space for the scenario base (already loaded with
  * the user's overrides), in a fixed order: tensor, stages, micro_batch_size, schedule, chunks,
  * recompute, each ascending (schedules in table order). Rules: t a power of two that divides
- * heads, at most gpus_per_node; p x d x t = gpus; d x m x b = global batch; v as each schedule's
+ * heads and gpus_per_node; p x d x t = gpus; d x m x b = global batch; v as each schedule's
  * own validate accepts (1 .. layers / p tried); at least one layer per stage of a model copy
  * (partition = balanced). Returns 0 with *out (malloc'd, *n points, all pending), or 2 with a
  * message in err (a bad schedule list, no point at all, more than SEARCH_MAX_POINTS), or -1

@@ -203,7 +203,7 @@ static void test_wal_and_version(void **state) {
     (void)state;
     Store *s;
     assert_int_equal(store_open(path, &s, err, sizeof err), 0);
-    assert_int_equal(sql_int("PRAGMA user_version"), 4);
+    assert_int_equal(sql_int("PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(sql_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name IN ('runs', 'ops',"
                              " 'metrics', 'device_metrics', 'ops_by_run', 'memory')"), 6);
@@ -211,7 +211,7 @@ static void test_wal_and_version(void **state) {
     assert_int_equal(store_open(path, &s, err, sizeof err), 0); // reopening keeps the schema
     assert_int_equal(store_run_count(s), 0);
     store_close(s);
-    assert_int_equal(sql_int("PRAGMA user_version"), 4);
+    assert_int_equal(sql_int("PRAGMA user_version"), STORE_SCHEMA_VERSION);
     store_close(NULL);
 }
 
@@ -229,7 +229,7 @@ static void check_upgrade(int from, const char *downgrade) {
     sqlite3_close(db);
     assert_int_equal(sql_int("PRAGMA user_version"), from);
     assert_int_equal(store_open(path, &s, err, sizeof err), 0);
-    assert_int_equal(sql_int("PRAGMA user_version"), 4);
+    assert_int_equal(sql_int("PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'memory'"), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name IN ('searches',"
                              " 'search_points')"), 2);
@@ -254,9 +254,9 @@ static void test_version_2_upgraded(void **state) {
                      " ALTER TABLE runs DROP COLUMN sweep; DROP TABLE sweeps; PRAGMA user_version = 2");
 }
 
-static void test_version_3_upgraded(void **state) {
+static void test_version_4_upgraded(void **state) {
     (void)state;
-    check_upgrade(3, "DROP TABLE search_points; DROP TABLE searches; PRAGMA user_version = 3");
+    check_upgrade(4, "DROP TABLE search_points; DROP TABLE searches; PRAGMA user_version = 4");
 }
 
 /* Three points of a search: one that fit (rank 1), one dropped statically (never simulated:
@@ -318,6 +318,35 @@ static void test_search_failed_write_keeps_nothing(void **state) {
     assert_int_equal(sql_int("SELECT count(*) FROM search_points"), 3);
 }
 
+/* A version 3 file: ops with the old CHECK (compute, send, recv only). The upgrade keeps its
+ * rows and then takes the data-parallel streams. */
+static void test_version_3_upgraded(void **state) {
+    (void)state;
+    check_upgrade(3, "DROP TABLE search_points; DROP TABLE searches;"
+                     " CREATE TABLE ops3 AS SELECT * FROM ops; DROP TABLE ops;"
+                     " CREATE TABLE ops (run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE"
+                     " CASCADE, device INTEGER NOT NULL, stream TEXT NOT NULL CHECK (stream ="
+                     " 'compute' OR stream = 'send' OR stream = 'recv'), kind TEXT NOT NULL,"
+                     " micro_batch INTEGER, chunk INTEGER, peer INTEGER, start_ns INTEGER NOT"
+                     " NULL, end_ns INTEGER NOT NULL, bytes INTEGER NOT NULL DEFAULT 0);"
+                     " INSERT INTO ops SELECT * FROM ops3; DROP TABLE ops3;"
+                     " PRAGMA user_version = 3");
+    assert_int_equal(sql_int("SELECT count(*) FROM ops WHERE run_id = 1"),
+                     sql_int("SELECT count(*) FROM ops WHERE run_id = 2"));
+    Store *s;
+    Timeline tl = hand_timeline(), back = {0};
+    tl.ops[0].stream = STREAM_COLLECTIVE, tl.ops[1].stream = STREAM_OPTIMIZER;
+    assert_int_equal(store_open(path, &s, err, sizeof err), 0);
+    assert_int_equal(write_run(s, &tl), 3);
+    assert_int_equal(store_ops_load(s, 3, &back), 0);
+    size_t lanes = 0;
+    for (size_t i = 0; i < back.n; i++)
+        lanes += back.ops[i].stream == STREAM_COLLECTIVE || back.ops[i].stream == STREAM_OPTIMIZER;
+    assert_int_equal(lanes, 2);
+    store_close(s);
+    timeline_free(&tl), timeline_free(&back);
+}
+
 static void test_memory_round_trip(void **state) {
     (void)state; // samples come back per device in time order, in the run's transaction
     Store *s;
@@ -354,7 +383,7 @@ static void test_newer_schema_refused(void **state) {
     assert_int_equal(sqlite3_exec(db, "CREATE TABLE runs(a); PRAGMA user_version = 99", 0, 0, 0),
                      SQLITE_OK);
     sqlite3_close(db);
-    assert_open_refused_untouched("has schema version 99, newer than this pipesim (4); use a "
+    assert_open_refused_untouched("has schema version 99, newer than this pipesim (5); use a "
                                   "newer pipesim or another --db");
     assert_int_equal(sql_int("PRAGMA user_version"), 99);
     assert_int_equal(sql_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'delete'"), 1);
@@ -557,6 +586,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_version_1_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_2_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_3_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_4_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_failed_write_keeps_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_round_trip, setup, teardown),

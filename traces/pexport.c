@@ -30,7 +30,8 @@ static double us(int64_t ns) { return (double)ns / 1e3; }
 /* One run's events; pid base keeps runs apart. Returns the flows written, or -1. */
 static int64_t chrome_run(FILE *f, int64_t id, const StoreRunRow *row, const Timeline *tl,
                           int64_t pid0, int64_t *flow_id, int *first) {
-    static const char *const THREAD[STREAM_COUNT] = {"compute", "send", "recv"};
+    static const char *const THREAD[STREAM_COUNT] = {"compute", "send", "recv", "allreduce",
+                                                     "optimizer"};
     for (int32_t d = 0; d < row->devices; d++) {
         fprintf(f, "%s\n{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%lld,\"args\":{\"name\":"
                 "\"run %lld %s %s, device %d\"}}", *first ? "" : ",", (long long)(pid0 + d),
@@ -50,7 +51,7 @@ static int64_t chrome_run(FILE *f, int64_t id, const StoreRunRow *row, const Tim
                 op_kind_name((OpKind)r->kind), r->micro_batch, stream_name((Stream)r->stream),
                 (long long)(pid0 + r->device), r->stream, us(r->start_ns),
                 us(r->end_ns - r->start_ns), r->chunk, r->peer, (long long)r->bytes);
-        if (r->stream != STREAM_COMPUTE) x[nx++] = r;
+        if (r->stream == STREAM_SEND || r->stream == STREAM_RECV) x[nx++] = r;
     }
     qsort(x, nx, sizeof *x, xfer_cmp);
     int64_t flows = 0;

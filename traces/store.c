@@ -1,4 +1,4 @@
-/* traces/store.c: the SQLite store behind store.h: schema v1 made on first open, WAL, one
+/* traces/store.c: the SQLite store behind store.h: schema made on first open (older files upgraded), WAL, one
  * IMMEDIATE transaction per run, and the few readers the tests and tools need. It does not
  * compare, calibrate or plot runs; those queries live with the tools that use them. */
 #include "store.h"
@@ -18,6 +18,19 @@ struct Store {
     char *path; // owned copy, for error messages
 };
 
+/* The ops table (schema 4: streams allreduce and optimizer added to the CHECK). */
+#define OPS_TABLE(name)                                                                        \
+    "CREATE TABLE " name " ("                                                                  \
+    " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"                          \
+    " device INTEGER NOT NULL,"                                                                \
+    " stream TEXT NOT NULL CHECK (stream = 'compute' OR stream = 'send' OR stream = 'recv'"    \
+    " OR stream = 'allreduce' OR stream = 'optimizer'),"                                       \
+    " kind TEXT NOT NULL CHECK (kind = 'F' OR kind = 'B' OR kind = 'W' OR kind = 'BW'),"       \
+    " micro_batch INTEGER, chunk INTEGER,"                                                     \
+    " peer INTEGER," /* NULL for compute rows (TimelineOp.peer == -1) */                      \
+    " start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL," /* ns since the run's epoch */     \
+    " bytes INTEGER NOT NULL DEFAULT 0);"
+
 /* The CHECKs are written with OR rather than IN: SQLite builds a temporary b-tree for an IN
  * list of three or more values on every statement step, which tripled the time to insert
  * 1.5M rows (see insert_ops). The accepted values are the names in timeline.c. */
@@ -30,15 +43,7 @@ static const char SCHEMA[] =
     " scenario_path TEXT, scenario_text TEXT, resolved TEXT, overrides TEXT,"
     " schedule TEXT, version TEXT, host TEXT,"
     " devices INTEGER, micro_batches INTEGER, chunks INTEGER, iterations INTEGER);"
-    "CREATE TABLE ops ("
-    " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
-    " device INTEGER NOT NULL,"
-    " stream TEXT NOT NULL CHECK (stream = 'compute' OR stream = 'send' OR stream = 'recv'),"
-    " kind TEXT NOT NULL CHECK (kind = 'F' OR kind = 'B' OR kind = 'W' OR kind = 'BW'),"
-    " micro_batch INTEGER, chunk INTEGER,"
-    " peer INTEGER," // NULL for compute rows (TimelineOp.peer == -1)
-    " start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL," // ns since the run's epoch
-    " bytes INTEGER NOT NULL DEFAULT 0);"
+    OPS_TABLE("ops")
     "CREATE INDEX ops_by_run ON ops(run_id, device, stream, start_ns);"
     "CREATE TABLE metrics ("
     " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
@@ -62,10 +67,21 @@ static const char SCHEMA_V3[] =
     " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));"
     "ALTER TABLE runs ADD COLUMN sweep INTEGER REFERENCES sweeps(id);";
 
-/* Version 4: configuration searches (pplan) and their points: one row per configuration with
+/* Version 4: the ops CHECK accepts the data-parallel streams 'allreduce' and 'optimizer'.
+ * SQLite cannot alter a CHECK, so an older table is copied into a new one (fresh files get
+ * the new table from SCHEMA). */
+static const char SCHEMA_V4[] =
+    OPS_TABLE("ops_v4")
+    "INSERT INTO ops_v4 SELECT run_id, device, stream, kind, micro_batch, chunk, peer, start_ns,"
+    " end_ns, bytes FROM ops;"
+    "DROP TABLE ops;"
+    "ALTER TABLE ops_v4 RENAME TO ops;"
+    "CREATE INDEX ops_by_run ON ops(run_id, device, stream, start_ns);";
+
+/* Version 5: configuration searches (pplan) and their points: one row per configuration with
  * what became of it (fit and simulated, dropped by the static memory bound or the simulated
  * peak, or invalid) and its metrics; no ops, so a search of thousands of points stays small. */
-static const char SCHEMA_V4[] =
+static const char SCHEMA_V5[] =
     "CREATE TABLE searches (id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),"
     " scenario_path TEXT, scenario_text TEXT, overrides TEXT, schedules TEXT,"
@@ -214,10 +230,11 @@ static int create_schema(Store *s, char *err, size_t len) {
     int64_t version = 0;
     rc = read_version(s, &version, err, len);
     if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION) {
-        char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + sizeof SCHEMA_V3 + sizeof SCHEMA_V4 + 64];
-        snprintf(sql, sizeof sql, "%s%s%s%sPRAGMA user_version = %d;", version == 0 ? SCHEMA : "",
-                 version < 2 ? SCHEMA_V2 : "", version < 3 ? SCHEMA_V3 : "", SCHEMA_V4,
-                 STORE_SCHEMA_VERSION);
+        char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + sizeof SCHEMA_V3 + sizeof SCHEMA_V4 +
+                 sizeof SCHEMA_V5 + 64];
+        snprintf(sql, sizeof sql, "%s%s%s%s%sPRAGMA user_version = %d;", version == 0 ? SCHEMA : "",
+                 version < 2 ? SCHEMA_V2 : "", version < 3 ? SCHEMA_V3 : "",
+                 version > 0 && version < 4 ? SCHEMA_V4 : "", SCHEMA_V5, STORE_SCHEMA_VERSION);
         rc = exec(s, sql, version == 0 ? "cannot create the schema"
                                        : "cannot upgrade the schema", err, len);
     }
@@ -454,7 +471,7 @@ static TimelineOp op_from_row(sqlite3_stmt *st) {
         .bytes = sqlite3_column_int64(st, 8)};
 }
 
-/* Order: device, then compute < send < recv (not alphabetical, hence the CASE), then start,
+/* Order: device, then compute < send < recv < allreduce < optimizer (not alphabetical, hence the CASE), then start,
  * then insertion order. The index finds the run's rows; SQLite sorts them, O(n log n). */
 int store_ops_load(Store *s, int64_t run_id, Timeline *tl) {
     sqlite3_stmt *st;
@@ -462,7 +479,8 @@ int store_ops_load(Store *s, int64_t run_id, Timeline *tl) {
         s->db,
         "SELECT device, stream, kind, micro_batch, chunk, coalesce(peer, -1), start_ns, end_ns,"
         " bytes FROM ops WHERE run_id = ? ORDER BY device,"
-        " CASE stream WHEN 'compute' THEN 0 WHEN 'send' THEN 1 ELSE 2 END, start_ns, rowid",
+        " CASE stream WHEN 'compute' THEN 0 WHEN 'send' THEN 1 WHEN 'recv' THEN 2"
+        " WHEN 'allreduce' THEN 3 ELSE 4 END, start_ns, rowid",
         -1, &st, NULL);
     if (rc != SQLITE_OK) return -1;
     sqlite3_bind_int64(st, 1, run_id);

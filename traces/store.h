@@ -12,8 +12,9 @@
 
 /* Schema version kept in PRAGMA user_version. A file with a larger version is refused; older
  * ones are upgraded in place when opened (2 added the memory table, 3 sweeps and runs.sweep,
- * 4 the searches and search_points tables of pplan). */
-#define STORE_SCHEMA_VERSION 4
+ * 4 the ops streams 'allreduce' and 'optimizer', 5 the searches and search_points tables of
+ * pplan). */
+#define STORE_SCHEMA_VERSION 5
 
 typedef struct Store Store;
 

@@ -5,7 +5,8 @@
 #include <string.h>
 
 static const char *const KIND_NAMES[OP_KIND_COUNT] = {"F", "B", "W", "BW"};
-static const char *const STREAM_NAMES[STREAM_COUNT] = {"compute", "send", "recv"};
+static const char *const STREAM_NAMES[STREAM_COUNT] = {"compute", "send", "recv",
+                                                         "allreduce", "optimizer"};
 
 /* Room for one more element in array a of *cap elements holding n, doubling from 1024.
  * Returns the array (perhaps moved), or NULL when out of memory (a is left as it was). */

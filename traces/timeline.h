@@ -12,8 +12,14 @@
 typedef enum { OP_F = 0, OP_B = 1, OP_W = 2, OP_BW = 3, OP_KIND_COUNT } OpKind;
 
 /* Which lane of a device a row belongs to. A transfer appears twice: once as SEND on the
- * producing device and once as RECV on the consuming device. */
-typedef enum { STREAM_COMPUTE = 0, STREAM_SEND = 1, STREAM_RECV = 2, STREAM_COUNT } Stream;
+ * producing device and once as RECV on the consuming device. COLLECTIVE rows are the
+ * data-parallel gradient all-reduces of a chunk (kind: the backward whose gradients they
+ * reduce, W or BW; bytes: the gradient bytes); an OPTIMIZER row is a device's optimizer step
+ * (kind BW), which starts after the device's compute and all-reduces of the iteration. */
+typedef enum {
+    STREAM_COMPUTE = 0, STREAM_SEND = 1, STREAM_RECV = 2, STREAM_COLLECTIVE = 3,
+    STREAM_OPTIMIZER = 4, STREAM_COUNT
+} Stream;
 
 typedef struct {
     int64_t start_ns;    // ns since the run's epoch
@@ -63,7 +69,8 @@ void timeline_free(Timeline *t);
 int memtrace_push(MemTrace *m, const MemSample *s);
 void memtrace_free(MemTrace *m);
 
-/* Names used in storage, JSON and tables: "F", "B", "W", "BW"; "compute", "send", "recv".
+/* Names used in storage, JSON and tables: "F", "B", "W", "BW"; "compute", "send", "recv",
+ * "allreduce", "optimizer".
  * The *_parse functions return the enum value, or -1 for an unknown name. */
 const char *op_kind_name(OpKind k);
 const char *stream_name(Stream s);
