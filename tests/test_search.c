@@ -106,6 +106,25 @@ static void test_counts_from_arithmetic(void **state) {
     scenario_free(&s);
 }
 
+/* t must divide gpus_per_node too (psim refuses a tensor group across nodes): with 6 a node,
+ * t = 4 goes and t in {1, 2} stays. */
+static void test_tensor_divides_node(void **state) {
+    (void)state;
+    static const char *const six[] = {"hardware.gpus_per_node=6"};
+    Scenario s;
+    load(six, 1, &s);
+    int64_t flat = 0;
+    for (int64_t t = 1; t <= 2; t++)
+        for (int64_t p = 1; p <= 8 / t; p++)
+            if ((8 / t) % p == 0) flat += divisors(16 / (8 / t / p));
+    SearchPoint *pts;
+    size_t n = enumerate(&s, 8, 16, "1f1b", &pts);
+    assert_int_equal(n, 3 * flat);
+    for (size_t i = 0; i < n; i++) assert_int_equal(6 % pts[i].cfg.tensor, 0);
+    free(pts);
+    scenario_free(&s);
+}
+
 /* psim's steps for one point, written out here (not through search.c): load with the
  * overrides, build and check, engine, metrics. */
 static void simulate_alone(const SearchConfig *c, Metrics *mt, double *makespan) {
@@ -164,6 +183,7 @@ static void test_every_point_as_psim_runs_it(void **state) {
             assert_true(peak <= 0.03);
             assert_true(pts[i].makespan_ms == makespan && pts[i].peak_gib == peak);
             assert_true(pts[i].bubble_rate == mt.bubble_rate && pts[i].mfu == mt.mfu);
+            assert_true(pts[i].allreduce_exposed_ms == mt.allreduce_exposed_ms);
             near(pts[i].tokens_per_s, tokens, 1e-9 * tokens);
             if (pts[i].cfg.data == 1) // one replica: psim's own tokens/s
                 near(pts[i].tokens_per_s, mt.throughput_tokens_per_s, 1e-9 * tokens);
@@ -276,6 +296,7 @@ static void test_bad_input(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_counts_from_arithmetic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tensor_divides_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_point_as_psim_runs_it, setup, teardown),
         cmocka_unit_test(test_rank_ties),
         cmocka_unit_test_setup_teardown(test_why_from_the_numbers, setup, teardown),
