@@ -1,5 +1,5 @@
 # pipesim: one plain Makefile. `make` builds bin/psim; `make test`, `make bench`, `make asan`.
-# Our code builds with -Werror; GPU parts (later) build only when nvcc is found.
+# Our code builds with -Werror; the CUDA backend builds only when nvcc is found (below).
 
 CC      ?= cc
 OPT     ?= -O2
@@ -15,7 +15,7 @@ TOOLS    = psim pplan pexec pcompare pcalibrate pexport
 LIB_SRC  = $(sort $(filter-out sim/psim.c sim/pplan.c, $(wildcard sim/*.c)) \
              $(filter-out traces/pcompare.c traces/pcalibrate.c traces/pexport.c, $(wildcard traces/*.c)))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
-KERN_SRC = $(sort $(wildcard kernels/*.c) $(filter-out exec/pexec.c, $(wildcard exec/*.c)))
+KERN_SRC = $(sort $(wildcard kernels/*.c) $(filter-out exec/pexec.c exec/%_cuda.c, $(wildcard exec/*.c)))
 KERN_OBJ = $(KERN_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(sort $(wildcard tests/test_*.c))
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -25,9 +25,44 @@ DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(BUILD)/sim/psim.d $(BUILD)/sim/p
 .PHONY: all test bench asan run clean fuzz
 all: $(TOOLS:%=$(BIN)/%) $(BIN)/pplot
 
+# The CUDA backend (kernels/layer_cuda.cu, exec/*_cuda.c) when nvcc is found: pexec and the
+# tests then link cudart, cuBLAS and NCCL (never libcuda: the driver is reached at run time,
+# so the binaries start on machines without one) with an rpath to CUDA_HOME's libraries.
+# Device code is for sm_90 (H100/H200) only, to keep CI's compile short; add arches with e.g.
+#   make CUDA_ARCH="-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90"
+# (sm_100 for B200). Without nvcc everything else builds and --backend cuda says why not.
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(shell if [ -x $(CUDA_HOME)/bin/nvcc ]; then echo $(CUDA_HOME)/bin/nvcc; else command -v nvcc 2>/dev/null; fi)
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90
+ifneq ($(NVCC),)
+CUDA_REAL  = $(realpath $(CUDA_HOME))
+CUDA_DEF   = -DPIPESIM_CUDA
+CUDA_INC   = -isystem $(CUDA_HOME)/include
+CUDA_LIBS  = -L$(CUDA_HOME)/lib -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_REAL)/lib \
+             -Wl,-rpath,$(CUDA_REAL)/lib64 -lnccl -lcublas -lcudart -lstdc++ -ldl -lrt
+CUDA_LIB   = $(BUILD)/libpipecuda.a
+CUDA_PEXEC = $(BUILD)/exec/pexec_cuda.o $(CUDA_LIB)
+endif
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(INC) -MMD -MP -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) -MMD -MP -c $< -o $@
+
+ifneq ($(NVCC),)
+$(BUILD)/exec/%_cuda.o: exec/%_cuda.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) $(CUDA_INC) -MMD -MP -c $< -o $@
+
+$(BUILD)/kernels/layer_cuda.o: kernels/layer_cuda.cu kernels/layer_cuda.h kernels/layer_ops.h \
+                               kernels/layer.h
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror $(INC) -c $< -o $@
+
+$(CUDA_LIB): $(BUILD)/kernels/layer_cuda.o $(BUILD)/exec/runtime_cuda.o
+	@rm -f $@
+	ar rcs $@ $^
+DEPS += $(BUILD)/exec/runtime_cuda.d $(BUILD)/exec/pexec_cuda.d
+endif
 
 $(BUILD)/libpipesim.a: $(LIB_OBJ)
 	@rm -f $@
@@ -69,23 +104,31 @@ MPICC ?= $(shell command -v mpicc 2>/dev/null)
 ifneq ($(MPICC),)
 $(BUILD)/mpi/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(MPICC) $(WARN) $(CFLAGS) $(INC) -DPIPESIM_MPI -MMD -MP -c $< -o $@
+	$(MPICC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) $(CUDA_INC) -DPIPESIM_MPI -MMD -MP -c $< -o $@
 
-$(BIN)/pexec: $(BUILD)/mpi/exec/pexec.o $(BUILD)/mpi/exec/runtime.o $(BUILD)/libpipexec.a \
-              $(BUILD)/libpipesim.a
-	@mkdir -p $(BIN)
-	$(MPICC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) -o $@
-DEPS += $(BUILD)/mpi/exec/pexec.d $(BUILD)/mpi/exec/runtime.d
-else
-$(BIN)/pexec: $(BUILD)/exec/pexec.o $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
-	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) -o $@
+# under mpirun the CUDA backend runs one rank per GPU (NCCL bootstrapped over MPI)
+ifneq ($(NVCC),)
+CUDA_PEXEC_MPI = $(BUILD)/mpi/exec/pexec_cuda.o $(BUILD)/mpi/exec/runtime_cuda.o \
+                 $(BUILD)/kernels/layer_cuda.o
+DEPS += $(BUILD)/mpi/exec/pexec_cuda.d $(BUILD)/mpi/exec/runtime_cuda.d
 endif
 
-$(BUILD)/tests/%: tests/%.c tests/cost_fixture.h $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
+$(BIN)/pexec: $(BUILD)/mpi/exec/pexec.o $(BUILD)/mpi/exec/runtime.o $(CUDA_PEXEC_MPI) \
+              $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
+	@mkdir -p $(BIN)
+	$(MPICC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) $(CUDA_LIBS) -o $@
+DEPS += $(BUILD)/mpi/exec/pexec.d $(BUILD)/mpi/exec/runtime.d
+else
+$(BIN)/pexec: $(BUILD)/exec/pexec.o $(CUDA_PEXEC) $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) $(CUDA_LIBS) -o $@
+endif
+
+$(BUILD)/tests/%: tests/%.c tests/cost_fixture.h $(CUDA_LIB) $(BUILD)/libpipexec.a \
+                  $(BUILD)/libpipesim.a
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(INC) -Itests $< $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a \
-	    $(LDLIBS) $(BLAS) -lcmocka -o $@
+	$(CC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) $(CUDA_INC) -Itests $< $(CUDA_LIB) \
+	    $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a $(LDLIBS) $(BLAS) $(CUDA_LIBS) -lcmocka -o $@
 
 # Unit tests (cmocka, one file per module) and the CLI tests; ends with "N passed, N failed".
 test: all $(TEST_BIN)
@@ -94,10 +137,20 @@ test: all $(TEST_BIN)
 $(BUILD)/bench_engine: tests/bench_engine.c $(BUILD)/libpipesim.a
 	$(CC) $(WARN) $(CFLAGS) $(INC) $< $(BUILD)/libpipesim.a $(LDLIBS) -o $@
 
-# The config search's speed: GPT-3 13B on 64 H100s, a global batch of 1024 samples (the
-# points, the wall time (pplan's line on stderr) and the best three).
-bench: $(BUILD)/bench_engine $(BIN)/pplan
+ifneq ($(NVCC),)
+BENCH_CUDA = $(BUILD)/bench_cuda
+$(BUILD)/bench_cuda: tests/bench_cuda.c $(CUDA_LIB) $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
+	$(CC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) $(CUDA_INC) $< $(CUDA_LIB) $(BUILD)/libpipexec.a \
+	    $(BUILD)/libpipesim.a $(LDLIBS) $(BLAS) $(CUDA_LIBS) -o $@
+endif
+
+# make bench: the engine's speed; with the CUDA backend also the layer's ops on the GPU
+# (bench_cuda says it skipped when no GPU is visible); then the config search's speed: GPT-3
+# 13B on 64 H100s, a global batch of 1024 samples (the points, the wall time (pplan's line on
+# stderr) and the best three).
+bench: $(BUILD)/bench_engine $(BENCH_CUDA) $(BIN)/pplan
 	@$(BUILD)/bench_engine
+	@$(if $(BENCH_CUDA),$(BENCH_CUDA))
 	@echo "# pplan --gpus 64 --global-batch 1024 scenarios/gpt13b.scn (every core):"
 	@$(BIN)/pplan --no-db --top 3 --gpus 64 --global-batch 1024 scenarios/gpt13b.scn \
 	    > $(BUILD)/bench_pplan.txt

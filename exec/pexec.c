@@ -2,18 +2,73 @@
  * run for real (exec/runtime.h), measured, stored and printed like psim's runs (sim/run.h),
  * so the two can be compared. Started plainly, it runs one thread per device; started by
  * mpirun (a build with MPI), one rank per device, rank 0 storing and printing. Exit statuses
- * as psim's; a receive that would mismatch or a watchdog that fires is bad input (2), since
- * the Program caused it. */
+ * as psim's; a run that fails while it runs (a receive that mismatches, a watchdog that fires,
+ * a peer that died) is an executor failure, 1, with host and rank in the message, and is
+ * stored as failed with the rows measured until then. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #ifdef PIPESIM_MPI
 #include <mpi.h>
 #endif
 
+#ifdef PIPESIM_CUDA
+#include "pexec_cuda.h"
+#endif
 #include "run.h"
 #include "runtime.h"
 #include "sched_file.h"
+
+#ifdef PIPESIM_MPI
+/* mpirun ends every rank with SIGTERM (then SIGKILL 1 s later) as soon as one rank dies,
+ * unless started with --enable-recovery; each rank then says so in one line. Silent once the
+ * rank reported a failure itself (MPI_Abort ends the job the same way). */
+static volatile sig_atomic_t ending;
+static char term_msg[512];
+
+static void on_term(int sig) {
+    (void)sig;
+    if (!ending && write(2, term_msg, strlen(term_msg)) < 0) _exit(1);
+    _exit(1);
+}
+
+static void on_term_install(int rank) {
+    char host[64] = "?";
+    gethostname(host, sizeof host - 1);
+    snprintf(term_msg, sizeof term_msg, "pexec: rank %d on %s: ended by mpirun (SIGTERM) "
+             "before this rank finished: another rank died or ended the job, or mpirun was "
+             "interrupted; if a rank died, nothing is stored (under mpirun --enable-recovery "
+             "the survivors end on the watchdog and rank 0 stores the run as failed)\n",
+             rank, host);
+    signal(SIGTERM, on_term);
+}
+#endif
+
+/* After a failed run: says why (with host or rank), stores the run as failed with its rows
+ * (rank 0), and on ranks waits until rank 0 has stored it. Returns 1. */
+static int failed_run(const RunOptions *o, Run *r, Runtime *rt, int mpi, int rank,
+                      const char *why) {
+    char error[1024], host[64] = "?";
+    gethostname(host, sizeof host - 1);
+    if (mpi) snprintf(error, sizeof error, "%s", why); // "rank R on HOST: ..."
+    else snprintf(error, sizeof error, "host %s: %s", host, why);
+    fprintf(stderr, "pexec: %s: %s\n", r->scn.path, error);
+#ifdef PIPESIM_MPI
+    ending = 1;
+#endif
+    if (rank == 0) run_store_failed(o, r, error);
+#ifdef PIPESIM_MPI
+    if (mpi && runtime_rank_settle(rt) != 0)
+        fprintf(stderr, "pexec: rank %d on %s: rank 0 never confirmed storing the run (it died "
+                "or stalled), so it is not stored\n", rank, host);
+#else
+    (void)rt;
+#endif
+    return 1;
+}
 
 /* Runs r's Program (as MPI rank `rank` when mpi); fills r->tl (on rank 0 under MPI).
  * Returns an exit status. */
@@ -25,7 +80,8 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
                                   .heads = (int32_t)m->heads, .ffn = (int32_t)m->ffn_hidden},
                         .iterations = (int32_t)r->scn.batch.iterations,
                         .watchdog_s = o->watchdog_s, .drop_send_of = o->drop_send,
-                        .rendezvous = o->rendezvous};
+                        .rendezvous = o->rendezvous, .kill_device = o->kill_device,
+                        .kill_after = o->kill_after, .stall = o->stall};
     Runtime *rt;
     layer_set_blas_threads(1);
     if (runtime_create(&spec, &rt) != 0) {
@@ -51,9 +107,23 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
         r->extra[r->nextra++] = (StoreMetric){"link_bandwidth_gbs", bw};
     }
 #endif
+    if (rc != 0) rc = failed_run(o, r, rt, mpi, rank, why);
     runtime_free(rt);
-    if (rc != 0) fprintf(stderr, "pexec: %s: %s\n", r->scn.path, why);
     return rc;
+}
+
+/* --backend: the CPU runtime above, or the CUDA one (exec/pexec_cuda.h) when built. */
+static int execute_backend(const RunOptions *o, Run *r, int mpi, int rank) {
+    (void)mpi, (void)rank;
+    if (o->backend == RUN_BACKEND_CPU) return execute(o, r, mpi, rank);
+#ifdef PIPESIM_CUDA
+    return pexec_cuda_execute(o, r, mpi);
+#else
+    fprintf(stderr, "pexec: --backend cuda: this pexec was built without the CUDA backend (nvcc "
+                    "was not found at build time); install the CUDA toolkit and rebuild (make "
+                    "clean all CUDA_HOME=...), or use --backend cpu\n");
+#endif
+    return 1;
 }
 
 /* Whether mpirun started this process (Open MPI's or a PMI launcher's environment). */
@@ -73,6 +143,8 @@ int main(int argc, char **argv) {
         MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
         MPI_Comm_rank(MPI_COMM_WORLD, &rank);
         MPI_Comm_size(MPI_COMM_WORLD, &size);
+        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN); // a dead peer is an error
+        on_term_install(rank);                                     //   code, not an abort
     }
 #else
     if (mpi) {
@@ -93,23 +165,31 @@ int main(int argc, char **argv) {
         rc = 2;
     }
 #ifdef PIPESIM_MPI
-    if (rc == 0 && mpi && size != r.prog.devices) {
+    if (rc == 0 && mpi && o.backend == RUN_BACKEND_CPU && size != r.prog.devices) {
         if (rank == 0)
             fprintf(stderr, "pexec: mpirun started %d ranks but the scenario has stages = %d; "
                     "use mpirun -np %d\n", size, r.prog.devices, r.prog.devices);
         rc = 2;
     }
 #endif
+    if (rc == 0 && o.kill_after > 0 && o.kill_device >= r.prog.devices) {
+        if (rank == 0)
+            fprintf(stderr, "pexec: --%s %d:%lld: there is no device %d (stages = %d); "
+                    "give a device below %d\n", o.stall ? "stall-after" : "kill-after",
+                    o.kill_device, (long long)o.kill_after,
+                    o.kill_device, r.prog.devices, r.prog.devices);
+        rc = 2;
+    }
     int exec_rc = 0;
     if (rc == 0 && o.dump) {
         if (rank == 0) sched_file_write(stdout, &r.prog, r.scn.model.name);
-    } else if (rc == 0 && (rc = exec_rc = execute(&o, &r, mpi, rank)) == 0 && rank == 0) {
+    } else if (rc == 0 && (rc = exec_rc = execute_backend(&o, &r, mpi, rank)) == 0 && rank == 0) {
         rc = run_report(&o, &r);
     }
     run_free(&r);
 #ifdef PIPESIM_MPI
-    // a rank that failed while running may leave its peers waiting on it: end them all
-    if (mpi && exec_rc != 0) MPI_Abort(MPI_COMM_WORLD, exec_rc);
+    // a rank that failed while running may leave a stalled peer behind: end them all
+    if (mpi && exec_rc != 0) ending = 1, MPI_Abort(MPI_COMM_WORLD, exec_rc);
     if (mpi) MPI_Finalize();
 #else
     (void)exec_rc;

@@ -6,11 +6,13 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef PIPESIM_MPI
 #include <mpi.h>
@@ -51,12 +53,21 @@ struct Runtime {
     int progress_stop;      // MPI: tells the progress thread to end (under mpi_mu)
     int64_t *clock_off;     // MPI: [rank] that rank's clock minus rank 0's, ns
     int64_t drift_ns;       // MPI: largest change of an offset between start and end
+    int by_notice;          // MPI: the failure is another rank's, told to this one
+    int32_t rank, size;     // MPI: this rank and the number of ranks
+    char host[64];          // MPI: this rank's host name, for messages
+    int *reported;          // MPI, rank 0 after a failure: [rank] 1 when it sent its report
+#ifdef PIPESIM_MPI
+    MPI_Request notice;     // a failure notice from any rank (posted while the run runs)
+    char notice_in[512];
+#endif
 };
 
 typedef struct {
     Runtime *rt;
     int32_t d;
     int sent;               // messages sent, for the fault injection
+    int stopped;            // the device died or stalled early (--kill/stall-after), threads
     Timeline tl;            // this device's rows
     LayerActs **acts;       // [S*m]: the stage's layers' buffers from F until W or BW
     float **held;           // [(S*m)*2]: data this device handed itself, [0] act, [1] grad
@@ -69,11 +80,13 @@ static int64_t now_ns(const Runtime *rt) {
     return (int64_t)(t.tv_sec - rt->epoch.tv_sec) * 1000000000 + (t.tv_nsec - rt->epoch.tv_nsec);
 }
 
-/* Records the first failure and wakes every waiting worker so they stop. */
-static void fail(Runtime *rt, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(Runtime *rt, int status, const char *fmt, ...) {
+/* Records the first failure and wakes every waiting worker so they stop. Returns 1 when this
+ * was the first. */
+static int fail(Runtime *rt, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(Runtime *rt, int status, const char *fmt, ...) {
     pthread_mutex_lock(&rt->mu);
-    if (!rt->failed) {
+    int first = !rt->failed;
+    if (first) {
         rt->failed = status;
         va_list ap;
         va_start(ap, fmt);
@@ -86,6 +99,7 @@ static void fail(Runtime *rt, int status, const char *fmt, ...) {
         pthread_cond_broadcast(&rt->ch[i].cv);
         pthread_mutex_unlock(&rt->ch[i].mu);
     }
+    return first;
 }
 
 static int failed(Runtime *rt) {
@@ -118,7 +132,7 @@ static struct timespec watchdog_deadline(const Runtime *rt) {
 
 static void not_taken(Worker *w, const ProgramOp *op, int grad, int32_t dst) {
     char name[64];
-    fail(w->rt, 2, "device %d (%s) waited %g s for device %d to take its %s (watchdog; with "
+    fail(w->rt, 1, "device %d (%s) waited %g s for device %d to take its %s (watchdog; with "
          "--rendezvous a send completes only when its receive is posted, as a blocking NCCL "
          "send does: this order needs sends and receives posted together)", w->d,
          program_op_str(op, name, sizeof name), w->rt->spec.watchdog_s, dst,
@@ -128,7 +142,7 @@ static void not_taken(Worker *w, const ProgramOp *op, int grad, int32_t dst) {
 static void mismatch(Worker *w, int64_t index, const ProgramOp *op, int grad, int32_t src,
                      int32_t got_stage, int32_t got_mb, int32_t stage) {
     char name[64];
-    fail(w->rt, 2, "device %d op %lld (%s): the next %s from device %d is for stage %d mb %d, "
+    fail(w->rt, 1, "device %d op %lld (%s): the next %s from device %d is for stage %d mb %d, "
          "not stage %d mb %d; NCCL pairs sends and receives in order, so this schedule would "
          "hang or swap tensors", w->d, (long long)index, program_op_str(op, name, sizeof name),
          grad ? "gradient" : "activation", src, got_stage, got_mb, stage, op->micro_batch);
@@ -136,10 +150,10 @@ static void mismatch(Worker *w, int64_t index, const ProgramOp *op, int grad, in
 
 static void timed_out(Worker *w, int64_t index, const ProgramOp *op, int grad, int32_t src) {
     char name[64];
-    fail(w->rt, 2, "device %d op %lld (%s) waited %g s for its %s from device %d (watchdog); "
-         "the sender never sent it", w->d, (long long)index,
+    fail(w->rt, 1, "device %d op %lld (%s) waited %g s for its %s from device %d (watchdog); "
+         "device %d never sent it: it died, stalled or lost the message", w->d, (long long)index,
          program_op_str(op, name, sizeof name), w->rt->spec.watchdog_s,
-         grad ? "gradient" : "activation", src);
+         grad ? "gradient" : "activation", src, src);
 }
 
 /* Hands data (owned) for (stage, mb) to device dst. */
@@ -229,13 +243,22 @@ static size_t wire_bytes(const Runtime *rt) {
     return sizeof(WireHeader) + (size_t)rt->floats * sizeof(float);
 }
 
-/* MPI_Test under the MPI lock. */
+/* MPI_Test under the MPI lock: 1 done, 0 not yet, -1 MPI reported an error (MPI_ERRORS_RETURN;
+ * e.g. the peer's connection closed). */
 static int mpi_test(Runtime *rt, MPI_Request *req) {
     int done = 0;
     pthread_mutex_lock(&rt->mpi_mu);
-    MPI_Test(req, &done, MPI_STATUS_IGNORE);
+    int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
     pthread_mutex_unlock(&rt->mpi_mu);
-    return done;
+    return rc != MPI_SUCCESS ? -1 : done;
+}
+
+/* A failure notice from another rank, if one came: this rank stops too, saying why. */
+static void mpi_check_notice(Runtime *rt) {
+    if (rt->notice == MPI_REQUEST_NULL || mpi_test(rt, &rt->notice) != 1) return;
+    rt->notice_in[sizeof rt->notice_in - 1] = '\0';
+    if (fail(rt, 1, "rank %d on %.63s stopped: %.400s", rt->rank, rt->host, rt->notice_in))
+        rt->by_notice = 1;
 }
 
 /* Frees the sends that completed; with all, waits for every one. Takes the MPI lock. */
@@ -268,6 +291,7 @@ static void *mpi_progress(void *arg) {
         pthread_mutex_unlock(&w->rt->mpi_mu);
         if (stop) return NULL;
         mpi_reap(w, 0);
+        mpi_check_notice(w->rt);
         nanosleep(&nap, NULL);
     }
 }
@@ -308,6 +332,7 @@ static void mpi_send(Worker *w, int32_t dst, int grad, int32_t stage, const Prog
                 break;
             }
         pthread_mutex_unlock(&rt->mpi_mu);
+        if (!done && failed(rt)) return; // another rank failed: stop waiting
         if (!done && now_ns(rt) > deadline) {
             not_taken(w, op, grad, dst);
             return; // the rank aborts; the request dies with it
@@ -335,17 +360,24 @@ static float *mpi_receive(Worker *w, int32_t src, int grad, int32_t stage, const
     pthread_mutex_unlock(&rt->mpi_mu);
     int64_t deadline = now_ns(rt) + (int64_t)(rt->spec.watchdog_s * 1e9);
     const struct timespec nap = {0, 20000}; // 20 us between polls
-    while (!mpi_test(rt, &req)) {
-        if (now_ns(rt) > deadline) {
+    int got;
+    while (!(got = mpi_test(rt, &req))) {
+        if (now_ns(rt) > deadline || failed(rt)) { // too late, or another rank failed
             pthread_mutex_lock(&rt->mpi_mu);
             MPI_Cancel(&req);
             MPI_Request_free(&req);
             pthread_mutex_unlock(&rt->mpi_mu);
             free(buf), free(data);
-            timed_out(w, index, op, grad, src);
+            if (!failed(rt)) timed_out(w, index, op, grad, src);
             return NULL;
         }
         nanosleep(&nap, NULL);
+    }
+    if (got < 0) {
+        free(buf), free(data);
+        fail(rt, 1, "device %d op %lld: MPI failed receiving from device %d (it may have died)",
+             w->d, (long long)index, src);
+        return NULL;
     }
     WireHeader h;
     memcpy(&h, buf, sizeof h);
@@ -475,7 +507,18 @@ static void *worker_main(void *arg) {
     Worker *w = arg;
     Runtime *rt = w->rt;
     const Program *pr = rt->spec.pr;
+    int64_t n = pr->start[w->d + 1] - pr->start[w->d];
     for (int64_t i = pr->start[w->d]; i < pr->start[w->d + 1] && !failed(rt); i++) {
+        if (w->d == rt->spec.kill_device && rt->spec.kill_after > 0 &&
+            rt->round * n + i - pr->start[w->d] == rt->spec.kill_after) { // the injected fault
+            if (rt->tx != &THREADS) raise(rt->spec.stall ? SIGSTOP : SIGKILL); // a rank: dies
+            const struct timespec nap = {0, 1000000};     //   or stops, telling no one
+            int64_t until = now_ns(rt) + (int64_t)(rt->spec.watchdog_s * 1e9);
+            while (rt->spec.stall && !failed(rt) && now_ns(rt) < until) // a thread: stalls (for
+                nanosleep(&nap, NULL); // a watchdog at most, when no peer waits on it)
+            w->stopped = 1; // or ends, telling no one; its peers' watchdogs find out
+            return NULL;
+        }
         const ProgramOp *op = &pr->ops[i];
         int32_t st = program_stage_of(pr, w->d, op->chunk);
         float *data = op->kind == OP_W ? NULL : input(w, op, st, i - pr->start[w->d]);
@@ -540,7 +583,8 @@ void runtime_free(Runtime *rt) {
     for (int64_t i = 0; rt->layers && i < rt->nlayers; i++) layer_free(&rt->layers[i]);
     pthread_mutex_destroy(&rt->mu);
     pthread_mutex_destroy(&rt->mpi_mu);
-    free(rt->layers), free(rt->layer_at), free(rt->ch), free(rt->clock_off), free(rt);
+    free(rt->layers), free(rt->layer_at), free(rt->ch), free(rt->clock_off), free(rt->reported);
+    free(rt);
 }
 
 int64_t runtime_clock_drift_ns(const Runtime *rt) { return rt->drift_ns; }
@@ -579,10 +623,16 @@ static int run_once(Runtime *rt, Timeline *tl) {
         else started++;
     }
     for (int32_t d = 0; d < started; d++) pthread_join(th[d], NULL);
-    for (int32_t d = 0; w && d < rt->p; d++) {
-        for (size_t i = 0; i < w[d].tl.n && !failed(rt); i++)
+    for (int32_t d = 0; d < started; d++)
+        if (w[d].stopped) // its peers may not have waited on it (its last ops feed no one)
+            fail(rt, 1, "device %d's thread %s after %lld ops (--%s-after), before its last op",
+                 d, rt->spec.stall ? "stalled" : "ended", (long long)rt->spec.kill_after,
+                 rt->spec.stall ? "stall" : "kill");
+    for (int32_t d = 0; w && d < rt->p; d++) { // a failed run keeps what was measured
+        int full = 0;
+        for (size_t i = 0; i < w[d].tl.n && !full; i++)
             if (timeline_push(tl, &w[d].tl.ops[i]) != 0)
-                fail(rt, 1, "out of memory for the timeline");
+                full = 1, fail(rt, 1, "out of memory for the timeline");
         worker_free(&w[d], slots);
     }
     free(w), free(th);
@@ -648,10 +698,171 @@ static int gather_rows(Runtime *rt, int rank, int size, const Timeline *mine, Ti
     return 0;
 }
 
+/* ---- failures on ranks: a rank that finds a fault tells every other rank (a notice), every
+ * survivor reports its rows and reason to rank 0, rank 0 stores the run and releases them.
+ * Every wait is bounded, since a dead or stalled rank answers nothing. ---- */
+
+enum { TAG_NOTICE = 400, TAG_REPORT = 410, TAG_ROWS = 411, TAG_RELEASE = 420 };
+
+typedef struct {
+    int32_t own;   // 1: the rank found the fault itself; 0: it stopped on a notice
+    int32_t pad;
+    int64_t rows;  // TimelineOp rows sent after this
+    char why[512];
+} Report;
+
+/* How long the ranks wait for each other once a run failed, ns: every survivor notices a
+ * fault within one watchdog of its last message, and a notice takes far less than a second. */
+static int64_t settle_ns(const Runtime *rt) { return (int64_t)((2 * rt->spec.watchdog_s + 1) * 1e9); }
+
+/* Polls req until done or deadline (ns on rt's clock); 1 done, 0 not (req still active). */
+static int mpi_wait_until(Runtime *rt, MPI_Request *req, int64_t deadline) {
+    const struct timespec nap = {0, 200000};
+    int done;
+    while (!(done = mpi_test(rt, req)) && now_ns(rt) < deadline) nanosleep(&nap, NULL);
+    return done == 1;
+}
+
+static void mpi_drop(Runtime *rt, MPI_Request *req) {
+    if (*req == MPI_REQUEST_NULL) return;
+    pthread_mutex_lock(&rt->mpi_mu);
+    MPI_Cancel(req);
+    MPI_Request_free(req);
+    pthread_mutex_unlock(&rt->mpi_mu);
+}
+
+/* This rank found a fault: tell every other rank, without waiting for any (one may be dead). */
+static void mpi_notify(Runtime *rt) {
+    static char out[512]; // lives until the process ends, as the sends may
+    snprintf(out, sizeof out, "rank %d on %.63s: %.400s", rt->rank, rt->host, rt->why);
+    for (int r = 0; r < rt->size; r++) {
+        if (r == rt->rank) continue;
+        MPI_Request req;
+        MPI_Isend(out, (int)sizeof out, MPI_CHAR, r, TAG_NOTICE, MPI_COMM_WORLD, &req);
+        MPI_Request_free(&req); // small enough to go eagerly; completion is not awaited
+    }
+}
+
+/* A rank other than 0 sends its reason and rows to rank 0, bounded by the settle time. */
+static void mpi_report(Runtime *rt, const Timeline *mine) {
+    Report rep = {.own = !rt->by_notice, .rows = (int64_t)mine->n};
+    snprintf(rep.why, sizeof rep.why, "%s", rt->why);
+    MPI_Request req[2];
+    MPI_Isend(&rep, (int)sizeof rep, MPI_BYTE, 0, TAG_REPORT, MPI_COMM_WORLD, &req[0]);
+    MPI_Isend(mine->ops, (int)(mine->n * sizeof *mine->ops), MPI_BYTE, 0, TAG_ROWS,
+              MPI_COMM_WORLD, &req[1]);
+    int64_t deadline = now_ns(rt) + settle_ns(rt);
+    for (int i = 0; i < 2; i++)
+        if (!mpi_wait_until(rt, &req[i], deadline)) mpi_drop(rt, &req[i]);
+}
+
+/* Rank 0 takes the survivors' reports: their rows join tl (on rank 0's clock), and why becomes
+ * the first rank's own fault plus the ranks that never reported. */
+static void mpi_collect(Runtime *rt, const Timeline *mine, Timeline *tl) {
+    int size = rt->size;
+    Report *rep = calloc((size_t)size, sizeof *rep);
+    MPI_Request *req = calloc((size_t)size, sizeof *req);
+    rt->reported = calloc((size_t)size, sizeof *rt->reported);
+    if (!rep || !req || !rt->reported) {
+        free(rep), free(req);
+        return;
+    }
+    int64_t deadline = now_ns(rt) + settle_ns(rt);
+    for (int r = 1; r < size; r++)
+        MPI_Irecv(&rep[r], (int)sizeof rep[r], MPI_BYTE, r, TAG_REPORT, MPI_COMM_WORLD, &req[r]);
+    for (int r = 1; r < size; r++)
+        if (!(rt->reported[r] = mpi_wait_until(rt, &req[r], deadline))) mpi_drop(rt, &req[r]);
+    for (size_t i = 0; i < mine->n; i++) timeline_push(tl, &mine->ops[i]);
+    for (int r = 1; r < size; r++) {
+        TimelineOp *rows = rt->reported[r] ? malloc((size_t)(rep[r].rows + 1) * sizeof *rows) : NULL;
+        if (!rows) continue;
+        MPI_Request q;
+        MPI_Irecv(rows, (int)((size_t)rep[r].rows * sizeof *rows), MPI_BYTE, r, TAG_ROWS,
+                  MPI_COMM_WORLD, &q);
+        if (mpi_wait_until(rt, &q, deadline))
+            for (int64_t i = 0; i < rep[r].rows; i++) {
+                rows[i].start_ns -= rt->clock_off[r], rows[i].end_ns -= rt->clock_off[r];
+                timeline_push(tl, &rows[i]);
+            }
+        else
+            mpi_drop(rt, &q);
+        free(rows);
+    }
+    char why[sizeof rt->why];
+    snprintf(why, sizeof why, "%s", rt->why);
+    for (int r = 1; rt->by_notice && r < size; r++) // the fault as the rank that found it says
+        if (rt->reported[r] && rep[r].own) {
+            snprintf(why, sizeof why, "%.*s", (int)sizeof rep[r].why - 1, rep[r].why);
+            break;
+        }
+    for (int r = 1; r < size; r++) {
+        size_t n = strlen(why);
+        if (!rt->reported[r] && n + 1 < sizeof why)
+            snprintf(why + n, sizeof why - n, "; rank %d did not report within %.1f s (it died "
+                     "or stalled; its rows are missing)", r, (double)settle_ns(rt) / 1e9);
+    }
+    memcpy(rt->why, why, sizeof why);
+    free(rep), free(req);
+}
+
+int runtime_rank_settle(Runtime *rt) {
+    static const char token = 1;
+    if (rt->rank == 0) {
+        for (int r = 1; r < rt->size; r++) {
+            if (!rt->reported || !rt->reported[r]) continue;
+            MPI_Request req;
+            MPI_Isend(&token, 1, MPI_CHAR, r, TAG_RELEASE, MPI_COMM_WORLD, &req);
+            if (!mpi_wait_until(rt, &req, now_ns(rt) + 1000000000)) mpi_drop(rt, &req);
+        }
+        return 0;
+    }
+    char got;
+    MPI_Request req;
+    MPI_Irecv(&got, 1, MPI_CHAR, 0, TAG_RELEASE, MPI_COMM_WORLD, &req);
+    if (mpi_wait_until(rt, &req, now_ns(rt) + settle_ns(rt) + 10000000000)) return 0;
+    mpi_drop(rt, &req);
+    return -1;
+}
+
+/* The flush between runs of the Program (pending sends complete meanwhile, on the progress
+ * thread), bounded by the watchdog. 0, or -1 with the run failed. */
+static int mpi_flush(Runtime *rt) {
+    MPI_Request req;
+    pthread_mutex_lock(&rt->mpi_mu);
+    MPI_Ibarrier(MPI_COMM_WORLD, &req);
+    pthread_mutex_unlock(&rt->mpi_mu);
+    int64_t deadline = now_ns(rt) + (int64_t)(rt->spec.watchdog_s * 1e9);
+    const struct timespec nap = {0, 20000};
+    int done;
+    while (!(done = mpi_test(rt, &req)) && !failed(rt) && now_ns(rt) < deadline)
+        nanosleep(&nap, NULL);
+    if (done == 1) return 0;
+    fail(rt, 1, "device %d waited %g s at the flush after iteration %d for the other ranks "
+         "(watchdog): one of them died or stalled", rt->rank, rt->spec.watchdog_s, rt->round);
+    return -1; // the barrier is left behind: the job ends
+}
+
+/* After a failure: tell the others if the fault is this rank's, then report to rank 0 or
+ * collect the reports (rank 0). */
+static void mpi_fail_run(Runtime *rt, const Timeline *mine, Timeline *tl) {
+    char own[sizeof rt->why];
+    if (!rt->by_notice) { // name the rank in its own reason
+        snprintf(own, sizeof own, "rank %d on %.63s: %.400s", rt->rank, rt->host, rt->why);
+        mpi_notify(rt);
+        memcpy(rt->why, own, sizeof own);
+    }
+    mpi_drop(rt, &rt->notice);
+    if (rt->rank != 0) mpi_report(rt, mine);
+    else mpi_collect(rt, mine, tl);
+}
+
 int runtime_run_rank(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    rt->rank = rank, rt->size = size;
+    rt->notice = MPI_REQUEST_NULL;
+    if (gethostname(rt->host, sizeof rt->host - 1) != 0) snprintf(rt->host, sizeof rt->host, "?");
     int64_t slots = (int64_t)rt->S * rt->m;
     rt->tx = &MPI_RANKS;
     rt->clock_off = calloc((size_t)size, sizeof *rt->clock_off);
@@ -661,16 +872,15 @@ int runtime_run_rank(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
     MPI_Barrier(MPI_COMM_WORLD);
     clock_gettime(CLOCK_MONOTONIC, &rt->epoch);
     if (!failed(rt)) measure_offsets(rt, rank, size, rt->clock_off);
+    MPI_Irecv(rt->notice_in, (int)sizeof rt->notice_in, MPI_CHAR, MPI_ANY_SOURCE, TAG_NOTICE,
+              MPI_COMM_WORLD, &rt->notice);
     int32_t runs = rt->spec.iterations / rt->spec.pr->iterations;
     pthread_t progress;
     rt->progress_stop = 0;
     int helping = !failed(rt) && pthread_create(&progress, NULL, mpi_progress, &w) == 0;
     for (rt->round = 0; !failed(rt) && rt->round < runs; rt->round++) {
         worker_main(&w);
-        if (failed(rt)) break;
-        pthread_mutex_lock(&rt->mpi_mu);
-        MPI_Barrier(MPI_COMM_WORLD); // the flush (pending sends complete inside it)
-        pthread_mutex_unlock(&rt->mpi_mu);
+        if (failed(rt) || mpi_flush(rt) != 0) break;
     }
     if (helping) {
         pthread_mutex_lock(&rt->mpi_mu);
@@ -678,9 +888,16 @@ int runtime_run_rank(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
         pthread_mutex_unlock(&rt->mpi_mu);
         pthread_join(progress, NULL);
     }
-    if (!failed(rt)) mpi_reap(&w, 1);
+    if (failed(rt)) {
+        mpi_fail_run(rt, &w.tl, tl);
+        worker_free(&w, slots);
+        snprintf(why, whylen, "%s", rt->why);
+        return 1;
+    }
+    mpi_drop(rt, &rt->notice);
+    mpi_reap(&w, 1);
     int64_t *end_off = calloc((size_t)size, sizeof *end_off);
-    if (!failed(rt) && !end_off) fail(rt, 1, "rank %d: out of memory", rank);
+    if (!end_off) fail(rt, 1, "rank %d: out of memory", rank);
     if (!failed(rt)) { // again at the end: rows move by the mean offset, the change is drift
         measure_offsets(rt, rank, size, end_off);
         for (int r = 0; r < size; r++) {
@@ -694,7 +911,7 @@ int runtime_run_rank(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
         fail(rt, 1, "rank 0: out of memory for the timeline");
     worker_free(&w, slots);
     int rc = failed(rt);
-    if (rc) snprintf(why, whylen, "%s", rt->why);
+    if (rc) snprintf(why, whylen, "rank %d on %.63s: %.400s", rank, rt->host, rt->why);
     return rc;
 }
 #endif

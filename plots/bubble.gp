@@ -4,7 +4,7 @@
 # schedule, blocks separated by two blank lines), names = "gpipe 1f1b ...", p, v, out, title.
 if (!exists("out")) out = "bubble.png"
 if (!exists("title")) title = "bubble rate"
-if (out[strlen(out)-3:] eq "svg") {
+if (out[strlen(out)-2:] eq "svg") { # 1-based, inclusive: the last 3 characters
     set terminal svg size 900, 560 dynamic font "Helvetica,12"
 } else {
     set terminal pngcairo size 900, 560 font "Helvetica,11"

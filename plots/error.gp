@@ -2,7 +2,7 @@
 # Set with -e: data (columns: device err_F err_B err_W err_BW, in %; "?" where absent), cols
 # (the columns that hold any value, e.g. "2 5"), out, title.
 if (!exists("out")) out = "error.png"
-if (out[strlen(out)-3:] eq "svg") {
+if (out[strlen(out)-2:] eq "svg") { # 1-based, inclusive: the last 3 characters
     set terminal svg size 900, 520 dynamic font "Helvetica,12"
 } else {
     set terminal pngcairo size 900, 520 font "Helvetica,11"

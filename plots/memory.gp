@@ -3,7 +3,7 @@
 # separated by two blank lines), devices, limit (memory_gib, 0 for none), out, title.
 if (!exists("out")) out = "memory.png"
 if (!exists("title")) title = "memory per device"
-if (out[strlen(out)-3:] eq "svg") {
+if (out[strlen(out)-2:] eq "svg") { # 1-based, inclusive: the last 3 characters
     set terminal svg size 1000, 560 dynamic font "Helvetica,12"
 } else {
     set terminal pngcairo size 1000, 560 font "Helvetica,11"

@@ -1,15 +1,22 @@
 #!/bin/sh
 # plots/memory.sh DB OUTDIR [RUN]: memory of every device over a run (default: the latest),
-# PNG and SVG, with the device limit dashed; the data is left in OUTDIR/memory-RUN.dat.
+# PNG and SVG, with the device limit dashed; the data is left in OUTDIR/memory-RUN.dat. The
+# latest run is the latest complete one (a failed pexec run has no memory samples).
 set -eu
 here=$(dirname "$(readlink -f "$0")")
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
-run=${3:-$(sqlite3 "$db" 'select max(id) from runs')}
+run=${3:-$(sqlite3 "$db" "select max(id) from runs where status = 'complete'")}
 [ -n "$run" ] || { echo "memory.sh: no runs in $db" >&2; exit 2; }
 mkdir -p "$outdir"
 data="$outdir/memory-$run.dat"
 devices=$(sqlite3 "$db" "select devices from runs where id = $run")
+[ -n "$devices" ] || { echo "memory.sh: there is no run $run in $db" >&2; exit 2; }
+# status is there in every schema version, error from version 4 (so only a failed run has one)
+if [ "$(sqlite3 "$db" "select status from runs where id = $run")" = failed ]; then
+    echo "memory.sh: run $run failed ($(sqlite3 "$db" "select error from runs where id = $run")); it has no memory samples" >&2
+    exit 2
+fi
 limit=$(sqlite3 "$db" "select resolved from runs where id = $run" | sed -n 's/^memory_gib = //p')
 : >"$data"
 d=0

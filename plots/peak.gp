@@ -2,7 +2,7 @@
 # device's memory_gib dashed. Set with -e: data (columns: schedule max_gib min_gib), limit,
 # out, title.
 if (!exists("out")) out = "peak.png"
-if (out[strlen(out)-3:] eq "svg") {
+if (out[strlen(out)-2:] eq "svg") { # 1-based, inclusive: the last 3 characters
     set terminal svg size 900, 520 dynamic font "Helvetica,12"
 } else {
     set terminal pngcairo size 900, 520 font "Helvetica,11"

@@ -5,13 +5,14 @@
 # micro-batch numbers where they fit, transfers as thin bars under the rows; with data
 # parallelism the optimizer steps as boxes and the gradient all-reduces as thin bars above the
 # rows. The data is left in OUTDIR/ops-....dat (compute and optimizer), xfers-....dat and
-# allreduce-....dat. Needs sqlite3 and gnuplot.
+# allreduce-....dat. The latest run is the latest complete one; a failed run (pexec stopped by
+# a fault) is drawn only when named, marked FAILED in the title. Needs sqlite3 and gnuplot.
 set -eu
 here=$(dirname "$(readlink -f "$0")")
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
 shift 2 2>/dev/null || shift $#
-[ $# -gt 0 ] || set -- "$(sqlite3 "$db" 'select max(id) from runs')"
+[ $# -gt 0 ] || set -- "$(sqlite3 "$db" "select max(id) from runs where status = 'complete'")"
 [ -n "$1" ] || { echo "plot.sh: no runs in $db" >&2; exit 2; }
 mkdir -p "$outdir"
 tag=$(echo "$*" | tr ' ' '-')
@@ -21,11 +22,14 @@ data="$outdir/ops-$tag.dat" xfers="$outdir/xfers-$tag.dat" colls="$outdir/allred
 : >"$colls"
 row=0 ytics="" titles=""
 for run in "$@"; do
-    set -- $(sqlite3 -separator ' ' "$db" "select devices, coalesce(schedule, '?'), tool,
+    # status first: a failed run has no metrics, so the fields after it may be missing
+    set -- $(sqlite3 -separator ' ' "$db" "select r.status, devices, coalesce(schedule, '?'), tool,
         (select printf('%.1f', value) from metrics where run_id = r.id and name = 'makespan_ms'),
         (select printf('%.1f', 100 * value) from metrics where run_id = r.id and name = 'bubble_rate')
         from runs r where r.id = $run") || true
-    [ $# -ge 5 ] || { echo "plot.sh: there is no run $run in $db" >&2; exit 2; }
+    [ $# -ge 4 ] || { echo "plot.sh: there is no run $run in $db" >&2; exit 2; }
+    status=$1
+    shift
     p=$1
     sqlite3 -separator ' ' "$db" "select $row + device, start_ns / 1e6, end_ns / 1e6,
         case when stream = 'optimizer' then 5 when kind = 'F' then 1 when kind = 'B' then 2
@@ -41,7 +45,11 @@ for run in "$@"; do
         ytics="$ytics${ytics:+, }\"$3 $run d$d\" $((row + d))"
         d=$((d + 1))
     done
-    titles="$titles${titles:+; }run $run $3 $2: $4 ms, bubble $5%"
+    if [ "$status" = failed ]; then
+        titles="$titles${titles:+; }run $run $3 $2: FAILED"
+    else
+        titles="$titles${titles:+; }run $run $3 $2: $4 ms, bubble $5%"
+    fi
     row=$((row + p + 1)) # a blank row between runs
 done
 rows=$((row - 1))
@@ -49,4 +57,4 @@ for ext in png svg; do
     gnuplot -e "data='$data'; xfers='$xfers'; colls='$colls'; dp=$([ -s "$colls" ] && echo 1 || echo 0); out='$outdir/timeline-$tag.$ext'; title='$titles ($(basename "$db"))'; rows=$rows; ylabels='($ytics)'" \
         "$here/timeline.gp"
 done
-echo "plot.sh: wrote $outdir/timeline-$tag.png and .svg" >&2
+echo "plot.sh: wrote $outdir/timeline-$tag.png and .svg ($titles)" >&2

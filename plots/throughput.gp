@@ -3,7 +3,7 @@
 # tflops_per_gpu; a block per schedule, blocks separated by two blank lines), names, xlabel,
 # out, title.
 if (!exists("out")) out = "throughput.png"
-if (out[strlen(out)-3:] eq "svg") {
+if (out[strlen(out)-2:] eq "svg") { # 1-based, inclusive: the last 3 characters
     set terminal svg size 900, 560 dynamic font "Helvetica,12"
 } else {
     set terminal pngcairo size 900, 560 font "Helvetica,11"

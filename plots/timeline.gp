@@ -9,7 +9,7 @@ if (!exists("data")) data = "ops.dat"
 if (!exists("out")) out = "timeline.png"
 if (!exists("title")) title = "pipeline timeline"
 if (!exists("rows")) rows = 8
-if (out[strlen(out)-3:] eq "svg") {
+if (out[strlen(out)-2:] eq "svg") { # 1-based, inclusive: the last 3 characters
     set terminal svg size 1400, 140 + 40 * rows dynamic font "Helvetica,12"
 } else {
     set terminal pngcairo size 1400, 140 + 40 * rows font "Helvetica,11"

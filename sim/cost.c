@@ -29,9 +29,14 @@ static int64_t to_ns(double ns) { return ns < 0x1p60 ? llround(ns) : (int64_t)1 
 
 static int64_t ms_to_ns(double ms) { return to_ns(ms * 1e6); }
 
-static int64_t flops_to_ns(double flops, const ScnHardware *hw) {
-    return to_ns(flops / (hw->peak_tflops * hw->efficiency * 1e3)); // TFLOP/s = 1e3 FLOP/ns
+/* FLOP/ns device d achieves: its peak x efficiency (TFLOP/s = 1e3 FLOP/ns); [hardware]'s for
+ * a Scenario filled in by hand without per-device figures. */
+static double device_rate(const Scenario *s, int32_t d) {
+    if (s->device) return s->device[d].peak_tflops * s->device[d].efficiency * 1e3;
+    return s->hw.peak_tflops * s->hw.efficiency * 1e3;
 }
+
+static int64_t flops_to_ns(double flops, double rate) { return to_ns(flops / rate); }
 
 static int64_t link_ns(double latency_us, double bandwidth_gbs, int64_t bytes) {
     return to_ns(latency_us * 1e3 + (double)bytes / bandwidth_gbs); // GB/s = bytes/ns
@@ -63,27 +68,52 @@ int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
     return to_ns(2.0 * km1 * alpha + 2.0 * km1 / (double)k * n);
 }
 
+/* One tensor-parallel all-reduce of an activation (b*s*h elements) over the t GPUs of a node. */
+static int64_t tp_allreduce_ns(const Scenario *s) {
+    double bytes = (double)s->batch.micro_batch_size * (double)s->model.seq_len *
+                   (double)s->model.hidden * dtype_bytes(s->model.dtype);
+    return cost_allreduce_formula_ns(ALLREDUCE_RING, scenario_tensor(s), s->net.intra_latency_us,
+                                     s->net.intra_bandwidth_gbs, bytes);
+}
+
 /* Megatron-LM's tensor parallelism (Shoeybi et al. 2019): every GEMM is split over t GPUs, and
  * each layer all-reduces its activation twice in the forward (after attention and after the
  * MLP) and its input gradient twice in the backward, a ring over t GPUs of one node on b*s*h
- * elements. Applied to the analytic model only: measured [costs] are one GPU's times as run. */
-static int64_t tp_time(const Scenario *s, const Plan *pl, int32_t st, const CostModel *c,
-                       double flops, int allreduces) {
+ * elements. Applied to the analytic model only: measured [costs] are one GPU's times as run.
+ * rate is the device's FLOP/ns. */
+static int64_t tp_time(const Scenario *s, double layers, double flops, int allreduces,
+                       double rate, int64_t tp_ar_ns) {
     double t = (double)scenario_tensor(s);
-    return flops_to_ns(flops / t, &s->hw) + (int64_t)allreduces * pl->layers[st] * c->tp_ar_ns;
+    return flops_to_ns(flops / t, rate) + (int64_t)allreduces * (int64_t)layers * tp_ar_ns;
+}
+
+/* FLOPs of F, B, W and BW of n layers (and the LM head when head) on one micro-batch. */
+static void stage_flops(const Scenario *s, double n, int head, double fl[OP_KIND_COUNT]) {
+    double lf, lb, lw;
+    cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
+    double h = head ? cost_head_flops(&s->model, s->batch.micro_batch_size) : 0.0;
+    fl[OP_F] = n * lf + h;
+    fl[OP_B] = n * lb + h;
+    fl[OP_W] = n * lw + h;
+    fl[OP_BW] = fl[OP_B] + fl[OP_W];
+}
+
+int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int head) {
+    double fl[OP_KIND_COUNT], lf, lb, lw, rate = device_rate(s, device), n = (double)layers;
+    int64_t ar = tp_allreduce_ns(s);
+    stage_flops(s, n, head, fl);
+    cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
+    int64_t f = tp_time(s, n, fl[OP_F], 2, rate, ar);
+    return f + tp_time(s, n, fl[OP_B], 2, rate, ar) + tp_time(s, n, fl[OP_W], 0, rate, ar) +
+           recompute_ns(s, n * lf, n * (lb - lf), fl[OP_F], f);
 }
 
 static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel *c) {
     double lf, lb, lw;
     cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
-    double n = (double)pl->layers[st];
-    double head = plan_stage_is_last(pl, st) ? cost_head_flops(&s->model, s->batch.micro_batch_size)
-                                       : 0.0;
+    double n = (double)pl->layers[st], rate = device_rate(s, plan_device_of(pl, st));
     double *fl = &c->op_flops[(int64_t)st * OP_KIND_COUNT];
-    fl[OP_F] = n * lf + head;
-    fl[OP_B] = n * lb + head;
-    fl[OP_W] = n * lw + head;
-    fl[OP_BW] = fl[OP_B] + fl[OP_W];
+    stage_flops(s, n, plan_stage_is_last(pl, st), fl);
 
     int64_t *ns = &c->op_ns[(int64_t)st * OP_KIND_COUNT];
     const ScnCosts *k = &s->costs;
@@ -96,9 +126,9 @@ static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel
         ns[OP_B] = ms_to_ns(s->costs.backward_ms / pl->chunks);
         ns[OP_W] = ms_to_ns(s->costs.weight_ms / pl->chunks);
     } else {
-        ns[OP_F] = tp_time(s, pl, st, c, fl[OP_F], 2);
-        ns[OP_B] = tp_time(s, pl, st, c, fl[OP_B], 2);
-        ns[OP_W] = tp_time(s, pl, st, c, fl[OP_W], 0);
+        ns[OP_F] = tp_time(s, n, fl[OP_F], 2, rate, c->tp_ar_ns);
+        ns[OP_B] = tp_time(s, n, fl[OP_B], 2, rate, c->tp_ar_ns);
+        ns[OP_W] = tp_time(s, n, fl[OP_W], 0, rate, c->tp_ar_ns);
     }
     ns[OP_B] += recompute_ns(s, n * lf, n * (lb - lf), fl[OP_F], ns[OP_F]);
     ns[OP_BW] = ns[OP_B] + ns[OP_W];
@@ -110,7 +140,11 @@ static int check_clock(const Scenario *s, const CostModel *c, char *err, size_t 
     double per_mb = 0;
     for (int32_t st = 0; st < c->stages; st++)
         per_mb += (double)cost_op_ns(c, st, OP_F) + (double)cost_op_ns(c, st, OP_BW);
-    double xfer = (double)(c->xfer_inter_ns > c->xfer_intra_ns ? c->xfer_inter_ns : c->xfer_intra_ns);
+    int64_t most = c->xfer_inter_ns > c->xfer_intra_ns ? c->xfer_inter_ns : c->xfer_intra_ns;
+    if (c->xfer_same_gpu_ns > most) most = c->xfer_same_gpu_ns;
+    for (uint32_t i = 0; c->links && i <= c->link_mask; i++)
+        if (c->links[i].a >= 0 && c->links[i].ns > most) most = c->links[i].ns;
+    double xfer = (double)most;
     per_mb += 2.0 * c->stages * xfer;
     double total = per_mb * (double)s->batch.micro_batches * (double)s->batch.iterations;
     for (int32_t st = 0; c->tail && st < c->stages; st++) // the tails, with inter links
@@ -163,6 +197,39 @@ static int price_tail(const Scenario *s, const Plan *pl, CostModel *c) {
     return 0;
 }
 
+/* The latency and bandwidth a pair has without an override (the class cost_pair_ns picks). */
+static void pair_figures(const Scenario *s, const CostModel *c, int32_t a, int32_t b,
+                         double *latency_us, double *bandwidth_gbs) {
+    const ScnNetwork *n = &s->net;
+    int same = c->devices_per_gpu > 1 && cost_gpu_of(c, a) == cost_gpu_of(c, b);
+    int intra = !same && cost_node_of(c, a) == cost_node_of(c, b);
+    *latency_us = same ? n->same_gpu_latency_us : intra ? n->intra_latency_us : n->inter_latency_us;
+    *bandwidth_gbs = same ? n->same_gpu_bandwidth_gbs
+                     : intra ? n->intra_bandwidth_gbs : n->inter_bandwidth_gbs;
+}
+
+/* The [link.A-B] overrides in an open-addressed table at most half full (cost_xfer_ns). A
+ * figure the section leaves out is the pair's own. Returns 0, or -1 out of memory. */
+static int build_links(const Scenario *s, CostModel *c) {
+    uint32_t slots = 2;
+    while (slots < 2 * (uint64_t)s->nlinks) slots *= 2;
+    c->links = malloc(slots * sizeof *c->links);
+    if (!c->links) return -1;
+    c->link_mask = slots - 1;
+    for (uint32_t i = 0; i < slots; i++) c->links[i].a = -1;
+    for (int64_t k = 0; k < s->nlinks; k++) {
+        const ScnLink *l = &s->link[k];
+        double lat, bw;
+        pair_figures(s, c, l->a, l->b, &lat, &bw);
+        if (l->latency_us >= 0) lat = l->latency_us;
+        if (l->bandwidth_gbs >= 0) bw = l->bandwidth_gbs;
+        uint32_t i = ((uint32_t)l->a * 2654435761u ^ (uint32_t)l->b) & c->link_mask;
+        while (c->links[i].a >= 0) i = (i + 1) & c->link_mask; // pairs are unique
+        c->links[i] = (CostLink){l->a, l->b, link_ns(lat, bw, c->xfer_bytes)};
+    }
+    return 0;
+}
+
 int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     out->stages = pl->stages;
@@ -175,23 +242,29 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, siz
     out->xfer_bytes = s->batch.micro_batch_size * s->model.seq_len * s->model.hidden *
                       dtype_bytes(s->model.dtype);
     out->stride = scenario_data(s) * scenario_tensor(s);
-    out->tp_ar_ns = cost_allreduce_formula_ns(ALLREDUCE_RING, scenario_tensor(s),
-                                              s->net.intra_latency_us, s->net.intra_bandwidth_gbs,
-                                              (double)out->xfer_bytes);
+    out->tp_ar_ns = tp_allreduce_ns(s);
     for (int32_t st = 0; st < pl->stages; st++) price_stage(s, pl, st, out);
     if (price_tail(s, pl, out) != 0) {
         cost_free(out);
         return -1;
     }
     out->gpus_per_node = pl->gpus_per_node;
+    out->devices_per_gpu = (int32_t)s->hw.devices_per_gpu;
     if (s->costs.overlap_fb_ms > 0) out->fused_ns = ms_to_ns(s->costs.overlap_fb_ms / pl->chunks);
     if (s->costs.comm_ms >= 0) {
-        out->xfer_intra_ns = out->xfer_inter_ns = ms_to_ns(s->costs.comm_ms);
+        out->xfer_intra_ns = out->xfer_inter_ns = out->xfer_same_gpu_ns = ms_to_ns(s->costs.comm_ms);
     } else {
         out->xfer_intra_ns =
             link_ns(s->net.intra_latency_us, s->net.intra_bandwidth_gbs, out->xfer_bytes);
         out->xfer_inter_ns =
             link_ns(s->net.inter_latency_us, s->net.inter_bandwidth_gbs, out->xfer_bytes);
+        if (out->devices_per_gpu > 1)
+            out->xfer_same_gpu_ns = link_ns(s->net.same_gpu_latency_us,
+                                            s->net.same_gpu_bandwidth_gbs, out->xfer_bytes);
+    }
+    if (s->nlinks && build_links(s, out) != 0) {
+        cost_free(out);
+        return -1;
     }
     return check_clock(s, out, err, errlen);
 }
@@ -200,5 +273,6 @@ void cost_free(CostModel *c) {
     free(c->op_ns);
     free(c->op_flops);
     free(c->grad_bytes), free(c->ar_ns), free(c->opt_ns);
+    free(c->links);
     memset(c, 0, sizeof *c);
 }

@@ -1,9 +1,10 @@
 /* sim/cost.h: what each op and transfer costs. Analytic FLOPs of a GPT layer (Narayanan et al.
  * 2021; the F/B/W split of Qi et al. 2023 Table 1) plus the LM head on the last stage, divided
- * by peak x efficiency; [costs] replaces the times with measured ones. Transfers are alpha-beta:
- * latency + bytes / bandwidth of the link between the two devices, or the fixed comm_ms.
- * Data parallelism (d replicas) adds each chunk's gradient all-reduce and an optimizer step;
- * tensor parallelism (t) divides the GEMM time by t and adds Megatron's activation
+ * by the peak x efficiency of the device that runs the stage; [costs] replaces the times with
+ * measured ones. Transfers are alpha-beta: latency + bytes / bandwidth of the link between the
+ * two devices (a [link.A-B] override, else same GPU, same node or across nodes), or the fixed
+ * comm_ms. Data parallelism (d replicas) adds each chunk's gradient all-reduce and an optimizer
+ * step; tensor parallelism (t) divides the GEMM time by t and adds Megatron's activation
  * all-reduces (2 in F, 2 in B per layer). */
 #ifndef PIPESIM_COST_H
 #define PIPESIM_COST_H
@@ -15,6 +16,12 @@
 #include "scenario.h"
 #include "timeline.h"
 
+/* A [link.A-B] override in CostModel's open-addressed table: a < b; a = -1 marks a free slot. */
+typedef struct {
+    int32_t a, b;
+    int64_t ns; // one transfer either way
+} CostLink;
+
 typedef struct {
     int32_t stages;
     int64_t *op_ns;       // owned: [stage*OP_KIND_COUNT + kind] ns of one op on one micro-batch;
@@ -23,7 +30,11 @@ typedef struct {
     int64_t xfer_bytes;   // bytes of one activation or gradient crossing a stage boundary
     int64_t xfer_intra_ns; // ns of one transfer between devices of one node
     int64_t xfer_inter_ns; // ns of one transfer between nodes
-    int32_t gpus_per_node;
+    int32_t gpus_per_node; // physical GPUs per node
+    int32_t devices_per_gpu; // devices sharing one GPU (SM partitions); 0 or 1: one each
+    int64_t xfer_same_gpu_ns; // ns of one copy between two partitions of one GPU
+    CostLink *links;       // owned: [link_mask + 1] slots, NULL when no [link.A-B] is given
+    uint32_t link_mask;    // slots - 1 (a power of two, at least twice the links)
     int64_t fused_ns;     // one overlapped F&B pair (OPF_FUSED_NEXT); 0: the two ops' sum
     // Placement as in Megatron-LM (tensor rank fastest, then data, then pipeline): GPU =
     // pipeline_rank * stride + data_rank * t + tensor_rank, node = GPU / gpus_per_node. The
@@ -71,14 +82,15 @@ static inline int64_t cost_fused_ns(const CostModel *c, int32_t stage_a, OpKind 
                            : cost_op_ns(c, stage_a, kind_a) + cost_op_ns(c, stage_b, kind_b);
 }
 
-/* The node of pipeline device d's first GPU (data replica 0, tensor rank 0). */
-static inline int64_t cost_node_of(const CostModel *c, int32_t d) {
-    return (int64_t)d * (c->stride > 1 ? c->stride : 1) / c->gpus_per_node;
+/* The physical GPU of pipeline device d (data replica 0, tensor rank 0): d * stride with data
+ * or tensor parallelism, d / devices_per_gpu when devices share GPUs (the scenario never
+ * allows both), and its node. */
+static inline int64_t cost_gpu_of(const CostModel *c, int32_t d) {
+    if (c->devices_per_gpu > 1) return d / c->devices_per_gpu;
+    return (int64_t)d * (c->stride > 1 ? c->stride : 1);
 }
-
-/* Time of one transfer from device a to device b (a != b). */
-static inline int64_t cost_xfer_ns(const CostModel *c, int32_t a, int32_t b) {
-    return cost_node_of(c, a) == cost_node_of(c, b) ? c->xfer_intra_ns : c->xfer_inter_ns;
+static inline int64_t cost_node_of(const CostModel *c, int32_t d) {
+    return cost_gpu_of(c, d) / c->gpus_per_node;
 }
 
 /* Whether the d replicas of pipeline device d (GPUs d*stride .. d*stride + stride - 1) span
@@ -102,5 +114,31 @@ static inline int64_t cost_allreduce_ns(const CostModel *c, int32_t d, int32_t s
  * 0 for k = 1. Rounded to ns once. */
 int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
                                   double bandwidth_gbs, double bytes);
+
+/* ns of F + B + W (with recompute) of `layers` layers on one micro-batch on device d, plus the
+ * LM head when head: the analytic time partition = balanced evens out. Same rounding as
+ * cost_build's op times, so it equals the sum of a stage's F, B and W ops without [costs]. */
+int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int head);
+
+/* Time of one transfer between devices a and b (a != b) without overrides: a copy inside one
+ * GPU, a link inside a node, or one between nodes. */
+static inline int64_t cost_pair_ns(const CostModel *c, int32_t a, int32_t b) {
+    if (c->devices_per_gpu > 1 && cost_gpu_of(c, a) == cost_gpu_of(c, b))
+        return c->xfer_same_gpu_ns;
+    return cost_node_of(c, a) == cost_node_of(c, b) ? c->xfer_intra_ns : c->xfer_inter_ns;
+}
+
+/* Time of one transfer from device a to device b (a != b): the [link.A-B] override of the pair
+ * if any (found by linear probing from a hash of the pair: O(1) with the table at most half
+ * full), else cost_pair_ns. */
+static inline int64_t cost_xfer_ns(const CostModel *c, int32_t a, int32_t b) {
+    if (c->links) {
+        int32_t lo = a < b ? a : b, hi = a < b ? b : a;
+        for (uint32_t i = ((uint32_t)lo * 2654435761u ^ (uint32_t)hi) & c->link_mask;
+             c->links[i].a >= 0; i = (i + 1) & c->link_mask)
+            if (c->links[i].a == lo && c->links[i].b == hi) return c->links[i].ns;
+    }
+    return cost_pair_ns(c, a, b);
+}
 
 #endif

@@ -40,6 +40,9 @@ typedef struct {
     size_t caplinks;
     int64_t last_ns;  // latest end of anything so far
     int oom;
+    const Variability *var; // NULL: op times as the cost model gives them, no failure
+    int32_t run;            // the Program run (iteration, with a flush) in progress
+    VaryFailure failure;    // the failure once it has happened
 } Engine;
 
 static int ev_before(const Event *a, const Event *b) {
@@ -113,6 +116,12 @@ static void record_compute(Engine *e, int32_t d, const ProgramOp *op, int64_t st
     record(e, &row);
 }
 
+/* Every compute op's time: the cost model's base_ns through the run's jitter and straggler.
+ * op is the op's index in device d's program. */
+static int64_t op_duration(const Engine *e, int32_t d, int64_t op, int64_t now, int64_t base_ns) {
+    return e->var ? variability_op_ns(e->var, e->run, d, op, now, base_ns) : base_ns;
+}
+
 /* Starts device d's next op at now if it is idle and the op's input has arrived; a fused
  * pair starts when both inputs have, takes the fused time and gets two rows. */
 static void device_try(Engine *e, int32_t d, int64_t now) {
@@ -122,10 +131,11 @@ static void device_try(Engine *e, int32_t d, int64_t now) {
     int fused = (op->flags & OPF_FUSED_NEXT) != 0; // the checker made sure op + 1 exists
     if (!input_ready(e, d, op) || (fused && !input_ready(e, d, op + 1))) return;
     int32_t st = program_stage_of(pr, d, op->chunk);
-    int64_t end = now + (fused ? cost_fused_ns(e->c, st, (OpKind)op->kind,
-                                               program_stage_of(pr, d, op[1].chunk),
-                                               (OpKind)op[1].kind)
-                               : cost_op_ns(e->c, st, (OpKind)op->kind));
+    int64_t end = now + op_duration(e, d, e->pc[d] - pr->start[d], now,
+                                    fused ? cost_fused_ns(e->c, st, (OpKind)op->kind,
+                                                          program_stage_of(pr, d, op[1].chunk),
+                                                          (OpKind)op[1].kind)
+                                          : cost_op_ns(e->c, st, (OpKind)op->kind));
     for (int k = 0; k <= fused; k++) record_compute(e, d, op + k, now, end);
     e->running[d] = (uint8_t)(1 + fused);
     e->pc[d] += 1 + fused;
@@ -194,6 +204,7 @@ static void stall_report(const Engine *e, char *why, size_t len) {
 static int run_iteration(Engine *e, int32_t k, int64_t t0, char *why, size_t whylen) {
     const Program *pr = e->pr;
     e->mb_base = k * e->m;
+    e->run = k;
     memset(e->running, 0, (size_t)e->p);
     memset(e->ready, 0, (size_t)program_stages(pr) * (size_t)e->m);
     for (int32_t d = 0; d < e->p; d++) e->pc[d] = pr->start[d];
@@ -289,9 +300,51 @@ static int dp_tail(Engine *e, size_t first) {
     return e->oom ? -1 : 0;
 }
 
+/* Whether the failure falls inside the run just played, which started at t0. */
+static int failure_hits(const Engine *e, int64_t t0) {
+    const Variability *v = e->var;
+    return v && v->failure_device >= 0 && !e->failure.happened && v->failure_at_ns >= t0 &&
+           v->failure_at_ns < e->last_ns;
+}
+
+/* Plays run k from t0 with its data-parallel tail (a failure during the tail loses the
+ * iteration too). */
+static int run_attempt(Engine *e, int32_t k, int64_t t0, char *why, size_t whylen) {
+    size_t first = e->tl->n;
+    int rc = run_iteration(e, k, t0, why, whylen);
+    if (rc == 0 && e->c->tail) rc = dp_tail(e, first);
+    return rc;
+}
+
+/* Plays run k from the latest end. When the failure falls inside it, the attempt is lost:
+ * its rows go, nothing is left in flight, and run k is played again from the checkpoint (its
+ * start t0) + the lost time, drawing the same jitter. */
+static int run_checkpointed(Engine *e, int32_t k, char *why, size_t whylen) {
+    size_t rows = e->tl->n;
+    int64_t t0 = e->last_ns;
+    int rc = run_attempt(e, k, t0, why, whylen);
+    if (rc != 0 || !failure_hits(e, t0)) return rc;
+    const Variability *v = e->var;
+    e->failure = (VaryFailure){.happened = 1, .device = v->failure_device,
+                               .iteration = k * e->pr->iterations, .checkpoint_ns = t0,
+                               .at_ns = v->failure_at_ns, .restart_ns = v->restart_ns,
+                               .lost_ns = v->failure_at_ns - t0 + v->restart_ns};
+    e->tl->n = rows;
+    for (size_t i = 0; i < e->caplinks; i++) e->links[i].free_ns = 0;
+    e->last_ns = t0 + e->failure.lost_ns;
+    return run_attempt(e, k, e->last_ns, why, whylen);
+}
+
 int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeline *tl,
                char *why, size_t whylen) {
-    Engine e = {.pr = pr, .c = c, .tl = tl, .p = pr->devices, .m = pr->micro_batches};
+    return engine_run_varied(pr, c, NULL, iterations, tl, NULL, why, whylen);
+}
+
+int engine_run_varied(const Program *pr, const CostModel *c, const Variability *var,
+                      int32_t iterations, Timeline *tl, VaryFailure *failure, char *why,
+                      size_t whylen) {
+    Engine e = {.pr = pr, .c = c, .tl = tl, .p = pr->devices, .m = pr->micro_batches,
+                .var = var && (var->ops_vary || var->failure_device >= 0) ? var : NULL};
     // Data only crosses stage boundaries, so there are at most 2*stages directed links.
     e.caplinks = 16;
     while (e.caplinks < (size_t)program_stages(pr) * 4) e.caplinks *= 2;
@@ -304,11 +357,9 @@ int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeli
     if (rc == 0) rc = reserve_rows(pr, runs, tl);
     if (rc == 0 && c->tail) // each run's tail: an all-reduce per stage, a step per device
         rc = timeline_reserve(tl, tl->cap + (size_t)(program_stages(pr) + e.p) * (size_t)runs);
-    for (int32_t k = 0; k < runs && rc == 0; k++) {
-        size_t first = tl->n;
-        rc = run_iteration(&e, k, e.last_ns, why, whylen);
-        if (rc == 0 && c->tail) rc = dp_tail(&e, first);
-    }
+    for (int32_t k = 0; k < runs && rc == 0; k++)
+        rc = run_checkpointed(&e, k, why, whylen);
+    if (failure) *failure = e.failure;
     free(e.heap), free(e.pc), free(e.running), free(e.ready), free(e.links);
     return rc;
 }

@@ -18,6 +18,7 @@
 #include "cost.h"
 #include "program.h"
 #include "timeline.h"
+#include "variability.h"
 
 /* Event order (total, so runs are bit-for-bit repeatable): by time, then transfer arrivals
  * before op ends, then insertion sequence. The queue is a binary heap holding at most one op
@@ -34,5 +35,16 @@
  * and what each waits for. The Program should have passed program_check. */
 int engine_run(const Program *pr, const CostModel *c, int32_t iterations, Timeline *tl,
                char *why, size_t whylen);
+
+/* engine_run_varied is engine_run with variability.h's jitter, straggler and failure (var
+ * NULL, or all of them off: exactly engine_run). Every compute op's time is
+ * variability_op_ns of the cost model's, keyed by (Program run, device, op index in the
+ * device's program); a fused pair draws once, under its first op's index. When the failure
+ * falls inside a run of the Program (an iteration, with a flush), that run's rows are
+ * dropped, the links are emptied and the run is played again from failure_at + restart;
+ * *failure (when not NULL) says what happened. */
+int engine_run_varied(const Program *pr, const CostModel *c, const Variability *var,
+                      int32_t iterations, Timeline *tl, VaryFailure *failure, char *why,
+                      size_t whylen);
 
 #endif

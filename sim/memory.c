@@ -39,28 +39,37 @@ double memory_layer_w_pending_bytes_tp(const ScnModel *m, int64_t b, int64_t t) 
     return bytes < act ? bytes : act;
 }
 
-/* Parameters, activation bytes of one stage per micro-batch, and the part of them a split
- * backward keeps from B to W. The embedding's and the LM head's activations stay whole
- * until W. */
-static void stage_footprint(const Scenario *s, const Plan *pl, int32_t st, double *params,
-                            double *act, double *w_pending) {
+/* Parameters one GPU holds for nlayers layers (+ the embedding when first, the LM head and
+ * final norm when last): a 1/t share with tensor parallelism. */
+static double stage_params(const Scenario *s, int64_t nlayers, int first, int last) {
+    const ScnModel *m = &s->model;
+    double h = (double)m->hidden, params = (double)nlayers * memory_layer_params(m);
+    if (first) params += ((double)m->vocab + (double)m->seq_len) * h;
+    if (last) params += (double)m->vocab * h + 2.0 * h;
+    return params / (double)scenario_tensor(s);
+}
+
+void memory_stage_footprint(const Scenario *s, int64_t nlayers, int first, int last,
+                            double *params, double *act, double *w_pending) {
     const ScnModel *m = &s->model;
     double h = (double)m->hidden, sq = (double)m->seq_len, b = (double)s->batch.micro_batch_size;
-    double layers = (double)pl->layers[st], ends = 0, t = (double)scenario_tensor(s);
-    *params = memory_stage_params(s, pl, st);
-    if (plan_stage_is_first(pl, st)) ends += sq * b * h;
-    if (plan_stage_is_last(pl, st)) ends += 4.0 * sq * b * h * (1.0 + (double)m->vocab / (h * t));
+    double layers = (double)nlayers, ends = 0, t = (double)scenario_tensor(s);
+    *params = stage_params(s, nlayers, first, last);
+    if (first) ends += sq * b * h;
+    if (last) ends += 4.0 * sq * b * h * (1.0 + (double)m->vocab / (h * t));
     int64_t tp = scenario_tensor(s), mb = s->batch.micro_batch_size;
     *act = layers * memory_layer_activation_bytes_tp(m, mb, tp) + ends;
     *w_pending = layers * memory_layer_w_pending_bytes_tp(m, mb, tp) + ends;
 }
 
 double memory_stage_params(const Scenario *s, const Plan *pl, int32_t st) {
-    const ScnModel *m = &s->model;
-    double h = (double)m->hidden, params = (double)pl->layers[st] * memory_layer_params(m);
-    if (plan_stage_is_first(pl, st)) params += ((double)m->vocab + (double)m->seq_len) * h;
-    if (plan_stage_is_last(pl, st)) params += (double)m->vocab * h + 2.0 * h;
-    return params / (double)scenario_tensor(s);
+    return stage_params(s, pl->layers[st], plan_stage_is_first(pl, st), plan_stage_is_last(pl, st));
+}
+
+static void stage_footprint(const Scenario *s, const Plan *pl, int32_t st, double *params,
+                            double *act, double *w_pending) {
+    memory_stage_footprint(s, pl->layers[st], plan_stage_is_first(pl, st),
+                           plan_stage_is_last(pl, st), params, act, w_pending);
 }
 
 static void static_memory(const Scenario *s, const Plan *pl, const Program *pr, int32_t d,

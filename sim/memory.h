@@ -64,6 +64,13 @@ double memory_stage_params(const Scenario *s, const Plan *pl, int32_t st);
  * (fp32 master, momentum, variance), 8 for fp32; SGD with momentum 8 and 4. */
 double memory_optimizer_bytes_per_param(const ScnModel *m);
 
+/* Parameters of a stage of nlayers layers (with the embedding when first, the output
+ * embedding and final layer norm when last), the activation bytes it keeps per micro-batch,
+ * and the part of them a split backward keeps from B to W (the embedding's and the LM head's
+ * activations stay whole until W). */
+void memory_stage_footprint(const Scenario *s, int64_t nlayers, int first, int last,
+                            double *params, double *act, double *w_pending);
+
 /* memory_compute fills out[devices] and, when trace is not NULL, appends to it the memory of
  * every device over the run: one sample at t = 0 with the static part, then one each time the
  * held bytes change. Stage 0 also holds the embedding (V + s)h and its dropout mask sbh; the

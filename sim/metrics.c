@@ -2,6 +2,7 @@
  * taken in integer ns and converted to ms once, so they do not drift. */
 #include "metrics.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,11 +12,20 @@ typedef struct {
 
 static double ns_to_ms(int64_t ns) { return (double)ns / 1e6; }
 
-/* Spacing of iteration ends: iteration k holds micro-batches [k*m, (k+1)*m) and ends with its
- * last compute op. Falls back to makespan when there is one iteration. -1 out of memory. */
-static int iteration_time(const Timeline *tl, int64_t m, int64_t iterations, int64_t makespan,
-                          double *ms) {
-    *ms = ns_to_ms(makespan);
+/* Nanoseconds of the gap [gap_from, gap_to) inside [a, b]. */
+static int64_t overlap(int64_t a, int64_t b, int64_t gap_from, int64_t gap_to) {
+    int64_t lo = a > gap_from ? a : gap_from, hi = b < gap_to ? b : gap_to;
+    return hi > lo ? hi - lo : 0;
+}
+
+/* Iteration times: iteration k holds micro-batches [k*m, (k+1)*m) and ends with its last
+ * compute op; the times are the spacings of consecutive ends less the gap between them, or
+ * the makespan less the gap with one iteration. Fills iteration_ms (their mean, as the sum
+ * telescopes) and their min, max and std. -1 out of memory. */
+static int iteration_times(const Timeline *tl, int64_t m, int64_t iterations, int64_t makespan,
+                           int64_t gap_from, int64_t gap_to, Metrics *out) {
+    int64_t lost = gap_to - gap_from;
+    out->iteration_ms = out->iteration_min_ms = out->iteration_max_ms = ns_to_ms(makespan - lost);
     if (iterations < 2) return 0;
     int64_t *end = calloc((size_t)iterations, sizeof *end);
     if (!end) return -1;
@@ -24,7 +34,17 @@ static int iteration_time(const Timeline *tl, int64_t m, int64_t iterations, int
         int64_t k = r->micro_batch / m;
         if (r->stream == STREAM_COMPUTE && k < iterations && r->end_ns > end[k]) end[k] = r->end_ns;
     }
-    *ms = ns_to_ms(end[iterations - 1] - end[0]) / (double)(iterations - 1);
+    int64_t n = iterations - 1, lo = INT64_MAX, hi = INT64_MIN;
+    int64_t total = end[n] - end[0] - overlap(end[0], end[n], gap_from, gap_to);
+    double mean = (double)total / (double)n, sq = 0;
+    for (int64_t k = 1; k <= n; k++) {
+        int64_t t = end[k] - end[k - 1] - overlap(end[k - 1], end[k], gap_from, gap_to);
+        lo = t < lo ? t : lo, hi = t > hi ? t : hi;
+        sq += ((double)t - mean) * ((double)t - mean);
+    }
+    out->iteration_ms = ns_to_ms(total) / (double)n;
+    out->iteration_min_ms = ns_to_ms(lo), out->iteration_max_ms = ns_to_ms(hi);
+    out->iteration_std_ms = sqrt(sq / (double)n) / 1e6;
     free(end);
     return 0;
 }
@@ -77,9 +97,20 @@ static int tail_metrics(const Timeline *tl, int64_t m, int64_t iterations, int32
 
 int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const CostModel *c,
                     const Timeline *tl, Metrics *out) {
+    return metrics_compute_lost(s, pl, pr, c, tl, NULL, out);
+}
+
+int metrics_compute_lost(const Scenario *s, const Plan *pl, const Program *pr,
+                         const CostModel *c, const Timeline *tl, const VaryFailure *failure,
+                         Metrics *out) {
     int32_t p = pr->devices;
+    int failed = failure && failure->happened;
+    int64_t gap_from = failed ? failure->checkpoint_ns : 0;
+    int64_t gap_to = failed ? failure->checkpoint_ns + failure->lost_ns : 0;
     memset(out, 0, sizeof *out);
     out->devices = p;
+    out->lost_ms = ns_to_ms(gap_to - gap_from);
+    out->failed_iteration = failed ? failure->iteration : -1;
     out->dev = calloc((size_t)p, sizeof *out->dev);
     Span *sp = malloc((size_t)p * sizeof *sp);
     DeviceMemory *mem = calloc((size_t)p, sizeof *mem);
@@ -104,19 +135,22 @@ int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const 
         if (r->end_ns > x->last_ns) x->last_ns = r->end_ns;
         out->ops++;
     }
+    if (failed && gap_from < first) first = gap_from; // a failure in the first iteration
     int64_t makespan = tl->n ? last - first : 0, cost = 0, busy_sum = 0;
     if (memory_compute(s, pl, pr, tl, mem, &out->mem) != 0) {
         free(sp), free(mem), metrics_free(out);
         return -1;
     }
     for (int32_t d = 0; d < p; d++) {
-        int64_t span = sp[d].busy_ns ? sp[d].last_ns - sp[d].first_ns : 0;
+        int64_t span = sp[d].busy_ns ? sp[d].last_ns - sp[d].first_ns -
+                                           overlap(sp[d].first_ns, sp[d].last_ns, gap_from, gap_to)
+                                     : 0;
         if (span > cost) cost = span;
         busy_sum += sp[d].busy_ns;
         if (sp[d].busy_ns > sp[out->bottleneck].busy_ns) out->bottleneck = d;
         DeviceMetrics *dm = &out->dev[d];
         dm->busy_ms = ns_to_ms(sp[d].busy_ns);
-        dm->idle_ms = ns_to_ms(makespan - sp[d].busy_ns);
+        dm->idle_ms = ns_to_ms(makespan - (gap_to - gap_from) - sp[d].busy_ns);
         dm->span_ms = ns_to_ms(span);
         dm->peak_activations = mem[d].peak_activations;
         dm->weights_gib = mem[d].weight_bytes / GIB;
@@ -131,8 +165,8 @@ int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const 
     }
     double mean_busy = (double)busy_sum / p;
     out->makespan_ms = ns_to_ms(makespan);
-    if (iteration_time(tl, s->batch.micro_batches, s->batch.iterations, makespan,
-                       &out->iteration_ms) != 0) {
+    if (iteration_times(tl, s->batch.micro_batches, s->batch.iterations, makespan, gap_from,
+                        gap_to, out) != 0) {
         free(sp), free(mem), metrics_free(out);
         return -1;
     }
@@ -150,7 +184,11 @@ int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const 
     }
     double seconds = (double)makespan / 1e9, iters = (double)s->batch.iterations;
     double tokens = iters * (double)(out->global_batch * s->model.seq_len);
-    out->peak_tflops = s->hw.peak_tflops;
+    out->peak_tflops = s->hw.peak_tflops; // per device: the mean over mixed devices
+    if (s->device) {
+        out->peak_tflops = 0;
+        for (int32_t d = 0; d < p; d++) out->peak_tflops += s->device[d].peak_tflops / p;
+    }
     if (seconds > 0) {
         out->throughput_tokens_per_s = tokens / seconds;
         out->tflops_per_gpu = out->model_flops * iters / seconds / (double)out->devices_total / 1e12;

@@ -11,7 +11,14 @@
  *   TFLOP/s per GPU = model FLOPs (no recompute, all d replicas) / makespan / (p d t);
  *   MFU = that / peak; tokens/s count every replica;
  *   exposed all-reduce of an iteration = its end - max over devices of (compute end +
- *                optimizer step): the part of the all-reduces the cool-down did not hide. */
+ *                optimizer step): the part of the all-reduces the cool-down did not hide;
+ *   iteration_min/max/std_ms = over the iteration times iteration_ms averages (the spacings
+ *                of consecutive iteration ends; the makespan with 1 iteration); std is the
+ *                population standard deviation.
+ * With a failure (variability.h) the timeline has a gap [checkpoint, checkpoint + lost):
+ * makespan, throughput, TFLOP/s and MFU include it (wall-clock truth), lost_ms reports it,
+ * and everything that describes the schedule leaves it out: spans (so cost and the bubble),
+ * idle_ms = makespan - lost - busy, and the iteration times. */
 #ifndef PIPESIM_METRICS_H
 #define PIPESIM_METRICS_H
 
@@ -22,6 +29,7 @@
 #include "program.h"
 #include "scenario.h"
 #include "timeline.h"
+#include "variability.h"
 
 typedef struct {
     double busy_ms;          // compute time
@@ -40,13 +48,19 @@ typedef struct {
     double makespan_ms;
     double iteration_ms;             // steady state: (end of the last iteration - end of the
                                      //   first) / (iterations - 1); makespan with 1 iteration
+    double iteration_min_ms;         // shortest, longest iteration time among those
+    double iteration_max_ms;         //   iteration_ms averages
+    double iteration_std_ms;         // their population standard deviation, ms
+    double lost_ms;                  // to the failure: (failure - checkpoint) + restart, 0 none
+    int32_t failed_iteration;        // the iteration lost and run again, -1 none
     double bubble_rate;
     double bubble_ideal;
     double throughput_tokens_per_s;
     double tflops_per_gpu;
     double mfu;
     double model_flops;              // per iteration, all devices of all d replicas
-    double peak_tflops;              // per GPU, as used for MFU
+    double peak_tflops;              // per device, as used for MFU (the mean over mixed
+                                     //   devices; a 1/devices_per_gpu share of a GPU)
     int64_t ops;                     // compute ops simulated
     int64_t transfers;               // cross-device transfers
     int32_t bottleneck;              // device with the most busy time
@@ -66,6 +80,10 @@ typedef struct {
 /* metrics_compute fills out; returns 0, or -1 when out of memory. */
 int metrics_compute(const Scenario *s, const Plan *pl, const Program *pr, const CostModel *c,
                     const Timeline *tl, Metrics *out);
+/* The same for a timeline with a failure's gap in it (failure NULL or !happened: none). */
+int metrics_compute_lost(const Scenario *s, const Plan *pl, const Program *pr,
+                         const CostModel *c, const Timeline *tl, const VaryFailure *failure,
+                         Metrics *out);
 void metrics_free(Metrics *mt);
 
 #endif

@@ -58,17 +58,26 @@ static void usage(const char *prog, FILE *f) {
             "                     (default 60)\n"
             "  --drop-send D      fault injection for tests: device D never sends its first\n"
             "                     message, so its peer waits until the watchdog ends the run\n"
+            "  --kill-after D:N   fault injection for tests: device D dies once it has run N\n"
+            "                     ops (an MPI rank kills itself with SIGKILL, a thread ends);\n"
+            "                     the others end on the watchdog and the run is stored as\n"
+            "                     failed\n"
+            "  --stall-after D:N  the same, but device D stalls (a rank stops itself with\n"
+            "                     SIGSTOP, a thread waits) instead of dying\n"
             "  --rendezvous       a send completes only when its receive takes it, as a\n"
             "                     blocking NCCL send on the compute stream (finds orders that\n"
-            "                     need sends and receives posted together)\n");
+            "                     need sends and receives posted together)\n"
+            "  --backend B        cpu (threads, or MPI ranks under mpirun; default) or cuda\n"
+            "                     (NVIDIA GPUs: hardware.devices_per_gpu devices per GPU; exits\n"
+            "                     1 when no GPU is visible or pexec was built without nvcc)\n");
     fprintf(f,
             "  --quiet            print nothing on success\n"
             "  --help, --version\n\n"
             "schedules: %s\n"
             "gpu presets: %s\n"
-            "exit status: 0 done, 1 files/database/memory failure, 2 bad input,\n"
+            "exit status: 0 done, 1 files/database/memory failure%s, 2 bad input,\n"
             "             3 over memory_gib with --memory-limit\n",
-            sched_names(), gpu_preset_names());
+            sched_names(), gpu_preset_names(), is_pexec(prog) ? " or a failed run" : "");
 }
 
 /* A positive number from an option's argument, or 0. */
@@ -87,6 +96,8 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         {"memory-limit", no_argument, 0, 'M'}, {"scale", required_argument, 0, 'x'},
         {"watchdog", required_argument, 0, 'w'}, {"drop-send", required_argument, 0, 'D'},
         {"rendezvous", no_argument, 0, 'R'},     {"sweep", required_argument, 0, 'W'},
+        {"kill-after", required_argument, 0, 'K'}, {"stall-after", required_argument, 0, 'T'},
+        {"backend", required_argument, 0, 'b'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->prog = prog;
@@ -98,9 +109,10 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (ch && strchr("xwDR", ch) && !is_pexec(prog)) {
+        if (ch && strchr("xwDRKTb", ch) && !is_pexec(prog)) {
             const char *name = ch == 'x' ? "scale" : ch == 'w' ? "watchdog"
-                             : ch == 'D' ? "drop-send" : "rendezvous";
+                             : ch == 'D' ? "drop-send" : ch == 'K' ? "kill-after"
+                             : ch == 'T' ? "stall-after" : ch == 'b' ? "backend" : "rendezvous";
             fprintf(stderr, "%s: --%s is a pexec option (it runs the scenario for real); see "
                     "%s --help\n", prog, name, prog);
             return 2;
@@ -113,6 +125,13 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         case 'S': o->dump = 1; break;
         case 'M': o->memory_limit = 1; break;
         case 'R': o->rendezvous = 1; break;
+        case 'b':
+            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "cuda") != 0) {
+                fprintf(stderr, "%s: --backend %s: give cpu or cuda\n", prog, optarg);
+                return 2;
+            }
+            o->backend = strcmp(optarg, "cuda") == 0 ? RUN_BACKEND_CUDA : RUN_BACKEND_CPU;
+            break;
         case 'W':
             if (is_pexec(prog) || o->nsweeps == 16 || !strchr(optarg, '=')) {
                 fprintf(stderr, "%s: --sweep %s: %s\n", prog, optarg,
@@ -149,6 +168,22 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
                 fprintf(stderr, "%s: --drop-send %s: give a device number\n", prog, optarg);
                 return 2;
             }
+            break;
+        }
+        case 'K':
+        case 'T': {
+            const char *opt = ch == 'K' ? "kill-after" : "stall-after";
+            char *colon, *end = optarg;
+            long d = strtol(optarg, &colon, 10);
+            long long n = *colon == ':' ? strtoll(colon + 1, &end, 10) : 0;
+            if (colon == optarg || *colon != ':' || end == colon + 1 || *end || d < 0 ||
+                d >= (1 << 20) || n < 1) {
+                fprintf(stderr, "%s: --%s %s: give DEVICE:OPS, e.g. --%s 1:3 (device 1 %s "
+                        "after its first 3 ops; OPS at least 1)\n", prog, opt, optarg, opt,
+                        ch == 'K' ? "dies" : "stalls");
+                return 2;
+            }
+            o->kill_device = (int32_t)d, o->kill_after = n, o->stall = ch == 'T';
             break;
         }
         case 's':
@@ -214,6 +249,12 @@ int run_prepare(const RunOptions *o, Run *sm) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         return rc;
     }
+    const ScnVariability *v = &sm->scn.var;
+    if (is_pexec(o->prog) && !o->quiet &&
+        (v->jitter != JITTER_NONE || v->straggler_device >= 0 || v->failure_device >= 0))
+        fprintf(stderr, "%s: warning: %s: [variability] is simulated by psim only; pexec "
+                "measures the real run's jitter and plays no straggler or failure\n", o->prog,
+                sm->scn.path);
     sm->sched = sched_find(sm->scn.pipeline.schedule);
     SchedParams sp = scenario_sched_params(&sm->scn);
     SchedIssue issue = {0};
@@ -237,7 +278,7 @@ int run_prepare(const RunOptions *o, Run *sm) {
                 sp.file && sp.file[0] ? sp.file : sm->scn.path, sm->prog.iterations);
         return 2;
     }
-    rc = plan_build_copies(&sm->scn, sm->prog.pipes, &sm->plan, err, sizeof err);
+    rc = plan_build_program(&sm->scn, &sm->prog, &sm->plan, err, sizeof err);
     if (rc != 0) {
         if (rc < 0) return oom(o);
         fprintf(stderr, "%s: %s\n", o->prog, err);
@@ -256,14 +297,17 @@ int run_prepare(const RunOptions *o, Run *sm) {
 #define RUN_METRICS(X)                                                                         \
     X(makespan_ms) X(iteration_ms) X(bubble_rate) X(bubble_ideal) X(throughput_tokens_per_s)   \
     X(tflops_per_gpu) X(mfu) X(model_flops) X(peak_tflops) X(devices_total) X(global_batch)  \
-    X(allreduce_ms) X(allreduce_exposed_ms) X(optimizer_ms)
+    X(allreduce_ms) X(allreduce_exposed_ms) X(optimizer_ms) X(iteration_min_ms)               \
+    X(iteration_max_ms) X(iteration_std_ms) X(lost_ms)
 #define DEVICE_METRICS(X)                                                                      \
     X(busy_ms) X(idle_ms) X(span_ms) X(peak_activations) X(peak_memory_gib) X(weights_gib)    \
     X(grads_gib) X(optimizer_gib) X(activations_gib) X(layers) X(weight_versions) X(staleness)
 #define COUNT(name) +1
 enum { NRUN_METRICS = 0 RUN_METRICS(COUNT), NDEVICE_METRICS = 0 DEVICE_METRICS(COUNT) };
 
-static int store_run(const RunOptions *o, const Run *sm, int64_t *run_id) {
+/* Stores sm: complete with its metrics and memory when error is NULL, else as failed with
+ * only the rows measured before the failure. Returns an exit status. */
+static int store_run(const RunOptions *o, const Run *sm, const char *error, int64_t *run_id) {
     char err[512], host[256] = "";
     Store *st;
     if (store_open(o->db, &st, err, sizeof err) != 0) {
@@ -275,8 +319,8 @@ static int store_run(const RunOptions *o, const Run *sm, int64_t *run_id) {
     size_t olen = 1;
     for (int i = 0; i < o->nsets; i++) olen += strlen(o->sets[i]) + 1;
     char *overrides = calloc(olen, 1);
-    StoreMetric rm[NRUN_METRICS + 4];
-    StoreDeviceMetric *dm = malloc((size_t)sm->mt.devices * NDEVICE_METRICS * sizeof *dm);
+    StoreMetric rm[NRUN_METRICS + RUN_MAX_EXTRA];
+    StoreDeviceMetric *dm = malloc(((size_t)sm->mt.devices * NDEVICE_METRICS + 1) * sizeof *dm);
     int rc = 1;
     if (!resolved || !overrides || !dm) {
         fprintf(stderr, "%s: out of memory\n", o->prog);
@@ -301,9 +345,10 @@ static int store_run(const RunOptions *o, const Run *sm, int64_t *run_id) {
                          .micro_batches = (int32_t)sm->scn.batch.micro_batches,
                          .chunks = sm->plan.chunks,
                          .iterations = (int32_t)sm->scn.batch.iterations,
-                         .sweep = o->sweep};
-    if (store_run_write(st, &info, &sm->tl, &sm->mt.mem, rm, nrm, dm, k, run_id, err,
-                        sizeof err) != 0) {
+                         .sweep = o->sweep, .error = error};
+    if (error) nrm = k = 0; // a failed run's metrics would describe part of a run
+    if (store_run_write(st, &info, &sm->tl, error ? NULL : &sm->mt.mem, rm, nrm, dm, k, run_id,
+                        err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         goto done;
     }
@@ -312,6 +357,49 @@ done:
     free(resolved), free(overrides), free(dm);
     store_close(st);
     return rc;
+}
+
+/* "partition": [...] and, for partition = balanced, why: the bottleneck stage and its F+B+W,
+ * an even split's slowest stage, the optimum without memory limits, the device whose memory
+ * forced the split (-1 none) and whether any split fits memory. */
+static void print_json_partition(const Run *sm) {
+    const Plan *pl = &sm->plan;
+    printf(" \"partition\": [");
+    for (int32_t st = 0; st < pl->stages; st++)
+        printf("%s%lld", st ? ", " : "", (long long)pl->layers[st]);
+    printf("],");
+    if (sm->scn.pipeline.partition == PART_BALANCED)
+        printf(" \"partition_bottleneck_stage\": %d, \"partition_bottleneck_ms\": %.17g, "
+               "\"partition_even_ms\": %.17g, \"partition_unlimited_ms\": %.17g, "
+               "\"partition_memory_device\": %d, \"partition_fits_memory\": %s,",
+               pl->bottleneck_stage, pl->bottleneck_ns / 1e6, pl->even_ns / 1e6,
+               pl->unlimited_ns / 1e6, pl->memory_device, pl->fits_memory ? "true" : "false");
+    printf("\n");
+}
+
+/* One line for the summary: the split, and for partition = balanced why this one. */
+static void print_partition(const Run *sm) {
+    const Plan *pl = &sm->plan;
+    printf("%-22s ", "partition");
+    for (int32_t st = 0; st < pl->stages; st++)
+        printf("%s%lld", st ? "," : "", (long long)pl->layers[st]);
+    if (sm->scn.pipeline.partition != PART_BALANCED) {
+        printf(" layers per stage\n");
+        return;
+    }
+    int32_t b = pl->bottleneck_stage, d = plan_device_of(pl, b);
+    printf(" (balanced: stage %d on device %d is the slowest, F+B+W %.3f ms; an even split's "
+           "slowest is %.3f ms", b, d, pl->bottleneck_ns / 1e6, pl->even_ns / 1e6);
+    double gib = pl->memory_device < 0 ? 0 : sm->scn.device ? sm->scn.device[pl->memory_device].memory_gib
+                                                            : sm->scn.hw.memory_gib;
+    if (!pl->fits_memory) printf("; no split fits every device's memory, so time alone decided");
+    else if (pl->memory_device >= 0 && pl->bottleneck_ns > pl->unlimited_ns)
+        printf("; device %d's memory_gib = %g forced it: %.3f ms without memory limits",
+               pl->memory_device, gib, pl->unlimited_ns / 1e6);
+    else if (pl->memory_device >= 0)
+        printf("; device %d's memory_gib = %g limits its layers, at no cost in time",
+               pl->memory_device, gib);
+    printf(")\n");
 }
 
 static void print_json(const Run *sm, int64_t run_id) {
@@ -324,8 +412,11 @@ static void print_json(const Run *sm, int64_t run_id) {
            (long long)run_id);
 #define JSON_RUN(name) printf(" \"" #name "\": %.17g,", (double)mt->name);
     RUN_METRICS(JSON_RUN)
-    printf("\n \"ops\": %lld, \"transfers\": %lld, \"bottleneck_device\": %d,\n \"stages\": [",
-           (long long)mt->ops, (long long)mt->transfers, mt->bottleneck);
+    printf("\n");
+    print_json_partition(sm);
+    printf(" \"ops\": %lld, \"transfers\": %lld, \"bottleneck_device\": %d, "
+           "\"failed_iteration\": %d,\n \"stages\": [",
+           (long long)mt->ops, (long long)mt->transfers, mt->bottleneck, mt->failed_iteration);
     for (int32_t d = 0; d < mt->devices; d++) {
         printf("%s\n  {\"device\": %d", d ? "," : "", d);
 #define JSON_DEV(name) printf(", \"" #name "\": %.17g", (double)mt->dev[d].name);
@@ -335,6 +426,37 @@ static void print_json(const Run *sm, int64_t run_id) {
     printf("\n]}\n");
 }
 
+/* What the devices are: the preset, "custom", or "mixed" when a [device.N] section or
+ * devices_per_gpu makes them differ from [hardware]'s GPU (the summary then shows the mean
+ * peak per pipeline device). */
+static const char *gpu_label(const Scenario *s) {
+    int mixed = s->hw.devices_per_gpu > 1;
+    for (int64_t d = 0; s->device && d < s->pipeline.stages && !mixed; d++)
+        mixed = s->device[d].overridden;
+    return mixed ? "mixed devices" : s->hw.gpu[0] ? s->hw.gpu : "custom";
+}
+
+/* The [variability] lines of the summary, only when the scenario asks for any. */
+static void print_variability(const Run *sm) {
+    const ScnVariability *v = &sm->scn.var;
+    const Metrics *mt = &sm->mt;
+    if (v->jitter != JITTER_NONE)
+        printf("%-22s %14.3f ms  (min; max %.3f, std %.3f ms; %s jitter cv %g, seed %lld)\n",
+               "iteration spread", mt->iteration_min_ms, mt->iteration_max_ms,
+               mt->iteration_std_ms, jitter_name(v->jitter), v->jitter_cv, (long long)v->seed);
+    if (v->straggler_device >= 0)
+        printf("%-22s %14lld       (ops x %g, busiest device %d)\n", "straggler device",
+               (long long)v->straggler_device, v->straggler_slowdown, mt->bottleneck);
+    if (v->failure_device >= 0 && sm->failure.happened)
+        printf("%-22s %14.3f ms  (device %d failed at %.3f ms in iteration %d; restart %.3f "
+               "ms)\n", "lost to failure", mt->lost_ms, sm->failure.device,
+               (double)sm->failure.at_ns / 1e6, mt->failed_iteration,
+               (double)sm->failure.restart_ns / 1e6);
+    else if (v->failure_device >= 0)
+        printf("%-22s %14.3f ms  (failure_at_ms = %g is after the run's end)\n",
+               "lost to failure", 0.0, v->failure_at_ms);
+}
+
 static void print_summary(const RunOptions *o, const Run *sm) {
     const Metrics *mt = &sm->mt;
     const Scenario *s = &sm->scn;
@@ -342,8 +464,8 @@ static void print_summary(const RunOptions *o, const Run *sm) {
            "TFLOP/s x %.2f)\n", s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
            (long long)s->parallel.data, (long long)s->parallel.tensor,
            (long long)s->batch.micro_batches, (long long)s->batch.micro_batch_size,
-           (long long)s->model.layers, dtype_name(s->model.dtype),
-           s->hw.gpu[0] ? s->hw.gpu : "custom", s->hw.peak_tflops, s->hw.efficiency);
+           (long long)s->model.layers, dtype_name(s->model.dtype), gpu_label(s),
+           mt->peak_tflops, s->hw.efficiency);
     printf("%-22s %14.3f ms\n", "makespan", mt->makespan_ms);
     printf("%-22s %14.3f ms  (%lld iteration%s)\n", "iteration time", mt->iteration_ms,
            (long long)s->batch.iterations, s->batch.iterations == 1 ? "" : "s");
@@ -366,11 +488,13 @@ static void print_summary(const RunOptions *o, const Run *sm) {
            strcmp(o->prog, "psim") == 0 ? "simulated" : "measured",
            (long long)mt->ops, (long long)mt->transfers,
            (double)sm->cost.xfer_bytes / (1024.0 * 1024.0));
+    print_variability(sm);
     const DeviceMetrics *d0 = &mt->dev[0], *dl = &mt->dev[mt->devices - 1];
     if (d0->weight_versions > 1)
         printf("%-22s %8d .. %d per device, gradients applied %d .. %d updates late\n",
                "weight versions", d0->weight_versions, dl->weight_versions, d0->staleness,
                dl->staleness);
+    print_partition(sm);
     printf("\n# device layers    busy_ms    idle_ms  peak_act  weights_gib  grads_gib  "
            "optim_gib    act_gib   peak_gib\n");
     for (int32_t d = 0; d < mt->devices; d++) {
@@ -382,26 +506,27 @@ static void print_summary(const RunOptions *o, const Run *sm) {
     }
 }
 
-/* Names every device over memory_gib on stderr (unless quiet); returns how many there are. */
+/* Names every device over its memory_gib on stderr (unless quiet); returns how many. */
 static int check_memory(const char *prog, const Run *sm, int quiet, int limit) {
     int over = 0;
     for (int32_t d = 0; d < sm->mt.devices; d++) {
-        if (sm->mt.dev[d].peak_memory_gib <= sm->scn.hw.memory_gib) continue;
+        double gib = sm->scn.device ? sm->scn.device[d].memory_gib : sm->scn.hw.memory_gib;
+        if (sm->mt.dev[d].peak_memory_gib <= gib) continue;
         over++;
         if (!quiet)
             fprintf(stderr, "%s: %s: device %d needs %.1f GiB, more than memory_gib = %g\n", prog,
-                    limit ? "error" : "warning", d, sm->mt.dev[d].peak_memory_gib,
-                    sm->scn.hw.memory_gib);
+                    limit ? "error" : "warning", d, sm->mt.dev[d].peak_memory_gib, gib);
     }
     return over;
 }
 
 
 int run_report(const RunOptions *o, Run *sm) {
-    if (metrics_compute(&sm->scn, &sm->plan, &sm->prog, &sm->cost, &sm->tl, &sm->mt) != 0)
+    if (metrics_compute_lost(&sm->scn, &sm->plan, &sm->prog, &sm->cost, &sm->tl, &sm->failure,
+                             &sm->mt) != 0)
         return oom(o);
     int64_t run_id = 0;
-    int rc = o->db ? store_run(o, sm, &run_id) : 0;
+    int rc = o->db ? store_run(o, sm, NULL, &run_id) : 0;
     if (rc != 0) return rc;
     if (o->json) print_json(sm, run_id);
     else if (!o->quiet) print_summary(o, sm);
@@ -410,5 +535,15 @@ int run_report(const RunOptions *o, Run *sm) {
         fprintf(stderr, "%s: stored run %lld in %s (%lld ops %s in %.1f ms)\n", o->prog,
                 (long long)run_id, o->db, (long long)sm->mt.ops,
                 is_pexec(o->prog) ? "run" : "simulated", sm->wall_ms);
+    return rc;
+}
+
+int run_store_failed(const RunOptions *o, Run *sm, const char *error) {
+    if (!o->db) return 0;
+    int64_t run_id = 0;
+    int rc = store_run(o, sm, error, &run_id);
+    if (rc == 0 && !o->quiet)
+        fprintf(stderr, "%s: stored run %lld in %s as failed, with the %zu rows measured before "
+                "the failure\n", o->prog, (long long)run_id, o->db, sm->tl.n);
     return rc;
 }

@@ -16,6 +16,9 @@
 #include "timeline.h"
 
 #define RUN_MAX_SETS 256
+#define RUN_MAX_EXTRA 8 // run metrics a tool adds (pexec: link fit, CUDA versions)
+
+enum { RUN_BACKEND_CPU = 0, RUN_BACKEND_CUDA = 1 };
 
 typedef struct {
     const char *prog;     // "psim" or "pexec": messages, --help, the runs table's tool
@@ -28,6 +31,10 @@ typedef struct {
     double watchdog_s;    // pexec: longest wait for one message
     int32_t drop_send;    // pexec, for testing: this device never sends its first message (-1)
     int rendezvous;       // pexec: a send completes only when its receive has taken it
+    int32_t kill_device;  // pexec, for testing: this device dies after kill_after ops
+    int64_t kill_after;   //   (--kill-after D:N; 0: never)
+    int stall;            // pexec, for testing: that device stalls instead (--stall-after D:N)
+    int backend;          // pexec: RUN_BACKEND_CPU (threads or MPI ranks) or RUN_BACKEND_CUDA
     const char *sweeps[16]; // psim: --sweep section.key=v1,v2,... (cartesian product)
     int nsweeps;
     int64_t sweep;        // the sweep this run is a point of (stored with it), 0 for none
@@ -42,8 +49,9 @@ typedef struct {
     Timeline tl;
     Metrics mt;
     const Schedule *sched;
+    VaryFailure failure;  // psim: the failure the engine played ([variability]); none: zero
     double wall_ms;       // time to produce the timeline, for the closing line on stderr
-    StoreMetric extra[4]; // more run metrics (pexec's link fit), stored with the rest
+    StoreMetric extra[RUN_MAX_EXTRA]; // more run metrics (pexec's link fit, CUDA versions)
     int nextra;
 } Run;
 
@@ -58,6 +66,11 @@ int run_prepare(const RunOptions *o, Run *r);
 /* run_report computes the metrics of r->tl, stores the run, prints it and checks memory.
  * Returns an exit status. */
 int run_report(const RunOptions *o, Run *r);
+
+/* run_store_failed stores r as a failed run (pexec): r->tl's rows, measured until the failure,
+ * and error (why it failed, with host and rank), without metrics, in one transaction; nothing
+ * without a database. Returns 0, or 1 when the store failed. */
+int run_store_failed(const RunOptions *o, Run *r, const char *error);
 
 void run_free(Run *r);
 

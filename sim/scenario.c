@@ -73,12 +73,14 @@ static const char *const OPTIMIZERS[] = {"adam", "sgd"};
 const char *optimizer_name(Optimizer o) { return (unsigned)o < 2 ? OPTIMIZERS[o] : "?"; }
 static const char *const ALLREDUCES[] = {"ring", "tree"};
 const char *allreduce_name(Allreduce a) { return (unsigned)a < 2 ? ALLREDUCES[a] : "?"; }
+static const char *const JITTERS[] = {"none", "normal", "lognormal"};
+const char *jitter_name(Jitter j) { return (unsigned)j < 3 ? JITTERS[j] : "?"; }
 
 /* ---- the key table ------------------------------------------------------------------------ */
 
 typedef enum {
     T_INT, T_DOUBLE, T_NAME, T_DTYPE, T_RECOMPUTE, T_OPTIMIZER, T_PARTITION, T_SCHEDULE, T_GPU,
-    T_PATH, T_TIMES, T_ALLREDUCE
+    T_PATH, T_TIMES, T_ALLREDUCE, T_JITTER, T_DEVICE // T_DEVICE: a device number, -1 = none
 } KeyType;
 enum { RANGE_CLOSED = 0, RANGE_OPEN_LO = 1 }; // lo < x instead of lo <= x
 
@@ -123,10 +125,13 @@ static const KeyDef KEYS[] = {
     {"hardware", "memory_gib", T_DOUBLE, F(hw.memory_gib), NULL, false, 0, 1e6, RANGE_OPEN_LO, "80"}, // preset
     {"hardware", "gpus_per_node", T_INT, F(hw.gpus_per_node), "8", false, 1, 1 << 20, 0, "8"},
     {"hardware", "hbm_bandwidth_gbs", T_DOUBLE, F(hw.hbm_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "3350"}, // preset or 1000
+    {"hardware", "devices_per_gpu", T_INT, F(hw.devices_per_gpu), "1", false, 1, SCN_MAX_STAGES, 0, "2"},
     {"network", "intra_bandwidth_gbs", T_DOUBLE, F(net.intra_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "450"}, // preset or 100
     {"network", "intra_latency_us", T_DOUBLE, F(net.intra_latency_us), "10", false, 0, 1e9, 0, "10"},
     {"network", "inter_bandwidth_gbs", T_DOUBLE, F(net.inter_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "50"}, // preset or 25
     {"network", "inter_latency_us", T_DOUBLE, F(net.inter_latency_us), "20", false, 0, 1e9, 0, "20"},
+    {"network", "same_gpu_bandwidth_gbs", T_DOUBLE, F(net.same_gpu_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "1675"}, // preset HBM / 2, or 1000
+    {"network", "same_gpu_latency_us", T_DOUBLE, F(net.same_gpu_latency_us), "5", false, 0, 1e9, 0, "5"},
     // [costs]: -1 stands for "not given" (the analytic model is used); weight_ms becomes 0
     // when forward_ms is given without it.
     {"costs", "forward_ms", T_DOUBLE, F(costs.forward_ms), "-1", false, 0, 1e9, RANGE_OPEN_LO, "12.5"},
@@ -139,13 +144,54 @@ static const KeyDef KEYS[] = {
     {"costs", "stage_forward_ms", T_TIMES, F(costs.stage_forward), NULL, false, 0, 1e9, 0, "3,3,4,4"}, // none
     {"costs", "stage_backward_ms", T_TIMES, F(costs.stage_backward), NULL, false, 0, 1e9, 0, "6,6,8,8"}, // none
     {"costs", "stage_weight_ms", T_TIMES, F(costs.stage_weight), NULL, false, 0, 1e9, 0, "3,3,4,4"}, // none
+    // [variability]: -1 stands for "none" (devices) and "not given" (times)
+    {"variability", "jitter", T_JITTER, F(var.jitter), "none", false, 0, 0, 0, "lognormal"},
+    {"variability", "jitter_cv", T_DOUBLE, F(var.jitter_cv), "0", false, 0, 4, 0, "0.05"},
+    {"variability", "seed", T_INT, F(var.seed), "1", false, 0, 0x1p53, 0, "42"},
+    {"variability", "straggler_device", T_DEVICE, F(var.straggler_device), "-1", false, 0, SCN_MAX_STAGES - 1, 0, "3"},
+    {"variability", "straggler_slowdown", T_DOUBLE, F(var.straggler_slowdown), "1", false, 1, 1000, 0, "2"},
+    {"variability", "straggler_start_ms", T_DOUBLE, F(var.straggler_start_ms), "0", false, 0, 1e12, 0, "0"},
+    {"variability", "straggler_end_ms", T_DOUBLE, F(var.straggler_end_ms), "-1", false, 0, 1e12, RANGE_OPEN_LO, "1000"}, // the end of the run
+    {"variability", "failure_device", T_DEVICE, F(var.failure_device), "-1", false, 0, SCN_MAX_STAGES - 1, 0, "0"},
+    {"variability", "failure_at_ms", T_DOUBLE, F(var.failure_at_ms), "-1", false, 0, 1e12, 0, "500"},
+    {"variability", "restart_ms", T_DOUBLE, F(var.restart_ms), "0", false, 0, 1e12, 0, "30000"},
 };
 #undef F
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+
+/* Numbered sections: [device.N] (N = pipeline device 0..p-1) and [link.A-B] (devices A and
+ * B, both directions). Their rows' offsets are into ScnDevice and ScnLink. A value is kept as
+ * text until the whole file and every --set are read, since p may come later. */
+typedef enum { SEC_DEVICE = 1, SEC_LINK = 2 } NumberedKind;
+#define D(field) offsetof(ScnDevice, field)
+static const KeyDef DEVICE_KEYS[] = {
+    {"device.N", "gpu", T_GPU, D(gpu), NULL, false, 0, 0, 0, "a100"},
+    {"device.N", "peak_tflops", T_DOUBLE, D(peak_tflops), NULL, false, 0, 1e6, RANGE_OPEN_LO, "312"},
+    {"device.N", "efficiency", T_DOUBLE, D(efficiency), NULL, false, 0, 1, RANGE_OPEN_LO, "0.5"},
+    {"device.N", "memory_gib", T_DOUBLE, D(memory_gib), NULL, false, 0, 1e6, RANGE_OPEN_LO, "80"},
+};
+#undef D
+static const KeyDef LINK_KEYS[] = {
+    {"link.A-B", "bandwidth_gbs", T_DOUBLE, offsetof(ScnLink, bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "25"},
+    {"link.A-B", "latency_us", T_DOUBLE, offsetof(ScnLink, latency_us), NULL, false, 0, 1e9, 0, "10"},
+};
+#define NDEVICE_KEYS ((int)(sizeof DEVICE_KEYS / sizeof DEVICE_KEYS[0]))
+#define NLINK_KEYS ((int)(sizeof LINK_KEYS / sizeof LINK_KEYS[0]))
+
+/* One key of a numbered section, as given. */
+typedef struct {
+    int kind;     // NumberedKind
+    int64_t a, b; // device (b = 0), or the link's two devices as written
+    int key;      // row in DEVICE_KEYS or LINK_KEYS
+    int line;     // > 0 file line, < 0: -(index+1) of --set
+    int seq;      // order given (file, then --set): a later --set wins
+    char *value;  // owned copy
+} Numbered;
 static const char *const SECTIONS[] = {"model", "batch", "pipeline", "parallel", "hardware",
-                                       "network", "costs"};
+                                       "network", "costs", "variability"};
 #define NSECTIONS ((int)(sizeof SECTIONS / sizeof SECTIONS[0]))
-#define SECTION_LIST "[model], [batch], [pipeline], [parallel], [hardware], [network] and [costs]"
+#define SECTION_LIST "[model], [batch], [pipeline], [parallel], [hardware], [network], [costs], " \
+                     "[variability], [device.N] and [link.A-B]"
 
 /* ---- parser state ------------------------------------------------------------------------- */
 
@@ -161,6 +207,8 @@ typedef struct {
     char *err;                       // SCN_ERR_MAX bytes; first error wins
     bool failed;
     bool in_file;                    // values come from the file (not --set)
+    Numbered *num;                   // owned: keys of [device.N] and [link.A-B] sections
+    int nnum, num_cap;
 } Parser;
 
 static int fail(Parser *P, const char *where, const char *fmt, ...)
@@ -255,24 +303,102 @@ static int unknown_section(Parser *P, const char *where, const char *section) {
     return fail(P, where, "unknown section [%.64s]; the sections are " SECTION_LIST, section);
 }
 
-static int unknown_key(Parser *P, const char *where, const char *section, const char *key) {
+/* An unknown key in a section whose keys are the rows of tab named table_section ("device.N"
+ * for every [device.N]). */
+static int unknown_key_in(Parser *P, const char *where, const char *section, const char *key,
+                          const KeyDef *tab, int n, const char *table_section) {
     if (!key[0])
         return fail(P, where, "a value without a key name; write 'key = value'");
     const char *best = NULL;
     int bestd = NEAR_ENOUGH;
     char list[512] = "";
-    for (int k = 0; k < NKEYS; k++) {
-        if (strcmp(KEYS[k].section, section) != 0) continue;
-        int d = edit_distance(key, KEYS[k].key);
-        if (d < bestd) bestd = d, best = KEYS[k].key;
-        strcat(strcat(list, list[0] ? ", " : ""), KEYS[k].key);
+    for (int k = 0; k < n; k++) {
+        if (strcmp(tab[k].section, table_section) != 0) continue;
+        int d = edit_distance(key, tab[k].key);
+        if (d < bestd) bestd = d, best = tab[k].key;
+        strcat(strcat(list, list[0] ? ", " : ""), tab[k].key);
     }
-    if (best) return fail(P, where, "unknown key '%s' in [%s]; did you mean '%s'?", key, section, best);
+    if (best) return fail(P, where, "unknown key '%.64s' in [%s]; did you mean '%s'?", key, section, best);
+    if (tab != KEYS)
+        return fail(P, where, "unknown key '%.64s' in [%s]; the keys of [%s] are %s", key,
+                    section, table_section, list);
     for (int k = 0; k < NKEYS; k++)
         if (strcmp(KEYS[k].key, key) == 0)
             return fail(P, where, "unknown key '%s' in [%s]; it belongs in [%s]", key, section,
                         KEYS[k].section);
     return fail(P, where, "unknown key '%s' in [%s]; the keys of [%s] are %s", key, section, section, list);
+}
+
+static int unknown_key(Parser *P, const char *where, const char *section, const char *key) {
+    return unknown_key_in(P, where, section, key, KEYS, NKEYS, section);
+}
+
+/* A whole number of 1..9 digits at *c, advancing *c; false when there is none. */
+static bool section_number(const char **c, int64_t *out) {
+    int n = 0;
+    for (*out = 0; isdigit((unsigned char)**c) && n < 9; (*c)++, n++) *out = *out * 10 + (**c - '0');
+    return n > 0 && !isdigit((unsigned char)**c);
+}
+
+/* "device.3" -> SEC_DEVICE with *a = 3; "link.0-1" -> SEC_LINK with *a = 0, *b = 1; 0 for a
+ * name that is neither; -SEC_DEVICE or -SEC_LINK for a name that starts like one but is not
+ * written right ("device", "device.x", "link.2"). */
+static int numbered_section(const char *name, int64_t *a, int64_t *b) {
+    *a = *b = 0;
+    const char *c = name;
+    if (strncmp(name, "device", 6) == 0) {
+        c += 6;
+        return *c++ == '.' && section_number(&c, a) && !*c ? SEC_DEVICE : -SEC_DEVICE;
+    }
+    if (strncmp(name, "link", 4) == 0) {
+        c += 4;
+        return *c++ == '.' && section_number(&c, a) && *c++ == '-' && section_number(&c, b) &&
+                       !*c ? SEC_LINK : -SEC_LINK;
+    }
+    return 0;
+}
+
+/* Checks a section name that is none of SECTIONS: a numbered one returns its kind (> 0);
+ * anything else fails with the fix and returns 0. */
+static int check_numbered(Parser *P, const char *where, const char *section, int64_t *a,
+                          int64_t *b) {
+    int kind = numbered_section(section, a, b);
+    if (kind == -SEC_DEVICE)
+        return fail(P, where, "section [%.64s] is not valid; write [device.N] with N the "
+                    "pipeline device it sets (0 .. stages-1), e.g. [device.0]", section);
+    if (kind == -SEC_LINK)
+        return fail(P, where, "section [%.64s] is not valid; write [link.A-B] with the two "
+                    "devices it joins, e.g. [link.0-1]", section);
+    if (kind == SEC_LINK && *a == *b)
+        return fail(P, where, "[%.64s] joins device %lld to itself; a link joins two "
+                    "different devices, e.g. [link.%lld-%lld]", section, (long long)*a,
+                    (long long)*a, (long long)*a + 1);
+    if (kind == 0) return unknown_section(P, where, section);
+    return kind;
+}
+
+/* Keeps a key of a numbered section for resolve_numbered. Returns 1, or 0 after fail(). */
+static int keep_numbered(Parser *P, const char *where, const char *section, const char *key,
+                         const char *value, int line) {
+    int64_t a, b;
+    int kind = check_numbered(P, where, section, &a, &b);
+    if (!kind) return 0;
+    const KeyDef *tab = kind == SEC_DEVICE ? DEVICE_KEYS : LINK_KEYS;
+    int n = kind == SEC_DEVICE ? NDEVICE_KEYS : NLINK_KEYS, k = 0;
+    while (k < n && strcmp(tab[k].key, key) != 0) k++;
+    if (k == n) return unknown_key_in(P, where, section, key, tab, n, tab[0].section);
+    if (P->nnum == P->num_cap) {
+        int cap = P->num_cap ? 2 * P->num_cap : 16;
+        Numbered *grown = realloc(P->num, (size_t)cap * sizeof *grown);
+        if (!grown) return fail(P, where, "out of memory");
+        P->num = grown, P->num_cap = cap;
+    }
+    char *copy = strdup(value);
+    if (!copy) return fail(P, where, "out of memory");
+    if (kind == SEC_LINK && a > b) { int64_t x = a; a = b, b = x; } // one link, both directions
+    P->num[P->nnum] = (Numbered){kind, a, b, k, line, P->nnum, copy};
+    P->nnum++;
+    return 1;
 }
 
 /* ---- values ------------------------------------------------------------------------------- */
@@ -317,6 +443,21 @@ static bool parse_double(const char *v, double *out) {
     if (errno || *end || !isfinite(x)) return false;
     *out = x;
     return true;
+}
+
+/* A value written as a number too large for its type (digits past int64, or past a double:
+ * 1e400): out of range, not malformed. Returns it as a double (infinite past a double), or 0
+ * when v is not such a number. */
+static double too_large(const char *v, bool whole) {
+    const char *digits = v + (*v == '-' || *v == '+');
+    if (!*v || isspace((unsigned char)*v) ||
+        (whole && (!*digits || strspn(digits, "0123456789") != strlen(digits))))
+        return 0;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    bool over = whole ? fabs(x) >= 9.2e18 : errno == ERANGE && fabs(x) >= HUGE_VAL;
+    return *end == '\0' && over ? x : 0;
 }
 
 static int check_range(Parser *P, const char *where, const KeyDef *kd, double x,
@@ -428,15 +569,24 @@ static int set_path(Parser *P, const char *where, char *field, const char *v) {
     return 1;
 }
 
-/* Stores one value; shared by file lines and --set. Returns 1, or 0 after fail(). */
-static int set_value(Parser *P, int k, const char *where, const char *v) {
-    const KeyDef *kd = &KEYS[k];
-    void *field = (char *)P->s + kd->offset;
+/* Stores one value of row kd into field; shared by file lines, --set and numbered sections.
+ * Returns 1, or 0 after fail(). */
+static int set_field(Parser *P, const KeyDef *kd, void *field, const char *where, const char *v) {
     char q[256], e[160];
     int64_t i;
     double d;
     switch (kd->type) {
+    case T_DEVICE:
+        if (!parse_int(v, &i) || i < 0)
+            return fail(P, where, "%s is not a device number; give one of 0 .. stages-1, e.g. "
+                        "%s, or leave the key out for none", quoted(P, kd, v, q, sizeof q),
+                        example(P, kd, kd->example, e, sizeof e));
+        if (!check_range(P, where, kd, (double)i, v)) return 0;
+        *(int64_t *)field = i;
+        return 1;
     case T_INT:
+        if (!parse_int(v, &i) && too_large(v, true) != 0)
+            return check_range(P, where, kd, too_large(v, true), v);
         if (!parse_int(v, &i))
             return fail(P, where, "%s is not a whole number; write e.g. %s",
                         quoted(P, kd, v, q, sizeof q), example(P, kd, kd->example, e, sizeof e));
@@ -444,6 +594,8 @@ static int set_value(Parser *P, int k, const char *where, const char *v) {
         *(int64_t *)field = i;
         return 1;
     case T_DOUBLE:
+        if (!parse_double(v, &d) && too_large(v, false) != 0)
+            return check_range(P, where, kd, too_large(v, false), v);
         if (!parse_double(v, &d))
             return fail(P, where, "%s is not a number; write e.g. %s",
                         quoted(P, kd, v, q, sizeof q), example(P, kd, kd->example, e, sizeof e));
@@ -466,6 +618,10 @@ static int set_value(Parser *P, int k, const char *where, const char *v) {
         for (int t = 0; t < 2; t++)
             if (strcmp(v, ALLREDUCES[t]) == 0) return *(Allreduce *)field = (Allreduce)t, 1;
         return fail(P, where, "unknown allreduce '%.200s'; use ring or tree", v);
+    case T_JITTER:
+        for (int t = 0; t < 3; t++)
+            if (strcmp(v, JITTERS[t]) == 0) return *(Jitter *)field = (Jitter)t, 1;
+        return fail(P, where, "unknown jitter '%.200s'; use none, normal or lognormal", v);
     case T_PARTITION:
         return set_partition(P, where, kd, v);
     case T_TIMES:
@@ -492,6 +648,10 @@ static int set_value(Parser *P, int k, const char *where, const char *v) {
     return 1;
 }
 
+static int set_value(Parser *P, int k, const char *where, const char *v) {
+    return set_field(P, &KEYS[k], (char *)P->s + KEYS[k].offset, where, v);
+}
+
 /* ---- reading the file with libinih -------------------------------------------------------- */
 
 /* A "[name]" header line (after blanks and, on line 1, a UTF-8 BOM): checks the name, notes
@@ -505,7 +665,8 @@ static bool check_header(Parser *P, const char *line) {
     size_t n = (size_t)(close - line - 1);
     memcpy(name, line + 1, n < sizeof name - 1 ? n : sizeof name - 1);
     int sec = section_index(name);
-    if (sec < 0) return unknown_section(P, where_line(P, P->line, where), name);
+    int64_t a, b;
+    if (sec < 0) return check_numbered(P, where_line(P, P->line, where), name, &a, &b);
     if (P->section_line[sec] == 0) P->section_line[sec] = P->line;
     return true;
 }
@@ -538,7 +699,7 @@ static int on_key(void *user, const char *section, const char *key, const char *
     if (P->failed) return 0;
     if (!section[0]) return fail(P, where, "'%s' comes before any [section]; put it under the "
                                  "section it belongs to, e.g. [model]", key);
-    if (section_index(section) < 0) return unknown_section(P, where, section);
+    if (section_index(section) < 0) return keep_numbered(P, where, section, key, value, P->line);
     int k = key_index(section, key);
     if (k < 0) return unknown_key(P, where, section, key);
     if (P->key_line[k] > 0)
@@ -589,15 +750,17 @@ static int apply_set(Parser *P, int idx) {
         return fail(P, where, "longer than %d bytes; shorten it", SCN_LINE_MAX);
     char *buf = strdup(arg);
     if (!buf) return fail(P, where, "out of memory");
-    char *eq = strchr(buf, '='), *dot = strchr(buf, '.');
+    char *eq = strchr(buf, '='), *dot = NULL; // the last dot before '=': device.3.peak_tflops
+    for (char *c = buf; eq && c < eq; c++)
+        if (*c == '.') dot = c;
     int ok = 0;
-    if (!eq || !dot || dot > eq) {
+    if (!eq || !dot) {
         fail(P, where, "expected SECTION.KEY=VALUE; write e.g. --set batch.micro_batches=64");
     } else {
         *eq = *dot = '\0';
         char *sec = trim(buf), *key = trim(dot + 1), *val = trim(eq + 1);
         int k = key_index(sec, key);
-        if (section_index(sec) < 0) unknown_section(P, where, sec);
+        if (section_index(sec) < 0) ok = keep_numbered(P, where, sec, key, val, -(idx + 1));
         else if (k < 0) unknown_key(P, where, sec, key);
         else {
             P->key_line[k] = -(idx + 1);
@@ -616,7 +779,8 @@ static void init_defaults(Parser *P) {
         const KeyDef *kd = &KEYS[k];
         void *field = (char *)P->s + kd->offset;
         if (!kd->def) continue;
-        if (kd->type == T_INT) *(int64_t *)field = strtoll(kd->def, NULL, 10);
+        if (kd->type == T_INT || kd->type == T_DEVICE)
+            *(int64_t *)field = strtoll(kd->def, NULL, 10); // T_DEVICE -1: none
         else if (kd->type == T_DOUBLE) *(double *)field = strtod(kd->def, NULL); // -1: unset
         else set_value(P, k, "default", kd->def);
     }
@@ -668,6 +832,8 @@ static void fill_derived(Parser *P) {
         s->hw.hbm_bandwidth_gbs = g ? g->hbm_bandwidth_gbs : 1000;
     if (!GIVEN(P, "network", "inter_bandwidth_gbs"))
         s->net.inter_bandwidth_gbs = g ? g->inter_bandwidth_gbs : 25;
+    if (!GIVEN(P, "network", "same_gpu_bandwidth_gbs"))
+        s->net.same_gpu_bandwidth_gbs = g ? g->hbm_bandwidth_gbs / 2 : 1000;
     if (s->costs.forward_ms >= 0 && s->costs.weight_ms < 0) s->costs.weight_ms = 0;
 }
 
@@ -864,6 +1030,13 @@ static int check_parallel(Parser *P) {
         return fail(P, blame(P, w, 3, "parallel.data", "parallel.tensor", "pipeline.stages"),
                     "stages x data x tensor = %.0f devices; at most %d, so use fewer",
                     (double)s->pipeline.stages * (double)d * (double)t, 1 << 24);
+    if (s->hw.devices_per_gpu > 1 && d * t > 1)
+        return fail(P, blame(P, w, 3, "hardware.devices_per_gpu", "parallel.data",
+                             "parallel.tensor"),
+                    "devices_per_gpu = %lld puts several pipeline devices on one GPU, but data "
+                    "= %lld and tensor = %lld need a GPU for each replica and tensor rank; use "
+                    "devices_per_gpu = 1, or data = tensor = 1", (long long)s->hw.devices_per_gpu,
+                    (long long)d, (long long)t);
     bool tail = scenario_has_tail(s);
     for (size_t i = 0; tail && i < sizeof ASYNC_SCHEDULES / sizeof *ASYNC_SCHEDULES; i++)
         if (strcmp(s->pipeline.schedule, ASYNC_SCHEDULES[i]) == 0)
@@ -878,11 +1051,175 @@ static int check_parallel(Parser *P) {
     return 1;
 }
 
+/* ---- numbered sections ------------------------------------------------------------------ */
+
+static const char *where_numbered(const Parser *P, const Numbered *n, char *buf) {
+    return n->line > 0 ? where_line(P, n->line, buf) : where_set(P, -n->line - 1, buf);
+}
+
+static int numbered_cmp(const void *pa, const void *pb) {
+    const Numbered *x = pa, *y = pb;
+    int64_t kx[5] = {x->kind, x->a, x->b, x->key, x->seq}, ky[5] = {y->kind, y->a, y->b, y->key, y->seq};
+    for (int i = 0; i < 5; i++)
+        if (kx[i] != ky[i]) return kx[i] < ky[i] ? -1 : 1;
+    return 0;
+}
+
+/* Every device number in range (checked in the order given, so the first wrong line is the
+ * one named), and devices_per_gpu a divisor of stages. */
+static int check_numbered_range(Parser *P) {
+    char w[WHERE_MAX];
+    int64_t p = P->s->pipeline.stages, k = P->s->hw.devices_per_gpu;
+    for (int i = 0; i < P->nnum; i++) {
+        const Numbered *n = &P->num[i];
+        int64_t hi = n->a > n->b ? n->a : n->b;
+        char name[48];
+        if (n->kind == SEC_DEVICE) snprintf(name, sizeof name, "device.%lld", (long long)n->a);
+        else snprintf(name, sizeof name, "link.%lld-%lld", (long long)n->a, (long long)n->b);
+        if (hi >= p)
+            return fail(P, where_numbered(P, n, w), "[%s] names device %lld, but stages = "
+                        "%lld numbers the pipeline's devices 0 .. %lld; use a device below "
+                        "%lld or more stages", name, (long long)hi, (long long)p,
+                        (long long)p - 1, (long long)p);
+    }
+    if (p % k != 0)
+        return fail(P, blame(P, w, 2, "hardware.devices_per_gpu", "pipeline.stages"),
+                    "stages = %lld is not a multiple of devices_per_gpu = %lld; groups of "
+                    "devices_per_gpu consecutive devices share one GPU, e.g. devices_per_gpu = "
+                    "%lld puts them all on one", (long long)p, (long long)k, (long long)p);
+    return 1;
+}
+
+/* A key given twice in the file (the list is sorted, so repeats are neighbours). */
+static int check_numbered_twice(Parser *P) {
+    char w[WHERE_MAX];
+    for (int i = 1; i < P->nnum; i++) {
+        const Numbered *x = &P->num[i - 1], *y = &P->num[i];
+        if (x->kind != y->kind || x->a != y->a || x->b != y->b || x->key != y->key ||
+            x->line <= 0 || y->line <= 0)
+            continue;
+        int device = y->kind == SEC_DEVICE;
+        const char *key = (device ? DEVICE_KEYS : LINK_KEYS)[y->key].key;
+        return fail(P, where_line(P, y->line, w), "'%s' of this %s is given twice (first at "
+                    "line %d); keep one", key, device ? "device" : "link", x->line);
+    }
+    return 1;
+}
+
+/* One device: [hardware]'s GPU shared devices_per_gpu ways, then the section's preset (also
+ * shared), then the figures it writes, as they are. */
+static void resolve_device(const Scenario *s, const ScnDevice *given, unsigned mask, ScnDevice *d) {
+    double k = (double)s->hw.devices_per_gpu;
+    *d = (ScnDevice){.peak_tflops = s->hw.peak_tflops / k, .efficiency = s->hw.efficiency,
+                     .memory_gib = s->hw.memory_gib / k, .overridden = mask != 0};
+    const GpuPreset *g = mask & 1 ? gpu_preset_find(given->gpu) : NULL;
+    if (g) {
+        strcpy(d->gpu, g->name);
+        d->peak_tflops = (s->model.dtype == DTYPE_FP32 ? g->peak_tflops_32 : g->peak_tflops_16) / k;
+        d->memory_gib = g->memory_gib / k;
+    }
+    if (mask & 2) d->peak_tflops = given->peak_tflops;
+    if (mask & 4) d->efficiency = given->efficiency;
+    if (mask & 8) d->memory_gib = given->memory_gib;
+}
+
+/* Applies the sorted numbered keys: s->device[p] for every device, s->link[] for every pair
+ * named. O(n log n) in the keys given. */
+static int resolve_numbered(Parser *P) {
+    Scenario *s = P->s;
+    int64_t p = s->pipeline.stages;
+    if (!check_numbered_range(P)) return 0;
+    if (P->nnum) qsort(P->num, (size_t)P->nnum, sizeof *P->num, numbered_cmp);
+    if (!check_numbered_twice(P)) return 0;
+    s->device = calloc((size_t)p, sizeof *s->device);
+    s->link = calloc((size_t)P->nnum + 1, sizeof *s->link);
+    if (!s->device || !s->link) return fail(P, P->name, "out of memory");
+    char w[WHERE_MAX];
+    int i = 0, ok = 1;
+    for (int64_t d = 0; d < p && ok; d++) {
+        ScnDevice given = {0};
+        unsigned mask = 0;
+        for (; ok && i < P->nnum && P->num[i].kind == SEC_DEVICE && P->num[i].a == d; i++) {
+            const Numbered *n = &P->num[i];
+            const KeyDef *kd = &DEVICE_KEYS[n->key];
+            P->in_file = n->line > 0;
+            ok = set_field(P, kd, (char *)&given + kd->offset, where_numbered(P, n, w), n->value);
+            mask |= 1u << n->key;
+        }
+        resolve_device(s, &given, mask, &s->device[d]);
+    }
+    for (; ok && i < P->nnum; i++) {
+        const Numbered *n = &P->num[i];
+        ScnLink *l = s->nlinks ? &s->link[s->nlinks - 1] : NULL;
+        if (!l || l->a != n->a || l->b != n->b) {
+            l = &s->link[s->nlinks++];
+            *l = (ScnLink){(int32_t)n->a, (int32_t)n->b, -1, -1};
+        }
+        const KeyDef *kd = &LINK_KEYS[n->key];
+        P->in_file = n->line > 0;
+        ok = set_field(P, kd, (char *)l + kd->offset, where_numbered(P, n, w), n->value);
+    }
+    P->in_file = false;
+    if (ok && s->nlinks && s->costs.comm_ms >= 0)
+        return fail(P, where_key(P, key_index("costs", "comm_ms"), w), "comm_ms fixes every "
+                    "transfer, so the [link.%d-%d] figures would not be used; remove comm_ms or "
+                    "the [link.A-B] sections", s->link[0].a, s->link[0].b);
+    return ok;
+}
+
+/* [variability]: the jitter fits its model, the straggler's and the failure's keys come with
+ * their device, and the devices are in the pipeline. Checked on values, not on which keys
+ * were written, so a formatted scenario (every key written) reads back. */
+static int check_variability(Parser *P) {
+    char w[WHERE_MAX];
+    const ScnVariability *v = &P->s->var;
+    int64_t p = P->s->pipeline.stages;
+    if (v->jitter == JITTER_NONE && v->jitter_cv > 0)
+        return fail(P, blame(P, w, 2, "variability.jitter_cv", "variability.jitter"),
+                    "jitter_cv = %g but jitter = none; set jitter = normal or lognormal, or "
+                    "leave jitter_cv out", v->jitter_cv);
+    if (v->jitter == JITTER_NORMAL && v->jitter_cv > 0.3)
+        return fail(P, blame(P, w, 2, "variability.jitter_cv", "variability.jitter"),
+                    "jitter_cv = %g is too wide for jitter = normal (its deviate is clamped to "
+                    "+-3, so at most 0.3 keeps every op above 10%% of its time); use jitter = "
+                    "lognormal for a wider spread", v->jitter_cv);
+    static const char *const devs[2] = {"straggler_device", "failure_device"};
+    int64_t dev[2] = {v->straggler_device, v->failure_device};
+    for (int i = 0; i < 2; i++)
+        if (dev[i] >= p)
+            return fail(P, blame(P, w, 2, i ? "variability.failure_device"
+                                            : "variability.straggler_device", "pipeline.stages"),
+                        "%s = %lld but the pipeline has devices 0 .. %lld; give one of them",
+                        devs[i], (long long)dev[i], (long long)(p - 1));
+    const char *lonely = v->straggler_device >= 0 ? NULL
+                       : v->straggler_slowdown != 1 ? "straggler_slowdown"
+                       : v->straggler_start_ms != 0 ? "straggler_start_ms"
+                       : v->straggler_end_ms >= 0 ? "straggler_end_ms" : NULL;
+    if (lonely)
+        return fail(P, where_key(P, key_index("variability", lonely), w), "%s needs "
+                    "straggler_device; name the slow device, e.g. 'straggler_device = 3'",
+                    lonely);
+    if (v->straggler_end_ms >= 0 && v->straggler_end_ms <= v->straggler_start_ms)
+        return fail(P, blame(P, w, 2, "variability.straggler_end_ms",
+                             "variability.straggler_start_ms"),
+                    "straggler_end_ms = %g is not after straggler_start_ms = %g; the window is "
+                    "[start, end), or leave straggler_end_ms out for the rest of the run",
+                    v->straggler_end_ms, v->straggler_start_ms);
+    lonely = v->failure_device >= 0 ? (v->failure_at_ms < 0 ? "failure_device" : NULL)
+           : v->failure_at_ms >= 0 ? "failure_at_ms" : v->restart_ms > 0 ? "restart_ms" : NULL;
+    if (lonely)
+        return fail(P, where_key(P, key_index("variability", lonely), w), "%s needs %s; a "
+                    "failure is 'failure_device = 0', 'failure_at_ms = 500' (ms since the run's "
+                    "start) and optionally 'restart_ms = 30000'", lonely,
+                    v->failure_device >= 0 ? "failure_at_ms" : "failure_device");
+    return 1;
+}
+
 static int validate(Parser *P) {
     // The schedule speaks before the partition: "1f1b runs one chunk" beats "40 layers do not
     // split into 16 stages" when chunks = 2 was the mistake.
-    return check_required(P) && check_costs(P) && check_model(P) && check_schedule(P) &&
-           check_partition(P) && check_parallel(P);
+    return check_required(P) && resolve_numbered(P) && check_costs(P) && check_model(P) &&
+           check_schedule(P) && check_partition(P) && check_parallel(P) && check_variability(P);
 }
 
 /* ---- public ------------------------------------------------------------------------------- */
@@ -908,6 +1245,8 @@ int scenario_parse(const char *text, const char *name, const char *const *sets, 
     for (int i = 0; i < nsets && !P.failed; i++) apply_set(&P, i);
     if (!P.failed) fill_derived(&P);
     if (!P.failed) validate(&P);
+    for (int i = 0; i < P.nnum; i++) free(P.num[i].value);
+    free(P.num);
     return P.failed ? 2 : 0;
 }
 
@@ -952,6 +1291,7 @@ void scenario_free(Scenario *s) {
     free(s->pipeline.partition_layers);
     free(s->costs.stage_forward.ms), free(s->costs.stage_backward.ms);
     free(s->costs.stage_weight.ms);
+    free(s->device), free(s->link);
     memset(s, 0, sizeof *s);
 }
 
@@ -993,6 +1333,34 @@ static void format_double(double x, char buf[32]) {
     strcpy(buf, full);
 }
 
+/* One key of a numbered section: a name, or a number (< 0: not given, written as a comment). */
+static void format_sub(char **buf, size_t *len, size_t *cap, const KeyDef *kd, const void *rec) {
+    const void *field = (const char *)rec + kd->offset;
+    char num[32];
+    if (kd->type == T_GPU) {
+        const char *g = field;
+        append(buf, len, cap, g[0] ? "%s = %s\n" : "; %s = (not given)\n", kd->key, g);
+        return;
+    }
+    double x = *(const double *)field;
+    format_double(x, num);
+    append(buf, len, cap, x < 0 ? "; %s = (not given)\n" : "%s = %s\n", kd->key, num);
+}
+
+/* [device.N] for every device a section named, with its resolved figures (read back as
+ * given, so the text stays stable), and [link.A-B] for every link override. */
+static void format_numbered(const Scenario *s, char **buf, size_t *len, size_t *cap) {
+    for (int64_t d = 0; d < s->pipeline.stages && s->device; d++) {
+        if (!s->device[d].overridden) continue;
+        append(buf, len, cap, "\n[device.%lld]\n", (long long)d);
+        for (int k = 0; k < NDEVICE_KEYS; k++) format_sub(buf, len, cap, &DEVICE_KEYS[k], &s->device[d]);
+    }
+    for (int64_t i = 0; i < s->nlinks; i++) {
+        append(buf, len, cap, "\n[link.%d-%d]\n", s->link[i].a, s->link[i].b);
+        for (int k = 0; k < NLINK_KEYS; k++) format_sub(buf, len, cap, &LINK_KEYS[k], &s->link[i]);
+    }
+}
+
 /* Keys without a value (unset costs, no gpu preset, no schedule file) are written as comments,
  * so every key and section shows and the text still reads back to the same Scenario. */
 char *scenario_format(const Scenario *s) {
@@ -1006,14 +1374,19 @@ char *scenario_format(const Scenario *s) {
             append(&buf, &len, &cap, "%s[%s]\n", len ? "\n" : "", section = kd->section);
         bool unset = (kd->type == T_DOUBLE && *(const double *)field < 0) ||
                      (kd->type == T_TIMES && ((const ScnTimeList *)field)->n == 0) ||
-                     ((kd->type == T_GPU || kd->type == T_PATH) && !*(const char *)field);
+                     ((kd->type == T_GPU || kd->type == T_PATH) && !*(const char *)field) ||
+                     (kd->type == T_DEVICE && *(const int64_t *)field < 0);
         append(&buf, &len, &cap, "%s%s =", unset ? "; " : "", kd->key);
         if (unset) {
             append(&buf, &len, &cap, " (not given)\n");
             continue;
         }
         switch (kd->type) {
-        case T_INT: append(&buf, &len, &cap, " %lld\n", (long long)*(const int64_t *)field); break;
+        case T_INT:
+        case T_DEVICE:
+            append(&buf, &len, &cap, " %lld\n", (long long)*(const int64_t *)field);
+            break;
+        case T_JITTER: append(&buf, &len, &cap, " %s\n", jitter_name(s->var.jitter)); break;
         case T_DOUBLE:
             format_double(*(const double *)field, num);
             append(&buf, &len, &cap, " %s\n", num);
@@ -1051,5 +1424,6 @@ char *scenario_format(const Scenario *s) {
         default: append(&buf, &len, &cap, " %s\n", (const char *)field); break;
         }
     }
+    format_numbered(s, &buf, &len, &cap);
     return buf;
 }

@@ -68,9 +68,30 @@ typedef struct {
     double peak_tflops;     // TFLOP/s, dense, for the model's dtype; default from preset
     double efficiency;      // achieved fraction of peak, (0, 1]
     double memory_gib;      // GiB per device; default from preset
-    int64_t gpus_per_node;  // devices per node, default 8
+    int64_t gpus_per_node;  // physical GPUs per node, default 8
+    int64_t devices_per_gpu; // k pipeline devices sharing one physical GPU, each in its own SM
+                             //   partition with 1/k of its peak and memory; default 1
     double hbm_bandwidth_gbs; // GB/s of device memory (the optimizer step's speed); preset
 } ScnHardware;
+
+/* One pipeline device as priced: [hardware]'s GPU unless a [device.N] section says otherwise.
+ * A figure taken from [hardware] or a preset is the physical GPU's divided by
+ * devices_per_gpu; peak_tflops and memory_gib written in [device.N] are the device's own. */
+typedef struct {
+    char gpu[SCN_NAME_MAX]; // [device.N] gpu preset, "" = [hardware]'s GPU
+    double peak_tflops;     // TFLOP/s of this device (its share of the GPU), dense, model dtype
+    double efficiency;      // achieved fraction of peak, (0, 1]
+    double memory_gib;      // GiB this device may use
+    int overridden;         // a [device.N] section names it (scenario_format writes it back)
+} ScnDevice;
+
+/* A [link.A-B] override: the link between devices a and b, both directions (a < b). A key not
+ * given (< 0) keeps the figure the pair has without the override (same GPU, intra or inter). */
+typedef struct {
+    int32_t a, b;         // devices, a < b
+    double bandwidth_gbs; // GB/s per direction, < 0: the pair's default
+    double latency_us;    // µs per transfer, < 0: the pair's default
+} ScnLink;
 
 /* Parallelism around the pipeline: d data-parallel replicas of the whole pipeline and t-way
  * tensor parallelism inside each stage (devices in all: p x d x t). */
@@ -89,6 +110,10 @@ typedef struct {
     double intra_latency_us;    // µs per transfer
     double inter_bandwidth_gbs; // GB/s per direction between nodes
     double inter_latency_us;    // µs per transfer
+    double same_gpu_bandwidth_gbs; // GB/s of a device-memory copy between two partitions of
+                                   //   one GPU (devices_per_gpu > 1); default: the preset's
+                                   //   HBM bandwidth / 2 (a copy reads and writes each byte)
+    double same_gpu_latency_us;    // µs per such copy (launch and event wait), default 5
 } ScnNetwork;
 
 /* A list of times in ms, e.g. one per pipeline stage; n = 0 when not given. */
@@ -113,6 +138,26 @@ typedef struct {
                           //   v); when given they replace forward_ms, backward_ms, weight_ms
 } ScnCosts;
 
+/* Op-time jitter (sim/variability.h): none, or every compute op's time times a factor of
+ * mean 1 and coefficient of variation jitter_cv, normal (its deviate clamped to +-3, so
+ * jitter_cv <= 0.3 keeps every op above 10% of its time) or lognormal. */
+typedef enum { JITTER_NONE = 0, JITTER_NORMAL, JITTER_LOGNORMAL } Jitter;
+
+/* [variability]: jitter, one straggler device, one device failure (sim/variability.h). All
+ * off by default, and then the run is exactly the cost model's. */
+typedef struct {
+    Jitter jitter;
+    double jitter_cv;          // coefficient of variation of each op's time, >= 0
+    int64_t seed;              // of the counter-based random numbers, 0..2^53
+    int64_t straggler_device;  // -1: none
+    double straggler_slowdown; // factor >= 1 on the times of its ops that start in the window
+    double straggler_start_ms; // window start, ms since the run's start
+    double straggler_end_ms;   // window end (excluded), ms since the run's start; < 0: the end
+    int64_t failure_device;    // -1: none
+    double failure_at_ms;      // ms since the run's start; < 0: not given
+    double restart_ms;         // ms to restart from the checkpoint after the failure
+} ScnVariability;
+
 typedef struct {
     ScnModel model;
     ScnBatch batch;
@@ -121,6 +166,10 @@ typedef struct {
     ScnHardware hw;
     ScnNetwork net;
     ScnCosts costs;
+    ScnDevice *device;       // owned: [stages] every pipeline device, resolved
+    ScnLink *link;           // owned: [nlinks] [link.A-B] overrides, sorted by (a, b)
+    int64_t nlinks;
+    ScnVariability var;
     char path[SCN_PATH_MAX]; // file name as given, used in messages
     char *text;              // owned: the file's bytes as read (NUL-terminated)
 } Scenario;
@@ -143,8 +192,9 @@ void scenario_free(Scenario *s);
 SchedParams scenario_sched_params(const Scenario *s);
 
 /* scenario_format writes every key with its resolved value as INI text (defaults and
- * presets filled in), which scenario_parse reads back to the same Scenario. Returns a
- * malloc'd string, or NULL when out of memory. */
+ * presets filled in), then a [device.N] section with the resolved figures of every device a
+ * section or --set named, and every [link.A-B] (a < b); scenario_parse reads it back to the
+ * same Scenario. Returns a malloc'd string, or NULL when out of memory. */
 char *scenario_format(const Scenario *s);
 
 /* Bytes per element of a dtype (2 for bf16/fp16, 4 for fp32) and its name. */
@@ -168,6 +218,7 @@ static inline int64_t scenario_devices_total(const Scenario *s) {
 static inline int scenario_has_tail(const Scenario *s) {
     return scenario_data(s) > 1 || s->costs.optimizer_ms > 0;
 }
+const char *jitter_name(Jitter j);
 
 /* GPU presets: peak dense TFLOP/s for 16-bit and for fp32 (TF32 tensor cores) inputs, memory,
  * and default link figures. gpu_preset_find returns NULL for an unknown name. */
@@ -178,7 +229,8 @@ typedef struct {
     double memory_gib;
     double intra_bandwidth_gbs; // per direction (NVLink)
     double inter_bandwidth_gbs; // per GPU NIC
-    double hbm_bandwidth_gbs;   // device memory
+    double hbm_bandwidth_gbs;   // device memory bandwidth (the optimizer step's speed); a
+                                //   same-GPU copy gets half of it
 } GpuPreset;
 
 const GpuPreset *gpu_preset_find(const char *name);

@@ -144,7 +144,7 @@ static void test_watchdog(void **state) {
     char why[512];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 2);
+    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 1);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     assert_true((double)(t1.tv_sec - t0.tv_sec) < 5.0);
     // both devices wait (1 for the activation, 0 then for the gradient); the first to give up
@@ -152,6 +152,61 @@ static void test_watchdog(void **state) {
     if (!strstr(why, "device 1 op 0 (F mb 0 chunk 0) waited 0.2 s for its activation from device 0") &&
         !strstr(why, "device 0 op 1 (BW mb 0 chunk 0) waited 0.2 s for its gradient from device 1"))
         fail_msg("got '%s'", why);
+    // what ran before the failure is kept: device 0's forward, and no more (its send was lost)
+    assert_int_equal(tl.n, 1);
+    assert_int_equal(tl.ops[0].device, 0);
+    assert_int_equal(tl.ops[0].stream, STREAM_COMPUTE);
+    assert_int_equal(tl.ops[0].kind, OP_F);
+    timeline_free(&tl);
+    runtime_free(rt);
+    program_free(&pr);
+    plan_free(&pl);
+}
+
+/* Counts tl's rows of device d on stream st. */
+static int count_rows(const Timeline *tl, int32_t d, Stream st) {
+    int n = 0;
+    for (size_t i = 0; i < tl->n; i++) n += tl->ops[i].device == d && tl->ops[i].stream == st;
+    return n;
+}
+
+static void test_killed_device(void **state) {
+    (void)state; // 1F1B, p = 2, m = 4: device 1 (F0 BW0 F1 ...) dies after 2 ops; device 0
+                 // waits for the gradient of mb 1 until the watchdog names device 1
+    Program pr;
+    Plan pl = plan(2, 1);
+    build("1f1b", 2, 1, 4, 1, &pr);
+    RuntimeSpec spec = {.pr = &pr, .pl = &pl, .shape = SHAPE, .seed = 42, .iterations = 1,
+                        .watchdog_s = 0.2, .drop_send_of = -1, .kill_device = 1,
+                        .kill_after = 2};
+    Runtime *rt;
+    assert_int_equal(runtime_create(&spec, &rt), 0);
+    Timeline tl = {0};
+    char why[512];
+    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 1);
+    if (!strstr(why, "waited 0.2 s for its gradient from device 1 (watchdog); device 1 never sent it"))
+        fail_msg("got '%s'", why);
+    assert_int_equal(count_rows(&tl, 1, STREAM_COMPUTE), 2);
+    assert_int_equal(count_rows(&tl, 0, STREAM_RECV), 1); // the gradient of mb 0 came
+    timeline_free(&tl);
+    runtime_free(rt);
+    // dying before its last op, which feeds no one (device 0's last BW): the join finds it
+    spec.kill_device = 0, spec.kill_after = 7;
+    assert_int_equal(runtime_create(&spec, &rt), 0);
+    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 1);
+    if (!strstr(why, "device 0's thread ended after 7 ops (--kill-after), before its last op"))
+        fail_msg("got '%s'", why);
+    assert_int_equal(count_rows(&tl, 0, STREAM_COMPUTE), 7);
+    assert_int_equal(count_rows(&tl, 1, STREAM_COMPUTE), 8);
+    timeline_free(&tl);
+    runtime_free(rt);
+    // stalling there instead: no peer waits on it, so it gives up after one watchdog
+    spec.stall = 1;
+    assert_int_equal(runtime_create(&spec, &rt), 0);
+    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 1);
+    if (!strstr(why, "device 0's thread stalled after 7 ops (--stall-after), before its last op"))
+        fail_msg("got '%s'", why);
+    assert_int_equal(count_rows(&tl, 0, STREAM_COMPUTE), 7);
     timeline_free(&tl);
     runtime_free(rt);
     program_free(&pr);
@@ -171,7 +226,7 @@ static void test_misordered_receive(void **state) {
     Runtime *rt = start(&pr, &pl, 1, -1);
     Timeline tl = {0};
     char why[512];
-    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 2);
+    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 1);
     if (!strstr(why, "device 1 op 0 (F mb 1 chunk 0): the next activation from device 0 is for "
                      "stage 1 mb 0, not stage 1 mb 1"))
         fail_msg("got '%s'", why);
@@ -186,6 +241,7 @@ int main(void) {
         cmocka_unit_test(test_pipelines_match_one_device),
         cmocka_unit_test(test_timeline_rows),
         cmocka_unit_test(test_watchdog),
+        cmocka_unit_test(test_killed_device),
         cmocka_unit_test(test_misordered_receive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

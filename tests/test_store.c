@@ -216,7 +216,8 @@ static void test_wal_and_version(void **state) {
 }
 
 /* Makes the file at path an older schema (1: no memory table, 2: no runs.sweep, 3: no
- * searches), with its runs kept, reopens it with the store and checks the upgrade. */
+ * runs.error nor status triggers, 4: no searches), with its runs kept, reopens it with the
+ * store and checks the upgrade: old runs read as complete, and the status rule holds afterwards. */
 static void check_upgrade(int from, const char *downgrade) {
     Store *s;
     Timeline tl = hand_timeline();
@@ -234,6 +235,8 @@ static void check_upgrade(int from, const char *downgrade) {
     assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name IN ('searches',"
                              " 'search_points')"), 2);
     assert_int_equal(sql_int("SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'sweep'"), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM runs WHERE status = 'complete' AND error IS NULL"), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), 2);
     assert_int_equal(store_run_count(s), 1);
     assert_int_equal(write_run(s, &tl), 2);
     assert_int_equal(store_next_sweep(s), 1);
@@ -242,21 +245,27 @@ static void check_upgrade(int from, const char *downgrade) {
     timeline_free(&tl);
 }
 
+/* Version 5 back to 4: no searches. */
+#define TO_V4 "DROP TABLE search_points; DROP TABLE searches;"
+/* Version 4 back to 3: no runs.error, no triggers (runs.status was there from version 1). */
+#define TO_V3 TO_V4 " DROP TRIGGER runs_status_insert; DROP TRIGGER runs_status_update;" \
+              " ALTER TABLE runs DROP COLUMN error;"
+
 static void test_version_1_upgraded(void **state) {
     (void)state; // a version 1 file: the same tables without memory and runs.sweep
-    check_upgrade(1, "DROP TABLE search_points; DROP TABLE searches; DROP TABLE memory; ALTER TABLE runs DROP COLUMN sweep; DROP TABLE sweeps;"
+    check_upgrade(1, TO_V3 " DROP TABLE memory; ALTER TABLE runs DROP COLUMN sweep; DROP TABLE sweeps;"
                      " PRAGMA user_version = 1");
 }
 
 static void test_version_2_upgraded(void **state) {
     (void)state;
-    check_upgrade(2, "DROP TABLE search_points; DROP TABLE searches;"
-                     " ALTER TABLE runs DROP COLUMN sweep; DROP TABLE sweeps; PRAGMA user_version = 2");
+    check_upgrade(2, TO_V3 " ALTER TABLE runs DROP COLUMN sweep; DROP TABLE sweeps;"
+                     " PRAGMA user_version = 2");
 }
 
 static void test_version_4_upgraded(void **state) {
     (void)state;
-    check_upgrade(4, "DROP TABLE search_points; DROP TABLE searches; PRAGMA user_version = 4");
+    check_upgrade(4, TO_V4 " PRAGMA user_version = 4");
 }
 
 /* Three points of a search: one that fit (rank 1), one dropped statically (never simulated:
@@ -318,12 +327,55 @@ static void test_search_failed_write_keeps_nothing(void **state) {
     assert_int_equal(sql_int("SELECT count(*) FROM search_points"), 3);
 }
 
-/* A version 3 file: ops with the old CHECK (compute, send, recv only). The upgrade keeps its
- * rows and then takes the data-parallel streams. */
+/* A failed run: stored whole with its rows, read back as failed with its error; psim runs and
+ * contradictory status/error pairs are refused by the schema, leaving nothing. */
+static void test_failed_run(void **state) {
+    (void)state;
+    Store *s;
+    Timeline tl = hand_timeline();
+    assert_int_equal(store_open(path, &s, err, sizeof err), 0);
+    StoreRunInfo info = {.tool = "pexec", .schedule = "1f1b", .devices = 2, .micro_batches = 4,
+                         .chunks = 3, .iterations = 1, .error = "rank 1 on h: device 1 died"};
+    int64_t id = 0;
+    assert_int_equal(store_run_write(s, &info, &tl, NULL, NULL, 0, NULL, 0, &id, err,
+                                     sizeof err), 0);
+    assert_run_is_hand_timeline(s, id);
+    StoreRunRow row;
+    assert_int_equal(store_run_get(s, id, &row), 0);
+    assert_int_equal(row.failed, 1);
+    assert_string_equal(row.error, "rank 1 on h: device 1 died");
+    store_run_row_free(&row);
+    assert_int_equal(write_run(s, &tl), id + 1); // a complete one beside it
+    assert_int_equal(store_run_get(s, id + 1, &row), 0);
+    assert_int_equal(row.failed, 0);
+    assert_null(row.error);
+    store_run_row_free(&row);
+    info.tool = "psim"; // psim's runs are always complete
+    assert_int_equal(store_run_write(s, &info, &tl, NULL, NULL, 0, NULL, 0, &id, err,
+                                     sizeof err), -1);
+    assert_non_null(strstr(err, "runs.status is complete (error NULL) or failed"));
+    assert_int_equal(store_run_count(s), 2);
+    store_close(s);
+    assert_int_equal(sql_int("SELECT count(*) FROM runs WHERE status = 'failed' AND error IS NOT NULL"), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM ops"), 2 * NROWS);
+    sqlite3 *db; // the rule holds for other writers too
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE runs SET status = 'failed' WHERE id = 2", 0, 0, 0),
+                     SQLITE_CONSTRAINT);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO runs (tool, status, error) VALUES ('pexec',"
+                                  " 'complete', 'x')", 0, 0, 0), SQLITE_CONSTRAINT);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO runs (tool, status) VALUES ('pexec',"
+                                  " 'done')", 0, 0, 0), SQLITE_CONSTRAINT);
+    sqlite3_close(db);
+    assert_int_equal(sql_int("SELECT count(*) FROM runs"), 2);
+    timeline_free(&tl);
+}
+
+/* A version 3 file: ops with the old CHECK (compute, send, recv only), no runs.error. The
+ * upgrade keeps its rows and then takes the data-parallel streams and failed runs. */
 static void test_version_3_upgraded(void **state) {
     (void)state;
-    check_upgrade(3, "DROP TABLE search_points; DROP TABLE searches;"
-                     " CREATE TABLE ops3 AS SELECT * FROM ops; DROP TABLE ops;"
+    check_upgrade(3, TO_V3 " CREATE TABLE ops3 AS SELECT * FROM ops; DROP TABLE ops;"
                      " CREATE TABLE ops (run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE"
                      " CASCADE, device INTEGER NOT NULL, stream TEXT NOT NULL CHECK (stream ="
                      " 'compute' OR stream = 'send' OR stream = 'recv'), kind TEXT NOT NULL,"
@@ -383,8 +435,10 @@ static void test_newer_schema_refused(void **state) {
     assert_int_equal(sqlite3_exec(db, "CREATE TABLE runs(a); PRAGMA user_version = 99", 0, 0, 0),
                      SQLITE_OK);
     sqlite3_close(db);
-    assert_open_refused_untouched("has schema version 99, newer than this pipesim (5); use a "
-                                  "newer pipesim or another --db");
+    char want[128];
+    snprintf(want, sizeof want, "has schema version 99, newer than this pipesim (%d); use a "
+             "newer pipesim or another --db", STORE_SCHEMA_VERSION);
+    assert_open_refused_untouched(want);
     assert_int_equal(sql_int("PRAGMA user_version"), 99);
     assert_int_equal(sql_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'delete'"), 1);
 }
@@ -589,6 +643,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_version_4_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_failed_write_keeps_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),

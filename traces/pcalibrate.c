@@ -2,7 +2,7 @@
  * prints the run's scenario with them, which psim loads as it is: stage_forward_ms,
  * stage_backward_ms (and stage_weight_ms for split backwards) are the mean measured op times
  * of each pipeline stage; the links' latency and bandwidth when pexec fitted them (MPI runs),
- * else comm_ms = the mean transfer. Exit status 0; 2 for an unknown run;
+ * else comm_ms = the mean transfer. Exit status 0; 2 for an unknown or failed run;
  * 1 when the database cannot be read. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +75,13 @@ int main(int argc, char **argv) {
     int rc = 2;
     if (store_run_get(db, id, &row) != 0) {
         fprintf(stderr, "pcalibrate: there is no run %lld in the database\n", (long long)id);
+        store_close(db);
+        return 2;
+    }
+    if (row.failed) {
+        fprintf(stderr, "pcalibrate: run %lld is a failed %s run (%s); its rows stop where it "
+                "failed, so calibrate on a complete run\n", (long long)id, row.tool, row.error);
+        store_run_row_free(&row);
         store_close(db);
         return 2;
     }

@@ -1,7 +1,7 @@
 /* traces/pcompare.c: the pcompare command: a predicted run (psim) against a measured one
  * (pexec) of the same scenario, from the store: makespan, mean op time per kind, per device
  * and chunk, and transfers, with relative errors. Exit status 0; 3 when the makespan error is
- * beyond --tolerance; 2 for bad input (unknown runs, runs of different shapes); 1 when the
+ * beyond --tolerance; 2 for bad input (unknown or failed runs, runs of different shapes); 1 when the
  * database cannot be read. */
 #include <getopt.h>
 #include <math.h>
@@ -23,6 +23,12 @@ static int load(Store *db, int64_t id, LoadedRun *r) {
     memset(r, 0, sizeof *r);
     if (store_run_get(db, id, &r->row) != 0) {
         fprintf(stderr, "pcompare: there is no run %lld in the database\n", (long long)id);
+        return 2;
+    }
+    if (r->row.failed) {
+        fprintf(stderr, "pcompare: run %lld is a failed %s run (%s); its rows stop where it "
+                "failed, so compare complete runs\n", (long long)id, r->row.tool, r->row.error);
+        store_run_row_free(&r->row);
         return 2;
     }
     if (store_ops_load(db, id, &r->tl) != 0 ||

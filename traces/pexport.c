@@ -3,6 +3,9 @@
  *                    (run, device), threads for compute, send and recv, a flow arrow from every
  *                    send to its receive; several runs (predicted and measured) side by side.
  *   --csv RUN        every op of a run as CSV; --metrics-csv RUN its metrics.
+ * A failed run (pexec stopped by a fault; its rows end where it stopped) is marked: "FAILED" in
+ * its process names and an instant event with the error in the trace, a note on stderr for CSV;
+ * it has no metrics.
  * Exit status 0; 2 for bad arguments or unknown runs; 1 when the database cannot be read. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,28 @@ static int xfer_cmp(const void *pa, const void *pb) {
 
 static double us(int64_t ns) { return (double)ns / 1e3; }
 
+/* Writes t as the inside of a JSON string: quotes, backslashes and control bytes escaped. */
+static void json_text(FILE *f, const char *t) {
+    for (; *t; t++) {
+        unsigned char c = (unsigned char)*t;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+}
+
+/* A failed run's mark: an instant event across the whole trace at its last row's end. */
+static void chrome_failure(FILE *f, int64_t id, const StoreRunRow *row, const Timeline *tl,
+                           int64_t pid0) {
+    int64_t at = 0;
+    for (size_t i = 0; i < tl->n; i++)
+        if (tl->ops[i].end_ns > at) at = tl->ops[i].end_ns;
+    fprintf(f, ",\n{\"ph\":\"i\",\"s\":\"g\",\"name\":\"run %lld FAILED\",\"pid\":%lld,\"tid\":0,"
+            "\"ts\":%.3f,\"args\":{\"error\":\"", (long long)id, (long long)pid0, us(at));
+    json_text(f, row->error);
+    fprintf(f, "\"}}");
+}
+
 /* One run's events; pid base keeps runs apart. Returns the flows written, or -1. */
 static int64_t chrome_run(FILE *f, int64_t id, const StoreRunRow *row, const Timeline *tl,
                           int64_t pid0, int64_t *flow_id, int *first) {
@@ -34,8 +59,8 @@ static int64_t chrome_run(FILE *f, int64_t id, const StoreRunRow *row, const Tim
                                                      "optimizer"};
     for (int32_t d = 0; d < row->devices; d++) {
         fprintf(f, "%s\n{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%lld,\"args\":{\"name\":"
-                "\"run %lld %s %s, device %d\"}}", *first ? "" : ",", (long long)(pid0 + d),
-                (long long)id, row->tool, row->schedule, d);
+                "\"run %lld %s %s%s, device %d\"}}", *first ? "" : ",", (long long)(pid0 + d),
+                (long long)id, row->tool, row->schedule, row->failed ? " FAILED" : "", d);
         *first = 0;
         for (int s = 0; s < STREAM_COUNT; s++)
             fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%lld,\"tid\":%d,"
@@ -79,11 +104,14 @@ static int load(Store *db, int64_t id, StoreRunRow *row, Timeline *tl) {
         fprintf(stderr, "pexport: there is no run %lld in the database\n", (long long)id);
         return 2;
     }
-    if (store_ops_load(db, id, tl) != 0) {
+    if (store_ops_load(db, id, tl) != 0 && !row->failed) { // a run may fail before its first op
         fprintf(stderr, "pexport: run %lld has no ops\n", (long long)id);
         store_run_row_free(row);
         return 2;
     }
+    if (row->failed)
+        fprintf(stderr, "pexport: run %lld is a failed %s run: %s; its %zu rows stop where it "
+                "failed\n", (long long)id, row->tool, row->error, tl->n);
     return 0;
 }
 
@@ -131,19 +159,26 @@ int main(int argc, char **argv) {
             rc = 2;
             break;
         }
-        if (!strcmp(mode, "--metrics-csv")) {
-            rc = store_metrics_csv(db, id, stdout) == 0 ? 0 : 2;
-            if (rc) fprintf(stderr, "pexport: there is no run %lld in the database\n", (long long)id);
-            break;
-        }
         StoreRunRow row;
         Timeline tl;
+        if (!strcmp(mode, "--metrics-csv")) {
+            int failed = 0;
+            if (store_run_get(db, id, &row) == 0) failed = row.failed, store_run_row_free(&row);
+            if (failed)
+                fprintf(stderr, "pexport: run %lld is a failed run; it has no metrics (see "
+                        "pexport --csv %lld for its rows and error)\n", (long long)id, (long long)id);
+            else if ((rc = store_metrics_csv(db, id, stdout) == 0 ? 0 : 2))
+                fprintf(stderr, "pexport: there is no run %lld in the database\n", (long long)id);
+            if (failed) rc = 2;
+            break;
+        }
         if ((rc = load(db, id, &row, &tl)) != 0) break;
         int64_t pid0 = (int64_t)(i - a) * 100000; // runs apart in the process list
         if (chrome && chrome_run(stdout, id, &row, &tl, pid0, &flow_id, &first) < 0) {
             fprintf(stderr, "pexport: out of memory\n");
             rc = 1;
         }
+        if (chrome && row.failed) chrome_failure(stdout, id, &row, &tl, pid0);
         if (!chrome) csv_ops(id, &tl);
         timeline_free(&tl);
         store_run_row_free(&row);

@@ -1,4 +1,4 @@
-/* traces/store.c: the SQLite store behind store.h: schema made on first open (older files upgraded), WAL, one
+/* traces/store.c: the SQLite store behind store.h: schema made (or upgraded) on open, WAL, one
  * IMMEDIATE transaction per run, and the few readers the tests and tools need. It does not
  * compare, calibrate or plot runs; those queries live with the tools that use them. */
 #include "store.h"
@@ -67,16 +67,33 @@ static const char SCHEMA_V3[] =
     " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));"
     "ALTER TABLE runs ADD COLUMN sweep INTEGER REFERENCES sweeps(id);";
 
-/* Version 4: the ops CHECK accepts the data-parallel streams 'allreduce' and 'optimizer'.
+/* Version 4, part 1: the ops CHECK accepts the data-parallel streams 'allreduce' and 'optimizer'.
  * SQLite cannot alter a CHECK, so an older table is copied into a new one (fresh files get
  * the new table from SCHEMA). */
-static const char SCHEMA_V4[] =
+static const char SCHEMA_V4_OPS[] =
     OPS_TABLE("ops_v4")
     "INSERT INTO ops_v4 SELECT run_id, device, stream, kind, micro_batch, chunk, peer, start_ns,"
     " end_ns, bytes FROM ops;"
     "DROP TABLE ops;"
     "ALTER TABLE ops_v4 RENAME TO ops;"
     "CREATE INDEX ops_by_run ON ops(run_id, device, stream, start_ns);";
+/* Version 4, part 2: failed runs. runs.status (there since version 1, always 'complete' until now) is
+ * 'complete' or 'failed', runs.error says why a run failed (NULL when complete), and psim's
+ * runs are complete. ALTER TABLE cannot add a CHECK, so triggers hold the rule for inserts and
+ * updates, old files and new alike. */
+static const char SCHEMA_V4[] =
+    "ALTER TABLE runs ADD COLUMN error TEXT;"
+    "UPDATE runs SET status = 'complete' WHERE status <> 'complete';"
+    "CREATE TRIGGER runs_status_insert BEFORE INSERT ON runs"
+    " WHEN NOT ((NEW.status = 'complete' AND NEW.error IS NULL)"
+    " OR (NEW.status = 'failed' AND NEW.error IS NOT NULL AND NEW.tool <> 'psim'))"
+    " BEGIN SELECT RAISE(ABORT, 'runs.status is complete (error NULL) or failed (with an"
+    " error; never for psim)'); END;"
+    "CREATE TRIGGER runs_status_update BEFORE UPDATE OF status, error, tool ON runs"
+    " WHEN NOT ((NEW.status = 'complete' AND NEW.error IS NULL)"
+    " OR (NEW.status = 'failed' AND NEW.error IS NOT NULL AND NEW.tool <> 'psim'))"
+    " BEGIN SELECT RAISE(ABORT, 'runs.status is complete (error NULL) or failed (with an"
+    " error; never for psim)'); END;";
 
 /* Version 5: configuration searches (pplan) and their points: one row per configuration with
  * what became of it (fit and simulated, dropped by the static memory bound or the simulated
@@ -221,7 +238,8 @@ static int set_wal(Store *s, char *err, size_t len) {
     return rc;
 }
 
-/* Creates the schema in a fresh file, or upgrades an older one step by step. Another process may be
+/* Creates the schema in a fresh file, or upgrades an older one step by step (v1 -> v2 -> v3
+ * -> v4 -> v5), in one transaction. Another process may be
  * doing the same, so the version is read again inside the write transaction, and the loser
  * finds the current version and does nothing. */
 static int create_schema(Store *s, char *err, size_t len) {
@@ -230,11 +248,12 @@ static int create_schema(Store *s, char *err, size_t len) {
     int64_t version = 0;
     rc = read_version(s, &version, err, len);
     if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION) {
-        char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + sizeof SCHEMA_V3 + sizeof SCHEMA_V4 +
-                 sizeof SCHEMA_V5 + 64];
-        snprintf(sql, sizeof sql, "%s%s%s%s%sPRAGMA user_version = %d;", version == 0 ? SCHEMA : "",
-                 version < 2 ? SCHEMA_V2 : "", version < 3 ? SCHEMA_V3 : "",
-                 version > 0 && version < 4 ? SCHEMA_V4 : "", SCHEMA_V5, STORE_SCHEMA_VERSION);
+        char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + sizeof SCHEMA_V3 + sizeof SCHEMA_V4_OPS +
+                 sizeof SCHEMA_V4 + sizeof SCHEMA_V5 + 64];
+        snprintf(sql, sizeof sql, "%s%s%s%s%s%sPRAGMA user_version = %d;",
+                 version == 0 ? SCHEMA : "", version < 2 ? SCHEMA_V2 : "",
+                 version < 3 ? SCHEMA_V3 : "", version > 0 && version < 4 ? SCHEMA_V4_OPS : "",
+                 version < 4 ? SCHEMA_V4 : "", SCHEMA_V5, STORE_SCHEMA_VERSION);
         rc = exec(s, sql, version == 0 ? "cannot create the schema"
                                        : "cannot upgrade the schema", err, len);
     }
@@ -314,11 +333,12 @@ static int insert_run(Store *s, const StoreRunInfo *in, int64_t *run_id) {
     int rc = sqlite3_prepare_v2(
         s->db,
         "INSERT INTO runs (tool, scenario_path, scenario_text, resolved, overrides, schedule,"
-        " version, host, devices, micro_batches, chunks, iterations, sweep)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL);
+        " version, host, status, error, devices, micro_batches, chunks, iterations, sweep)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL);
     if (rc != SQLITE_OK) return rc;
     const char *texts[] = {in->tool, in->scenario_path, in->scenario_text, in->resolved,
-                           in->overrides, in->schedule, in->version, in->host};
+                           in->overrides, in->schedule, in->version, in->host,
+                           in->error ? "failed" : "complete", in->error};
     const int32_t ints[] = {in->devices, in->micro_batches, in->chunks, in->iterations};
     int col = 1;
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) bind_text(st, col++, texts[i]);
@@ -536,8 +556,8 @@ int store_run_get(Store *s, int64_t run_id, StoreRunRow *out) {
     sqlite3_stmt *st;
     memset(out, 0, sizeof *out);
     if (sqlite3_prepare_v2(s->db, "SELECT tool, coalesce(schedule, ''), coalesce(resolved, ''),"
-                           " devices, micro_batches, chunks, iterations FROM runs WHERE id = ?",
-                           -1, &st, NULL) != SQLITE_OK)
+                           " devices, micro_batches, chunks, iterations, status, error"
+                           " FROM runs WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_int64(st, 1, run_id);
     int rc = -1;
@@ -546,7 +566,10 @@ int store_run_get(Store *s, int64_t run_id, StoreRunRow *out) {
         out->resolved = dup_column(st, 2);
         out->devices = sqlite3_column_int(st, 3), out->micro_batches = sqlite3_column_int(st, 4);
         out->chunks = sqlite3_column_int(st, 5), out->iterations = sqlite3_column_int(st, 6);
-        rc = out->tool && out->schedule && out->resolved ? 0 : -1;
+        const char *status = (const char *)sqlite3_column_text(st, 7);
+        out->failed = status && strcmp(status, "failed") == 0;
+        out->error = sqlite3_column_type(st, 8) == SQLITE_NULL ? NULL : dup_column(st, 8);
+        rc = out->tool && out->schedule && out->resolved && (!out->failed || out->error) ? 0 : -1;
     }
     sqlite3_finalize(st);
     if (rc != 0) store_run_row_free(out);
@@ -554,7 +577,7 @@ int store_run_get(Store *s, int64_t run_id, StoreRunRow *out) {
 }
 
 void store_run_row_free(StoreRunRow *r) {
-    free(r->tool), free(r->schedule), free(r->resolved);
+    free(r->tool), free(r->schedule), free(r->resolved), free(r->error);
     memset(r, 0, sizeof *r);
 }
 

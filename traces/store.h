@@ -12,7 +12,8 @@
 
 /* Schema version kept in PRAGMA user_version. A file with a larger version is refused; older
  * ones are upgraded in place when opened (2 added the memory table, 3 sweeps and runs.sweep,
- * 4 the ops streams 'allreduce' and 'optimizer', 5 the searches and search_points tables of
+ * 4 the ops streams 'allreduce' and 'optimizer', and failed runs: runs.error, with triggers
+ * holding runs.status to 'complete' or 'failed'; 5 the searches and search_points tables of
  * pplan). */
 #define STORE_SCHEMA_VERSION 5
 
@@ -34,6 +35,8 @@ typedef struct {
     int32_t chunks;            // v
     int32_t iterations;
     int64_t sweep;             // the sweep (psim --sweep) the run is a point of, 0 for none
+    const char *error;         // NULL: the run is complete; else it failed (pexec only) and
+                               //   this says why (stored in runs.error, status 'failed')
 } StoreRunInfo;
 
 typedef struct {
@@ -55,8 +58,12 @@ typedef struct {
 int store_open(const char *path, Store **out, char *err, size_t errlen);
 void store_close(Store *s);
 
-/* store_run_write appends one complete run: its info, every Timeline row, the memory samples
- * (mem may be NULL), the run metrics and per-device metrics, in one transaction. Never overwrites earlier runs. On success
+/* store_run_write appends one run: its info, every Timeline row, the memory samples (mem may
+ * be NULL), the run metrics and per-device metrics, in one transaction, so no reader ever sees
+ * a run half written. Never overwrites earlier runs. A run with info->error set is stored as
+ * failed: it keeps the rows measured up to the failure (it normally has no metrics or
+ * memory), and every reader of the store must tell it apart from a complete run (status
+ * column; StoreRunRow.failed); psim's runs are always complete. On success
  * returns 0 and sets *run_id; on failure rolls back (nothing of the run stays) and returns -1
  * with a reason in err. */
 int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl, const MemTrace *mem,
@@ -65,7 +72,7 @@ int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl, cons
                     int64_t *run_id, char *err, size_t errlen);
 
 /* Readers (used by tests and later by compare/plot). store_run_count returns the number of
- * runs, or -1 on error. store_ops_load fills tl (which must be zeroed) with the run's rows in
+ * runs, complete and failed, or -1 on error. store_ops_load fills tl (which must be zeroed) with the run's rows in
  * (device, stream, start_ns, id) order; store_metric_get reads one run metric. Both return 0,
  * or -1 when absent or on error. */
 int64_t store_run_count(Store *s);
@@ -74,6 +81,8 @@ int store_metric_get(Store *s, int64_t run_id, const char *name, double *value);
 /* What store_run_get reads back about a run; the strings are malloc'd (store_run_row_free). */
 typedef struct {
     char *tool, *schedule, *resolved;
+    char *error;           // why a failed run failed; NULL for a complete run
+    int failed;            // 1: status 'failed' (rows only up to the failure, no metrics)
     int32_t devices, micro_batches, chunks, iterations;
 } StoreRunRow;
 

@@ -1,0 +1,88 @@
+/* exec/pexec_cuda.c: pexec's CUDA path: checks that a GPU is visible, runs the Program with
+ * the CUDA runtime, and adds the versions and partitioning to the run's metrics. The NCCL_*
+ * environment is printed (the runs table has no column for strings of this kind yet). */
+#include "pexec_cuda.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime_cuda.h"
+
+/* PEXEC_CUDA_PARTITION=streams turns green contexts off; PEXEC_NCCL_GROUP=0 posts each
+ * transfer in its own NCCL group. */
+static int env_is(const char *name, const char *value) {
+    const char *v = getenv(name);
+    return v && strcmp(v, value) == 0;
+}
+
+static void add_metrics(Run *r, const CudaRuntime *rt) {
+    CudaVersions v;
+    cuda_versions(&v);
+    int sms = 0, gpus = 0;
+    CudaPartition part = cuda_runtime_partition(rt, &sms, &gpus);
+    const StoreMetric m[] = {{"cuda_runtime_version", v.runtime}, {"cuda_driver_version", v.driver},
+                             {"nccl_version", v.nccl},            {"cublas_version", v.cublas},
+                             {"gpus", gpus}, {"devices_per_gpu", (double)r->scn.hw.devices_per_gpu},
+                             {"gpu_partition", part},             {"sms_per_device", sms}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0] && r->nextra < RUN_MAX_EXTRA; i++)
+        r->extra[r->nextra++] = m[i];
+}
+
+static void print_environment(const CudaRuntime *rt) {
+    static const char *parts[] = {"whole GPU per device", "streams sharing each GPU (no green "
+                                  "contexts: SMs are not partitioned)", "green contexts"};
+    CudaVersions v;
+    cuda_versions(&v);
+    int sms = 0, gpus = 0;
+    CudaPartition part = cuda_runtime_partition(rt, &sms, &gpus);
+    fprintf(stderr, "pexec: CUDA runtime %d, driver %d, NCCL %d, cuBLAS %d; %d GPU(s), %s",
+            v.runtime, v.driver, v.nccl, v.cublas, gpus, parts[part]);
+    if (sms) fprintf(stderr, " of %d SMs each", sms);
+    char env[2048];
+    size_t n = cuda_nccl_env(env, sizeof env);
+    fprintf(stderr, "\n%s%s", n ? "pexec: NCCL environment:\n" : "", env);
+}
+
+int pexec_cuda_execute(const RunOptions *o, Run *r, int mpi) {
+    char why[512];
+    if (o->drop_send >= 0 || o->rendezvous) {
+        fprintf(stderr, "pexec: --%s is the CPU backend's (its channels); drop it or use "
+                "--backend cpu\n", o->drop_send >= 0 ? "drop-send" : "rendezvous");
+        return 2;
+    }
+    if (cuda_device_count(why, sizeof why) == 0) {
+        fprintf(stderr, "pexec: --backend cuda: no CUDA device visible (%s); run on a machine "
+                "with an NVIDIA GPU or use --backend cpu\n", why);
+        return 1;
+    }
+    const ScnModel *m = &r->scn.model;
+    CudaSpec spec = {.pr = &r->prog, .pl = &r->plan, .seed = 1,
+                     .shape = {.samples = (int32_t)r->scn.batch.micro_batch_size,
+                               .seq = (int32_t)m->seq_len, .hidden = (int32_t)m->hidden,
+                               .heads = (int32_t)m->heads, .ffn = (int32_t)m->ffn_hidden},
+                     .iterations = (int32_t)r->scn.batch.iterations, .watchdog_s = o->watchdog_s,
+                     .devices_per_gpu = (int32_t)r->scn.hw.devices_per_gpu,
+                     .green = !env_is("PEXEC_CUDA_PARTITION", "streams"),
+                     .group = !env_is("PEXEC_NCCL_GROUP", "0"), .warmup = 1};
+    CudaRuntime *rt = NULL;
+    int rc = 1, ran = 0;
+#ifdef PIPESIM_MPI
+    if (mpi) rc = cuda_runtime_create_rank(&spec, &rt, why, sizeof why);
+#endif
+    if (!mpi) rc = cuda_runtime_create(&spec, &rt, why, sizeof why);
+    else if (!rt) snprintf(why, sizeof why, "this pexec was built without MPI");
+    if (rc == 0) {
+        if (!o->quiet && (!mpi || cuda_runtime_rank(rt) == 0)) print_environment(rt);
+        double t0 = run_now_ms();
+        rc = cuda_runtime_run(rt, &r->tl, why, sizeof why);
+        ran = 1;
+        r->wall_ms = run_now_ms() - t0;
+    }
+    if (rc == 0) add_metrics(r, rt);
+    else fprintf(stderr, "pexec: --backend cuda: %s: %s\n", r->scn.path, why);
+    if (rc != 0 && ran && (!mpi || cuda_runtime_rank(rt) == 0))
+        run_store_failed(o, r, why); // the ops measured before the failure, marked failed
+    cuda_runtime_free(rt);
+    return rc;
+}

@@ -1,0 +1,103 @@
+/* exec/runtime_cuda.h: pexec's CUDA backend: the checked Program on NVIDIA GPUs with the CUDA
+ * layer (kernels/layer_cuda.h). Pipeline device d runs on GPU d / k as SM partition d % k
+ * (k = hardware.devices_per_gpu): a green context of 1/k of the SMs when the driver has them
+ * (CUDA 12.4+, reached through cudaGetDriverEntryPointByVersion, never by linking libcuda),
+ * else a plain stream sharing the whole GPU. One host thread per GPU issues the ops of its k
+ * devices asynchronously in one global order that every GPU derives from the Program (a
+ * topological order of its ops in which each transfer follows its producer), so both ends of
+ * every NCCL send/recv are posted in the same order on every channel. Transfers between GPUs
+ * are ncclSend/ncclRecv on one non-blocking communicator (one rank per GPU, initialised with
+ * grouped ncclCommInitRankConfig; over MPI rank 0's ncclGetUniqueId is broadcast), the sends
+ * and receives between two compute ops of a GPU in one ncclGroupStart/End (1F1B's
+ * send-forward + receive-backward pair); between devices of one GPU they are
+ * cudaMemcpyAsync on the producer's copy stream ordered by events. Every op is timed by CUDA
+ * events against one epoch event per stream context and round; a poll-and-abort watchdog
+ * (cudaEventQuery, ncclCommGetAsyncError) aborts every communicator when nothing completes
+ * for watchdog_s. Only built with nvcc (PIPESIM_CUDA); the inline helpers below are plain C. */
+#ifndef PIPESIM_RUNTIME_CUDA_H
+#define PIPESIM_RUNTIME_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layer.h"
+#include "plan.h"
+#include "program.h"
+#include "timeline.h"
+
+/* Which GPU and which SM partition of it a pipeline device runs on, and the GPUs p devices
+ * need, for k devices per GPU (k consecutive devices share a GPU, as psim prices them). */
+static inline int32_t cuda_gpu_of(int32_t device, int32_t per_gpu) { return device / per_gpu; }
+static inline int32_t cuda_partition_of(int32_t device, int32_t per_gpu) {
+    return device % per_gpu;
+}
+static inline int32_t cuda_gpus_needed(int32_t devices, int32_t per_gpu) {
+    return (devices + per_gpu - 1) / per_gpu;
+}
+
+/* How a GPU's devices share it. */
+typedef enum { CUDA_WHOLE_GPU = 0, CUDA_STREAMS = 1, CUDA_GREEN_CONTEXTS = 2 } CudaPartition;
+
+typedef struct {
+    const Program *pr;       // checked (program_check)
+    const Plan *pl;          // layers per stage, from the same scenario
+    LayerShape shape;        // one layer's shape
+    uint64_t seed;           // weights as runtime.h's (the CPU twin's), rounded to bf16
+    int32_t iterations;      // as runtime.h: Program runs iterations / pr->iterations times
+    double watchdog_s;       // longest time with no op completing before aborting, > 0
+    int32_t devices_per_gpu; // k >= 1
+    int green;               // try green contexts for k > 1 (else streams)
+    int group;               // group a GPU's neighbouring NCCL sends and receives (else one
+                             //   ncclGroupStart/End per transfer)
+    int warmup;              // passes and NCCL connections run once before the first epoch
+    int hang;                // fault injection for tests: device hang_device's first op
+    int32_t hang_device;     //   waits until the watchdog fires (which then releases it)
+} CudaSpec;
+
+typedef struct {
+    int runtime, driver;     // cudaRuntimeGetVersion, cudaDriverGetVersion (0: no driver)
+    int nccl;                // ncclGetVersion, e.g. 22809
+    int cublas;              // major*10000 + minor*100 + patch
+} CudaVersions;
+
+/* GPUs visible; 0 with the reason in why ("cudaGetDeviceCount: ... (cudaErrorInsufficientDriver,
+ * error 35)" or "no devices"). Works on machines without a driver. */
+int cuda_device_count(char *why, size_t whylen);
+void cuda_versions(CudaVersions *v);
+/* The NCCL_* environment variables as "NAME=value" lines (sorted); returns the length written
+ * (truncated to buflen - 1). */
+size_t cuda_nccl_env(char *buf, size_t buflen);
+
+typedef struct CudaRuntime CudaRuntime;
+
+/* cuda_runtime_create picks the GPUs (the first cuda_gpus_needed of the visible ones),
+ * partitions them, uploads the weights and creates the communicator. Returns 0; 1 with why
+ * (an environment failure: too few GPUs, out of device memory, a CUDA/NCCL error). */
+int cuda_runtime_create(const CudaSpec *spec, CudaRuntime **out, char *why, size_t whylen);
+void cuda_runtime_free(CudaRuntime *rt);
+
+/* cuda_runtime_run: as runtime_run (rows in ns since the run's start, compute rows per op, a
+ * send and a recv row per transfer spanning its NCCL group or copy). Returns 0; 1 with why
+ * for a CUDA/NCCL error or when the watchdog fired ("device 1 op 4 (F mb 2 chunk 0) ..."). */
+int cuda_runtime_run(CudaRuntime *rt, Timeline *tl, char *why, size_t whylen);
+
+/* cuda_runtime_create_rank (builds with PIPESIM_MPI, MPI initialised): this process is NCCL
+ * rank r of an mpirun job with one rank per GPU (size = cuda_gpus_needed), on the GPU of its
+ * node-local rank (MPI_Comm_split_type); rank 0's ncclGetUniqueId reaches the others by
+ * MPI_Bcast. Every rank calls it; all start or none (2 for a wrong rank count). Then
+ * cuda_runtime_run runs this rank's GPU and rank 0 gets every rank's rows, each rank's times
+ * from its clock started after a barrier (not aligned across nodes). */
+int cuda_runtime_create_rank(const CudaSpec *spec, CudaRuntime **out, char *why, size_t whylen);
+
+/* This process's MPI rank (0 without MPI). */
+int cuda_runtime_rank(const CudaRuntime *rt);
+
+/* How the GPUs were shared, SMs of one device's partition (0: whole or streams), GPUs used. */
+CudaPartition cuda_runtime_partition(const CudaRuntime *rt, int *sms_per_device, int *gpus);
+
+/* Copies the fp32 weight gradients of stage's k-th layer into cpu->g_* (cpu allocated with
+ * the same shape). 0, or -1 with why. */
+int cuda_runtime_grads(CudaRuntime *rt, int32_t stage, int32_t k, Layer *cpu, char *why,
+                       size_t whylen);
+
+#endif
