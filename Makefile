@@ -11,15 +11,15 @@ BLAS     = -lopenblas -pthread
 BUILD   ?= build
 BIN     ?= bin
 
-TOOLS    = psim pexec pcompare pcalibrate pexport
-LIB_SRC  = $(sort $(filter-out sim/psim.c, $(wildcard sim/*.c)) \
+TOOLS    = psim pplan pexec pcompare pcalibrate pexport
+LIB_SRC  = $(sort $(filter-out sim/psim.c sim/pplan.c, $(wildcard sim/*.c)) \
              $(filter-out traces/pcompare.c traces/pcalibrate.c traces/pexport.c, $(wildcard traces/*.c)))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 KERN_SRC = $(sort $(wildcard kernels/*.c) $(filter-out exec/pexec.c exec/%_cuda.c, $(wildcard exec/*.c)))
 KERN_OBJ = $(KERN_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(sort $(wildcard tests/test_*.c))
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(BUILD)/sim/psim.d $(BUILD)/exec/pexec.d \
+DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(BUILD)/sim/psim.d $(BUILD)/sim/pplan.d $(BUILD)/exec/pexec.d \
            $(BUILD)/traces/pcompare.d $(BUILD)/traces/pcalibrate.d $(BUILD)/traces/pexport.d
 
 .PHONY: all test bench asan run clean fuzz
@@ -74,6 +74,11 @@ $(BUILD)/libpipexec.a: $(KERN_OBJ)
 	ar rcs $@ $^
 
 $(BIN)/psim: $(BUILD)/sim/psim.o $(BUILD)/libpipesim.a
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# pplan: the configuration search (sim/search.c), every point through psim's run path.
+$(BIN)/pplan: $(BUILD)/sim/pplan.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
@@ -140,10 +145,16 @@ $(BUILD)/bench_cuda: tests/bench_cuda.c $(CUDA_LIB) $(BUILD)/libpipexec.a $(BUIL
 endif
 
 # make bench: the engine's speed; with the CUDA backend also the layer's ops on the GPU
-# (bench_cuda says it skipped when no GPU is visible).
-bench: $(BUILD)/bench_engine $(BENCH_CUDA)
+# (bench_cuda says it skipped when no GPU is visible); then the config search's speed: GPT-3
+# 13B on 64 H100s, a global batch of 1024 samples (the points, the wall time (pplan's line on
+# stderr) and the best three).
+bench: $(BUILD)/bench_engine $(BENCH_CUDA) $(BIN)/pplan
 	@$(BUILD)/bench_engine
 	@$(if $(BENCH_CUDA),$(BENCH_CUDA))
+	@echo "# pplan --gpus 64 --global-batch 1024 scenarios/gpt13b.scn (every core):"
+	@$(BIN)/pplan --no-db --top 3 --gpus 64 --global-batch 1024 scenarios/gpt13b.scn \
+	    > $(BUILD)/bench_pplan.txt
+	@sed -n '2,7p' $(BUILD)/bench_pplan.txt
 
 # The whole suite under AddressSanitizer and UBSan, in a separate build tree.
 asan:

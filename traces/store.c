@@ -95,6 +95,31 @@ static const char SCHEMA_V4[] =
     " BEGIN SELECT RAISE(ABORT, 'runs.status is complete (error NULL) or failed (with an"
     " error; never for psim)'); END;";
 
+/* Version 5: configuration searches (pplan) and their points: one row per configuration with
+ * what became of it (fit and simulated, dropped by the static memory bound or the simulated
+ * peak, or invalid) and its metrics; no ops, so a search of thousands of points stays small. */
+static const char SCHEMA_V5[] =
+    "CREATE TABLE searches (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),"
+    " scenario_path TEXT, scenario_text TEXT, overrides TEXT, schedules TEXT,"
+    " version TEXT, host TEXT,"
+    " gpus INTEGER NOT NULL, global_batch INTEGER NOT NULL," // samples per iteration
+    " points INTEGER NOT NULL, fit INTEGER NOT NULL, dropped_static INTEGER NOT NULL,"
+    " dropped_memory INTEGER NOT NULL, invalid INTEGER NOT NULL,"
+    " wall_ms REAL);"
+    "CREATE TABLE search_points ("
+    " search_id INTEGER NOT NULL REFERENCES searches(id) ON DELETE CASCADE,"
+    " point INTEGER NOT NULL, schedule TEXT NOT NULL, stages INTEGER NOT NULL,"
+    " chunks INTEGER NOT NULL, data INTEGER NOT NULL, tensor INTEGER NOT NULL,"
+    " micro_batch_size INTEGER NOT NULL, micro_batches INTEGER NOT NULL,"
+    " recompute TEXT NOT NULL,"
+    " status TEXT NOT NULL CHECK (status = 'ok' OR status = 'static' OR status = 'memory'"
+    " OR status = 'invalid'),"
+    " reason TEXT, rank INTEGER," // rank: 1 = best of those that fit, NULL for the others
+    " static_gib REAL, peak_memory_gib REAL, makespan_ms REAL, bubble_rate REAL,"
+    " throughput_tokens_per_s REAL, tflops_per_gpu REAL, mfu REAL,"
+    " PRIMARY KEY (search_id, point)) WITHOUT ROWID;";
+
 static void set_err(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t len, const char *fmt, ...) {
@@ -214,7 +239,7 @@ static int set_wal(Store *s, char *err, size_t len) {
 }
 
 /* Creates the schema in a fresh file, or upgrades an older one step by step (v1 -> v2 -> v3
- * -> v4), in one transaction. Another process may be
+ * -> v4 -> v5), in one transaction. Another process may be
  * doing the same, so the version is read again inside the write transaction, and the loser
  * finds the current version and does nothing. */
 static int create_schema(Store *s, char *err, size_t len) {
@@ -224,10 +249,11 @@ static int create_schema(Store *s, char *err, size_t len) {
     rc = read_version(s, &version, err, len);
     if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION) {
         char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + sizeof SCHEMA_V3 + sizeof SCHEMA_V4_OPS +
-                 sizeof SCHEMA_V4 + 64];
-        snprintf(sql, sizeof sql, "%s%s%s%s%sPRAGMA user_version = %d;", version == 0 ? SCHEMA : "",
-                 version < 2 ? SCHEMA_V2 : "", version < 3 ? SCHEMA_V3 : "",
-                 version > 0 ? SCHEMA_V4_OPS : "", SCHEMA_V4, STORE_SCHEMA_VERSION);
+                 sizeof SCHEMA_V4 + sizeof SCHEMA_V5 + 64];
+        snprintf(sql, sizeof sql, "%s%s%s%s%s%sPRAGMA user_version = %d;",
+                 version == 0 ? SCHEMA : "", version < 2 ? SCHEMA_V2 : "",
+                 version < 3 ? SCHEMA_V3 : "", version > 0 && version < 4 ? SCHEMA_V4_OPS : "",
+                 version < 4 ? SCHEMA_V4 : "", SCHEMA_V5, STORE_SCHEMA_VERSION);
         rc = exec(s, sql, version == 0 ? "cannot create the schema"
                                        : "cannot upgrade the schema", err, len);
     }
@@ -616,4 +642,91 @@ int store_sweep_rows(Store *s, int64_t sweep, StoreSweepRow **rows, size_t *n) {
 void store_sweep_rows_free(StoreSweepRow *rows, size_t n) {
     for (size_t i = 0; i < n; i++) free(rows[i].overrides);
     free(rows);
+}
+
+/* ---- searches ----------------------------------------------------------------------------- */
+
+static int insert_search(Store *s, const StoreSearchInfo *in, int64_t *id) {
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(
+        s->db,
+        "INSERT INTO searches (scenario_path, scenario_text, overrides, schedules, version, host,"
+        " gpus, global_batch, points, fit, dropped_static, dropped_memory, invalid, wall_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL);
+    if (rc != SQLITE_OK) return rc;
+    const char *texts[] = {in->scenario_path, in->scenario_text, in->overrides, in->schedules,
+                           in->version, in->host};
+    const int64_t ints[] = {in->gpus, in->global_batch, in->points, in->fit,
+                            in->dropped_static, in->dropped_memory, in->invalid};
+    int col = 1;
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) bind_text(st, col++, texts[i]);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) sqlite3_bind_int64(st, col++, ints[i]);
+    sqlite3_bind_double(st, col, in->wall_ms);
+    rc = step_reset(st);
+    if (rc == SQLITE_OK) *id = sqlite3_last_insert_rowid(s->db);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* NaN metrics (not simulated) bind as NULL, as SQLite stores NaN anyway. */
+static int insert_search_points(Store *s, int64_t id, const StoreSearchPoint *p, size_t n) {
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(
+        s->db,
+        "INSERT INTO search_points (search_id, point, schedule, stages, chunks, data, tensor,"
+        " micro_batch_size, micro_batches, recompute, status, reason, rank, static_gib,"
+        " peak_memory_gib, makespan_ms, bubble_rate, throughput_tokens_per_s, tflops_per_gpu,"
+        " mfu) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL);
+    if (rc != SQLITE_OK) return rc;
+    sqlite3_bind_int64(st, 1, id);
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        const StoreSearchPoint *q = &p[i];
+        const int64_t ints[] = {q->stages, q->chunks, q->data, q->tensor, q->micro_batch_size,
+                                q->micro_batches};
+        const double reals[] = {q->static_gib, q->peak_gib, q->makespan_ms, q->bubble_rate,
+                                q->tokens_per_s, q->tflops_per_gpu, q->mfu};
+        sqlite3_bind_int64(st, 2, (int64_t)i);
+        bind_text(st, 3, q->schedule);
+        for (int k = 0; k < 6; k++) sqlite3_bind_int64(st, 4 + k, ints[k]);
+        bind_text(st, 10, q->recompute);
+        bind_text(st, 11, q->status);
+        bind_text(st, 12, q->reason && q->reason[0] ? q->reason : NULL);
+        if (q->rank > 0) sqlite3_bind_int64(st, 13, q->rank);
+        else sqlite3_bind_null(st, 13);
+        for (int k = 0; k < 7; k++)
+            if (isnan(reals[k])) sqlite3_bind_null(st, 14 + k);
+            else sqlite3_bind_double(st, 14 + k, reals[k]);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_search_write(Store *s, const StoreSearchInfo *info, const StoreSearchPoint *pts,
+                       size_t n, int64_t *search_id, char *err, size_t errlen) {
+    if (exec(s, "BEGIN IMMEDIATE", "cannot start writing the search", err, errlen)) return -1;
+    int64_t id = 0;
+    int rc = insert_search(s, info, &id);
+    if (rc == SQLITE_OK) rc = insert_search_points(s, id, pts, n);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        db_err(s, rc, "cannot write the search (nothing of it was kept)", err, errlen);
+        rollback(s);
+        return -1;
+    }
+    *search_id = id;
+    return 0;
+}
+
+int64_t store_search_points(Store *s, int64_t search_id, const char *status) {
+    sqlite3_stmt *st;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM search_points WHERE search_id = ?1 AND"
+                           " (?2 IS NULL OR status = ?2)", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, search_id);
+    bind_text(st, 2, status);
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
 }

@@ -13,8 +13,9 @@
 /* Schema version kept in PRAGMA user_version. A file with a larger version is refused; older
  * ones are upgraded in place when opened (2 added the memory table, 3 sweeps and runs.sweep,
  * 4 the ops streams 'allreduce' and 'optimizer', and failed runs: runs.error, with triggers
- * holding runs.status to 'complete' or 'failed'). */
-#define STORE_SCHEMA_VERSION 4
+ * holding runs.status to 'complete' or 'failed'; 5 the searches and search_points tables of
+ * pplan). */
+#define STORE_SCHEMA_VERSION 5
 
 typedef struct Store Store;
 
@@ -112,5 +113,39 @@ int store_metrics_csv(Store *s, int64_t run_id, FILE *f);
 /* store_memory_load fills mem (zeroed) with the run's samples in (device, t_ns) order;
  * 0, or -1 when there are none or on error. */
 int store_memory_load(Store *s, int64_t run_id, MemTrace *mem);
+
+/* A configuration search (pplan): what was searched and how many points ended each way. Strings
+ * are borrowed for the call; NULL is stored as NULL. */
+typedef struct {
+    const char *scenario_path, *scenario_text;
+    const char *overrides;     // the user's --set arguments, one per line, or NULL
+    const char *schedules;     // the schedules searched, comma-separated
+    const char *version, *host;
+    int64_t gpus;              // p x d x t
+    int64_t global_batch;      // samples per iteration
+    int64_t points, fit, dropped_static, dropped_memory, invalid;
+    double wall_ms;            // ms the search took
+} StoreSearchInfo;
+
+/* One point of a search: its configuration, what became of it, its metrics (NaN: not
+ * simulated, stored as NULL). */
+typedef struct {
+    const char *schedule;
+    int64_t stages, chunks, data, tensor, micro_batch_size, micro_batches; // p v d t b m
+    const char *recompute;     // none, selective, full
+    const char *status;        // ok, static, memory, invalid
+    const char *reason;        // invalid: why; else NULL or ""
+    int64_t rank;              // 1 = best of those that fit; 0 (stored NULL) for the others
+    double static_gib;         // GiB, weights + grads + optimizer of the fullest device
+    double peak_gib;           // GiB, simulated peak of the fullest device
+    double makespan_ms, bubble_rate, tokens_per_s, tflops_per_gpu, mfu;
+} StoreSearchPoint;
+
+/* store_search_write appends a search and its n points (point = index in pts) in one
+ * transaction. Returns 0 and sets *search_id, or -1 with a reason in err (nothing kept). */
+int store_search_write(Store *s, const StoreSearchInfo *info, const StoreSearchPoint *pts,
+                       size_t n, int64_t *search_id, char *err, size_t errlen);
+/* Points of a search with that status (NULL: all), or -1 on error. */
+int64_t store_search_points(Store *s, int64_t search_id, const char *status);
 
 #endif
