@@ -31,8 +31,9 @@ static void add_metrics(Run *r, const CudaRuntime *rt) {
 }
 
 /* The run's environment, before it runs (a failed run keeps it): the versions as text, the
- * GPUs this process sees that the run uses, and the NCCL_* and CUDA_* variables. 0, or -1 out
- * of memory. */
+ * GPUs this process drives (gpu<i>_name, gpu<i>_compute_capability, i the run's GPU number),
+ * and the NCCL_* and CUDA_* variables. Under mpirun rank 0 stores the run, so its GPU is the one
+ * named. 0, or -1 out of memory. */
 static int add_env(Run *r, const CudaRuntime *rt) {
     CudaVersions v;
     CudaVersionText t;
@@ -44,18 +45,18 @@ static int add_env(Run *r, const CudaRuntime *rt) {
     int rc = 0;
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0] && rc == 0; i++)
         rc = runenv_add(&r->env, pairs[i][0], pairs[i][1]);
-    char why[256];
-    int sms = 0, gpus = 0, visible = cuda_device_count(why, sizeof why);
-    cuda_runtime_partition(rt, &sms, &gpus);
-    for (int g = 0; g < gpus && g < visible && rc == 0; g++) { // under MPI: this rank's GPUs
-        char key[48], name[256], cc[16];
+    enum { MAX_GPUS = 64 }; // named one by one; more than this in one process is not seen
+    int gpu[MAX_GPUS], ordinal[MAX_GPUS];
+    int n = cuda_runtime_gpus_used(rt, gpu, ordinal, MAX_GPUS);
+    for (int i = 0; i < n && rc == 0; i++) { // under MPI: this rank's GPU
+        char key[48], name[256], cc[16], why[256];
         int major = 0, minor = 0;
-        if (cuda_gpu_describe(g, name, sizeof name, &major, &minor, why, sizeof why) != 0)
+        if (cuda_gpu_describe(ordinal[i], name, sizeof name, &major, &minor, why, sizeof why))
             snprintf(name, sizeof name, "? (%.200s)", why);
         snprintf(cc, sizeof cc, "%d.%d", major, minor);
-        snprintf(key, sizeof key, "gpu%d_name", g);
+        snprintf(key, sizeof key, "gpu%d_name", gpu[i]);
         rc = runenv_add(&r->env, key, name);
-        snprintf(key, sizeof key, "gpu%d_compute_capability", g);
+        snprintf(key, sizeof key, "gpu%d_compute_capability", gpu[i]);
         if (rc == 0) rc = runenv_add(&r->env, key, cc);
     }
     if (rc == 0) rc = runenv_add_vars(&r->env, "NCCL_") < 0 ? -1 : 0;

@@ -588,6 +588,13 @@ CudaPartition cuda_runtime_partition(const CudaRuntime *rt, int *sms_per_device,
     return rt->partition;
 }
 
+int cuda_runtime_gpus_used(const CudaRuntime *rt, int *gpu, int *ordinal, int max) {
+    int n = 0;
+    for (int32_t i = rt->lo; rt->gpus && i < rt->hi && n < max; i++, n++)
+        gpu[n] = rt->gpus[i].index, ordinal[n] = rt->gpus[i].ordinal;
+    return n;
+}
+
 int cuda_runtime_grads(CudaRuntime *rt, int32_t stage, int32_t k, Layer *cpu, char *why,
                        size_t whylen) {
     if (stage < 0 || stage >= rt->S || k < 0 || k >= rt->spec.pl->layers[stage])

@@ -106,6 +106,11 @@ int cuda_runtime_rank(const CudaRuntime *rt);
 /* How the GPUs were shared, SMs of one device's partition (0: whole or streams), GPUs used. */
 CudaPartition cuda_runtime_partition(const CudaRuntime *rt, int *sms_per_device, int *gpus);
 
+/* The GPUs this process drives (every one without MPI, its own under mpirun): writes up to
+ * max of them as the run's GPU number (0-based) and the CUDA ordinal it runs on; returns how
+ * many it wrote. */
+int cuda_runtime_gpus_used(const CudaRuntime *rt, int *gpu, int *ordinal, int max);
+
 /* Copies the fp32 weight gradients of stage's k-th layer into cpu->g_* (cpu allocated with
  * the same shape). 0, or -1 with why. */
 int cuda_runtime_grads(CudaRuntime *rt, int32_t stage, int32_t k, Layer *cpu, char *why,

@@ -28,7 +28,7 @@ want=$(sqlite3 :memory: 'select sqlite_version()')
 # --- pexec on threads: BLAS and the variables set here ---------------------------------------
 OMP_PIPESIM_TEST="4 cores" OPENBLAS_PIPESIM_TEST=a,b NCCL_PIPESIM_TEST=1 \
     $pexec --db "$db" --quiet --set pipeline.stages=2 --set batch.micro_batches=2 scenarios/tiny-1f1b.scn
-got="$(envq 2 OMP_PIPESIM_TEST)|$(envq 2 OPENBLAS_PIPESIM_TEST)|$(envq 2 backend)|$(sql "$db" "select count(*) from run_env where run_id = 2 and name like 'NCCL%'")"
+got="$(envq 2 OMP_PIPESIM_TEST)|$(envq 2 OPENBLAS_PIPESIM_TEST)|$(envq 2 backend)|$(sql "$db" "select count(*) from run_env where run_id = 2 and name glob 'NCCL_*'")"
 [ "$got" = "4 cores|a,b|cpu (threads)|0" ] && ok "pexec stores the OMP_/OPENBLAS_ variables it ran under (not NCCL_ on the CPU)" \
     || nok "pexec stores the OMP_/OPENBLAS_ variables it ran under" "$got"
 case "$(envq 2 blas_config)" in OpenBLAS\ [0-9]*) ok "pexec stores OpenBLAS's config ($(envq 2 blas_config))" ;;
@@ -68,3 +68,21 @@ got="$(sql "$db" 'pragma user_version')|$(sql "$db" "select count(*) from sqlite
 expect "pexport --env-csv: a run from before run_env says so" 0 "run 1 has no stored environment" $pexport --db "$db" --env-csv 1
 [ "$(cat "$tmp/out")" = "name,value" ] && ok "pexport --env-csv of an old run prints only the header" \
     || nok "pexport --env-csv of an old run prints only the header" "$(head -c 200 "$tmp/out")"
+
+# --- the CUDA backend on a GPU: the versions as text, the GPU, NCCL_*/CUDA_* ------------------
+if ldd "$pexec" 2>/dev/null | grep -q libcudart && command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+    db="$tmp/envcuda.db"
+    NCCL_PIPESIM_TEST=on CUDA_PIPESIM_TEST=on OMP_PIPESIM_TEST=cpu-only $pexec --backend cuda --db "$db" --quiet \
+        --set batch.iterations=1 scenarios/tiny-cpu.scn 2>"$tmp/err"
+    nccl=$(sql "$db" "select cast(value as integer) from metrics where run_id = 1 and name = 'nccl_version'")
+    want=$(awk -v v="$nccl" 'BEGIN { if (v >= 20900) printf "%d.%d.%d", v / 10000, (v % 10000) / 100, v % 100;
+                                     else printf "%d.%d.%d", v / 1000, (v % 1000) / 100, v % 100 }')
+    gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader -i 0 2>/dev/null)
+    got="$(envq 1 backend)|$(envq 1 nccl)|$(envq 1 NCCL_PIPESIM_TEST)|$(envq 1 CUDA_PIPESIM_TEST)|$(envq 1 OMP_PIPESIM_TEST)|$(envq 1 gpu0_name)"
+    [ "$got" = "cuda|$want|on|on||$gpu" ] && ok "pexec --backend cuda stores its versions, GPU and NCCL_/CUDA_ variables" \
+        || nok "pexec --backend cuda stores its versions, GPU and NCCL_/CUDA_ variables" "$got" "want cuda|$want|on|on||$gpu" "$(head -c 300 "$tmp/err")"
+    case "$(envq 1 gpu0_compute_capability)" in [0-9]*.[0-9]*) ok "gpu0_compute_capability is major.minor ($(envq 1 gpu0_compute_capability))" ;;
+        *) nok "gpu0_compute_capability is major.minor" "'$(envq 1 gpu0_compute_capability)'" ;; esac
+else
+    ok "pexec --backend cuda stores its environment # skip: no GPU visible (or no CUDA backend)"
+fi
