@@ -35,9 +35,22 @@ case "$(envq 2 blas_config)" in OpenBLAS\ [0-9]*) ok "pexec stores OpenBLAS's co
     *) nok "pexec stores OpenBLAS's config" "'$(envq 2 blas_config)'" ;; esac
 [ "$(envq 2 pipesim_version)" = "$(envq 1 pipesim_version)" ] && [ "$(envq 2 compiler)" = "$(envq 1 compiler)" ] \
     && ok "pexec stores psim's keys too" || nok "pexec stores psim's keys too" "$(sql "$db" 'select * from run_env where run_id = 2')"
-if command -v mpicc >/dev/null 2>&1; then
+if ldd "$pexec" 2>/dev/null | grep -q libmpi; then
     case "$(envq 2 mpi_library)" in *MPI*) ok "pexec built with MPI stores its library ($(envq 2 mpi_library | cut -c1-30)...)" ;;
         *) nok "pexec built with MPI stores its library" "'$(envq 2 mpi_library)'" ;; esac
+fi
+
+# --- under mpirun: rank 0 stores its environment, the MPI library the one mpirun belongs to ----
+if command -v mpirun >/dev/null 2>&1 && ldd "$pexec" 2>/dev/null | grep -q libmpi; then
+    OMP_PIPESIM_TEST=mpi env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 \
+        timeout 60 mpirun --oversubscribe -np 2 $pexec --db "$tmp/envmpi.db" --quiet --set pipeline.stages=2 \
+        --set batch.micro_batches=2 scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
+    v=$(mpirun --version 2>/dev/null | sed -n 's/^mpirun (Open MPI) \([0-9.]*\).*/\1/p')
+    e() { sql "$tmp/envmpi.db" "select value from run_env where run_id = 1 and name = '$1'"; }
+    got="$(e backend)|$(e OMP_PIPESIM_TEST)"
+    [ "$got" = "cpu (MPI ranks)|mpi" ] && case "$(e mpi_library)" in *"Open MPI v$v"*) true ;; *) [ -z "$v" ] ;; esac \
+        && ok "mpirun -np 2 pexec stores its environment (Open MPI v$v)" \
+        || nok "mpirun -np 2 pexec stores its environment" "$got" "$(e mpi_library)" "mpirun $v" "$(head -c 300 "$tmp/out")"
 fi
 
 # --- a failed run keeps its environment -----------------------------------------------------
