@@ -18,6 +18,7 @@
 #ifdef PIPESIM_CUDA
 #include "pexec_cuda.h"
 #endif
+#include "layer.h"
 #include "run.h"
 #include "runtime.h"
 #include "sched_file.h"
@@ -70,6 +71,25 @@ static int failed_run(const RunOptions *o, Run *r, Runtime *rt, int mpi, int ran
     return 1;
 }
 
+/* What a CPU run ran on, beside every run's pairs (runenv_add_base): the backend, OpenBLAS's
+ * build, the MPI library of a build with MPI (callable before MPI_Init), and the OPENBLAS_* and
+ * OMP_* variables that steer the BLAS threads. Collected before the run, so a failed run
+ * carries it too. Returns 0, or 1 out of memory. */
+static int cpu_env(RunEnv *env, int mpi) {
+    int rc = runenv_add(env, "backend", mpi ? "cpu (MPI ranks)" : "cpu (threads)");
+    if (rc == 0) rc = runenv_add(env, "blas_config", layer_blas_config());
+#ifdef PIPESIM_MPI
+    char lib[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    if (rc == 0 && MPI_Get_library_version(lib, &len) == MPI_SUCCESS)
+        rc = runenv_add(env, "mpi_library", lib);
+#endif
+    if (rc == 0) rc = runenv_add_vars(env, "OPENBLAS_") < 0 ? -1 : 0;
+    if (rc == 0) rc = runenv_add_vars(env, "OMP_") < 0 ? -1 : 0;
+    if (rc != 0) fprintf(stderr, "pexec: out of memory\n");
+    return rc != 0;
+}
+
 /* Runs r's Program (as MPI rank `rank` when mpi); fills r->tl (on rank 0 under MPI).
  * Returns an exit status. */
 static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
@@ -84,6 +104,7 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
                         .kill_after = o->kill_after, .stall = o->stall};
     Runtime *rt;
     layer_set_blas_threads(1);
+    if (cpu_env(&r->env, mpi) != 0) return 1;
     if (runtime_create(&spec, &rt) != 0) {
         fprintf(stderr, "pexec: out of memory for the model's %lld layers; try --scale\n",
                 (long long)m->layers);

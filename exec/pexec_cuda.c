@@ -1,6 +1,7 @@
 /* exec/pexec_cuda.c: pexec's CUDA path: checks that a GPU is visible, runs the Program with
- * the CUDA runtime, and adds the versions and partitioning to the run's metrics. The NCCL_*
- * environment is printed (the runs table has no column for strings of this kind yet). */
+ * the CUDA runtime, and adds the versions and partitioning to the run's metrics (numbers) and
+ * its environment (text: versions, GPUs, NCCL_* and CUDA_* variables; sim/runenv.h), which
+ * it also prints. */
 #include "pexec_cuda.h"
 
 #include <stdio.h>
@@ -27,6 +28,40 @@ static void add_metrics(Run *r, const CudaRuntime *rt) {
                              {"gpu_partition", part},             {"sms_per_device", sms}};
     for (size_t i = 0; i < sizeof m / sizeof m[0] && r->nextra < RUN_MAX_EXTRA; i++)
         r->extra[r->nextra++] = m[i];
+}
+
+/* The run's environment, before it runs (a failed run keeps it): the versions as text, the
+ * GPUs this process drives (gpu<i>_name, gpu<i>_compute_capability, i the run's GPU number),
+ * and the NCCL_* and CUDA_* variables. Under mpirun rank 0 stores the run, so its GPU is the one
+ * named. 0, or -1 out of memory. */
+static int add_env(Run *r, const CudaRuntime *rt) {
+    CudaVersions v;
+    CudaVersionText t;
+    cuda_versions(&v);
+    cuda_versions_text(&v, &t);
+    const char *const pairs[][2] = {{"backend", "cuda"}, {"cuda_runtime", t.runtime},
+                                    {"cuda_driver", t.driver}, {"nccl", t.nccl},
+                                    {"cublas", t.cublas}};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0] && rc == 0; i++)
+        rc = runenv_add(&r->env, pairs[i][0], pairs[i][1]);
+    enum { MAX_GPUS = 64 }; // named one by one; more than this in one process is not seen
+    int gpu[MAX_GPUS], ordinal[MAX_GPUS];
+    int n = cuda_runtime_gpus_used(rt, gpu, ordinal, MAX_GPUS);
+    for (int i = 0; i < n && rc == 0; i++) { // under MPI: this rank's GPU
+        char key[48], name[256], cc[16], why[256];
+        int major = 0, minor = 0;
+        if (cuda_gpu_describe(ordinal[i], name, sizeof name, &major, &minor, why, sizeof why))
+            snprintf(name, sizeof name, "? (%.200s)", why);
+        snprintf(cc, sizeof cc, "%d.%d", major, minor);
+        snprintf(key, sizeof key, "gpu%d_name", gpu[i]);
+        rc = runenv_add(&r->env, key, name);
+        snprintf(key, sizeof key, "gpu%d_compute_capability", gpu[i]);
+        if (rc == 0) rc = runenv_add(&r->env, key, cc);
+    }
+    if (rc == 0) rc = runenv_add_vars(&r->env, "NCCL_") < 0 ? -1 : 0;
+    if (rc == 0) rc = runenv_add_vars(&r->env, "CUDA_") < 0 ? -1 : 0;
+    return rc;
 }
 
 static void print_environment(const CudaRuntime *rt) {
@@ -72,6 +107,7 @@ int pexec_cuda_execute(const RunOptions *o, Run *r, int mpi) {
 #endif
     if (!mpi) rc = cuda_runtime_create(&spec, &rt, why, sizeof why);
     else if (!rt) snprintf(why, sizeof why, "this pexec was built without MPI");
+    if (rc == 0 && add_env(r, rt) != 0) rc = 1, snprintf(why, sizeof why, "out of host memory");
     if (rc == 0) {
         if (!o->quiet && (!mpi || cuda_runtime_rank(rt) == 0)) print_environment(rt);
         double t0 = run_now_ms();

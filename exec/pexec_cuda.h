@@ -1,5 +1,6 @@
 /* exec/pexec_cuda.h: pexec --backend cuda: the Program of a prepared Run on NVIDIA GPUs
- * (exec/runtime_cuda.h), filling r->tl and r->extra like the CPU path. Built only with nvcc
+ * (exec/runtime_cuda.h), filling r->tl, r->extra and r->env (versions as text, GPUs, NCCL_* and
+ * CUDA_* variables) like the CPU path. Built only with nvcc
  * (PIPESIM_CUDA); pexec.c says so when it is missing. */
 #ifndef PIPESIM_PEXEC_CUDA_H
 #define PIPESIM_PEXEC_CUDA_H

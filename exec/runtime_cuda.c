@@ -184,6 +184,33 @@ void cuda_versions(CudaVersions *v) {
     v->cublas = major * 10000 + minor * 100 + patch;
 }
 
+void cuda_versions_text(const CudaVersions *v, CudaVersionText *t) {
+    snprintf(t->runtime, sizeof t->runtime, "%d.%d", v->runtime / 1000, v->runtime % 1000 / 10);
+    if (v->driver > 0)
+        snprintf(t->driver, sizeof t->driver, "%d.%d", v->driver / 1000, v->driver % 1000 / 10);
+    else
+        snprintf(t->driver, sizeof t->driver, "none");
+    int major = v->nccl >= 20900 ? v->nccl / 10000 : v->nccl / 1000; // NCCL 2.9 widened minor
+    int rest = v->nccl >= 20900 ? v->nccl % 10000 : v->nccl % 1000;
+    snprintf(t->nccl, sizeof t->nccl, "%d.%d.%d", major, rest / 100, rest % 100);
+    snprintf(t->cublas, sizeof t->cublas, "%d.%d.%d", v->cublas / 10000, v->cublas % 10000 / 100,
+             v->cublas % 100);
+}
+
+int cuda_gpu_describe(int gpu, char *name, size_t namelen, int *cc_major, int *cc_minor,
+                      char *why, size_t whylen) {
+    struct cudaDeviceProp p;
+    cudaError_t e = cudaGetDeviceProperties(&p, gpu);
+    if (e != cudaSuccess) {
+        snprintf(why, whylen, "cudaGetDeviceProperties(%d): %s (%s)", gpu, cudaGetErrorString(e),
+                 cudaGetErrorName(e));
+        return -1;
+    }
+    snprintf(name, namelen, "%s", p.name);
+    *cc_major = p.major, *cc_minor = p.minor;
+    return 0;
+}
+
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -559,6 +586,13 @@ CudaPartition cuda_runtime_partition(const CudaRuntime *rt, int *sms_per_device,
     if (sms_per_device) *sms_per_device = rt->sms;
     if (gpus) *gpus = rt->ngpus;
     return rt->partition;
+}
+
+int cuda_runtime_gpus_used(const CudaRuntime *rt, int *gpu, int *ordinal, int max) {
+    int n = 0;
+    for (int32_t i = rt->lo; rt->gpus && i < rt->hi && n < max; i++, n++)
+        gpu[n] = rt->gpus[i].index, ordinal[n] = rt->gpus[i].ordinal;
+    return n;
 }
 
 int cuda_runtime_grads(CudaRuntime *rt, int32_t stage, int32_t k, Layer *cpu, char *why,

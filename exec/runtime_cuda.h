@@ -64,6 +64,17 @@ typedef struct {
  * error 35)" or "no devices"). Works on machines without a driver. */
 int cuda_device_count(char *why, size_t whylen);
 void cuda_versions(CudaVersions *v);
+/* v as text: CUDA runtime and driver "12.4" (encoded 1000*major + 10*minor; driver 0 reads
+ * "none"), NCCL "2.28.9" (major*10000 + minor*100 + patch since 2.9, major*1000 + minor*100 +
+ * patch before), cuBLAS "12.4.5" (as CudaVersions encodes it). */
+typedef struct {
+    char runtime[16], driver[16], nccl[16], cublas[16];
+} CudaVersionText;
+void cuda_versions_text(const CudaVersions *v, CudaVersionText *t);
+/* GPU gpu's (0-based among the visible) name, e.g. "NVIDIA H200", and compute capability,
+ * e.g. 9 and 0. Returns 0, or -1 with cudaGetDeviceProperties's reason in why. */
+int cuda_gpu_describe(int gpu, char *name, size_t namelen, int *cc_major, int *cc_minor,
+                      char *why, size_t whylen);
 /* The NCCL_* environment variables as "NAME=value" lines (sorted); returns the length written
  * (truncated to buflen - 1). */
 size_t cuda_nccl_env(char *buf, size_t buflen);
@@ -94,6 +105,11 @@ int cuda_runtime_rank(const CudaRuntime *rt);
 
 /* How the GPUs were shared, SMs of one device's partition (0: whole or streams), GPUs used. */
 CudaPartition cuda_runtime_partition(const CudaRuntime *rt, int *sms_per_device, int *gpus);
+
+/* The GPUs this process drives (every one without MPI, its own under mpirun): writes up to
+ * max of them as the run's GPU number (0-based) and the CUDA ordinal it runs on; returns how
+ * many it wrote. */
+int cuda_runtime_gpus_used(const CudaRuntime *rt, int *gpu, int *ordinal, int max);
 
 /* Copies the fp32 weight gradients of stage's k-th layer into cpu->g_* (cpu allocated with
  * the same shape). 0, or -1 with why. */

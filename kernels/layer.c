@@ -35,6 +35,7 @@ static float *fill(int64_t n, int64_t fan_in, uint64_t *seed) {
 }
 
 void layer_set_blas_threads(int n) { openblas_set_num_threads(n); }
+const char *layer_blas_config(void) { return openblas_get_config(); }
 
 int layer_init(Layer *l, const LayerShape *sh, uint64_t seed) {
     memset(l, 0, sizeof *l);

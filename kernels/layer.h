@@ -49,6 +49,9 @@ typedef struct {
 
 /* Threads the BLAS library may use inside one call (pexec runs one worker per device, so 1). */
 void layer_set_blas_threads(int n);
+/* The BLAS library's build as it describes itself (OpenBLAS's openblas_get_config(), e.g.
+ * "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64"); a static string. */
+const char *layer_blas_config(void);
 
 /* layer_init allocates and fills the weights with a deterministic pseudo-random scale
  * 1/sqrt(fan-in) from seed, gradients zero. Returns 0, or -1 when out of memory (the layer is

@@ -211,6 +211,7 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
 void run_free(Run *r) {
     metrics_free(&r->mt);
     timeline_free(&r->tl);
+    runenv_free(&r->env);
     cost_free(&r->cost);
     program_free(&r->prog);
     plan_free(&r->plan);
@@ -321,8 +322,11 @@ static int store_run(const RunOptions *o, const Run *sm, const char *error, int6
     char *overrides = calloc(olen, 1);
     StoreMetric rm[NRUN_METRICS + RUN_MAX_EXTRA];
     StoreDeviceMetric *dm = malloc(((size_t)sm->mt.devices * NDEVICE_METRICS + 1) * sizeof *dm);
-    int rc = 1;
-    if (!resolved || !overrides || !dm) {
+    RunEnv env = {0}; // every run's pairs, then the tool's
+    int rc = 1, env_rc = runenv_add_base(&env);
+    for (size_t i = 0; i < sm->env.n && env_rc == 0; i++)
+        env_rc = runenv_add(&env, sm->env.pairs[i].name, sm->env.pairs[i].value);
+    if (!resolved || !overrides || !dm || env_rc != 0) {
         fprintf(stderr, "%s: out of memory\n", o->prog);
         goto done;
     }
@@ -345,7 +349,8 @@ static int store_run(const RunOptions *o, const Run *sm, const char *error, int6
                          .micro_batches = (int32_t)sm->scn.batch.micro_batches,
                          .chunks = sm->plan.chunks,
                          .iterations = (int32_t)sm->scn.batch.iterations,
-                         .sweep = o->sweep, .error = error};
+                         .sweep = o->sweep, .error = error,
+                         .env = env.pairs, .nenv = env.n};
     if (error) nrm = k = 0; // a failed run's metrics would describe part of a run
     if (store_run_write(st, &info, &sm->tl, error ? NULL : &sm->mt.mem, rm, nrm, dm, k, run_id,
                         err, sizeof err) != 0) {
@@ -355,6 +360,7 @@ static int store_run(const RunOptions *o, const Run *sm, const char *error, int6
     rc = 0;
 done:
     free(resolved), free(overrides), free(dm);
+    runenv_free(&env);
     store_close(st);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "metrics.h"
 #include "plan.h"
 #include "program.h"
+#include "runenv.h"
 #include "scenario.h"
 #include "schedule.h"
 #include "store.h"
@@ -53,6 +54,8 @@ typedef struct {
     double wall_ms;       // time to produce the timeline, for the closing line on stderr
     StoreMetric extra[RUN_MAX_EXTRA]; // more run metrics (pexec's link fit, CUDA versions)
     int nextra;
+    RunEnv env;           // what the tool adds to the stored environment (pexec: BLAS, MPI,
+                          //   CUDA, variables); the store adds runenv_add_base's pairs
 } Run;
 
 /* run_options_parse reads argv for prog; --help and --version print and exit 0. Returns 0,
@@ -63,12 +66,14 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o);
  * and the cost model. Returns an exit status. */
 int run_prepare(const RunOptions *o, Run *r);
 
-/* run_report computes the metrics of r->tl, stores the run, prints it and checks memory.
+/* run_report computes the metrics of r->tl, stores the run (with runenv_add_base's pairs and
+ * r->env), prints it and checks memory.
  * Returns an exit status. */
 int run_report(const RunOptions *o, Run *r);
 
 /* run_store_failed stores r as a failed run (pexec): r->tl's rows, measured until the failure,
- * and error (why it failed, with host and rank), without metrics, in one transaction; nothing
+ * and error (why it failed, with host and rank), and its environment as run_report's,
+ * without metrics, in one transaction; nothing
  * without a database. Returns 0, or 1 when the store failed. */
 int run_store_failed(const RunOptions *o, Run *r, const char *error);
 

@@ -284,6 +284,30 @@ static void test_versions(void **state) {
     assert_true(v.cublas >= 10000);
 }
 
+/* The version codes as text: closed forms of their encodings, NCCL's both sides of 2.9. */
+static void test_versions_text(void **state) {
+    (void)state;
+    CudaVersionText t;
+    cuda_versions_text(&(CudaVersions){.runtime = 12040, .driver = 13000, .nccl = 22809,
+                                       .cublas = 120405}, &t);
+    assert_string_equal(t.runtime, "12.4");
+    assert_string_equal(t.driver, "13.0");
+    assert_string_equal(t.nccl, "2.28.9");
+    assert_string_equal(t.cublas, "12.4.5");
+    cuda_versions_text(&(CudaVersions){.runtime = 11080, .driver = 0, .nccl = 2804,
+                                       .cublas = 110000}, &t);
+    assert_string_equal(t.runtime, "11.8");
+    assert_string_equal(t.driver, "none");
+    assert_string_equal(t.nccl, "2.8.4");
+    assert_string_equal(t.cublas, "11.0.0");
+    CudaVersions v;
+    cuda_versions(&v);
+    cuda_versions_text(&v, &t);
+    char want[16];
+    snprintf(want, sizeof want, "%d.%d.%d", NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH);
+    assert_string_equal(t.nccl, want); // the library pexec loads is the header's
+}
+
 static void test_nccl_env_recorded(void **state) {
     (void)state;
     setenv("NCCL_ZZ_TEST", "7", 1);
@@ -535,6 +559,7 @@ int main(void) {
         cmocka_unit_test(test_devices_per_gpu_key),
 #ifdef PIPESIM_CUDA
         cmocka_unit_test(test_versions),
+        cmocka_unit_test(test_versions_text),
         cmocka_unit_test(test_nccl_env_recorded),
         cmocka_unit_test(test_no_device_says_why),
         cmocka_unit_test(test_bf16_rounding),

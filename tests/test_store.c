@@ -1,5 +1,5 @@
 /* tests/test_store.c: the SQLite store: round trip of a run in the documented order, appending,
- * WAL and schema version, refusing newer or foreign files untouched, rollback of a failed
+ * WAL and schema version (and upgrades), a run's environment, refusing newer or foreign files untouched, rollback of a failed
  * write, two writers (handles and processes), and a 200k-row run. Each test gets a fresh dir. */
 #include <math.h>
 #include <setjmp.h>
@@ -216,7 +216,7 @@ static void test_wal_and_version(void **state) {
 }
 
 /* Makes the file at path an older schema (1: no memory table, 2: no runs.sweep, 3: no
- * runs.error nor status triggers, 4: no searches), with its runs kept, reopens it with the
+ * runs.error nor status triggers, 4: no searches nor run_env), with its runs kept, reopens it with the
  * store and checks the upgrade: old runs read as complete, and the status rule holds afterwards. */
 static void check_upgrade(int from, const char *downgrade) {
     Store *s;
@@ -234,6 +234,7 @@ static void check_upgrade(int from, const char *downgrade) {
     assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'memory'"), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name IN ('searches',"
                              " 'search_points')"), 2);
+    assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'run_env'"), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'sweep'"), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM runs WHERE status = 'complete' AND error IS NULL"), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), 2);
@@ -245,8 +246,8 @@ static void check_upgrade(int from, const char *downgrade) {
     timeline_free(&tl);
 }
 
-/* Version 5 back to 4: no searches. */
-#define TO_V4 "DROP TABLE search_points; DROP TABLE searches;"
+/* Version 5 back to 4: no searches, no run_env. */
+#define TO_V4 "DROP TABLE run_env; DROP TABLE search_points; DROP TABLE searches;"
 /* Version 4 back to 3: no runs.error, no triggers (runs.status was there from version 1). */
 #define TO_V3 TO_V4 " DROP TRIGGER runs_status_insert; DROP TRIGGER runs_status_update;" \
               " ALTER TABLE runs DROP COLUMN error;"
@@ -266,6 +267,93 @@ static void test_version_2_upgraded(void **state) {
 static void test_version_4_upgraded(void **state) {
     (void)state;
     check_upgrade(4, TO_V4 " PRAGMA user_version = 4");
+}
+
+static const StoreEnv ENV[] = {{"pipesim_version", "0.1.0"}, {"OMP_NUM_THREADS", "4"},
+                               {"mpi_library", "Open MPI v4.1.4, package: Debian\n"},
+                               {"empty", ""}};
+#define NENV (sizeof ENV / sizeof ENV[0])
+/* ENV in name order (bytewise: upper case first). */
+static const int ENV_ORDER[NENV] = {1, 3, 2, 0};
+
+static int64_t write_env_run(Store *s, const char *error, const StoreEnv *env, size_t n) {
+    Timeline tl = hand_timeline();
+    StoreRunInfo info = {.tool = "pexec", .schedule = "1f1b", .devices = 2, .micro_batches = 4,
+                         .chunks = 3, .iterations = 1, .error = error, .env = env, .nenv = n};
+    int64_t id = -1;
+    int rc = store_run_write(s, &info, &tl, NULL, error ? NULL : METRICS, error ? 0 : 3, NULL,
+                             0, &id, err, sizeof err);
+    timeline_free(&tl);
+    return rc == 0 ? id : -1;
+}
+
+static void assert_env_is(Store *s, int64_t id, const StoreEnv *want, const int *order, size_t n) {
+    StoreEnvRow *rows;
+    size_t got = 99;
+    assert_int_equal(store_run_env(s, id, &rows, &got), 0);
+    assert_int_equal(got, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(rows[i].name, want[order[i]].name);
+        assert_string_equal(rows[i].value, want[order[i]].value); // stored as given, bytes kept
+    }
+    store_run_env_free(rows, got);
+}
+
+/* A run's environment round trip: in name order, values byte for byte, for complete and failed
+ * runs; a run without one reads as 0 rows, an unknown run as -1; a repeated name or a NULL
+ * value fails the whole run (nothing of it stays); deleting a run deletes its pairs. */
+static void test_env_round_trip(void **state) {
+    (void)state;
+    Store *s;
+    assert_int_equal(store_open(path, &s, err, sizeof err), 0);
+    assert_int_equal(write_env_run(s, NULL, ENV, NENV), 1);
+    assert_int_equal(write_env_run(s, "rank 1 on h: died", ENV, 2), 2);
+    assert_int_equal(write_env_run(s, NULL, NULL, 0), 3);
+    assert_env_is(s, 1, ENV, ENV_ORDER, NENV);
+    assert_env_is(s, 2, ENV, (const int[]){1, 0}, 2);
+    assert_env_is(s, 3, ENV, ENV_ORDER, 0);
+    StoreEnvRow *rows = (StoreEnvRow *)&rows;
+    size_t n = 99;
+    assert_int_equal(store_run_env(s, 4, &rows, &n), -1);
+    assert_null(rows);
+    assert_int_equal(n, 0);
+    const StoreEnv twice[] = {{"host", "a"}, {"host", "b"}}, null_value[] = {{"host", NULL}};
+    assert_int_equal(write_env_run(s, NULL, twice, 2), -1);
+    assert_non_null(strstr(err, "cannot write the run (nothing of it was kept)"));
+    assert_int_equal(write_env_run(s, NULL, null_value, 1), -1);
+    assert_int_equal(store_run_count(s), 3);
+    store_close(s);
+    assert_int_equal(sql_int("SELECT count(*) FROM ops"), 3 * NROWS); // no rows of the refused
+    assert_int_equal(sql_int("SELECT count(*) FROM run_env"), NENV + 2);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON; DELETE FROM runs WHERE id = 1",
+                                  0, 0, 0), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(sql_int("SELECT count(*) FROM run_env"), 2);
+}
+
+/* A version 4 file (no run_env) gains the table on open; its runs read back with no
+ * environment, and new runs keep theirs. */
+static void test_version_4_gains_run_env(void **state) {
+    (void)state;
+    Store *s;
+    assert_int_equal(store_open(path, &s, err, sizeof err), 0);
+    assert_int_equal(write_env_run(s, NULL, NULL, 0), 1);
+    store_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, TO_V4 " PRAGMA user_version = 4", 0, 0, 0), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'run_env'"), 0);
+    assert_int_equal(store_open(path, &s, err, sizeof err), 0);
+    assert_int_equal(sql_int("PRAGMA user_version"), 5);
+    assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'run_env' AND"
+                             " sql LIKE '%WITHOUT ROWID%'"), 1);
+    assert_env_is(s, 1, ENV, ENV_ORDER, 0);
+    assert_int_equal(write_env_run(s, NULL, ENV, NENV), 2);
+    assert_env_is(s, 2, ENV, ENV_ORDER, NENV);
+    store_close(s);
 }
 
 /* Three points of a search: one that fit (rank 1), one dropped statically (never simulated:
@@ -641,6 +729,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_version_2_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_3_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_4_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_4_gains_run_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_failed_write_keeps_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_run, setup, teardown),

@@ -6,8 +6,8 @@
 # and W apart) and compares the calibrated predictions of both schedules with the
 # measurements; reports each layer GEMM's achieved TFLOP/s on the whole GPU (bench_cuda) and
 # the pipelined ops' against the GPU's peak; writes Chrome
-# traces, nvidia-smi, versions and the NCCL environment under OUT (default
-# traces/gpu-<UTC time>), within GPU_VALIDATE_BUDGET seconds (default 450; a step that would
+# traces, nvidia-smi, versions, the NCCL environment and each run's stored environment
+# (env-RUN.csv) under OUT (default traces/gpu-<UTC time>), within GPU_VALIDATE_BUDGET seconds (default 450; a step that would
 # run past it is cut or skipped, said in the summary). Ends with OUT/summary.txt. Exit status 0 when every step ran (the
 # comparisons report errors, they do not fail), else the first failing step's.
 # GPU_VALIDATE_DRY=1: the same steps on the CPU backend at 1/64 of the widths, no build, no
@@ -161,10 +161,14 @@ cat "$out/tflops.txt" | tee -a "$out/summary.txt" >&2
 # --- traces and metrics --------------------------------------------------------------------
 bin/pexport --db "$db" --chrome "$zb" "$pz" >"$out/zbh1.trace.json" 2>>"$out/summary.txt"
 bin/pexport --db "$db" --chrome "$f1" "$p1" >"$out/1f1b.trace.json" 2>>"$out/summary.txt"
-for run in "$zb" "$f1"; do bin/pexport --db "$db" --metrics-csv "$run" >"$out/metrics-$run.csv"; done
+for run in "$zb" "$f1"; do
+    bin/pexport --db "$db" --metrics-csv "$run" >"$out/metrics-$run.csv"
+    bin/pexport --db "$db" --env-csv "$run" >"$out/env-$run.csv" # versions, GPU, NCCL_*, CUDA_*
+done
 say "versions and partitioning: $(grep -h '^pexec: CUDA' "$out"/pexec_*.txt | head -n 1)"
 for run in "$zb" "$f1"; do
     say "run $run: $(sqlite3 "$db" "select group_concat(name || '=' || value, ' ') from metrics where run_id = $run and (name like '%version%' or name in ('gpus', 'devices_per_gpu', 'gpu_partition', 'sms_per_device', 'makespan_ms', 'bubble_rate'))")"
+    say "run $run ran on (variables in env-$run.csv): $(sqlite3 "$db" "select group_concat(name || '=' || value, '; ') from run_env where run_id = $run and name glob '[a-z]*'")"
 done
 say "done: exit $status; everything is in $out"
 exit "$status"

@@ -2,7 +2,8 @@
  *   --chrome RUN...  Chrome Trace Event JSON (Perfetto, chrome://tracing): one process per
  *                    (run, device), threads for compute, send and recv, a flow arrow from every
  *                    send to its receive; several runs (predicted and measured) side by side.
- *   --csv RUN        every op of a run as CSV; --metrics-csv RUN its metrics.
+ *   --csv RUN        every op of a run as CSV; --metrics-csv RUN its metrics; --env-csv RUN
+ *                    what it ran on (versions, host, environment variables; failed runs too).
  * A failed run (pexec stopped by a fault; its rows end where it stopped) is marked: "FAILED" in
  * its process names and an instant event with the error in the trace, a note on stderr for CSV;
  * it has no metrics.
@@ -126,8 +127,45 @@ static void csv_ops(int64_t id, const Timeline *tl) {
     }
 }
 
+/* A CSV field: quoted (quotes doubled) when it holds a comma, quote or line break. */
+static void csv_field(FILE *f, const char *t) {
+    if (!strpbrk(t, ",\"\r\n")) {
+        fputs(t, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *t; t++) {
+        if (*t == '"') fputc('"', f);
+        fputc(*t, f);
+    }
+    fputc('"', f);
+}
+
+/* "name,value" lines of the run's environment in name order (a header first). A run stored
+ * before schema 5 has none: just the header, and a note on stderr. */
+static int csv_env(Store *db, int64_t id) {
+    StoreEnvRow *rows;
+    size_t n;
+    if (store_run_env(db, id, &rows, &n) != 0) {
+        fprintf(stderr, "pexport: there is no run %lld in the database\n", (long long)id);
+        return 2;
+    }
+    if (n == 0) fprintf(stderr, "pexport: run %lld has no stored environment (it was stored by "
+                        "an older pipesim)\n", (long long)id);
+    printf("name,value\n");
+    for (size_t i = 0; i < n; i++) {
+        csv_field(stdout, rows[i].name);
+        putchar(',');
+        csv_field(stdout, rows[i].value);
+        putchar('\n');
+    }
+    store_run_env_free(rows, n);
+    return 0;
+}
+
 static int usage(void) {
-    fprintf(stderr, "usage: pexport [--db PATH] --chrome RUN... | --csv RUN | --metrics-csv RUN\n"
+    fprintf(stderr, "usage: pexport [--db PATH] --chrome RUN... | --csv RUN | --metrics-csv RUN |\n"
+                    "               --env-csv RUN\n"
                     "Writes stored runs as Chrome Trace Event JSON (open it in ui.perfetto.dev)\n"
                     "or as CSV, on stdout.\n");
     return 2;
@@ -140,7 +178,9 @@ int main(int argc, char **argv) {
     if (a >= argc) return usage();
     const char *mode = argv[a++];
     int chrome = strcmp(mode, "--chrome") == 0;
-    if (!chrome && strcmp(mode, "--csv") && strcmp(mode, "--metrics-csv")) return usage();
+    if (!chrome && strcmp(mode, "--csv") && strcmp(mode, "--metrics-csv") &&
+        strcmp(mode, "--env-csv"))
+        return usage();
     if (a >= argc || (!chrome && a + 1 != argc)) return usage();
     Store *db;
     char err[512];
@@ -161,6 +201,10 @@ int main(int argc, char **argv) {
         }
         StoreRunRow row;
         Timeline tl;
+        if (!strcmp(mode, "--env-csv")) {
+            rc = csv_env(db, id);
+            break;
+        }
         if (!strcmp(mode, "--metrics-csv")) {
             int failed = 0;
             if (store_run_get(db, id, &row) == 0) failed = row.failed, store_run_row_free(&row);

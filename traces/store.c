@@ -97,8 +97,15 @@ static const char SCHEMA_V4[] =
 
 /* Version 5: configuration searches (pplan) and their points: one row per configuration with
  * what became of it (fit and simulated, dropped by the static memory bound or the simulated
- * peak, or invalid) and its metrics; no ops, so a search of thousands of points stays small. */
+ * peak, or invalid) and its metrics; no ops, so a search of thousands of points stays small.
+ * And run_env: what a run ran on (pipesim, compiler, SQLite, BLAS, MPI, CUDA/NCCL versions,
+ * host, GPU, environment variables) as name/value text, a few dozen rows a run; older runs
+ * have none. */
 static const char SCHEMA_V5[] =
+    "CREATE TABLE run_env ("
+    " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL, value TEXT NOT NULL,"
+    " PRIMARY KEY (run_id, name)) WITHOUT ROWID;"
     "CREATE TABLE searches (id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),"
     " scenario_path TEXT, scenario_text TEXT, overrides TEXT, schedules TEXT,"
@@ -433,6 +440,23 @@ static int insert_device_metrics(Store *s, int64_t run_id, const StoreDeviceMetr
     return rc;
 }
 
+/* A repeated name fails the primary key, and with it the run's transaction. */
+static int insert_env(Store *s, int64_t run_id, const StoreEnv *env, size_t n) {
+    if (!env || n == 0) return SQLITE_OK;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db, "INSERT INTO run_env (run_id, name, value) VALUES (?, ?, ?)",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        bind_text(st, 2, env[i].name);
+        bind_text(st, 3, env[i].value); // NULL fails NOT NULL: nothing of the run stays
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static void write_err(const Store *s, int rc, const Timeline *tl, size_t bad, char *err,
                       size_t len) {
     if (bad == SIZE_MAX) {
@@ -455,6 +479,7 @@ int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl, cons
     int64_t id = 0;
     size_t bad = SIZE_MAX; // the timeline row that failed, if one did
     int rc = insert_run(s, info, &id);
+    if (rc == SQLITE_OK) rc = insert_env(s, id, info->env, info->nenv);
     if (rc == SQLITE_OK) rc = insert_ops(s, id, tl, &bad);
     if (rc == SQLITE_OK) rc = insert_memory(s, id, mem);
     if (rc == SQLITE_OK) rc = insert_metrics(s, id, metrics, nmetrics);
@@ -597,6 +622,41 @@ int store_metrics_csv(Store *s, int64_t run_id, FILE *f) {
     }
     sqlite3_finalize(st);
     return rows ? 0 : -1;
+}
+
+void store_run_env_free(StoreEnvRow *rows, size_t n) {
+    for (size_t i = 0; i < n; i++) free(rows[i].name), free(rows[i].value);
+    free(rows);
+}
+
+/* The first column counts the run, so an unknown run (-1) differs from one without an
+ * environment (0 rows): the LEFT JOIN gives the run one row of NULLs then. */
+int store_run_env(Store *s, int64_t run_id, StoreEnvRow **rows, size_t *n) {
+    sqlite3_stmt *st;
+    *rows = NULL, *n = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT e.name, e.value FROM runs r LEFT JOIN run_env e"
+                           " ON e.run_id = r.id WHERE r.id = ? ORDER BY e.name", -1, &st,
+                           NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, run_id);
+    size_t cap = 0;
+    int rc = -1, step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = 0; // the run exists
+        if (sqlite3_column_type(st, 0) == SQLITE_NULL) continue; // it has no environment
+        if (*n == cap) {
+            StoreEnvRow *more = realloc(*rows, (cap = cap ? 2 * cap : 32) * sizeof *more);
+            if (!more) { rc = -1; break; }
+            *rows = more;
+        }
+        StoreEnvRow *r = &(*rows)[(*n)++];
+        r->name = dup_column(st, 0), r->value = dup_column(st, 1);
+        if (!r->name || !r->value) { rc = -1; break; }
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) rc = -1;
+    sqlite3_finalize(st);
+    if (rc != 0) store_run_env_free(*rows, *n), *rows = NULL, *n = 0;
+    return rc;
 }
 
 int64_t store_next_sweep(Store *s) {

@@ -14,10 +14,17 @@
  * ones are upgraded in place when opened (2 added the memory table, 3 sweeps and runs.sweep,
  * 4 the ops streams 'allreduce' and 'optimizer', and failed runs: runs.error, with triggers
  * holding runs.status to 'complete' or 'failed'; 5 the searches and search_points tables of
- * pplan). */
+ * pplan, and run_env: what each run ran on, as text). */
 #define STORE_SCHEMA_VERSION 5
 
 typedef struct Store Store;
+
+/* One line of a run's environment, e.g. {"compiler", "12.2.0"} or {"OMP_NUM_THREADS", "4"}:
+ * stored in run_env, text both. Borrowed for the duration of store_run_write. */
+typedef struct {
+    const char *name;  // unique within a run; ours are lower case, environment variables as set
+    const char *value;
+} StoreEnv;
 
 /* What identifies a run. All strings are borrowed for the duration of the call; NULL is
  * stored as NULL. */
@@ -37,6 +44,8 @@ typedef struct {
     int64_t sweep;             // the sweep (psim --sweep) the run is a point of, 0 for none
     const char *error;         // NULL: the run is complete; else it failed (pexec only) and
                                //   this says why (stored in runs.error, status 'failed')
+    const StoreEnv *env;       // what the run ran on (versions, host, environment variables),
+    size_t nenv;               //   nenv pairs with distinct names; NULL/0 for none
 } StoreRunInfo;
 
 typedef struct {
@@ -58,11 +67,12 @@ typedef struct {
 int store_open(const char *path, Store **out, char *err, size_t errlen);
 void store_close(Store *s);
 
-/* store_run_write appends one run: its info, every Timeline row, the memory samples (mem may
- * be NULL), the run metrics and per-device metrics, in one transaction, so no reader ever sees
+/* store_run_write appends one run: its info (with its environment, info->env), every Timeline
+ * row, the memory samples (mem may be NULL), the run metrics and per-device metrics, in one
+ * transaction, so no reader ever sees
  * a run half written. Never overwrites earlier runs. A run with info->error set is stored as
  * failed: it keeps the rows measured up to the failure (it normally has no metrics or
- * memory), and every reader of the store must tell it apart from a complete run (status
+ * memory, but its environment), and every reader of the store must tell it apart from a complete run (status
  * column; StoreRunRow.failed); psim's runs are always complete. On success
  * returns 0 and sets *run_id; on failure rolls back (nothing of the run stays) and returns -1
  * with a reason in err. */
@@ -109,6 +119,18 @@ void store_run_row_free(StoreRunRow *r);
 /* store_metrics_csv writes "name,value" lines of run run_id's metrics to f (a header first);
  * 0, or -1 when there is no such run or on error. */
 int store_metrics_csv(Store *s, int64_t run_id, FILE *f);
+
+/* One line of a run's environment as read back; both strings malloc'd. */
+typedef struct {
+    char *name, *value;
+} StoreEnvRow;
+
+/* store_run_env reads run run_id's environment in name order (bytewise) into *rows (malloc'd,
+ * *n of them; free with store_run_env_free). A run without one (stored before schema 5 or
+ * with info->nenv 0) gives 0 rows. Returns 0, or -1 when there is no such run or on error
+ * (*rows NULL, *n 0). */
+int store_run_env(Store *s, int64_t run_id, StoreEnvRow **rows, size_t *n);
+void store_run_env_free(StoreEnvRow *rows, size_t n);
 
 /* store_memory_load fills mem (zeroed) with the run's samples in (device, t_ns) order;
  * 0, or -1 when there are none or on error. */
