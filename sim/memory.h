@@ -79,7 +79,9 @@ void memory_stage_footprint(const Scenario *s, int64_t nlayers, int first, int l
  * back when its BW ends; with a split backward, B gives back all but the W-pending part
  * (memory_layer_w_pending_bytes; the embedding's and head's parts stay whole) and W the rest.
  * At equal times give-backs are applied before takes. peak_activations counts
- * (micro-batch, chunk) activations from F to W or BW. O(n log n) in the timeline rows.
+ * (micro-batch, chunk) activations from F to W or BW. Rows may come in any order; O(n) in the
+ * timeline rows when each device's compute rows come in start order without overlaps (the
+ * engine's, the store's), O(n log n) at worst. Rows of devices outside 0..devices-1 are left out.
  * Returns 0, or -1 out of memory. */
 int memory_compute(const Scenario *s, const Plan *pl, const Program *pr, const Timeline *tl,
                    DeviceMemory *out, MemTrace *trace);
