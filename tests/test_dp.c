@@ -23,6 +23,7 @@
 #include "program.h"
 #include "scenario.h"
 #include "schedule.h"
+#include "sim_fixture.h"
 
 /* p = 4 stages of 2 layers, F = 1 ms, B = 2 ms per micro-batch for a device, m = 8, free
  * pipeline transfers: 1F1B takes (m+p-1)(F+B) = 33 ms. */
@@ -41,42 +42,6 @@ static const char GPT13B[] =
     "[batch]\nmicro_batches = 16\n"
     "[pipeline]\nstages = 8\nschedule = 1f1b\n"
     "[hardware]\ngpu = h100\nefficiency = 0.55\n";
-
-typedef struct {
-    Scenario s;
-    Plan pl;
-    Program pr;
-    CostModel c;
-    Timeline tl;
-    Metrics mt;
-} Sim;
-
-/* Parses text with the overrides, builds everything and runs the engine and the metrics. */
-static void sim_run(Sim *x, const char *text, const char *const *sets, int nsets) {
-    char err[SCN_ERR_MAX];
-    memset(x, 0, sizeof *x);
-    int rc = scenario_parse(text, "dp.scn", sets, nsets, &x->s, err);
-    if (rc != 0) fail_msg("scenario: %s", err);
-    SchedParams sp = scenario_sched_params(&x->s);
-    SchedIssue issue;
-    const Schedule *sc = sched_find(x->s.pipeline.schedule);
-    assert_int_equal(sc->build(&sp, &x->pr, &issue), 0);
-    assert_int_equal(program_check(&x->pr, err, sizeof err), 0);
-    assert_int_equal(plan_build_copies(&x->s, x->pr.pipes, &x->pl, err, sizeof err), 0);
-    assert_int_equal(cost_build(&x->s, &x->pl, &x->c, err, sizeof err), 0);
-    assert_int_equal(engine_run(&x->pr, &x->c, (int32_t)x->s.batch.iterations, &x->tl, err,
-                                sizeof err), 0);
-    assert_int_equal(metrics_compute(&x->s, &x->pl, &x->pr, &x->c, &x->tl, &x->mt), 0);
-}
-
-static void sim_free(Sim *x) {
-    metrics_free(&x->mt);
-    timeline_free(&x->tl);
-    cost_free(&x->c);
-    program_free(&x->pr);
-    plan_free(&x->pl);
-    scenario_free(&x->s);
-}
 
 static int64_t makespan_ns(const Sim *x) {
     int64_t first = INT64_MAX, last = INT64_MIN;
@@ -122,7 +87,7 @@ static void test_ring_formula_intra_and_inter(void **state) {
     // rank 2 straddle two nodes and those of the others share one
     const char *sets[] = {"parallel.data=3"};
     Sim x;
-    sim_run(&x, TINY, sets, 1);
+    sim_run(&x, TINY, "dp.scn", sets, 1);
     static const int inter[4] = {0, 0, 1, 0};
     for (int32_t d = 0; d < 4; d++) {
         const TimelineOp *r = allreduce_row(&x, d, 0);
@@ -135,7 +100,7 @@ static void test_ring_formula_intra_and_inter(void **state) {
     sim_free(&x);
     // d = 2, t = 2 on 4-GPU nodes: stride 4, each rank's replicas fill one node
     const char *sets2[] = {"parallel.data=2", "parallel.tensor=2", "hardware.gpus_per_node=4"};
-    sim_run(&x, TINY, sets2, 3);
+    sim_run(&x, TINY, "dp.scn", sets2, 3);
     for (int32_t d = 0; d < 4; d++) {
         const TimelineOp *r = allreduce_row(&x, d, 0);
         assert_int_equal(r->end_ns - r->start_ns, ring_ns(2, 5, 400, tiny_grad_bytes(d, 4, 2)));
@@ -148,7 +113,7 @@ static void test_tree_formula(void **state) {
     const char *sets[] = {"parallel.data=5", "parallel.allreduce=tree",
                           "hardware.gpus_per_node=64"};
     Sim x;
-    sim_run(&x, TINY, sets, 3);
+    sim_run(&x, TINY, "dp.scn", sets, 3);
     double bytes = tiny_grad_bytes(1, 4, 1);
     const TimelineOp *r = allreduce_row(&x, 1, 0);
     assert_int_equal(r->end_ns - r->start_ns, llround(2 * 3 * 5e3 + 2 * bytes / 400));
@@ -163,11 +128,11 @@ static void test_pipeline_hops_follow_placement(void **state) {
     char links[sizeof TINY]; // TINY with alpha-beta transfers
     snprintf(links, sizeof links, "%.*s", (int)(strstr(TINY, "comm_ms") - TINY), TINY);
     Sim x;
-    sim_run(&x, links, sets4, 1);
+    sim_run(&x, links, "dp.scn", sets4, 1);
     assert_int_equal(cost_xfer_ns(&x.c, 0, 1), x.c.xfer_intra_ns);
     assert_int_equal(cost_xfer_ns(&x.c, 1, 2), x.c.xfer_inter_ns);
     sim_free(&x);
-    sim_run(&x, links, sets8, 2);
+    sim_run(&x, links, "dp.scn", sets8, 2);
     for (int32_t d = 0; d < 3; d++) assert_int_equal(cost_xfer_ns(&x.c, d, d + 1), x.c.xfer_inter_ns);
     int64_t sends = 0;
     for (size_t i = 0; i < x.tl.n; i++)
@@ -183,7 +148,7 @@ static void test_1f1b_makespan_closed_form(void **state) {
     (void)state; // (m+p-1)(F+B) + device 0's all-reduce (it ends last) + the optimizer step
     const char *sets[] = {"parallel.data=4", "costs.optimizer_ms=3", "batch.iterations=2"};
     Sim x;
-    sim_run(&x, TINY, sets, 3);
+    sim_run(&x, TINY, "dp.scn", sets, 3);
     int64_t ar0 = ring_ns(4, 5, 400, tiny_grad_bytes(0, 4, 1)), opt = 3000000;
     int64_t iteration = 33000000 + ar0 + opt;
     assert_int_equal(makespan_ns(&x), 2 * iteration);
@@ -202,7 +167,7 @@ static void test_interleaved_hides_the_later_chunk(void **state) {
     const char *sets[] = {"parallel.data=2", "pipeline.schedule=interleaved",
                           "pipeline.chunks=2", "costs.allreduce_ms=0.25", "costs.optimizer_ms=0"};
     Sim x;
-    sim_run(&x, TINY, sets, 5);
+    sim_run(&x, TINY, "dp.scn", sets, 5);
     int64_t A = 250000, pipeline = 8 * 3000000 + 3 * 3000000 / 2; // m(F+B) + (p-1)(F+B)/v
     assert_int_equal(makespan_ns(&x), pipeline + A);
     const TimelineOp *late = allreduce_row(&x, 0, 1), *last = allreduce_row(&x, 0, 0);
@@ -214,7 +179,7 @@ static void test_interleaved_hides_the_later_chunk(void **state) {
     sim_free(&x);
     // the same with v = 1: nothing to hide it behind
     const char *sets1[] = {"parallel.data=2", "costs.allreduce_ms=0.25", "costs.optimizer_ms=0"};
-    sim_run(&x, TINY, sets1, 3);
+    sim_run(&x, TINY, "dp.scn", sets1, 3);
     assert_true(fabs(x.mt.allreduce_exposed_ms - x.mt.allreduce_ms) < 1e-12);
     sim_free(&x);
 }
@@ -224,8 +189,8 @@ static void test_tokens_scale_with_d_when_comm_is_free(void **state) {
     const char *one[] = {"parallel.data=1"};
     const char *four[] = {"parallel.data=4", "costs.allreduce_ms=0", "costs.optimizer_ms=0"};
     Sim a, b;
-    sim_run(&a, TINY, one, 1);
-    sim_run(&b, TINY, four, 3);
+    sim_run(&a, TINY, "dp.scn", one, 1);
+    sim_run(&b, TINY, "dp.scn", four, 3);
     assert_int_equal(makespan_ns(&a), makespan_ns(&b));
     assert_true(fabs(b.mt.throughput_tokens_per_s - 4 * a.mt.throughput_tokens_per_s) <
                 1e-9 * b.mt.throughput_tokens_per_s);
@@ -243,8 +208,8 @@ static void test_tensor_halves_gemm_time(void **state) {
     (void)state; // F = flops/(2 rate) + 2 activation all-reduces a layer; W has no comm
     const char *t2[] = {"parallel.tensor=2"};
     Sim a, b;
-    sim_run(&a, GPT13B, NULL, 0);
-    sim_run(&b, GPT13B, t2, 1);
+    sim_run(&a, GPT13B, "dp.scn", NULL, 0);
+    sim_run(&b, GPT13B, "dp.scn", t2, 1);
     double rate = 989 * 0.55 * 1e3, bytes = 2048.0 * 5120 * 2; // FLOP/ns; b s h bf16
     int64_t tp = llround(2 * 1 * 10e3 + 2 * 1.0 / 2 * bytes / 450); // ring over 2, NVLink
     assert_int_equal(b.c.tp_ar_ns, tp);
@@ -286,7 +251,7 @@ static void test_korthikanti_activations(void **state) {
     // through the engine: the last device of 1F1B holds one micro-batch, 5 layers + the head
     const char *t4[] = {"parallel.tensor=4"};
     Sim x;
-    sim_run(&x, GPT13B, t4, 1);
+    sim_run(&x, GPT13B, "dp.scn", t4, 1);
     double head = 4 * sbh * (1 + 51200.0 / (5120 * 4));
     double want = 5 * sbh * (10 + 24.0 / 4 + 5 * as_h / 4) + head;
     assert_true(fabs(x.mt.dev[7].activations_gib * GIB - want) < 1e-9 * want);

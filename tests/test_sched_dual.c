@@ -23,6 +23,7 @@
 #include "program.h"
 #include "scenario.h"
 #include "schedule.h"
+#include "sim_fixture.h"
 
 /* Uniform costs with the fused pair at fb ns. */
 static CostModel costs(int32_t stages, int64_t f, int64_t b, int64_t w, int64_t fb) {
@@ -140,40 +141,6 @@ static void test_activations(void **state) {
         }
 }
 
-/* A scenario through plan, cost, engine and metrics: [costs] per device, v = 2 chunks. */
-typedef struct {
-    Scenario s;
-    Plan pl;
-    Program pr;
-    CostModel c;
-    Timeline tl;
-    Metrics mt;
-} Sim;
-
-static void simulate(const char *text, Sim *x) {
-    char err[SCN_ERR_MAX];
-    memset(x, 0, sizeof *x);
-    if (scenario_parse(text, "dual.scn", NULL, 0, &x->s, err) != 0) fail_msg("%s", err);
-    SchedParams sp = scenario_sched_params(&x->s);
-    SchedIssue issue;
-    const Schedule *sc = sched_find(x->s.pipeline.schedule);
-    assert_int_equal(sc->validate(&sp, &issue), 0);
-    assert_int_equal(sc->build(&sp, &x->pr, &issue), 0);
-    assert_int_equal(plan_build(&x->s, &x->pl, err, sizeof err), 0);
-    assert_int_equal(cost_build(&x->s, &x->pl, &x->c, err, sizeof err), 0);
-    assert_int_equal(engine_run(&x->pr, &x->c, 1, &x->tl, err, sizeof err), 0);
-    assert_int_equal(metrics_compute(&x->s, &x->pl, &x->pr, &x->c, &x->tl, &x->mt), 0);
-}
-
-static void sim_free(Sim *x) {
-    metrics_free(&x->mt);
-    timeline_free(&x->tl);
-    cost_free(&x->c);
-    plan_free(&x->pl);
-    program_free(&x->pr);
-    scenario_free(&x->s);
-}
-
 #define DUAL_SCN(SCHED, EXTRA)                                                                 \
     "[model]\nlayers = 8\nhidden = 64\nheads = 4\nseq_len = 32\nvocab = 128\n"              \
     "[batch]\nmicro_batches = 8\n[pipeline]\nstages = 4\nchunks = 2\nschedule = " SCHED "\n" \
@@ -186,7 +153,7 @@ static void sim_free(Sim *x) {
 static void test_metrics_count_a_pair_once(void **state) {
     (void)state;
     Sim x;
-    simulate(DUAL_SCN("dualpipe", "overlap_fb_ms = 3\n"), &x);
+    sim_run(&x, DUAL_SCN("dualpipe", "overlap_fb_ms = 3\n"), "dual.scn", NULL, 0);
     const int64_t F = 1000000, B = 1000000, W = 500000, FB = 1500000; // ns, one chunk
     assert_int_equal(x.c.fused_ns, FB);
     const int64_t cost[OP_KIND_COUNT] = {[OP_F] = F, [OP_B] = B, [OP_W] = W, [OP_BW] = B + W};
@@ -220,7 +187,7 @@ static void test_parameters(void **state) {
         char text[1024];
         snprintf(text, sizeof text, DUAL_SCN("%s", ""), cases[k].sched);
         Sim x;
-        simulate(text, &x);
+        sim_run(&x, text, "dual.scn", NULL, 0);
         for (int32_t d = 0; d < 4; d++) assert_int_equal(x.mt.dev[d].layers, cases[k].layers);
         sim_free(&x);
     }

@@ -21,6 +21,7 @@
 #include "program.h"
 #include "scenario.h"
 #include "schedule.h"
+#include "sim_fixture.h"
 #include "variability.h"
 
 #define MS 1000000LL // ns
@@ -33,41 +34,9 @@ static const char *const TINY =
     "[hardware]\ngpu = h100\n"
     "[costs]\nforward_ms = 1\nbackward_ms = 2\ncomm_ms = 0\n";
 
-/* One whole psim run of TINY with --set overrides, kept for inspection. */
-typedef struct {
-    Scenario s;
-    Plan pl;
-    Program pr;
-    CostModel c;
-    Variability var;
-    Timeline tl;
-    VaryFailure failure;
-    Metrics mt;
-} Sim;
-
-static void sim_run(Sim *x, const char *const *sets, int nsets) {
-    char err[SCN_ERR_MAX];
-    memset(x, 0, sizeof *x);
-    if (scenario_parse(TINY, "tiny.scn", sets, nsets, &x->s, err) != 0) fail_msg("%s", err);
-    SchedParams sp = scenario_sched_params(&x->s);
-    assert_int_equal(sched_find(x->s.pipeline.schedule)->build(&sp, &x->pr, NULL), 0);
-    assert_int_equal(program_check(&x->pr, err, sizeof err), 0);
-    assert_int_equal(plan_build_copies(&x->s, x->pr.pipes, &x->pl, err, sizeof err), 0);
-    assert_int_equal(cost_build(&x->s, &x->pl, &x->c, err, sizeof err), 0);
-    variability_init(&x->var, &x->s.var);
-    assert_int_equal(engine_run_varied(&x->pr, &x->c, &x->var, (int32_t)x->s.batch.iterations,
-                                       &x->tl, &x->failure, err, sizeof err), 0);
-    assert_int_equal(metrics_compute_lost(&x->s, &x->pl, &x->pr, &x->c, &x->tl, &x->failure,
-                                          &x->mt), 0);
-}
-
-static void sim_free(Sim *x) {
-    metrics_free(&x->mt);
-    timeline_free(&x->tl);
-    cost_free(&x->c);
-    program_free(&x->pr);
-    plan_free(&x->pl);
-    scenario_free(&x->s);
+/* One whole psim run of TINY with --set overrides (sim_fixture.h). */
+static void tiny_run(Sim *x, const char *const *sets, int nsets) {
+    sim_run(x, TINY, "tiny.scn", sets, nsets);
 }
 
 static int64_t makespan_ns(const Timeline *tl) {
@@ -192,11 +161,11 @@ static void test_tiny_ops_stay_positive(void **state) {
 static void test_same_seed_same_timeline_other_seed_other_makespan(void **state) {
     (void)state;
     Sim a, b, c;
-    sim_run(&a, SETS("batch.iterations=3", "variability.jitter=lognormal",
+    tiny_run(&a, SETS("batch.iterations=3", "variability.jitter=lognormal",
                      "variability.jitter_cv=0.1", "variability.seed=42"));
-    sim_run(&b, SETS("batch.iterations=3", "variability.jitter=lognormal",
+    tiny_run(&b, SETS("batch.iterations=3", "variability.jitter=lognormal",
                      "variability.jitter_cv=0.1", "variability.seed=42"));
-    sim_run(&c, SETS("batch.iterations=3", "variability.jitter=lognormal",
+    tiny_run(&c, SETS("batch.iterations=3", "variability.jitter=lognormal",
                      "variability.jitter_cv=0.1", "variability.seed=43"));
     assert_true(same_rows(&a.tl, &b.tl));
     assert_true(a.mt.makespan_ms == b.mt.makespan_ms);
@@ -208,9 +177,9 @@ static void test_same_seed_same_timeline_other_seed_other_makespan(void **state)
 static void test_zero_cv_is_no_jitter_row_for_row(void **state) {
     (void)state;
     Sim none, zn, zl;
-    sim_run(&none, SETS("batch.iterations=2"));
-    sim_run(&zn, SETS("batch.iterations=2", "variability.jitter=normal"));
-    sim_run(&zl, SETS("batch.iterations=2", "variability.jitter=lognormal",
+    tiny_run(&none, SETS("batch.iterations=2"));
+    tiny_run(&zn, SETS("batch.iterations=2", "variability.jitter=normal"));
+    tiny_run(&zl, SETS("batch.iterations=2", "variability.jitter=lognormal",
                       "variability.jitter_cv=0", "variability.seed=9"));
     assert_true(same_rows(&none.tl, &zn.tl));
     assert_true(same_rows(&none.tl, &zl.tl));
@@ -239,7 +208,7 @@ static void check_rows_keyed(const Sim *x) {
 static void test_every_op_time_comes_from_its_counter(void **state) {
     (void)state;
     Sim x;
-    sim_run(&x, SETS("batch.iterations=3", "variability.jitter=normal",
+    tiny_run(&x, SETS("batch.iterations=3", "variability.jitter=normal",
                      "variability.jitter_cv=0.3", "variability.seed=5"));
     check_rows_keyed(&x);
     sim_free(&x);
@@ -260,9 +229,9 @@ static void durations(const Timeline *tl, int64_t dur[4][32]) {
 static void test_factors_do_not_follow_the_event_order(void **state) {
     (void)state; // slower transfers reorder the events; each op keeps its own factor
     Sim a, b;
-    sim_run(&a, SETS("batch.iterations=2", "variability.jitter=lognormal",
+    tiny_run(&a, SETS("batch.iterations=2", "variability.jitter=lognormal",
                      "variability.jitter_cv=0.2"));
-    sim_run(&b, SETS("batch.iterations=2", "variability.jitter=lognormal",
+    tiny_run(&b, SETS("batch.iterations=2", "variability.jitter=lognormal",
                      "variability.jitter_cv=0.2", "costs.comm_ms=0.37"));
     int64_t da[4][32], db[4][32];
     durations(&a.tl, da), durations(&b.tl, db);
@@ -277,10 +246,10 @@ static void test_factors_do_not_follow_the_event_order(void **state) {
 static void test_iteration_spread(void **state) {
     (void)state; // without jitter every iteration takes 33 ms; with it, min <= mean <= max
     Sim flat, jit;
-    sim_run(&flat, SETS("batch.iterations=4"));
+    tiny_run(&flat, SETS("batch.iterations=4"));
     assert_true(flat.mt.iteration_min_ms == 33 && flat.mt.iteration_max_ms == 33);
     assert_true(flat.mt.iteration_std_ms == 0 && flat.mt.iteration_ms == 33);
-    sim_run(&jit, SETS("batch.iterations=4", "variability.jitter=lognormal",
+    tiny_run(&jit, SETS("batch.iterations=4", "variability.jitter=lognormal",
                        "variability.jitter_cv=0.2"));
     int64_t end[4] = {0}; // the ends, independently of metrics.c
     for (size_t i = 0; i < jit.tl.n; i++) {
@@ -309,7 +278,7 @@ static void test_straggler_doubles_its_ops_and_is_the_bottleneck(void **state) {
         char dev[64];
         snprintf(dev, sizeof dev, "variability.straggler_device=%d", s);
         Sim x;
-        sim_run(&x, SETS("batch.iterations=2", dev, "variability.straggler_slowdown=2"));
+        tiny_run(&x, SETS("batch.iterations=2", dev, "variability.straggler_slowdown=2"));
         for (size_t i = 0; i < x.tl.n; i++) {
             const TimelineOp *r = &x.tl.ops[i];
             if (r->stream != STREAM_COMPUTE) continue;
@@ -326,7 +295,7 @@ static void test_straggler_doubles_its_ops_and_is_the_bottleneck(void **state) {
 static void test_straggler_window_counts_an_op_by_its_start(void **state) {
     (void)state; // window [10, 20) ms on device 1: ops starting inside take 3x, even past 20
     Sim x;
-    sim_run(&x, SETS("variability.straggler_device=1", "variability.straggler_slowdown=3",
+    tiny_run(&x, SETS("variability.straggler_device=1", "variability.straggler_slowdown=3",
                      "variability.straggler_start_ms=10", "variability.straggler_end_ms=20"));
     int slow = 0, straddle = 0;
     for (size_t i = 0; i < x.tl.n; i++) {
@@ -348,8 +317,8 @@ static void test_straggler_window_counts_an_op_by_its_start(void **state) {
 static void test_failure_closed_form(void **state) {
     (void)state; // 3 iterations of 33 ms; device 2 fails at 40 ms, in iteration 1 (33 .. 66)
     Sim base, x;
-    sim_run(&base, SETS("batch.iterations=3"));
-    sim_run(&x, SETS("batch.iterations=3", "variability.failure_device=2",
+    tiny_run(&base, SETS("batch.iterations=3"));
+    tiny_run(&x, SETS("batch.iterations=3", "variability.failure_device=2",
                      "variability.failure_at_ms=40", "variability.restart_ms=5"));
     assert_true(x.failure.happened);
     assert_int_equal(x.failure.iteration, 1);
@@ -371,7 +340,7 @@ static void test_failure_closed_form(void **state) {
 static void test_failure_with_jitter_shifts_the_rest_exactly(void **state) {
     (void)state; // the re-run draws the same factors, so everything after moves by lost
     Sim base, x;
-    sim_run(&base, SETS("batch.iterations=3", "variability.jitter=lognormal",
+    tiny_run(&base, SETS("batch.iterations=3", "variability.jitter=lognormal",
                         "variability.jitter_cv=0.3", "variability.seed=77"));
     int64_t t1 = 0; // iteration 1 starts where iteration 0 ended
     for (size_t i = 0; i < base.tl.n; i++) {
@@ -380,7 +349,7 @@ static void test_failure_with_jitter_shifts_the_rest_exactly(void **state) {
     }
     char at[64];
     snprintf(at, sizeof at, "variability.failure_at_ms=%.6f", (double)(t1 + 3300000) / 1e6);
-    sim_run(&x, SETS("batch.iterations=3", "variability.jitter=lognormal",
+    tiny_run(&x, SETS("batch.iterations=3", "variability.jitter=lognormal",
                      "variability.jitter_cv=0.3", "variability.seed=77",
                      "variability.failure_device=0", at, "variability.restart_ms=7"));
     int64_t lost = 3300000 + 7 * MS;
@@ -401,13 +370,13 @@ static void test_failure_with_jitter_shifts_the_rest_exactly(void **state) {
 static void test_failure_in_the_first_iteration_and_after_the_end(void **state) {
     (void)state;
     Sim first, late, base;
-    sim_run(&base, SETS("batch.iterations=2"));
-    sim_run(&first, SETS("batch.iterations=2", "variability.failure_device=3",
+    tiny_run(&base, SETS("batch.iterations=2"));
+    tiny_run(&first, SETS("batch.iterations=2", "variability.failure_device=3",
                          "variability.failure_at_ms=0.5", "variability.restart_ms=2"));
     assert_int_equal(first.failure.lost_ns, 2500000);
     assert_true(first.mt.makespan_ms == 68.5 && first.mt.lost_ms == 2.5);
     assert_true(first.mt.iteration_ms == 33 && first.mt.failed_iteration == 0);
-    sim_run(&late, SETS("batch.iterations=2", "variability.failure_device=3",
+    tiny_run(&late, SETS("batch.iterations=2", "variability.failure_device=3",
                         "variability.failure_at_ms=66", "variability.restart_ms=2"));
     assert_false(late.failure.happened); // the run ends at 66 ms: [start, end) misses it
     assert_true(same_rows(&late.tl, &base.tl) && late.mt.lost_ms == 0);
@@ -418,7 +387,7 @@ static void test_failure_in_the_first_iteration_and_after_the_end(void **state) 
 static void test_async_failure_loses_everything_before_it(void **state) {
     (void)state; // pipedream, 3 iterations: (3m+p-1)(F+B) = 81 ms, no flush to restart from
     Sim x;
-    sim_run(&x, SETS("pipeline.schedule=pipedream", "batch.iterations=3",
+    tiny_run(&x, SETS("pipeline.schedule=pipedream", "batch.iterations=3",
                      "variability.failure_device=1", "variability.failure_at_ms=50",
                      "variability.restart_ms=4"));
     assert_int_equal(x.failure.checkpoint_ns, 0);
