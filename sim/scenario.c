@@ -571,10 +571,27 @@ static int set_path(Parser *P, const char *where, char *field, const char *v) {
 
 /* Stores one value of row kd into field; shared by file lines, --set and numbered sections.
  * Returns 1, or 0 after fail(). */
+#define NNAMES(a) ((int)(sizeof(a) / sizeof(a)[0]))
+
+/* v as one of an enum's n names: *index is its position, or the error "unknown KIND 'V'; use
+ * A, B or C". Returns 1, or 0 after fail. */
+static int set_name(Parser *P, const char *where, const char *kind, const char *v,
+                    const char *const *names, int n, int *index) {
+    char list[128] = "";
+    for (int t = 0; t < n; t++) {
+        if (strcmp(v, names[t]) == 0) return *index = t, 1;
+        size_t at = strlen(list);
+        snprintf(list + at, sizeof list - at, "%s%s", t == 0 ? "" : t == n - 1 ? " or " : ", ",
+                 names[t]);
+    }
+    return fail(P, where, "unknown %s '%.200s'; use %s", kind, v, list);
+}
+
 static int set_field(Parser *P, const KeyDef *kd, void *field, const char *where, const char *v) {
     char q[256], e[160];
     int64_t i;
     double d;
+    int t;
     switch (kd->type) {
     case T_DEVICE:
         if (!parse_int(v, &i) || i < 0)
@@ -603,25 +620,20 @@ static int set_field(Parser *P, const KeyDef *kd, void *field, const char *where
         *(double *)field = d;
         return 1;
     case T_DTYPE:
-        for (int t = 0; t < 3; t++)
-            if (strcmp(v, DTYPES[t]) == 0) return *(Dtype *)field = (Dtype)t, 1;
-        return fail(P, where, "unknown dtype '%.200s'; use bf16, fp16 or fp32", v);
+        if (!set_name(P, where, "dtype", v, DTYPES, NNAMES(DTYPES), &t)) return 0;
+        return *(Dtype *)field = (Dtype)t, 1;
     case T_RECOMPUTE:
-        for (int t = 0; t < 3; t++)
-            if (strcmp(v, RECOMPUTES[t]) == 0) return *(Recompute *)field = (Recompute)t, 1;
-        return fail(P, where, "unknown recompute '%.200s'; use none, selective or full", v);
+        if (!set_name(P, where, "recompute", v, RECOMPUTES, NNAMES(RECOMPUTES), &t)) return 0;
+        return *(Recompute *)field = (Recompute)t, 1;
     case T_OPTIMIZER:
-        for (int t = 0; t < 2; t++)
-            if (strcmp(v, OPTIMIZERS[t]) == 0) return *(Optimizer *)field = (Optimizer)t, 1;
-        return fail(P, where, "unknown optimizer '%.200s'; use adam or sgd", v);
+        if (!set_name(P, where, "optimizer", v, OPTIMIZERS, NNAMES(OPTIMIZERS), &t)) return 0;
+        return *(Optimizer *)field = (Optimizer)t, 1;
     case T_ALLREDUCE:
-        for (int t = 0; t < 2; t++)
-            if (strcmp(v, ALLREDUCES[t]) == 0) return *(Allreduce *)field = (Allreduce)t, 1;
-        return fail(P, where, "unknown allreduce '%.200s'; use ring or tree", v);
+        if (!set_name(P, where, "allreduce", v, ALLREDUCES, NNAMES(ALLREDUCES), &t)) return 0;
+        return *(Allreduce *)field = (Allreduce)t, 1;
     case T_JITTER:
-        for (int t = 0; t < 3; t++)
-            if (strcmp(v, JITTERS[t]) == 0) return *(Jitter *)field = (Jitter)t, 1;
-        return fail(P, where, "unknown jitter '%.200s'; use none, normal or lognormal", v);
+        if (!set_name(P, where, "jitter", v, JITTERS, NNAMES(JITTERS), &t)) return 0;
+        return *(Jitter *)field = (Jitter)t, 1;
     case T_PARTITION:
         return set_partition(P, where, kd, v);
     case T_TIMES:
