@@ -98,19 +98,31 @@ static void stage_flops(const Scenario *s, double n, int head, double fl[OP_KIND
     fl[OP_BW] = fl[OP_B] + fl[OP_W];
 }
 
-int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int head) {
-    double fl[OP_KIND_COUNT], lf, lb, lw, rate = device_rate(s, device), n = (double)layers;
-    int64_t ar = tp_allreduce_ns(s);
-    stage_flops(s, n, head, fl);
+/* The analytic F, B and W times of n layers with FLOPs fl on a device of rate FLOP/ns, with
+ * tensor parallelism's share and its all-reduces (tp_ar_ns each); no recomputation. */
+static void analytic_ns(const Scenario *s, double n, const double *fl, double rate,
+                        int64_t tp_ar_ns, int64_t *ns) {
+    ns[OP_F] = tp_time(s, n, fl[OP_F], 2, rate, tp_ar_ns);
+    ns[OP_B] = tp_time(s, n, fl[OP_B], 2, rate, tp_ar_ns);
+    ns[OP_W] = tp_time(s, n, fl[OP_W], 0, rate, tp_ar_ns);
+}
+
+/* A layer's recomputation in B (recompute_ns) for n layers whose forward takes f_ns. */
+static int64_t stage_recompute_ns(const Scenario *s, double n, const double *fl, int64_t f_ns) {
+    double lf, lb, lw;
     cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
-    int64_t f = tp_time(s, n, fl[OP_F], 2, rate, ar);
-    return f + tp_time(s, n, fl[OP_B], 2, rate, ar) + tp_time(s, n, fl[OP_W], 0, rate, ar) +
-           recompute_ns(s, n * lf, n * (lb - lf), fl[OP_F], f);
+    return recompute_ns(s, n * lf, n * (lb - lf), fl[OP_F], f_ns);
+}
+
+int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int head) {
+    double fl[OP_KIND_COUNT], n = (double)layers;
+    int64_t ns[OP_KIND_COUNT];
+    stage_flops(s, n, head, fl);
+    analytic_ns(s, n, fl, device_rate(s, device), tp_allreduce_ns(s), ns);
+    return ns[OP_F] + ns[OP_B] + ns[OP_W] + stage_recompute_ns(s, n, fl, ns[OP_F]);
 }
 
 static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel *c) {
-    double lf, lb, lw;
-    cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
     double n = (double)pl->layers[st], rate = device_rate(s, plan_device_of(pl, st));
     double *fl = &c->op_flops[(int64_t)st * OP_KIND_COUNT];
     stage_flops(s, n, plan_stage_is_last(pl, st), fl);
@@ -126,11 +138,9 @@ static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel
         ns[OP_B] = ms_to_ns(s->costs.backward_ms / pl->chunks);
         ns[OP_W] = ms_to_ns(s->costs.weight_ms / pl->chunks);
     } else {
-        ns[OP_F] = tp_time(s, n, fl[OP_F], 2, rate, c->tp_ar_ns);
-        ns[OP_B] = tp_time(s, n, fl[OP_B], 2, rate, c->tp_ar_ns);
-        ns[OP_W] = tp_time(s, n, fl[OP_W], 0, rate, c->tp_ar_ns);
+        analytic_ns(s, n, fl, rate, c->tp_ar_ns, ns);
     }
-    ns[OP_B] += recompute_ns(s, n * lf, n * (lb - lf), fl[OP_F], ns[OP_F]);
+    ns[OP_B] += stage_recompute_ns(s, n, fl, ns[OP_F]);
     ns[OP_BW] = ns[OP_B] + ns[OP_W];
 }
 
