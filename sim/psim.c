@@ -34,12 +34,7 @@ static int simulate(const RunOptions *o) {
         dump(&r);
     } else if (rc == 0) {
         char err[SCN_ERR_MAX];
-        double t0 = run_now_ms();
-        Variability var;
-        variability_init(&var, &r.scn.var);
-        int e = engine_run_varied(&r.prog, &r.cost, &var, (int32_t)r.scn.batch.iterations,
-                                  &r.tl, &r.failure, err, sizeof err);
-        r.wall_ms = run_now_ms() - t0;
+        int e = run_simulate(&r, err, sizeof err);
         if (e == -1) {
             fprintf(stderr, "psim: out of memory\n");
             rc = 1;

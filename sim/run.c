@@ -8,7 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine.h"
 #include "store.h"
+#include "variability.h"
 #include "version.h"
 
 double run_now_ms(void) {
@@ -526,6 +528,16 @@ static int check_memory(const char *prog, const Run *sm, int quiet, int limit) {
     return over;
 }
 
+
+int run_simulate(Run *r, char *err, size_t errlen) {
+    double t0 = run_now_ms();
+    Variability var;
+    variability_init(&var, &r->scn.var);
+    int e = engine_run_varied(&r->prog, &r->cost, &var, (int32_t)r->scn.batch.iterations, &r->tl,
+                              &r->failure, err, errlen);
+    r->wall_ms = run_now_ms() - t0;
+    return e;
+}
 
 int run_report(const RunOptions *o, Run *sm) {
     if (metrics_compute_lost(&sm->scn, &sm->plan, &sm->prog, &sm->cost, &sm->tl, &sm->failure,

@@ -66,6 +66,12 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o);
  * and the cost model. Returns an exit status. */
 int run_prepare(const RunOptions *o, Run *r);
 
+/* run_simulate plays r's Program in the engine with the scenario's [variability] (a failure
+ * it plays goes into r->failure) into r->tl, and times it in r->wall_ms: what psim runs, so
+ * every tool that simulates a point gets psim's numbers. Returns engine_run_varied's 0, -1
+ * (out of memory) or -2 (the run stalls; err says why). */
+int run_simulate(Run *r, char *err, size_t errlen);
+
 /* run_report computes the metrics of r->tl, stores the run (with runenv_add_base's pairs and
  * r->env), prints it and checks memory.
  * Returns an exit status. */

@@ -234,11 +234,12 @@ int search_point_run(const char *path, const char *const *base_sets, int nbase, 
         rc = 0;
     }
     if (rc == 0 && pt->status == SEARCH_PENDING) {
-        int e = engine_run(&r.prog, &r.cost, 1, &r.tl, err, sizeof err);
+        int e = run_simulate(&r, err, sizeof err); // as psim: iterations = 1 (the point's)
         if (e == -2) {
             pt->status = SEARCH_INVALID;
             snprintf(pt->reason, sizeof pt->reason, "the run stalls: %.120s", err);
-        } else if (e != 0 || metrics_compute(&r.scn, &r.plan, &r.prog, &r.cost, &r.tl, &r.mt)) {
+        } else if (e != 0 || metrics_compute_lost(&r.scn, &r.plan, &r.prog, &r.cost, &r.tl,
+                                                  &r.failure, &r.mt)) {
             rc = 1;
         } else {
             fill_metrics(&r, pt);

@@ -77,3 +77,13 @@ grep -q "^# nothing fits in 1 GiB" "$tmp/out" && ok "pplan says nothing fits" ||
     && ok "a search where nothing fits is stored with every point dropped" || nok "a search where nothing fits is stored"
 expect "pplan warns that fixed [costs] times do not scale with p and b" 0 "warning: .*forward_ms and backward_ms price a whole device" \
     $pplan --no-db --gpus 4 --global-batch 8 scenarios/tiny-1f1b.scn
+
+# --- a scenario with [variability]: the points are psim's runs, straggler included ----------
+$pplan --no-db --gpus 8 --global-batch 32 --top 1 --schedules 1f1b --set variability.straggler_device=1 \
+    --set variability.straggler_slowdown=2 $scn >"$tmp/sv" 2>/dev/null
+table=$(grep '^ *1 ' "$tmp/sv" | awk '{ print $8 }')
+cmd=$(grep '^psim ' "$tmp/sv" | sed "s#^psim#$psim --no-db --json --set variability.straggler_device=1 --set variability.straggler_slowdown=2#")
+eval "$cmd" >"$tmp/sv.json" 2>/dev/null
+got=$(printf '%.3f' "$(json_num makespan_ms "$tmp/sv.json")")
+[ -n "$table" ] && [ "$got" = "$table" ] && ok "pplan plays the scenario's straggler as psim does ($got ms)" \
+    || nok "pplan plays the scenario's straggler as psim does" "$got vs $table"
