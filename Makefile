@@ -5,22 +5,21 @@ CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN     = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
-INC      = -Isim -Itraces -Ikernels -Iexec
+INC      = -I.  # every include names its path from the root: "sim/model/cost.h"
 LDLIBS   = -linih -lsqlite3 -lm
 BLAS     = -lopenblas -pthread
 BUILD   ?= build
 BIN     ?= bin
 
 TOOLS    = psim pplan pexec pcompare pcalibrate pexport
-LIB_SRC  = $(sort $(filter-out sim/psim.c sim/pplan.c, $(wildcard sim/*.c)) \
-             $(filter-out traces/pcompare.c traces/pcalibrate.c traces/pexport.c, $(wildcard traces/*.c)))
+# libpipesim: the simulator's parts (sim/*/) and the store (traces/); the mains are sim/cli/.
+LIB_SRC  = $(sort $(filter-out sim/cli/%, $(wildcard sim/*/*.c)) $(wildcard traces/*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
-KERN_SRC = $(sort $(wildcard kernels/*.c) $(filter-out exec/pexec.c exec/%_cuda.c, $(wildcard exec/*.c)))
+KERN_SRC = $(sort $(wildcard kernels/*.c) $(filter-out exec/%_cuda.c, $(wildcard exec/*.c)))
 KERN_OBJ = $(KERN_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(sort $(wildcard tests/test_*.c))
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(BUILD)/sim/psim.d $(BUILD)/sim/pplan.d $(BUILD)/exec/pexec.d \
-           $(BUILD)/traces/pcompare.d $(BUILD)/traces/pcalibrate.d $(BUILD)/traces/pexport.d
+DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/sim/cli/%.d)
 
 .PHONY: all test bench asan run clean fuzz
 all: $(TOOLS:%=$(BIN)/%) $(BIN)/pplot
@@ -73,20 +72,20 @@ $(BUILD)/libpipexec.a: $(KERN_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN)/psim: $(BUILD)/sim/psim.o $(BUILD)/libpipesim.a
+$(BIN)/psim: $(BUILD)/sim/cli/psim.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-# pplan: the configuration search (sim/search.c), every point through psim's run path.
-$(BIN)/pplan: $(BUILD)/sim/pplan.o $(BUILD)/libpipesim.a
+# pplan: the configuration search (sim/search/), every point through psim's run path.
+$(BIN)/pplan: $(BUILD)/sim/cli/pplan.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BIN)/pcompare: $(BUILD)/traces/pcompare.o $(BUILD)/libpipesim.a
+$(BIN)/pcompare: $(BUILD)/sim/cli/pcompare.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BIN)/pcalibrate: $(BUILD)/traces/pcalibrate.o $(BUILD)/libpipesim.a
+$(BIN)/pcalibrate: $(BUILD)/sim/cli/pcalibrate.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
@@ -95,7 +94,7 @@ $(BIN)/pplot: plots/pplot
 	@mkdir -p $(BIN)
 	ln -sf $(CURDIR)/plots/pplot $@
 
-$(BIN)/pexport: $(BUILD)/traces/pexport.o $(BUILD)/libpipesim.a
+$(BIN)/pexport: $(BUILD)/sim/cli/pexport.o $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
@@ -113,13 +112,13 @@ CUDA_PEXEC_MPI = $(BUILD)/mpi/exec/pexec_cuda.o $(BUILD)/mpi/exec/runtime_cuda.o
 DEPS += $(BUILD)/mpi/exec/pexec_cuda.d $(BUILD)/mpi/exec/runtime_cuda.d
 endif
 
-$(BIN)/pexec: $(BUILD)/mpi/exec/pexec.o $(BUILD)/mpi/exec/runtime.o $(CUDA_PEXEC_MPI) \
+$(BIN)/pexec: $(BUILD)/mpi/sim/cli/pexec.o $(BUILD)/mpi/exec/runtime.o $(CUDA_PEXEC_MPI) \
               $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(MPICC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) $(CUDA_LIBS) -o $@
-DEPS += $(BUILD)/mpi/exec/pexec.d $(BUILD)/mpi/exec/runtime.d
+DEPS += $(BUILD)/mpi/sim/cli/pexec.d $(BUILD)/mpi/exec/runtime.d
 else
-$(BIN)/pexec: $(BUILD)/exec/pexec.o $(CUDA_PEXEC) $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
+$(BIN)/pexec: $(BUILD)/sim/cli/pexec.o $(CUDA_PEXEC) $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) $(CUDA_LIBS) -o $@
 endif

@@ -1,5 +1,5 @@
 /* exec/issue_order.c: the global issue order (issue_order.h). */
-#include "issue_order.h"
+#include "exec/issue_order.h"
 
 #include <stdlib.h>
 

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "program.h"
+#include "sim/program/program.h"
 
 typedef struct {
     uint8_t xfer;          // 0 a compute op, 1 a transfer

@@ -2,13 +2,13 @@
  * the CUDA runtime, and adds the versions and partitioning to the run's metrics (numbers) and
  * its environment (text: versions, GPUs, NCCL_* and CUDA_* variables; sim/runenv.h), which
  * it also prints. */
-#include "pexec_cuda.h"
+#include "exec/pexec_cuda.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime_cuda.h"
+#include "exec/runtime_cuda.h"
 
 /* PEXEC_CUDA_PARTITION=streams turns green contexts off; PEXEC_NCCL_GROUP=0 posts each
  * transfer in its own NCCL group. */

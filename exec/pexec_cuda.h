@@ -5,7 +5,7 @@
 #ifndef PIPESIM_PEXEC_CUDA_H
 #define PIPESIM_PEXEC_CUDA_H
 
-#include "run.h"
+#include "sim/run/run.h"
 
 /* mpi: this process is one rank of an mpirun job (one rank per GPU; builds with PIPESIM_MPI),
  * rank 0 getting the rows. Returns an exit status: 0; 1 when no GPU is visible ("pexec: --backend cuda: no CUDA device

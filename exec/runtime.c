@@ -2,7 +2,7 @@
  * the Program starts one thread per device and joins them, which is the flush between
  * iterations. Data a device hands to itself (V-shapes, the last stage's loss gradient) stays
  * in the worker; only cross-device data goes through a channel. */
-#include "runtime.h"
+#include "exec/runtime.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -13,10 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "layer.h"
-#include "plan.h"
-#include "program.h"
-#include "timeline.h"
+#include "kernels/layer.h"
+#include "sim/plan/plan.h"
+#include "sim/program/program.h"
+#include "sim/program/timeline.h"
 
 typedef struct {
     const Program *pr;       // checked (program_check)

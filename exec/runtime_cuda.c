@@ -3,7 +3,7 @@
  * groups and same-GPU copies, the poll-and-abort watchdog, and the rows read back from CUDA
  * events; with MPI, one rank per GPU and rank 0 gathering the rows. Not here: CUDA graphs,
  * CUPTI, clock alignment across nodes (each rank's clock starts after a barrier). */
-#include "runtime_cuda.h"
+#include "exec/runtime_cuda.h"
 
 #include <cublas_v2.h>
 #include <cuda.h> // driver types only: its functions come from cudaGetDriverEntryPointByVersion
@@ -21,8 +21,8 @@
 #include <mpi.h>
 #endif
 
-#include "issue_order.h"
-#include "layer_cuda.h"
+#include "exec/issue_order.h"
+#include "kernels/layer_cuda.h"
 
 extern char **environ;
 

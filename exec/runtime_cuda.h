@@ -20,10 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "layer.h"
-#include "plan.h"
-#include "program.h"
-#include "timeline.h"
+#include "kernels/layer.h"
+#include "sim/plan/plan.h"
+#include "sim/program/program.h"
+#include "sim/program/timeline.h"
 
 /* Which GPU and which SM partition of it a pipeline device runs on, and the GPUs p devices
  * need, for k devices per GPU (k consecutive devices share a GPU, as psim prices them). */

@@ -3,7 +3,7 @@
  * approximation. No layer norm, dropout or bias: they are memory-bound and the cost model
  * folds them into its efficiency factor. */
 #define _GNU_SOURCE // OpenBLAS's cblas.h declares thread-affinity calls with cpu_set_t
-#include "layer.h"
+#include "kernels/layer.h"
 
 #include <sched.h> // cpu_set_t, which cblas.h uses without including it
 #include <cblas.h>

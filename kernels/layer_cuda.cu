@@ -2,7 +2,7 @@
  * strided-batched GEMMs, bf16 in, fp32 compute) and the memory-bound kernels, one block per
  * softmax row and grid-stride loops elsewhere. Nothing here synchronises except the upload and
  * download of weights; nothing launches on the default stream. */
-#include "layer_cuda.h"
+#include "kernels/layer_cuda.h"
 
 #include <cublas_v2.h>
 #include <cuda_bf16.h>

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "layer.h"
-#include "layer_ops.h"
+#include "kernels/layer.h"
+#include "kernels/layer_ops.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,7 +1,7 @@
 /* kernels/layer_ops.c: the op lists of the synthetic layer's F, B and W passes, written once
  * from the CPU twin's loops (layer.c): the same GEMMs, with attention as strided batches over
  * heads repeated over samples. Nothing here runs a kernel. */
-#include "layer_ops.h"
+#include "kernels/layer_ops.h"
 
 #include <math.h>
 #include <string.h>

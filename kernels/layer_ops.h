@@ -8,8 +8,8 @@
 
 #include <stdint.h>
 
-#include "layer.h"
-#include "timeline.h"
+#include "kernels/layer.h"
+#include "sim/program/timeline.h"
 
 #ifdef __cplusplus
 extern "C" { // layer_cuda.cu runs these lists

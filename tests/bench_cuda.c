@@ -8,8 +8,8 @@
 
 #include <cuda_runtime_api.h>
 
-#include "layer_cuda.h"
-#include "runtime_cuda.h"
+#include "kernels/layer_cuda.h"
+#include "exec/runtime_cuda.h"
 
 int main(int argc, char **argv) {
     LayerShape sh = {.samples = 1, .seq = 2048, .hidden = 2048, .heads = 16, .ffn = 8192};

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cost.h"
-#include "engine.h"
-#include "schedule.h"
+#include "sim/model/cost.h"
+#include "sim/engine/engine.h"
+#include "sim/sched/schedule.h"
 
 static double now_s(void) {
     struct timespec ts;

@@ -7,7 +7,7 @@
 
 #include <stdlib.h>
 
-#include "cost.h"
+#include "sim/model/cost.h"
 
 static inline CostModel cost_uniform(int32_t stages, int64_t f, int64_t b, int64_t w,
                                      int64_t intra, int64_t inter, int32_t gpus_per_node) {

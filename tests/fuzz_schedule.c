@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
-#include "sched_file.h"
+#include "sim/engine/engine.h"
+#include "sim/sched/sched_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

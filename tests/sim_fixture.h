@@ -7,14 +7,14 @@
 
 #include <string.h>
 
-#include "cost.h"
-#include "engine.h"
-#include "metrics.h"
-#include "plan.h"
-#include "program.h"
-#include "scenario.h"
-#include "schedule.h"
-#include "variability.h"
+#include "sim/model/cost.h"
+#include "sim/engine/engine.h"
+#include "sim/metrics/metrics.h"
+#include "sim/plan/plan.h"
+#include "sim/program/program.h"
+#include "sim/scenario/scenario.h"
+#include "sim/sched/schedule.h"
+#include "sim/engine/variability.h"
 
 typedef struct {
     Scenario s;

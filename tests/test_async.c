@@ -11,11 +11,11 @@
 
 #include <cmocka.h>
 
-#include "cost.h"
+#include "sim/model/cost.h"
 #include "cost_fixture.h"
-#include "engine.h"
-#include "program.h"
-#include "schedule.h"
+#include "sim/engine/engine.h"
+#include "sim/program/program.h"
+#include "sim/sched/schedule.h"
 
 static void build(const char *name, int32_t p, int32_t m, int32_t iterations, Program *pr) {
     SchedParams sp = {.devices = p, .chunks = 1, .micro_batches = m, .iterations = iterations};

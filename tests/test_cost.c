@@ -12,12 +12,12 @@
 
 #include <cmocka.h>
 
-#include "cost.h"
-#include "engine.h"
-#include "memory.h"
-#include "metrics.h"
-#include "plan.h"
-#include "schedule.h"
+#include "sim/model/cost.h"
+#include "sim/engine/engine.h"
+#include "sim/model/memory.h"
+#include "sim/metrics/metrics.h"
+#include "sim/plan/plan.h"
+#include "sim/sched/schedule.h"
 
 /* GPT-3 13B on p = 8 H100s, bf16, as in scenarios/gpt13b.scn, without the parser. */
 static Scenario gpt13b(void) {

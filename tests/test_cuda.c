@@ -18,18 +18,18 @@
 
 #include <cmocka.h>
 
-#include "cost.h"
-#include "layer.h"
-#include "layer_ops.h"
-#include "runtime_cuda.h"
-#include "scenario.h"
-#include "schedule.h"
+#include "sim/model/cost.h"
+#include "kernels/layer.h"
+#include "kernels/layer_ops.h"
+#include "exec/runtime_cuda.h"
+#include "sim/scenario/scenario.h"
+#include "sim/sched/schedule.h"
 
 #ifdef PIPESIM_CUDA
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
-#include "layer_cuda.h"
+#include "kernels/layer_cuda.h"
 #endif
 
 static const LayerShape SMALL = {.samples = 2, .seq = 5, .hidden = 8, .heads = 2, .ffn = 12};

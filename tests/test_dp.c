@@ -15,14 +15,14 @@
 
 #include <cmocka.h>
 
-#include "cost.h"
-#include "engine.h"
-#include "memory.h"
-#include "metrics.h"
-#include "plan.h"
-#include "program.h"
-#include "scenario.h"
-#include "schedule.h"
+#include "sim/model/cost.h"
+#include "sim/engine/engine.h"
+#include "sim/model/memory.h"
+#include "sim/metrics/metrics.h"
+#include "sim/plan/plan.h"
+#include "sim/program/program.h"
+#include "sim/scenario/scenario.h"
+#include "sim/sched/schedule.h"
 #include "sim_fixture.h"
 
 /* p = 4 stages of 2 layers, F = 1 ms, B = 2 ms per micro-batch for a device, m = 8, free

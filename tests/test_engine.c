@@ -11,11 +11,11 @@
 
 #include <cmocka.h>
 
-#include "cost.h"
+#include "sim/model/cost.h"
 #include "cost_fixture.h"
-#include "engine.h"
-#include "program.h"
-#include "schedule.h"
+#include "sim/engine/engine.h"
+#include "sim/program/program.h"
+#include "sim/sched/schedule.h"
 
 #define MS 1000000LL // ns
 

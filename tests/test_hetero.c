@@ -13,11 +13,11 @@
 
 #include <cmocka.h>
 
-#include "cost.h"
-#include "engine.h"
-#include "metrics.h"
-#include "plan.h"
-#include "schedule.h"
+#include "sim/model/cost.h"
+#include "sim/engine/engine.h"
+#include "sim/metrics/metrics.h"
+#include "sim/plan/plan.h"
+#include "sim/sched/schedule.h"
 
 /* 8 layers of h = 1024 on p = 4 H100s (lines 1-13), 1F1B, m = 8. */
 #define BASE                                                                                   \

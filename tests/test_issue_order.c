@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "issue_order.h"
-#include "schedule.h"
+#include "exec/issue_order.h"
+#include "sim/sched/schedule.h"
 
 static void build(const char *name, int32_t p, int32_t v, int32_t m, Program *pr) {
     SchedParams sp = {.devices = p, .chunks = v, .micro_batches = m, .iterations = 1};

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "layer.h"
+#include "kernels/layer.h"
 
 static const LayerShape SH = {.samples = 2, .seq = 3, .hidden = 4, .heads = 2, .ffn = 8};
 #define T 6

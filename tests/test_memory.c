@@ -13,11 +13,11 @@
 
 #include <cmocka.h>
 
-#include "cost.h"
-#include "engine.h"
-#include "memory.h"
-#include "plan.h"
-#include "schedule.h"
+#include "sim/model/cost.h"
+#include "sim/engine/engine.h"
+#include "sim/model/memory.h"
+#include "sim/plan/plan.h"
+#include "sim/sched/schedule.h"
 
 /* A GPT-3 13B-sized model on p H100s, without the parser. */
 static Scenario scenario(int32_t p, int32_t v, int32_t m, const char *schedule) {

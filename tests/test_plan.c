@@ -12,11 +12,11 @@
 
 #include <cmocka.h>
 
-#include "cost.h"
-#include "engine.h"
-#include "memory.h"
-#include "plan.h"
-#include "schedule.h"
+#include "sim/model/cost.h"
+#include "sim/engine/engine.h"
+#include "sim/model/memory.h"
+#include "sim/plan/plan.h"
+#include "sim/sched/schedule.h"
 
 static char err[SCN_ERR_MAX];
 

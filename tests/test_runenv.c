@@ -12,8 +12,8 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "runenv.h"
-#include "version.h"
+#include "sim/run/runenv.h"
+#include "sim/run/version.h"
 
 static void test_add_replace_trim(void **state) {
     (void)state;

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "runtime.h"
-#include "schedule.h"
+#include "exec/runtime.h"
+#include "sim/sched/schedule.h"
 
 static const LayerShape SHAPE = {.samples = 1, .seq = 4, .hidden = 8, .heads = 2, .ffn = 16};
 #define LAYERS 4

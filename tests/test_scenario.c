@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <ini.h>
 
-#include "scenario.h"
+#include "sim/scenario/scenario.h"
 
 #define BASE                                                                                   \
     "[model]\nlayers = 8\nhidden = 64\nheads = 4\nseq_len = 32\nvocab = 128\n"  /* lines 1-6 */ \

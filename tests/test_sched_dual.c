@@ -15,14 +15,14 @@
 
 #include <cmocka.h>
 
-#include "cost.h"
+#include "sim/model/cost.h"
 #include "cost_fixture.h"
-#include "engine.h"
-#include "metrics.h"
-#include "plan.h"
-#include "program.h"
-#include "scenario.h"
-#include "schedule.h"
+#include "sim/engine/engine.h"
+#include "sim/metrics/metrics.h"
+#include "sim/plan/plan.h"
+#include "sim/program/program.h"
+#include "sim/scenario/scenario.h"
+#include "sim/sched/schedule.h"
 #include "sim_fixture.h"
 
 /* Uniform costs with the fused pair at fb ns. */

@@ -11,9 +11,9 @@
 
 #include <cmocka.h>
 
-#include "cost.h"
-#include "engine.h"
-#include "sched_file.h"
+#include "sim/model/cost.h"
+#include "sim/engine/engine.h"
+#include "sim/sched/sched_file.h"
 
 static char err[512];
 

@@ -14,11 +14,11 @@
 
 #include <cmocka.h>
 
-#include "cost.h"
+#include "sim/model/cost.h"
 #include "cost_fixture.h"
-#include "engine.h"
-#include "program.h"
-#include "schedule.h"
+#include "sim/engine/engine.h"
+#include "sim/program/program.h"
+#include "sim/sched/schedule.h"
 
 static void build(const char *name, int32_t p, int32_t v, int32_t m, Program *pr) {
     SchedParams sp = {.devices = p, .chunks = v, .micro_batches = m, .iterations = 1};

@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 
-#include "engine.h"
-#include "run.h"
-#include "search.h"
+#include "sim/engine/engine.h"
+#include "sim/run/run.h"
+#include "sim/search/search.h"
 
 /* A small analytic model (no [costs]): 8 layers, 8 heads, 4 GPUs per node. */
 static const char SCN[] = "[model]\nlayers = 8\nhidden = 256\nheads = 8\nseq_len = 128\n"

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "store.h"
+#include "traces/store.h"
 
 static char dir[64], path[128];
 static char err[512];

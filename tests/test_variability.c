@@ -14,15 +14,15 @@
 
 #include <cmocka.h>
 
-#include "cost.h"
-#include "engine.h"
-#include "metrics.h"
-#include "plan.h"
-#include "program.h"
-#include "scenario.h"
-#include "schedule.h"
+#include "sim/model/cost.h"
+#include "sim/engine/engine.h"
+#include "sim/metrics/metrics.h"
+#include "sim/plan/plan.h"
+#include "sim/program/program.h"
+#include "sim/scenario/scenario.h"
+#include "sim/sched/schedule.h"
 #include "sim_fixture.h"
-#include "variability.h"
+#include "sim/engine/variability.h"
 
 #define MS 1000000LL // ns
 

@@ -1,5 +1,5 @@
 /* traces/compare.c: one pass over a Timeline's rows; means kept as sums until the end. */
-#include "compare.h"
+#include "traces/compare.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "timeline.h"
+#include "sim/program/timeline.h"
 
 typedef struct {
     int32_t devices, chunks;

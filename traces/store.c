@@ -1,7 +1,7 @@
 /* traces/store.c: the SQLite store behind store.h: schema made (or upgraded) on open, WAL, one
  * IMMEDIATE transaction per run, and the few readers the tests and tools need. It does not
  * compare, calibrate or plot runs; those queries live with the tools that use them. */
-#include "store.h"
+#include "traces/store.h"
 
 #include <math.h>
 #include <sqlite3.h>

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "timeline.h"
+#include "sim/program/timeline.h"
 
 /* Schema version kept in PRAGMA user_version. A file with a larger version is refused; older
  * ones are upgraded in place when opened (2 added the memory table, 3 sweeps and runs.sweep,

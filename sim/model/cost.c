@@ -1,0 +1,288 @@
+/* sim/model/cost.c: analytic op costs. Only dense GEMM FLOPs are counted (layer norms, softmax and
+ * GELU are memory-bound and folded into the efficiency factor); the clock is integer ns.
+ * Also the data-parallel all-reduces and optimizer step, and tensor parallelism's share. */
+#include "sim/model/cost.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/model/memory.h"
+
+void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, double *w) {
+    double bs = (double)b * (double)m->seq_len, h = (double)m->hidden;
+    double linear = 8.0 * bs * h * h + 4.0 * bs * h * (double)m->ffn_hidden;
+    double attention = 4.0 * bs * (double)m->seq_len * h;
+    *f = linear + attention;
+    *bwd = linear + 2.0 * attention;
+    *w = linear;
+}
+
+double cost_head_flops(const ScnModel *m, int64_t b) {
+    return 2.0 * (double)b * (double)m->seq_len * (double)m->hidden * (double)m->vocab;
+}
+
+/* ns for a time given in ms by the user, or for flops at the achieved rate. Times beyond
+ * 2^60 ns saturate there, and check_clock then rejects the run. */
+static int64_t to_ns(double ns) { return ns < 0x1p60 ? llround(ns) : (int64_t)1 << 60; }
+
+static int64_t ms_to_ns(double ms) { return to_ns(ms * 1e6); }
+
+/* FLOP/ns device d achieves: its peak x efficiency (TFLOP/s = 1e3 FLOP/ns); [hardware]'s for
+ * a Scenario filled in by hand without per-device figures. */
+static double device_rate(const Scenario *s, int32_t d) {
+    if (s->device) return s->device[d].peak_tflops * s->device[d].efficiency * 1e3;
+    return s->hw.peak_tflops * s->hw.efficiency * 1e3;
+}
+
+static int64_t flops_to_ns(double flops, double rate) { return to_ns(flops / rate); }
+
+static int64_t link_ns(double latency_us, double bandwidth_gbs, int64_t bytes) {
+    return to_ns(latency_us * 1e3 + (double)bytes / bandwidth_gbs); // GB/s = bytes/ns
+}
+
+/* Time the backward spends recomputing (Korthikanti et al. 2022): full reruns the layers'
+ * forward (layer_f FLOPs; the LM head is not recomputed), selective the attention core
+ * (attention FLOPs, 4bs^2h per layer). It goes into B, which needs the activations first
+ * (W uses what B rebuilt). Priced as that share of the stage's forward time, so measured
+ * [costs] scale the same way as the analytic model. Model FLOPs (MFU) leave it out. */
+static int64_t recompute_ns(const Scenario *s, double layer_f, double attention, double f_flops,
+                            int64_t f_ns) {
+    double extra = s->model.recompute == RECOMPUTE_FULL        ? layer_f
+                   : s->model.recompute == RECOMPUTE_SELECTIVE ? attention
+                                                               : 0.0;
+    return to_ns((double)f_ns * extra / f_flops);
+}
+
+int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
+                                  double bandwidth_gbs, double bytes) {
+    if (k < 2) return 0;
+    double alpha = latency_us * 1e3, n = bytes / bandwidth_gbs; // ns; GB/s = bytes/ns
+    if (algo == ALLREDUCE_TREE) {
+        int steps = 0;
+        while (((int64_t)1 << steps) < k) steps++; // ceil(log2 k)
+        return to_ns(2.0 * steps * alpha + 2.0 * n);
+    }
+    double km1 = (double)(k - 1);
+    return to_ns(2.0 * km1 * alpha + 2.0 * km1 / (double)k * n);
+}
+
+/* One tensor-parallel all-reduce of an activation (b*s*h elements) over the t GPUs of a node. */
+static int64_t tp_allreduce_ns(const Scenario *s) {
+    double bytes = (double)s->batch.micro_batch_size * (double)s->model.seq_len *
+                   (double)s->model.hidden * dtype_bytes(s->model.dtype);
+    return cost_allreduce_formula_ns(ALLREDUCE_RING, scenario_tensor(s), s->net.intra_latency_us,
+                                     s->net.intra_bandwidth_gbs, bytes);
+}
+
+/* Megatron-LM's tensor parallelism (Shoeybi et al. 2019): every GEMM is split over t GPUs, and
+ * each layer all-reduces its activation twice in the forward (after attention and after the
+ * MLP) and its input gradient twice in the backward, a ring over t GPUs of one node on b*s*h
+ * elements. Applied to the analytic model only: measured [costs] are one GPU's times as run.
+ * rate is the device's FLOP/ns. */
+static int64_t tp_time(const Scenario *s, double layers, double flops, int allreduces,
+                       double rate, int64_t tp_ar_ns) {
+    double t = (double)scenario_tensor(s);
+    return flops_to_ns(flops / t, rate) + (int64_t)allreduces * (int64_t)layers * tp_ar_ns;
+}
+
+/* FLOPs of F, B, W and BW of n layers (and the LM head when head) on one micro-batch. */
+static void stage_flops(const Scenario *s, double n, int head, double fl[OP_KIND_COUNT]) {
+    double lf, lb, lw;
+    cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
+    double h = head ? cost_head_flops(&s->model, s->batch.micro_batch_size) : 0.0;
+    fl[OP_F] = n * lf + h;
+    fl[OP_B] = n * lb + h;
+    fl[OP_W] = n * lw + h;
+    fl[OP_BW] = fl[OP_B] + fl[OP_W];
+}
+
+/* The analytic F, B and W times of n layers with FLOPs fl on a device of rate FLOP/ns, with
+ * tensor parallelism's share and its all-reduces (tp_ar_ns each); no recomputation. */
+static void analytic_ns(const Scenario *s, double n, const double *fl, double rate,
+                        int64_t tp_ar_ns, int64_t *ns) {
+    ns[OP_F] = tp_time(s, n, fl[OP_F], 2, rate, tp_ar_ns);
+    ns[OP_B] = tp_time(s, n, fl[OP_B], 2, rate, tp_ar_ns);
+    ns[OP_W] = tp_time(s, n, fl[OP_W], 0, rate, tp_ar_ns);
+}
+
+/* A layer's recomputation in B (recompute_ns) for n layers whose forward takes f_ns. */
+static int64_t stage_recompute_ns(const Scenario *s, double n, const double *fl, int64_t f_ns) {
+    double lf, lb, lw;
+    cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
+    return recompute_ns(s, n * lf, n * (lb - lf), fl[OP_F], f_ns);
+}
+
+int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int head) {
+    double fl[OP_KIND_COUNT], n = (double)layers;
+    int64_t ns[OP_KIND_COUNT];
+    stage_flops(s, n, head, fl);
+    analytic_ns(s, n, fl, device_rate(s, device), tp_allreduce_ns(s), ns);
+    return ns[OP_F] + ns[OP_B] + ns[OP_W] + stage_recompute_ns(s, n, fl, ns[OP_F]);
+}
+
+static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel *c) {
+    double n = (double)pl->layers[st], rate = device_rate(s, plan_device_of(pl, st));
+    double *fl = &c->op_flops[(int64_t)st * OP_KIND_COUNT];
+    stage_flops(s, n, plan_stage_is_last(pl, st), fl);
+
+    int64_t *ns = &c->op_ns[(int64_t)st * OP_KIND_COUNT];
+    const ScnCosts *k = &s->costs;
+    if (k->stage_forward.n) { // measured per stage
+        ns[OP_F] = ms_to_ns(k->stage_forward.ms[st]);
+        ns[OP_B] = ms_to_ns(k->stage_backward.ms[st]);
+        ns[OP_W] = k->stage_weight.n ? ms_to_ns(k->stage_weight.ms[st]) : 0;
+    } else if (s->costs.forward_ms >= 0) { // measured stage times: each chunk takes 1/v of them
+        ns[OP_F] = ms_to_ns(s->costs.forward_ms / pl->chunks);
+        ns[OP_B] = ms_to_ns(s->costs.backward_ms / pl->chunks);
+        ns[OP_W] = ms_to_ns(s->costs.weight_ms / pl->chunks);
+    } else {
+        analytic_ns(s, n, fl, rate, c->tp_ar_ns, ns);
+    }
+    ns[OP_B] += stage_recompute_ns(s, n, fl, ns[OP_F]);
+    ns[OP_BW] = ns[OP_B] + ns[OP_W];
+}
+
+/* Simulated time is int64 ns: refuse runs whose ops and transfers add up to 2^60 ns (36
+ * years) or more, so no sum in the engine or metrics can overflow. */
+static int check_clock(const Scenario *s, const CostModel *c, char *err, size_t errlen) {
+    double per_mb = 0;
+    for (int32_t st = 0; st < c->stages; st++)
+        per_mb += (double)cost_op_ns(c, st, OP_F) + (double)cost_op_ns(c, st, OP_BW);
+    int64_t most = c->xfer_inter_ns > c->xfer_intra_ns ? c->xfer_inter_ns : c->xfer_intra_ns;
+    if (c->xfer_same_gpu_ns > most) most = c->xfer_same_gpu_ns;
+    for (uint32_t i = 0; c->links && i <= c->link_mask; i++)
+        if (c->links[i].a >= 0 && c->links[i].ns > most) most = c->links[i].ns;
+    double xfer = (double)most;
+    per_mb += 2.0 * c->stages * xfer;
+    double total = per_mb * (double)s->batch.micro_batches * (double)s->batch.iterations;
+    for (int32_t st = 0; c->tail && st < c->stages; st++) // the tails, with inter links
+        total += (double)(c->ar_ns[2 * st + 1] + c->ar_ns[2 * st] + c->opt_ns[st]) *
+                 (double)s->batch.iterations;
+    if (total < 0x1p60) return 0;
+    snprintf(err, errlen, "%s: the ops of this run add up to %.3g s, beyond the simulator's "
+             "clock (2^60 ns, 36 years); check peak_tflops, efficiency, bandwidths and [costs]",
+             s->path, total / 1e9);
+    return 2;
+}
+
+/* Bytes the optimizer step moves per parameter: it reads the gradient and reads and writes
+ * the weights and the optimizer state (Adam in bf16: 2 + 2(2 + 12) = 30). */
+static double optimizer_traffic(const ScnModel *m) {
+    double wb = dtype_bytes(m->dtype);
+    return wb + 2.0 * (wb + memory_optimizer_bytes_per_param(m));
+}
+
+/* The data-parallel tail of each stage (when d > 1 or optimizer_ms > 0): its gradient
+ * all-reduce over the d replicas on intra- and inter-node links ([costs] allreduce_ms
+ * replaces both), and its optimizer step, from [costs] optimizer_ms (a device's share, each
+ * of v chunks 1/v) or memory-bound: the bytes it moves at the HBM bandwidth. Returns 0, or
+ * -1 out of memory. */
+static int price_tail(const Scenario *s, const Plan *pl, CostModel *c) {
+    c->tail = scenario_has_tail(s);
+    c->data = (int32_t)scenario_data(s);
+    if (!c->tail) return 0;
+    c->grad_bytes = calloc((size_t)pl->stages, sizeof *c->grad_bytes);
+    c->ar_ns = calloc((size_t)pl->stages * 2, sizeof *c->ar_ns);
+    c->opt_ns = calloc((size_t)pl->stages, sizeof *c->opt_ns);
+    if (!c->grad_bytes || !c->ar_ns || !c->opt_ns) return -1;
+    const ScnNetwork *n = &s->net;
+    Allreduce a = s->parallel.allreduce;
+    int64_t d = scenario_data(s);
+    for (int32_t st = 0; st < pl->stages; st++) {
+        double params = memory_stage_params(s, pl, st); // one GPU's share: / t
+        double bytes = params * dtype_bytes(s->model.dtype);
+        c->grad_bytes[st] = (int64_t)llround(bytes);
+        c->ar_ns[2 * st] = s->costs.allreduce_ms >= 0 ? ms_to_ns(s->costs.allreduce_ms)
+                           : cost_allreduce_formula_ns(a, d, n->intra_latency_us,
+                                                       n->intra_bandwidth_gbs, bytes);
+        c->ar_ns[2 * st + 1] = s->costs.allreduce_ms >= 0 ? c->ar_ns[2 * st]
+                               : cost_allreduce_formula_ns(a, d, n->inter_latency_us,
+                                                           n->inter_bandwidth_gbs, bytes);
+        c->opt_ns[st] = s->costs.optimizer_ms >= 0
+                            ? ms_to_ns(s->costs.optimizer_ms / pl->chunks)
+                            : to_ns(params * optimizer_traffic(&s->model) / s->hw.hbm_bandwidth_gbs);
+    }
+    return 0;
+}
+
+/* The latency and bandwidth a pair has without an override (the class cost_pair_ns picks). */
+static void pair_figures(const Scenario *s, const CostModel *c, int32_t a, int32_t b,
+                         double *latency_us, double *bandwidth_gbs) {
+    const ScnNetwork *n = &s->net;
+    int same = c->devices_per_gpu > 1 && cost_gpu_of(c, a) == cost_gpu_of(c, b);
+    int intra = !same && cost_node_of(c, a) == cost_node_of(c, b);
+    *latency_us = same ? n->same_gpu_latency_us : intra ? n->intra_latency_us : n->inter_latency_us;
+    *bandwidth_gbs = same ? n->same_gpu_bandwidth_gbs
+                     : intra ? n->intra_bandwidth_gbs : n->inter_bandwidth_gbs;
+}
+
+/* The [link.A-B] overrides in an open-addressed table at most half full (cost_xfer_ns). A
+ * figure the section leaves out is the pair's own. Returns 0, or -1 out of memory. */
+static int build_links(const Scenario *s, CostModel *c) {
+    uint32_t slots = 2;
+    while (slots < 2 * (uint64_t)s->nlinks) slots *= 2;
+    c->links = malloc(slots * sizeof *c->links);
+    if (!c->links) return -1;
+    c->link_mask = slots - 1;
+    for (uint32_t i = 0; i < slots; i++) c->links[i].a = -1;
+    for (int64_t k = 0; k < s->nlinks; k++) {
+        const ScnLink *l = &s->link[k];
+        double lat, bw;
+        pair_figures(s, c, l->a, l->b, &lat, &bw);
+        if (l->latency_us >= 0) lat = l->latency_us;
+        if (l->bandwidth_gbs >= 0) bw = l->bandwidth_gbs;
+        uint32_t i = ((uint32_t)l->a * 2654435761u ^ (uint32_t)l->b) & c->link_mask;
+        while (c->links[i].a >= 0) i = (i + 1) & c->link_mask; // pairs are unique
+        c->links[i] = (CostLink){l->a, l->b, link_ns(lat, bw, c->xfer_bytes)};
+    }
+    return 0;
+}
+
+int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    out->stages = pl->stages;
+    out->op_ns = calloc((size_t)pl->stages * OP_KIND_COUNT, sizeof *out->op_ns);
+    out->op_flops = calloc((size_t)pl->stages * OP_KIND_COUNT, sizeof *out->op_flops);
+    if (!out->op_ns || !out->op_flops) {
+        cost_free(out);
+        return -1;
+    }
+    out->xfer_bytes = s->batch.micro_batch_size * s->model.seq_len * s->model.hidden *
+                      dtype_bytes(s->model.dtype);
+    out->stride = scenario_data(s) * scenario_tensor(s);
+    out->tp_ar_ns = tp_allreduce_ns(s);
+    for (int32_t st = 0; st < pl->stages; st++) price_stage(s, pl, st, out);
+    if (price_tail(s, pl, out) != 0) {
+        cost_free(out);
+        return -1;
+    }
+    out->gpus_per_node = pl->gpus_per_node;
+    out->devices_per_gpu = (int32_t)s->hw.devices_per_gpu;
+    if (s->costs.overlap_fb_ms > 0) out->fused_ns = ms_to_ns(s->costs.overlap_fb_ms / pl->chunks);
+    if (s->costs.comm_ms >= 0) {
+        out->xfer_intra_ns = out->xfer_inter_ns = out->xfer_same_gpu_ns = ms_to_ns(s->costs.comm_ms);
+    } else {
+        out->xfer_intra_ns =
+            link_ns(s->net.intra_latency_us, s->net.intra_bandwidth_gbs, out->xfer_bytes);
+        out->xfer_inter_ns =
+            link_ns(s->net.inter_latency_us, s->net.inter_bandwidth_gbs, out->xfer_bytes);
+        if (out->devices_per_gpu > 1)
+            out->xfer_same_gpu_ns = link_ns(s->net.same_gpu_latency_us,
+                                            s->net.same_gpu_bandwidth_gbs, out->xfer_bytes);
+    }
+    if (s->nlinks && build_links(s, out) != 0) {
+        cost_free(out);
+        return -1;
+    }
+    return check_clock(s, out, err, errlen);
+}
+
+void cost_free(CostModel *c) {
+    free(c->op_ns);
+    free(c->op_flops);
+    free(c->grad_bytes), free(c->ar_ns), free(c->opt_ns);
+    free(c->links);
+    memset(c, 0, sizeof *c);
+}

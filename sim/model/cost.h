@@ -1,0 +1,144 @@
+/* sim/model/cost.h: what each op and transfer costs. Analytic FLOPs of a GPT layer (Narayanan et al.
+ * 2021; the F/B/W split of Qi et al. 2023 Table 1) plus the LM head on the last stage, divided
+ * by the peak x efficiency of the device that runs the stage; [costs] replaces the times with
+ * measured ones. Transfers are alpha-beta: latency + bytes / bandwidth of the link between the
+ * two devices (a [link.A-B] override, else same GPU, same node or across nodes), or the fixed
+ * comm_ms. Data parallelism (d replicas) adds each chunk's gradient all-reduce and an optimizer
+ * step; tensor parallelism (t) divides the GEMM time by t and adds Megatron's activation
+ * all-reduces (2 in F, 2 in B per layer). */
+#ifndef PIPESIM_COST_H
+#define PIPESIM_COST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sim/plan/plan.h"
+#include "sim/scenario/scenario.h"
+#include "sim/program/timeline.h"
+
+/* A [link.A-B] override in CostModel's open-addressed table: a < b; a = -1 marks a free slot. */
+typedef struct {
+    int32_t a, b;
+    int64_t ns; // one transfer either way
+} CostLink;
+
+typedef struct {
+    int32_t stages;
+    int64_t *op_ns;       // owned: [stage*OP_KIND_COUNT + kind] ns of one op on one micro-batch;
+                          //   BW = B + W
+    double *op_flops;     // owned: same layout, model FLOPs of that op (no recompute)
+    int64_t xfer_bytes;   // bytes of one activation or gradient crossing a stage boundary
+    int64_t xfer_intra_ns; // ns of one transfer between devices of one node
+    int64_t xfer_inter_ns; // ns of one transfer between nodes
+    int32_t gpus_per_node; // physical GPUs per node
+    int32_t devices_per_gpu; // devices sharing one GPU (SM partitions); 0 or 1: one each
+    int64_t xfer_same_gpu_ns; // ns of one copy between two partitions of one GPU
+    CostLink *links;       // owned: [link_mask + 1] slots, NULL when no [link.A-B] is given
+    uint32_t link_mask;    // slots - 1 (a power of two, at least twice the links)
+    int64_t fused_ns;     // one overlapped F&B pair (OPF_FUSED_NEXT); 0: the two ops' sum
+    // Placement as in Megatron-LM (tensor rank fastest, then data, then pipeline): GPU =
+    // pipeline_rank * stride + data_rank * t + tensor_rank, node = GPU / gpus_per_node. The
+    // engine simulates data replica 0, tensor rank 0; all replicas run the same timeline.
+    int64_t stride;       // GPUs between consecutive pipeline ranks, d * t (0 or 1: adjacent)
+    // The data-parallel tail of each iteration (tail = 1 when d > 1 or optimizer_ms > 0):
+    // every chunk's gradient all-reduce over the d replicas, then the optimizer step.
+    int32_t tail;
+    int32_t data;         // d, replicas in each all-reduce
+    int64_t *grad_bytes;  // owned, [stage] (NULL when !tail): gradient bytes a GPU all-reduces
+                          //   for the stage, its parameters x dtype bytes / t
+    int64_t *ar_ns;       // owned, [2*stage + inter]: ns of that all-reduce when the d replicas
+                          //   share a node (inter = 0) or not (1)
+    int64_t *opt_ns;      // owned, [stage]: ns of the optimizer step of the stage's parameters
+    int64_t tp_ar_ns;     // one tensor-parallel all-reduce of an activation (t GPUs), in F, B
+} CostModel;
+
+/* FLOPs of one transformer layer on one micro-batch of b samples, for F, B (input gradient)
+ * and W (weight gradient): with linear = 8bsh^2 + 4bshf and attention = 4bs^2h,
+ * F = linear + attention, B = linear + 2 attention, W = linear (24bsh^2 + ... when f = 4h). */
+void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, double *w);
+
+/* FLOPs of the LM head (logits, 2bshV) on one micro-batch for F, B and W each. The embedding
+ * lookup is a gather and costs no FLOPs. */
+double cost_head_flops(const ScnModel *m, int64_t b);
+
+/* cost_build prices every stage of the plan. Returns 0; 2 when the whole run would not fit the
+ * integer-ns clock (about 146 years; err says which figure is absurd); -1 out of memory. */
+int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, size_t errlen);
+void cost_free(CostModel *c);
+
+static inline int64_t cost_op_ns(const CostModel *c, int32_t stage, OpKind kind) {
+    return c->op_ns[(int64_t)stage * OP_KIND_COUNT + kind];
+}
+static inline double cost_op_flops(const CostModel *c, int32_t stage, OpKind kind) {
+    return c->op_flops[(int64_t)stage * OP_KIND_COUNT + kind];
+}
+/* Time of an overlapped pair (DualPipe's F&B): [costs] overlap_fb_ms when given, else the sum
+ * of the two ops. Two compute streams on one GPU share its tensor cores, so a dense model
+ * gains nothing from the overlap; DualPipe's gain is hiding MoE all-to-all and pipeline
+ * transfers, which a measured overlap_fb_ms can express. */
+static inline int64_t cost_fused_ns(const CostModel *c, int32_t stage_a, OpKind kind_a,
+                                    int32_t stage_b, OpKind kind_b) {
+    return c->fused_ns > 0 ? c->fused_ns
+                           : cost_op_ns(c, stage_a, kind_a) + cost_op_ns(c, stage_b, kind_b);
+}
+
+/* The physical GPU of pipeline device d (data replica 0, tensor rank 0): d * stride with data
+ * or tensor parallelism, d / devices_per_gpu when devices share GPUs (the scenario never
+ * allows both), and its node. */
+static inline int64_t cost_gpu_of(const CostModel *c, int32_t d) {
+    if (c->devices_per_gpu > 1) return d / c->devices_per_gpu;
+    return (int64_t)d * (c->stride > 1 ? c->stride : 1);
+}
+static inline int64_t cost_node_of(const CostModel *c, int32_t d) {
+    return cost_gpu_of(c, d) / c->gpus_per_node;
+}
+
+/* Whether the d replicas of pipeline device d (GPUs d*stride .. d*stride + stride - 1) span
+ * more than one node, so their all-reduce crosses the inter-node links. */
+static inline int cost_dp_inter(const CostModel *c, int32_t d) {
+    int64_t gpus = c->stride > 1 ? c->stride : 1, first = (int64_t)d * gpus;
+    return first / c->gpus_per_node != (first + gpus - 1) / c->gpus_per_node;
+}
+
+/* Time of the gradient all-reduce of stage st, held by pipeline device d (tail only). */
+static inline int64_t cost_allreduce_ns(const CostModel *c, int32_t d, int32_t st) {
+    return c->ar_ns[2 * (int64_t)st + cost_dp_inter(c, d)];
+}
+
+/* All-reduce of n bytes over k GPUs on links of latency_us and bandwidth_gbs (alpha-beta):
+ * ring (NCCL's ring: a reduce-scatter and an all-gather, 2(k-1) steps of n/k bytes)
+ *   2(k-1) alpha + 2(k-1)/k n / beta;
+ * tree (NCCL's double binary tree, Sanders et al. 2009; NCCL 2.4: log-depth latency at full
+ *   bandwidth; each GPU sends and receives about n in the reduce and again in the broadcast)
+ *   2 ceil(log2 k) alpha + 2 n / beta.
+ * 0 for k = 1. Rounded to ns once. */
+int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
+                                  double bandwidth_gbs, double bytes);
+
+/* ns of F + B + W (with recompute) of `layers` layers on one micro-batch on device d, plus the
+ * LM head when head: the analytic time partition = balanced evens out. Same rounding as
+ * cost_build's op times, so it equals the sum of a stage's F, B and W ops without [costs]. */
+int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int head);
+
+/* Time of one transfer between devices a and b (a != b) without overrides: a copy inside one
+ * GPU, a link inside a node, or one between nodes. */
+static inline int64_t cost_pair_ns(const CostModel *c, int32_t a, int32_t b) {
+    if (c->devices_per_gpu > 1 && cost_gpu_of(c, a) == cost_gpu_of(c, b))
+        return c->xfer_same_gpu_ns;
+    return cost_node_of(c, a) == cost_node_of(c, b) ? c->xfer_intra_ns : c->xfer_inter_ns;
+}
+
+/* Time of one transfer from device a to device b (a != b): the [link.A-B] override of the pair
+ * if any (found by linear probing from a hash of the pair: O(1) with the table at most half
+ * full), else cost_pair_ns. */
+static inline int64_t cost_xfer_ns(const CostModel *c, int32_t a, int32_t b) {
+    if (c->links) {
+        int32_t lo = a < b ? a : b, hi = a < b ? b : a;
+        for (uint32_t i = ((uint32_t)lo * 2654435761u ^ (uint32_t)hi) & c->link_mask;
+             c->links[i].a >= 0; i = (i + 1) & c->link_mask)
+            if (c->links[i].a == lo && c->links[i].b == hi) return c->links[i].ns;
+    }
+    return cost_pair_ns(c, a, b);
+}
+
+#endif

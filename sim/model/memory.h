@@ -1,0 +1,89 @@
+/* sim/model/memory.h: memory per device over a run: parameters (and the extra weight versions
+ * asynchronous schedules keep), gradients and optimizer state, plus the activations of every
+ * (micro-batch, chunk) in flight (Korthikanti et al. 2022, with the recompute modes of the
+ * scenario). Times come from a Timeline, so the
+ * same model reads psim's predicted timeline or pexec's measured one. With tensor parallelism
+ * t every figure is one GPU's share (Korthikanti et al. 2022 without sequence parallelism);
+ * data parallelism keeps full gradients and optimizer state on every replica (no ZeRO). */
+#ifndef PIPESIM_MEMORY_H
+#define PIPESIM_MEMORY_H
+
+#include <stdint.h>
+
+#include "sim/plan/plan.h"
+#include "sim/program/program.h"
+#include "sim/scenario/scenario.h"
+#include "sim/program/timeline.h"
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+typedef struct {
+    double params;             // parameters held
+    int32_t weight_versions;   // weight copies kept (stashing, double buffering), >= 1
+    double weight_bytes;       // in the model's dtype, all versions
+    double grad_bytes;
+    double optimizer_bytes;
+    double activation_bytes;   // peak over the run
+    int32_t peak_activations;  // most (micro-batch, chunk) activations held at once
+    double peak_bytes;         // most bytes held at once: the static part + activations
+} DeviceMemory;
+
+/* Parameters of one transformer layer: 4h^2 + 4h (attention) + 2hf + f + h (MLP) + 4h (two
+ * layer norms); 12h^2 + 13h when f = 4h. */
+double memory_layer_params(const ScnModel *m);
+
+/* Activation bytes one layer keeps for one micro-batch of b samples until its backward, for
+ * 16-bit types (Korthikanti et al. 2022, eqs. 1-3), doubled for fp32:
+ *   none sbh(34 + 5as/h); selective 34sbh (the attention core is recomputed);
+ *   full 2sbh (only the layer input; the rest is rebuilt one layer at a time in the
+ *   backward, a transient this model leaves out). */
+double memory_layer_activation_bytes(const ScnModel *m, int64_t b);
+/* The same on one of t tensor-parallel GPUs without sequence parallelism (Korthikanti et al.
+ * 2022, Table 2): none sbh(10 + 24/t + 5as/(ht)), selective sbh(10 + 24/t), full 2sbh (the
+ * layer input is not split). t = 1 gives the formulas above. */
+double memory_layer_activation_bytes_tp(const ScnModel *m, int64_t b, int64_t t);
+
+/* Bytes of one layer's activations a split backward keeps from B until W: the inputs of the
+ * four weight GEMMs (QKV, attention output, MLP in and out: sb(3h + f) elements) and the
+ * gradients of their outputs (sb(5h + f)), 2sb(8h + 2f) bytes for 16-bit types, 32sbh when
+ * f = 4h (at most the layer's activations). B gives back the rest (Qi et al. 2023 §2.3:
+ * M_W < M_B). */
+double memory_layer_w_pending_bytes(const ScnModel *m, int64_t b);
+/* With t-way tensor parallelism the inputs of the QKV and MLP-in GEMMs and the output
+ * gradients of the attention-out and MLP-out GEMMs (4h a token) stay whole, the rest (4h + 2f)
+ * is split: 2sb(4h + (4h + 2f)/t) bytes for 16-bit types, at most the layer's activations. */
+double memory_layer_w_pending_bytes_tp(const ScnModel *m, int64_t b, int64_t t);
+
+/* Parameters one GPU holds for stage st: its layers, the embedding (V + s)h on a first stage,
+ * the output embedding Vh and final norm 2h on a last stage, all divided by the tensor
+ * parallelism t (Megatron splits the layers' GEMMs and the vocabulary; the small replicated
+ * norms and biases are counted as split too). */
+double memory_stage_params(const Scenario *s, const Plan *pl, int32_t st);
+
+/* Optimizer state bytes per parameter (scenario.h's Optimizer): Adam 12 for 16-bit models
+ * (fp32 master, momentum, variance), 8 for fp32; SGD with momentum 8 and 4. */
+double memory_optimizer_bytes_per_param(const ScnModel *m);
+
+/* Parameters of a stage of nlayers layers (with the embedding when first, the output
+ * embedding and final layer norm when last), the activation bytes it keeps per micro-batch,
+ * and the part of them a split backward keeps from B to W (the embedding's and the LM head's
+ * activations stay whole until W). */
+void memory_stage_footprint(const Scenario *s, int64_t nlayers, int first, int last,
+                            double *params, double *act, double *w_pending);
+
+/* memory_compute fills out[devices] and, when trace is not NULL, appends to it the memory of
+ * every device over the run: one sample at t = 0 with the static part, then one each time the
+ * held bytes change. Stage 0 also holds the embedding (V + s)h and its dropout mask sbh; the
+ * last stage of each model copy the (tied) output embedding Vh and final layer norm 2h, and
+ * 4sbh(1 + V/h) bytes of head activations. An activation is taken when its F starts and given
+ * back when its BW ends; with a split backward, B gives back all but the W-pending part
+ * (memory_layer_w_pending_bytes; the embedding's and head's parts stay whole) and W the rest.
+ * At equal times give-backs are applied before takes. peak_activations counts
+ * (micro-batch, chunk) activations from F to W or BW. Rows may come in any order; O(n) in the
+ * timeline rows when each device's compute rows come in start order without overlaps (the
+ * engine's, the store's), O(n log n) at worst. Rows of devices outside 0..devices-1 are left out.
+ * Returns 0, or -1 out of memory. */
+int memory_compute(const Scenario *s, const Plan *pl, const Program *pr, const Timeline *tl,
+                   DeviceMemory *out, MemTrace *trace);
+
+#endif

@@ -1,0 +1,82 @@
+/* sim/program/timeline.h: the Timeline, the one record type that psim (predicted) and pexec
+ * (measured) both produce: one row per compute op or transfer end on one device.
+ * It holds data only; storing it is traces/store.h, producing it is sim/engine.h. */
+#ifndef PIPESIM_TIMELINE_H
+#define PIPESIM_TIMELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What a compute op does. F = forward, B = input gradient, W = weight gradient,
+ * BW = the whole backward as one op (schedules without a B/W split). */
+typedef enum { OP_F = 0, OP_B = 1, OP_W = 2, OP_BW = 3, OP_KIND_COUNT } OpKind;
+
+/* Which lane of a device a row belongs to. A transfer appears twice: once as SEND on the
+ * producing device and once as RECV on the consuming device. COLLECTIVE rows are the
+ * data-parallel gradient all-reduces of a chunk (kind: the backward whose gradients they
+ * reduce, W or BW; bytes: the gradient bytes); an OPTIMIZER row is a device's optimizer step
+ * (kind BW), which starts after the device's compute and all-reduces of the iteration. */
+typedef enum {
+    STREAM_COMPUTE = 0, STREAM_SEND = 1, STREAM_RECV = 2, STREAM_COLLECTIVE = 3,
+    STREAM_OPTIMIZER = 4, STREAM_COUNT
+} Stream;
+
+typedef struct {
+    int64_t start_ns;    // ns since the run's epoch
+    int64_t end_ns;      // ns since the run's epoch, >= start_ns
+    int64_t bytes;       // bytes moved (transfers), 0 for compute
+    int32_t device;      // 0..devices-1
+    int32_t micro_batch; // 0..m*iterations-1 (iteration k's micro-batch j is k*m + j)
+    int32_t peer;        // device at the other end of a transfer, -1 for compute
+    int16_t chunk;       // model chunk on this device, 0..v-1 (for transfers: the consumer's chunk)
+    uint8_t kind;        // OpKind (for transfers: the kind of the op that produced the data)
+    uint8_t stream;      // Stream
+} TimelineOp;
+
+typedef struct {
+    TimelineOp *ops; // owned, n used of cap
+    size_t n;
+    size_t cap;
+} Timeline;
+
+/* Memory over time: a device holds `bytes` from t_ns until its next sample. Predicted by
+ * psim's memory model (sim/memory.h); pexec may measure the same. */
+typedef struct {
+    int64_t t_ns;   // ns since the run's epoch
+    int64_t bytes;  // everything the device holds from t_ns on
+    int32_t device;
+} MemSample;
+
+typedef struct {
+    MemSample *s; // owned, n used of cap
+    size_t n;
+    size_t cap;
+} MemTrace;
+
+/* timeline_push appends one row, growing geometrically; returns 0, or -1 when out of memory
+ * (the timeline is left as it was). Inline: the engine pushes a row per op and transfer.
+ * timeline_grow is its slow path. timeline_free releases the rows and zeroes the struct. */
+int timeline_grow(Timeline *t);
+/* timeline_reserve makes room for at least cap rows in all; 0, or -1 when out of memory.
+ * Room of 4 MiB or more is aligned to 2 MiB and advised for huge pages (fewer page faults on
+ * first touch; at most 2 MiB of slack). */
+int timeline_reserve(Timeline *t, size_t cap);
+static inline int timeline_push(Timeline *t, const TimelineOp *op) {
+    if (t->n == t->cap && timeline_grow(t) != 0) return -1;
+    t->ops[t->n++] = *op;
+    return 0;
+}
+void timeline_free(Timeline *t);
+/* The same for memory samples. */
+int memtrace_push(MemTrace *m, const MemSample *s);
+void memtrace_free(MemTrace *m);
+
+/* Names used in storage, JSON and tables: "F", "B", "W", "BW"; "compute", "send", "recv",
+ * "allreduce", "optimizer".
+ * The *_parse functions return the enum value, or -1 for an unknown name. */
+const char *op_kind_name(OpKind k);
+const char *stream_name(Stream s);
+int op_kind_parse(const char *name);
+int stream_parse(const char *name);
+
+#endif

@@ -1,0 +1,567 @@
+/* sim/run/run.c: the parts of a run psim and pexec share (run.h). */
+#include "sim/run/run.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sim/engine/engine.h"
+#include "traces/store.h"
+#include "sim/engine/variability.h"
+#include "sim/run/version.h"
+
+double run_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int oom(const RunOptions *o) {
+    fprintf(stderr, "%s: out of memory\n", o->prog);
+    return 1;
+}
+
+static int is_pexec(const char *prog) { return strcmp(prog, "pexec") == 0; }
+
+static void usage(const char *prog, FILE *f) {
+    fprintf(f, "usage: %s [options] FILE.scn\n", prog);
+    if (is_pexec(prog))
+        fprintf(f, "Runs a pipeline-parallel training scenario for real, one thread per device\n"
+                   "(the synthetic layer on OpenBLAS), prints the measured summary and stores\n"
+                   "the measured run beside psim's predictions in SQLite.\n\n");
+    else
+        fprintf(f, "Simulates a pipeline-parallel training scenario with a discrete-event engine,\n"
+                   "prints its summary and stores the run (scenario, every op, metrics) in SQLite.\n\n");
+    fprintf(f,
+            "options:\n"
+            "  --db PATH          database to append the run to (default pipesim.db)\n"
+            "  --no-db            do not store the run\n"
+            "  --set SEC.KEY=VAL  override a scenario key, e.g. --set batch.micro_batches=64\n"
+            "                     (repeatable; applied after the file, last one wins)\n"
+            "  --json             print one JSON object instead of the tables\n"
+            "  --dump-schedule    print the schedule as a schedule file (for schedule =\n"
+            "                     custom) and stop\n"
+            "  --memory-limit     exit with status 3 when a device needs more than\n"
+            "                     hardware.memory_gib (default: a warning, status 0)\n");
+    if (!is_pexec(prog))
+        fprintf(f,
+            "  --sweep SEC.KEY=V1,V2,...\n"
+            "                     run every combination of the swept values (repeatable: the\n"
+            "                     cartesian product), on every core, each point stored as a\n"
+            "                     run of one sweep; prints one line per point\n");
+    if (is_pexec(prog))
+        fprintf(f,
+            "  --scale N          divide hidden, ffn_hidden, seq_len and heads by N, so a large\n"
+            "                     model's shape runs on a CPU (stored in the run's scenario)\n"
+            "  --watchdog S       fail when a device waits more than S seconds for a message\n"
+            "                     (default 60)\n"
+            "  --drop-send D      fault injection for tests: device D never sends its first\n"
+            "                     message, so its peer waits until the watchdog ends the run\n"
+            "  --kill-after D:N   fault injection for tests: device D dies once it has run N\n"
+            "                     ops (an MPI rank kills itself with SIGKILL, a thread ends);\n"
+            "                     the others end on the watchdog and the run is stored as\n"
+            "                     failed\n"
+            "  --stall-after D:N  the same, but device D stalls (a rank stops itself with\n"
+            "                     SIGSTOP, a thread waits) instead of dying\n"
+            "  --rendezvous       a send completes only when its receive takes it, as a\n"
+            "                     blocking NCCL send on the compute stream (finds orders that\n"
+            "                     need sends and receives posted together)\n"
+            "  --backend B        cpu (threads, or MPI ranks under mpirun; default) or cuda\n"
+            "                     (NVIDIA GPUs: hardware.devices_per_gpu devices per GPU; exits\n"
+            "                     1 when no GPU is visible or pexec was built without nvcc)\n");
+    fprintf(f,
+            "  --quiet            print nothing on success\n"
+            "  --help, --version\n\n"
+            "schedules: %s\n"
+            "gpu presets: %s\n"
+            "exit status: 0 done, 1 files/database/memory failure%s, 2 bad input,\n"
+            "             3 over memory_gib with --memory-limit\n",
+            sched_names(), gpu_preset_names(), is_pexec(prog) ? " or a failed run" : "");
+}
+
+/* A positive number from an option's argument, or 0. */
+static double positive(const char *arg) {
+    char *end;
+    double v = strtod(arg, &end);
+    return end != arg && *end == '\0' && v > 0 && v < 1e9 ? v : 0;
+}
+
+int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
+    static const struct option longopts[] = {
+        {"db", required_argument, 0, 'd'},   {"no-db", no_argument, 0, 'n'},
+        {"set", required_argument, 0, 's'},  {"json", no_argument, 0, 'j'},
+        {"quiet", no_argument, 0, 'q'},      {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},    {"dump-schedule", no_argument, 0, 'S'},
+        {"memory-limit", no_argument, 0, 'M'}, {"scale", required_argument, 0, 'x'},
+        {"watchdog", required_argument, 0, 'w'}, {"drop-send", required_argument, 0, 'D'},
+        {"rendezvous", no_argument, 0, 'R'},     {"sweep", required_argument, 0, 'W'},
+        {"kill-after", required_argument, 0, 'K'}, {"stall-after", required_argument, 0, 'T'},
+        {"backend", required_argument, 0, 'b'},
+        {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->prog = prog;
+    o->db = "pipesim.db";
+    o->scale = 1;
+    o->watchdog_s = 60;
+    o->drop_send = -1;
+    int ch;
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (ch && strchr("xwDRKTb", ch) && !is_pexec(prog)) {
+            const char *name = ch == 'x' ? "scale" : ch == 'w' ? "watchdog"
+                             : ch == 'D' ? "drop-send" : ch == 'K' ? "kill-after"
+                             : ch == 'T' ? "stall-after" : ch == 'b' ? "backend" : "rendezvous";
+            fprintf(stderr, "%s: --%s is a pexec option (it runs the scenario for real); see "
+                    "%s --help\n", prog, name, prog);
+            return 2;
+        }
+        switch (ch) {
+        case 'd': o->db = optarg; break;
+        case 'n': o->db = NULL; break;
+        case 'j': o->json = 1; break;
+        case 'q': o->quiet = 1; break;
+        case 'S': o->dump = 1; break;
+        case 'M': o->memory_limit = 1; break;
+        case 'R': o->rendezvous = 1; break;
+        case 'b':
+            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "cuda") != 0) {
+                fprintf(stderr, "%s: --backend %s: give cpu or cuda\n", prog, optarg);
+                return 2;
+            }
+            o->backend = strcmp(optarg, "cuda") == 0 ? RUN_BACKEND_CUDA : RUN_BACKEND_CPU;
+            break;
+        case 'W':
+            if (is_pexec(prog) || o->nsweeps == 16 || !strchr(optarg, '=')) {
+                fprintf(stderr, "%s: --sweep %s: %s\n", prog, optarg,
+                        is_pexec(prog) ? "sweeps are psim's; run pexec once per point"
+                        : o->nsweeps == 16 ? "at most 16 --sweep options"
+                                           : "write SECTION.KEY=V1,V2,..., e.g. "
+                                             "--sweep batch.micro_batches=8,16,32");
+                return 2;
+            }
+            o->sweeps[o->nsweeps++] = optarg;
+            break;
+        case 'h': usage(prog, stdout); exit(0);
+        case 'V': printf("%s %s\n", prog, PIPESIM_VERSION); exit(0);
+        case 'x':
+            o->scale = (int32_t)positive(optarg);
+            if (o->scale < 1 || o->scale != positive(optarg)) {
+                fprintf(stderr, "%s: --scale %s: give a whole number 1 or more, e.g. --scale 16\n",
+                        prog, optarg);
+                return 2;
+            }
+            break;
+        case 'w':
+            if (!(o->watchdog_s = positive(optarg))) {
+                fprintf(stderr, "%s: --watchdog %s: give seconds above 0, e.g. --watchdog 30\n",
+                        prog, optarg);
+                return 2;
+            }
+            break;
+        case 'D': {
+            char *end;
+            long d = strtol(optarg, &end, 10);
+            o->drop_send = end != optarg && !*end && d >= 0 && d < (1 << 20) ? (int32_t)d : -1;
+            if (o->drop_send < 0) {
+                fprintf(stderr, "%s: --drop-send %s: give a device number\n", prog, optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'K':
+        case 'T': {
+            const char *opt = ch == 'K' ? "kill-after" : "stall-after";
+            char *colon, *end = optarg;
+            long d = strtol(optarg, &colon, 10);
+            long long n = *colon == ':' ? strtoll(colon + 1, &end, 10) : 0;
+            if (colon == optarg || *colon != ':' || end == colon + 1 || *end || d < 0 ||
+                d >= (1 << 20) || n < 1) {
+                fprintf(stderr, "%s: --%s %s: give DEVICE:OPS, e.g. --%s 1:3 (device 1 %s "
+                        "after its first 3 ops; OPS at least 1)\n", prog, opt, optarg, opt,
+                        ch == 'K' ? "dies" : "stalls");
+                return 2;
+            }
+            o->kill_device = (int32_t)d, o->kill_after = n, o->stall = ch == 'T';
+            break;
+        }
+        case 's':
+            if (o->nsets == RUN_MAX_SETS) {
+                fprintf(stderr, "%s: at most %d --set options\n", prog, RUN_MAX_SETS);
+                return 2;
+            }
+            o->sets[o->nsets++] = optarg;
+            break;
+        default:
+            fprintf(stderr, "%s: unknown or incomplete option '%s'; see %s --help\n", prog,
+                    argv[optind - 1], prog);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "%s: expected one scenario file, got %d; usage: %s [options] FILE.scn\n",
+                prog, argc - optind, prog);
+        return 2;
+    }
+    o->scenario = argv[optind];
+    return 0;
+}
+
+void run_free(Run *r) {
+    metrics_free(&r->mt);
+    timeline_free(&r->tl);
+    runenv_free(&r->env);
+    cost_free(&r->cost);
+    program_free(&r->prog);
+    plan_free(&r->plan);
+    scenario_free(&r->scn);
+}
+
+/* Loads the scenario; with --scale N, loads it again with the model's widths divided by N
+ * (heads to the largest divisor of the new hidden size not above heads / N), so the stored
+ * scenario says what ran. */
+static int load(const RunOptions *o, Scenario *s, char err[SCN_ERR_MAX]) {
+    int rc = scenario_load(o->scenario, o->sets, o->nsets, s, err);
+    if (rc != 0 || o->scale == 1) return rc;
+    const ScnModel *m = &s->model;
+    int64_t h = m->hidden / o->scale, a = m->heads / o->scale;
+    if (h < 1) h = 1;
+    if (a < 1) a = 1;
+    while (h % a) a--;
+    char extra[4][64];
+    snprintf(extra[0], sizeof extra[0], "model.hidden=%lld", (long long)h);
+    snprintf(extra[1], sizeof extra[1], "model.heads=%lld", (long long)a);
+    snprintf(extra[2], sizeof extra[2], "model.ffn_hidden=%lld",
+             (long long)(m->ffn_hidden / o->scale > 0 ? m->ffn_hidden / o->scale : 1));
+    snprintf(extra[3], sizeof extra[3], "model.seq_len=%lld",
+             (long long)(m->seq_len / o->scale > 0 ? m->seq_len / o->scale : 1));
+    const char *sets[RUN_MAX_SETS + 4];
+    memcpy(sets, o->sets, (size_t)o->nsets * sizeof *sets);
+    for (int i = 0; i < 4; i++) sets[o->nsets + i] = extra[i];
+    scenario_free(s);
+    return scenario_load(o->scenario, sets, o->nsets + 4, s, err);
+}
+
+int run_prepare(const RunOptions *o, Run *sm) {
+    char err[SCN_ERR_MAX];
+    int rc = load(o, &sm->scn, err);
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        return rc;
+    }
+    const ScnVariability *v = &sm->scn.var;
+    if (is_pexec(o->prog) && !o->quiet &&
+        (v->jitter != JITTER_NONE || v->straggler_device >= 0 || v->failure_device >= 0))
+        fprintf(stderr, "%s: warning: %s: [variability] is simulated by psim only; pexec "
+                "measures the real run's jitter and plays no straggler or failure\n", o->prog,
+                sm->scn.path);
+    sm->sched = sched_find(sm->scn.pipeline.schedule);
+    SchedParams sp = scenario_sched_params(&sm->scn);
+    SchedIssue issue = {0};
+    rc = sm->sched->build(&sp, &sm->prog, &issue);
+    if (rc != 0) {
+        if (rc < 0) return oom(o);
+        fprintf(stderr, "%s: %s\n", o->prog, issue.msg);
+        return 2;
+    }
+    if (program_check(&sm->prog, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s: schedule %s gives an invalid program: %s\n", o->prog,
+                sp.file && sp.file[0] ? sp.file : sm->scn.path, sm->sched->name, err);
+        return 2;
+    }
+    if (o->dump) return 0;
+    if (sm->prog.iterations > 1 && scenario_has_tail(&sm->scn)) {
+        fprintf(stderr, "%s: %s: the schedule covers %d iterations with no flush, and the "
+                "data-parallel all-reduce and optimizer step are modelled only between "
+                "flushed iterations; use parallel.data = 1 without costs.optimizer_ms, or a "
+                "schedule file with one iteration\n", o->prog,
+                sp.file && sp.file[0] ? sp.file : sm->scn.path, sm->prog.iterations);
+        return 2;
+    }
+    rc = plan_build_program(&sm->scn, &sm->prog, &sm->plan, err, sizeof err);
+    if (rc != 0) {
+        if (rc < 0) return oom(o);
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        return 2;
+    }
+    rc = cost_build(&sm->scn, &sm->plan, &sm->cost, err, sizeof err);
+    if (rc != 0) {
+        if (rc < 0) return oom(o);
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        return 2;
+    }
+    return 0;
+}
+
+/* Run metrics and per-device metrics in the store's name/value form. */
+#define RUN_METRICS(X)                                                                         \
+    X(makespan_ms) X(iteration_ms) X(bubble_rate) X(bubble_ideal) X(throughput_tokens_per_s)   \
+    X(tflops_per_gpu) X(mfu) X(model_flops) X(peak_tflops) X(devices_total) X(global_batch)  \
+    X(allreduce_ms) X(allreduce_exposed_ms) X(optimizer_ms) X(iteration_min_ms)               \
+    X(iteration_max_ms) X(iteration_std_ms) X(lost_ms)
+#define DEVICE_METRICS(X)                                                                      \
+    X(busy_ms) X(idle_ms) X(span_ms) X(peak_activations) X(peak_memory_gib) X(weights_gib)    \
+    X(grads_gib) X(optimizer_gib) X(activations_gib) X(layers) X(weight_versions) X(staleness)
+#define COUNT(name) +1
+enum { NRUN_METRICS = 0 RUN_METRICS(COUNT), NDEVICE_METRICS = 0 DEVICE_METRICS(COUNT) };
+
+/* Stores sm: complete with its metrics and memory when error is NULL, else as failed with
+ * only the rows measured before the failure. Returns an exit status. */
+static int store_run(const RunOptions *o, const Run *sm, const char *error, int64_t *run_id) {
+    char err[512], host[256] = "";
+    Store *st;
+    if (store_open(o->db, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        return 1;
+    }
+    gethostname(host, sizeof host - 1);
+    char *resolved = scenario_format(&sm->scn);
+    size_t olen = 1;
+    for (int i = 0; i < o->nsets; i++) olen += strlen(o->sets[i]) + 1;
+    char *overrides = calloc(olen, 1);
+    StoreMetric rm[NRUN_METRICS + RUN_MAX_EXTRA];
+    StoreDeviceMetric *dm = malloc(((size_t)sm->mt.devices * NDEVICE_METRICS + 1) * sizeof *dm);
+    RunEnv env = {0}; // every run's pairs, then the tool's
+    int rc = 1, env_rc = runenv_add_base(&env);
+    for (size_t i = 0; i < sm->env.n && env_rc == 0; i++)
+        env_rc = runenv_add(&env, sm->env.pairs[i].name, sm->env.pairs[i].value);
+    if (!resolved || !overrides || !dm || env_rc != 0) {
+        fprintf(stderr, "%s: out of memory\n", o->prog);
+        goto done;
+    }
+    for (int i = 0; i < o->nsets; i++) strcat(strcat(overrides, o->sets[i]), "\n");
+    size_t k = 0;
+#define RUN_ROW(name) rm[k++] = (StoreMetric){#name, (double)sm->mt.name};
+    RUN_METRICS(RUN_ROW)
+    for (int i = 0; i < sm->nextra; i++) rm[k++] = sm->extra[i];
+    size_t nrm = k;
+    k = 0;
+    for (int32_t d = 0; d < sm->mt.devices; d++) {
+#define DEV_ROW(name) dm[k++] = (StoreDeviceMetric){d, #name, (double)sm->mt.dev[d].name};
+        DEVICE_METRICS(DEV_ROW)
+    }
+    StoreRunInfo info = {.tool = o->prog, .scenario_path = o->scenario,
+                         .scenario_text = sm->scn.text, .resolved = resolved,
+                         .overrides = o->nsets ? overrides : NULL,
+                         .schedule = sm->sched->name, .version = PIPESIM_VERSION,
+                         .host = host, .devices = sm->plan.devices,
+                         .micro_batches = (int32_t)sm->scn.batch.micro_batches,
+                         .chunks = sm->plan.chunks,
+                         .iterations = (int32_t)sm->scn.batch.iterations,
+                         .sweep = o->sweep, .error = error,
+                         .env = env.pairs, .nenv = env.n};
+    if (error) nrm = k = 0; // a failed run's metrics would describe part of a run
+    if (store_run_write(st, &info, &sm->tl, error ? NULL : &sm->mt.mem, rm, nrm, dm, k, run_id,
+                        err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(resolved), free(overrides), free(dm);
+    runenv_free(&env);
+    store_close(st);
+    return rc;
+}
+
+/* "partition": [...] and, for partition = balanced, why: the bottleneck stage and its F+B+W,
+ * an even split's slowest stage, the optimum without memory limits, the device whose memory
+ * forced the split (-1 none) and whether any split fits memory. */
+static void print_json_partition(const Run *sm) {
+    const Plan *pl = &sm->plan;
+    printf(" \"partition\": [");
+    for (int32_t st = 0; st < pl->stages; st++)
+        printf("%s%lld", st ? ", " : "", (long long)pl->layers[st]);
+    printf("],");
+    if (sm->scn.pipeline.partition == PART_BALANCED)
+        printf(" \"partition_bottleneck_stage\": %d, \"partition_bottleneck_ms\": %.17g, "
+               "\"partition_even_ms\": %.17g, \"partition_unlimited_ms\": %.17g, "
+               "\"partition_memory_device\": %d, \"partition_fits_memory\": %s,",
+               pl->bottleneck_stage, pl->bottleneck_ns / 1e6, pl->even_ns / 1e6,
+               pl->unlimited_ns / 1e6, pl->memory_device, pl->fits_memory ? "true" : "false");
+    printf("\n");
+}
+
+/* One line for the summary: the split, and for partition = balanced why this one. */
+static void print_partition(const Run *sm) {
+    const Plan *pl = &sm->plan;
+    printf("%-22s ", "partition");
+    for (int32_t st = 0; st < pl->stages; st++)
+        printf("%s%lld", st ? "," : "", (long long)pl->layers[st]);
+    if (sm->scn.pipeline.partition != PART_BALANCED) {
+        printf(" layers per stage\n");
+        return;
+    }
+    int32_t b = pl->bottleneck_stage, d = plan_device_of(pl, b);
+    printf(" (balanced: stage %d on device %d is the slowest, F+B+W %.3f ms; an even split's "
+           "slowest is %.3f ms", b, d, pl->bottleneck_ns / 1e6, pl->even_ns / 1e6);
+    double gib = pl->memory_device < 0 ? 0 : sm->scn.device ? sm->scn.device[pl->memory_device].memory_gib
+                                                            : sm->scn.hw.memory_gib;
+    if (!pl->fits_memory) printf("; no split fits every device's memory, so time alone decided");
+    else if (pl->memory_device >= 0 && pl->bottleneck_ns > pl->unlimited_ns)
+        printf("; device %d's memory_gib = %g forced it: %.3f ms without memory limits",
+               pl->memory_device, gib, pl->unlimited_ns / 1e6);
+    else if (pl->memory_device >= 0)
+        printf("; device %d's memory_gib = %g limits its layers, at no cost in time",
+               pl->memory_device, gib);
+    printf(")\n");
+}
+
+static void print_json(const Run *sm, int64_t run_id) {
+    const Metrics *mt = &sm->mt;
+    const Scenario *s = &sm->scn;
+    printf("{\"scenario\": \"%s\", \"schedule\": \"%s\", \"devices\": %d, \"chunks\": %d, "
+           "\"micro_batches\": %lld, \"iterations\": %lld, \"run_id\": %lld,\n",
+           s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
+           (long long)s->batch.micro_batches, (long long)s->batch.iterations,
+           (long long)run_id);
+#define JSON_RUN(name) printf(" \"" #name "\": %.17g,", (double)mt->name);
+    RUN_METRICS(JSON_RUN)
+    printf("\n");
+    print_json_partition(sm);
+    printf(" \"ops\": %lld, \"transfers\": %lld, \"bottleneck_device\": %d, "
+           "\"failed_iteration\": %d,\n \"stages\": [",
+           (long long)mt->ops, (long long)mt->transfers, mt->bottleneck, mt->failed_iteration);
+    for (int32_t d = 0; d < mt->devices; d++) {
+        printf("%s\n  {\"device\": %d", d ? "," : "", d);
+#define JSON_DEV(name) printf(", \"" #name "\": %.17g", (double)mt->dev[d].name);
+        DEVICE_METRICS(JSON_DEV)
+        printf("}");
+    }
+    printf("\n]}\n");
+}
+
+/* What the devices are: the preset, "custom", or "mixed" when a [device.N] section or
+ * devices_per_gpu makes them differ from [hardware]'s GPU (the summary then shows the mean
+ * peak per pipeline device). */
+static const char *gpu_label(const Scenario *s) {
+    int mixed = s->hw.devices_per_gpu > 1;
+    for (int64_t d = 0; s->device && d < s->pipeline.stages && !mixed; d++)
+        mixed = s->device[d].overridden;
+    return mixed ? "mixed devices" : s->hw.gpu[0] ? s->hw.gpu : "custom";
+}
+
+/* The [variability] lines of the summary, only when the scenario asks for any. */
+static void print_variability(const Run *sm) {
+    const ScnVariability *v = &sm->scn.var;
+    const Metrics *mt = &sm->mt;
+    if (v->jitter != JITTER_NONE)
+        printf("%-22s %14.3f ms  (min; max %.3f, std %.3f ms; %s jitter cv %g, seed %lld)\n",
+               "iteration spread", mt->iteration_min_ms, mt->iteration_max_ms,
+               mt->iteration_std_ms, jitter_name(v->jitter), v->jitter_cv, (long long)v->seed);
+    if (v->straggler_device >= 0)
+        printf("%-22s %14lld       (ops x %g, busiest device %d)\n", "straggler device",
+               (long long)v->straggler_device, v->straggler_slowdown, mt->bottleneck);
+    if (v->failure_device >= 0 && sm->failure.happened)
+        printf("%-22s %14.3f ms  (device %d failed at %.3f ms in iteration %d; restart %.3f "
+               "ms)\n", "lost to failure", mt->lost_ms, sm->failure.device,
+               (double)sm->failure.at_ns / 1e6, mt->failed_iteration,
+               (double)sm->failure.restart_ns / 1e6);
+    else if (v->failure_device >= 0)
+        printf("%-22s %14.3f ms  (failure_at_ms = %g is after the run's end)\n",
+               "lost to failure", 0.0, v->failure_at_ms);
+}
+
+static void print_summary(const RunOptions *o, const Run *sm) {
+    const Metrics *mt = &sm->mt;
+    const Scenario *s = &sm->scn;
+    printf("# %s: %s, p=%d v=%d d=%lld t=%lld m=%lld b=%lld, %lld layers, %s on %s (%.0f "
+           "TFLOP/s x %.2f)\n", s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
+           (long long)s->parallel.data, (long long)s->parallel.tensor,
+           (long long)s->batch.micro_batches, (long long)s->batch.micro_batch_size,
+           (long long)s->model.layers, dtype_name(s->model.dtype), gpu_label(s),
+           mt->peak_tflops, s->hw.efficiency);
+    printf("%-22s %14.3f ms\n", "makespan", mt->makespan_ms);
+    printf("%-22s %14.3f ms  (%lld iteration%s)\n", "iteration time", mt->iteration_ms,
+           (long long)s->batch.iterations, s->batch.iterations == 1 ? "" : "s");
+    printf("%-22s %14.2f %%   (idle / total)\n", "bubble rate", 100.0 * mt->bubble_rate);
+    printf("%-22s %14.2f %%   (idle / ideal)\n", "bubble (ideal)", 100.0 * mt->bubble_ideal);
+    printf("%-22s %14.0f tokens/s\n", "throughput", mt->throughput_tokens_per_s);
+    printf("%-22s %14.1f TFLOP/s\n", "per GPU", mt->tflops_per_gpu);
+    printf("%-22s %14.2f %%\n", "MFU", 100.0 * mt->mfu);
+    if (sm->cost.tail) {
+        printf("%-22s %14.3f ms  per iteration, %.3f ms exposed (%s over %lld replicas, "
+               "%s links)\n", "gradient all-reduce", mt->allreduce_ms, mt->allreduce_exposed_ms,
+               allreduce_name(s->parallel.allreduce), (long long)s->parallel.data,
+               cost_dp_inter(&sm->cost, 0) ? "inter-node" : "intra-node");
+        printf("%-22s %14.3f ms  per iteration\n", "optimizer step", mt->optimizer_ms);
+    }
+    if (mt->devices_total != mt->devices)
+        printf("%-22s %14lld GPUs (p x d x t), global batch %lld samples\n", "devices",
+               (long long)mt->devices_total, (long long)mt->global_batch);
+    printf("%-22s %14lld ops, %lld transfers of %.2f MiB\n",
+           strcmp(o->prog, "psim") == 0 ? "simulated" : "measured",
+           (long long)mt->ops, (long long)mt->transfers,
+           (double)sm->cost.xfer_bytes / (1024.0 * 1024.0));
+    print_variability(sm);
+    const DeviceMetrics *d0 = &mt->dev[0], *dl = &mt->dev[mt->devices - 1];
+    if (d0->weight_versions > 1)
+        printf("%-22s %8d .. %d per device, gradients applied %d .. %d updates late\n",
+               "weight versions", d0->weight_versions, dl->weight_versions, d0->staleness,
+               dl->staleness);
+    print_partition(sm);
+    printf("\n# device layers    busy_ms    idle_ms  peak_act  weights_gib  grads_gib  "
+           "optim_gib    act_gib   peak_gib\n");
+    for (int32_t d = 0; d < mt->devices; d++) {
+        const DeviceMetrics *dm = &mt->dev[d];
+        printf("%8d %6d %10.3f %10.3f %9d %12.2f %10.2f %10.2f %10.2f %10.2f%s\n", d,
+               dm->layers, dm->busy_ms, dm->idle_ms, dm->peak_activations, dm->weights_gib,
+               dm->grads_gib, dm->optimizer_gib, dm->activations_gib, dm->peak_memory_gib,
+               d == mt->bottleneck ? "  <- busiest" : "");
+    }
+}
+
+/* Names every device over its memory_gib on stderr (unless quiet); returns how many. */
+static int check_memory(const char *prog, const Run *sm, int quiet, int limit) {
+    int over = 0;
+    for (int32_t d = 0; d < sm->mt.devices; d++) {
+        double gib = sm->scn.device ? sm->scn.device[d].memory_gib : sm->scn.hw.memory_gib;
+        if (sm->mt.dev[d].peak_memory_gib <= gib) continue;
+        over++;
+        if (!quiet)
+            fprintf(stderr, "%s: %s: device %d needs %.1f GiB, more than memory_gib = %g\n", prog,
+                    limit ? "error" : "warning", d, sm->mt.dev[d].peak_memory_gib, gib);
+    }
+    return over;
+}
+
+
+int run_simulate(Run *r, char *err, size_t errlen) {
+    double t0 = run_now_ms();
+    Variability var;
+    variability_init(&var, &r->scn.var);
+    int e = engine_run_varied(&r->prog, &r->cost, &var, (int32_t)r->scn.batch.iterations, &r->tl,
+                              &r->failure, err, errlen);
+    r->wall_ms = run_now_ms() - t0;
+    return e;
+}
+
+int run_report(const RunOptions *o, Run *sm) {
+    if (metrics_compute_lost(&sm->scn, &sm->plan, &sm->prog, &sm->cost, &sm->tl, &sm->failure,
+                             &sm->mt) != 0)
+        return oom(o);
+    int64_t run_id = 0;
+    int rc = o->db ? store_run(o, sm, NULL, &run_id) : 0;
+    if (rc != 0) return rc;
+    if (o->json) print_json(sm, run_id);
+    else if (!o->quiet) print_summary(o, sm);
+    if (check_memory(o->prog, sm, o->quiet, o->memory_limit) && o->memory_limit) rc = 3;
+    if (!o->quiet && o->db)
+        fprintf(stderr, "%s: stored run %lld in %s (%lld ops %s in %.1f ms)\n", o->prog,
+                (long long)run_id, o->db, (long long)sm->mt.ops,
+                is_pexec(o->prog) ? "run" : "simulated", sm->wall_ms);
+    return rc;
+}
+
+int run_store_failed(const RunOptions *o, Run *sm, const char *error) {
+    if (!o->db) return 0;
+    int64_t run_id = 0;
+    int rc = store_run(o, sm, error, &run_id);
+    if (rc == 0 && !o->quiet)
+        fprintf(stderr, "%s: stored run %lld in %s as failed, with the %zu rows measured before "
+                "the failure\n", o->prog, (long long)run_id, o->db, sm->tl.n);
+    return rc;
+}

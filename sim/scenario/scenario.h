@@ -1,0 +1,240 @@
+/* sim/scenario/scenario.h: a scenario file (INI, read with libinih) turned into a checked Scenario.
+ * Parsing, --set overrides, defaults, GPU presets and validation live here; what the values
+ * mean for time and memory lives in plan/cost/memory. Keys and units: shared DESIGN.md. */
+#ifndef PIPESIM_SCENARIO_H
+#define PIPESIM_SCENARIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sim/sched/schedule.h"
+
+#define SCN_NAME_MAX 64
+#define SCN_PATH_MAX 1024
+#define SCN_ERR_MAX 1024
+#define SCN_MAX_STAGES 4096 // p
+#define SCN_MAX_CHUNKS 64   // v
+#define SCN_MAX_MICRO_BATCHES (1 << 20)
+#define SCN_MAX_ITERATIONS 100000
+#define SCN_MAX_OPS 200000000LL // p*v*m*iterations*2 compute ops simulated at most
+#define SCN_LINE_MAX 65536             // bytes per scenario line or --set argument, newline excluded
+#define SCN_FILE_MAX (16 * 1024 * 1024) // bytes per scenario file; a larger one is bad input (2)
+
+typedef enum { DTYPE_BF16 = 0, DTYPE_FP16, DTYPE_FP32 } Dtype;
+typedef enum { PART_UNIFORM = 0, PART_BALANCED, PART_EXPLICIT } PartitionKind;
+/* Activation recomputation (Korthikanti et al. 2022): none keeps every activation; selective
+ * recomputes the attention core (softmax, dropout, attention over V) in the backward; full
+ * keeps only each layer's input and reruns the layer's forward in the backward. */
+typedef enum { RECOMPUTE_NONE = 0, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL } Recompute;
+/* Optimizer state per parameter beside the dtype's weights and gradients: mixed-precision
+ * Adam keeps fp32 master weights, momentum and variance; SGD with momentum keeps fp32 master
+ * weights and momentum (for fp32 models no separate master copy). */
+typedef enum { OPTIMIZER_ADAM = 0, OPTIMIZER_SGD } Optimizer;
+
+typedef struct {
+    char name[SCN_NAME_MAX];
+    int64_t layers;     // transformer layers L
+    int64_t hidden;     // h
+    int64_t heads;      // a, divides h
+    int64_t seq_len;    // s, tokens per sample
+    int64_t vocab;      // V
+    int64_t ffn_hidden; // f, default 4h
+    Dtype dtype;        // activations and weights in compute
+    Recompute recompute;
+    Optimizer optimizer;
+} ScnModel;
+
+typedef struct {
+    int64_t micro_batch_size; // b, samples per micro-batch
+    int64_t micro_batches;    // m per iteration
+    int64_t iterations;       // default 1
+} ScnBatch;
+
+typedef struct {
+    int64_t stages;                 // p, = devices in the pipeline
+    char schedule[SCN_NAME_MAX];    // gpipe, 1f1b, interleaved, ... (see schedule.h)
+    int64_t chunks;                 // v, model chunks per device, default 1
+    PartitionKind partition;        // uniform (default), balanced, explicit
+    int64_t *partition_layers;      // owned; explicit: p*v counts, one per virtual stage in
+                                    // pipeline order (chunk-major: c*p + device); else NULL
+    int64_t npartition;             // entries in partition_layers
+    char schedule_file[SCN_PATH_MAX]; // custom: path to open (a relative path in the file is
+                                      // taken from the scenario's directory), else ""
+} ScnPipeline;
+
+typedef struct {
+    char gpu[SCN_NAME_MAX]; // preset name
+    double peak_tflops;     // TFLOP/s, dense, for the model's dtype; default from preset
+    double efficiency;      // achieved fraction of peak, (0, 1]
+    double memory_gib;      // GiB per device; default from preset
+    int64_t gpus_per_node;  // physical GPUs per node, default 8
+    int64_t devices_per_gpu; // k pipeline devices sharing one physical GPU, each in its own SM
+                             //   partition with 1/k of its peak and memory; default 1
+    double hbm_bandwidth_gbs; // GB/s of device memory (the optimizer step's speed); preset
+} ScnHardware;
+
+/* One pipeline device as priced: [hardware]'s GPU unless a [device.N] section says otherwise.
+ * A figure taken from [hardware] or a preset is the physical GPU's divided by
+ * devices_per_gpu; peak_tflops and memory_gib written in [device.N] are the device's own. */
+typedef struct {
+    char gpu[SCN_NAME_MAX]; // [device.N] gpu preset, "" = [hardware]'s GPU
+    double peak_tflops;     // TFLOP/s of this device (its share of the GPU), dense, model dtype
+    double efficiency;      // achieved fraction of peak, (0, 1]
+    double memory_gib;      // GiB this device may use
+    int overridden;         // a [device.N] section names it (scenario_format writes it back)
+} ScnDevice;
+
+/* A [link.A-B] override: the link between devices a and b, both directions (a < b). A key not
+ * given (< 0) keeps the figure the pair has without the override (same GPU, intra or inter). */
+typedef struct {
+    int32_t a, b;         // devices, a < b
+    double bandwidth_gbs; // GB/s per direction, < 0: the pair's default
+    double latency_us;    // µs per transfer, < 0: the pair's default
+} ScnLink;
+
+/* Parallelism around the pipeline: d data-parallel replicas of the whole pipeline and t-way
+ * tensor parallelism inside each stage (devices in all: p x d x t). */
+/* Algorithm of the data-parallel gradient all-reduce (cost.h has the formulas): NCCL's ring,
+ * or its double binary tree. */
+typedef enum { ALLREDUCE_RING = 0, ALLREDUCE_TREE } Allreduce;
+
+typedef struct {
+    int64_t data;        // d, pipeline replicas, default 1
+    int64_t tensor;      // t, devices sharing each stage's layers, default 1, <= gpus_per_node
+    Allreduce allreduce; // gradient all-reduce across the d replicas, default ring
+} ScnParallel;
+
+typedef struct {
+    double intra_bandwidth_gbs; // GB/s (1e9 bytes/s) per direction between devices of a node
+    double intra_latency_us;    // µs per transfer
+    double inter_bandwidth_gbs; // GB/s per direction between nodes
+    double inter_latency_us;    // µs per transfer
+    double same_gpu_bandwidth_gbs; // GB/s of a device-memory copy between two partitions of
+                                   //   one GPU (devices_per_gpu > 1); default: the preset's
+                                   //   HBM bandwidth / 2 (a copy reads and writes each byte)
+    double same_gpu_latency_us;    // µs per such copy (launch and event wait), default 5
+} ScnNetwork;
+
+/* A list of times in ms, e.g. one per pipeline stage; n = 0 when not given. */
+typedef struct {
+    double *ms;  // owned
+    int64_t n;
+} ScnTimeList;
+
+typedef struct {
+    // Each is < 0 when not given. Stage times are per micro-batch for a whole device's layers.
+    double forward_ms;  // F
+    double backward_ms; // B (input-gradient part)
+    double weight_ms;   // W (weight-gradient part); 0 when forward_ms is given and this is not
+    double comm_ms;     // fixed time of every cross-device transfer (replaces alpha-beta)
+    double overlap_fb_ms; // one overlapped forward-and-backward pair (DualPipe's F&B) for a
+                          //   device's layers, each of v chunks 1/v; -1: F + backward
+    double optimizer_ms;  // optimizer step of a device's layers (all chunks), once an
+                          //   iteration after the all-reduces; -1: memory-bound estimate
+    double allreduce_ms;  // fixed time of each chunk's gradient all-reduce; -1: alpha-beta
+    ScnTimeList stage_forward, stage_backward, stage_weight; // per pipeline stage (p*v
+                          //   entries in stage order, each that stage's op, no division by
+                          //   v); when given they replace forward_ms, backward_ms, weight_ms
+} ScnCosts;
+
+/* Op-time jitter (sim/variability.h): none, or every compute op's time times a factor of
+ * mean 1 and coefficient of variation jitter_cv, normal (its deviate clamped to +-3, so
+ * jitter_cv <= 0.3 keeps every op above 10% of its time) or lognormal. */
+typedef enum { JITTER_NONE = 0, JITTER_NORMAL, JITTER_LOGNORMAL } Jitter;
+
+/* [variability]: jitter, one straggler device, one device failure (sim/variability.h). All
+ * off by default, and then the run is exactly the cost model's. */
+typedef struct {
+    Jitter jitter;
+    double jitter_cv;          // coefficient of variation of each op's time, >= 0
+    int64_t seed;              // of the counter-based random numbers, 0..2^53
+    int64_t straggler_device;  // -1: none
+    double straggler_slowdown; // factor >= 1 on the times of its ops that start in the window
+    double straggler_start_ms; // window start, ms since the run's start
+    double straggler_end_ms;   // window end (excluded), ms since the run's start; < 0: the end
+    int64_t failure_device;    // -1: none
+    double failure_at_ms;      // ms since the run's start; < 0: not given
+    double restart_ms;         // ms to restart from the checkpoint after the failure
+} ScnVariability;
+
+typedef struct {
+    ScnModel model;
+    ScnBatch batch;
+    ScnPipeline pipeline;
+    ScnParallel parallel;
+    ScnHardware hw;
+    ScnNetwork net;
+    ScnCosts costs;
+    ScnDevice *device;       // owned: [stages] every pipeline device, resolved
+    ScnLink *link;           // owned: [nlinks] [link.A-B] overrides, sorted by (a, b)
+    int64_t nlinks;
+    ScnVariability var;
+    char path[SCN_PATH_MAX]; // file name as given, used in messages
+    char *text;              // owned: the file's bytes as read (NUL-terminated)
+} Scenario;
+
+/* scenario_load reads path, applies the nsets overrides ("section.key=value", applied in
+ * order after the file, so the last one wins), fills defaults and presets, and validates.
+ * Returns 0 with *out filled (release with scenario_free), 2 for bad input (err holds one
+ * line "FILE:LINE: what is wrong; what would be right", or "--set ARG: ..." for an
+ * override), or 1 when the file cannot be read (err says why). *out is always safe to free. */
+int scenario_load(const char *path, const char *const *sets, int nsets, Scenario *out,
+                  char err[SCN_ERR_MAX]);
+
+/* scenario_parse is scenario_load on text already in memory; name stands in for the path. */
+int scenario_parse(const char *text, const char *name, const char *const *sets, int nsets,
+                   Scenario *out, char err[SCN_ERR_MAX]);
+
+void scenario_free(Scenario *s);
+
+/* The schedule's parameters as this scenario gives them. */
+SchedParams scenario_sched_params(const Scenario *s);
+
+/* scenario_format writes every key with its resolved value as INI text (defaults and
+ * presets filled in), then a [device.N] section with the resolved figures of every device a
+ * section or --set named, and every [link.A-B] (a < b); scenario_parse reads it back to the
+ * same Scenario. Returns a malloc'd string, or NULL when out of memory. */
+char *scenario_format(const Scenario *s);
+
+/* Bytes per element of a dtype (2 for bf16/fp16, 4 for fp32) and its name. */
+int dtype_bytes(Dtype d);
+const char *dtype_name(Dtype d);
+const char *recompute_name(Recompute r);
+const char *optimizer_name(Optimizer o);
+const char *allreduce_name(Allreduce a);
+/* d and t, read as 1 when not set (a Scenario built by hand, zeroed), and the devices in
+ * all, p x d x t. */
+static inline int64_t scenario_data(const Scenario *s) {
+    return s->parallel.data > 1 ? s->parallel.data : 1;
+}
+static inline int64_t scenario_tensor(const Scenario *s) {
+    return s->parallel.tensor > 1 ? s->parallel.tensor : 1;
+}
+static inline int64_t scenario_devices_total(const Scenario *s) {
+    return s->pipeline.stages * scenario_data(s) * scenario_tensor(s);
+}
+/* Whether iterations end with the data-parallel tail (all-reduces, optimizer step). */
+static inline int scenario_has_tail(const Scenario *s) {
+    return scenario_data(s) > 1 || s->costs.optimizer_ms > 0;
+}
+const char *jitter_name(Jitter j);
+
+/* GPU presets: peak dense TFLOP/s for 16-bit and for fp32 (TF32 tensor cores) inputs, memory,
+ * and default link figures. gpu_preset_find returns NULL for an unknown name. */
+typedef struct {
+    const char *name;
+    double peak_tflops_16; // dense bf16/fp16 TFLOP/s
+    double peak_tflops_32; // dense TF32 TFLOP/s, used for dtype = fp32
+    double memory_gib;
+    double intra_bandwidth_gbs; // per direction (NVLink)
+    double inter_bandwidth_gbs; // per GPU NIC
+    double hbm_bandwidth_gbs;   // device memory bandwidth (the optimizer step's speed); a
+                                //   same-GPU copy gets half of it
+} GpuPreset;
+
+const GpuPreset *gpu_preset_find(const char *name);
+/* Comma-separated list of preset names, for messages and --help. */
+const char *gpu_preset_names(void);
+
+#endif

@@ -1,0 +1,62 @@
+/* sim/sched/schedule.h: pipeline schedules. Each schedule is one file (sched_<name>.c) that fills in
+ * a const Schedule and one line in the table in sched.c. A schedule only orders ops; timing
+ * and memory are computed elsewhere from the Program it builds. (Not named sched.h: with
+ * -Isim that would hide the system <sched.h> that pthread.h and cblas.h need.) */
+#ifndef PIPESIM_SCHED_H
+#define PIPESIM_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sim/program/program.h"
+
+typedef struct {
+    int32_t devices;       // p
+    int32_t chunks;        // v
+    int32_t micro_batches; // m per iteration
+    int32_t iterations;    // iterations run; asynchronous schedules build them all into one
+                           //   Program (no flush), the others build one and ignore this
+    const char *file;      // schedule file for "custom" (path as opened), else NULL
+} SchedParams;
+
+/* Why a combination is impossible: the scenario key to blame (e.g. "pipeline.micro_batches")
+ * and a message that says what would be right. */
+typedef struct {
+    const char *key;
+    char msg[512];
+} SchedIssue;
+
+typedef struct {
+    const char *name;    // as written in scenarios: "1f1b"
+    const char *summary; // one line for --help
+    int32_t pipes;       // model copies run as separate stage chains (DualPipe: 2); 0 means 1
+    /* Returns 0 when the schedule can run with these parameters, else -1 and fills issue. */
+    int (*validate)(const SchedParams *sp, SchedIssue *issue);
+    /* Builds the per-device Program (sp already validated). Returns 0; -1 out of memory; 2
+     * when an input it reads is bad (issue->msg says "FILE:LINE: ..."; custom schedules). */
+    int (*build)(const SchedParams *sp, Program *out, SchedIssue *issue);
+} Schedule;
+
+/* sched_find returns the schedule of that name, or NULL. sched_names lists the available
+ * ones, comma-separated. */
+const Schedule *sched_find(const char *name);
+const char *sched_names(void);
+
+/* Appends device d's 1F1B order over all of out's micro-batches (min(p-d-1, m) warm-up
+ * forwards, then one forward one backward, then the remaining backwards; whole BW ops).
+ * Returns the most micro-batches it holds at once, min(p-d, m). Shared by 1f1b and the
+ * asynchronous schedules. */
+int32_t sched_1f1b_device(Program *out, int32_t d);
+
+/* DualPipe's eight-step generator (sched_dualpipe.c), shared with DualPipeV: copies = 2 builds
+ * DualPipe (PLACE_DUAL, half of the micro-batches from each end), copies = 1 DualPipeV
+ * (PLACE_VSHAPE). sp must pass sched_dualpipe_check. Returns 0, or -1 when out of memory. */
+int sched_dualpipe_program(const SchedParams *sp, int32_t copies, Program *out);
+/* What both need: chunks = 2 and micro_batches >= 2 x stages (DeepSeek's assertion). Returns
+ * 0, or -1 with issue naming the key (name is the schedule, for the message). */
+int sched_dualpipe_check(const char *name, const SchedParams *sp, SchedIssue *issue);
+
+/* Model copies the named schedule runs (1 unless it says otherwise; 1 for unknown names). */
+int32_t sched_pipes(const char *name);
+
+#endif

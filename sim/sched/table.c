@@ -1,0 +1,53 @@
+/* sim/sched/table.c: the table of schedules. Adding a schedule is one new file and one line here. */
+#include "sim/sched/schedule.h"
+
+#include <string.h>
+
+extern const Schedule SCHED_GPIPE;
+extern const Schedule SCHED_1F1B;
+extern const Schedule SCHED_INTERLEAVED;
+extern const Schedule SCHED_PIPEDREAM;
+extern const Schedule SCHED_PIPEDREAM_2BW;
+extern const Schedule SCHED_ZB_H1;
+extern const Schedule SCHED_ZB_H2;
+extern const Schedule SCHED_ZB_V;
+extern const Schedule SCHED_DUALPIPE;
+extern const Schedule SCHED_DUALPIPEV;
+extern const Schedule SCHED_CUSTOM;
+
+static const Schedule *const SCHEDULES[] = {
+    &SCHED_GPIPE,
+    &SCHED_1F1B,
+    &SCHED_INTERLEAVED,
+    &SCHED_PIPEDREAM,
+    &SCHED_PIPEDREAM_2BW,
+    &SCHED_ZB_H1,
+    &SCHED_ZB_H2,
+    &SCHED_ZB_V,
+    &SCHED_DUALPIPE,
+    &SCHED_DUALPIPEV,
+    &SCHED_CUSTOM,
+};
+#define NSCHEDULES (sizeof SCHEDULES / sizeof SCHEDULES[0])
+
+const Schedule *sched_find(const char *name) {
+    for (size_t i = 0; i < NSCHEDULES; i++)
+        if (strcmp(SCHEDULES[i]->name, name) == 0) return SCHEDULES[i];
+    return NULL;
+}
+
+const char *sched_names(void) {
+    static char names[256];
+    if (!names[0]) {
+        for (size_t i = 0; i < NSCHEDULES; i++) {
+            if (i) strcat(names, ", ");
+            strcat(names, SCHEDULES[i]->name);
+        }
+    }
+    return names;
+}
+
+int32_t sched_pipes(const char *name) {
+    const Schedule *sc = sched_find(name);
+    return sc && sc->pipes > 1 ? sc->pipes : 1;
+}
