@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "kernels/layer.h"
-#include "sim/program/timeline.h"
+#include "sim/program/program.h"
 
 #ifdef __cplusplus
 extern "C" { // layer_cuda.cu runs these lists

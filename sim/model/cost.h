@@ -14,7 +14,7 @@
 
 #include "sim/plan/plan.h"
 #include "sim/scenario/scenario.h"
-#include "sim/program/timeline.h"
+#include "sim/program/program.h"
 
 /* A [link.A-B] override in CostModel's open-addressed table: a < b; a = -1 marks a free slot. */
 typedef struct {

@@ -7,6 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *const KIND_NAMES[OP_KIND_COUNT] = {"F", "B", "W", "BW"};
+
+const char *op_kind_name(OpKind k) { return (unsigned)k < OP_KIND_COUNT ? KIND_NAMES[k] : "?"; }
+
+int op_kind_parse(const char *name) {
+    for (int k = 0; k < OP_KIND_COUNT; k++)
+        if (strcmp(KIND_NAMES[k], name) == 0) return k;
+    return -1;
+}
+
 int program_init(Program *pr, int32_t devices, int32_t chunks, int32_t micro_batches,
                  Placement placement, int64_t total_ops) {
     memset(pr, 0, sizeof *pr);

@@ -9,7 +9,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sim/program/timeline.h"
+
+/* What a compute op does. F = forward, B = input gradient, W = weight gradient,
+ * BW = the whole backward as one op (schedules without a B/W split). */
+typedef enum { OP_F = 0, OP_B = 1, OP_W = 2, OP_BW = 3, OP_KIND_COUNT } OpKind;
+
+/* Names used in storage, JSON and tables: "F", "B", "W", "BW". op_kind_parse returns the
+ * OpKind, or -1 for an unknown name. */
+const char *op_kind_name(OpKind k);
+int op_kind_parse(const char *name);
 
 /* How (device, chunk) maps to a pipeline stage (0 = holds the first layers).
  * LOOPED: stage = chunk*p + device (GPipe, 1F1B, Megatron interleaved).

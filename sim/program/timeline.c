@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-static const char *const KIND_NAMES[OP_KIND_COUNT] = {"F", "B", "W", "BW"};
 static const char *const STREAM_NAMES[STREAM_COUNT] = {"compute", "send", "recv",
                                                          "allreduce", "optimizer"};
 
@@ -74,14 +73,10 @@ void memtrace_free(MemTrace *m) {
     memset(m, 0, sizeof *m);
 }
 
-const char *op_kind_name(OpKind k) { return (unsigned)k < OP_KIND_COUNT ? KIND_NAMES[k] : "?"; }
 const char *stream_name(Stream s) { return (unsigned)s < STREAM_COUNT ? STREAM_NAMES[s] : "?"; }
 
-static int name_index(const char *const *names, int n, const char *name) {
-    for (int i = 0; i < n; i++)
-        if (strcmp(names[i], name) == 0) return i;
+int stream_parse(const char *name) {
+    for (int i = 0; i < STREAM_COUNT; i++)
+        if (strcmp(STREAM_NAMES[i], name) == 0) return i;
     return -1;
 }
-
-int op_kind_parse(const char *name) { return name_index(KIND_NAMES, OP_KIND_COUNT, name); }
-int stream_parse(const char *name) { return name_index(STREAM_NAMES, STREAM_COUNT, name); }

@@ -1,15 +1,15 @@
 /* sim/program/timeline.h: the Timeline, the one record type that psim (predicted) and pexec
  * (measured) both produce: one row per compute op or transfer end on one device.
- * It holds data only; storing it is traces/store.h, producing it is sim/engine.h. */
+ * It holds data only; the engine (sim/engine/) and the executor (exec/) produce it, traces/store.h
+ * stores it. */
 #ifndef PIPESIM_TIMELINE_H
 #define PIPESIM_TIMELINE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* What a compute op does. F = forward, B = input gradient, W = weight gradient,
- * BW = the whole backward as one op (schedules without a B/W split). */
-typedef enum { OP_F = 0, OP_B = 1, OP_W = 2, OP_BW = 3, OP_KIND_COUNT } OpKind;
+#include "sim/program/program.h" // OpKind
+
 
 /* Which lane of a device a row belongs to. A transfer appears twice: once as SEND on the
  * producing device and once as RECV on the consuming device. COLLECTIVE rows are the
@@ -71,12 +71,9 @@ void timeline_free(Timeline *t);
 int memtrace_push(MemTrace *m, const MemSample *s);
 void memtrace_free(MemTrace *m);
 
-/* Names used in storage, JSON and tables: "F", "B", "W", "BW"; "compute", "send", "recv",
- * "allreduce", "optimizer".
- * The *_parse functions return the enum value, or -1 for an unknown name. */
-const char *op_kind_name(OpKind k);
+/* Names used in storage, JSON and tables: "compute", "send", "recv", "allreduce", "optimizer"
+ * (op kinds: program.h). stream_parse returns the Stream, or -1 for an unknown name. */
 const char *stream_name(Stream s);
-int op_kind_parse(const char *name);
 int stream_parse(const char *name);
 
 #endif
