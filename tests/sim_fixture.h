@@ -39,7 +39,7 @@ static inline void sim_run(Sim *x, const char *text, const char *name, const cha
     assert_int_equal(sc->validate(&sp, &issue), 0);
     assert_int_equal(sc->build(&sp, &x->pr, &issue), 0);
     assert_int_equal(program_check(&x->pr, err, sizeof err), 0);
-    assert_int_equal(plan_build_copies(&x->s, x->pr.pipes, &x->pl, err, sizeof err), 0);
+    assert_int_equal(plan_build_copies(&x->s, x->pr.pipes, &cost_partition_model, &x->pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&x->s, &x->pl, &x->c, err, sizeof err), 0);
     variability_init(&x->var, &x->s.var);
     assert_int_equal(engine_run_varied(&x->pr, &x->c, &x->var, (int32_t)x->s.batch.iterations,

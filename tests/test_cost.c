@@ -59,7 +59,7 @@ static void test_iteration_flops_narayanan(void **state) {
     Plan pl;
     CostModel c;
     char err[256];
-    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     double total = 0;
     for (int32_t st = 0; st < c.stages; st++)
@@ -76,7 +76,7 @@ static void test_op_times_and_links(void **state) {
     Plan pl;
     CostModel c;
     char err[256];
-    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     double f, b, w;
     cost_layer_flops(&s.model, 1, &f, &b, &w);
@@ -94,7 +94,7 @@ static void test_op_times_and_links(void **state) {
     s.costs.forward_ms = 3, s.costs.backward_ms = 5, s.costs.weight_ms = 1, s.costs.comm_ms = 0.5;
     s.pipeline.chunks = 2, s.model.layers = 48; // explicit times are per device; each chunk takes half
     plan_free(&pl);
-    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     assert_int_equal(cost_op_ns(&c, 15, OP_F), 1500000);
     assert_int_equal(cost_op_ns(&c, 15, OP_BW), 3000000);
@@ -110,7 +110,7 @@ static void test_absurd_costs_rejected(void **state) {
     Plan pl;
     CostModel c;
     char err[256];
-    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 2);
     assert_non_null(strstr(err, "gpt13b.scn: the ops of this run add up to"));
     assert_non_null(strstr(err, "beyond the simulator's clock"));
@@ -146,7 +146,7 @@ static void test_recompute_time(void **state) {
     Plan pl;
     CostModel base, c;
     char err[256];
-    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&s, &pl, &base, err, sizeof err), 0);
     s.model.recompute = RECOMPUTE_FULL;
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
@@ -193,7 +193,7 @@ static void simulate_memory(const Scenario *s, const char *name, int32_t v, Devi
     CostModel c;
     Timeline tl = {0};
     char err[256];
-    assert_int_equal(plan_build(s, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(s, &cost_partition_model, &pl, err, sizeof err), 0);
     SchedParams sp = {.devices = (int32_t)s->pipeline.stages, .chunks = v,
                       .micro_batches = (int32_t)s->batch.micro_batches,
                       .iterations = (int32_t)s->batch.iterations};
@@ -297,7 +297,7 @@ static void test_metrics_definitions(void **state) {
     Timeline tl = {0};
     Metrics mt;
     char err[256];
-    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
     SchedParams sp = {.devices = 4, .chunks = 1, .micro_batches = 6, .iterations = 1};
     assert_int_equal(sched_find("gpipe")->build(&sp, &pr, NULL), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
@@ -327,7 +327,7 @@ static void test_explicit_partition(void **state) {
     s.pipeline.npartition = 8;
     Plan pl;
     char err[256];
-    assert_int_equal(plan_build(&s, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
     assert_int_equal(pl.layers[3], 6);
     assert_int_equal(pl.first_layer[4], 4 + 5 + 5 + 6);
     plan_free(&pl);
@@ -353,15 +353,15 @@ static void test_balanced_partition(void **state) {
     char err[256];
     // gpt13b's head is lighter than a layer: balanced is uniform
     s.pipeline.partition = PART_BALANCED;
-    assert_int_equal(plan_build(&s, &bal, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, &cost_partition_model, &bal, err, sizeof err), 0);
     for (int32_t st = 0; st < 8; st++) assert_int_equal(bal.layers[st], 5);
     plan_free(&bal);
     // a 256k vocabulary makes the head worth several layers: the last stage gets fewer, and
     // no split of 40 layers has a faster slowest stage (checked against every k)
     s.model.vocab = 256000;
-    assert_int_equal(plan_build(&s, &bal, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, &cost_partition_model, &bal, err, sizeof err), 0);
     s.pipeline.partition = PART_UNIFORM;
-    assert_int_equal(plan_build(&s, &uni, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, &cost_partition_model, &uni, err, sizeof err), 0);
     int64_t sum = 0;
     for (int32_t st = 0; st < 8; st++) sum += bal.layers[st], assert_true(bal.layers[st] >= 1);
     assert_int_equal(sum, 40);

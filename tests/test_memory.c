@@ -45,7 +45,7 @@ static void build(const Scenario *s, Program *pr, Plan *pl, Timeline *tl) {
                       .chunks = (int32_t)s->pipeline.chunks,
                       .micro_batches = (int32_t)s->batch.micro_batches, .iterations = 1};
     assert_int_equal(sched_find(s->pipeline.schedule)->build(&sp, pr, NULL), 0);
-    int rc = plan_build_program(s, pr, pl, err, sizeof err);
+    int rc = plan_build_program(s, pr, &cost_partition_model, pl, err, sizeof err);
     if (rc != 0) print_error("%s\n", err);
     assert_int_equal(rc, 0);
     if (!tl) return;

@@ -37,7 +37,7 @@ static void load(Scenario *s, int L, int h, int p, const char *sched, int v, int
 static void plan_of(const Scenario *s, Program *pr, Plan *pl) {
     SchedParams sp = scenario_sched_params(s);
     assert_int_equal(sched_find(s->pipeline.schedule)->build(&sp, pr, NULL), 0);
-    assert_int_equal(plan_build_program(s, pr, pl, err, sizeof err), 0);
+    assert_int_equal(plan_build_program(s, pr, &cost_partition_model, pl, err, sizeof err), 0);
 }
 
 static int64_t slowest(const Scenario *s, const Plan *pl, const int64_t *layers, int32_t per) {
@@ -112,10 +112,10 @@ static void check_split(const Scenario *s, const Plan *pl, int32_t per) {
     int64_t sum = 0;
     for (int32_t st = 0; st < per; st++) assert_true(pl->layers[st] >= 1), sum += pl->layers[st];
     assert_int_equal(sum, s->model.layers);
-    assert_int_equal(slowest(s, pl, pl->layers, per), pl->bottleneck_ns);
-    assert_int_equal(cost_stage_ns(s, plan_device_of(pl, pl->bottleneck_stage),
-                                   pl->layers[pl->bottleneck_stage],
-                                   pl->bottleneck_stage == per - 1), pl->bottleneck_ns);
+    assert_int_equal(slowest(s, pl, pl->layers, per), pl->balance.bottleneck_ns);
+    assert_int_equal(cost_stage_ns(s, plan_device_of(pl, pl->balance.bottleneck_stage),
+                                   pl->layers[pl->balance.bottleneck_stage],
+                                   pl->balance.bottleneck_stage == per - 1), pl->balance.bottleneck_ns);
 }
 
 static void test_brute_force_counts_splits(void **state) {
@@ -147,8 +147,8 @@ static void test_balanced_model_stays_uniform(void **state) {
     plan_of(&s, &pr, &pl);
     for (int32_t st = 0; st < 4; st++) assert_int_equal(pl.layers[st], 2);
     check_split(&s, &pl, 4);
-    assert_int_equal(pl.bottleneck_ns, pl.even_ns);
-    assert_int_equal(pl.bottleneck_stage, 3); // the head's few FLOPs break the tie
+    assert_int_equal(pl.balance.bottleneck_ns, pl.balance.even_ns);
+    assert_int_equal(pl.balance.bottleneck_stage, 3); // the head's few FLOPs break the tie
     plan_free(&pl), program_free(&pr), scenario_free(&s);
 }
 
@@ -162,9 +162,9 @@ static void test_heavy_head(void **state) {
     check_split(&s, &pl, 4);
     assert_true(pl.layers[3] < 3);
     int64_t even[4] = {3, 3, 3, 3};
-    assert_int_equal(pl.even_ns, slowest(&s, &pl, even, 4));
-    assert_true(pl.bottleneck_ns < pl.even_ns);
-    assert_int_equal(pl.bottleneck_ns, brute(&s, &pr, &pl, 4, 0));
+    assert_int_equal(pl.balance.even_ns, slowest(&s, &pl, even, 4));
+    assert_true(pl.balance.bottleneck_ns < pl.balance.even_ns);
+    assert_int_equal(pl.balance.bottleneck_ns, brute(&s, &pr, &pl, 4, 0));
     plan_free(&pl), program_free(&pr), scenario_free(&s);
 }
 
@@ -182,10 +182,10 @@ static void test_half_peak_device(void **state) {
             load(&s, 16, 1024, 4, "1f1b", 1, vocab[vi], set, NULL);
             plan_of(&s, &pr, &pl);
             check_split(&s, &pl, 4);
-            assert_int_equal(pl.bottleneck_ns, brute(&s, &pr, &pl, 4, 0));
+            assert_int_equal(pl.balance.bottleneck_ns, brute(&s, &pr, &pl, 4, 0));
             for (int32_t st = 0; st < 3; st++) // the head stage may be lighter anyway
                 if (st != slow && slow != 3) assert_true(pl.layers[slow] < pl.layers[st]);
-            assert_int_equal(pl.memory_device, -1);
+            assert_int_equal(pl.balance.memory_device, -1);
             plan_free(&pl), program_free(&pr), scenario_free(&s);
         }
 }
@@ -199,7 +199,7 @@ static void test_chunks_and_vshape(void **state) {
     plan_of(&s, &pr, &pl);
     for (int32_t st = 0; st < 4; st++) assert_int_equal(plan_device_of(&pl, st), st % 2);
     check_split(&s, &pl, 4);
-    assert_int_equal(pl.bottleneck_ns, brute(&s, &pr, &pl, 4, 0));
+    assert_int_equal(pl.balance.bottleneck_ns, brute(&s, &pr, &pl, 4, 0));
     assert_true(pl.layers[1] < pl.layers[0]);
     plan_free(&pl), program_free(&pr), scenario_free(&s);
     // zb-v's V: stages 0 and 3 on device 0, 1 and 2 on device 1
@@ -209,7 +209,7 @@ static void test_chunks_and_vshape(void **state) {
     const int32_t want[4] = {0, 1, 1, 0};
     for (int32_t st = 0; st < 4; st++) assert_int_equal(plan_device_of(&pl, st), want[st]);
     check_split(&s, &pl, 4);
-    assert_int_equal(pl.bottleneck_ns, brute(&s, &pr, &pl, 4, 0));
+    assert_int_equal(pl.balance.bottleneck_ns, brute(&s, &pr, &pl, 4, 0));
     CostModel c;
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     // stage 3 runs on the slow device 0: priced at its rate
@@ -246,22 +246,22 @@ static void test_memory_forces_split(void **state) {
     plan_of(&s, &pr, &pl);
     check_split(&s, &pl, 2);
     assert_int_equal(pl.layers[0], k0 - 1);
-    assert_int_equal(pl.memory_device, 0);
-    assert_int_equal(pl.unlimited_ns, free_pl.bottleneck_ns);
-    assert_true(pl.bottleneck_ns > pl.unlimited_ns);
-    assert_int_equal(pl.bottleneck_stage, 1);
-    assert_true(pl.fits_memory);
+    assert_int_equal(pl.balance.memory_device, 0);
+    assert_int_equal(pl.balance.unlimited_ns, free_pl.balance.bottleneck_ns);
+    assert_true(pl.balance.bottleneck_ns > pl.balance.unlimited_ns);
+    assert_int_equal(pl.balance.bottleneck_stage, 1);
+    assert_true(pl.balance.fits_memory);
     assert_true(fits(&s, &pr, &pl, pl.layers));
     assert_false(fits(&s, &pr, &pl, free_pl.layers));
-    assert_int_equal(pl.bottleneck_ns, brute(&s, &pr, &pl, 2, 1));
+    assert_int_equal(pl.balance.bottleneck_ns, brute(&s, &pr, &pl, 2, 1));
     plan_free(&pl), program_free(&pr), scenario_free(&s);
     // on 4 devices the same limit moves a layer at no cost in time: still the best that fits
     load(&s, 12, 2048, 4, "1f1b", 1, 32000, "device.0.memory_gib=10", NULL);
     plan_of(&s, &pr, &pl);
     check_split(&s, &pl, 4);
-    assert_int_equal(pl.memory_device, 0);
+    assert_int_equal(pl.balance.memory_device, 0);
     assert_true(fits(&s, &pr, &pl, pl.layers));
-    assert_int_equal(pl.bottleneck_ns, brute(&s, &pr, &pl, 4, 1));
+    assert_int_equal(pl.balance.bottleneck_ns, brute(&s, &pr, &pl, 4, 1));
     plan_free(&pl), plan_free(&free_pl), program_free(&pr), scenario_free(&s);
 }
 
@@ -273,9 +273,9 @@ static void test_nothing_fits(void **state) {
     load(&s, 12, 2048, 4, "1f1b", 1, 32000, "hardware.memory_gib=0.5", NULL);
     plan_of(&s, &pr, &pl);
     check_split(&s, &pl, 4);
-    assert_false(pl.fits_memory);
-    assert_int_equal(pl.bottleneck_ns, pl.unlimited_ns);
-    assert_int_equal(pl.bottleneck_ns, brute(&s, &pr, &pl, 4, 0));
+    assert_false(pl.balance.fits_memory);
+    assert_int_equal(pl.balance.bottleneck_ns, pl.balance.unlimited_ns);
+    assert_int_equal(pl.balance.bottleneck_ns, brute(&s, &pr, &pl, 4, 0));
     plan_free(&pl), program_free(&pr), scenario_free(&s);
 }
 
@@ -286,12 +286,12 @@ static void test_plan_build_without_program(void **state) {
     Plan a, b;
     load(&s, 16, 1024, 4, "1f1b", 1, 256000, "device.1.peak_tflops=600", NULL);
     plan_of(&s, &pr, &a);
-    assert_int_equal(plan_build(&s, &b, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, &cost_partition_model, &b, err, sizeof err), 0);
     for (int32_t st = 0; st < 4; st++) {
         assert_int_equal(a.layers[st], b.layers[st]);
         assert_int_equal(plan_device_of(&b, st), st);
     }
-    assert_int_equal(a.bottleneck_ns, b.bottleneck_ns);
+    assert_int_equal(a.balance.bottleneck_ns, b.balance.bottleneck_ns);
     plan_free(&a), plan_free(&b), program_free(&pr), scenario_free(&s);
 }
 

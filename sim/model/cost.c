@@ -122,6 +122,12 @@ int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int hea
     return ns[OP_F] + ns[OP_B] + ns[OP_W] + stage_recompute_ns(s, n, fl, ns[OP_F]);
 }
 
+static int64_t partition_stage_ns(const Scenario *s, const PartitionStage *st, int64_t layers) {
+    return cost_stage_ns(s, st->device, layers, st->last);
+}
+
+const PartitionModel cost_partition_model = {partition_stage_ns, memory_stage_layer_cap};
+
 static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel *c) {
     double n = (double)pl->layers[st], rate = device_rate(s, plan_device_of(pl, st));
     double *fl = &c->op_flops[(int64_t)st * OP_KIND_COUNT];

@@ -120,6 +120,11 @@ int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
  * cost_build's op times, so it equals the sum of a stage's F, B and W ops without [costs]. */
 int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int head);
 
+/* What partition = balanced needs from the models (partition.h): a stage's F + B + W
+ * (cost_stage_ns on its device, with the LM head on a last stage) and the most layers its
+ * memory holds (memory_stage_layer_cap). */
+extern const PartitionModel cost_partition_model;
+
 /* Time of one transfer between devices a and b (a != b) without overrides: a copy inside one
  * GPU, a link inside a node, or one between nodes. */
 static inline int64_t cost_pair_ns(const CostModel *c, int32_t a, int32_t b) {

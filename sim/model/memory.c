@@ -63,6 +63,19 @@ void memory_stage_footprint(const Scenario *s, int64_t nlayers, int first, int l
     *w_pending = layers * memory_layer_w_pending_bytes_tp(m, mb, tp) + ends;
 }
 
+int64_t memory_stage_layer_cap(const Scenario *s, const PartitionStage *st) {
+    double gib = s->device ? s->device[st->device].memory_gib : s->hw.memory_gib;
+    double wb = dtype_bytes(s->model.dtype), ver = st->weight_versions;
+    double per_param = wb * ver + wb + memory_optimizer_bytes_per_param(&s->model);
+    double p1, a1, w1, p0, a0, w0;
+    memory_stage_footprint(s, 1, st->first, st->last, &p1, &a1, &w1);
+    memory_stage_footprint(s, 0, st->first, st->last, &p0, &a0, &w0);
+    double fixed = p0 * per_param + st->inflight * a0;           // embedding / head
+    double layer = (p1 - p0) * per_param + st->inflight * (a1 - a0);
+    double room = gib * GIB / st->chunks - fixed;
+    return room < layer ? 0 : (int64_t)(room / layer);
+}
+
 double memory_stage_params(const Scenario *s, const Plan *pl, int32_t st) {
     return stage_params(s, pl->layers[st], plan_stage_is_first(pl, st), plan_stage_is_last(pl, st));
 }

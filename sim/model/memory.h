@@ -71,6 +71,12 @@ double memory_optimizer_bytes_per_param(const ScnModel *m);
 void memory_stage_footprint(const Scenario *s, int64_t nlayers, int first, int last,
                             double *params, double *act, double *w_pending);
 
+/* The most layers a stage can hold in its device's memory_gib / chunks: weights (all its
+ * versions), gradients and optimizer state of each layer, plus the activations of its
+ * in-flight micro-batches, after the embedding's or LM head's share (a bound: split-backward
+ * activations counted whole until W). partition.h's layer_cap. */
+int64_t memory_stage_layer_cap(const Scenario *s, const PartitionStage *st);
+
 /* memory_compute fills out[devices] and, when trace is not NULL, appends to it the memory of
  * every device over the run: one sample at t = 0 with the static part, then one each time the
  * held bytes change. Stage 0 also holds the embedding (V + s)h and its dropout mask sbh; the

@@ -1,11 +1,13 @@
-/* sim/plan/plan.h: the Plan, where things go: layers to pipeline stages (uniform or an explicit
- * list), stages to devices (through the Program's placement), devices to nodes. It decides
- * nothing about time; cost.h prices what the Plan places. */
+/* sim/plan/plan.h: the Plan, where things go: layers to pipeline stages (uniform, an explicit
+ * list, or balanced by partition.h with the caller's model of time and memory), stages to
+ * devices (through the Program's placement), devices to nodes. It decides nothing about
+ * time; sim/model/cost.h prices what the Plan places. */
 #ifndef PIPESIM_PLAN_H
 #define PIPESIM_PLAN_H
 
 #include <stdint.h>
 
+#include "sim/plan/partition.h"
 #include "sim/program/program.h"
 #include "sim/scenario/scenario.h"
 
@@ -20,38 +22,29 @@ typedef struct {
     int32_t gpus_per_node; // physical GPUs per node
     int32_t devices_per_gpu; // devices sharing one GPU (0 or 1: one each)
     int32_t *device_of;    // owned: [stages] device that runs each stage (NULL: stage % devices)
-    // partition = balanced: why this split (plan_build_*; zero otherwise)
-    int32_t bottleneck_stage; // stage with the slowest F + B + W
-    int64_t bottleneck_ns;    // its F + B + W per micro-batch (cost_stage_ns): the minimum
-    int64_t even_ns;          // the slowest stage of an even split of the layers, for comparison
-    int64_t unlimited_ns;     // the optimum without memory limits (> bottleneck_ns: memory
-                              //   forced this split)
-    int32_t memory_device;    // the first device whose memory keeps a stage below what the
-                              //   slowest stage's time allows it, or -1
-    int fits_memory;          // 0: no split fits every device's memory (balanced on time only)
+    PartitionWhy balance;  // partition = balanced: why this split (zero otherwise)
 } Plan;
 
-/* plan_build splits the scenario's layers into stages: uniform, the explicit list, or balanced:
- * the layers of one model copy, in stage order, so that the slowest stage's F + B + W
- * (cost_stage_ns on the stage's device, the LM head on the last stage) is as small as it can
- * be, subject to every device's memory_gib holding the weights, gradients and optimizer
- * state of its layers plus the activations of its peak in-flight micro-batches (a bound:
- * split-backward activations counted whole until W). With v chunks each (device, chunk) stage
- * is balanced on its own and gets 1/v of its device's memory. Exact: binary search on the
- * slowest stage time (integer ns) with a per-stage capacity check, O(S log L log T) for S
- * stages, L layers and T the slowest possible stage in ns. Among optimal splits it takes the
- * water-filled one (the other stages as even in time as they can be). Returns 0; 2 when the partition cannot be built (err holds
- * "FILE: ..." with the fix); -1 when out of memory. plan_build places stages as 1F1B does
- * (stage st on device st % p; DualPipe's mirror for two copies) and assumes 1F1B's
- * min(p - d, m) micro-batches in flight on device d. */
-int plan_build(const Scenario *s, Plan *out, char *err, size_t errlen);
-/* plan_build for a built Program: its copies, its placement of stages on devices, and the
- * peak in-flight (micro-batch, chunk) count of each of its (device, chunk) pairs. */
-int plan_build_program(const Scenario *s, const Program *pr, Plan *out, char *err, size_t errlen);
+/* plan_build splits the scenario's layers into stages: uniform, the explicit list, or
+ * balanced (partition_balance with model, which may be NULL for the other two): every
+ * device's memory_gib must hold the weights, gradients and optimizer state of its layers plus
+ * the activations of its peak in-flight micro-batches (the model's layer_cap; with v chunks
+ * each (device, chunk) stage gets 1/v of its device's memory). Returns 0; 2 when the partition
+ * cannot be built (err holds "FILE: ..." with the fix); -1 when out of memory. plan_build
+ * places stages as 1F1B does (stage st on device st % p; DualPipe's mirror for two copies)
+ * and assumes 1F1B's min(p - d, m) micro-batches in flight on device d. */
+int plan_build(const Scenario *s, const PartitionModel *model, Plan *out, char *err,
+               size_t errlen);
+/* plan_build for a built Program: its copies, its placement of stages on devices, its
+ * weight versions, and the peak in-flight (micro-batch, chunk) count of each of its
+ * (device, chunk) pairs. */
+int plan_build_program(const Scenario *s, const Program *pr, const PartitionModel *model,
+                       Plan *out, char *err, size_t errlen);
 /* The same for a given number of model copies (a custom schedule file says it with
  * "pipes = 2"); plan_build uses the schedule's. Also returns 2 when the layers do not split
  * into the stages of one copy. */
-int plan_build_copies(const Scenario *s, int32_t pipes, Plan *out, char *err, size_t errlen);
+int plan_build_copies(const Scenario *s, int32_t pipes, const PartitionModel *model, Plan *out,
+                      char *err, size_t errlen);
 void plan_free(Plan *pl);
 
 /* Whether a stage holds the embedding (first of its copy) or the LM head (last of its copy). */

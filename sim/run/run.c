@@ -281,7 +281,7 @@ int run_prepare(const RunOptions *o, Run *sm) {
                 sp.file && sp.file[0] ? sp.file : sm->scn.path, sm->prog.iterations);
         return 2;
     }
-    rc = plan_build_program(&sm->scn, &sm->prog, &sm->plan, err, sizeof err);
+    rc = plan_build_program(&sm->scn, &sm->prog, &cost_partition_model, &sm->plan, err, sizeof err);
     if (rc != 0) {
         if (rc < 0) return oom(o);
         fprintf(stderr, "%s: %s\n", o->prog, err);
@@ -380,8 +380,8 @@ static void print_json_partition(const Run *sm) {
         printf(" \"partition_bottleneck_stage\": %d, \"partition_bottleneck_ms\": %.17g, "
                "\"partition_even_ms\": %.17g, \"partition_unlimited_ms\": %.17g, "
                "\"partition_memory_device\": %d, \"partition_fits_memory\": %s,",
-               pl->bottleneck_stage, pl->bottleneck_ns / 1e6, pl->even_ns / 1e6,
-               pl->unlimited_ns / 1e6, pl->memory_device, pl->fits_memory ? "true" : "false");
+               pl->balance.bottleneck_stage, pl->balance.bottleneck_ns / 1e6, pl->balance.even_ns / 1e6,
+               pl->balance.unlimited_ns / 1e6, pl->balance.memory_device, pl->balance.fits_memory ? "true" : "false");
     printf("\n");
 }
 
@@ -395,18 +395,18 @@ static void print_partition(const Run *sm) {
         printf(" layers per stage\n");
         return;
     }
-    int32_t b = pl->bottleneck_stage, d = plan_device_of(pl, b);
+    int32_t b = pl->balance.bottleneck_stage, d = plan_device_of(pl, b);
     printf(" (balanced: stage %d on device %d is the slowest, F+B+W %.3f ms; an even split's "
-           "slowest is %.3f ms", b, d, pl->bottleneck_ns / 1e6, pl->even_ns / 1e6);
-    double gib = pl->memory_device < 0 ? 0 : sm->scn.device ? sm->scn.device[pl->memory_device].memory_gib
+           "slowest is %.3f ms", b, d, pl->balance.bottleneck_ns / 1e6, pl->balance.even_ns / 1e6);
+    double gib = pl->balance.memory_device < 0 ? 0 : sm->scn.device ? sm->scn.device[pl->balance.memory_device].memory_gib
                                                             : sm->scn.hw.memory_gib;
-    if (!pl->fits_memory) printf("; no split fits every device's memory, so time alone decided");
-    else if (pl->memory_device >= 0 && pl->bottleneck_ns > pl->unlimited_ns)
+    if (!pl->balance.fits_memory) printf("; no split fits every device's memory, so time alone decided");
+    else if (pl->balance.memory_device >= 0 && pl->balance.bottleneck_ns > pl->balance.unlimited_ns)
         printf("; device %d's memory_gib = %g forced it: %.3f ms without memory limits",
-               pl->memory_device, gib, pl->unlimited_ns / 1e6);
-    else if (pl->memory_device >= 0)
+               pl->balance.memory_device, gib, pl->balance.unlimited_ns / 1e6);
+    else if (pl->balance.memory_device >= 0)
         printf("; device %d's memory_gib = %g limits its layers, at no cost in time",
-               pl->memory_device, gib);
+               pl->balance.memory_device, gib);
     printf(")\n");
 }
 
