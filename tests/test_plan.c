@@ -15,6 +15,7 @@
 #include "sim/model/cost.h"
 #include "sim/engine/engine.h"
 #include "sim/model/memory.h"
+#include "sim/metrics/memory_trace.h"
 #include "sim/plan/plan.h"
 #include "sim/sched/schedule.h"
 

@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #include "sim/model/cost.h"
-#include "sim/model/memory.h"
+#include "sim/metrics/memory_trace.h"
 #include "sim/program/program.h"
 #include "sim/scenario/scenario.h"
 #include "sim/program/timeline.h"

@@ -1,10 +1,10 @@
-/* sim/model/memory.h: memory per device over a run: parameters (and the extra weight versions
- * asynchronous schedules keep), gradients and optimizer state, plus the activations of every
- * (micro-batch, chunk) in flight (Korthikanti et al. 2022, with the recompute modes of the
- * scenario). Times come from a Timeline, so the
- * same model reads psim's predicted timeline or pexec's measured one. With tensor parallelism
- * t every figure is one GPU's share (Korthikanti et al. 2022 without sequence parallelism);
- * data parallelism keeps full gradients and optimizer state on every replica (no ZeRO). */
+/* sim/model/memory.h: what a device holds: parameters (and the extra weight versions
+ * asynchronous schedules keep), gradients and optimizer state, and the activations one
+ * (micro-batch, chunk) keeps from its forward to its backward (Korthikanti et al. 2022, with
+ * the recompute modes of the scenario). With tensor parallelism t every figure is one GPU's
+ * share (Korthikanti et al. 2022 without sequence parallelism); data parallelism keeps full
+ * gradients and optimizer state on every replica (no ZeRO). Memory over a run, replayed from
+ * a Timeline, is sim/metrics/memory_trace.h. */
 #ifndef PIPESIM_MEMORY_H
 #define PIPESIM_MEMORY_H
 
@@ -13,7 +13,6 @@
 #include "sim/plan/plan.h"
 #include "sim/program/program.h"
 #include "sim/scenario/scenario.h"
-#include "sim/program/timeline.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
@@ -77,19 +76,14 @@ void memory_stage_footprint(const Scenario *s, int64_t nlayers, int first, int l
  * activations counted whole until W). partition.h's layer_cap. */
 int64_t memory_stage_layer_cap(const Scenario *s, const PartitionStage *st);
 
-/* memory_compute fills out[devices] and, when trace is not NULL, appends to it the memory of
- * every device over the run: one sample at t = 0 with the static part, then one each time the
- * held bytes change. Stage 0 also holds the embedding (V + s)h and its dropout mask sbh; the
- * last stage of each model copy the (tied) output embedding Vh and final layer norm 2h, and
- * 4sbh(1 + V/h) bytes of head activations. An activation is taken when its F starts and given
- * back when its BW ends; with a split backward, B gives back all but the W-pending part
- * (memory_layer_w_pending_bytes; the embedding's and head's parts stay whole) and W the rest.
- * At equal times give-backs are applied before takes. peak_activations counts
- * (micro-batch, chunk) activations from F to W or BW. Rows may come in any order; O(n) in the
- * timeline rows when each device's compute rows come in start order without overlaps (the
- * engine's, the store's), O(n log n) at worst. Rows of devices outside 0..devices-1 are left out.
- * Returns 0, or -1 out of memory. */
-int memory_compute(const Scenario *s, const Plan *pl, const Program *pr, const Timeline *tl,
-                   DeviceMemory *out, MemTrace *trace);
+/* memory_stage_footprint for stage st of the plan (its layers; first and last of its copy). */
+void memory_plan_footprint(const Scenario *s, const Plan *pl, int32_t st, double *params,
+                           double *act, double *w_pending);
+
+/* The static part of device d's memory (everything but activations, which are zero): the
+ * parameters of its stages and their weights (weight_versions copies), gradients and
+ * optimizer state. */
+void memory_device_static(const Scenario *s, const Plan *pl, const Program *pr, int32_t d,
+                          DeviceMemory *dm);
 
 #endif

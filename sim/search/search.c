@@ -169,19 +169,15 @@ int search_point_sets(const SearchConfig *c, char sets[SEARCH_NSETS][SEARCH_SET_
 /* ---- one point ---------------------------------------------------------------------------- */
 
 /* Weights + gradients + optimizer state of every device, from the Program's placement (the
- * memory model with no activation taken yet). Sets *fullest; returns its bytes, -1 out of
- * memory. */
+ * memory model with no activation taken yet). Sets *fullest; returns its bytes. */
 static double static_bytes(const Run *r, int32_t *fullest) {
-    DeviceMemory *dm = calloc((size_t)r->prog.devices, sizeof *dm);
-    Timeline none = {0};
-    if (!dm || memory_compute(&r->scn, &r->plan, &r->prog, &none, dm, NULL) != 0) {
-        free(dm);
-        return -1;
-    }
     double most = -1;
-    for (int32_t d = 0; d < r->prog.devices; d++)
-        if (dm[d].peak_bytes > most) most = dm[d].peak_bytes, *fullest = d;
-    free(dm);
+    for (int32_t d = 0; d < r->prog.devices; d++) {
+        DeviceMemory dm;
+        memory_device_static(&r->scn, &r->plan, &r->prog, d, &dm);
+        double fixed = dm.weight_bytes + dm.grad_bytes + dm.optimizer_bytes;
+        if (fixed > most) most = fixed, *fullest = d;
+    }
     return most;
 }
 
@@ -226,8 +222,7 @@ int search_point_run(const char *path, const char *const *base_sets, int nbase, 
     if (rc == 0) {
         double fixed = static_bytes(&r, &pt->fullest);
         pt->static_gib = fixed / GIB;
-        if (fixed < 0) rc = 1;
-        else if (pt->static_gib > r.scn.hw.memory_gib) pt->status = SEARCH_STATIC;
+        if (pt->static_gib > r.scn.hw.memory_gib) pt->status = SEARCH_STATIC;
     } else if (rc == 2) {
         pt->status = SEARCH_INVALID;
         snprintf(pt->reason, sizeof pt->reason, "psim refuses it (its message is on stderr)");
