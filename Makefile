@@ -52,7 +52,7 @@ $(BUILD)/exec/%_cuda.o: exec/%_cuda.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) $(CUDA_INC) -MMD -MP -c $< -o $@
 
-$(BUILD)/kernels/layer_cuda.o: kernels/layer_cuda.cu kernels/layer_cuda.h kernels/layer_ops.h \
+$(BUILD)/kernels/layer_cuda.o: kernels/layer_cuda.cu kernels/layer_cuda.h sim/model/layer_ops.h \
                                kernels/layer.h
 	@mkdir -p $(dir $@)
 	$(NVCC) -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror $(INC) -c $< -o $@

@@ -70,6 +70,7 @@ typedef struct {
     int stopped;            // the device died or stalled early (--kill/stall-after), threads
     Timeline tl;            // this device's rows
     LayerActs **acts;       // [S*m]: the stage's layers' buffers from F until W or BW
+    LayerScratch scratch;   // the device's scratch for one pass
     float **held;           // [(S*m)*2]: data this device handed itself, [0] act, [1] grad
     struct Pending *pending; // MPI: sends still in flight
 } Worker;
@@ -485,10 +486,7 @@ static int compute(Worker *w, const ProgramOp *op, int32_t st, float **data) {
     if (op->kind != OP_W && !(next = malloc((size_t)rt->floats * sizeof *next))) return -1;
     for (int64_t i = 0; i < nl; i++) {
         int64_t k = op->kind == OP_F ? i : nl - 1 - i;
-        if (op->kind == OP_F) layer_forward(&layers[k], &acts[k], *data, next);
-        if (op->kind == OP_B || op->kind == OP_BW)
-            layer_backward_input(&layers[k], &acts[k], *data, next);
-        if (op->kind == OP_W || op->kind == OP_BW) layer_backward_weight(&layers[k], &acts[k]);
+        layer_pass(&layers[k], (OpKind)op->kind, &acts[k], &w->scratch, *data, next);
         if (next) {
             float *t = *data;
             *data = next, next = t;
@@ -604,6 +602,7 @@ static void worker_free(Worker *w, int64_t slots) {
     }
     for (int64_t i = 0; w->held && i < 2 * slots; i++) free(w->held[i]);
     free(w->acts), free(w->held);
+    layer_scratch_free(&w->scratch);
     timeline_free(&w->tl);
 }
 
@@ -617,7 +616,8 @@ static int run_once(Runtime *rt, Timeline *tl) {
     for (int32_t d = 0; w && th && d < rt->p && !failed(rt); d++) {
         w[d] = (Worker){.rt = rt, .d = d, .acts = calloc((size_t)slots, sizeof(LayerActs *)),
                         .held = calloc((size_t)slots * 2, sizeof(float *))};
-        if (!w[d].acts || !w[d].held) fail(rt, 1, "out of memory for the workers");
+        if (!w[d].acts || !w[d].held || layer_scratch_init(&w[d].scratch, &rt->spec.shape) != 0)
+            fail(rt, 1, "out of memory for the workers");
         else if (pthread_create(&th[d], NULL, worker_main, &w[d]) != 0)
             fail(rt, 1, "cannot start the thread of device %d", d);
         else started++;
@@ -868,7 +868,8 @@ int runtime_run_rank(Runtime *rt, Timeline *tl, char *why, size_t whylen) {
     rt->clock_off = calloc((size_t)size, sizeof *rt->clock_off);
     Worker w = {.rt = rt, .d = rank, .acts = calloc((size_t)slots, sizeof(LayerActs *)),
                 .held = calloc((size_t)slots * 2, sizeof(float *))};
-    if (!rt->clock_off || !w.acts || !w.held) fail(rt, 1, "rank %d: out of memory", rank);
+    if (!rt->clock_off || !w.acts || !w.held || layer_scratch_init(&w.scratch, &rt->spec.shape) != 0)
+        fail(rt, 1, "rank %d: out of memory", rank);
     MPI_Barrier(MPI_COMM_WORLD);
     clock_gettime(CLOCK_MONOTONIC, &rt->epoch);
     if (!failed(rt)) measure_offsets(rt, rank, size, rt->clock_off);

@@ -1,26 +1,20 @@
-/* kernels/layer.h: the synthetic transformer layer pexec runs, CPU twin (fp32, OpenBLAS). A
- * GPT block without layer norms and dropout: causal multi-head attention and a GELU MLP, each
- * with a residual. Its GEMMs are exactly the ones sim/cost.h counts, so measured times map
- * onto the cost model: forward = linear + attention, input gradient (B) = linear +
- * 2 attention, weight gradient (W) = linear, with linear = 8Th^2 + 4Thf and attention = 4Tsh
- * FLOPs for T = b*s tokens. Single-threaded callers: the BLAS thread count is the caller's
- * business (pexec runs one worker per device). */
+/* kernels/layer.h: the CPU twin of the layer pexec runs: an executor of the op lists of
+ * sim/model/layer_ops.h in fp32, every GEMM through cblas_sgemm (row-major), the memory-bound
+ * kernels as plain loops (GELU by its tanh approximation). The lists are the cost model's, so
+ * measured times map onto it: F = linear + attention, B = linear + 2 attention, W = linear.
+ * Single-threaded callers: the BLAS thread count is the caller's business (pexec runs one
+ * worker per device). Also the column-major form of a GEMM op that cuBLAS receives
+ * (layer_cuda.h runs it; plain C so the mapping is tested without a GPU). */
 #ifndef PIPESIM_LAYER_H
 #define PIPESIM_LAYER_H
 
 #include <stdint.h>
 
-typedef struct {
-    int32_t samples; // b, micro-batch size
-    int32_t seq;     // s, tokens per sample (attention stays inside a sample)
-    int32_t hidden;  // h
-    int32_t heads;   // a, divides h
-    int32_t ffn;     // f
-} LayerShape;
+#include "sim/model/layer_ops.h"
 
-static inline int64_t layer_tokens(const LayerShape *sh) {
-    return (int64_t)sh->samples * sh->seq;
-}
+#ifdef __cplusplus
+extern "C" { // layer_cuda.cu maps GEMMs with layer_op_gemm_call
+#endif
 
 /* Weights and their gradients (row-major; x W multiplies from the right). */
 typedef struct {
@@ -29,23 +23,17 @@ typedef struct {
     float *g_qkv, *g_o, *g_1, *g_2; // owned: the same shapes; W accumulates into them
 } Layer;
 
-/* What one micro-batch keeps between its passes. F fills the first group, B the second
- * (what W needs: the inputs of the four weight GEMMs are in the first group, the gradients of
- * their outputs in the second). T = b*s. */
+/* What one micro-batch keeps between its passes: buffers LB_X .. LB_DQKV of layer_ops.h
+ * (buf[b - LB_FIRST_ACT], layer_buf_elems floats each). F fills x .. gelu, B the gradients
+ * W needs (d_y, d_u, d_x1, d_qkv). */
 typedef struct {
-    float *x;     // (T, h)    layer input
-    float *qkv;   // (T, 3h)   x W_qkv
-    float *prob;  // (b, a, s, s) causal softmax of the attention scores
-    float *ctx;   // (T, h)    attention output, heads side by side
-    float *x1;    // (T, h)    x + ctx W_o
-    float *u;     // (T, f)    x1 W_1, before GELU
-    float *gelu;  // (T, f)    GELU(u)
-    float *d_y;   // (T, h)    gradient of the layer output (for W_2)
-    float *d_u;   // (T, f)    gradient before GELU (for W_1)
-    float *d_x1;  // (T, h)    gradient of x1 (for W_o)
-    float *d_qkv; // (T, 3h)   gradient of qkv (for W_qkv)
-    float *tmp;   // (T, f + h) + (s, s) scratch
+    float *buf[LB_FIRST_SCRATCH - LB_FIRST_ACT]; // owned
 } LayerActs;
+
+/* A device's scratch for one pass at a time: LB_SCORE .. LB_DCTX (buf[b - LB_FIRST_SCRATCH]). */
+typedef struct {
+    float *buf[LB_FIRST_WEIGHT - LB_FIRST_SCRATCH]; // owned
+} LayerScratch;
 
 /* Threads the BLAS library may use inside one call (pexec runs one worker per device, so 1). */
 void layer_set_blas_threads(int n);
@@ -59,20 +47,41 @@ const char *layer_blas_config(void);
 int layer_init(Layer *l, const LayerShape *sh, uint64_t seed);
 void layer_free(Layer *l);
 
-/* layer_acts_init allocates one micro-batch's buffers (about T(13h + 4f) + b*a*s^2 floats).
- * Returns 0, or -1 when out of memory. */
+/* Allocate (zeroed) and release one micro-batch's buffers, T(11h + 3f) + b a s^2 floats, and
+ * one device's scratch, 3 b a s^2 + T(f + h) floats. Return 0, or -1 when out of memory
+ * (then safe to free). */
 int layer_acts_init(LayerActs *a, const LayerShape *sh);
 void layer_acts_free(LayerActs *a);
+int layer_scratch_init(LayerScratch *s, const LayerShape *sh);
+void layer_scratch_free(LayerScratch *s);
 
-/* F: y = x1 + GELU(x1 W_1) W_2 with x1 = x + Attn(x W_qkv) W_o. Copies x (T, h) into acts
- * and writes y (T, h); y may not alias x. */
-void layer_forward(const Layer *l, LayerActs *acts, const float *x, float *y);
+/* Runs pass (OP_F, OP_B or OP_W; OP_BW is B then W) of layer_ops' list:
+ *   F: out = x1 + GELU(x1 W_1) W_2 with x1 = in + Attn(in W_qkv) W_o, keeping in acts what
+ *      the backward needs; in and out are (T, h);
+ *   B: from the output gradient in (T, h), the input gradient out (T, h), keeping in acts
+ *      what W needs;
+ *   W: adds this micro-batch's weight gradients to l->g_* (in and out unused, may be NULL).
+ * out may not alias in. */
+void layer_pass(Layer *l, OpKind pass, LayerActs *a, LayerScratch *s, const float *in,
+                float *out);
 
-/* B: from the output gradient d_y (T, h), the input gradient d_x (T, h), keeping what W
- * needs in acts. d_x may not alias d_y. */
-void layer_backward_input(const Layer *l, LayerActs *acts, const float *d_y, float *d_x);
+/* A GEMM op as a column-major BLAS (cuBLAS) call: row-major C = op(A) op(B) is column-major
+ * C^T = op(B)^T op(A)^T, so the call multiplies first the row-major B, then A, with m = N,
+ * n = M. Repeat r of the op uses first + r * repeat stride for each operand. */
+typedef struct {
+    int transa, transb;          // 1: transpose the first / second operand
+    int64_t m, n, k;             // column-major C (m, n) = op(first) (m, k) op(second) (k, n)
+    LayerBuf first, second, c;
+    int64_t first_off, second_off, c_off;  // elements
+    int64_t ld_first, ld_second, ldc;
+    int64_t s_first, s_second, sc;         // batch strides, elements
+    int64_t r_first, r_second, rc;         // repeat strides, elements
+} LayerGemmCall;
 
-/* W: adds this micro-batch's weight gradients to l->g_*. */
-void layer_backward_weight(Layer *l, const LayerActs *acts);
+void layer_op_gemm_call(const LayerOp *o, LayerGemmCall *g);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

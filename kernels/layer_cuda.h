@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "kernels/layer.h"
-#include "kernels/layer_ops.h"
+#include "sim/model/layer_ops.h"
 
 #ifdef __cplusplus
 extern "C" {

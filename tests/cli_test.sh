@@ -259,7 +259,10 @@ $pcalibrate --db "$db" 4 >"$tmp/cal2.scn" && $psim --db "$db" --quiet "$tmp/cal2
 $pcompare --db "$db" --tolerance 0.10 5 4 >"$tmp/cmp" 2>"$tmp/err"
 [ $? = 0 ] && ok "uneven stages: calibrated psim within 10% of pexec" || nok "uneven stages: calibrated psim within 10% of pexec" "$(cat "$tmp/err")"
 f=$(sed -n 's/^stage_forward_ms = \([0-9.]*\),\([0-9.]*\)$/\1 \2/p' "$tmp/cal2.scn")
-awk -v f="$f" 'BEGIN { split(f, a, " "); exit !(a[2] > 2 * a[1]) }' && ok "the 6-layer stage is calibrated slower than the 2-layer one" \
+# 3x the layers, but the two threads share the machine's cores (and on CI one core's two
+# hyperthreads), so the stage that computes alone more often runs faster per layer: measured
+# ratios are 2.1-3.0; one calibration for both stages would give 1.
+awk -v f="$f" 'BEGIN { split(f, a, " "); exit !(a[2] > 1.5 * a[1]) }' && ok "the 6-layer stage is calibrated slower than the 2-layer one" \
     || nok "the 6-layer stage is calibrated slower than the 2-layer one" "$f"
 
 # --- pexec's strictness: a message that never comes ends the run, stored as failed ----------

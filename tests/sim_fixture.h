@@ -31,6 +31,7 @@ typedef struct {
 static inline void sim_run(Sim *x, const char *text, const char *name, const char *const *sets,
                            int nsets) {
     char err[SCN_ERR_MAX];
+    CostPartition cp;
     memset(x, 0, sizeof *x);
     if (scenario_parse(text, name, sets, nsets, &x->s, err) != 0) fail_msg("scenario: %s", err);
     SchedParams sp = scenario_sched_params(&x->s);
@@ -39,7 +40,7 @@ static inline void sim_run(Sim *x, const char *text, const char *name, const cha
     assert_int_equal(sc->validate(&sp, &issue), 0);
     assert_int_equal(sc->build(&sp, &x->pr, &issue), 0);
     assert_int_equal(program_check(&x->pr, err, sizeof err), 0);
-    assert_int_equal(plan_build_copies(&x->s, x->pr.pipes, &cost_partition_model, &x->pl, err, sizeof err), 0);
+    assert_int_equal(plan_build_copies(&x->s, x->pr.pipes, cost_partition_init(&cp, &x->s), &x->pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&x->s, &x->pl, &x->c, err, sizeof err), 0);
     variability_init(&x->var, &x->s.var);
     assert_int_equal(engine_run_varied(&x->pr, &x->c, &x->var, (int32_t)x->s.batch.iterations,

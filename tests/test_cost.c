@@ -55,12 +55,13 @@ static void test_layer_flops_qi_table1(void **state) {
 }
 
 static void test_iteration_flops_narayanan(void **state) {
+    CostPartition cp;
     (void)state; // 72 B s l h^2 (1 + s/(6h) + V/(12hl)) per iteration, B = m*b samples
     Scenario s = gpt13b();
     Plan pl;
     CostModel c;
     char err[256];
-    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, cost_partition_init(&cp, &s), &pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     double total = 0;
     for (int32_t st = 0; st < c.stages; st++)
@@ -72,12 +73,13 @@ static void test_iteration_flops_narayanan(void **state) {
 }
 
 static void test_op_times_and_links(void **state) {
+    CostPartition cp;
     (void)state;
     Scenario s = gpt13b();
     Plan pl;
     CostModel c;
     char err[256];
-    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, cost_partition_init(&cp, &s), &pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     double f, b, w;
     cost_layer_flops(&s.model, 1, &f, &b, &w);
@@ -95,7 +97,7 @@ static void test_op_times_and_links(void **state) {
     s.costs.forward_ms = 3, s.costs.backward_ms = 5, s.costs.weight_ms = 1, s.costs.comm_ms = 0.5;
     s.pipeline.chunks = 2, s.model.layers = 48; // explicit times are per device; each chunk takes half
     plan_free(&pl);
-    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, cost_partition_init(&cp, &s), &pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
     assert_int_equal(cost_op_ns(&c, 15, OP_F), 1500000);
     assert_int_equal(cost_op_ns(&c, 15, OP_BW), 3000000);
@@ -105,13 +107,14 @@ static void test_op_times_and_links(void **state) {
 }
 
 static void test_absurd_costs_rejected(void **state) {
+    CostPartition cp;
     (void)state; // a run longer than the int64 ns clock can hold is refused, not wrapped
     Scenario s = gpt13b();
     s.hw.peak_tflops = 1e-9;
     Plan pl;
     CostModel c;
     char err[256];
-    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, cost_partition_init(&cp, &s), &pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 2);
     assert_non_null(strstr(err, "gpt13b.scn: the ops of this run add up to"));
     assert_non_null(strstr(err, "beyond the simulator's clock"));
@@ -142,12 +145,13 @@ static void test_activations_korthikanti(void **state) {
 }
 
 static void test_recompute_time(void **state) {
+    CostPartition cp;
     (void)state; // full recompute adds one forward to B, selective the attention core
     Scenario s = gpt13b();
     Plan pl;
     CostModel base, c;
     char err[256];
-    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, cost_partition_init(&cp, &s), &pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&s, &pl, &base, err, sizeof err), 0);
     s.model.recompute = RECOMPUTE_FULL;
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
@@ -189,12 +193,13 @@ static void test_recompute_time(void **state) {
 /* Simulates schedule `name` on s and fills mem[] and trace from the predicted timeline. */
 static void simulate_memory(const Scenario *s, const char *name, int32_t v, DeviceMemory *mem,
                             MemTrace *trace) {
+    CostPartition cp;
     Plan pl;
     Program pr;
     CostModel c;
     Timeline tl = {0};
     char err[256];
-    assert_int_equal(plan_build(s, &cost_partition_model, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(s, cost_partition_init(&cp, s), &pl, err, sizeof err), 0);
     SchedParams sp = {.devices = (int32_t)s->pipeline.stages, .chunks = v,
                       .micro_batches = (int32_t)s->batch.micro_batches,
                       .iterations = (int32_t)s->batch.iterations};
@@ -288,6 +293,7 @@ static void test_memory_options(void **state) {
 }
 
 static void test_metrics_definitions(void **state) {
+    CostPartition cp;
     (void)state; // GPipe with F=1, B=2 ms: bubble_rate (p-1)/(m+p-1), ideal (p-1)/m, idle
     Scenario s = gpt13b();
     s.pipeline.stages = 4, s.batch.micro_batches = 6;
@@ -298,7 +304,7 @@ static void test_metrics_definitions(void **state) {
     Timeline tl = {0};
     Metrics mt;
     char err[256];
-    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, cost_partition_init(&cp, &s), &pl, err, sizeof err), 0);
     SchedParams sp = {.devices = 4, .chunks = 1, .micro_batches = 6, .iterations = 1};
     assert_int_equal(sched_find("gpipe")->build(&sp, &pr, NULL), 0);
     assert_int_equal(cost_build(&s, &pl, &c, err, sizeof err), 0);
@@ -321,6 +327,7 @@ static void test_metrics_definitions(void **state) {
 }
 
 static void test_explicit_partition(void **state) {
+    CostPartition cp;
     (void)state;
     Scenario s = gpt13b();
     int64_t parts[8] = {4, 5, 5, 6, 6, 5, 5, 4};
@@ -328,7 +335,7 @@ static void test_explicit_partition(void **state) {
     s.pipeline.npartition = 8;
     Plan pl;
     char err[256];
-    assert_int_equal(plan_build(&s, &cost_partition_model, &pl, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, cost_partition_init(&cp, &s), &pl, err, sizeof err), 0);
     assert_int_equal(pl.layers[3], 6);
     assert_int_equal(pl.first_layer[4], 4 + 5 + 5 + 6);
     plan_free(&pl);
@@ -348,21 +355,22 @@ static double slowest_stage(const Scenario *s, const Plan *pl) {
 }
 
 static void test_balanced_partition(void **state) {
+    CostPartition cp;
     (void)state;
     Scenario s = gpt13b();
     Plan uni, bal;
     char err[256];
     // gpt13b's head is lighter than a layer: balanced is uniform
     s.pipeline.partition = PART_BALANCED;
-    assert_int_equal(plan_build(&s, &cost_partition_model, &bal, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, cost_partition_init(&cp, &s), &bal, err, sizeof err), 0);
     for (int32_t st = 0; st < 8; st++) assert_int_equal(bal.layers[st], 5);
     plan_free(&bal);
     // a 256k vocabulary makes the head worth several layers: the last stage gets fewer, and
     // no split of 40 layers has a faster slowest stage (checked against every k)
     s.model.vocab = 256000;
-    assert_int_equal(plan_build(&s, &cost_partition_model, &bal, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, cost_partition_init(&cp, &s), &bal, err, sizeof err), 0);
     s.pipeline.partition = PART_UNIFORM;
-    assert_int_equal(plan_build(&s, &cost_partition_model, &uni, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, cost_partition_init(&cp, &s), &uni, err, sizeof err), 0);
     int64_t sum = 0;
     for (int32_t st = 0; st < 8; st++) sum += bal.layers[st], assert_true(bal.layers[st] >= 1);
     assert_int_equal(sum, 40);

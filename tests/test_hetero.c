@@ -54,10 +54,11 @@ typedef struct {
 } Priced;
 
 static void price(Priced *x, const char *text, const char *set) {
+    CostPartition cp;
     assert_int_equal(set ? parse(text, &x->s, 1, set) : parse(text, &x->s, 0), 0);
     SchedParams sp = scenario_sched_params(&x->s);
     assert_int_equal(sched_find(x->s.pipeline.schedule)->build(&sp, &x->pr, NULL), 0);
-    assert_int_equal(plan_build_program(&x->s, &x->pr, &cost_partition_model, &x->pl, err, sizeof err), 0);
+    assert_int_equal(plan_build_program(&x->s, &x->pr, cost_partition_init(&cp, &x->s), &x->pl, err, sizeof err), 0);
     assert_int_equal(cost_build(&x->s, &x->pl, &x->c, err, sizeof err), 0);
 }
 

@@ -1,4 +1,4 @@
-/* tests/test_layer.c: the CPU synthetic layer against finite differences (input and weight
+/* tests/test_layer.c: the CPU twin (layer_ops' lists in fp32) against finite differences (input and weight
  * gradients of loss = sum(y * R)), causality and sample independence of its attention, and
  * W accumulating. Shapes are tiny so every entry is checked. */
 #include <math.h>
@@ -25,9 +25,11 @@ static void fill(float *v, int n, uint32_t seed) {
 }
 
 /* sum(y * r) for input x, in double. */
-static double loss(const Layer *l, LayerActs *a, const float *x, const float *r) {
+static LayerScratch scr; // one pass at a time, as a device runs them
+
+static double loss(Layer *l, LayerActs *a, const float *x, const float *r) {
     float y[T * H];
-    layer_forward(l, a, x, y);
+    layer_pass(l, OP_F, a, &scr, x, y);
     double sum = 0;
     for (int i = 0; i < T * H; i++) sum += (double)y[i] * r[i];
     return sum;
@@ -47,9 +49,9 @@ static void test_gradients(void **state) {
     float x[T * H], r[T * H], dx[T * H];
     fill(x, T * H, 1), fill(r, T * H, 2);
     float y[T * H];
-    layer_forward(&l, &a, x, y);
-    layer_backward_input(&l, &a, r, dx);
-    layer_backward_weight(&l, &a);
+    layer_pass(&l, OP_F, &a, &scr, x, y);
+    layer_pass(&l, OP_B, &a, &scr, r, dx);
+    layer_pass(&l, OP_W, &a, &scr, NULL, NULL);
     const float eps = 1e-2f;
     for (int i = 0; i < T * H; i++) {
         float xp[T * H], xm[T * H];
@@ -82,9 +84,9 @@ static void test_causal_and_per_sample(void **state) {
     assert_int_equal(layer_acts_init(&a, &SH), 0);
     float x[T * H], y0[T * H], y1[T * H];
     fill(x, T * H, 5);
-    layer_forward(&l, &a, x, y0);
+    layer_pass(&l, OP_F, &a, &scr, x, y0);
     for (int c = 0; c < H; c++) x[2 * H + c] += 1.0f;
-    layer_forward(&l, &a, x, y1);
+    layer_pass(&l, OP_F, &a, &scr, x, y1);
     assert_memory_equal(y0, y1, 2 * H * sizeof(float));               // tokens 0, 1
     assert_memory_not_equal(y0 + 2 * H, y1 + 2 * H, H * sizeof(float)); // token 2
     assert_memory_equal(y0 + 3 * H, y1 + 3 * H, 3 * H * sizeof(float)); // sample 1
@@ -100,14 +102,25 @@ static void test_weight_gradients_accumulate(void **state) {
     assert_int_equal(layer_acts_init(&a, &SH), 0);
     float x[T * H], r[T * H], y[T * H], dx[T * H], once[8 * H];
     fill(x, T * H, 8), fill(r, T * H, 9);
-    layer_forward(&l, &a, x, y);
-    layer_backward_input(&l, &a, r, dx);
-    layer_backward_weight(&l, &a);
+    layer_pass(&l, OP_F, &a, &scr, x, y);
+    layer_pass(&l, OP_B, &a, &scr, r, dx);
+    layer_pass(&l, OP_W, &a, &scr, NULL, NULL);
     memcpy(once, l.g_2, sizeof once);
-    layer_backward_weight(&l, &a);
+    layer_pass(&l, OP_W, &a, &scr, NULL, NULL);
     for (int i = 0; i < 8 * H; i++) assert_true(l.g_2[i] == 2 * once[i]);
     layer_acts_free(&a);
     layer_free(&l);
+}
+
+static int scratch_up(void **state) {
+    (void)state;
+    return layer_scratch_init(&scr, &SH);
+}
+
+static int scratch_down(void **state) {
+    (void)state;
+    layer_scratch_free(&scr);
+    return 0;
 }
 
 int main(void) {
@@ -116,5 +129,5 @@ int main(void) {
         cmocka_unit_test(test_causal_and_per_sample),
         cmocka_unit_test(test_weight_gradients_accumulate),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, scratch_up, scratch_down);
 }

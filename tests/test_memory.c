@@ -41,12 +41,13 @@ static Scenario scenario(int32_t p, int32_t v, int32_t m, const char *schedule) 
 
 /* A scenario's Program (p devices, v chunks) and Plan; the engine's timeline when tl != NULL. */
 static void build(const Scenario *s, Program *pr, Plan *pl, Timeline *tl) {
+    CostPartition cp;
     char err[256];
     SchedParams sp = {.devices = (int32_t)s->pipeline.stages,
                       .chunks = (int32_t)s->pipeline.chunks,
                       .micro_batches = (int32_t)s->batch.micro_batches, .iterations = 1};
     assert_int_equal(sched_find(s->pipeline.schedule)->build(&sp, pr, NULL), 0);
-    int rc = plan_build_program(s, pr, &cost_partition_model, pl, err, sizeof err);
+    int rc = plan_build_program(s, pr, cost_partition_init(&cp, s), pl, err, sizeof err);
     if (rc != 0) print_error("%s\n", err);
     assert_int_equal(rc, 0);
     if (!tl) return;

@@ -36,9 +36,10 @@ static void load(Scenario *s, int L, int h, int p, const char *sched, int v, int
 }
 
 static void plan_of(const Scenario *s, Program *pr, Plan *pl) {
+    CostPartition cp;
     SchedParams sp = scenario_sched_params(s);
     assert_int_equal(sched_find(s->pipeline.schedule)->build(&sp, pr, NULL), 0);
-    assert_int_equal(plan_build_program(s, pr, &cost_partition_model, pl, err, sizeof err), 0);
+    assert_int_equal(plan_build_program(s, pr, cost_partition_init(&cp, s), pl, err, sizeof err), 0);
 }
 
 static int64_t slowest(const Scenario *s, const Plan *pl, const int64_t *layers, int32_t per) {
@@ -281,13 +282,14 @@ static void test_nothing_fits(void **state) {
 }
 
 static void test_plan_build_without_program(void **state) {
+    CostPartition cp;
     (void)state; // plan_build assumes 1F1B's placement and in-flight counts: the same split
     Scenario s;
     Program pr;
     Plan a, b;
     load(&s, 16, 1024, 4, "1f1b", 1, 256000, "device.1.peak_tflops=600", NULL);
     plan_of(&s, &pr, &a);
-    assert_int_equal(plan_build(&s, &cost_partition_model, &b, err, sizeof err), 0);
+    assert_int_equal(plan_build(&s, cost_partition_init(&cp, &s), &b, err, sizeof err), 0);
     for (int32_t st = 0; st < 4; st++) {
         assert_int_equal(a.layers[st], b.layers[st]);
         assert_int_equal(plan_device_of(&b, st), st);

@@ -1,5 +1,6 @@
-/* sim/model/cost.c: analytic op costs. Only dense GEMM FLOPs are counted (layer norms, softmax and
- * GELU are memory-bound and folded into the efficiency factor); the clock is integer ns.
+/* sim/model/cost.c: analytic op costs. A layer's FLOPs are its op list's (layer_ops.h); only
+ * the dense GEMMs count (softmax, GELU and copies are memory-bound and folded into the
+ * efficiency factor); the clock is integer ns.
  * Also the data-parallel all-reduces and optimizer step, and tensor parallelism's share. */
 #include "sim/model/cost.h"
 
@@ -8,15 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim/model/layer_ops.h"
 #include "sim/model/memory.h"
 
 void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, double *w) {
-    double bs = (double)b * (double)m->seq_len, h = (double)m->hidden;
-    double linear = 8.0 * bs * h * h + 4.0 * bs * h * (double)m->ffn_hidden;
-    double attention = 4.0 * bs * (double)m->seq_len * h;
-    *f = linear + attention;
-    *bwd = linear + 2.0 * attention;
-    *w = linear;
+    LayerShape sh = {.samples = (int32_t)b, .seq = (int32_t)m->seq_len,
+                     .hidden = (int32_t)m->hidden, .heads = (int32_t)m->heads,
+                     .ffn = (int32_t)m->ffn_hidden};
+    *f = layer_ops_flops(&sh, OP_F);
+    *bwd = layer_ops_flops(&sh, OP_B);
+    *w = layer_ops_flops(&sh, OP_W);
 }
 
 double cost_head_flops(const ScnModel *m, int64_t b) {
@@ -87,14 +89,17 @@ static int64_t tp_time(const Scenario *s, double layers, double flops, int allre
     return flops_to_ns(flops / t, rate) + (int64_t)allreduces * (int64_t)layers * tp_ar_ns;
 }
 
+void cost_flops_init(CostFlops *out, const Scenario *s) {
+    cost_layer_flops(&s->model, s->batch.micro_batch_size, &out->f, &out->b, &out->w);
+    out->head = cost_head_flops(&s->model, s->batch.micro_batch_size);
+}
+
 /* FLOPs of F, B, W and BW of n layers (and the LM head when head) on one micro-batch. */
-static void stage_flops(const Scenario *s, double n, int head, double fl[OP_KIND_COUNT]) {
-    double lf, lb, lw;
-    cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
-    double h = head ? cost_head_flops(&s->model, s->batch.micro_batch_size) : 0.0;
-    fl[OP_F] = n * lf + h;
-    fl[OP_B] = n * lb + h;
-    fl[OP_W] = n * lw + h;
+static void stage_flops(const CostFlops *lf, double n, int head, double fl[OP_KIND_COUNT]) {
+    double h = head ? lf->head : 0.0;
+    fl[OP_F] = n * lf->f + h;
+    fl[OP_B] = n * lf->b + h;
+    fl[OP_W] = n * lf->w + h;
     fl[OP_BW] = fl[OP_B] + fl[OP_W];
 }
 
@@ -108,30 +113,50 @@ static void analytic_ns(const Scenario *s, double n, const double *fl, double ra
 }
 
 /* A layer's recomputation in B (recompute_ns) for n layers whose forward takes f_ns. */
-static int64_t stage_recompute_ns(const Scenario *s, double n, const double *fl, int64_t f_ns) {
-    double lf, lb, lw;
-    cost_layer_flops(&s->model, s->batch.micro_batch_size, &lf, &lb, &lw);
-    return recompute_ns(s, n * lf, n * (lb - lf), fl[OP_F], f_ns);
+static int64_t stage_recompute_ns(const Scenario *s, const CostFlops *lf, double n,
+                                  const double *fl, int64_t f_ns) {
+    return recompute_ns(s, n * lf->f, n * (lf->b - lf->f), fl[OP_F], f_ns);
+}
+
+/* cost_stage_ns with the layer's FLOPs and the tensor-parallel all-reduce already priced. */
+static int64_t stage_ns(const Scenario *s, const CostFlops *lf, int64_t tp_ar_ns, int32_t device,
+                        int64_t layers, int head) {
+    double fl[OP_KIND_COUNT], n = (double)layers;
+    int64_t ns[OP_KIND_COUNT];
+    stage_flops(lf, n, head, fl);
+    analytic_ns(s, n, fl, device_rate(s, device), tp_ar_ns, ns);
+    return ns[OP_F] + ns[OP_B] + ns[OP_W] + stage_recompute_ns(s, lf, n, fl, ns[OP_F]);
 }
 
 int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int head) {
-    double fl[OP_KIND_COUNT], n = (double)layers;
-    int64_t ns[OP_KIND_COUNT];
-    stage_flops(s, n, head, fl);
-    analytic_ns(s, n, fl, device_rate(s, device), tp_allreduce_ns(s), ns);
-    return ns[OP_F] + ns[OP_B] + ns[OP_W] + stage_recompute_ns(s, n, fl, ns[OP_F]);
+    CostFlops lf;
+    cost_flops_init(&lf, s);
+    return stage_ns(s, &lf, tp_allreduce_ns(s), device, layers, head);
 }
 
-static int64_t partition_stage_ns(const Scenario *s, const PartitionStage *st, int64_t layers) {
-    return cost_stage_ns(s, st->device, layers, st->last);
+static int64_t partition_stage_ns(const void *ctx, const PartitionStage *st, int64_t layers) {
+    const CostPartition *cp = ctx;
+    return stage_ns(cp->s, &cp->flops, cp->tp_ar_ns, st->device, layers, st->last);
 }
 
-const PartitionModel cost_partition_model = {partition_stage_ns, memory_stage_layer_cap};
+static int64_t partition_layer_cap(const void *ctx, const PartitionStage *st) {
+    const CostPartition *cp = ctx;
+    return memory_stage_layer_cap(cp->s, st);
+}
 
-static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel *c) {
+const PartitionModel *cost_partition_init(CostPartition *cp, const Scenario *s) {
+    cp->s = s;
+    cost_flops_init(&cp->flops, s);
+    cp->tp_ar_ns = tp_allreduce_ns(s);
+    cp->model = (PartitionModel){cp, partition_stage_ns, partition_layer_cap};
+    return &cp->model;
+}
+
+static void price_stage(const Scenario *s, const Plan *pl, const CostFlops *lf, int32_t st,
+                        CostModel *c) {
     double n = (double)pl->layers[st], rate = device_rate(s, plan_device_of(pl, st));
     double *fl = &c->op_flops[(int64_t)st * OP_KIND_COUNT];
-    stage_flops(s, n, plan_stage_is_last(pl, st), fl);
+    stage_flops(lf, n, plan_stage_is_last(pl, st), fl);
 
     int64_t *ns = &c->op_ns[(int64_t)st * OP_KIND_COUNT];
     const ScnCosts *k = &s->costs;
@@ -146,7 +171,7 @@ static void price_stage(const Scenario *s, const Plan *pl, int32_t st, CostModel
     } else {
         analytic_ns(s, n, fl, rate, c->tp_ar_ns, ns);
     }
-    ns[OP_B] += stage_recompute_ns(s, n, fl, ns[OP_F]);
+    ns[OP_B] += stage_recompute_ns(s, lf, n, fl, ns[OP_F]);
     ns[OP_BW] = ns[OP_B] + ns[OP_W];
 }
 
@@ -259,7 +284,9 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, siz
                       dtype_bytes(s->model.dtype);
     out->stride = scenario_data(s) * scenario_tensor(s);
     out->tp_ar_ns = tp_allreduce_ns(s);
-    for (int32_t st = 0; st < pl->stages; st++) price_stage(s, pl, st, out);
+    CostFlops lf;
+    cost_flops_init(&lf, s);
+    for (int32_t st = 0; st < pl->stages; st++) price_stage(s, pl, &lf, st, out);
     if (price_tail(s, pl, out) != 0) {
         cost_free(out);
         return -1;

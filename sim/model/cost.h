@@ -1,6 +1,7 @@
-/* sim/model/cost.h: what each op and transfer costs. Analytic FLOPs of a GPT layer (Narayanan et al.
- * 2021; the F/B/W split of Qi et al. 2023 Table 1) plus the LM head on the last stage, divided
- * by the peak x efficiency of the device that runs the stage; [costs] replaces the times with
+/* sim/model/cost.h: what each op and transfer costs. Analytic FLOPs of a GPT layer, priced from
+ * its op list (layer_ops.h; Narayanan et al. 2021, the F/B/W split of Qi et al. 2023 Table 1)
+ * plus the LM head on the last stage, divided by the peak x efficiency of the device that
+ * runs the stage; [costs] replaces the times with
  * measured ones. Transfers are alpha-beta: latency + bytes / bandwidth of the link between the
  * two devices (a [link.A-B] override, else same GPU, same node or across nodes), or the fixed
  * comm_ms. Data parallelism (d replicas) adds each chunk's gradient all-reduce and an optimizer
@@ -53,8 +54,9 @@ typedef struct {
 } CostModel;
 
 /* FLOPs of one transformer layer on one micro-batch of b samples, for F, B (input gradient)
- * and W (weight gradient): with linear = 8bsh^2 + 4bshf and attention = 4bs^2h,
- * F = linear + attention, B = linear + 2 attention, W = linear (24bsh^2 + ... when f = 4h). */
+ * and W (weight gradient): the sums of the layer's op lists (layer_ops_flops), i.e. with
+ * linear = 8bsh^2 + 4bshf and attention = 4bs^2h, F = linear + attention, B = linear +
+ * 2 attention, W = linear (24bsh^2 + ... when f = 4h). */
 void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, double *w);
 
 /* FLOPs of the LM head (logits, 2bshV) on one micro-batch for F, B and W each. The embedding
@@ -120,10 +122,25 @@ int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
  * cost_build's op times, so it equals the sum of a stage's F, B and W ops without [costs]. */
 int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int head);
 
-/* What partition = balanced needs from the models (partition.h): a stage's F + B + W
- * (cost_stage_ns on its device, with the LM head on a last stage) and the most layers its
- * memory holds (memory_stage_layer_cap). */
-extern const PartitionModel cost_partition_model;
+/* One layer's FLOPs on one micro-batch (cost_layer_flops: its op lists, summed once) and the
+ * LM head's (cost_head_flops, for each of F, B and W). */
+typedef struct {
+    double f, b, w;
+    double head;
+} CostFlops;
+void cost_flops_init(CostFlops *out, const Scenario *s);
+
+/* What partition = balanced asks of the models (partition.h): a stage's F + B + W (exactly
+ * cost_stage_ns on its device, with the LM head on a last stage, from FLOPs priced once) and
+ * the most layers its memory holds (memory_stage_layer_cap). cost_partition_init fills cp
+ * for s (which must outlive it) and returns the model to hand to plan_build. */
+typedef struct {
+    PartitionModel model;  // ctx: this
+    const Scenario *s;
+    CostFlops flops;
+    int64_t tp_ar_ns;      // one tensor-parallel all-reduce of an activation
+} CostPartition;
+const PartitionModel *cost_partition_init(CostPartition *cp, const Scenario *s);
 
 /* Time of one transfer between devices a and b (a != b) without overrides: a copy inside one
  * GPU, a link inside a node, or one between nodes. */

@@ -6,19 +6,19 @@
 #include <stdlib.h>
 
 typedef struct {
-    const Scenario *s;
+    int64_t L;                // layers to place
     const PartitionModel *m;
     const PartitionStage *st; // [per]
     int32_t per;              // stages of one copy
 } Balance;
 
 static int64_t stage_ns(const Balance *b, int32_t st, int64_t k) {
-    return b->m->stage_ns(b->s, &b->st[st], k);
+    return b->m->stage_ns(b->m->ctx, &b->st[st], k);
 }
 
 /* Most layers (0 .. L) stage st runs within T ns and its memory cap (mcap < 0: none). */
 static int64_t time_cap(const Balance *b, int32_t st, int64_t T, int64_t mcap) {
-    int64_t lo = 0, hi = b->s->model.layers - (b->per - 1); // t_st(lo) <= T is kept
+    int64_t lo = 0, hi = b->L - (b->per - 1); // t_st(lo) <= T is kept
     if (mcap >= 0 && mcap < hi) hi = mcap;
     if (hi < 1 || stage_ns(b, st, 1) > T) return 0;
     lo = 1;
@@ -38,14 +38,14 @@ static int feasible(const Balance *b, const int64_t *mcap, int64_t T, int64_t *c
         if (cap[st] < 1) return 0;
         sum += cap[st];
     }
-    return sum >= b->s->model.layers;
+    return sum >= b->L;
 }
 
 /* The smallest T (ns) that some split meets, with cap[] filled for it; -1 when none does. */
 static int64_t optimum(const Balance *b, const int64_t *mcap, int64_t *cap) {
     int64_t lo = 0, hi = 0; // feasible(hi) when anything is; lo - 1 is not
     for (int32_t st = 0; st < b->per; st++) {
-        int64_t t = stage_ns(b, st, b->s->model.layers - (b->per - 1));
+        int64_t t = stage_ns(b, st, b->L - (b->per - 1));
         if (t > hi) hi = t;
     }
     if (!feasible(b, mcap, hi, cap)) return -1;
@@ -78,7 +78,7 @@ static int64_t level_sum(const Balance *b, const int64_t *mcap, int64_t T) {
  * come out even in time, not in layers. Its slowest stage is the optimum T: at T2 no stage
  * passes T2 except those held at 1 layer, which every split has. O(S log L log T). */
 static void split_level(const Balance *b, const int64_t *mcap, int64_t T, int64_t *layers) {
-    int64_t lo = 0, hi = T, L = b->s->model.layers;
+    int64_t lo = 0, hi = T, L = b->L;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
         if (level_sum(b, mcap, mid) >= L) hi = mid;
@@ -103,9 +103,9 @@ static int64_t slowest(const Balance *b, const int64_t *layers, int32_t *at) {
     return worst;
 }
 
-int partition_balance(const Scenario *s, const PartitionModel *m, const PartitionStage *stages,
-                      int32_t per, int64_t *layers, PartitionWhy *why) {
-    Balance bal = {s, m, stages, per}, *b = &bal;
+int partition_balance(int64_t L, const PartitionModel *m, const PartitionStage *stages, int32_t per,
+                      int64_t *layers, PartitionWhy *why) {
+    Balance bal = {L, m, stages, per}, *b = &bal;
     int64_t *mcap = calloc((size_t)per, sizeof *mcap), *cap = calloc((size_t)per, sizeof *cap);
     int64_t *even = calloc((size_t)per, sizeof *even);
     if (!mcap || !cap || !even) {
@@ -114,14 +114,14 @@ int partition_balance(const Scenario *s, const PartitionModel *m, const Partitio
     }
     for (int32_t st = 0; st < per; st++) {
         mcap[st] = -1;
-        even[st] = s->model.layers / per + (st < s->model.layers % per);
+        even[st] = L / per + (st < L % per);
     }
     int32_t at = 0;
     why->even_ns = slowest(b, even, &at);
     why->unlimited_ns = optimum(b, mcap, cap); // no memory bound: always feasible
     why->memory_device = -1;
     why->fits_memory = 1;
-    for (int32_t st = 0; st < per; st++) mcap[st] = m->layer_cap(s, &stages[st]);
+    for (int32_t st = 0; st < per; st++) mcap[st] = m->layer_cap(m->ctx, &stages[st]);
     int64_t T = optimum(b, mcap, cap);
     if (T < 0) { // nothing fits: balance on time alone
         why->fits_memory = 0;

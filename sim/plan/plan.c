@@ -69,7 +69,7 @@ static int plan_fill(const Scenario *s, const PartitionModel *model, const int32
                                      .weight_versions = versions ? versions[d] : 1,
                                      .chunks = out->chunks};
         }
-        int rc = st ? partition_balance(s, model, st, per, out->layers, &out->balance) : -1;
+        int rc = st ? partition_balance(s->model.layers, model, st, per, out->layers, &out->balance) : -1;
         free(st);
         if (rc != 0) {
             plan_free(out);

@@ -246,6 +246,7 @@ static int load(const RunOptions *o, Scenario *s, char err[SCN_ERR_MAX]) {
 }
 
 int run_prepare(const RunOptions *o, Run *sm) {
+    CostPartition cp;
     char err[SCN_ERR_MAX];
     int rc = load(o, &sm->scn, err);
     if (rc != 0) {
@@ -281,7 +282,7 @@ int run_prepare(const RunOptions *o, Run *sm) {
                 sp.file && sp.file[0] ? sp.file : sm->scn.path, sm->prog.iterations);
         return 2;
     }
-    rc = plan_build_program(&sm->scn, &sm->prog, &cost_partition_model, &sm->plan, err, sizeof err);
+    rc = plan_build_program(&sm->scn, &sm->prog, cost_partition_init(&cp, &sm->scn), &sm->plan, err, sizeof err);
     if (rc != 0) {
         if (rc < 0) return oom(o);
         fprintf(stderr, "%s: %s\n", o->prog, err);

@@ -1,19 +1,34 @@
-/* kernels/layer_ops.h: the synthetic layer (layer.h) as a list of GPU ops per pass: every GEMM
- * with its row-major shape, batch and operands, and every memory-bound kernel (copy, causal
- * softmax, GELU and their gradients) with its element count. The CUDA layer
- * (layer_cuda.h) executes exactly these lists, so their FLOP counts are the ones that run; the
- * GEMMs are those of the CPU twin and sim/cost.h. Pure C: no CUDA needed to build or test it. */
+/* sim/model/layer_ops.h: what a transformer layer is made of: the one description of a layer,
+ * per pass (F, B, W), as a list of ops: every GEMM with its row-major shape, batch and
+ * operands, and every memory-bound kernel (copy, causal softmax, GELU and their gradients)
+ * with its element count, FLOPs and bytes. The executors run exactly these lists (the CPU
+ * twin kernels/layer.h in fp32 on OpenBLAS, the GPU layer kernels/layer_cuda.h in bf16 on
+ * cuBLAS) and the cost model (cost.h) prices them, so prediction and measurement cannot
+ * drift apart. The layer is GPT's block without layer norms and dropout: causal multi-head
+ * attention and a GELU MLP, each with a residual. Pure C, no I/O. */
 #ifndef PIPESIM_LAYER_OPS_H
 #define PIPESIM_LAYER_OPS_H
 
 #include <stdint.h>
 
-#include "kernels/layer.h"
 #include "sim/program/program.h"
 
 #ifdef __cplusplus
 extern "C" { // layer_cuda.cu runs these lists
 #endif
+
+/* One layer's shape on one micro-batch. */
+typedef struct {
+    int32_t samples; // b, micro-batch size
+    int32_t seq;     // s, tokens per sample (attention stays inside a sample)
+    int32_t hidden;  // h
+    int32_t heads;   // a, divides h
+    int32_t ffn;     // f, MLP width
+} LayerShape;
+
+static inline int64_t layer_tokens(const LayerShape *sh) {
+    return (int64_t)sh->samples * sh->seq;
+}
 
 /* The buffers an op reads and writes. IN/OUT are the pass's input and output (x and y for F,
  * d_y and d_x for B); the rest are the micro-batch's (LayerActs' names), the device's scratch
@@ -66,22 +81,9 @@ int64_t layer_buf_elems(const LayerShape *sh, LayerBuf b);
  * B then W, call twice) and returns how many; -1 for another kind. */
 int layer_ops(const LayerShape *sh, OpKind pass, LayerOp *ops);
 
-/* A GEMM op as a column-major BLAS (cuBLAS) call: row-major C = op(A) op(B) is column-major
- * C^T = op(B)^T op(A)^T, so the call multiplies first the row-major B, then A, with m = N,
- * n = M. Repeat r of the op uses first + r * repeat stride for each operand. */
-typedef struct {
-    int transa, transb;          // 1: transpose the first / second operand
-    int64_t m, n, k;             // column-major C (m, n) = op(first) (m, k) op(second) (k, n)
-    LayerBuf first, second, c;
-    int64_t first_off, second_off, c_off;  // elements
-    int64_t ld_first, ld_second, ldc;
-    int64_t s_first, s_second, sc;         // batch strides, elements
-    int64_t r_first, r_second, rc;         // repeat strides, elements
-} LayerGemmCall;
-
-void layer_op_gemm_call(const LayerOp *o, LayerGemmCall *g);
-
-/* Sums over a pass's list: FLOPs (equals cost_layer_flops' F, B or W) and bytes. */
+/* Sums over a pass's list: FLOPs (GEMMs only: F = linear + attention, B = linear +
+ * 2 attention, W = linear, with linear = 8Th^2 + 4Thf and attention = 4Tsh for T = b s
+ * tokens; exact in doubles while below 2^53) and bytes. */
 double layer_ops_flops(const LayerShape *sh, OpKind pass);
 double layer_ops_bytes(const LayerShape *sh, OpKind pass);
 

@@ -1,7 +1,6 @@
-/* kernels/layer_ops.c: the op lists of the synthetic layer's F, B and W passes, written once
- * from the CPU twin's loops (layer.c): the same GEMMs, with attention as strided batches over
- * heads repeated over samples. Nothing here runs a kernel. */
-#include "kernels/layer_ops.h"
+/* sim/model/layer_ops.c: the op lists of a layer's F, B and W passes: attention as strided
+ * batches over heads repeated over samples. Nothing here runs a kernel. */
+#include "sim/model/layer_ops.h"
 
 #include <math.h>
 #include <string.h>
@@ -134,15 +133,6 @@ int layer_ops(const LayerShape *sh, OpKind pass, LayerOp *ops) {
           : pass == OP_W ? backward_weight(sh, ops) : -1;
     for (int i = 0; i < n; i++) count(&ops[i]);
     return n;
-}
-
-void layer_op_gemm_call(const LayerOp *o, LayerGemmCall *g) {
-    *g = (LayerGemmCall){.transa = o->tb, .transb = o->ta, .m = o->N, .n = o->M, .k = o->K,
-                         .first = o->b, .second = o->a, .c = o->c,
-                         .first_off = o->b_off, .second_off = o->a_off, .c_off = o->c_off,
-                         .ld_first = o->ldb, .ld_second = o->lda, .ldc = o->ldc,
-                         .s_first = o->sb, .s_second = o->sa, .sc = o->sc,
-                         .r_first = o->rb, .r_second = o->ra, .rc = o->rc};
 }
 
 static double sum(const LayerShape *sh, OpKind pass, int bytes) {
