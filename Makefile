@@ -15,7 +15,9 @@ TOOLS    = psim pplan pexec pcompare pcalibrate pexport
 # libpipesim: the simulator's parts (sim/*/) and the store (traces/); the mains are sim/cli/.
 LIB_SRC  = $(sort $(filter-out sim/cli/%, $(wildcard sim/*/*.c)) $(wildcard traces/*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
-KERN_SRC = $(sort $(wildcard kernels/*.c) $(filter-out exec/%_cuda.c, $(wildcard exec/*.c)))
+# libpipexec: the executor (exec/: the core and the CPU backends) and the CPU twin (kernels/).
+EXEC_SRC = $(sort $(filter-out exec/cuda.c, $(wildcard exec/*.c)))
+KERN_SRC = $(sort $(wildcard kernels/*.c) $(EXEC_SRC))
 KERN_OBJ = $(KERN_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(sort $(wildcard tests/test_*.c))
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -24,7 +26,7 @@ DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/sim/cli/%.d)
 .PHONY: all test bench asan run clean fuzz
 all: $(TOOLS:%=$(BIN)/%) $(BIN)/pplot
 
-# The CUDA backend (kernels/layer_cuda.cu, exec/*_cuda.c) when nvcc is found: pexec and the
+# The CUDA backend (kernels/layer_cuda.cu, exec/cuda.c) when nvcc is found: pexec and the
 # tests then link cudart, cuBLAS and NCCL (never libcuda: the driver is reached at run time,
 # so the binaries start on machines without one) with an rpath to CUDA_HOME's libraries.
 # Device code is for sm_90 (H100/H200) only, to keep CI's compile short; add arches with e.g.
@@ -40,7 +42,6 @@ CUDA_INC   = -isystem $(CUDA_HOME)/include
 CUDA_LIBS  = -L$(CUDA_HOME)/lib -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_REAL)/lib \
              -Wl,-rpath,$(CUDA_REAL)/lib64 -lnccl -lcublas -lcudart -lstdc++ -ldl -lrt
 CUDA_LIB   = $(BUILD)/libpipecuda.a
-CUDA_PEXEC = $(BUILD)/exec/pexec_cuda.o $(CUDA_LIB)
 endif
 
 $(BUILD)/%.o: %.c
@@ -48,7 +49,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) -MMD -MP -c $< -o $@
 
 ifneq ($(NVCC),)
-$(BUILD)/exec/%_cuda.o: exec/%_cuda.c
+$(BUILD)/exec/cuda.o: exec/cuda.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) $(CUDA_INC) -MMD -MP -c $< -o $@
 
@@ -57,10 +58,10 @@ $(BUILD)/kernels/layer_cuda.o: kernels/layer_cuda.cu kernels/layer_cuda.h sim/mo
 	@mkdir -p $(dir $@)
 	$(NVCC) -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror $(INC) -c $< -o $@
 
-$(CUDA_LIB): $(BUILD)/kernels/layer_cuda.o $(BUILD)/exec/runtime_cuda.o
+$(CUDA_LIB): $(BUILD)/kernels/layer_cuda.o $(BUILD)/exec/cuda.o
 	@rm -f $@
 	ar rcs $@ $^
-DEPS += $(BUILD)/exec/runtime_cuda.d $(BUILD)/exec/pexec_cuda.d
+DEPS += $(BUILD)/exec/cuda.d
 endif
 
 $(BUILD)/libpipesim.a: $(LIB_OBJ)
@@ -105,20 +106,19 @@ $(BUILD)/mpi/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(MPICC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) $(CUDA_INC) -DPIPESIM_MPI -MMD -MP -c $< -o $@
 
-# under mpirun the CUDA backend runs one rank per GPU (NCCL bootstrapped over MPI)
+# pexec's executor compiled with MPI (the ranks' backends); under mpirun the CUDA backend runs
+# one rank per GPU (NCCL bootstrapped over MPI)
+MPI_EXEC = $(EXEC_SRC:%.c=$(BUILD)/mpi/%.o)
 ifneq ($(NVCC),)
-CUDA_PEXEC_MPI = $(BUILD)/mpi/exec/pexec_cuda.o $(BUILD)/mpi/exec/runtime_cuda.o \
-                 $(BUILD)/kernels/layer_cuda.o
-DEPS += $(BUILD)/mpi/exec/pexec_cuda.d $(BUILD)/mpi/exec/runtime_cuda.d
+MPI_EXEC += $(BUILD)/mpi/exec/cuda.o $(BUILD)/kernels/layer_cuda.o
 endif
+DEPS += $(MPI_EXEC:.o=.d) $(BUILD)/mpi/sim/cli/pexec.d
 
-$(BIN)/pexec: $(BUILD)/mpi/sim/cli/pexec.o $(BUILD)/mpi/exec/runtime.o $(CUDA_PEXEC_MPI) \
-              $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
+$(BIN)/pexec: $(BUILD)/mpi/sim/cli/pexec.o $(MPI_EXEC) $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(MPICC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) $(CUDA_LIBS) -o $@
-DEPS += $(BUILD)/mpi/sim/cli/pexec.d $(BUILD)/mpi/exec/runtime.d
 else
-$(BIN)/pexec: $(BUILD)/sim/cli/pexec.o $(CUDA_PEXEC) $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
+$(BIN)/pexec: $(BUILD)/sim/cli/pexec.o $(CUDA_LIB) $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) $(CUDA_LIBS) -o $@
 endif

@@ -9,7 +9,7 @@
 #include <cuda_runtime_api.h>
 
 #include "kernels/layer_cuda.h"
-#include "exec/runtime_cuda.h"
+#include "exec/cuda.h"
 
 int main(int argc, char **argv) {
     LayerShape sh = {.samples = 1, .seq = 2048, .hidden = 2048, .heads = 16, .ffn = 8192};

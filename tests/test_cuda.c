@@ -21,7 +21,7 @@
 #include "sim/model/cost.h"
 #include "kernels/layer.h"
 #include "sim/model/layer_ops.h"
-#include "exec/runtime_cuda.h"
+#include "exec/cuda.h"
 #include "sim/scenario/scenario.h"
 #include "sim/sched/schedule.h"
 
@@ -467,20 +467,21 @@ static Plan plan_of(int32_t p) {
 
 /* Runs sched on p devices sharing GPUs k at a time (green contexts when green, else
  * streams); returns the runtime, for its gradients. */
-static CudaRuntime *run_pipeline(const char *sched, int32_t p, int32_t k, int green, Program *pr,
-                                 Plan *pl, Timeline *tl) {
+static Exec *run_pipeline(const char *sched, int32_t p, int32_t k, int green, Program *pr,
+                          Plan *pl, Timeline *tl) {
     SchedParams sp = {.devices = p, .chunks = 1, .micro_batches = 4, .iterations = 1};
     SchedIssue issue;
     char why[512];
     assert_int_equal(sched_find(sched)->build(&sp, pr, &issue), 0);
     assert_int_equal(program_check(pr, why, sizeof why), 0);
     *pl = plan_of(p);
-    CudaSpec spec = {.pr = pr, .pl = pl, .shape = PIPE, .seed = 9, .iterations = 1,
+    ExecSpec spec = {.pr = pr, .pl = pl, .shape = PIPE, .seed = 9, .iterations = 1,
                      .watchdog_s = 20, .devices_per_gpu = k, .green = green, .group = 1,
                      .warmup = 1};
-    CudaRuntime *rt = NULL;
-    if (cuda_runtime_create(&spec, &rt, why, sizeof why) != 0) fail_msg("create: %s", why);
-    if (cuda_runtime_run(rt, tl, why, sizeof why) != 0) fail_msg("%s: run: %s", sched, why);
+    Exec *rt = NULL;
+    if (exec_create(&spec, &exec_cuda_threads, &rt, why, sizeof why) != 0)
+        fail_msg("create: %s", why);
+    if (exec_run(rt, tl, why, sizeof why) != 0) fail_msg("%s: run: %s", sched, why);
     return rt;
 }
 
@@ -490,10 +491,10 @@ static void expect_pipeline_matches(const char *sched, int32_t p, int green) {
     Program one = {0}, many = {0};
     Plan pl1, pln;
     Timeline t1 = {0}, tn = {0};
-    CudaRuntime *r1 = run_pipeline("1f1b", 1, 1, 0, &one, &pl1, &t1);
-    CudaRuntime *rn = run_pipeline(sched, p, p, green, &many, &pln, &tn);
+    Exec *r1 = run_pipeline("1f1b", 1, 1, 0, &one, &pl1, &t1);
+    Exec *rn = run_pipeline(sched, p, p, green, &many, &pln, &tn);
     int sms = 0, gpus = 0;
-    CudaPartition part = cuda_runtime_partition(rn, &sms, &gpus);
+    CudaPartition part = cuda_exec_partition(rn, &sms, &gpus);
     assert_int_equal(gpus, 1);
     if (!green) assert_int_equal(part, CUDA_STREAMS);
     printf("# %s: %d devices on one GPU as %s (%d SMs each)\n", sched, p,
@@ -504,8 +505,8 @@ static void expect_pipeline_matches(const char *sched, int32_t p, int green) {
         Layer a, b;
         assert_int_equal(layer_init(&a, &PIPE, 1), 0);
         assert_int_equal(layer_init(&b, &PIPE, 1), 0);
-        if (cuda_runtime_grads(r1, 0, g, &a, why, sizeof why) != 0 ||
-            cuda_runtime_grads(rn, g / per, g % per, &b, why, sizeof why) != 0)
+        if (exec_grads(r1, 0, g, &a, why, sizeof why) != 0 ||
+            exec_grads(rn, g / per, g % per, &b, why, sizeof why) != 0)
             fail_msg("%s", why);
         int64_t h = PIPE.hidden, f = PIPE.ffn;
         expect_near(b.g_qkv, a.g_qkv, 3 * h * h, 1e-3f, "pipelined dW_qkv");
@@ -519,7 +520,7 @@ static void expect_pipeline_matches(const char *sched, int32_t p, int green) {
     assert_int_equal(sends, (size_t)(2 * (p - 1) * 4));
     assert_int_equal(tn.n, (size_t)many.nops + 2 * sends);
     for (size_t i = 0; i < tn.n; i++) assert_true(tn.ops[i].end_ns >= tn.ops[i].start_ns);
-    cuda_runtime_free(r1), cuda_runtime_free(rn);
+    exec_free(r1), exec_free(rn);
     program_free(&one), program_free(&many), plan_free(&pl1), plan_free(&pln);
     timeline_free(&t1), timeline_free(&tn);
 }
@@ -542,17 +543,18 @@ static void test_gpu_watchdog_names_the_stuck_op(void **state) {
     char why[512];
     assert_int_equal(sched_find("1f1b")->build(&sp, &pr, &issue), 0);
     Plan pl = plan_of(2);
-    CudaSpec spec = {.pr = &pr, .pl = &pl, .shape = PIPE, .seed = 9, .iterations = 1,
+    ExecSpec spec = {.pr = &pr, .pl = &pl, .shape = PIPE, .seed = 9, .iterations = 1,
                      .watchdog_s = 0.5, .devices_per_gpu = 2, .green = 0, .group = 1,
                      .warmup = 1, .hang = 1, .hang_device = 1};
-    CudaRuntime *rt = NULL;
+    Exec *rt = NULL;
     Timeline tl = {0};
-    if (cuda_runtime_create(&spec, &rt, why, sizeof why) != 0) fail_msg("create: %s", why);
-    assert_int_equal(cuda_runtime_run(rt, &tl, why, sizeof why), 1);
+    if (exec_create(&spec, &exec_cuda_threads, &rt, why, sizeof why) != 0)
+        fail_msg("create: %s", why);
+    assert_int_equal(exec_run(rt, &tl, why, sizeof why), 1);
     if (!strstr(why, "device 1 op 0 (F mb 0 chunk 0) did not complete within 0.5 s (watchdog"))
         fail_msg("why: %s", why);
     assert_int_equal(tl.n, 0); // a failed run gives no rows
-    cuda_runtime_free(rt);
+    exec_free(rt);
     program_free(&pr), plan_free(&pl), timeline_free(&tl);
 }
 

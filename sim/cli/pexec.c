@@ -1,10 +1,12 @@
 /* sim/cli/pexec.c: the pexec command: the same scenario and the same checked Program as psim,
- * run for real (exec/runtime.h), measured, stored and printed like psim's runs (sim/run.h),
- * so the two can be compared. Started plainly, it runs one thread per device; started by
- * mpirun (a build with MPI), one rank per device, rank 0 storing and printing. Exit statuses
- * as psim's; a run that fails while it runs (a receive that mismatches, a watchdog that fires,
- * a peer that died) is an executor failure, 1, with host and rank in the message, and is
- * stored as failed with the rows measured until then. */
+ * run for real (exec/exec.h), measured, stored and printed like psim's runs (sim/run/run.h),
+ * so the two can be compared. Started plainly, it runs one thread per device (CPU) or per GPU
+ * (--backend cuda); started by mpirun (a build with MPI), one rank per device or GPU, rank 0
+ * storing and printing. Exit statuses as psim's; a run that fails while it runs (a receive
+ * that mismatches, a watchdog that fires, a peer that died) is an executor failure, 1, with
+ * host and rank in the message, and is stored as failed with the rows measured until then.
+ * With the CUDA backend the run also stores the CUDA, NCCL and cuBLAS versions, the GPUs and
+ * how they were partitioned (metrics and environment). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +17,12 @@
 #include <mpi.h>
 #endif
 
+#include "exec/exec.h"
 #ifdef PIPESIM_CUDA
-#include "exec/pexec_cuda.h"
+#include "exec/cuda.h"
 #endif
 #include "kernels/layer.h"
 #include "sim/run/run.h"
-#include "exec/runtime.h"
 #include "sim/sched/sched_file.h"
 
 #ifdef PIPESIM_MPI
@@ -50,7 +52,7 @@ static void on_term_install(int rank) {
 
 /* After a failed run: says why (with host or rank), stores the run as failed with its rows
  * (rank 0), and on ranks waits until rank 0 has stored it. Returns 1. */
-static int failed_run(const RunOptions *o, Run *r, Runtime *rt, int mpi, int rank,
+static int failed_run(const RunOptions *o, Run *r, Exec *ex, int mpi, int rank,
                       const char *why) {
     char error[1024], host[64] = "?";
     gethostname(host, sizeof host - 1);
@@ -62,11 +64,11 @@ static int failed_run(const RunOptions *o, Run *r, Runtime *rt, int mpi, int ran
 #endif
     if (rank == 0) run_store_failed(o, r, error);
 #ifdef PIPESIM_MPI
-    if (mpi && runtime_rank_settle(rt) != 0)
+    if (mpi && ex && exec_settle(ex) != 0)
         fprintf(stderr, "pexec: rank %d on %s: rank 0 never confirmed storing the run (it died "
                 "or stalled), so it is not stored\n", rank, host);
 #else
-    (void)rt;
+    (void)ex;
 #endif
     return 1;
 }
@@ -75,9 +77,8 @@ static int failed_run(const RunOptions *o, Run *r, Runtime *rt, int mpi, int ran
  * build, the MPI library of a build with MPI (callable before MPI_Init), and the OPENBLAS_* and
  * OMP_* variables that steer the BLAS threads. Collected before the run, so a failed run
  * carries it too. Returns 0, or 1 out of memory. */
-static int cpu_env(RunEnv *env, int mpi) {
-    int rc = runenv_add(env, "backend", mpi ? "cpu (MPI ranks)" : "cpu (threads)");
-    if (rc == 0) rc = runenv_add(env, "blas_config", layer_blas_config());
+static int cpu_env(RunEnv *env) {
+    int rc = runenv_add(env, "blas_config", layer_blas_config());
 #ifdef PIPESIM_MPI
     char lib[MPI_MAX_LIBRARY_VERSION_STRING];
     int len = 0;
@@ -86,65 +87,173 @@ static int cpu_env(RunEnv *env, int mpi) {
 #endif
     if (rc == 0) rc = runenv_add_vars(env, "OPENBLAS_") < 0 ? -1 : 0;
     if (rc == 0) rc = runenv_add_vars(env, "OMP_") < 0 ? -1 : 0;
-    if (rc != 0) fprintf(stderr, "pexec: out of memory\n");
     return rc != 0;
 }
 
-/* Runs r's Program (as MPI rank `rank` when mpi); fills r->tl (on rank 0 under MPI).
- * Returns an exit status. */
-static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
-    const ScnModel *m = &r->scn.model;
-    RuntimeSpec spec = {.pr = &r->prog, .pl = &r->plan, .seed = 1,
-                        .shape = {.samples = (int32_t)r->scn.batch.micro_batch_size,
-                                  .seq = (int32_t)m->seq_len, .hidden = (int32_t)m->hidden,
-                                  .heads = (int32_t)m->heads, .ffn = (int32_t)m->ffn_hidden},
-                        .iterations = (int32_t)r->scn.batch.iterations,
-                        .watchdog_s = o->watchdog_s, .drop_send_of = o->drop_send,
-                        .rendezvous = o->rendezvous, .kill_device = o->kill_device,
-                        .kill_after = o->kill_after, .stall = o->stall};
-    Runtime *rt;
-    layer_set_blas_threads(1);
-    if (cpu_env(&r->env, mpi) != 0) return 1;
-    if (runtime_create(&spec, &rt) != 0) {
-        fprintf(stderr, "pexec: out of memory for the model's %lld layers; try --scale\n",
-                (long long)m->layers);
-        return 1;
+#ifdef PIPESIM_CUDA
+/* PEXEC_CUDA_PARTITION=streams turns green contexts off; PEXEC_NCCL_GROUP=0 posts each
+ * transfer in its own NCCL group. */
+static int env_is(const char *name, const char *value) {
+    const char *v = getenv(name);
+    return v && strcmp(v, value) == 0;
+}
+
+/* The versions and partitioning as run metrics (numbers). */
+static void cuda_metrics(Run *r, const Exec *ex) {
+    CudaVersions v;
+    cuda_versions(&v);
+    int sms = 0, gpus = 0;
+    CudaPartition part = cuda_exec_partition(ex, &sms, &gpus);
+    const StoreMetric m[] = {{"cuda_runtime_version", v.runtime}, {"cuda_driver_version", v.driver},
+                             {"nccl_version", v.nccl},            {"cublas_version", v.cublas},
+                             {"gpus", gpus}, {"devices_per_gpu", (double)r->scn.hw.devices_per_gpu},
+                             {"gpu_partition", part},             {"sms_per_device", sms}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0] && r->nextra < RUN_MAX_EXTRA; i++)
+        r->extra[r->nextra++] = m[i];
+}
+
+/* The run's environment, before it runs (a failed run keeps it): the versions as text, the
+ * GPUs this process drives (gpu<i>_name, gpu<i>_compute_capability, i the run's GPU number),
+ * and the NCCL_* and CUDA_* variables. Under mpirun rank 0 stores the run, so its GPU is the one
+ * named. 0, or -1 out of memory. */
+static int cuda_env(RunEnv *env, const Exec *ex) {
+    CudaVersions v;
+    CudaVersionText t;
+    cuda_versions(&v);
+    cuda_versions_text(&v, &t);
+    const char *const pairs[][2] = {{"cuda_runtime", t.runtime}, {"cuda_driver", t.driver},
+                                    {"nccl", t.nccl}, {"cublas", t.cublas}};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0] && rc == 0; i++)
+        rc = runenv_add(env, pairs[i][0], pairs[i][1]);
+    enum { MAX_GPUS = 64 }; // named one by one; more than this in one process is not seen
+    int gpu[MAX_GPUS], ordinal[MAX_GPUS];
+    int n = cuda_exec_gpus_used(ex, gpu, ordinal, MAX_GPUS);
+    for (int i = 0; i < n && rc == 0; i++) { // under MPI: this rank's GPU
+        char key[48], name[256], cc[16], why[256];
+        int major = 0, minor = 0;
+        if (cuda_gpu_describe(ordinal[i], name, sizeof name, &major, &minor, why, sizeof why))
+            snprintf(name, sizeof name, "? (%.200s)", why);
+        snprintf(cc, sizeof cc, "%d.%d", major, minor);
+        snprintf(key, sizeof key, "gpu%d_name", gpu[i]);
+        rc = runenv_add(env, key, name);
+        snprintf(key, sizeof key, "gpu%d_compute_capability", gpu[i]);
+        if (rc == 0) rc = runenv_add(env, key, cc);
     }
-    char why[512];
-    double t0 = run_now_ms();
-    int rc = 1;
-#ifdef PIPESIM_MPI
-    if (mpi) rc = runtime_run_rank(rt, &r->tl, why, sizeof why);
+    if (rc == 0) rc = runenv_add_vars(env, "NCCL_") < 0 ? -1 : 0;
+    if (rc == 0) rc = runenv_add_vars(env, "CUDA_") < 0 ? -1 : 0;
+    return rc;
+}
+
+static void cuda_print_environment(const Exec *ex) {
+    static const char *parts[] = {"whole GPU per device", "streams sharing each GPU (no green "
+                                  "contexts: SMs are not partitioned)", "green contexts"};
+    CudaVersions v;
+    cuda_versions(&v);
+    int sms = 0, gpus = 0;
+    CudaPartition part = cuda_exec_partition(ex, &sms, &gpus);
+    fprintf(stderr, "pexec: CUDA runtime %d, driver %d, NCCL %d, cuBLAS %d; %d GPU(s), %s",
+            v.runtime, v.driver, v.nccl, v.cublas, gpus, parts[part]);
+    if (sms) fprintf(stderr, " of %d SMs each", sms);
+    char env[2048];
+    size_t n = cuda_nccl_env(env, sizeof env);
+    fprintf(stderr, "\n%s%s", n ? "pexec: NCCL environment:\n" : "", env);
+}
 #endif
-    if (!mpi) rc = runtime_run(rt, &r->tl, why, sizeof why);
+
+/* The backend --backend and the launch ask for, or NULL with a message (exit status in *rc). */
+static const ExecBackend *backend_of(const RunOptions *o, int mpi, int *rc) {
+    *rc = 1;
+    if (o->backend == RUN_BACKEND_CPU) {
+#ifdef PIPESIM_MPI
+        if (mpi) return &exec_cpu_ranks;
+#endif
+        return &exec_cpu_threads;
+    }
+#ifdef PIPESIM_CUDA
+    char why[512];
+    if (o->drop_send >= 0 || o->rendezvous) {
+        fprintf(stderr, "pexec: --%s is the CPU backend's (its channels); drop it or use "
+                "--backend cpu\n", o->drop_send >= 0 ? "drop-send" : "rendezvous");
+        *rc = 2;
+        return NULL;
+    }
+    if (cuda_device_count(why, sizeof why) == 0) {
+        fprintf(stderr, "pexec: --backend cuda: no CUDA device visible (%s); run on a machine "
+                "with an NVIDIA GPU or use --backend cpu\n", why);
+        return NULL;
+    }
+#ifdef PIPESIM_MPI
+    if (mpi) return &exec_cuda_ranks;
+#endif
+    return &exec_cuda_threads;
+#else
+    (void)mpi;
+    fprintf(stderr, "pexec: --backend cuda: this pexec was built without the CUDA backend (nvcc "
+                    "was not found at build time); install the CUDA toolkit and rebuild (make "
+                    "clean all CUDA_HOME=...), or use --backend cpu\n");
+    return NULL;
+#endif
+}
+
+/* Runs r's Program on the backend --backend asks for (as MPI rank `rank` when mpi); fills
+ * r->tl (on rank 0 under MPI), its environment and extra metrics. Returns an exit status. */
+static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
+    int rc;
+    const ExecBackend *b = backend_of(o, mpi, &rc);
+    if (!b) return rc;
+    const ScnModel *m = &r->scn.model;
+    ExecSpec spec = {.pr = &r->prog, .pl = &r->plan, .seed = 1,
+                     .shape = {.samples = (int32_t)r->scn.batch.micro_batch_size,
+                               .seq = (int32_t)m->seq_len, .hidden = (int32_t)m->hidden,
+                               .heads = (int32_t)m->heads, .ffn = (int32_t)m->ffn_hidden},
+                     .iterations = (int32_t)r->scn.batch.iterations,
+                     .watchdog_s = o->watchdog_s, .drop_send_of = o->drop_send,
+                     .rendezvous = o->rendezvous, .kill_device = o->kill_device,
+                     .kill_after = o->kill_after, .stall = o->stall,
+                     .devices_per_gpu = (int32_t)r->scn.hw.devices_per_gpu, .warmup = 1};
+    int cuda = o->backend == RUN_BACKEND_CUDA;
+#ifdef PIPESIM_CUDA
+    spec.green = !env_is("PEXEC_CUDA_PARTITION", "streams");
+    spec.group = !env_is("PEXEC_NCCL_GROUP", "0");
+#endif
+    layer_set_blas_threads(1);
+    if (runenv_add(&r->env, "backend", exec_backend_name(b)) != 0 || (!cuda && cpu_env(&r->env)))
+        return fprintf(stderr, "pexec: out of memory\n"), 1;
+    char why[512];
+    Exec *ex = NULL;
+    rc = exec_create(&spec, b, &ex, why, sizeof why);
+#ifdef PIPESIM_CUDA
+    if (rc == 0 && cuda && cuda_env(&r->env, ex) != 0) rc = 1, snprintf(why, sizeof why, "out of host memory");
+#endif
+    if (rc != 0) {
+        if (cuda) fprintf(stderr, "pexec: --backend cuda: %s: %s\n", r->scn.path, why);
+        else fprintf(stderr, "pexec: %s\n", why);
+        exec_free(ex);
+        return rc;
+    }
+#ifdef PIPESIM_CUDA
+    if (cuda && !o->quiet && exec_rank(ex) == 0) cuda_print_environment(ex);
+#endif
+    double t0 = run_now_ms();
+    rc = exec_run(ex, &r->tl, why, sizeof why);
     r->wall_ms = run_now_ms() - t0;
-    if (mpi && rank == 0 && rc == 0 && !o->quiet)
+    if (mpi && !cuda && rank == 0 && rc == 0 && !o->quiet)
         fprintf(stderr, "pexec: the ranks' clocks drifted %.1f us apart during the run\n",
-                (double)runtime_clock_drift_ns(rt) / 1e3);
+                (double)exec_clock_drift_ns(ex) / 1e3);
 #ifdef PIPESIM_MPI
     double lat = 0, bw = 0; // the links, fitted after the run so they do not disturb it
-    if (mpi && rc == 0 && runtime_probe_links(rt, &lat, &bw) == 0 && rank == 0) {
+    if (mpi && !cuda && rc == 0 && exec_probe_links(ex, &lat, &bw) == 0 && rank == 0) {
         r->extra[r->nextra++] = (StoreMetric){"link_latency_us", lat};
         r->extra[r->nextra++] = (StoreMetric){"link_bandwidth_gbs", bw};
     }
 #endif
-    if (rc != 0) rc = failed_run(o, r, rt, mpi, rank, why);
-    runtime_free(rt);
-    return rc;
-}
-
-/* --backend: the CPU runtime above, or the CUDA one (exec/pexec_cuda.h) when built. */
-static int execute_backend(const RunOptions *o, Run *r, int mpi, int rank) {
-    (void)mpi, (void)rank;
-    if (o->backend == RUN_BACKEND_CPU) return execute(o, r, mpi, rank);
 #ifdef PIPESIM_CUDA
-    return pexec_cuda_execute(o, r, mpi);
-#else
-    fprintf(stderr, "pexec: --backend cuda: this pexec was built without the CUDA backend (nvcc "
-                    "was not found at build time); install the CUDA toolkit and rebuild (make "
-                    "clean all CUDA_HOME=...), or use --backend cpu\n");
+    if (cuda && rc == 0) cuda_metrics(r, ex);
 #endif
-    return 1;
+    if (rc != 0) rc = failed_run(o, r, ex, mpi, rank, why);
+    exec_free(ex);
+    return rc;
 }
 
 /* Whether mpirun started this process (Open MPI's or a PMI launcher's environment). */
@@ -204,7 +313,7 @@ int main(int argc, char **argv) {
     int exec_rc = 0;
     if (rc == 0 && o.dump) {
         if (rank == 0) sched_file_write(stdout, &r.prog, r.scn.model.name);
-    } else if (rc == 0 && (rc = exec_rc = execute_backend(&o, &r, mpi, rank)) == 0 && rank == 0) {
+    } else if (rc == 0 && (rc = exec_rc = execute(&o, &r, mpi, rank)) == 0 && rank == 0) {
         rc = run_report(&o, &r);
     }
     run_free(&r);

@@ -1,4 +1,5 @@
-/* tests/test_runtime.c: pexec's thread runtime. Every schedule, pipelined over threads, gives
+/* tests/test_exec.c: pexec's executor core on its CPU threads backend (exec/exec.h). Every
+ * schedule, pipelined over threads, gives
  * the weight gradients of the same model run on one device (the pipeline moves the right
  * tensors); the measured timeline has a row per op in each device's program order and a send
  * and a receive per transfer; a dropped send trips the watchdog and a misordered receive is
@@ -14,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "exec/runtime.h"
+#include "exec/exec.h"
 #include "sim/sched/schedule.h"
 
 static const LayerShape SHAPE = {.samples = 1, .seq = 4, .hidden = 8, .heads = 2, .ffn = 16};
@@ -40,19 +41,30 @@ static void build(const char *name, int32_t p, int32_t v, int32_t m, int32_t k, 
     assert_int_equal(program_check(pr, why, sizeof why), 0);
 }
 
-static Runtime *start(const Program *pr, const Plan *pl, int32_t iterations, int32_t drop) {
-    RuntimeSpec spec = {.pr = pr, .pl = pl, .shape = SHAPE, .seed = 42,
-                        .iterations = iterations, .watchdog_s = 0.2, .drop_send_of = drop};
-    Runtime *rt;
-    assert_int_equal(runtime_create(&spec, &rt), 0);
-    return rt;
+static Exec *create(const ExecSpec *spec) {
+    Exec *ex;
+    char why[512];
+    if (exec_create(spec, &exec_cpu_threads, &ex, why, sizeof why) != 0) fail_msg("%s", why);
+    return ex;
 }
 
-/* The gradient of global layer g (0..LAYERS-1) in a run of plan pl. */
-static Layer *global_layer(Runtime *rt, const Plan *pl, int32_t g) {
+static Exec *start(const Program *pr, const Plan *pl, int32_t iterations, int32_t drop) {
+    ExecSpec spec = {.pr = pr, .pl = pl, .shape = SHAPE, .seed = 42,
+                     .iterations = iterations, .watchdog_s = 0.2, .drop_send_of = drop};
+    return create(&spec);
+}
+
+/* The gradients of global layer g (0..LAYERS-1) in a run of plan pl, into out. */
+static const Layer *global_layer(Exec *ex, const Plan *pl, int32_t g, Layer *out) {
+    char why[512];
+    assert_int_equal(layer_init(out, &SHAPE, 0), 0);
     for (int32_t st = 0; st < pl->stages; st++)
-        if (g >= pl->first_layer[st] && g < pl->first_layer[st] + pl->layers[st])
-            return runtime_layer(rt, st, (int32_t)(g - pl->first_layer[st]));
+        if (g >= pl->first_layer[st] && g < pl->first_layer[st] + pl->layers[st]) {
+            if (exec_grads(ex, st, (int32_t)(g - pl->first_layer[st]), out, why, sizeof why))
+                fail_msg("%s", why);
+            return out;
+        }
+    fail_msg("no stage holds layer %d", g);
     return NULL;
 }
 
@@ -79,15 +91,18 @@ static void test_pipelines_match_one_device(void **state) {
         Plan pl1 = plan(1, 1), pln = plan(cases[c].p, cases[c].v);
         build("1f1b", 1, 1, m, 1, &one);
         build(cases[c].name, cases[c].p, cases[c].v, m, 1, &many);
-        Runtime *r1 = start(&one, &pl1, 1, -1), *rn = start(&many, &pln, 1, -1);
+        Exec *r1 = start(&one, &pl1, 1, -1), *rn = start(&many, &pln, 1, -1);
         Timeline t1 = {0}, tn = {0};
-        assert_int_equal(runtime_run(r1, &t1, why, sizeof why), 0);
-        if (runtime_run(rn, &tn, why, sizeof why) != 0) fail_msg("%s: %s", cases[c].name, why);
-        for (int32_t g = 0; g < LAYERS; g++)
-            expect_same_grads(global_layer(rn, &pln, g), global_layer(r1, &pl1, g), g,
+        assert_int_equal(exec_run(r1, &t1, why, sizeof why), 0);
+        if (exec_run(rn, &tn, why, sizeof why) != 0) fail_msg("%s: %s", cases[c].name, why);
+        for (int32_t g = 0; g < LAYERS; g++) {
+            Layer a, b;
+            expect_same_grads(global_layer(rn, &pln, g, &a), global_layer(r1, &pl1, g, &b), g,
                               cases[c].name);
+            layer_free(&a), layer_free(&b);
+        }
         timeline_free(&t1), timeline_free(&tn);
-        runtime_free(r1), runtime_free(rn);
+        exec_free(r1), exec_free(rn);
         program_free(&one), program_free(&many);
         plan_free(&pl1), plan_free(&pln);
     }
@@ -104,10 +119,10 @@ static void test_timeline_rows(void **state) {
     Program pr;
     Plan pl = plan(4, 1);
     build("1f1b", 4, 1, 3, 1, &pr);
-    Runtime *rt = start(&pr, &pl, 2, -1);
+    Exec *rt = start(&pr, &pl, 2, -1);
     Timeline tl = {0};
     char why[512];
-    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 0);
+    assert_int_equal(exec_run(rt, &tl, why, sizeof why), 0);
     TimelineOp *compute = malloc(tl.n * sizeof *compute);
     size_t nc = 0, sends = 0, recvs = 0;
     for (size_t i = 0; i < tl.n; i++) {
@@ -129,7 +144,7 @@ static void test_timeline_rows(void **state) {
             }
     free(compute);
     timeline_free(&tl);
-    runtime_free(rt);
+    exec_free(rt);
     program_free(&pr);
     plan_free(&pl);
 }
@@ -139,12 +154,12 @@ static void test_watchdog(void **state) {
     Program pr;
     Plan pl = plan(2, 1);
     build("1f1b", 2, 1, 1, 1, &pr);
-    Runtime *rt = start(&pr, &pl, 1, 0);
+    Exec *rt = start(&pr, &pl, 1, 0);
     Timeline tl = {0};
     char why[512];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 1);
+    assert_int_equal(exec_run(rt, &tl, why, sizeof why), 1);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     assert_true((double)(t1.tv_sec - t0.tv_sec) < 5.0);
     // both devices wait (1 for the activation, 0 then for the gradient); the first to give up
@@ -158,7 +173,7 @@ static void test_watchdog(void **state) {
     assert_int_equal(tl.ops[0].stream, STREAM_COMPUTE);
     assert_int_equal(tl.ops[0].kind, OP_F);
     timeline_free(&tl);
-    runtime_free(rt);
+    exec_free(rt);
     program_free(&pr);
     plan_free(&pl);
 }
@@ -176,39 +191,37 @@ static void test_killed_device(void **state) {
     Program pr;
     Plan pl = plan(2, 1);
     build("1f1b", 2, 1, 4, 1, &pr);
-    RuntimeSpec spec = {.pr = &pr, .pl = &pl, .shape = SHAPE, .seed = 42, .iterations = 1,
-                        .watchdog_s = 0.2, .drop_send_of = -1, .kill_device = 1,
-                        .kill_after = 2};
-    Runtime *rt;
-    assert_int_equal(runtime_create(&spec, &rt), 0);
+    ExecSpec spec = {.pr = &pr, .pl = &pl, .shape = SHAPE, .seed = 42, .iterations = 1,
+                     .watchdog_s = 0.2, .drop_send_of = -1, .kill_device = 1, .kill_after = 2};
+    Exec *rt = create(&spec);
     Timeline tl = {0};
     char why[512];
-    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 1);
+    assert_int_equal(exec_run(rt, &tl, why, sizeof why), 1);
     if (!strstr(why, "waited 0.2 s for its gradient from device 1 (watchdog); device 1 never sent it"))
         fail_msg("got '%s'", why);
     assert_int_equal(count_rows(&tl, 1, STREAM_COMPUTE), 2);
     assert_int_equal(count_rows(&tl, 0, STREAM_RECV), 1); // the gradient of mb 0 came
     timeline_free(&tl);
-    runtime_free(rt);
+    exec_free(rt);
     // dying before its last op, which feeds no one (device 0's last BW): the join finds it
     spec.kill_device = 0, spec.kill_after = 7;
-    assert_int_equal(runtime_create(&spec, &rt), 0);
-    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 1);
+    rt = create(&spec);
+    assert_int_equal(exec_run(rt, &tl, why, sizeof why), 1);
     if (!strstr(why, "device 0's thread ended after 7 ops (--kill-after), before its last op"))
         fail_msg("got '%s'", why);
     assert_int_equal(count_rows(&tl, 0, STREAM_COMPUTE), 7);
     assert_int_equal(count_rows(&tl, 1, STREAM_COMPUTE), 8);
     timeline_free(&tl);
-    runtime_free(rt);
+    exec_free(rt);
     // stalling there instead: no peer waits on it, so it gives up after one watchdog
     spec.stall = 1;
-    assert_int_equal(runtime_create(&spec, &rt), 0);
-    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 1);
+    rt = create(&spec);
+    assert_int_equal(exec_run(rt, &tl, why, sizeof why), 1);
     if (!strstr(why, "device 0's thread stalled after 7 ops (--stall-after), before its last op"))
         fail_msg("got '%s'", why);
     assert_int_equal(count_rows(&tl, 0, STREAM_COMPUTE), 7);
     timeline_free(&tl);
-    runtime_free(rt);
+    exec_free(rt);
     program_free(&pr);
     plan_free(&pl);
 }
@@ -223,15 +236,15 @@ static void test_misordered_receive(void **state) {
     for (int d = 0; d < 2; d++)
         for (int i = 0; i < 4; i++) program_push(&pr, d, ops[d][i][0], ops[d][i][1], 0);
     program_end(&pr);
-    Runtime *rt = start(&pr, &pl, 1, -1);
+    Exec *rt = start(&pr, &pl, 1, -1);
     Timeline tl = {0};
     char why[512];
-    assert_int_equal(runtime_run(rt, &tl, why, sizeof why), 1);
+    assert_int_equal(exec_run(rt, &tl, why, sizeof why), 1);
     if (!strstr(why, "device 1 op 0 (F mb 1 chunk 0): the next activation from device 0 is for "
                      "stage 1 mb 0, not stage 1 mb 1"))
         fail_msg("got '%s'", why);
     timeline_free(&tl);
-    runtime_free(rt);
+    exec_free(rt);
     program_free(&pr);
     plan_free(&pl);
 }

@@ -1,0 +1,339 @@
+/* exec/core.c: the executor core (core.h) and the public calls of exec.h, which hand over to
+ * the backend's table. Nothing here knows threads' channels, MPI messages or CUDA streams. */
+#include "exec/core.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef PIPESIM_MPI
+#include <mpi.h>
+#endif
+
+/* ---- failures, time, the barrier ---- */
+
+int exec_fail(Exec *ex, int status, const char *fmt, ...) {
+    pthread_mutex_lock(&ex->mu);
+    int first = !ex->failed;
+    if (first) {
+        ex->failed = status;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ex->why, sizeof ex->why, fmt, ap);
+        va_end(ap);
+    }
+    pthread_cond_broadcast(&ex->bar_cv);
+    pthread_mutex_unlock(&ex->mu);
+    if (ex->b->wake) ex->b->wake(ex);
+    return first;
+}
+
+int exec_failed(Exec *ex) {
+    pthread_mutex_lock(&ex->mu);
+    int f = ex->failed;
+    pthread_mutex_unlock(&ex->mu);
+    return f;
+}
+
+int64_t exec_now_ns(const Exec *ex) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)(t.tv_sec - ex->epoch.tv_sec) * 1000000000 + (t.tv_nsec - ex->epoch.tv_nsec);
+}
+
+int64_t exec_deadline_ns(const Exec *ex) {
+    return exec_now_ns(ex) + (int64_t)(ex->spec.watchdog_s * 1e9);
+}
+
+void exec_barrier(Exec *ex) {
+    pthread_mutex_lock(&ex->mu);
+    int64_t gen = ex->bar_gen;
+    if (++ex->bar_in == ex->bar_lanes) {
+        ex->bar_in = 0, ex->bar_gen++;
+        pthread_cond_broadcast(&ex->bar_cv);
+    }
+    while (gen == ex->bar_gen && !ex->failed) pthread_cond_wait(&ex->bar_cv, &ex->mu);
+    pthread_mutex_unlock(&ex->mu);
+}
+
+/* ---- rows ---- */
+
+TimelineOp exec_row(const Exec *ex, int32_t d, int32_t peer, OpKind kind, int32_t mb,
+                    int16_t chunk, Stream stream, int64_t bytes, int64_t start, int64_t end) {
+    return (TimelineOp){.start_ns = start, .end_ns = end, .bytes = bytes, .device = d,
+                        .micro_batch = ex->round * ex->m + mb, .peer = peer, .chunk = chunk,
+                        .kind = (uint8_t)kind, .stream = (uint8_t)stream};
+}
+
+void exec_row_push(ExecDev *dv, const TimelineOp *row) {
+    if (timeline_push(&dv->tl, row) != 0) exec_fail(dv->ex, 1, "out of memory for the timeline");
+}
+
+void exec_rows_merge(Exec *ex, Timeline *tl) {
+    int full = 0;
+    for (int32_t d = 0; d < ex->p; d++) {
+        for (size_t i = 0; i < ex->devs[d].tl.n && !full; i++)
+            if (timeline_push(tl, &ex->devs[d].tl.ops[i]) != 0)
+                full = 1, exec_fail(ex, 1, "out of memory for the timeline");
+        ex->devs[d].tl.n = 0;
+    }
+}
+
+/* ---- rounds ---- */
+
+typedef struct {
+    Exec *ex;
+    int32_t i;
+    void (*lane)(Exec *ex, int32_t i);
+} LaneArg;
+
+static void *lane_main(void *arg) {
+    LaneArg *a = arg;
+    a->lane(a->ex, a->i);
+    return NULL;
+}
+
+int exec_rounds(Exec *ex, int32_t lanes, void (*lane)(Exec *ex, int32_t i),
+                void (*joined)(Exec *ex), Timeline *tl) {
+    int32_t runs = ex->spec.iterations / ex->spec.pr->iterations;
+    pthread_t *th = calloc((size_t)lanes, sizeof *th);
+    LaneArg *args = calloc((size_t)lanes, sizeof *args);
+    if (!th || !args) exec_fail(ex, 1, "out of memory for the %ss' threads", ex->b->lane);
+    for (ex->round = 0; th && args && ex->round < runs && !exec_failed(ex); ex->round++) {
+        int32_t started = 0;
+        ex->bar_lanes = lanes, ex->bar_in = 0;
+        for (int32_t i = 0; i < lanes && !exec_failed(ex); i++, started++) {
+            args[i] = (LaneArg){ex, i, lane};
+            if (pthread_create(&th[i], NULL, lane_main, &args[i]) != 0) {
+                exec_fail(ex, 1, "cannot start the thread of %s %d", ex->b->lane, i);
+                break;
+            }
+        }
+        for (int32_t i = 0; i < started; i++) pthread_join(th[i], NULL);
+        if (joined) joined(ex);
+        if (tl) exec_rows_merge(ex, tl); // a failed run keeps what was measured
+    }
+    free(th), free(args);
+    return ex->failed;
+}
+
+/* ---- a device's op ---- */
+
+/* Runs op's layers: forward in order, backward (B, W) in reverse. *in (owned or not) is
+ * replaced by the output (W: left alone). Two buffers take turns: a layer's owned input
+ * becomes the next one's output. */
+static int layers_run(ExecDev *dv, const ProgramOp *op, int32_t st, ExecSlot *in) {
+    Exec *ex = dv->ex;
+    const ExecKernels *k = ex->b->kernels;
+    int64_t nl = ex->spec.pl->layers[st], slot = (int64_t)st * ex->m + op->micro_batch;
+    if (op->kind == OP_F) {
+        void **acts = calloc((size_t)(nl ? nl : 1), sizeof *acts);
+        if (!acts) return exec_fail(ex, 1, "device %d: out of memory for activations", dv->d), -1;
+        ex->acts[slot] = acts;
+        for (int64_t i = 0; i < nl; i++)
+            if (k->acts_new(dv, &acts[i]) != 0) return -1;
+    }
+    void **acts = ex->acts[slot], *spare = NULL;
+    for (int64_t i = 0; i < nl; i++) {
+        int64_t l = op->kind == OP_F ? i : nl - 1 - i;
+        void *next = NULL;
+        if (op->kind != OP_W) {
+            if (spare) next = spare, spare = NULL;
+            else if (k->buf_new(dv, &next) != 0) return -1;
+        }
+        if (k->pass(dv, (OpKind)op->kind, ex->layer_at[st] + l, acts[l], in->ptr, next) != 0)
+            return -1;
+        if (next) {
+            if (in->owned) spare = in->ptr;
+            *in = (ExecSlot){next, NULL, 1};
+        }
+    }
+    if (spare) k->buf_free(dv, spare);
+    if (op->kind == OP_W || op->kind == OP_BW) {
+        for (int64_t i = 0; i < nl; i++) k->acts_free(dv, acts[i]);
+        free(acts);
+        ex->acts[slot] = NULL;
+    }
+    return 0;
+}
+
+/* The input of op at stage st: the batch for a pipe's first forward, data this device kept
+ * (its own output, the loss gradient), or a receive. */
+static int op_input(ExecDev *dv, const ProgramOp *op, int32_t st, int64_t index, ExecSlot *in) {
+    Exec *ex = dv->ex;
+    const Program *pr = ex->spec.pr;
+    int grad = op->kind != OP_F;
+    int32_t from = program_input_stage(pr, (OpKind)op->kind, st);
+    if (from < 0 && !grad) return ex->b->batch(dv, op->micro_batch, in);
+    if (from >= 0 && pr->device_of[from] != dv->d)
+        return ex->b->receive(dv, pr->device_of[from], grad, st, op, index, in);
+    ExecSlot *kept = exec_slot(ex, st, op->micro_batch, grad);
+    *in = *kept, *kept = (ExecSlot){0};
+    if (in->ptr) return 0;
+    char name[64];
+    exec_fail(ex, 1, "device %d op %lld (%s): no input was kept for it", dv->d, (long long)index,
+              program_op_str(op, name, sizeof name));
+    return -1;
+}
+
+/* Where op's output goes: dropped (the first stage's input gradient), kept on this device
+ * (for its own next stage, or the last stage's loss gradient d(|y|^2 / 2) / dy = y for its
+ * own B), or sent. */
+static void op_output(ExecDev *dv, const ProgramOp *op, int32_t st, ExecSlot out) {
+    Exec *ex = dv->ex;
+    const Program *pr = ex->spec.pr;
+    int grad = op->kind != OP_F;
+    int32_t to = program_output_stage(pr, (OpKind)op->kind, st);
+    if (to < 0 && grad) {
+        if (out.owned) ex->b->kernels->buf_free(dv, out.ptr);
+        return;
+    }
+    if (to < 0 || pr->device_of[to] == dv->d) {
+        *exec_slot(ex, to < 0 ? st : to, op->micro_batch, to < 0 ? 1 : grad) =
+            (ExecSlot){out.ptr, NULL, out.owned};
+        return;
+    }
+    ex->b->send(dv, pr->device_of[to], grad, to, op, out);
+}
+
+int exec_op(ExecDev *dv, int64_t index) {
+    Exec *ex = dv->ex;
+    const Program *pr = ex->spec.pr;
+    const ProgramOp *op = &pr->ops[pr->start[dv->d] + index];
+    int32_t st = program_stage_of(pr, dv->d, op->chunk);
+    ExecSlot data = {0};
+    int64_t token = 0;
+    void *ready = NULL;
+    if (op->kind != OP_W && op_input(dv, op, st, index, &data) != 0) return -1;
+    if (ex->b->span_begin(dv, op, index, &token) != 0) return -1;
+    if (layers_run(dv, op, st, &data) != 0) return -1;
+    if (ex->b->span_end(dv, op, token, &ready) != 0) return -1;
+    if (op->kind != OP_W) op_output(dv, op, st, (ExecSlot){data.ptr, ready, data.owned});
+    return 0;
+}
+
+void exec_release(Exec *ex) {
+    const ExecKernels *k = ex->b->kernels;
+    const Program *pr = ex->spec.pr;
+    for (int32_t st = 0; ex->acts && st < ex->S; st++)
+        for (int32_t mb = 0; mb < ex->m; mb++) {
+            void **acts = ex->acts[(int64_t)st * ex->m + mb];
+            ExecDev *dv = &ex->devs[pr->device_of[st]];
+            for (int64_t i = 0; acts && i < ex->spec.pl->layers[st]; i++) k->acts_free(dv, acts[i]);
+            free(acts);
+            ex->acts[(int64_t)st * ex->m + mb] = NULL;
+            for (int g = 0; ex->slots && g < 2; g++) {
+                ExecSlot *s = exec_slot(ex, st, mb, g);
+                if (s->ptr && s->owned) k->buf_free(dv, s->ptr);
+                *s = (ExecSlot){0};
+            }
+        }
+}
+
+/* ---- what every backend computes alike ---- */
+
+void exec_batch_fill(int32_t mb, float *x, int64_t n) {
+    uint32_t s = 2654435761u * (uint32_t)(mb + 1);
+    for (int64_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)(s >> 8) / (float)(1u << 24) - 0.5f;
+    }
+}
+
+uint64_t exec_layer_seed(const Exec *ex, int32_t stage, int64_t k) {
+    int32_t per = ex->S / ex->spec.pr->pipes; // stages of one model copy
+    uint64_t copy = (uint64_t)(stage / per), layer = (uint64_t)(ex->spec.pl->first_layer[stage] + k);
+    return ex->spec.seed + (copy << 20) + layer;
+}
+
+#ifdef PIPESIM_MPI
+int exec_mpi_gather(const Exec *ex, const Timeline *mine, Timeline *tl, const int64_t *clock_off) {
+    int size;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (ex->rank != 0) {
+        int64_t n = (int64_t)mine->n;
+        MPI_Send(&n, 1, MPI_INT64_T, 0, 100, MPI_COMM_WORLD);
+        MPI_Send(mine->ops, (int)(mine->n * sizeof *mine->ops), MPI_BYTE, 0, 101, MPI_COMM_WORLD);
+        return 0;
+    }
+    for (size_t i = 0; i < mine->n; i++)
+        if (timeline_push(tl, &mine->ops[i]) != 0) return -1;
+    for (int r = 1; r < size; r++) {
+        int64_t n, off = clock_off ? clock_off[r] : 0;
+        MPI_Recv(&n, 1, MPI_INT64_T, r, 100, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        TimelineOp *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);
+        if (!rows) return -1; // the rank aborts the job
+        MPI_Recv(rows, (int)((size_t)n * sizeof *rows), MPI_BYTE, r, 101, MPI_COMM_WORLD,
+                 MPI_STATUS_IGNORE);
+        for (int64_t i = 0; i < n; i++) {
+            rows[i].start_ns -= off, rows[i].end_ns -= off;
+            if (timeline_push(tl, &rows[i]) != 0) return free(rows), -1;
+        }
+        free(rows);
+    }
+    return 0;
+}
+#endif
+
+/* ---- exec.h ---- */
+
+const char *exec_backend_name(const ExecBackend *b) { return b->name; }
+
+int exec_create(const ExecSpec *spec, const ExecBackend *b, Exec **out, char *why,
+                size_t whylen) {
+    *out = NULL;
+    Exec *ex = calloc(1, sizeof *ex);
+    if (!ex) return snprintf(why, whylen, "out of host memory"), 1;
+    ex->spec = *spec, ex->b = b;
+    const Program *pr = spec->pr;
+    ex->p = pr->devices, ex->S = program_stages(pr), ex->m = pr->micro_batches;
+    ex->floats = layer_tokens(&spec->shape) * spec->shape.hidden;
+    pthread_mutex_init(&ex->mu, NULL);
+    pthread_cond_init(&ex->bar_cv, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &ex->epoch);
+    ex->layer_at = malloc((size_t)ex->S * sizeof *ex->layer_at);
+    for (int32_t st = 0; ex->layer_at && st < ex->S; st++)
+        ex->layer_at[st] = ex->nlayers, ex->nlayers += spec->pl->layers[st];
+    ex->devs = calloc((size_t)ex->p, sizeof *ex->devs);
+    ex->acts = calloc((size_t)ex->S * ex->m, sizeof *ex->acts);
+    ex->slots = calloc((size_t)ex->S * ex->m * 2, sizeof *ex->slots);
+    int rc = ex->layer_at && ex->devs && ex->acts && ex->slots ? 0 : 1;
+    if (rc) snprintf(why, whylen, "out of host memory");
+    for (int32_t d = 0; rc == 0 && d < ex->p; d++) ex->devs[d] = (ExecDev){.ex = ex, .d = d};
+    if (rc == 0) rc = b->create(ex, why, whylen);
+    if (rc != 0) {
+        exec_free(ex);
+        return rc;
+    }
+    *out = ex;
+    return 0;
+}
+
+void exec_free(Exec *ex) {
+    if (!ex) return;
+    ex->b->destroy(ex);
+    for (int32_t d = 0; ex->devs && d < ex->p; d++) timeline_free(&ex->devs[d].tl);
+    pthread_mutex_destroy(&ex->mu);
+    pthread_cond_destroy(&ex->bar_cv);
+    free(ex->layer_at), free(ex->devs), free(ex->acts), free(ex->slots);
+    free(ex);
+}
+
+int exec_run(Exec *ex, Timeline *tl, char *why, size_t whylen) {
+    int rc = ex->b->run(ex, tl);
+    if (rc) snprintf(why, whylen, "%s", ex->why);
+    return rc;
+}
+
+int exec_settle(Exec *ex) { return ex->b->settle ? ex->b->settle(ex) : 0; }
+
+int exec_rank(const Exec *ex) { return ex->rank; }
+
+int exec_grads(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t whylen) {
+    if (stage < 0 || stage >= ex->S || k < 0 || k >= ex->spec.pl->layers[stage])
+        return snprintf(why, whylen, "no layer %d of stage %d", k, stage), -1;
+    return ex->b->grads(ex, stage, k, out, why, whylen);
+}
+
+int64_t exec_clock_drift_ns(const Exec *ex) { return ex->drift_ns; }

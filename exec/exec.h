@@ -1,0 +1,118 @@
+/* exec/exec.h: pexec's executor: a checked Program run for real, every op measured, the
+ * measured Timeline in psim's format. One core (exec/core.h: the rounds, a device's op from
+ * its input through its layers to its output, failures, the watchdog's clock, the rows)
+ * runs every backend; a backend is a const ExecBackend, one file each:
+ *   exec_cpu_threads  one thread per device, the CPU twin (kernels/layer.h) on OpenBLAS, data
+ *                     through in-process channels as strict as NCCL's (exec/cpu.c);
+ *   exec_cpu_ranks    one MPI rank per device, MPI point-to-point (exec/cpu_mpi.c; builds with
+ *                     PIPESIM_MPI);
+ *   exec_cuda_threads one thread per GPU, k devices per GPU as SM partitions, NCCL between
+ *                     GPUs (exec/cuda.c; builds with nvcc, PIPESIM_CUDA);
+ *   exec_cuda_ranks   the same with one MPI rank per GPU (PIPESIM_CUDA and PIPESIM_MPI).
+ * Failures never hang: a receive that finds another message than the Program says, a peer
+ * that died, stalled or lost a message (the watchdog), a thread or memory failure end the
+ * run with a message naming the device and op, and the rows measured until then are kept. */
+#ifndef PIPESIM_EXEC_H
+#define PIPESIM_EXEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/layer.h"
+#include "sim/plan/plan.h"
+#include "sim/program/program.h"
+#include "sim/program/timeline.h"
+
+typedef struct {
+    const Program *pr;       // checked (program_check)
+    const Plan *pl;          // layers per stage, from the same scenario
+    LayerShape shape;        // one layer's shape (b, s, h, a, f), possibly scaled down
+    uint64_t seed;           // weights of global layer k of copy c come from seed + c*2^20 + k
+    int32_t iterations;      // as engine_run: the Program is run iterations / pr->iterations
+                             //   times, with a flush (every device meets) between runs
+    double watchdog_s;       // longest wait for one message, or (CUDA) with no op completing,
+                             //   before failing; > 0
+    // fault injection for tests (CPU backends)
+    int32_t drop_send_of;    // this device never sends its first message (-1: none)
+    int rendezvous;          // a send completes only once its receive has taken it, as a
+                             //   blocking NCCL send on the compute stream would
+    int32_t kill_device;     // this device dies once it has run kill_after ops (counted over
+    int64_t kill_after;      //   all iterations; 0: never): an MPI rank kills itself with
+                             //   SIGKILL, a thread ends silently
+    int stall;               // with kill_*: the device stalls instead (a rank stops itself
+                             //   with SIGSTOP, a thread waits until the run has failed)
+    // the CUDA backends
+    int32_t devices_per_gpu; // k >= 1 pipeline devices share one GPU (0: 1)
+    int green;               // try green contexts for k > 1 (else streams)
+    int group;               // group a GPU's neighbouring NCCL sends and receives (else one
+                             //   ncclGroupStart/End per transfer)
+    int warmup;              // passes and NCCL connections run once before the first epoch
+    int hang;                // fault injection: device hang_device's first op waits until the
+    int32_t hang_device;     //   watchdog fires (which then releases it)
+} ExecSpec;
+
+typedef struct Exec Exec;
+typedef struct ExecBackend ExecBackend;
+
+extern const ExecBackend exec_cpu_threads;
+#ifdef PIPESIM_MPI
+extern const ExecBackend exec_cpu_ranks;
+#endif
+#ifdef PIPESIM_CUDA
+extern const ExecBackend exec_cuda_threads;
+#ifdef PIPESIM_MPI
+extern const ExecBackend exec_cuda_ranks;
+#endif
+#endif
+
+/* The backend's name as stored with the run (run_env "backend"), e.g. "cpu (threads)". */
+const char *exec_backend_name(const ExecBackend *b);
+
+/* exec_create allocates every device's layers (the weights of the whole model), its buffers
+ * and the backend's transport (channels, MPI, GPUs and NCCL communicators). Under MPI every
+ * rank calls it. Returns 0 and *out; else 1 with why for an environment failure (memory, too
+ * few GPUs, a CUDA or NCCL error) or 2 for a launch that does not fit the Program (a wrong
+ * rank count); *out is then NULL. */
+int exec_create(const ExecSpec *spec, const ExecBackend *b, Exec **out, char *why,
+                size_t whylen);
+void exec_free(Exec *ex);
+
+/* exec_run plays the Program spec.iterations / pr->iterations times and appends the measured
+ * rows to tl (ns since the run's start): a compute row per op, a send and a recv row per
+ * transfer (in process both span the hand-over into the channel, so time a receiver then
+ * waits is idle, not transfer; on MPI ranks the recv row runs from the send's start to the
+ * receiver having the data; on a GPU each spans its NCCL group or copy). Under MPI rank 0
+ * gets every rank's rows, moved onto its clock. Returns 0, or 1 with why ("device 1 op 4 (F
+ * mb 2 chunk 0): ...", on MPI ranks "rank R on HOST: ..." naming the ranks that never
+ * reported) when the run failed; tl then holds the rows measured before the failure (the
+ * CPU backends). After a failure on MPI ranks every rank calls exec_settle, rank 0 once it
+ * has stored the run, and then MPI_Abort. */
+int exec_run(Exec *ex, Timeline *tl, char *why, size_t whylen);
+
+/* After a failed exec_run on CPU ranks: rank 0 tells the ranks that reported that the run is
+ * stored; the others wait for that (up to 2 x watchdog + 10 s), so that none ends the job
+ * before rank 0 has stored it. Returns 0, or -1 when rank 0 never answered (it died: nothing
+ * is stored). 0 at once for the other backends. */
+int exec_settle(Exec *ex);
+
+/* This process's MPI rank (0 without MPI). */
+int exec_rank(const Exec *ex);
+
+/* Copies the fp32 weight gradients of stage's k-th layer into out->g_* (out allocated with
+ * the spec's shape, e.g. by layer_init). 0, or -1 with why. */
+int exec_grads(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t whylen);
+
+/* After exec_run on CPU ranks: how far the ranks' clock offsets moved between the
+ * measurements before and after the run (rows are placed with the mean of the two), ns; 0
+ * for the other backends. */
+int64_t exec_clock_drift_ns(const Exec *ex);
+
+#ifdef PIPESIM_MPI
+/* exec_probe_links (CPU ranks, every rank calls it): times messages from one byte-size ladder
+ * (an activation, halved down to 1/64 of it) between each pair of neighbouring ranks and fits
+ * latency + bytes / bandwidth by least squares; rank 0 gets the fit. Returns 0, or -1 when out
+ * of memory. */
+int exec_probe_links(Exec *ex, double *latency_us, double *bandwidth_gbs);
+#endif
+
+#endif
