@@ -1,4 +1,4 @@
-/* tests/test_runenv.c: the run environment list (sim/runenv.h): adding, replacing in place,
+/* tests/test_runenv.c: the run environment list (sim/run/runenv.h): adding, replacing in place,
  * trimming library banners, the environment variables under a prefix in name order, and the
  * four pairs every run carries with the values their sources give. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* tests/test_search.c: the configuration search (sim/search.h): enumeration counts from the
+/* tests/test_search.c: the configuration search (sim/search/search.h): enumeration counts from the
  * rules' arithmetic, every point equal to simulating it on its own through psim's steps, drops
  * that really exceed memory_gib, a sorted ranking with deterministic ties, the "why" text
  * computed from the numbers, the same report whatever the number of workers, bad input. */

@@ -1,4 +1,4 @@
-/* tests/test_variability.c: jitter, stragglers and failures (sim/variability.h) from the
+/* tests/test_variability.c: jitter, stragglers and failures (sim/engine/variability.h) from the
  * [variability] keys through the engine to the metrics: determinism per seed, the exact
  * no-jitter cases, the jitter's mean and CV against their definitions (5 standard errors),
  * a straggler's exact slowdown and bottleneck, and the failure's closed form

@@ -34,8 +34,8 @@ static void usage(FILE *f) {
             "  --gpus N           devices in the cluster (required)\n"
             "  --global-batch B   samples per iteration over all replicas (required)\n"
             "  --top K            print the best K (default 10)\n"
-            "  --schedules LIST   comma-separated schedules to search (default: gpipe, 1f1b,\n"
-            "                     interleaved, zb-h1, zb-h2, zb-v, dualpipe, dualpipev)\n"
+            "  --schedules LIST   comma-separated schedules to search (default, in this order:\n"
+            "                     %s)\n"
             "  --set SEC.KEY=VAL  override a scenario key before searching (not one the search\n"
             "                     chooses), e.g. --set hardware.memory_gib=40\n"
             "  --jobs J           worker processes (default: the online cores)\n"
@@ -43,7 +43,7 @@ static void usage(FILE *f) {
             "  --no-db            do not store the search\n"
             "  --help, --version\n\n"
             "exit status: 0 done, 1 files/database/memory failure, 2 bad input,\n"
-            "             3 no configuration fits in memory\n");
+            "             3 no configuration fits in memory\n", search_schedule_names());
 }
 
 /* A whole number in [1, max] from an option's argument, or 0. */

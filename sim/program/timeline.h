@@ -40,7 +40,7 @@ typedef struct {
 } Timeline;
 
 /* Memory over time: a device holds `bytes` from t_ns until its next sample. Predicted by
- * psim's memory model (sim/memory.h); pexec may measure the same. */
+ * psim's memory model (sim/metrics/memory_trace.h); pexec may measure the same. */
 typedef struct {
     int64_t t_ns;   // ns since the run's epoch
     int64_t bytes;  // everything the device holds from t_ns on

@@ -138,12 +138,12 @@ typedef struct {
                           //   v); when given they replace forward_ms, backward_ms, weight_ms
 } ScnCosts;
 
-/* Op-time jitter (sim/variability.h): none, or every compute op's time times a factor of
+/* Op-time jitter (sim/engine/variability.h): none, or every compute op's time times a factor of
  * mean 1 and coefficient of variation jitter_cv, normal (its deviate clamped to +-3, so
  * jitter_cv <= 0.3 keeps every op above 10% of its time) or lognormal. */
 typedef enum { JITTER_NONE = 0, JITTER_NORMAL, JITTER_LOGNORMAL } Jitter;
 
-/* [variability]: jitter, one straggler device, one device failure (sim/variability.h). All
+/* [variability]: jitter, one straggler device, one device failure (sim/engine/variability.h). All
  * off by default, and then the run is exactly the cost model's. */
 typedef struct {
     Jitter jitter;

@@ -1,6 +1,6 @@
 /* sim/sched/dualpipe.c: DualPipe (DeepSeek-V3 technical report §3.2.1, Fig. 5, Table 2; the
  * DualPipe repository's description) and the eight-step generator it shares with DualPipeV
- * (sched_dualpipev.c). Each device works on two "phases": its near chunk (phase 0) and its
+ * (dualpipev.c). Each device works on two "phases": its near chunk (phase 0) and its
  * far chunk (phase 1), and runs eight steps whose lengths depend only on h and on its
  * distance r from the nearer end (0 <= r < h):
  *   1. 2(h-r-1) forwards of phase 0          5. h-r-1 x (full backward 1, F1 & B0)
@@ -14,7 +14,7 @@
  *   dualpipe   two model copies (PLACE_DUAL), p even, h = p/2, r = min(d, p-1-d); half of
  *              the m micro-batches enter at device 0 and half at device p-1, so n = m/2 and
  *              a device's near chunk is the copy whose first half it is in.
- *   dualpipev  one copy in a V (PLACE_VSHAPE), h = p, r = d, n = m (sched_dualpipev.c).
+ *   dualpipev  one copy in a V (PLACE_VSHAPE), h = p, r = d, n = m (dualpipev.c).
  * Both take DeepSeek's assertions: m >= 2p (num_chunks >= 2 num_ranks) and, for dualpipe, p
  * and m even. The steps themselves would run with m/2 >= p-1 (dualpipe) or m >= 2p-1, but
  * DeepSeek never runs those, so neither does pipesim.

@@ -1,7 +1,7 @@
-/* sim/sched/schedule.h: pipeline schedules. Each schedule is one file (sched_<name>.c) that fills in
- * a const Schedule and one line in the table in sched.c. A schedule only orders ops; timing
- * and memory are computed elsewhere from the Program it builds. (Not named sched.h: with
- * -Isim that would hide the system <sched.h> that pthread.h and cblas.h need.) */
+/* sim/sched/schedule.h: pipeline schedules. Each schedule is one file in sim/sched/ (gpipe.c,
+ * 1f1b.c, ...) that fills in a const Schedule, plus one line in the table in table.c. A
+ * schedule only orders ops; timing and memory are computed elsewhere from the Program it
+ * builds (docs/ARCHITECTURE.md: adding a schedule). */
 #ifndef PIPESIM_SCHED_H
 #define PIPESIM_SCHED_H
 
@@ -48,7 +48,7 @@ const char *sched_names(void);
  * asynchronous schedules. */
 int32_t sched_1f1b_device(Program *out, int32_t d);
 
-/* DualPipe's eight-step generator (sched_dualpipe.c), shared with DualPipeV: copies = 2 builds
+/* DualPipe's eight-step generator (dualpipe.c), shared with DualPipeV: copies = 2 builds
  * DualPipe (PLACE_DUAL, half of the micro-batches from each end), copies = 1 DualPipeV
  * (PLACE_VSHAPE). sp must pass sched_dualpipe_check. Returns 0, or -1 when out of memory. */
 int sched_dualpipe_program(const SchedParams *sp, int32_t copies, Program *out);

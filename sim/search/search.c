@@ -35,6 +35,19 @@ static const char *left_out(const char *name) {
     return NULL;
 }
 
+const char *search_schedule_names(void) {
+    static char names[256];
+    if (names[0]) return names;
+    char all[256];
+    snprintf(all, sizeof all, "%s", sched_names());
+    for (char *save = NULL, *w = strtok_r(all, ", ", &save); w; w = strtok_r(NULL, ", ", &save))
+        if (!left_out(w)) {
+            if (names[0]) strcat(names, ", ");
+            strcat(names, w);
+        }
+    return names;
+}
+
 const char *search_status_name(SearchStatus s) {
     static const char *const NAMES[] = {"pending", "ok", "static", "memory", "invalid"};
     return (unsigned)s < 5 ? NAMES[s] : "?";
@@ -55,9 +68,9 @@ static int schedules_pick(const char *list, const Schedule **out, int *n, char *
         const char *why = sc ? left_out(w) : NULL;
         if (!list && why) continue;
         if (!sc || why) {
-            snprintf(err, errlen, "--schedules: %s %s%s; searchable: gpipe, 1f1b, interleaved, "
-                     "zb-h1, zb-h2, zb-v, dualpipe, dualpipev", w,
-                     sc ? "is left out of searches: " : "is not a schedule", sc ? why : "");
+            snprintf(err, errlen, "--schedules: %s %s%s; searchable: %s", w,
+                     sc ? "is left out of searches: " : "is not a schedule", sc ? why : "",
+                     search_schedule_names());
             return 2;
         }
         for (int i = 0; i < *n; i++)

@@ -112,4 +112,8 @@ void search_why(FILE *f, const Scenario *base, const SearchPoint *pts, size_t n,
 
 const char *search_status_name(SearchStatus s);
 
+/* The schedules a search compares, in table order, comma-separated: every one of the table
+ * but those it leaves out (custom, pipedream, pipedream-2bw). */
+const char *search_schedule_names(void);
+
 #endif
