@@ -196,6 +196,17 @@ static void expect_near(const float *got, const float *want, int64_t n, float to
                      (long long)i, (double)got[i], (double)want[i], (double)scale, (double)tol);
 }
 
+/* The CPU twin's F (x -> y), B (dy -> dx) and W of layer l on one micro-batch. */
+static void twin_passes(Layer *l, LayerActs *acts, const float *x, const float *dy, float *y,
+                        float *dx) {
+    LayerScratch scr;
+    assert_int_equal(layer_scratch_init(&scr, &l->sh), 0);
+    layer_pass(l, OP_F, acts, &scr, x, y);
+    layer_pass(l, OP_B, acts, &scr, dy, dx);
+    layer_pass(l, OP_W, acts, &scr, NULL, NULL);
+    layer_scratch_free(&scr);
+}
+
 /* The lists, run by the reference above, are the CPU twin's F, B and W. */
 static void test_ops_reproduce_cpu_twin(void **state) {
     (void)state;
@@ -208,12 +219,7 @@ static void test_ops_reproduce_cpu_twin(void **state) {
     float *y = malloc((size_t)th * sizeof *y), *dx = malloc((size_t)th * sizeof *dx);
     assert_true(x && dy && y && dx);
     fill(x, th, 1), fill(dy, th, 2);
-    LayerScratch scr;
-    assert_int_equal(layer_scratch_init(&scr, &SMALL), 0);
-    layer_pass(&l, OP_F, &acts, &scr, x, y);
-    layer_pass(&l, OP_B, &acts, &scr, dy, dx);
-    layer_pass(&l, OP_W, &acts, &scr, NULL, NULL);
-    layer_scratch_free(&scr);
+    twin_passes(&l, &acts, x, dy, y, dx);
 
     RefBufs m = {{0}};
     for (int b = 0; b < LB_COUNT; b++) {
@@ -407,12 +413,7 @@ static void test_gpu_layer_matches_cpu_twin(void **state) {
     assert_true(x && dy && y && dx && got);
     fill(x, th, 5), fill(dy, th, 6);
     round_bf16(x, th), round_bf16(dy, th);
-    LayerScratch scr;
-    assert_int_equal(layer_scratch_init(&scr, &sh), 0);
-    layer_pass(&cpu, OP_F, &acts, &scr, x, y);
-    layer_pass(&cpu, OP_B, &acts, &scr, dy, dx);
-    layer_pass(&cpu, OP_W, &acts, &scr, NULL, NULL);
-    layer_scratch_free(&scr);
+    twin_passes(&cpu, &acts, x, dy, y, dx);
 
     cudaStream_t st;
     assert_int_equal(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), cudaSuccess);
