@@ -127,7 +127,7 @@ static int layers_run(ExecDev *dv, const ProgramOp *op, int32_t st, ExecSlot *in
     Exec *ex = dv->ex;
     const ExecKernels *k = ex->b->kernels;
     int64_t nl = ex->spec.pl->layers[st], slot = (int64_t)st * ex->m + op->micro_batch;
-    if (op->kind == OP_F) {
+    if (op->kind == OP_F) { // taken now; on failure exec_release gives them back
         void **acts = calloc((size_t)(nl ? nl : 1), sizeof *acts);
         if (!acts) return exec_fail(ex, 1, "device %d: out of memory for activations", dv->d), -1;
         ex->acts[slot] = acts;
@@ -135,21 +135,24 @@ static int layers_run(ExecDev *dv, const ProgramOp *op, int32_t st, ExecSlot *in
             if (k->acts_new(dv, &acts[i]) != 0) return -1;
     }
     void **acts = ex->acts[slot], *spare = NULL;
-    for (int64_t i = 0; i < nl; i++) {
+    int rc = 0;
+    for (int64_t i = 0; i < nl && rc == 0; i++) {
         int64_t l = op->kind == OP_F ? i : nl - 1 - i;
         void *next = NULL;
         if (op->kind != OP_W) {
             if (spare) next = spare, spare = NULL;
-            else if (k->buf_new(dv, &next) != 0) return -1;
+            else if (k->buf_new(dv, &next) != 0) rc = -1;
         }
-        if (k->pass(dv, (OpKind)op->kind, ex->layer_at[st] + l, acts[l], in->ptr, next) != 0)
-            return -1;
-        if (next) {
+        if (rc == 0)
+            rc = k->pass(dv, (OpKind)op->kind, ex->layer_at[st] + l, acts[l], in->ptr, next);
+        if (rc != 0 && next) k->buf_free(dv, next);
+        if (rc == 0 && next) {
             if (in->owned) spare = in->ptr;
             *in = (ExecSlot){next, NULL, 1};
         }
     }
     if (spare) k->buf_free(dv, spare);
+    if (rc != 0) return -1;
     if (op->kind == OP_W || op->kind == OP_BW) {
         for (int64_t i = 0; i < nl; i++) k->acts_free(dv, acts[i]);
         free(acts);
@@ -206,9 +209,11 @@ int exec_op(ExecDev *dv, int64_t index) {
     int64_t token = 0;
     void *ready = NULL;
     if (op->kind != OP_W && op_input(dv, op, st, index, &data) != 0) return -1;
-    if (ex->b->span_begin(dv, op, index, &token) != 0) return -1;
-    if (layers_run(dv, op, st, &data) != 0) return -1;
-    if (ex->b->span_end(dv, op, token, &ready) != 0) return -1;
+    if (ex->b->span_begin(dv, op, index, &token) != 0 || layers_run(dv, op, st, &data) != 0 ||
+        ex->b->span_end(dv, op, token, &ready) != 0) {
+        if (data.ptr && data.owned) ex->b->kernels->buf_free(dv, data.ptr);
+        return -1;
+    }
     if (op->kind != OP_W) op_output(dv, op, st, (ExecSlot){data.ptr, ready, data.owned});
     return 0;
 }

@@ -70,7 +70,7 @@ int cpu_create(Exec *ex, int (*mine)(const Exec *ex, int32_t d), char *why, size
                                 exec_layer_seed(ex, st, k));
     if (rc == 0) return 0;
     snprintf(why, whylen, "out of memory for the model's %lld layers; try --scale",
-             (long long)ex->nlayers);
+             (long long)(ex->nlayers / ex->spec.pr->pipes));
     return 1;
 }
 
@@ -89,8 +89,10 @@ void cpu_destroy(Exec *ex) {
 }
 
 int cpu_grads(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t whylen) {
-    (void)why, (void)whylen;
     const Layer *l = &((CpuState *)ex->be)->layers[ex->layer_at[stage] + k];
+    if (!l->g_qkv) // on ranks, only this rank's stages have layers
+        return snprintf(why, whylen, "stage %d runs on device %d, not on this rank (%d)", stage,
+                        ex->spec.pr->device_of[stage], ex->rank), -1;
     int64_t h = l->sh.hidden, f = l->sh.ffn;
     memcpy(out->g_qkv, l->g_qkv, (size_t)(3 * h * h) * sizeof(float));
     memcpy(out->g_o, l->g_o, (size_t)(h * h) * sizeof(float));

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef PIPESIM_MPI
 #include <mpi.h>
@@ -571,7 +572,7 @@ static void cuda_destroy(Exec *ex) {
     FnGreenDestroy destroy = (FnGreenDestroy)driver_fn("cuGreenCtxDestroy");
     for (int32_t i = cs->lo; cs->gpus && i < cs->hi; i++) {
         Gpu *g = &cs->gpus[i];
-        if (clean && cudaSetDevice(g->ordinal) == cudaSuccess) {
+        if (clean && g->parts && cudaSetDevice(g->ordinal) == cudaSuccess) {
             g->cur = -1;
             streams_sync(g);
             for (int32_t mb = 0; g->inputs && mb < ex->m; mb++) cudaFree(g->inputs[mb]);
@@ -1042,6 +1043,12 @@ static int cuda_run(Exec *ex, Timeline *tl) {
         if (!any && exec_mpi_gather(ex, &mine, tl, NULL) != 0)
             exec_fail(ex, 1, "rank %d: out of memory for the timeline", ex->rank);
         timeline_free(&mine);
+        if (ex->failed) { // name the rank, as the CPU ranks do
+            char own[sizeof ex->why], host[64] = "?";
+            gethostname(host, sizeof host - 1);
+            snprintf(own, sizeof own, "rank %d on %.63s: %.400s", ex->rank, host, ex->why);
+            memcpy(ex->why, own, sizeof own);
+        }
     }
 #else
     (void)tl;

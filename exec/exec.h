@@ -84,9 +84,10 @@ void exec_free(Exec *ex);
  * receiver having the data; on a GPU each spans its NCCL group or copy). Under MPI rank 0
  * gets every rank's rows, moved onto its clock. Returns 0, or 1 with why ("device 1 op 4 (F
  * mb 2 chunk 0): ...", on MPI ranks "rank R on HOST: ..." naming the ranks that never
- * reported) when the run failed; tl then holds the rows measured before the failure (the
- * CPU backends). After a failure on MPI ranks every rank calls exec_settle, rank 0 once it
- * has stored the run, and then MPI_Abort. */
+ * reported) when the run failed; tl then holds the rows measured before the failure (on
+ * GPUs: those of the rounds that completed, since an aborted round's events are not read
+ * back). After a failure on MPI ranks every rank calls exec_settle, rank 0 once it has stored
+ * the run, and then MPI_Abort. */
 int exec_run(Exec *ex, Timeline *tl, char *why, size_t whylen);
 
 /* After a failed exec_run on CPU ranks: rank 0 tells the ranks that reported that the run is
