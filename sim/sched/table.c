@@ -1,6 +1,7 @@
 /* sim/sched/table.c: the table of schedules. Adding a schedule is one new file and one line here. */
 #include "sim/sched/schedule.h"
 
+#include <stdio.h>
 #include <string.h>
 
 extern const Schedule SCHED_GPIPE;
@@ -37,12 +38,13 @@ const Schedule *sched_find(const char *name) {
 }
 
 const char *sched_names(void) {
-    static char names[256];
-    if (!names[0]) {
-        for (size_t i = 0; i < NSCHEDULES; i++) {
-            if (i) strcat(names, ", ");
-            strcat(names, SCHEDULES[i]->name);
-        }
+    static char names[64 * NSCHEDULES]; // ", " and a name of at most 62 bytes each
+    if (names[0]) return names;
+    size_t len = 0;
+    for (size_t i = 0; i < NSCHEDULES; i++) {
+        int w = snprintf(names + len, sizeof names - len, "%s%.62s", i ? ", " : "",
+                         SCHEDULES[i]->name);
+        len += w > 0 ? (size_t)w : 0;
     }
     return names;
 }

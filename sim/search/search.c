@@ -36,15 +36,17 @@ static const char *left_out(const char *name) {
 }
 
 const char *search_schedule_names(void) {
-    static char names[256];
+    static char names[4096];
     if (names[0]) return names;
-    char all[256];
-    snprintf(all, sizeof all, "%s", sched_names());
-    for (char *save = NULL, *w = strtok_r(all, ", ", &save); w; w = strtok_r(NULL, ", ", &save))
+    char *all = strdup(sched_names());
+    size_t len = 0;
+    for (char *save = NULL, *w = all ? strtok_r(all, ", ", &save) : NULL; w;
+         w = strtok_r(NULL, ", ", &save))
         if (!left_out(w)) {
-            if (names[0]) strcat(names, ", ");
-            strcat(names, w);
+            int n = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", w);
+            len = n > 0 && len + (size_t)n < sizeof names ? len + (size_t)n : len;
         }
+    free(all);
     return names;
 }
 
