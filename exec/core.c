@@ -131,8 +131,10 @@ static int layers_run(ExecDev *dv, const ProgramOp *op, int32_t st, ExecSlot *in
         void **acts = calloc((size_t)(nl ? nl : 1), sizeof *acts);
         if (!acts) return exec_fail(ex, 1, "device %d: out of memory for activations", dv->d), -1;
         ex->acts[slot] = acts;
+        int64_t mb = (int64_t)ex->round * ex->m + op->micro_batch; // its number in the run
         for (int64_t i = 0; i < nl; i++)
-            if (k->acts_new(dv, &acts[i]) != 0) return -1;
+            if (k->acts_new(dv, layer_pass_seed(exec_layer_seed(ex, st, i), mb), &acts[i]) != 0)
+                return -1;
     }
     void **acts = ex->acts[slot], *spare = NULL;
     int rc = 0;

@@ -35,7 +35,8 @@ typedef struct ExecDev {
 
 /* The layer on one device of a backend. Each call returns 0, or -1 having called exec_fail. */
 typedef struct {
-    int (*acts_new)(ExecDev *dv, void **acts);   // one layer's buffers for one micro-batch
+    /* one layer's buffers for one micro-batch, whose dropouts draw from seed */
+    int (*acts_new)(ExecDev *dv, uint64_t seed, void **acts);
     void (*acts_free)(ExecDev *dv, void *acts);
     int (*buf_new)(ExecDev *dv, void **buf);     // one activation or gradient: b s h elements
     void (*buf_free)(ExecDev *dv, void *buf);

@@ -14,9 +14,9 @@
 
 /* ---- the layer on OpenBLAS ---- */
 
-static int cpu_acts_new(ExecDev *dv, void **acts) {
+static int cpu_acts_new(ExecDev *dv, uint64_t seed, void **acts) {
     LayerActs *a = malloc(sizeof *a);
-    if (a && layer_acts_init(a, &dv->ex->spec.shape) == 0) return *acts = a, 0;
+    if (a && layer_acts_init(a, &dv->ex->spec.shape) == 0) return a->seed = seed, *acts = a, 0;
     free(a);
     *acts = NULL;
     exec_fail(dv->ex, 1, "device %d: out of memory for activations", dv->d);
@@ -43,8 +43,9 @@ static void cpu_buf_free(ExecDev *dv, void *buf) {
 static int cpu_pass(ExecDev *dv, OpKind pass, int64_t layer, void *acts, const void *in,
                     void *out) {
     CpuState *cs = dv->ex->be;
-    layer_pass(&cs->layers[layer], pass, acts, &((CpuDev *)dv->be)->scratch, in, out);
-    return 0;
+    if (layer_pass(&cs->layers[layer], pass, acts, &((CpuDev *)dv->be)->scratch, in, out, NULL) == 0)
+        return 0;
+    return exec_fail(dv->ex, 1, "device %d: layer %lld's pass failed", dv->d, (long long)layer), -1;
 }
 
 const ExecKernels cpu_kernels = {cpu_acts_new, cpu_acts_free, cpu_buf_new, cpu_buf_free,
@@ -90,14 +91,12 @@ void cpu_destroy(Exec *ex) {
 
 int cpu_grads(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t whylen) {
     const Layer *l = &((CpuState *)ex->be)->layers[ex->layer_at[stage] + k];
-    if (!l->g_qkv) // on ranks, only this rank's stages have layers
+    if (!l->g[0]) // on ranks, only this rank's stages have layers
         return snprintf(why, whylen, "stage %d runs on device %d, not on this rank (%d)", stage,
                         ex->spec.pr->device_of[stage], ex->rank), -1;
-    int64_t h = l->sh.hidden, f = l->sh.ffn;
-    memcpy(out->g_qkv, l->g_qkv, (size_t)(3 * h * h) * sizeof(float));
-    memcpy(out->g_o, l->g_o, (size_t)(h * h) * sizeof(float));
-    memcpy(out->g_1, l->g_1, (size_t)(h * f) * sizeof(float));
-    memcpy(out->g_2, l->g_2, (size_t)(f * h) * sizeof(float));
+    for (int i = 0; i < LAYER_WEIGHTS; i++)
+        memcpy(out->g[i], l->g[i],
+               (size_t)layer_buf_elems(&l->sh, (LayerBuf)(LB_FIRST_GRAD + i)) * sizeof(float));
     return 0;
 }
 

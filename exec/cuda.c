@@ -613,13 +613,14 @@ static void cuda_destroy(Exec *ex) {
 
 static Part *part_of(ExecDev *dv) { return dv->be; }
 
-static int cuda_acts_new(ExecDev *dv, void **acts) {
+static int cuda_acts_new(ExecDev *dv, uint64_t seed, void **acts) {
     char why[256];
     LayerGpuActs *a = calloc(1, sizeof *a);
     *acts = a;
     if (!a) return exec_fail(dv->ex, 1, "out of host memory"), -1;
     if (layer_gpu_acts_alloc(part_of(dv)->lctx, a, why, sizeof why) != 0)
         return exec_fail(dv->ex, 1, "device %d: %s", dv->d, why), -1;
+    a->seed = seed;
     return 0;
 }
 
@@ -645,12 +646,8 @@ static int cuda_pass(ExecDev *dv, OpKind pass, int64_t layer, void *acts, const 
     Part *pt = part_of(dv);
     LayerGpu *l = &CS(dv->ex)->layers[layer];
     char why[256];
-    int rc = 0;
-    if (pass != OP_W)
-        rc = layer_gpu_pass(pt->lctx, pass == OP_F ? OP_F : OP_B, l, acts, in, out, why, sizeof why);
-    if (rc == 0 && (pass == OP_W || pass == OP_BW))
-        rc = layer_gpu_pass(pt->lctx, OP_W, l, acts, NULL, NULL, why, sizeof why);
-    if (rc != 0) return exec_fail(dv->ex, 1, "device %d: %s", dv->d, why), -1;
+    if (layer_gpu_pass(pt->lctx, pass, l, acts, in, out, NULL, why, sizeof why) != 0)
+        return exec_fail(dv->ex, 1, "device %d: %s", dv->d, why), -1;
     return 0;
 }
 
@@ -956,18 +953,18 @@ static int warmup(Gpu *g) {
         CUDA_OK(ex, cudaMallocAsync(&y, (size_t)cs->bytes, pt->compute));
         CUDA_OK(ex, cudaMemsetAsync(x, 0, (size_t)cs->bytes, pt->compute));
         if (layer_gpu_acts_alloc(pt->lctx, &a, why, sizeof why) != 0 ||
-            layer_gpu_pass(pt->lctx, OP_F, l, &a, x, y, why, sizeof why) != 0 ||
-            layer_gpu_pass(pt->lctx, OP_B, l, &a, x, y, why, sizeof why) != 0 ||
-            layer_gpu_pass(pt->lctx, OP_W, l, &a, NULL, NULL, why, sizeof why) != 0)
+            layer_gpu_pass(pt->lctx, OP_F, l, &a, x, y, NULL, why, sizeof why) != 0 ||
+            layer_gpu_pass(pt->lctx, OP_B, l, &a, x, y, NULL, why, sizeof why) != 0 ||
+            layer_gpu_pass(pt->lctx, OP_W, l, &a, NULL, NULL, NULL, why, sizeof why) != 0)
             return exec_fail(ex, 1, "device %d warm-up: %s", pt->d, why), -1;
         layer_gpu_acts_free(pt->lctx, &a);
         CUDA_OK(ex, cudaFreeAsync(x, pt->compute));
         CUDA_OK(ex, cudaFreeAsync(y, pt->compute));
         for (int32_t s = 0; s < ex->S; s++)
             for (int64_t k = 0; pr->device_of[s] == pt->d && k < pl->layers[s]; k++)
-                for (int w = 0; w < 4; w++) {
+                for (int w = 0; w < LAYER_WEIGHTS; w++) {
                     LayerGpu *lk = &cs->layers[ex->layer_at[s] + k];
-                    LayerBuf gb = (LayerBuf)(LB_GQKV + w);
+                    LayerBuf gb = (LayerBuf)(LB_FIRST_GRAD + w);
                     CUDA_OK(ex, cudaMemsetAsync(lk->g[w], 0, (size_t)layer_buf_elems(&lk->sh, gb) * 4,
                                                 pt->compute));
                 }

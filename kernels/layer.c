@@ -1,6 +1,6 @@
 /* kernels/layer.c: the CPU twin: runs layer_ops' lists in fp32. A GEMM op is one cblas_sgemm
- * (row-major) per (repeat, batch) matrix, i.e. per (sample, head) for attention; the
- * elementwise kernels are loops. No layer norm, dropout or bias: the lists have none. */
+ * (row-major) per (repeat, batch) matrix, i.e. per (sample, head) for attention; the row and
+ * elementwise kernels are loops; an all-reduce is the caller's (LayerComm). */
 #define _GNU_SOURCE // OpenBLAS's cblas.h declares thread-affinity calls with cpu_set_t
 #include "kernels/layer.h"
 
@@ -18,47 +18,67 @@ static uint64_t next_u64(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-static float *fill(int64_t n, int64_t fan_in, uint64_t *seed) {
-    float *w = malloc((size_t)n * sizeof *w);
-    float scale = 1.0f / sqrtf((float)fan_in);
-    for (int64_t i = 0; w && i < n; i++)
-        w[i] = scale * (2.0f * (float)(next_u64(seed) >> 40) / (float)(1 << 24) - 1.0f);
-    return w;
+/* A uniform draw in [-1, 1). */
+static float draw(uint64_t *seed) {
+    return 2.0f * (float)(next_u64(seed) >> 40) / (float)(1 << 24) - 1.0f;
 }
 
 void layer_set_blas_threads(int n) { openblas_set_num_threads(n); }
 const char *layer_blas_config(void) { return openblas_get_config(); }
 
+/* The whole layer's weight w (rows x cols, scale 1/sqrt(fan_in)) drawn from the stream, and
+ * this rank's block of it: columns [c0, c0 + nc) of each of `blocks` column blocks of width
+ * cols / blocks (qkv's q, k and v), or rows [r0, r0 + nr). */
+static void draw_shard(uint64_t *seed, int64_t rows, int64_t cols, int64_t fan_in, float *dst,
+                       int64_t r0, int64_t nr, int64_t blocks, int64_t c0, int64_t nc) {
+    float scale = 1.0f / sqrtf((float)fan_in);
+    int64_t bw = cols / blocks, k = 0;
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            float v = scale * draw(seed);
+            int64_t jb = j % bw;
+            if (i >= r0 && i < r0 + nr && jb >= c0 && jb < c0 + nc) dst[k++] = v;
+        }
+}
+
 int layer_init(Layer *l, const LayerShape *sh, uint64_t seed) {
     memset(l, 0, sizeof *l);
     l->sh = *sh;
-    int64_t h = sh->hidden, f = sh->ffn;
-    l->w_qkv = fill(h * 3 * h, h, &seed);
-    l->w_o = fill(h * h, h, &seed);
-    l->w_1 = fill(h * f, h, &seed);
-    l->w_2 = fill(f * h, f, &seed);
-    l->g_qkv = calloc((size_t)(h * 3 * h), sizeof(float));
-    l->g_o = calloc((size_t)(h * h), sizeof(float));
-    l->g_1 = calloc((size_t)(h * f), sizeof(float));
-    l->g_2 = calloc((size_t)(f * h), sizeof(float));
-    if (l->w_qkv && l->w_o && l->w_1 && l->w_2 && l->g_qkv && l->g_o && l->g_1 && l->g_2)
-        return 0;
-    layer_free(l);
-    return -1;
+    for (int i = 0; i < LAYER_WEIGHTS; i++) {
+        size_t n = (size_t)layer_buf_elems(sh, (LayerBuf)(LB_FIRST_WEIGHT + i));
+        l->w[i] = malloc(n * sizeof(float));
+        l->g[i] = calloc(n, sizeof(float));
+        if (!l->w[i] || !l->g[i]) {
+            layer_free(l);
+            return -1;
+        }
+    }
+    int64_t h = sh->hidden, f = sh->ffn, t = layer_tp(sh), r = sh->rank % t;
+    int64_t hq = h / t, fl = f / t;
+    draw_shard(&seed, h, 3 * h, h, l->w[LB_WQKV - LB_FIRST_WEIGHT], 0, h, 3, r * hq, hq);
+    draw_shard(&seed, h, h, h, l->w[LB_WO - LB_FIRST_WEIGHT], r * hq, hq, 1, 0, h);
+    draw_shard(&seed, h, f, h, l->w[LB_W1 - LB_FIRST_WEIGHT], 0, h, 1, r * fl, fl);
+    draw_shard(&seed, f, h, f, l->w[LB_W2 - LB_FIRST_WEIGHT], r * fl, fl, 1, 0, h);
+    for (int k = 0; k < 2; k++) { // gamma near 1, beta near 0: not the identity, to be tested
+        float *ln = l->w[LB_LN1 + k - LB_FIRST_WEIGHT];
+        for (int64_t i = 0; i < h; i++) ln[i] = 1.0f + 0.1f * draw(&seed);
+        for (int64_t i = 0; i < h; i++) ln[h + i] = 0.1f * draw(&seed);
+    }
+    return 0;
 }
 
 void layer_free(Layer *l) {
-    float **p[] = {&l->w_qkv, &l->w_o, &l->w_1, &l->w_2, &l->g_qkv, &l->g_o, &l->g_1, &l->g_2};
-    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(*p[i]);
+    for (int i = 0; i < LAYER_WEIGHTS; i++) free(l->w[i]), free(l->g[i]);
     memset(l, 0, sizeof *l);
 }
 
 /* Allocates bufs[0 .. n) as buffers first, first + 1, ... (zeroed); -1 out of memory. */
 static int bufs_init(float **bufs, int n, LayerBuf first, const LayerShape *sh) {
     for (int i = 0; i < n; i++) bufs[i] = NULL;
-    for (int i = 0; i < n; i++)
-        if (!(bufs[i] = calloc((size_t)layer_buf_elems(sh, (LayerBuf)(first + i)), sizeof(float))))
-            return -1;
+    for (int i = 0; i < n; i++) {
+        size_t elems = (size_t)layer_buf_elems(sh, (LayerBuf)(first + i));
+        if (!(bufs[i] = calloc(elems ? elems : 1, sizeof(float)))) return -1;
+    }
     return 0;
 }
 
@@ -69,6 +89,7 @@ static void bufs_free(float **bufs, int n) {
 enum { NACTS = LB_FIRST_SCRATCH - LB_FIRST_ACT, NSCRATCH = LB_FIRST_WEIGHT - LB_FIRST_SCRATCH };
 
 int layer_acts_init(LayerActs *a, const LayerShape *sh) {
+    a->seed = 0;
     if (bufs_init(a->buf, NACTS, LB_FIRST_ACT, sh) == 0) return 0;
     layer_acts_free(a);
     return -1;
@@ -82,18 +103,19 @@ int layer_scratch_init(LayerScratch *s, const LayerShape *sh) {
 }
 void layer_scratch_free(LayerScratch *s) { bufs_free(s->buf, NSCRATCH); }
 
-/* The memory of one pass: every buffer an op may name. */
+/* The memory of one pass: every buffer an op may name, and its dropouts' seed. */
 typedef struct {
-    float *b[LB_COUNT];
+    float *b[LB_COUNT + 1]; // [LB_COUNT]: NULL, for an operand an op does not use
+    uint64_t seed;
 } PassBufs;
 
 static PassBufs pass_bufs(Layer *l, LayerActs *a, LayerScratch *s, const float *in, float *out) {
-    PassBufs m = {{0}};
+    PassBufs m = {{0}, a->seed};
     m.b[LB_IN] = (float *)in, m.b[LB_OUT] = out; // IN is only ever read
     for (int i = 0; i < NACTS; i++) m.b[LB_FIRST_ACT + i] = a->buf[i];
     for (int i = 0; i < NSCRATCH; i++) m.b[LB_FIRST_SCRATCH + i] = s->buf[i];
-    float *w[] = {l->w_qkv, l->w_o, l->w_1, l->w_2, l->g_qkv, l->g_o, l->g_1, l->g_2};
-    for (int i = 0; i < 8; i++) m.b[LB_WQKV + i] = w[i];
+    for (int i = 0; i < LAYER_WEIGHTS; i++)
+        m.b[LB_FIRST_WEIGHT + i] = l->w[i], m.b[LB_FIRST_GRAD + i] = l->g[i];
     return m;
 }
 
@@ -141,8 +163,65 @@ static void softmax_bw(const float *p, const float *dp, float *ds, int64_t rows,
     }
 }
 
-static void run_op(const PassBufs *m, const LayerOp *o) {
-    const float *a = m->b[o->a], *b = m->b[o->b];
+/* c = a kept (x alpha) or dropped, plus b when b is given (a residual). */
+static void dropout(const LayerOp *o, uint64_t seed, const float *a, const float *b, float *c) {
+    for (int64_t i = 0; i < o->n; i++) {
+        int64_t j = (i / o->mask_blk) * o->mask_stride + o->mask_off + i % o->mask_blk;
+        float v = o->p > 0 && layer_dropout_hash(seed, o->salt, j) < o->keep_min ? 0
+                  : a[i] * o->alpha;
+        c[i] = b ? b[i] + v : v;
+    }
+}
+
+/* Layer norm over rows of n values: y = (x - mean) rstd gamma + beta; stats[2r] = mean,
+ * stats[2r + 1] = rstd. */
+static void layernorm(const float *x, float *y, float *stats, const float *w, int64_t rows,
+                      int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        double mean = 0, var = 0;
+        for (int64_t j = 0; j < n; j++) mean += xr[j];
+        mean /= (double)n;
+        for (int64_t j = 0; j < n; j++) var += (xr[j] - mean) * (xr[j] - mean);
+        float m = (float)mean, rstd = 1.0f / sqrtf((float)(var / (double)n) + LAYER_LN_EPS);
+        stats[2 * r] = m, stats[2 * r + 1] = rstd;
+        for (int64_t j = 0; j < n; j++) y[r * n + j] = (xr[j] - m) * rstd * w[j] + w[n + j];
+    }
+}
+
+/* dx (= beta dx +) rstd (g - mean(g) - xh mean(g xh)) with g = dy gamma. */
+static void layernorm_bw(const float *dy, const float *x, const float *stats, const float *w,
+                         float *dx, float beta, int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *dyr = dy + r * n, *xr = x + r * n;
+        float m = stats[2 * r], rstd = stats[2 * r + 1];
+        double sg = 0, sgx = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double g = (double)dyr[j] * w[j], xh = (double)(xr[j] - m) * rstd;
+            sg += g, sgx += g * xh;
+        }
+        float mg = (float)(sg / (double)n), mgx = (float)(sgx / (double)n);
+        for (int64_t j = 0; j < n; j++) {
+            float xh = (xr[j] - m) * rstd, v = rstd * (dyr[j] * w[j] - mg - xh * mgx);
+            dx[r * n + j] = beta != 0 ? dx[r * n + j] + v : v;
+        }
+    }
+}
+
+/* dgamma += sum over rows of dy xh, dbeta += sum of dy. */
+static void layernorm_dw(const float *dy, const float *x, const float *stats, float *g,
+                         int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        float m = stats[2 * r], rstd = stats[2 * r + 1];
+        for (int64_t j = 0; j < n; j++) {
+            g[j] += dy[r * n + j] * (x[r * n + j] - m) * rstd;
+            g[n + j] += dy[r * n + j];
+        }
+    }
+}
+
+static int run_op(const PassBufs *m, const LayerOp *o, const LayerComm *comm) {
+    const float *a = m->b[o->a], *b = m->b[o->b], *d = m->b[o->d], *w = m->b[o->w];
     float *c = m->b[o->c];
     switch ((LayerKernel)o->kernel) {
     case LK_GEMM: gemm(m, o); break;
@@ -151,20 +230,28 @@ static void run_op(const PassBufs *m, const LayerOp *o) {
     case LK_SOFTMAX_BW: softmax_bw(a, b, c, o->n, o->cols, o->alpha); break;
     case LK_GELU: for (int64_t i = 0; i < o->n; i++) c[i] = gelu(a[i]); break;
     case LK_GELU_BW: for (int64_t i = 0; i < o->n; i++) c[i] = a[i] * gelu_grad(b[i]); break;
+    case LK_DROPOUT: dropout(o, m->seed, a, NULL, c); break;
+    case LK_DROPOUT_ADD: dropout(o, m->seed, a, b, c); break;
+    case LK_LAYERNORM: layernorm(a, c, m->b[o->d], w, o->n, o->cols); break;
+    case LK_LAYERNORM_BW: layernorm_bw(a, b, d, w, c, o->beta, o->n, o->cols); break;
+    case LK_LAYERNORM_DW: layernorm_dw(a, b, d, c, o->n, o->cols); break;
+    case LK_ALLREDUCE: return comm && comm->allreduce ? comm->allreduce(comm->ctx, c, o->n) : -1;
+    case LK_COUNT: return -1;
     }
+    return 0;
 }
 
-void layer_pass(Layer *l, OpKind pass, LayerActs *a, LayerScratch *s, const float *in,
-                float *out) {
-    if (pass == OP_BW) {
-        layer_pass(l, OP_B, a, s, in, out);
-        layer_pass(l, OP_W, a, s, NULL, NULL);
-        return;
-    }
+int layer_pass(Layer *l, OpKind pass, LayerActs *a, LayerScratch *s, const float *in, float *out,
+               const LayerComm *comm) {
+    if (pass == OP_BW)
+        return layer_pass(l, OP_B, a, s, in, out, comm) != 0 ? -1
+               : layer_pass(l, OP_W, a, s, NULL, NULL, comm);
     LayerOp ops[LAYER_OPS_MAX];
     int n = layer_ops(&l->sh, pass, ops);
     PassBufs m = pass_bufs(l, a, s, in, out);
-    for (int i = 0; i < n; i++) run_op(&m, &ops[i]);
+    for (int i = 0; i < n; i++)
+        if (run_op(&m, &ops[i], comm) != 0) return -1;
+    return 0;
 }
 
 void layer_op_gemm_call(const LayerOp *o, LayerGemmCall *g) {

@@ -1,9 +1,9 @@
 /* kernels/layer.h: the CPU twin of the layer pexec runs: an executor of the op lists of
  * sim/model/layer_ops.h in fp32, every GEMM through cblas_sgemm (row-major), the memory-bound
- * kernels as plain loops (GELU by its tanh approximation). The lists are the cost model's, so
- * measured times map onto it: F = linear + attention, B = linear + 2 attention, W = linear.
- * Single-threaded callers: the BLAS thread count is the caller's business (pexec runs one
- * worker per device). Also the column-major form of a GEMM op that cuBLAS receives
+ * kernels as plain loops (GELU by its tanh approximation), the tensor-parallel all-reduces
+ * through the caller's collective. The lists are the cost model's, so measured times map
+ * onto it. Single-threaded callers: the BLAS thread count is the caller's business (pexec
+ * runs one worker per device). Also the column-major form of a GEMM op that cuBLAS receives
  * (layer_cuda.h runs it; plain C so the mapping is tested without a GPU). */
 #ifndef PIPESIM_LAYER_H
 #define PIPESIM_LAYER_H
@@ -16,24 +16,34 @@
 extern "C" { // layer_cuda.cu maps GEMMs with layer_op_gemm_call
 #endif
 
-/* Weights and their gradients (row-major; x W multiplies from the right). */
+/* One tensor-parallel rank's weights and their gradients (row-major; x W multiplies from the
+ * right), LAYER_WEIGHTS of each, in LayerBuf order (w[b - LB_FIRST_WEIGHT]): Wqkv (h, 3h/t),
+ * Wo (h/t, h), W1 (h, f/t), W2 (f/t, h), and the two layer norms' gamma|beta (2h). */
 typedef struct {
     LayerShape sh;
-    float *w_qkv, *w_o, *w_1, *w_2; // owned: (h, 3h), (h, h), (h, f), (f, h)
-    float *g_qkv, *g_o, *g_1, *g_2; // owned: the same shapes; W accumulates into them
+    float *w[LAYER_WEIGHTS]; // owned
+    float *g[LAYER_WEIGHTS]; // owned: the same shapes; W accumulates into them
 } Layer;
 
-/* What one micro-batch keeps between its passes: buffers LB_X .. LB_DQKV of layer_ops.h
- * (buf[b - LB_FIRST_ACT], layer_buf_elems floats each). F fills x .. gelu, B the gradients
- * W needs (d_y, d_u, d_x1, d_qkv). */
+/* What one micro-batch keeps between its passes: buffers LB_X .. LB_DXN1 of layer_ops.h
+ * (buf[b - LB_FIRST_ACT], layer_buf_elems floats each), and the seed of its dropouts
+ * (layer_pass_seed: the same in its F, B and W). */
 typedef struct {
     float *buf[LB_FIRST_SCRATCH - LB_FIRST_ACT]; // owned
+    uint64_t seed;
 } LayerActs;
 
-/* A device's scratch for one pass at a time: LB_SCORE .. LB_DCTX (buf[b - LB_FIRST_SCRATCH]). */
+/* A device's scratch for one pass at a time: LB_SCORE .. LB_DX1 (buf[b - LB_FIRST_SCRATCH]). */
 typedef struct {
     float *buf[LB_FIRST_WEIGHT - LB_FIRST_SCRATCH]; // owned
 } LayerScratch;
+
+/* The tensor-parallel all-reduce of a pass (layer_ops' ALLREDUCE): sums buf (n floats) over
+ * the t ranks in place. Returns 0, or -1 (the pass stops). */
+typedef struct {
+    void *ctx;
+    int (*allreduce)(void *ctx, float *buf, int64_t n);
+} LayerComm;
 
 /* Threads the BLAS library may use inside one call (pexec runs one worker per device, so 1). */
 void layer_set_blas_threads(int n);
@@ -41,29 +51,30 @@ void layer_set_blas_threads(int n);
  * "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64"); a static string. */
 const char *layer_blas_config(void);
 
-/* layer_init allocates and fills the weights with a deterministic pseudo-random scale
- * 1/sqrt(fan-in) from seed, gradients zero. Returns 0, or -1 when out of memory (the layer is
- * then safe to free). layer_free releases and zeroes. */
+/* layer_init fills rank sh->rank's shard of the layer whose whole weights come, in a fixed
+ * order, from a deterministic pseudo-random stream of seed (scale 1/sqrt(fan-in); gamma near
+ * 1, beta near 0), so every tensor-parallel split of one seed is the same layer; gradients
+ * zero. Returns 0, or -1 when out of memory (the layer is then safe to free). layer_free
+ * releases and zeroes. */
 int layer_init(Layer *l, const LayerShape *sh, uint64_t seed);
 void layer_free(Layer *l);
 
-/* Allocate (zeroed) and release one micro-batch's buffers, T(11h + 3f) + b a s^2 floats, and
- * one device's scratch, 3 b a s^2 + T(f + h) floats. Return 0, or -1 when out of memory
- * (then safe to free). */
+/* Allocate (zeroed) and release one micro-batch's buffers and one device's scratch (their
+ * sizes: layer_buf_elems). Return 0, or -1 when out of memory (then safe to free). */
 int layer_acts_init(LayerActs *a, const LayerShape *sh);
 void layer_acts_free(LayerActs *a);
 int layer_scratch_init(LayerScratch *s, const LayerShape *sh);
 void layer_scratch_free(LayerScratch *s);
 
-/* Runs pass (OP_F, OP_B or OP_W; OP_BW is B then W) of layer_ops' list:
- *   F: out = x1 + GELU(x1 W_1) W_2 with x1 = in + Attn(in W_qkv) W_o, keeping in acts what
- *      the backward needs; in and out are (T, h);
- *   B: from the output gradient in (T, h), the input gradient out (T, h), keeping in acts
- *      what W needs;
- *   W: adds this micro-batch's weight gradients to l->g_* (in and out unused, may be NULL).
- * out may not alias in. */
-void layer_pass(Layer *l, OpKind pass, LayerActs *a, LayerScratch *s, const float *in,
-                float *out);
+/* Runs pass (OP_F, OP_B or OP_W; OP_BW is B then W) of layer_ops' list with a's seed:
+ *   F: out = the layer's output for input in (T, h), keeping in a what the backward needs;
+ *   B: from the output gradient in (T, h), the input gradient out (T, h), keeping in a what
+ *      W needs;
+ *   W: adds this micro-batch's weight gradients to l->g (in and out unused, may be NULL).
+ * out may not alias in. comm serves the all-reduces (NULL when the shape has t = 1). Returns
+ * 0, or -1 when an all-reduce failed. */
+int layer_pass(Layer *l, OpKind pass, LayerActs *a, LayerScratch *s, const float *in, float *out,
+               const LayerComm *comm);
 
 /* A GEMM op as a column-major BLAS (cuBLAS) call: row-major C = op(A) op(B) is column-major
  * C^T = op(B)^T op(A)^T, so the call multiplies first the row-major B, then A, with m = N,

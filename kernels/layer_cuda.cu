@@ -1,6 +1,7 @@
 /* kernels/layer_cuda.cu: the CUDA layer: a generic executor of layer_ops.h's lists (cuBLAS
  * strided-batched GEMMs, bf16 in, fp32 compute) and the memory-bound kernels, one block per
- * softmax row and grid-stride loops elsewhere. Nothing here synchronises except the upload and
+ * softmax or layer-norm row, one thread per column for the layer norms' weight gradients, and
+ * grid-stride loops elsewhere. Nothing here synchronises except the upload and
  * download of weights; nothing launches on the default stream. */
 #include "kernels/layer_cuda.h"
 
@@ -21,7 +22,7 @@ struct LayerGpuCtx {
     cudaStream_t stream;
     cublasHandle_t blas;
     void *workspace;                                  // WORKSPACE_BYTES
-    void *scratch[LB_FIRST_WEIGHT - LB_FIRST_SCRATCH]; // SCORE .. DCTX
+    void *scratch[LB_FIRST_WEIGHT - LB_FIRST_SCRATCH]; // SCORE .. DX1
 };
 
 static int say(char *why, size_t len, const char *fmt, ...) {
@@ -132,6 +133,92 @@ __global__ void gelu_bwd(const __nv_bfloat16 *dg, const __nv_bfloat16 *u, __nv_b
         du[i] = __float2bfloat16(__bfloat162float(dg[i]) * gelu_tanh_grad(__bfloat162float(u[i])));
 }
 
+/* layer_ops.h's dropout hash, bit for bit. */
+__device__ uint32_t dropout_hash(uint64_t seed, uint32_t salt, int64_t i) {
+    uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1) + 0xD1B54A32D192ED03ULL * salt;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+struct DropoutArgs {
+    uint64_t seed;
+    uint32_t salt, keep_min;
+    float alpha;
+    int64_t blk, stride, off;
+};
+
+__device__ float to_f(float v) { return v; }
+__device__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ void from_f(float *p, float v) { *p = v; }
+__device__ void from_f(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+
+/* c = b + dropout(a) (b NULL: no residual), in a's and c's type. */
+template <typename T>
+__global__ void dropout_kernel(const T *a, const T *b, T *c, int64_t n, DropoutArgs d) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t j = (i / d.blk) * d.stride + d.off + i % d.blk;
+        float v = dropout_hash(d.seed, d.salt, j) < d.keep_min ? 0.0f : to_f(a[i]) * d.alpha;
+        from_f(&c[i], b ? to_f(b[i]) + v : v);
+    }
+}
+
+/* Row r of x (cols wide): y = (x - mean) rstd gamma + beta, stats[2r] = mean, stats[2r+1] =
+ * rstd; w is gamma then beta. */
+__global__ void layernorm_fwd(const __nv_bfloat16 *x, __nv_bfloat16 *y, float *stats,
+                              const __nv_bfloat16 *w, int64_t cols) {
+    __shared__ float shared[32];
+    int64_t r = blockIdx.x;
+    const __nv_bfloat16 *xr = x + r * cols;
+    float sum = 0, sq = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) sum += __bfloat162float(xr[j]);
+    float mean = block_reduce(sum, false, shared) / (float)cols;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+        float d = __bfloat162float(xr[j]) - mean;
+        sq += d * d;
+    }
+    float rstd = rsqrtf(block_reduce(sq, false, shared) / (float)cols + LAYER_LN_EPS);
+    if (threadIdx.x == 0) stats[2 * r] = mean, stats[2 * r + 1] = rstd;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+        y[r * cols + j] = __float2bfloat16((__bfloat162float(xr[j]) - mean) * rstd *
+                                               __bfloat162float(w[j]) + __bfloat162float(w[cols + j]));
+}
+
+/* Row r: dx = beta dx + rstd (g - mean(g) - xh mean(g xh)), g = dy gamma. */
+__global__ void layernorm_bwd(const __nv_bfloat16 *dy, const __nv_bfloat16 *x, const float *stats,
+                              const __nv_bfloat16 *w, __nv_bfloat16 *dx, float beta, int64_t cols) {
+    __shared__ float shared[32];
+    int64_t r = blockIdx.x;
+    float mean = stats[2 * r], rstd = stats[2 * r + 1], sg = 0, sgx = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+        float g = __bfloat162float(dy[r * cols + j]) * __bfloat162float(w[j]);
+        sg += g, sgx += g * (__bfloat162float(x[r * cols + j]) - mean) * rstd;
+    }
+    float mg = block_reduce(sg, false, shared) / (float)cols;
+    float mgx = block_reduce(sgx, false, shared) / (float)cols;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+        float xh = (__bfloat162float(x[r * cols + j]) - mean) * rstd;
+        float v = rstd * (__bfloat162float(dy[r * cols + j]) * __bfloat162float(w[j]) - mg - xh * mgx);
+        dx[r * cols + j] = __float2bfloat16(beta != 0 ? __bfloat162float(dx[r * cols + j]) + v : v);
+    }
+}
+
+/* Column j over the rows: dgamma[j] += sum dy xh, dbeta[j] += sum dy (g: 2 cols, fp32). */
+__global__ void layernorm_dw(const __nv_bfloat16 *dy, const __nv_bfloat16 *x, const float *stats,
+                             float *g, int64_t rows, int64_t cols) {
+    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < cols;
+         j += (int64_t)gridDim.x * blockDim.x) {
+        float dg = 0, db = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            float d = __bfloat162float(dy[r * cols + j]);
+            dg += d * (__bfloat162float(x[r * cols + j]) - stats[2 * r]) * stats[2 * r + 1];
+            db += d;
+        }
+        g[j] += dg, g[cols + j] += db;
+    }
+}
+
 __global__ void spin_until(const volatile int *flag) {
     while (*flag == 0) __nanosleep(1000);
 }
@@ -156,11 +243,12 @@ extern "C" int layer_gpu_ctx_create(LayerGpuCtx **out, const LayerShape *sh, voi
     BLAS_TRY(cublasSetStream(c->blas, c->stream), "cublasSetStream");
     CUDA_TRY(cudaMalloc(&c->workspace, WORKSPACE_BYTES), "cudaMalloc(cuBLAS workspace)");
     BLAS_TRY(cublasSetWorkspace(c->blas, c->workspace, WORKSPACE_BYTES), "cublasSetWorkspace");
-    for (int b = LB_FIRST_SCRATCH; b < LB_FIRST_WEIGHT; b++)
-        CUDA_TRY(cudaMalloc(&c->scratch[b - LB_FIRST_SCRATCH],
-                            (size_t)layer_buf_elems(sh, (LayerBuf)b) *
-                                (size_t)layer_buf_elem_bytes((LayerBuf)b)),
-                 "cudaMalloc(layer scratch)");
+    for (int b = LB_FIRST_SCRATCH; b < LB_FIRST_WEIGHT; b++) {
+        size_t bytes = (size_t)layer_buf_elems(sh, (LayerBuf)b) *
+                       (size_t)layer_buf_elem_bytes(sh, (LayerBuf)b);
+        if (bytes) CUDA_TRY(cudaMalloc(&c->scratch[b - LB_FIRST_SCRATCH], bytes),
+                            "cudaMalloc(layer scratch)");
+    }
     return 0;
 }
 
@@ -172,18 +260,15 @@ extern "C" void layer_gpu_ctx_free(LayerGpuCtx *c) {
     free(c);
 }
 
-static const LayerBuf WEIGHTS[4] = {LB_WQKV, LB_WO, LB_W1, LB_W2};
-
 extern "C" int layer_gpu_upload(LayerGpuCtx *c, const Layer *cpu, LayerGpu *out, char *why,
                                 size_t whylen) {
     memset(out, 0, sizeof *out);
     out->sh = cpu->sh;
-    const float *src[4] = {cpu->w_qkv, cpu->w_o, cpu->w_1, cpu->w_2};
-    for (int k = 0; k < 4; k++) {
-        int64_t n = layer_buf_elems(&cpu->sh, WEIGHTS[k]);
+    for (int k = 0; k < LAYER_WEIGHTS; k++) {
+        int64_t n = layer_buf_elems(&cpu->sh, (LayerBuf)(LB_FIRST_WEIGHT + k));
         uint16_t *host = (uint16_t *)malloc((size_t)n * sizeof *host);
         if (!host) return say(why, whylen, "out of host memory for the weights");
-        for (int64_t i = 0; i < n; i++) host[i] = layer_bf16_from_float(src[k][i]);
+        for (int64_t i = 0; i < n; i++) host[i] = layer_bf16_from_float(cpu->w[k][i]);
         cudaError_t e = cudaMalloc(&out->w[k], (size_t)n * 2);
         if (e == cudaSuccess) e = cudaMemcpyAsync(out->w[k], host, (size_t)n * 2,
                                                   cudaMemcpyHostToDevice, c->stream);
@@ -198,16 +283,16 @@ extern "C" int layer_gpu_upload(LayerGpuCtx *c, const Layer *cpu, LayerGpu *out,
 }
 
 extern "C" void layer_gpu_free(LayerGpu *l) {
-    for (int k = 0; k < 4; k++) cudaFree(l->w[k]), cudaFree(l->g[k]);
+    for (int k = 0; k < LAYER_WEIGHTS; k++) cudaFree(l->w[k]), cudaFree(l->g[k]);
     memset(l, 0, sizeof *l);
 }
 
 extern "C" int layer_gpu_grads(LayerGpuCtx *c, const LayerGpu *l, Layer *cpu, char *why,
                                size_t whylen) {
-    float *dst[4] = {cpu->g_qkv, cpu->g_o, cpu->g_1, cpu->g_2};
-    for (int k = 0; k < 4; k++)
-        CUDA_TRY(cudaMemcpyAsync(dst[k], l->g[k],
-                                 (size_t)layer_buf_elems(&l->sh, WEIGHTS[k]) * sizeof(float),
+    for (int k = 0; k < LAYER_WEIGHTS; k++)
+        CUDA_TRY(cudaMemcpyAsync(cpu->g[k], l->g[k],
+                                 (size_t)layer_buf_elems(&l->sh, (LayerBuf)(LB_FIRST_GRAD + k)) *
+                                     sizeof(float),
                                  cudaMemcpyDeviceToHost, c->stream),
                  "downloading gradients");
     CUDA_TRY(cudaStreamSynchronize(c->stream), "downloading gradients");
@@ -216,12 +301,12 @@ extern "C" int layer_gpu_grads(LayerGpuCtx *c, const LayerGpu *l, Layer *cpu, ch
 
 extern "C" int layer_gpu_acts_alloc(LayerGpuCtx *c, LayerGpuActs *a, char *why, size_t whylen) {
     memset(a, 0, sizeof *a);
-    for (int b = LB_FIRST_ACT; b < LB_FIRST_SCRATCH; b++)
-        CUDA_TRY(cudaMallocAsync(&a->buf[b - LB_FIRST_ACT],
-                                 (size_t)layer_buf_elems(&c->sh, (LayerBuf)b) *
-                                     (size_t)layer_buf_elem_bytes((LayerBuf)b),
-                                 c->stream),
-                 "cudaMallocAsync(activations)");
+    for (int b = LB_FIRST_ACT; b < LB_FIRST_SCRATCH; b++) {
+        size_t bytes = (size_t)layer_buf_elems(&c->sh, (LayerBuf)b) *
+                       (size_t)layer_buf_elem_bytes(&c->sh, (LayerBuf)b);
+        if (bytes) CUDA_TRY(cudaMallocAsync(&a->buf[b - LB_FIRST_ACT], bytes, c->stream),
+                            "cudaMallocAsync(activations)");
+    }
     return 0;
 }
 
@@ -239,19 +324,21 @@ typedef struct {
     LayerGpuActs *a;
     const void *in;
     void *out;
+    const LayerGpuComm *comm;
 } Bufs;
 
 static char *buf_ptr(const Bufs *b, LayerBuf which) {
     if (which == LB_IN) return (char *)b->in;
     if (which == LB_OUT) return (char *)b->out;
+    if (which >= LB_COUNT) return NULL;
     if (which < LB_FIRST_SCRATCH) return (char *)b->a->buf[which - LB_FIRST_ACT];
     if (which < LB_FIRST_WEIGHT) return (char *)b->c->scratch[which - LB_FIRST_SCRATCH];
-    if (which < LB_GQKV) return (char *)b->l->w[which - LB_WQKV];
-    return (char *)b->l->g[which - LB_GQKV];
+    if (which < LB_FIRST_GRAD) return (char *)b->l->w[which - LB_FIRST_WEIGHT];
+    return (char *)b->l->g[which - LB_FIRST_GRAD];
 }
 
-static cudaDataType_t buf_type(LayerBuf b) {
-    return layer_buf_elem_bytes(b) == 4 ? CUDA_R_32F : CUDA_R_16BF;
+static cudaDataType_t buf_type(const LayerShape *sh, LayerBuf b) {
+    return layer_buf_elem_bytes(sh, b) == 4 ? CUDA_R_32F : CUDA_R_16BF;
 }
 
 /* The op as layer_op_gemm_call maps it onto column-major cuBLAS, once per repeat. */
@@ -259,8 +346,9 @@ static int run_gemm(const Bufs *b, const LayerOp *o, char *why, size_t whylen) {
     LayerGemmCall g;
     layer_op_gemm_call(o, &g);
     char *F = buf_ptr(b, g.first), *S = buf_ptr(b, g.second), *C = buf_ptr(b, g.c);
-    int ef = layer_buf_elem_bytes(g.first), es = layer_buf_elem_bytes(g.second),
-        ec = layer_buf_elem_bytes(g.c);
+    const LayerShape *sh = &b->c->sh;
+    int ef = layer_buf_elem_bytes(sh, g.first), es = layer_buf_elem_bytes(sh, g.second),
+        ec = layer_buf_elem_bytes(sh, g.c);
     char what[64];
     snprintf(what, sizeof what, "cublasGemmStridedBatchedEx(%s)", o->name);
     for (int64_t r = 0; r < o->repeat; r++) {
@@ -270,9 +358,9 @@ static int run_gemm(const Bufs *b, const LayerOp *o, char *why, size_t whylen) {
         BLAS_TRY(cublasGemmStridedBatchedEx(
                      b->c->blas, g.transa ? CUBLAS_OP_T : CUBLAS_OP_N,
                      g.transb ? CUBLAS_OP_T : CUBLAS_OP_N, (int)g.m, (int)g.n, (int)g.k,
-                     &o->alpha, pf, buf_type(g.first), (int)g.ld_first, g.s_first, ps,
-                     buf_type(g.second), (int)g.ld_second, g.s_second, &o->beta, pc,
-                     buf_type(g.c), (int)g.ldc, g.sc, (int)o->batch, CUBLAS_COMPUTE_32F,
+                     &o->alpha, pf, buf_type(sh, g.first), (int)g.ld_first, g.s_first, ps,
+                     buf_type(sh, g.second), (int)g.ld_second, g.s_second, &o->beta, pc,
+                     buf_type(sh, g.c), (int)g.ldc, g.sc, (int)o->batch, CUBLAS_COMPUTE_32F,
                      CUBLAS_GEMM_DEFAULT),
                  what);
     }
@@ -281,12 +369,49 @@ static int run_gemm(const Bufs *b, const LayerOp *o, char *why, size_t whylen) {
 
 static int run_elementwise(const Bufs *b, const LayerOp *o, char *why, size_t whylen) {
     cudaStream_t st = b->c->stream;
+    const LayerShape *sh = &b->c->sh;
     char *A = buf_ptr(b, o->a), *B = buf_ptr(b, o->b), *C = buf_ptr(b, o->c);
+    char *D = buf_ptr(b, o->d), *W = buf_ptr(b, o->w);
     int grid = (int)((o->n + 255) / 256 < 65536 ? (o->n + 255) / 256 : 65536);
+    int cgrid = (int)((o->cols + 255) / 256 < 65536 ? (o->cols + 255) / 256 : 65536);
+    DropoutArgs dr = {b->a->seed, o->salt, o->keep_min, o->alpha, o->mask_blk, o->mask_stride,
+                      o->mask_off};
     switch ((LayerKernel)o->kernel) {
     case LK_COPY:
-        CUDA_TRY(cudaMemcpyAsync(C, A, (size_t)o->n * 2, cudaMemcpyDeviceToDevice, st), o->name);
+        CUDA_TRY(cudaMemcpyAsync(C, A, (size_t)o->n * (size_t)layer_buf_elem_bytes(sh, o->c),
+                                 cudaMemcpyDeviceToDevice, st),
+                 o->name);
         return 0;
+    case LK_DROPOUT:
+        if (layer_buf_elem_bytes(sh, o->c) == 4)
+            dropout_kernel<float><<<grid, 256, 0, st>>>((const float *)A, (const float *)NULL,
+                                                        (float *)C, o->n, dr);
+        else
+            dropout_kernel<__nv_bfloat16><<<grid, 256, 0, st>>>(
+                (const __nv_bfloat16 *)A, (const __nv_bfloat16 *)NULL, (__nv_bfloat16 *)C, o->n, dr);
+        break;
+    case LK_DROPOUT_ADD:
+        dropout_kernel<__nv_bfloat16><<<grid, 256, 0, st>>>(
+            (const __nv_bfloat16 *)A, (const __nv_bfloat16 *)B, (__nv_bfloat16 *)C, o->n, dr);
+        break;
+    case LK_LAYERNORM:
+        layernorm_fwd<<<(unsigned)o->n, 256, 0, st>>>((const __nv_bfloat16 *)A, (__nv_bfloat16 *)C,
+                                                        (float *)D, (const __nv_bfloat16 *)W,
+                                                        o->cols);
+        break;
+    case LK_LAYERNORM_BW:
+        layernorm_bwd<<<(unsigned)o->n, 256, 0, st>>>(
+            (const __nv_bfloat16 *)A, (const __nv_bfloat16 *)B, (const float *)D,
+            (const __nv_bfloat16 *)W, (__nv_bfloat16 *)C, o->beta, o->cols);
+        break;
+    case LK_LAYERNORM_DW:
+        layernorm_dw<<<cgrid, 256, 0, st>>>((const __nv_bfloat16 *)A, (const __nv_bfloat16 *)B,
+                                             (const float *)D, (float *)C, o->n, o->cols);
+        break;
+    case LK_ALLREDUCE:
+        if (!b->comm || !b->comm->allreduce)
+            return say(why, whylen, "%s: tensor parallelism needs a communicator", o->name);
+        return b->comm->allreduce(b->comm->ctx, C, o->n, st, why, whylen);
     case LK_SOFTMAX:
         softmax_causal<<<(unsigned)o->n, 256, 0, st>>>((const float *)A, (__nv_bfloat16 *)C,
                                                          o->cols);
@@ -304,33 +429,39 @@ static int run_elementwise(const Bufs *b, const LayerOp *o, char *why, size_t wh
         break;
     case LK_GEMM:
         return run_gemm(b, o, why, whylen);
+    case LK_COUNT:
+        return say(why, whylen, "%s: unknown kernel", o->name);
     }
     CUDA_TRY(cudaGetLastError(), o->name);
     return 0;
 }
 
 extern "C" int layer_gpu_pass(LayerGpuCtx *c, OpKind pass, LayerGpu *l, LayerGpuActs *a,
-                              const void *in, void *out, char *why, size_t whylen) {
+                              const void *in, void *out, const LayerGpuComm *comm, char *why,
+                              size_t whylen) {
+    if (pass == OP_BW)
+        return layer_gpu_pass(c, OP_B, l, a, in, out, comm, why, whylen) != 0 ? -1
+               : layer_gpu_pass(c, OP_W, l, a, NULL, NULL, comm, why, whylen);
     LayerOp ops[LAYER_OPS_MAX];
     int n = layer_ops(&c->sh, pass, ops);
     if (n < 0) return say(why, whylen, "layer_gpu_pass: kind %d is not F, B or W", (int)pass);
-    Bufs b = {c, l, a, in, out};
+    Bufs b = {c, l, a, in, out, comm};
     for (int i = 0; i < n; i++)
         if (run_elementwise(&b, &ops[i], why, whylen) != 0) return -1;
     return 0;
 }
 
 extern "C" int layer_gpu_pass_profile(LayerGpuCtx *c, OpKind pass, LayerGpu *l, LayerGpuActs *a,
-                                      const void *in, void *out, int reps, double *ms,
-                                      char *why, size_t whylen) {
+                                      const void *in, void *out, const LayerGpuComm *comm,
+                                      int reps, double *ms, char *why, size_t whylen) {
     LayerOp ops[LAYER_OPS_MAX];
     int n = layer_ops(&c->sh, pass, ops);
     if (n < 0 || reps < 1) return say(why, whylen, "layer_gpu_pass_profile: bad pass or reps");
-    if (layer_gpu_pass(c, pass, l, a, in, out, why, whylen) != 0) return -1;
+    if (layer_gpu_pass(c, pass, l, a, in, out, comm, why, whylen) != 0) return -1;
     cudaEvent_t t0, t1;
     CUDA_TRY(cudaEventCreate(&t0), "cudaEventCreate");
     CUDA_TRY(cudaEventCreate(&t1), "cudaEventCreate");
-    Bufs b = {c, l, a, in, out};
+    Bufs b = {c, l, a, in, out, comm};
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         float t = 0;

@@ -15,7 +15,8 @@ int main(int argc, char **argv) {
     LayerShape sh = {.samples = 1, .seq = 2048, .hidden = 2048, .heads = 16, .ffn = 8192};
     double peak = 989;
     if (argc >= 6) {
-        sh = (LayerShape){atoi(argv[1]), atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5])};
+        sh = (LayerShape){.samples = atoi(argv[1]), .seq = atoi(argv[2]), .hidden = atoi(argv[3]),
+                          .heads = atoi(argv[4]), .ffn = atoi(argv[5])};
         if (argc >= 7) peak = atof(argv[6]);
     }
     char why[256];
@@ -47,7 +48,7 @@ int main(int argc, char **argv) {
         LayerOp ops[LAYER_OPS_MAX];
         double ms[LAYER_OPS_MAX], total = 0;
         int n = layer_ops(&sh, passes[p], ops);
-        if (layer_gpu_pass_profile(c, passes[p], &l, &a, x, y, 10, ms, why, sizeof why) != n) {
+        if (layer_gpu_pass_profile(c, passes[p], &l, &a, x, y, NULL, 10, ms, why, sizeof why) != n) {
             fprintf(stderr, "bench_cuda: %s\n", why);
             return 1;
         }
