@@ -111,10 +111,10 @@ roundtrip() {
     sched=$1
     shift
     $psim --dump-schedule --set pipeline.schedule=$sched "$@" scenarios/gpt13b.scn >"$tmp/s.sched" 2>&1
-    $psim --no-db --json --set pipeline.schedule=$sched "$@" scenarios/gpt13b.scn 2>&1 \
+    $psim --no-db --json --set pipeline.schedule=$sched "$@" scenarios/gpt13b.scn 2>/dev/null \
         | sed 's/"schedule": "[^"]*"//' >"$tmp/builtin.json"
     $psim --no-db --json "$@" --set pipeline.schedule=custom --set pipeline.schedule_file="$tmp/s.sched" \
-        scenarios/gpt13b.scn 2>&1 | sed 's/"schedule": "[^"]*"//' >"$tmp/custom.json"
+        scenarios/gpt13b.scn 2>/dev/null | sed 's/"schedule": "[^"]*"//' >"$tmp/custom.json"
     if grep -q '"makespan_ms"' "$tmp/builtin.json" && cmp -s "$tmp/builtin.json" "$tmp/custom.json"
     then ok "dumped $sched fed back as custom is identical"
     else nok "dumped $sched fed back as custom is identical" "$(head -c 300 "$tmp/builtin.json")" "$(head -c 300 "$tmp/custom.json")"; fi

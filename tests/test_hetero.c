@@ -55,7 +55,9 @@ typedef struct {
 
 static void price(Priced *x, const char *text, const char *set) {
     CostPartition cp;
-    assert_int_equal(set ? parse(text, &x->s, 1, set) : parse(text, &x->s, 0), 0);
+    // the flat model (peak x efficiency), whose closed forms these tests check
+    assert_int_equal(set ? parse(text, &x->s, 2, "hardware.cost_model=flat", set)
+                         : parse(text, &x->s, 1, "hardware.cost_model=flat"), 0);
     SchedParams sp = scenario_sched_params(&x->s);
     assert_int_equal(sched_find(x->s.pipeline.schedule)->build(&sp, &x->pr, NULL), 0);
     assert_int_equal(plan_build_program(&x->s, &x->pr, cost_partition_init(&cp, &x->s), &x->pl, err, sizeof err), 0);
@@ -180,7 +182,7 @@ static void test_stage_priced_on_its_device(void **state) {
         assert_int_equal(cost_op_ns(&y.c, 1, (OpKind)k), cost_op_ns(&x.c, 1, (OpKind)k));
     }
     assert_true(llabs(cost_op_ns(&y.c, 2, OP_F) - 2 * cost_op_ns(&x.c, 2, OP_F)) <= 1);
-    assert_int_equal(cost_stage_ns(&y.s, 2, 2, 0), cost_op_ns(&y.c, 2, OP_BW) + cost_op_ns(&y.c, 2, OP_F));
+    assert_int_equal(cost_stage_ns(&y.s, 2, 2, 0, 0), cost_op_ns(&y.c, 2, OP_BW) + cost_op_ns(&y.c, 2, OP_F));
     priced_free(&x), priced_free(&y);
 }
 
@@ -262,6 +264,40 @@ static void test_link_changes_one_hop(void **state) {
     priced_free(&x), priced_free(&y);
 }
 
+/* The roofline prices a [device.N] preset with that GPU's figures (peak, achievable GEMM
+ * fraction, HBM bandwidth, SMs): the a100 device's stage costs exactly what the same stage
+ * costs in an all-a100 pipeline, and its neighbours keep the h100's prices. */
+static void test_roofline_device_preset(void **state) {
+    (void)state;
+    Scenario h, a, mix;
+    const char *roof = "hardware.cost_model=roofline";
+    assert_int_equal(parse(BASE, &h, 1, roof), 0);
+    assert_int_equal(parse(BASE, &a, 2, roof, "hardware.gpu=a100"), 0);
+    assert_int_equal(parse(BASE, &mix, 2, roof, "device.2.gpu=a100"), 0);
+    Scenario *all[3] = {&h, &a, &mix};
+    Plan pl[3];
+    CostModel c[3];
+    Program pr[3];
+    for (int i = 0; i < 3; i++) {
+        CostPartition cp;
+        SchedParams sp = scenario_sched_params(all[i]);
+        assert_int_equal(sched_find(all[i]->pipeline.schedule)->build(&sp, &pr[i], NULL), 0);
+        assert_int_equal(plan_build_program(all[i], &pr[i], cost_partition_init(&cp, all[i]), &pl[i],
+                                            err, sizeof err), 0);
+        assert_int_equal(cost_build(all[i], &pl[i], &c[i], err, sizeof err), 0);
+    }
+    for (int k = OP_F; k <= OP_W; k++) {
+        assert_int_equal(cost_op_ns(&c[2], 2, (OpKind)k), cost_op_ns(&c[1], 2, (OpKind)k));
+        assert_int_equal(cost_op_ns(&c[2], 1, (OpKind)k), cost_op_ns(&c[0], 1, (OpKind)k));
+    }
+    // the a100 is slower by less than its peak says (the memory-bound kernels scale with
+    // 2039 vs 3350 GB/s, the GEMMs with 0.869 x 312 vs 0.803 x 989 TFLOP/s)
+    double r = (double)cost_op_ns(&c[2], 2, OP_F) / (double)cost_op_ns(&c[2], 1, OP_F);
+    assert_true(r > 3350.0 / 2039 && r < 0.803 * 989 / (0.869 * 312));
+    for (int i = 0; i < 3; i++)
+        cost_free(&c[i]), plan_free(&pl[i]), program_free(&pr[i]), scenario_free(all[i]);
+}
+
 static void test_same_gpu_partitions(void **state) {
     (void)state; // devices_per_gpu = 2: half the peak, and a device-memory copy inside a GPU
     Priced one, two;
@@ -324,6 +360,7 @@ int main(void) {
         cmocka_unit_test(test_many_links),
         cmocka_unit_test(test_link_changes_one_hop),
         cmocka_unit_test(test_same_gpu_partitions),
+        cmocka_unit_test(test_roofline_device_preset),
         cmocka_unit_test(test_slow_device_is_bottleneck),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,7 +31,7 @@ static Scenario scenario(int32_t p, int32_t v, int32_t m, const char *schedule) 
     s.pipeline.stages = p, s.pipeline.chunks = v, s.pipeline.partition = PART_UNIFORM;
     strcpy(s.pipeline.schedule, schedule);
     strcpy(s.hw.gpu, "h100");
-    s.hw.peak_tflops = 989, s.hw.efficiency = 0.5, s.hw.memory_gib = 80, s.hw.gpus_per_node = 8;
+    s.hw.peak_tflops = 989, s.hw.cost_model = COST_FLAT, s.hw.efficiency = 0.5, s.hw.memory_gib = 80, s.hw.gpus_per_node = 8;
     s.net.intra_bandwidth_gbs = 450, s.net.intra_latency_us = 10;
     s.net.inter_bandwidth_gbs = 50, s.net.inter_latency_us = 20;
     s.costs.forward_ms = s.costs.backward_ms = s.costs.weight_ms = s.costs.comm_ms = -1;

@@ -22,14 +22,17 @@
 static char err[SCN_ERR_MAX];
 
 /* A scenario of L layers of width h on p devices (schedule, chunks v, vocabulary V), balanced,
- * with up to two --set overrides (NULL for none). */
+ * with up to two --set overrides (NULL for none); priced by the flat model, whose closed forms
+ * the tests check, unless roofline is set. */
+static int roofline;
 static void load(Scenario *s, int L, int h, int p, const char *sched, int v, int V,
                  const char *set1, const char *set2) {
     char text[1024];
     snprintf(text, sizeof text,
              "[model]\nlayers = %d\nhidden = %d\nheads = 16\nseq_len = %d\nvocab = %d\n"
              "[batch]\nmicro_batches = 8\n[pipeline]\nstages = %d\nschedule = %s\nchunks = %d\n"
-             "partition = balanced\n[hardware]\ngpu = h100\n", L, h, h, V, p, sched, v);
+             "partition = balanced\n[hardware]\ngpu = h100\ncost_model = %s\n", L, h, h, V, p,
+             sched, v, roofline ? "roofline" : "flat");
     const char *sets[2] = {set1, set2};
     int n = set2 ? 2 : set1 ? 1 : 0;
     assert_int_equal(scenario_parse(text, "t.scn", sets, n, s, err), 0);
@@ -45,7 +48,7 @@ static void plan_of(const Scenario *s, Program *pr, Plan *pl) {
 static int64_t slowest(const Scenario *s, const Plan *pl, const int64_t *layers, int32_t per) {
     int64_t worst = 0;
     for (int32_t st = 0; st < per; st++) {
-        int64_t t = cost_stage_ns(s, plan_device_of(pl, st), layers[st], st == per - 1);
+        int64_t t = cost_stage_ns(s, plan_device_of(pl, st), layers[st], st == 0, st == per - 1);
         if (t > worst) worst = t;
     }
     return worst;
@@ -117,6 +120,7 @@ static void check_split(const Scenario *s, const Plan *pl, int32_t per) {
     assert_int_equal(slowest(s, pl, pl->layers, per), pl->balance.bottleneck_ns);
     assert_int_equal(cost_stage_ns(s, plan_device_of(pl, pl->balance.bottleneck_stage),
                                    pl->layers[pl->balance.bottleneck_stage],
+                                   pl->balance.bottleneck_stage == 0,
                                    pl->balance.bottleneck_stage == per - 1), pl->balance.bottleneck_ns);
 }
 
@@ -230,6 +234,28 @@ static void memory_for(const Scenario *s, double k, char *set, size_t n) {
     snprintf(set, n, "device.0.memory_gib=%.6f", (fixed + (k + 0.5) * per_layer) / GIB);
 }
 
+/* The balanced partition is the optimum under the roofline's stage times too (embedding on
+ * the first stage, head on the last, a device at a third of the peak), as brute force finds. */
+static void test_roofline_partition_is_optimal(void **state) {
+    (void)state;
+    const char *sets[][2] = {{NULL, NULL},
+                             {"device.1.peak_tflops=330", NULL},
+                             {"device.0.gpu=a100", "model.vocab=128000"}};
+    roofline = 1;
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+        Scenario s;
+        Program pr;
+        Plan pl;
+        load(&s, 12, 2048, 3, "1f1b", 1, 51200, sets[i][0], sets[i][1]);
+        plan_of(&s, &pr, &pl);
+        check_split(&s, &pl, 3);
+        assert_int_equal(pl.balance.bottleneck_ns, brute(&s, &pr, &pl, 3, 0));
+        if (i == 1) assert_true(pl.layers[1] < pl.layers[0]); // the slow device takes fewer
+        plan_free(&pl), program_free(&pr), scenario_free(&s);
+    }
+    roofline = 0;
+}
+
 static void test_memory_forces_split(void **state) {
     (void)state; // device 0 too small for its time-optimal share: a slower split, still the
                  // best of those that fit (memory checked on a simulated run)
@@ -305,6 +331,7 @@ int main(void) {
         cmocka_unit_test(test_heavy_head),
         cmocka_unit_test(test_half_peak_device),
         cmocka_unit_test(test_chunks_and_vshape),
+        cmocka_unit_test(test_roofline_partition_is_optimal),
         cmocka_unit_test(test_memory_forces_split),
         cmocka_unit_test(test_nothing_fits),
         cmocka_unit_test(test_plan_build_without_program),

@@ -286,8 +286,9 @@ static void test_format_round_trip(void **state) {
         "[batch]\nmicro_batch_size = 1\nmicro_batches = 4\niterations = 1\n",
         "[pipeline]\nstages = 4\nschedule = 1f1b\nchunks = 1\npartition = uniform\n"
         "; schedule_file = (not given)\n",
-        "[hardware]\ngpu = h100\npeak_tflops = 989\nefficiency = 0.5\nmemory_gib = 80\n"
-        "gpus_per_node = 8\n",
+        "[hardware]\ngpu = h100\npeak_tflops = 989\ncost_model = roofline\n; efficiency = 0.5\n"
+        "gemm_efficiency = 0.803\nmemory_efficiency = 0.9\nlaunch_us = 4\nop_overhead_us = 0\n"
+        "sms = 132\nmemory_gib = 80\ngpus_per_node = 8\n",
         "[network]\nintra_bandwidth_gbs = 450\nintra_latency_us = 10\ninter_bandwidth_gbs = 50\n"
         "inter_latency_us = 20\n",
         "[costs]\n; forward_ms = (not given)\n; backward_ms = (not given)\n"

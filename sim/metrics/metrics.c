@@ -172,10 +172,15 @@ int metrics_compute_lost(const Scenario *s, const Plan *pl, const Program *pr,
     }
     out->bubble_rate = cost ? 1.0 - mean_busy / (double)cost : 0.0;
     out->bubble_ideal = mean_busy > 0 ? ((double)cost - mean_busy) / mean_busy : 0.0;
-    for (int32_t st = 0; st < c->stages; st++)
+    for (int32_t st = 0; st < c->stages; st++) {
         out->model_flops += cost_op_flops(c, st, OP_BW) + cost_op_flops(c, st, OP_F);
+        out->hardware_flops += c->op_hw_flops[(int64_t)st * OP_KIND_COUNT + OP_BW] +
+                               c->op_hw_flops[(int64_t)st * OP_KIND_COUNT + OP_F];
+    }
     out->model_flops *= (double)s->batch.micro_batches / pl->pipes; // each copy runs m/pipes
     out->model_flops *= (double)scenario_data(s);                   // every replica
+    out->hardware_flops *= (double)s->batch.micro_batches / pl->pipes;
+    out->hardware_flops *= (double)scenario_data(s);
     out->devices_total = scenario_devices_total(s);
     out->global_batch = scenario_data(s) * s->batch.micro_batches * s->batch.micro_batch_size;
     if (tail_metrics(tl, s->batch.micro_batches, s->batch.iterations, p, out) != 0) {
@@ -193,6 +198,8 @@ int metrics_compute_lost(const Scenario *s, const Plan *pl, const Program *pr,
         out->throughput_tokens_per_s = tokens / seconds;
         out->tflops_per_gpu = out->model_flops * iters / seconds / (double)out->devices_total / 1e12;
         out->mfu = out->tflops_per_gpu / out->peak_tflops;
+        out->hardware_tflops_per_gpu =
+            out->hardware_flops * iters / seconds / (double)out->devices_total / 1e12;
     }
     free(sp), free(mem);
     return 0;

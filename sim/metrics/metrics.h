@@ -59,6 +59,10 @@ typedef struct {
     double tflops_per_gpu;
     double mfu;
     double model_flops;              // per iteration, all devices of all d replicas
+    double hardware_flops;           // the same with the recomputation's FLOPs (what the
+                                     //   GPUs execute; Narayanan et al. 2021, eq. 3)
+    double hardware_tflops_per_gpu;  // hardware_flops / makespan / (p d t), TFLOP/s: the
+                                     //   "achieved TFLOP/s per GPU" of Megatron-LM's tables
     double peak_tflops;              // per device, as used for MFU (the mean over mixed
                                      //   devices; a 1/devices_per_gpu share of a GPU)
     int64_t ops;                     // compute ops simulated

@@ -1,7 +1,6 @@
-/* sim/model/cost.c: analytic op costs. A layer's FLOPs are its op list's (layer_ops.h); only
- * the dense GEMMs count (softmax, GELU and copies are memory-bound and folded into the
- * efficiency factor); the clock is integer ns.
- * Also the data-parallel all-reduces and optimizer step, and tensor parallelism's share. */
+/* sim/model/cost.c: op costs (cost.h): the roofline over the layer's op list, or the flat
+ * FLOPs-at-efficiency model; measured [costs]; transfers; the data-parallel all-reduces and
+ * optimizer step. The clock is integer ns; a stage's op is rounded once. */
 #include "sim/model/cost.h"
 
 #include <math.h>
@@ -89,6 +88,167 @@ static int64_t tp_time(const Scenario *s, double layers, double flops, int allre
     return flops_to_ns(flops / t, rate) + (int64_t)allreduces * (int64_t)layers * tp_ar_ns;
 }
 
+/* ---- the roofline ---------------------------------------------------------------------- */
+
+const char *cost_split_name(int i) {
+    static const char *const NAMES[COST_SPLIT] = {"gemm", "attention", "memory", "tp_comm",
+                                                 "launch"};
+    return (unsigned)i < COST_SPLIT ? NAMES[i] : "?";
+}
+
+/* One device's figures, as the roofline prices a kernel. */
+typedef struct {
+    double peak;      // FLOP/ns at the dense peak for the dtype (TFLOP/s = 1e3 FLOP/ns)
+    double gemm_eff;  // fraction of it the best-shaped large GEMMs reach
+    double bw;        // bytes/ns memory-bound kernels reach
+    double launch_ns; // fixed cost of a kernel
+    int64_t sms;      // 0: no wave quantisation
+} Roof;
+
+static Roof roof_of(const Scenario *s, int32_t d) {
+    const ScnHardware *h = &s->hw;
+    const ScnDevice *dv = s->device ? &s->device[d] : NULL;
+    double k = h->devices_per_gpu > 1 ? (double)h->devices_per_gpu : 1;
+    return (Roof){.peak = (dv ? dv->peak_tflops : h->peak_tflops) * 1e3,
+                  .gemm_eff = dv ? dv->gemm_efficiency : h->gemm_efficiency,
+                  .bw = (dv ? dv->hbm_bandwidth_gbs : h->hbm_bandwidth_gbs / k) *
+                        h->memory_efficiency,
+                  .launch_ns = h->launch_us * 1e3,
+                  .sms = dv ? dv->sms : (int64_t)((double)h->sms / k)};
+}
+
+static int roof_same(const Roof *a, const Roof *b) {
+    return a->peak == b->peak && a->gemm_eff == b->gemm_eff && a->bw == b->bw &&
+           a->launch_ns == b->launch_ns && a->sms == b->sms;
+}
+
+/* The share of a GEMM's tiles' work that is useful (padding of partial tiles, the idle SMs
+ * of the last wave), for the best of a few tile shapes (the smaller ones a little less
+ * efficient per tile, as their operands are reused less), one launch of `batch` matrices. */
+static double gemm_quantisation(const Roof *r, const LayerOp *o) {
+    static const struct { double m, n, eff; } TILES[] = {
+        {128, 256, 1}, {256, 128, 1}, {128, 128, 0.9}, {64, 128, 0.75}, {128, 64, 0.75}};
+    if (r->sms <= 0) return 1;
+    double M = (double)o->M, N = (double)o->N, best = 0;
+    for (size_t i = 0; i < sizeof TILES / sizeof TILES[0]; i++) {
+        double nm = ceil(M / TILES[i].m), nn = ceil(N / TILES[i].n);
+        double tiles = nm * nn * (double)o->batch, waves = ceil(tiles / (double)r->sms);
+        double q = M * N / (nm * TILES[i].m * nn * TILES[i].n) * tiles / (waves * (double)r->sms);
+        if (q * TILES[i].eff > best) best = q * TILES[i].eff;
+    }
+    return best;
+}
+
+/* A kernel's time (ns, without its launch): a GEMM at its shape's share of the achievable
+ * rate unless its bytes take longer; a ring all-reduce over t GPUs of a node; else its bytes
+ * at the memory bandwidth. */
+static double kernel_ns(const Scenario *s, const Roof *r, const LayerOp *o) {
+    if (o->kernel == LK_GEMM) {
+        double depth = (double)o->K / ((double)o->K + 64) / (4096.0 / (4096.0 + 64));
+        double rate = r->peak * r->gemm_eff * gemm_quantisation(r, o) * (depth < 1 ? depth : 1);
+        double compute = o->flops / rate, memory = o->bytes / r->bw;
+        return compute > memory ? compute : memory;
+    }
+    if (o->kernel == LK_ALLREDUCE) {
+        double t = (double)scenario_tensor(s), bw = s->net.intra_bandwidth_gbs *
+                                                    s->net.collective_efficiency;
+        double ring = 2 * (t - 1) * s->net.collective_latency_us * 1e3 + 2 * (t - 1) / t * o->bytes / bw;
+        return ring * (1 - s->parallel.tp_overlap);
+    }
+    return o->bytes / r->bw;
+}
+
+/* Adds the ops' times into split (by class; launches in COST_LAUNCH); with only_attention,
+ * only the attention core (selective recomputation reruns it). */
+static void price_ops(const Scenario *s, const Roof *r, const LayerOp *ops, int n,
+                      int only_attention, double *split) {
+    for (int i = 0; i < n; i++) {
+        if (only_attention && ops[i].cls != LC_ATTENTION) continue;
+        split[ops[i].cls] += kernel_ns(s, r, &ops[i]);
+        split[COST_LAUNCH] += r->launch_ns * (double)ops[i].repeat;
+    }
+}
+
+/* The shape one tensor-parallel rank runs for scenario s. */
+static LayerShape shape_of(const Scenario *s) {
+    const ScnModel *m = &s->model;
+    return (LayerShape){.samples = (int32_t)s->batch.micro_batch_size, .seq = (int32_t)m->seq_len,
+                        .hidden = (int32_t)m->hidden, .heads = (int32_t)m->heads,
+                        .ffn = (int32_t)m->ffn_hidden, .tensor = (int32_t)scenario_tensor(s),
+                        .dropout = (float)m->dropout, .elem = dtype_bytes(m->dtype),
+                        .vocab = (int32_t)m->vocab};
+}
+
+/* Prices every pass on a device of figures r. */
+static void prices_of(const Scenario *s, const Roof *r, CostPrices *out) {
+    memset(out, 0, sizeof *out);
+    LayerShape sh = shape_of(s);
+    LayerOp ops[LAYER_OPS_MAX];
+    for (int k = 0; k < 3; k++) {
+        price_ops(s, r, ops, layer_ops(&sh, (OpKind)k, ops), 0, out->layer[k]);
+        price_ops(s, r, ops, layer_head_ops(&sh, (OpKind)k, ops), 0, out->head[k]);
+        price_ops(s, r, ops, layer_embed_ops(&sh, (OpKind)k, ops), 0, out->embed[k]);
+    }
+    if (s->model.recompute != RECOMPUTE_NONE)
+        price_ops(s, r, ops, layer_ops(&sh, OP_F, ops),
+                  s->model.recompute == RECOMPUTE_SELECTIVE, out->recompute);
+}
+
+/* The split of a stage's F, B and W for n layers (first: with the embedding, last: with the
+ * LM head), with the per-op overhead; BW is B and W as one op. */
+static void stage_split(const Scenario *s, const CostPrices *pr, double n, int first, int last,
+                        double split[OP_KIND_COUNT][COST_SPLIT]) {
+    memset(split, 0, sizeof(double) * OP_KIND_COUNT * COST_SPLIT);
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < COST_SPLIT; i++)
+            split[k][i] = n * pr->layer[k][i] + (k == OP_B ? n * pr->recompute[i] : 0) +
+                          (first ? pr->embed[k][i] : 0) + (last ? pr->head[k][i] : 0);
+    double over = s->hw.op_overhead_us * 1e3;
+    for (int i = 0; i < COST_SPLIT; i++) split[OP_BW][i] = split[OP_B][i] + split[OP_W][i];
+    for (int k = 0; k < OP_KIND_COUNT; k++) split[k][COST_LAUNCH] += over;
+}
+
+static int64_t split_ns(const double *split) {
+    double t = 0;
+    for (int i = 0; i < COST_SPLIT; i++) t += split[i];
+    return to_ns(t);
+}
+
+/* A stage's F + B + W on device prices pr (what partition = balanced evens out). */
+static int64_t roofline_stage_ns(const Scenario *s, const CostPrices *pr, int64_t layers,
+                                 int first, int last) {
+    double split[OP_KIND_COUNT][COST_SPLIT];
+    stage_split(s, pr, (double)layers, first, last, split);
+    return split_ns(split[OP_F]) + split_ns(split[OP_B]) + split_ns(split[OP_W]);
+}
+
+/* The prices of device d: from cp's cache of the first kinds of device, else made in spare. */
+static const CostPrices *cached_prices(const CostPartition *cp, int32_t d, CostPrices *spare) {
+    Roof r = roof_of(cp->s, d);
+    for (int32_t i = 0; i < cp->cached; i++) {
+        Roof q = roof_of(cp->s, cp->device[i]);
+        if (roof_same(&r, &q)) return &cp->prices[i];
+    }
+    prices_of(cp->s, &r, spare);
+    return spare;
+}
+
+/* Fills cp's cache with the prices of the first COST_PRICE_CACHE kinds of device. */
+static void prices_cache(CostPartition *cp) {
+    cp->cached = 0;
+    for (int32_t d = 0; d < (int32_t)cp->s->pipeline.stages && cp->cached < COST_PRICE_CACHE; d++) {
+        Roof r = roof_of(cp->s, d);
+        int known = 0;
+        for (int32_t i = 0; i < cp->cached && !known; i++) {
+            Roof q = roof_of(cp->s, cp->device[i]);
+            known = roof_same(&r, &q);
+        }
+        if (known) continue;
+        prices_of(cp->s, &r, &cp->prices[cp->cached]);
+        cp->device[cp->cached++] = d;
+    }
+}
+
 void cost_flops_init(CostFlops *out, const Scenario *s) {
     cost_layer_flops(&s->model, s->batch.micro_batch_size, &out->f, &out->b, &out->w);
     out->head = cost_head_flops(&s->model, s->batch.micro_batch_size);
@@ -118,7 +278,8 @@ static int64_t stage_recompute_ns(const Scenario *s, const CostFlops *lf, double
     return recompute_ns(s, n * lf->f, n * (lf->b - lf->f), fl[OP_F], f_ns);
 }
 
-/* cost_stage_ns with the layer's FLOPs and the tensor-parallel all-reduce already priced. */
+/* cost_stage_ns of the flat model with the layer's FLOPs and the tensor-parallel all-reduce
+ * already priced. */
 static int64_t stage_ns(const Scenario *s, const CostFlops *lf, int64_t tp_ar_ns, int32_t device,
                         int64_t layers, int head) {
     double fl[OP_KIND_COUNT], n = (double)layers;
@@ -128,15 +289,23 @@ static int64_t stage_ns(const Scenario *s, const CostFlops *lf, int64_t tp_ar_ns
     return ns[OP_F] + ns[OP_B] + ns[OP_W] + stage_recompute_ns(s, lf, n, fl, ns[OP_F]);
 }
 
-int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int head) {
+int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int first, int head) {
     CostFlops lf;
     cost_flops_init(&lf, s);
-    return stage_ns(s, &lf, tp_allreduce_ns(s), device, layers, head);
+    if (s->hw.cost_model == COST_FLAT) return stage_ns(s, &lf, tp_allreduce_ns(s), device, layers, head);
+    Roof r = roof_of(s, device);
+    CostPrices pr;
+    prices_of(s, &r, &pr);
+    return roofline_stage_ns(s, &pr, layers, first, head);
 }
 
 static int64_t partition_stage_ns(const void *ctx, const PartitionStage *st, int64_t layers) {
     const CostPartition *cp = ctx;
-    return stage_ns(cp->s, &cp->flops, cp->tp_ar_ns, st->device, layers, st->last);
+    if (cp->s->hw.cost_model == COST_FLAT)
+        return stage_ns(cp->s, &cp->flops, cp->tp_ar_ns, st->device, layers, st->last);
+    CostPrices spare;
+    return roofline_stage_ns(cp->s, cached_prices(cp, st->device, &spare), layers, st->first,
+                             st->last);
 }
 
 static int64_t partition_layer_cap(const void *ctx, const PartitionStage *st) {
@@ -148,29 +317,63 @@ const PartitionModel *cost_partition_init(CostPartition *cp, const Scenario *s) 
     cp->s = s;
     cost_flops_init(&cp->flops, s);
     cp->tp_ar_ns = tp_allreduce_ns(s);
+    cp->cached = 0;
+    if (s->hw.cost_model == COST_ROOFLINE) prices_cache(cp);
     cp->model = (PartitionModel){cp, partition_stage_ns, partition_layer_cap};
     return &cp->model;
 }
 
-static void price_stage(const Scenario *s, const Plan *pl, const CostFlops *lf, int32_t st,
-                        CostModel *c) {
-    double n = (double)pl->layers[st], rate = device_rate(s, plan_device_of(pl, st));
-    double *fl = &c->op_flops[(int64_t)st * OP_KIND_COUNT];
-    stage_flops(lf, n, plan_stage_is_last(pl, st), fl);
-
-    int64_t *ns = &c->op_ns[(int64_t)st * OP_KIND_COUNT];
+/* The measured [costs] of stage st into ns (F, B, W), or 0 when none are given. */
+static int measured_ns(const Scenario *s, const Plan *pl, int32_t st, int64_t *ns) {
     const ScnCosts *k = &s->costs;
     if (k->stage_forward.n) { // measured per stage
         ns[OP_F] = ms_to_ns(k->stage_forward.ms[st]);
         ns[OP_B] = ms_to_ns(k->stage_backward.ms[st]);
         ns[OP_W] = k->stage_weight.n ? ms_to_ns(k->stage_weight.ms[st]) : 0;
-    } else if (s->costs.forward_ms >= 0) { // measured stage times: each chunk takes 1/v of them
+        return 1;
+    }
+    if (s->costs.forward_ms >= 0) { // measured stage times: each chunk takes 1/v of them
         ns[OP_F] = ms_to_ns(s->costs.forward_ms / pl->chunks);
         ns[OP_B] = ms_to_ns(s->costs.backward_ms / pl->chunks);
         ns[OP_W] = ms_to_ns(s->costs.weight_ms / pl->chunks);
-    } else {
-        analytic_ns(s, n, fl, rate, c->tp_ar_ns, ns);
+        return 1;
     }
+    return 0;
+}
+
+/* The FLOPs stage st executes in each op, its recomputation included (hardware FLOPs). */
+static void stage_hw_flops(const Scenario *s, const CostFlops *lf, double n, const double *fl,
+                           double *hw) {
+    double extra = s->model.recompute == RECOMPUTE_FULL        ? n * lf->f
+                   : s->model.recompute == RECOMPUTE_SELECTIVE ? n * (lf->b - lf->f)
+                                                               : 0.0;
+    for (int k = 0; k < OP_KIND_COUNT; k++) hw[k] = fl[k] + (k == OP_B || k == OP_BW ? extra : 0);
+}
+
+static void price_stage(const Scenario *s, const Plan *pl, const CostFlops *lf,
+                        const CostPartition *cp, int32_t st, CostModel *c) {
+    double n = (double)pl->layers[st];
+    int32_t dev = plan_device_of(pl, st);
+    int64_t at = (int64_t)st * OP_KIND_COUNT;
+    double *fl = &c->op_flops[at], *split = &c->op_split[at * COST_SPLIT];
+    stage_flops(lf, n, plan_stage_is_last(pl, st), fl);
+    stage_hw_flops(s, lf, n, fl, &c->op_hw_flops[at]);
+    int64_t *ns = &c->op_ns[at];
+    int measured = measured_ns(s, pl, st, ns);
+    if (!measured && s->hw.cost_model == COST_ROOFLINE) {
+        CostPrices spare;
+        double sp[OP_KIND_COUNT][COST_SPLIT];
+        stage_split(s, cached_prices(cp, dev, &spare), n, plan_stage_is_first(pl, st),
+                    plan_stage_is_last(pl, st), sp);
+        for (int k = 0; k < OP_KIND_COUNT; k++) {
+            memcpy(&split[k * COST_SPLIT], sp[k], sizeof sp[k]);
+            if (k != OP_BW) ns[k] = split_ns(sp[k]);
+        }
+        ns[OP_BW] = ns[OP_B] + ns[OP_W] - to_ns(s->hw.op_overhead_us * 1e3); // one op, one overhead
+        return;
+    }
+    // flat (and measured): whole ops, no split by kernel class (op_split stays 0)
+    if (!measured) analytic_ns(s, n, fl, device_rate(s, dev), c->tp_ar_ns, ns);
     ns[OP_B] += stage_recompute_ns(s, lf, n, fl, ns[OP_F]);
     ns[OP_BW] = ns[OP_B] + ns[OP_W];
 }
@@ -233,7 +436,9 @@ static int price_tail(const Scenario *s, const Plan *pl, CostModel *c) {
                                                            n->inter_bandwidth_gbs, bytes);
         c->opt_ns[st] = s->costs.optimizer_ms >= 0
                             ? ms_to_ns(s->costs.optimizer_ms / pl->chunks)
-                            : to_ns(params * optimizer_traffic(&s->model) / s->hw.hbm_bandwidth_gbs);
+                            : to_ns(params * optimizer_traffic(&s->model) /
+                                    (s->hw.hbm_bandwidth_gbs *
+                                     (s->hw.cost_model == COST_ROOFLINE ? s->hw.memory_efficiency : 1)));
     }
     return 0;
 }
@@ -274,9 +479,12 @@ static int build_links(const Scenario *s, CostModel *c) {
 int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     out->stages = pl->stages;
-    out->op_ns = calloc((size_t)pl->stages * OP_KIND_COUNT, sizeof *out->op_ns);
-    out->op_flops = calloc((size_t)pl->stages * OP_KIND_COUNT, sizeof *out->op_flops);
-    if (!out->op_ns || !out->op_flops) {
+    size_t ops = (size_t)pl->stages * OP_KIND_COUNT;
+    out->op_ns = calloc(ops, sizeof *out->op_ns);
+    out->op_flops = calloc(ops, sizeof *out->op_flops);
+    out->op_hw_flops = calloc(ops, sizeof *out->op_hw_flops);
+    out->op_split = calloc(ops * COST_SPLIT, sizeof *out->op_split);
+    if (!out->op_ns || !out->op_flops || !out->op_hw_flops || !out->op_split) {
         cost_free(out);
         return -1;
     }
@@ -284,9 +492,9 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, siz
                       dtype_bytes(s->model.dtype);
     out->stride = scenario_data(s) * scenario_tensor(s);
     out->tp_ar_ns = tp_allreduce_ns(s);
-    CostFlops lf;
-    cost_flops_init(&lf, s);
-    for (int32_t st = 0; st < pl->stages; st++) price_stage(s, pl, &lf, st, out);
+    CostPartition cp; // the roofline's prices of each kind of device, made once
+    cost_partition_init(&cp, s);
+    for (int32_t st = 0; st < pl->stages; st++) price_stage(s, pl, &cp.flops, &cp, st, out);
     if (price_tail(s, pl, out) != 0) {
         cost_free(out);
         return -1;
@@ -315,6 +523,7 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, siz
 void cost_free(CostModel *c) {
     free(c->op_ns);
     free(c->op_flops);
+    free(c->op_hw_flops), free(c->op_split);
     free(c->grad_bytes), free(c->ar_ns), free(c->opt_ns);
     free(c->links);
     memset(c, 0, sizeof *c);

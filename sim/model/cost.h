@@ -1,21 +1,35 @@
-/* sim/model/cost.h: what each op and transfer costs. Analytic FLOPs of a GPT layer, priced from
- * its op list (layer_ops.h; Narayanan et al. 2021, the F/B/W split of Qi et al. 2023 Table 1)
- * plus the LM head on the last stage, divided by the peak x efficiency of the device that
- * runs the stage; [costs] replaces the times with
+/* sim/model/cost.h: what each op and transfer costs. A stage's op is the layer's op list
+ * (layer_ops.h: GEMMs, attention, the memory-bound kernels and the tensor-parallel
+ * all-reduces) times its layers, plus the LM head on a last stage and the embedding on a
+ * first one, priced kernel by kernel as a roofline (hardware.cost_model = roofline, the
+ * default):
+ *   GEMM    max(FLOPs / (peak x gemm_efficiency x quantisation x depth), bytes / bandwidth)
+ *           + launch, where quantisation is the best, over a few tile shapes, of the share of
+ *           the padded tiles and of the last wave of tiles over the SMs that does useful work,
+ *           and depth = K / (K + 64) (a tile's prologue and epilogue, relative to the large K
+ *           of the measured GEMMs);
+ *   memory  bytes / (hbm_bandwidth x memory_efficiency) + launch;
+ *   all-reduce (tensor-parallel, t GPUs of a node) a ring: 2(t-1) collective_latency +
+ *           2(t-1)/t bytes / (intra_bandwidth x collective_efficiency) + launch, of which
+ *           tp_overlap is hidden behind compute;
+ * plus op_overhead_us per pipeline op. Recomputation reruns the whole forward (full) or its
+ * attention core (selective) in B. cost_model = flat prices a stage's FLOPs at peak x
+ * efficiency instead (the FLOPs of Narayanan et al. 2021, the F/B/W split of Qi et al. 2023
+ * Table 1), with Megatron's 2 + 2 all-reduces a layer. [costs] replaces the times with
  * measured ones. Transfers are alpha-beta: latency + bytes / bandwidth of the link between the
  * two devices (a [link.A-B] override, else same GPU, same node or across nodes), or the fixed
  * comm_ms. Data parallelism (d replicas) adds each chunk's gradient all-reduce and an optimizer
- * step; tensor parallelism (t) divides the GEMM time by t and adds Megatron's activation
- * all-reduces (2 in F, 2 in B per layer). */
+ * step. */
 #ifndef PIPESIM_COST_H
 #define PIPESIM_COST_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sim/model/layer_ops.h"
 #include "sim/plan/plan.h"
-#include "sim/scenario/scenario.h"
 #include "sim/program/program.h"
+#include "sim/scenario/scenario.h"
 
 /* A [link.A-B] override in CostModel's open-addressed table: a < b; a = -1 marks a free slot. */
 typedef struct {
@@ -28,6 +42,10 @@ typedef struct {
     int64_t *op_ns;       // owned: [stage*OP_KIND_COUNT + kind] ns of one op on one micro-batch;
                           //   BW = B + W
     double *op_flops;     // owned: same layout, model FLOPs of that op (no recompute)
+    double *op_hw_flops;  // owned: same layout, FLOPs it executes (recomputation included)
+    double *op_split;     // owned: [(stage*OP_KIND_COUNT + kind) * COST_SPLIT + class] ns of
+                          //   the op by LayerClass, then launch and per-op overhead
+                          //   (roofline only; flat and measured [costs]: all 0)
     int64_t xfer_bytes;   // bytes of one activation or gradient crossing a stage boundary
     int64_t xfer_intra_ns; // ns of one transfer between devices of one node
     int64_t xfer_inter_ns; // ns of one transfer between nodes
@@ -52,6 +70,15 @@ typedef struct {
     int64_t *opt_ns;      // owned, [stage]: ns of the optimizer step of the stage's parameters
     int64_t tp_ar_ns;     // one tensor-parallel all-reduce of an activation (t GPUs), in F, B
 } CostModel;
+
+/* An op's time split: the LayerClasses (GEMM, attention, memory-bound, tensor-parallel
+ * communication exposed), then the kernels' launches and the per-op overhead. */
+#define COST_SPLIT (LC_COUNT + 1)
+#define COST_LAUNCH LC_COUNT
+static inline const double *cost_op_split(const CostModel *c, int32_t stage, OpKind kind) {
+    return &c->op_split[((int64_t)stage * OP_KIND_COUNT + kind) * COST_SPLIT];
+}
+const char *cost_split_name(int i); // "gemm", "attention", "memory", "tp_comm", "launch"
 
 /* FLOPs of one transformer layer on one micro-batch of b samples, for F, B (input gradient)
  * and W (weight gradient): the sums of the layer's op lists (layer_ops_flops), i.e. with
@@ -118,9 +145,10 @@ int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
                                   double bandwidth_gbs, double bytes);
 
 /* ns of F + B + W (with recompute) of `layers` layers on one micro-batch on device d, plus the
- * LM head when head: the analytic time partition = balanced evens out. Same rounding as
- * cost_build's op times, so it equals the sum of a stage's F, B and W ops without [costs]. */
-int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int head);
+ * embedding when first and the LM head when head: the analytic time partition = balanced
+ * evens out. Same rounding as cost_build's op times, so it equals the sum of a stage's F, B
+ * and W ops without [costs]. */
+int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int first, int head);
 
 /* One layer's FLOPs on one micro-batch (cost_layer_flops: its op lists, summed once) and the
  * LM head's (cost_head_flops, for each of F, B and W). */
@@ -130,15 +158,26 @@ typedef struct {
 } CostFlops;
 void cost_flops_init(CostFlops *out, const Scenario *s);
 
+/* The roofline's prices of the passes on one kind of device (ns, not rounded, by split):
+ * a layer's F, B and W and its recomputation in B, the LM head's and the embedding's. */
+typedef struct {
+    double layer[3][COST_SPLIT], recompute[COST_SPLIT], head[3][COST_SPLIT], embed[3][COST_SPLIT];
+} CostPrices;
+#define COST_PRICE_CACHE 8 // kinds of device whose prices a CostPartition keeps
+
 /* What partition = balanced asks of the models (partition.h): a stage's F + B + W (exactly
- * cost_stage_ns on its device, with the LM head on a last stage, from FLOPs priced once) and
- * the most layers its memory holds (memory_stage_layer_cap). cost_partition_init fills cp
- * for s (which must outlive it) and returns the model to hand to plan_build. */
+ * cost_stage_ns on its device, with the LM head on a last stage, from prices made once per
+ * kind of device) and the most layers its memory holds (memory_stage_layer_cap).
+ * cost_partition_init fills cp for s (which must outlive it) and returns the model to hand to
+ * plan_build. */
 typedef struct {
     PartitionModel model;  // ctx: this
     const Scenario *s;
     CostFlops flops;
-    int64_t tp_ar_ns;      // one tensor-parallel all-reduce of an activation
+    int64_t tp_ar_ns;      // flat: one tensor-parallel all-reduce of an activation
+    int32_t cached;        // roofline: device kinds priced
+    int32_t device[COST_PRICE_CACHE]; // a device of each kind
+    CostPrices prices[COST_PRICE_CACHE];
 } CostPartition;
 const PartitionModel *cost_partition_init(CostPartition *cp, const Scenario *s);
 

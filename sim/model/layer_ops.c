@@ -27,7 +27,7 @@ static Dims dims_of(const LayerShape *sh) {
 
 int layer_buf_elem_bytes(const LayerShape *sh, LayerBuf b) {
     int fp32 = b == LB_SCORE || b == LB_DPROBD || b == LB_DPROB || b == LB_ST1 || b == LB_ST2 ||
-               b >= LB_FIRST_GRAD;
+               (b >= LB_FIRST_GRAD && b < LB_LAYER_END) || b == LB_LOGITS || b == LB_GVOCAB;
     return fp32 ? 4 : sh->elem > 0 ? sh->elem : 2;
 }
 
@@ -44,6 +44,8 @@ int64_t layer_buf_elems(const LayerShape *sh, LayerBuf b) {
     case LB_WO: case LB_GO: return d.hq * d.h;
     case LB_W1: case LB_G1: case LB_W2: case LB_G2: return d.h * d.fl;
     case LB_LN1: case LB_LN2: case LB_GLN1: case LB_GLN2: return 2 * d.h;
+    case LB_LOGITS: return d.T * (sh->vocab / d.t);
+    case LB_WVOCAB: case LB_GVOCAB: return d.h * (sh->vocab / d.t);
     case LB_COUNT: return 0;
     default: return d.T * d.h; // IN, OUT, X, XN1, X1, XN2, DO, DXN2, DA, DXN1, A, O, DX1
     }
@@ -199,6 +201,58 @@ static void backward_weight(List *l) {
     gemm(l, "qkv_dw", LC_GEMM, 1, 0, h, ld, T, 1, LB_XN1, h, LB_DQKV, ld, 1, LB_GQKV, ld);
     layernorm(l, "ln1_dw", LK_LAYERNORM_DW, LB_DXN1, LB_X, LB_GLN1, LB_ST1, LB_COUNT, 1);
 }
+
+/* ---- around the layers ---- */
+
+static void count(const LayerShape *sh, LayerOp *o);
+
+static void head_lists(List *l, OpKind pass) {
+    const Dims *d = &l->d;
+    int64_t T = d->T, h = d->h, Vl = l->sh->vocab / d->t;
+    if (pass == OP_F) {
+        layernorm(l, "ln_final", LK_LAYERNORM, LB_IN, LB_IN, LB_XN1, LB_ST1, LB_LN1, 0);
+        gemm(l, "logits", LC_GEMM, 0, 0, T, Vl, h, 1, LB_XN1, h, LB_WVOCAB, Vl, 0, LB_LOGITS, Vl);
+        elementwise(l, "cross_entropy", LK_SOFTMAX, LC_MEMORY, LB_LOGITS, LB_LOGITS, LB_LOGITS,
+                    T, Vl);
+        for (int i = 0; i < 3 && d->t > 1; i++) // max, sum and the target's logit per token
+            elementwise(l, "cross_entropy_allreduce", LK_ALLREDUCE, LC_COMM, LB_ST1, LB_ST1,
+                        LB_ST1, T / 2 + 1, 0);
+    } else if (pass == OP_B) {
+        elementwise(l, "cross_entropy_bw", LK_COPY, LC_MEMORY, LB_LOGITS, LB_LOGITS, LB_LOGITS,
+                    T * Vl, 0);
+        gemm(l, "logits_dx", LC_GEMM, 0, 1, T, h, Vl, 1, LB_LOGITS, Vl, LB_WVOCAB, Vl, 0, LB_DXN1, h);
+        allreduce(l, "logits_dx_allreduce", LB_DXN1);
+        layernorm(l, "ln_final_bw", LK_LAYERNORM_BW, LB_DXN1, LB_X, LB_OUT, LB_ST1, LB_LN1, 0);
+    } else if (pass == OP_W) {
+        gemm(l, "logits_dw", LC_GEMM, 1, 0, h, Vl, T, 1, LB_XN1, h, LB_LOGITS, Vl, 1, LB_GVOCAB, Vl);
+        layernorm(l, "ln_final_dw", LK_LAYERNORM_DW, LB_DXN1, LB_X, LB_GLN1, LB_ST1, LB_COUNT, 1);
+    }
+}
+
+static void embed_lists(List *l, OpKind pass) {
+    const Dims *d = &l->d;
+    int64_t T = d->T, h = d->h;
+    if (pass == OP_F) {
+        elementwise(l, "embedding", LK_COPY, LC_MEMORY, LB_WVOCAB, LB_WVOCAB, LB_OUT, T * h, 0);
+        allreduce(l, "embedding_allreduce", LB_OUT);
+    } else if (pass == OP_W) {
+        LayerOp *o = elementwise(l, "embedding_dw", LK_DROPOUT_ADD, LC_MEMORY, LB_IN, LB_GVOCAB,
+                                 LB_GVOCAB, T * h, 0); // the rows' gradients added in
+        o->alpha = 1, o->mask_blk = o->n;
+    }
+}
+
+static int around(const LayerShape *sh, OpKind pass, LayerOp *ops, int head) {
+    if (pass != OP_F && pass != OP_B && pass != OP_W) return -1;
+    List l = {.sh = sh, .d = dims_of(sh), .o = ops};
+    if (head) head_lists(&l, pass);
+    else embed_lists(&l, pass);
+    for (int i = 0; i < l.n; i++) count(sh, &ops[i]);
+    return l.n;
+}
+
+int layer_head_ops(const LayerShape *sh, OpKind pass, LayerOp *ops) { return around(sh, pass, ops, 1); }
+int layer_embed_ops(const LayerShape *sh, OpKind pass, LayerOp *ops) { return around(sh, pass, ops, 0); }
 
 /* ---- FLOPs and bytes ---- */
 

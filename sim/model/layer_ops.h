@@ -40,6 +40,7 @@ typedef struct {
     float dropout;    // probability of the attention and the two hidden dropouts; 0: none
     int32_t elem;     // bytes of an activation or weight element (2: bf16/fp16, 4: fp32);
                       //   0: 2. Scores, gradients of weights and statistics are fp32.
+    int32_t vocab;    // V, for the LM head's and the embedding's lists (layer_head_ops)
 } LayerShape;
 
 static inline int64_t layer_tokens(const LayerShape *sh) {
@@ -60,6 +61,7 @@ typedef enum {
     LB_SCORE, LB_DPROBD, LB_DPROB, LB_DSCORE, LB_DGELU, LB_DCTX, LB_A, LB_O, LB_DX1,
     LB_WQKV, LB_WO, LB_W1, LB_W2, LB_LN1, LB_LN2,
     LB_GQKV, LB_GO, LB_G1, LB_G2, LB_GLN1, LB_GLN2,
+    LB_LOGITS, LB_WVOCAB, LB_GVOCAB, // the LM head's and embedding's (layer_head_ops)
     LB_COUNT
 } LayerBuf;
 
@@ -68,6 +70,8 @@ typedef enum {
 #define LB_FIRST_WEIGHT LB_WQKV   // first of the layer's weights
 #define LB_FIRST_GRAD LB_GQKV     // first of their gradients (same order as the weights)
 #define LAYER_WEIGHTS (LB_FIRST_GRAD - LB_FIRST_WEIGHT)
+#define LB_LAYER_END LB_LOGITS    // the layer's own buffers end here; the executors hold
+                                  //   LB_IN .. LB_LAYER_END - 1
 
 /* The kernels. n counts rows for SOFTMAX*, LAYERNORM* (cols wide each), elements otherwise.
  *   GEMM          c = alpha op(a) op(b) + beta c (below)
@@ -139,6 +143,15 @@ int64_t layer_buf_elems(const LayerShape *sh, LayerBuf b);
 /* layer_ops fills ops (room for LAYER_OPS_MAX) with pass's list (OP_F, OP_B or OP_W; OP_BW is
  * B then W, call twice) and returns how many; -1 for another kind. */
 int layer_ops(const LayerShape *sh, OpKind pass, LayerOp *ops);
+
+/* The ops around the layers that the cost model prices (the executors do not run them yet):
+ * the LM head (last stage: the final layer norm, the logits GEMM against the vocabulary's
+ * V/t columns, the vocabulary-parallel cross entropy with its three small all-reduces; in B
+ * their gradients and the input gradient's all-reduce; in W the head's weight gradient) when
+ * head, or the embedding (first stage: the lookup, its all-reduce with t > 1; in W the
+ * gradient's scatter-add). Fills ops (room for LAYER_OPS_MAX), returns how many. */
+int layer_head_ops(const LayerShape *sh, OpKind pass, LayerOp *ops);
+int layer_embed_ops(const LayerShape *sh, OpKind pass, LayerOp *ops);
 
 /* Sums over a pass's list: FLOPs (GEMMs only: F = (linear + attention) / t, B = (linear +
  * 2 attention) / t, W = linear / t, with linear = 8Th^2 + 4Thf and attention = 4Tsh for T =

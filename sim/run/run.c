@@ -211,6 +211,7 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
 }
 
 void run_free(Run *r) {
+    free(r->split);
     metrics_free(&r->mt);
     timeline_free(&r->tl);
     runenv_free(&r->env);
@@ -302,12 +303,37 @@ int run_prepare(const RunOptions *o, Run *sm) {
     X(makespan_ms) X(iteration_ms) X(bubble_rate) X(bubble_ideal) X(throughput_tokens_per_s)   \
     X(tflops_per_gpu) X(mfu) X(model_flops) X(peak_tflops) X(devices_total) X(global_batch)  \
     X(allreduce_ms) X(allreduce_exposed_ms) X(optimizer_ms) X(iteration_min_ms)               \
-    X(iteration_max_ms) X(iteration_std_ms) X(lost_ms)
+    X(iteration_max_ms) X(iteration_std_ms) X(lost_ms) X(hardware_flops)                      \
+    X(hardware_tflops_per_gpu)
 #define DEVICE_METRICS(X)                                                                      \
     X(busy_ms) X(idle_ms) X(span_ms) X(peak_activations) X(peak_memory_gib) X(weights_gib)    \
     X(grads_gib) X(optimizer_gib) X(activations_gib) X(layers) X(weight_versions) X(staleness)
 #define COUNT(name) +1
 enum { NRUN_METRICS = 0 RUN_METRICS(COUNT), NDEVICE_METRICS = 0 DEVICE_METRICS(COUNT) };
+
+/* The predicted split of each device's time per iteration (ms by cost.h's split): every op of
+ * its Program priced by the cost model, over the iterations the Program covers. Leaves
+ * r->split NULL when no op has a split (measured [costs]). Returns 0, or -1 out of memory. */
+static int split_compute(Run *r) {
+    const Program *pr = &r->prog;
+    double *sp = calloc((size_t)pr->devices * COST_SPLIT, sizeof *sp), any = 0;
+    if (!sp) return -1;
+    for (int32_t d = 0; d < pr->devices; d++)
+        for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++) {
+            const ProgramOp *op = &pr->ops[i];
+            const double *x = cost_op_split(&r->cost, program_stage_of(pr, d, op->chunk),
+                                            (OpKind)op->kind);
+            for (int k = 0; k < COST_SPLIT; k++)
+                sp[d * COST_SPLIT + k] += x[k] / 1e6 / pr->iterations, any += x[k];
+        }
+    if (any > 0) r->split = sp;
+    else free(sp);
+    return 0;
+}
+
+/* The split's names as stored and printed in JSON (cost_split_name + "_ms"). */
+static const char *const SPLIT_METRICS[COST_SPLIT] = {"gemm_ms", "attention_ms", "memory_ms",
+                                                      "tp_comm_ms", "launch_ms"};
 
 /* Stores sm: complete with its metrics and memory when error is NULL, else as failed with
  * only the rows measured before the failure. Returns an exit status. */
@@ -324,7 +350,8 @@ static int store_run(const RunOptions *o, const Run *sm, const char *error, int6
     for (int i = 0; i < o->nsets; i++) olen += strlen(o->sets[i]) + 1;
     char *overrides = calloc(olen, 1);
     StoreMetric rm[NRUN_METRICS + RUN_MAX_EXTRA];
-    StoreDeviceMetric *dm = malloc(((size_t)sm->mt.devices * NDEVICE_METRICS + 1) * sizeof *dm);
+    StoreDeviceMetric *dm =
+        malloc(((size_t)sm->mt.devices * (NDEVICE_METRICS + COST_SPLIT) + 1) * sizeof *dm);
     RunEnv env = {0}; // every run's pairs, then the tool's
     int rc = 1, env_rc = runenv_add_base(&env);
     for (size_t i = 0; i < sm->env.n && env_rc == 0; i++)
@@ -343,6 +370,8 @@ static int store_run(const RunOptions *o, const Run *sm, const char *error, int6
     for (int32_t d = 0; d < sm->mt.devices; d++) {
 #define DEV_ROW(name) dm[k++] = (StoreDeviceMetric){d, #name, (double)sm->mt.dev[d].name};
         DEVICE_METRICS(DEV_ROW)
+        for (int i = 0; sm->split && i < COST_SPLIT; i++)
+            dm[k++] = (StoreDeviceMetric){d, SPLIT_METRICS[i], sm->split[d * COST_SPLIT + i]};
     }
     StoreRunInfo info = {.tool = o->prog, .scenario_path = o->scenario,
                          .scenario_text = sm->scn.text, .resolved = resolved,
@@ -430,6 +459,8 @@ static void print_json(const Run *sm, int64_t run_id) {
         printf("%s\n  {\"device\": %d", d ? "," : "", d);
 #define JSON_DEV(name) printf(", \"" #name "\": %.17g", (double)mt->dev[d].name);
         DEVICE_METRICS(JSON_DEV)
+        for (int i = 0; sm->split && i < COST_SPLIT; i++)
+            printf(", \"%s\": %.17g", SPLIT_METRICS[i], sm->split[d * COST_SPLIT + i]);
         printf("}");
     }
     printf("\n]}\n");
@@ -513,6 +544,13 @@ static void print_summary(const RunOptions *o, const Run *sm) {
                dm->grads_gib, dm->optimizer_gib, dm->activations_gib, dm->peak_memory_gib,
                d == mt->bottleneck ? "  <- busiest" : "");
     }
+    if (!sm->split) return;
+    printf("\n# device    gemm_ms  attention_ms  memory_ms  tp_comm_ms  launch_ms   "
+           "(predicted work per iteration, %s cost model)\n", cost_model_name(s->hw.cost_model));
+    for (int32_t d = 0; d < mt->devices; d++) {
+        const double *x = &sm->split[d * COST_SPLIT];
+        printf("%8d %10.3f %13.3f %10.3f %11.3f %10.3f\n", d, x[0], x[1], x[2], x[3], x[4]);
+    }
 }
 
 /* Names every device over its memory_gib on stderr (unless quiet); returns how many. */
@@ -544,6 +582,7 @@ int run_report(const RunOptions *o, Run *sm) {
     if (metrics_compute_lost(&sm->scn, &sm->plan, &sm->prog, &sm->cost, &sm->tl, &sm->failure,
                              &sm->mt) != 0)
         return oom(o);
+    if (!is_pexec(o->prog) && split_compute(sm) != 0) return oom(o); // psim's prediction only
     int64_t run_id = 0;
     int rc = o->db ? store_run(o, sm, NULL, &run_id) : 0;
     if (rc != 0) return rc;

@@ -56,6 +56,8 @@ typedef struct {
     int nextra;
     RunEnv env;           // what the tool adds to the stored environment (pexec: BLAS, MPI,
                           //   CUDA, variables); the store adds runenv_add_base's pairs
+    double *split;        // owned, psim: [device * COST_SPLIT + i] the predicted ms per
+                          //   iteration of each kind of work (cost.h's split); NULL otherwise
 } Run;
 
 /* run_options_parse reads argv for prog; --help and --version print and exit 0. Returns 0,

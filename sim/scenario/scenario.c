@@ -34,19 +34,30 @@
  *   mi300x     AMD Instinct MI300X datasheet: 1307 bf16, 653.7 TF32, 192 GB; xGMI peer
  *              link 64 GB/s per direction.
  *   cpu        a placeholder (1 TFLOP/s, 16 GiB, 10 GB/s); pexec calibration replaces it.
- * The last column is HBM bandwidth from the same datasheets (GB/s): V100 900, A100 80GB 2039,
+ * Then HBM bandwidth from the same datasheets (GB/s): V100 900, A100 80GB 2039,
  * A100 40GB 1555, H100 SXM 3350, H100 PCIe 2000, H200 4800, B200 8000, MI300X 5300; cpu 50
- * (a placeholder). */
+ * (a placeholder). The roofline's figures (cost.h):
+ *   SMs (AMD: compute units) from the same datasheets and whitepapers: V100 80, A100 108,
+ *     H100 SXM 132, H100 PCIe 114, H200 132, B200 148, MI300X 304;
+ *   gemm_efficiency: the best-shaped bf16 GEMM's measured TFLOP/s over the peak, from the
+ *     "Maximum Achievable Matmul FLOPS" table of S. Bekman, Machine Learning Engineering
+ *     (github.com/stas00/ml-engineering, compute/accelerator): A100 SXM 271.2 / 312 = 0.869,
+ *     H100 SXM 794.5 / 989 = 0.803 ("H200 is the same"), B200 SXM 1745 / 2250 = 0.776,
+ *     MI300X 668.4 / 1300 = 0.514 (with PyTorch TunableOp); V100 and H100 PCIe are not
+ *     measured there: 0.80, an assumption;
+ *   launch_us: 4 µs a kernel, the order of a CUDA launch without graphs (NVIDIA, "Getting
+ *     Started with CUDA Graphs", 2019, measures a few µs per short kernel); an assumption
+ *     for each, which pcalibrate refits. */
 static const GpuPreset PRESETS[] = {
-    {"v100", 125, 15.7, 32, 150, 12.5, 900},
-    {"a100", 312, 156, 80, 300, 25, 2039},
-    {"a100-40g", 312, 156, 40, 300, 25, 1555},
-    {"h100", 989, 495, 80, 450, 50, 3350},
-    {"h100-pcie", 756, 378, 80, 64, 50, 2000},
-    {"h200", 989, 495, 140, 450, 50, 4800},
-    {"b200", 2250, 1100, 180, 900, 50, 8000},
-    {"mi300x", 1307, 654, 192, 64, 50, 5300},
-    {"cpu", 1, 1, 16, 10, 1.25, 50},
+    {"v100", 125, 15.7, 32, 150, 12.5, 900, 80, 0.80, 4},
+    {"a100", 312, 156, 80, 300, 25, 2039, 108, 0.869, 4},
+    {"a100-40g", 312, 156, 40, 300, 25, 1555, 108, 0.869, 4},
+    {"h100", 989, 495, 80, 450, 50, 3350, 132, 0.803, 4},
+    {"h100-pcie", 756, 378, 80, 64, 50, 2000, 114, 0.80, 4},
+    {"h200", 989, 495, 140, 450, 50, 4800, 132, 0.803, 4},
+    {"b200", 2250, 1100, 180, 900, 50, 8000, 148, 0.776, 4},
+    {"mi300x", 1307, 654, 192, 64, 50, 5300, 304, 0.514, 4},
+    {"cpu", 1, 1, 16, 10, 1.25, 50, 0, 1, 0},
 };
 #define NPRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
@@ -75,12 +86,15 @@ static const char *const ALLREDUCES[] = {"ring", "tree"};
 const char *allreduce_name(Allreduce a) { return (unsigned)a < 2 ? ALLREDUCES[a] : "?"; }
 static const char *const JITTERS[] = {"none", "normal", "lognormal"};
 const char *jitter_name(Jitter j) { return (unsigned)j < 3 ? JITTERS[j] : "?"; }
+static const char *const COST_MODELS[] = {"roofline", "flat"};
+const char *cost_model_name(CostModelKind k) { return (unsigned)k < 2 ? COST_MODELS[k] : "?"; }
 
 /* ---- the key table ------------------------------------------------------------------------ */
 
 typedef enum {
     T_INT, T_DOUBLE, T_NAME, T_DTYPE, T_RECOMPUTE, T_OPTIMIZER, T_PARTITION, T_SCHEDULE, T_GPU,
-    T_PATH, T_TIMES, T_ALLREDUCE, T_JITTER, T_DEVICE // T_DEVICE: a device number, -1 = none
+    T_PATH, T_TIMES, T_ALLREDUCE, T_JITTER, T_COST_MODEL,
+    T_DEVICE // T_DEVICE: a device number, -1 = none
 } KeyType;
 enum { RANGE_CLOSED = 0, RANGE_OPEN_LO = 1 }; // lo < x instead of lo <= x
 
@@ -108,6 +122,7 @@ static const KeyDef KEYS[] = {
     {"model", "dtype", T_DTYPE, F(model.dtype), "bf16", false, 0, 0, 0, "bf16"},
     {"model", "recompute", T_RECOMPUTE, F(model.recompute), "none", false, 0, 0, 0, "selective"},
     {"model", "optimizer", T_OPTIMIZER, F(model.optimizer), "adam", false, 0, 0, 0, "adam"},
+    {"model", "dropout", T_DOUBLE, F(model.dropout), "0", false, 0, 0.95, 0, "0.1"},
     {"batch", "micro_batch_size", T_INT, F(batch.micro_batch_size), "1", false, 1, 1 << 16, 0, "1"},
     {"batch", "micro_batches", T_INT, F(batch.micro_batches), NULL, true, 1, SCN_MAX_MICRO_BATCHES, 0, "32"},
     {"batch", "iterations", T_INT, F(batch.iterations), "1", false, 1, SCN_MAX_ITERATIONS, 0, "1"},
@@ -119,9 +134,16 @@ static const KeyDef KEYS[] = {
     {"parallel", "data", T_INT, F(parallel.data), "1", false, 1, 1 << 20, 0, "8"},
     {"parallel", "tensor", T_INT, F(parallel.tensor), "1", false, 1, 1 << 10, 0, "8"},
     {"parallel", "allreduce", T_ALLREDUCE, F(parallel.allreduce), "ring", false, 0, 0, 0, "ring"},
+    {"parallel", "tp_overlap", T_DOUBLE, F(parallel.tp_overlap), "0", false, 0, 1, 0, "0.5"},
     {"hardware", "gpu", T_GPU, F(hw.gpu), NULL, false, 0, 0, 0, "h100"}, // none
     {"hardware", "peak_tflops", T_DOUBLE, F(hw.peak_tflops), NULL, false, 0, 1e6, RANGE_OPEN_LO, "989"}, // preset
+    {"hardware", "cost_model", T_COST_MODEL, F(hw.cost_model), "roofline", false, 0, 0, 0, "roofline"},
     {"hardware", "efficiency", T_DOUBLE, F(hw.efficiency), "0.5", false, 0, 1, RANGE_OPEN_LO, "0.5"},
+    {"hardware", "gemm_efficiency", T_DOUBLE, F(hw.gemm_efficiency), NULL, false, 0, 1, RANGE_OPEN_LO, "0.8"}, // preset or 0.8
+    {"hardware", "memory_efficiency", T_DOUBLE, F(hw.memory_efficiency), "0.9", false, 0, 1, RANGE_OPEN_LO, "0.9"},
+    {"hardware", "launch_us", T_DOUBLE, F(hw.launch_us), NULL, false, 0, 1e6, 0, "4"}, // preset or 4
+    {"hardware", "op_overhead_us", T_DOUBLE, F(hw.op_overhead_us), "0", false, 0, 1e9, 0, "20"},
+    {"hardware", "sms", T_INT, F(hw.sms), NULL, false, 0, 1 << 20, 0, "132"}, // preset or 0
     {"hardware", "memory_gib", T_DOUBLE, F(hw.memory_gib), NULL, false, 0, 1e6, RANGE_OPEN_LO, "80"}, // preset
     {"hardware", "gpus_per_node", T_INT, F(hw.gpus_per_node), "8", false, 1, 1 << 20, 0, "8"},
     {"hardware", "hbm_bandwidth_gbs", T_DOUBLE, F(hw.hbm_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "3350"}, // preset or 1000
@@ -132,6 +154,8 @@ static const KeyDef KEYS[] = {
     {"network", "inter_latency_us", T_DOUBLE, F(net.inter_latency_us), "20", false, 0, 1e9, 0, "20"},
     {"network", "same_gpu_bandwidth_gbs", T_DOUBLE, F(net.same_gpu_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "1675"}, // preset HBM / 2, or 1000
     {"network", "same_gpu_latency_us", T_DOUBLE, F(net.same_gpu_latency_us), "5", false, 0, 1e9, 0, "5"},
+    {"network", "collective_latency_us", T_DOUBLE, F(net.collective_latency_us), "2", false, 0, 1e9, 0, "2"},
+    {"network", "collective_efficiency", T_DOUBLE, F(net.collective_efficiency), "0.8", false, 0, 1, RANGE_OPEN_LO, "0.8"},
     // [costs]: -1 stands for "not given" (the analytic model is used); weight_ms becomes 0
     // when forward_ms is given without it.
     {"costs", "forward_ms", T_DOUBLE, F(costs.forward_ms), "-1", false, 0, 1e9, RANGE_OPEN_LO, "12.5"},
@@ -169,6 +193,9 @@ static const KeyDef DEVICE_KEYS[] = {
     {"device.N", "peak_tflops", T_DOUBLE, D(peak_tflops), NULL, false, 0, 1e6, RANGE_OPEN_LO, "312"},
     {"device.N", "efficiency", T_DOUBLE, D(efficiency), NULL, false, 0, 1, RANGE_OPEN_LO, "0.5"},
     {"device.N", "memory_gib", T_DOUBLE, D(memory_gib), NULL, false, 0, 1e6, RANGE_OPEN_LO, "80"},
+    {"device.N", "gemm_efficiency", T_DOUBLE, D(gemm_efficiency), NULL, false, 0, 1, RANGE_OPEN_LO, "0.8"},
+    {"device.N", "hbm_bandwidth_gbs", T_DOUBLE, D(hbm_bandwidth_gbs), NULL, false, 0, 1e6, RANGE_OPEN_LO, "2039"},
+    {"device.N", "sms", T_INT, D(sms), NULL, false, 0, 1 << 20, 0, "108"},
 };
 #undef D
 static const KeyDef LINK_KEYS[] = {
@@ -634,6 +661,9 @@ static int set_field(Parser *P, const KeyDef *kd, void *field, const char *where
     case T_JITTER:
         if (!set_name(P, where, "jitter", v, JITTERS, NNAMES(JITTERS), &t)) return 0;
         return *(Jitter *)field = (Jitter)t, 1;
+    case T_COST_MODEL:
+        if (!set_name(P, where, "cost_model", v, COST_MODELS, NNAMES(COST_MODELS), &t)) return 0;
+        return *(CostModelKind *)field = (CostModelKind)t, 1;
     case T_PARTITION:
         return set_partition(P, where, kd, v);
     case T_TIMES:
@@ -830,6 +860,15 @@ static void default_name(const char *path, char name[SCN_NAME_MAX]) {
     if (n == 0) strcpy(name, "scenario");
 }
 
+/* hardware.efficiency or some [device.N] efficiency is in the file or a --set. */
+static int efficiency_given(const Parser *P) {
+    if (GIVEN(P, "hardware", "efficiency")) return 1;
+    for (int i = 0; i < P->nnum; i++)
+        if (P->num[i].kind == SEC_DEVICE && strcmp(DEVICE_KEYS[P->num[i].key].key, "efficiency") == 0)
+            return 1;
+    return 0;
+}
+
 static void fill_derived(Parser *P) {
     Scenario *s = P->s;
     if (!GIVEN(P, "model", "name")) default_name(P->name, s->model.name);
@@ -846,6 +885,12 @@ static void fill_derived(Parser *P) {
         s->net.inter_bandwidth_gbs = g ? g->inter_bandwidth_gbs : 25;
     if (!GIVEN(P, "network", "same_gpu_bandwidth_gbs"))
         s->net.same_gpu_bandwidth_gbs = g ? g->hbm_bandwidth_gbs / 2 : 1000;
+    if (!GIVEN(P, "hardware", "gemm_efficiency")) s->hw.gemm_efficiency = g ? g->gemm_efficiency : 0.8;
+    if (!GIVEN(P, "hardware", "launch_us")) s->hw.launch_us = g ? g->launch_us : 4;
+    if (!GIVEN(P, "hardware", "sms")) s->hw.sms = g ? g->sms : 0;
+    // A file that tunes the single efficiency (every scenario before the roofline) keeps its
+    // meaning: efficiency without cost_model asks for the flat model.
+    if (!GIVEN(P, "hardware", "cost_model") && efficiency_given(P)) s->hw.cost_model = COST_FLAT;
     if (s->costs.forward_ms >= 0 && s->costs.weight_ms < 0) s->costs.weight_ms = 0;
 }
 
@@ -1123,16 +1168,24 @@ static int check_numbered_twice(Parser *P) {
 static void resolve_device(const Scenario *s, const ScnDevice *given, unsigned mask, ScnDevice *d) {
     double k = (double)s->hw.devices_per_gpu;
     *d = (ScnDevice){.peak_tflops = s->hw.peak_tflops / k, .efficiency = s->hw.efficiency,
-                     .memory_gib = s->hw.memory_gib / k, .overridden = mask != 0};
+                     .memory_gib = s->hw.memory_gib / k, .gemm_efficiency = s->hw.gemm_efficiency,
+                     .hbm_bandwidth_gbs = s->hw.hbm_bandwidth_gbs / k,
+                     .sms = s->hw.sms / (int64_t)k, .overridden = mask != 0};
     const GpuPreset *g = mask & 1 ? gpu_preset_find(given->gpu) : NULL;
     if (g) {
         strcpy(d->gpu, g->name);
         d->peak_tflops = (s->model.dtype == DTYPE_FP32 ? g->peak_tflops_32 : g->peak_tflops_16) / k;
         d->memory_gib = g->memory_gib / k;
+        d->gemm_efficiency = g->gemm_efficiency;
+        d->hbm_bandwidth_gbs = g->hbm_bandwidth_gbs / k;
+        d->sms = g->sms / (int64_t)k;
     }
     if (mask & 2) d->peak_tflops = given->peak_tflops;
     if (mask & 4) d->efficiency = given->efficiency;
     if (mask & 8) d->memory_gib = given->memory_gib;
+    if (mask & 16) d->gemm_efficiency = given->gemm_efficiency;
+    if (mask & 32) d->hbm_bandwidth_gbs = given->hbm_bandwidth_gbs;
+    if (mask & 64) d->sms = given->sms;
 }
 
 /* Applies the sorted numbered keys: s->device[p] for every device, s->link[] for every pair
@@ -1227,10 +1280,21 @@ static int check_variability(Parser *P) {
     return 1;
 }
 
+/* The two cost models' keys do not mix: efficiency is the flat model's one factor. */
+static int check_cost_model(Parser *P) {
+    char w[WHERE_MAX];
+    if (P->s->hw.cost_model == COST_ROOFLINE && efficiency_given(P))
+        return fail(P, blame(P, w, 2, "hardware.cost_model", "hardware.efficiency"),
+                    "efficiency is the flat cost model's single factor and cost_model = "
+                    "roofline prices each kernel; drop efficiency (gemm_efficiency and "
+                    "memory_efficiency tune the roofline) or set cost_model = flat");
+    return 1;
+}
+
 static int validate(Parser *P) {
     // The schedule speaks before the partition: "1f1b runs one chunk" beats "40 layers do not
     // split into 16 stages" when chunks = 2 was the mistake.
-    return check_required(P) && resolve_numbered(P) && check_costs(P) && check_model(P) &&
+    return check_required(P) && resolve_numbered(P) && check_cost_model(P) && check_costs(P) && check_model(P) &&
            check_schedule(P) && check_partition(P) && check_parallel(P) && check_variability(P);
 }
 
@@ -1346,12 +1410,24 @@ static void format_double(double x, char buf[32]) {
 }
 
 /* One key of a numbered section: a name, or a number (< 0: not given, written as a comment). */
-static void format_sub(char **buf, size_t *len, size_t *cap, const KeyDef *kd, const void *rec) {
+/* With the roofline, efficiency (the flat model's factor) is written as a comment: given
+ * together with cost_model = roofline it is an error. */
+static bool flat_only(const Scenario *s, const KeyDef *kd) {
+    return s->hw.cost_model == COST_ROOFLINE && strcmp(kd->key, "efficiency") == 0;
+}
+
+static void format_sub(char **buf, size_t *len, size_t *cap, const KeyDef *kd, const void *rec,
+                       bool comment) {
     const void *field = (const char *)rec + kd->offset;
     char num[32];
+    if (comment) append(buf, len, cap, "; ");
     if (kd->type == T_GPU) {
         const char *g = field;
         append(buf, len, cap, g[0] ? "%s = %s\n" : "; %s = (not given)\n", kd->key, g);
+        return;
+    }
+    if (kd->type == T_INT) {
+        append(buf, len, cap, "%s = %lld\n", kd->key, (long long)*(const int64_t *)field);
         return;
     }
     double x = *(const double *)field;
@@ -1365,11 +1441,13 @@ static void format_numbered(const Scenario *s, char **buf, size_t *len, size_t *
     for (int64_t d = 0; d < s->pipeline.stages && s->device; d++) {
         if (!s->device[d].overridden) continue;
         append(buf, len, cap, "\n[device.%lld]\n", (long long)d);
-        for (int k = 0; k < NDEVICE_KEYS; k++) format_sub(buf, len, cap, &DEVICE_KEYS[k], &s->device[d]);
+        for (int k = 0; k < NDEVICE_KEYS; k++)
+            format_sub(buf, len, cap, &DEVICE_KEYS[k], &s->device[d], flat_only(s, &DEVICE_KEYS[k]));
     }
     for (int64_t i = 0; i < s->nlinks; i++) {
         append(buf, len, cap, "\n[link.%d-%d]\n", s->link[i].a, s->link[i].b);
-        for (int k = 0; k < NLINK_KEYS; k++) format_sub(buf, len, cap, &LINK_KEYS[k], &s->link[i]);
+        for (int k = 0; k < NLINK_KEYS; k++)
+            format_sub(buf, len, cap, &LINK_KEYS[k], &s->link[i], false);
     }
 }
 
@@ -1388,7 +1466,7 @@ char *scenario_format(const Scenario *s) {
                      (kd->type == T_TIMES && ((const ScnTimeList *)field)->n == 0) ||
                      ((kd->type == T_GPU || kd->type == T_PATH) && !*(const char *)field) ||
                      (kd->type == T_DEVICE && *(const int64_t *)field < 0);
-        append(&buf, &len, &cap, "%s%s =", unset ? "; " : "", kd->key);
+        append(&buf, &len, &cap, "%s%s =", unset || flat_only(s, kd) ? "; " : "", kd->key);
         if (unset) {
             append(&buf, &len, &cap, " (not given)\n");
             continue;
@@ -1399,6 +1477,9 @@ char *scenario_format(const Scenario *s) {
             append(&buf, &len, &cap, " %lld\n", (long long)*(const int64_t *)field);
             break;
         case T_JITTER: append(&buf, &len, &cap, " %s\n", jitter_name(s->var.jitter)); break;
+        case T_COST_MODEL:
+            append(&buf, &len, &cap, " %s\n", cost_model_name(s->hw.cost_model));
+            break;
         case T_DOUBLE:
             format_double(*(const double *)field, num);
             append(&buf, &len, &cap, " %s\n", num);

@@ -43,6 +43,7 @@ typedef struct {
     Dtype dtype;        // activations and weights in compute
     Recompute recompute;
     Optimizer optimizer;
+    double dropout;     // probability of the attention and hidden dropouts, [0, 1); default 0
 } ScnModel;
 
 typedef struct {
@@ -63,10 +64,24 @@ typedef struct {
                                       // taken from the scenario's directory), else ""
 } ScnPipeline;
 
+/* How an op's time is priced (cost.h): each kernel of the layer's op list as a roofline
+ * (default), or the whole stage's FLOPs at peak x efficiency (the old single guess). */
+typedef enum { COST_ROOFLINE = 0, COST_FLAT } CostModelKind;
+
 typedef struct {
     char gpu[SCN_NAME_MAX]; // preset name
     double peak_tflops;     // TFLOP/s, dense, for the model's dtype; default from preset
-    double efficiency;      // achieved fraction of peak, (0, 1]
+    CostModelKind cost_model;
+    double efficiency;      // cost_model = flat: achieved fraction of peak, (0, 1]
+    double gemm_efficiency; // roofline: fraction of peak the best-shaped large GEMMs reach,
+                            //   (0, 1]; default from preset (published MAMF figures)
+    double memory_efficiency; // roofline: fraction of hbm_bandwidth_gbs memory-bound kernels
+                              //   reach, (0, 1]; default 0.9
+    double launch_us;       // roofline: fixed cost of each kernel, µs; default from preset
+    double op_overhead_us;  // roofline: fixed cost of each pipeline op (the host's dispatch
+                            //   of a micro-batch chunk), µs; default 0
+    int64_t sms;            // roofline: streaming multiprocessors (compute units) for wave
+                            //   quantization; default from preset, 0: none
     double memory_gib;      // GiB per device; default from preset
     int64_t gpus_per_node;  // physical GPUs per node, default 8
     int64_t devices_per_gpu; // k pipeline devices sharing one physical GPU, each in its own SM
@@ -80,8 +95,11 @@ typedef struct {
 typedef struct {
     char gpu[SCN_NAME_MAX]; // [device.N] gpu preset, "" = [hardware]'s GPU
     double peak_tflops;     // TFLOP/s of this device (its share of the GPU), dense, model dtype
-    double efficiency;      // achieved fraction of peak, (0, 1]
+    double efficiency;      // cost_model = flat: achieved fraction of peak, (0, 1]
     double memory_gib;      // GiB this device may use
+    double gemm_efficiency; // roofline: as [hardware]'s, for this device's GPU
+    double hbm_bandwidth_gbs; // GB/s of this device's memory (its share of the GPU's)
+    int64_t sms;            // SMs of this device (its share of the GPU's)
     int overridden;         // a [device.N] section names it (scenario_format writes it back)
 } ScnDevice;
 
@@ -103,6 +121,8 @@ typedef struct {
     int64_t data;        // d, pipeline replicas, default 1
     int64_t tensor;      // t, devices sharing each stage's layers, default 1, <= gpus_per_node
     Allreduce allreduce; // gradient all-reduce across the d replicas, default ring
+    double tp_overlap;   // roofline: share of the tensor-parallel all-reduces hidden behind
+                         //   the layer's compute, [0, 1], default 0 (Megatron-LM 2021)
 } ScnParallel;
 
 typedef struct {
@@ -114,6 +134,10 @@ typedef struct {
                                    //   one GPU (devices_per_gpu > 1); default: the preset's
                                    //   HBM bandwidth / 2 (a copy reads and writes each byte)
     double same_gpu_latency_us;    // µs per such copy (launch and event wait), default 5
+    double collective_latency_us;  // µs per step of a collective inside a node (a ring's
+                                   //   2(t-1) steps; NCCL over NVLink), default 2
+    double collective_efficiency;  // fraction of the links' bandwidth collectives reach,
+                                   //   (0, 1], default 0.8
 } ScnNetwork;
 
 /* A list of times in ms, e.g. one per pipeline stage; n = 0 when not given. */
@@ -219,6 +243,7 @@ static inline int scenario_has_tail(const Scenario *s) {
     return scenario_data(s) > 1 || s->costs.optimizer_ms > 0;
 }
 const char *jitter_name(Jitter j);
+const char *cost_model_name(CostModelKind k);
 
 /* GPU presets: peak dense TFLOP/s for 16-bit and for fp32 (TF32 tensor cores) inputs, memory,
  * and default link figures. gpu_preset_find returns NULL for an unknown name. */
@@ -231,6 +256,9 @@ typedef struct {
     double inter_bandwidth_gbs; // per GPU NIC
     double hbm_bandwidth_gbs;   // device memory bandwidth (the optimizer step's speed); a
                                 //   same-GPU copy gets half of it
+    int sms;                    // streaming multiprocessors (AMD: compute units); 0 for cpu
+    double gemm_efficiency;     // measured best-shape bf16 GEMM TFLOP/s / peak (MAMF)
+    double launch_us;           // fixed cost of a kernel launch, µs
 } GpuPreset;
 
 const GpuPreset *gpu_preset_find(const char *name);
