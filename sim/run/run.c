@@ -469,11 +469,15 @@ static void print_json(const Run *sm, int64_t run_id) {
 /* What the devices are: the preset, "custom", or "mixed" when a [device.N] section or
  * devices_per_gpu makes them differ from [hardware]'s GPU (the summary then shows the mean
  * peak per pipeline device). */
-static const char *gpu_label(const Scenario *s) {
+static int devices_mixed(const Scenario *s) {
     int mixed = s->hw.devices_per_gpu > 1;
     for (int64_t d = 0; s->device && d < s->pipeline.stages && !mixed; d++)
         mixed = s->device[d].overridden;
-    return mixed ? "mixed devices" : s->hw.gpu[0] ? s->hw.gpu : "custom";
+    return mixed;
+}
+
+static const char *gpu_label(const Scenario *s) {
+    return devices_mixed(s) ? "mixed devices" : s->hw.gpu[0] ? s->hw.gpu : "custom";
 }
 
 /* The [variability] lines of the summary, only when the scenario asks for any. */
@@ -500,12 +504,21 @@ static void print_variability(const Run *sm) {
 static void print_summary(const RunOptions *o, const Run *sm) {
     const Metrics *mt = &sm->mt;
     const Scenario *s = &sm->scn;
-    printf("# %s: %s, p=%d v=%d d=%lld t=%lld m=%lld b=%lld, %lld layers, %s on %s (%.0f "
-           "TFLOP/s x %.2f)\n", s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
+    char how[96];
+    if (s->hw.cost_model == COST_FLAT)
+        snprintf(how, sizeof how, "%.0f TFLOP/s x %.2f", mt->peak_tflops, s->hw.efficiency);
+    else if (devices_mixed(s)) // [device.N] figures: each its own
+        snprintf(how, sizeof how, "%.0f TFLOP/s, roofline on each device's figures",
+                 mt->peak_tflops);
+    else
+        snprintf(how, sizeof how, "%.0f TFLOP/s, roofline: GEMMs up to x %.3g, %.0f GB/s x %.2g",
+                 mt->peak_tflops, s->hw.gemm_efficiency, s->hw.hbm_bandwidth_gbs,
+                 s->hw.memory_efficiency);
+    printf("# %s: %s, p=%d v=%d d=%lld t=%lld m=%lld b=%lld, %lld layers, %s on %s (%s)\n",
+           s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
            (long long)s->parallel.data, (long long)s->parallel.tensor,
            (long long)s->batch.micro_batches, (long long)s->batch.micro_batch_size,
-           (long long)s->model.layers, dtype_name(s->model.dtype), gpu_label(s),
-           mt->peak_tflops, s->hw.efficiency);
+           (long long)s->model.layers, dtype_name(s->model.dtype), gpu_label(s), how);
     printf("%-22s %14.3f ms\n", "makespan", mt->makespan_ms);
     printf("%-22s %14.3f ms  (%lld iteration%s)\n", "iteration time", mt->iteration_ms,
            (long long)s->batch.iterations, s->batch.iterations == 1 ? "" : "s");
