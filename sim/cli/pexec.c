@@ -342,15 +342,6 @@ int main(int argc, char **argv) {
         rc = 2;
     }
     int64_t workers = scenario_devices_total(&r.scn); // p d t
-    if (rc == 0 && !o.dump && (r.scn.model.heads % scenario_tensor(&r.scn) ||
-                               r.scn.model.ffn_hidden % scenario_tensor(&r.scn))) {
-        if (rank == 0)
-            fprintf(stderr, "pexec: %s: parallel.tensor = %lld must divide model.heads (%lld) and "
-                    "model.ffn_hidden (%lld) (after --scale); pick a divisor of both\n",
-                    r.scn.path, (long long)scenario_tensor(&r.scn), (long long)r.scn.model.heads,
-                    (long long)r.scn.model.ffn_hidden);
-        rc = 2;
-    }
 #ifdef PIPESIM_MPI
     if (rc == 0 && mpi && o.backend == RUN_BACKEND_CPU && size != workers) {
         if (rank == 0)
