@@ -177,7 +177,8 @@ void cpu_xfer_row(ExecDev *dv, int32_t peer, const ProgramOp *op, int32_t stage,
 
 int cpu_send_dropped(ExecDev *dv, void *data) {
     CpuDev *cd = dv->be;
-    if (dv->d != dv->ex->spec.drop_send_of || cd->sent++ != 0) return 0;
+    if (dv->d != dv->ex->spec.drop_send_of || dv->g != 0 || cd->sent++ != 0) return 0; // its
+                                                                 // replica 0 tensor rank 0
     free(data); // the injected fault
     return 1;
 }

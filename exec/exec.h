@@ -44,7 +44,7 @@ typedef struct {
                              //   times, with a flush (every device meets) between runs
     double watchdog_s;       // longest wait for one message, or (CUDA) with no op completing,
                              //   before failing; > 0
-    // fault injection for tests (CPU backends)
+    // fault injection for tests (CPU backends; a device's replica 0 tensor rank 0)
     int32_t drop_send_of;    // this device never sends its first message (-1: none)
     int rendezvous;          // a send completes only once its receive has taken it, as a
                              //   blocking NCCL send on the compute stream would
