@@ -76,7 +76,8 @@ static void report(int64_t pid, const LoadedRun *p, int64_t mid, const LoadedRun
         {STREAM_TENSOR, "tensor allreduce (mean)"}};
     for (size_t i = 0; i < sizeof lanes / sizeof lanes[0]; i++) {
         Stream s = lanes[i].s;
-        if (p->st.lane_n[s] && m->st.lane_n[s]) line(lanes[i].what, p->st.lane_ms[s], m->st.lane_ms[s]);
+        if (p->st.lane_n[s] && m->st.lane_n[s])
+            line(lanes[i].what, p->st.lane_ms[s], m->st.lane_ms[s]);
         else if (p->st.lane_n[s] || m->st.lane_n[s]) // one side only: say so, without an error
             printf("# %s: only the %s run has them (%lld rows, mean %.3f ms)%s\n",
                    stream_name(s), p->st.lane_n[s] ? "predicted" : "measured",

@@ -5,9 +5,9 @@
  * replica without tensor parallelism); started by mpirun (a build with MPI), one rank per
  * worker or GPU, rank 0 storing and printing. With the data-parallel tail (d > 1 or
  * costs.optimizer_ms set, as psim's) every iteration ends with the replicas' gradient
- * all-reduces and an SGD step of learning rate PEXEC_SGD_LR. Exit statuses as psim's; a run that fails while it runs (a receive
- * that mismatches, a watchdog that fires, a peer that died) is an executor failure, 1, with
- * host and rank in the message, and is stored as failed with the rows measured until then.
+ * all-reduces and an SGD step of learning rate PEXEC_SGD_LR. Exit statuses as psim's; a run
+ * that fails while it runs (a receive that mismatches, a watchdog that fires, a peer that
+ * died) is an executor failure, 1, with host and rank in the message, and is stored as failed with the rows measured until then.
  * With the CUDA backend the run also stores the CUDA, NCCL and cuBLAS versions, the GPUs and
  * how they were partitioned (metrics and environment). */
 #include <signal.h>
@@ -72,18 +72,22 @@ static int layers_out(Exec *ex, const Run *r, const char *prefix) {
         if (!f) return fprintf(stderr, "pexec: PEXEC_GRADS_OUT: cannot write %s\n", path), 1;
         LayerShape sh = exec_shape(ex, trank);
         int rc = 0;
-        for (int32_t st = 0; st < r->plan.stages && rc == 0; st++)
-            for (int32_t k = 0; r->prog.device_of[st] == d && k < r->plan.layers[st] && rc == 0; k++) {
+        for (int32_t st = 0; st < r->plan.stages && rc == 0; st++) {
+            if (r->prog.device_of[st] != d) continue;
+            for (int32_t k = 0; k < r->plan.layers[st] && rc == 0; k++) {
                 Layer l;
                 if ((rc = layer_init(&l, &sh, 0)) != 0) break;
-                if ((rc = exec_layer_of(ex, replica, trank, st, k, &l, why, sizeof why)) == 0)
-                    for (int b = 0; b < LAYER_WEIGHTS; b++)
-                        for (int64_t e = 0; e < layer_buf_elems(&sh, (LayerBuf)(LB_FIRST_GRAD + b)); e++)
-                            fprintf(f, "g %d %d %d %lld %.9g\nw %d %d %d %lld %.9g\n", st, k, b,
-                                    (long long)e, (double)l.g[b][e], st, k, b, (long long)e,
-                                    (double)l.w[b][e]);
+                rc = exec_layer_of(ex, replica, trank, st, k, &l, why, sizeof why);
+                for (int b = 0; b < LAYER_WEIGHTS && rc == 0; b++) {
+                    int64_t n = layer_buf_elems(&sh, (LayerBuf)(LB_FIRST_GRAD + b));
+                    for (int64_t e = 0; e < n; e++)
+                        fprintf(f, "g %d %d %d %lld %.9g\nw %d %d %d %lld %.9g\n", st, k, b,
+                                (long long)e, (double)l.g[b][e], st, k, b, (long long)e,
+                                (double)l.w[b][e]);
+                }
                 layer_free(&l);
             }
+        }
         if (fclose(f) != 0 || rc != 0)
             return fprintf(stderr, "pexec: PEXEC_GRADS_OUT: cannot write %s\n", path), 1;
     }
@@ -341,7 +345,8 @@ int main(int argc, char **argv) {
                     r.scn.costs.optimizer_ms > 0 ? ", costs.optimizer_ms set" : "");
         rc = 2;
     }
-    int64_t workers = scenario_devices_total(&r.scn); // p d t
+    int64_t workers = (int64_t)r.prog.devices * scenario_data(&r.scn) * // p d t
+                      scenario_tensor(&r.scn);
 #ifdef PIPESIM_MPI
     if (rc == 0 && mpi && o.backend == RUN_BACKEND_CPU && size != workers) {
         if (rank == 0)
