@@ -67,12 +67,13 @@ TimelineOp exec_row(const Exec *ex, int32_t d, int32_t peer, OpKind kind, int32_
 }
 
 void exec_row_push(ExecDev *dv, const TimelineOp *row) {
+    if (dv->g != 0) return; // replica 0's tensor rank 0 stands for the others, as in psim
     if (timeline_push(&dv->tl, row) != 0) exec_fail(dv->ex, 1, "out of memory for the timeline");
 }
 
 void exec_rows_merge(Exec *ex, Timeline *tl) {
     int full = 0;
-    for (int32_t d = 0; d < ex->p; d++) {
+    for (int32_t d = 0; d < ex->W; d++) {
         for (size_t i = 0; i < ex->devs[d].tl.n && !full; i++)
             if (timeline_push(tl, &ex->devs[d].tl.ops[i]) != 0)
                 full = 1, exec_fail(ex, 1, "out of memory for the timeline");
@@ -126,12 +127,14 @@ int exec_rounds(Exec *ex, int32_t lanes, void (*lane)(Exec *ex, int32_t i),
 static int layers_run(ExecDev *dv, const ProgramOp *op, int32_t st, ExecSlot *in) {
     Exec *ex = dv->ex;
     const ExecKernels *k = ex->b->kernels;
-    int64_t nl = ex->spec.pl->layers[st], slot = (int64_t)st * ex->m + op->micro_batch;
+    int64_t nl = ex->spec.pl->layers[st];
+    int64_t slot = ((int64_t)dv->g * ex->S + st) * ex->m + op->micro_batch;
     if (op->kind == OP_F) { // taken now; on failure exec_release gives them back
         void **acts = calloc((size_t)(nl ? nl : 1), sizeof *acts);
         if (!acts) return exec_fail(ex, 1, "device %d: out of memory for activations", dv->d), -1;
         ex->acts[slot] = acts;
-        int64_t mb = (int64_t)ex->round * ex->m + op->micro_batch; // its number in the run
+        int64_t mb = ((int64_t)ex->round * ex->D + dv->replica) * ex->m + op->micro_batch; // its
+                                          // number in the run: replicas draw their own dropouts
         for (int64_t i = 0; i < nl; i++)
             if (k->acts_new(dv, layer_pass_seed(exec_layer_seed(ex, st, i), mb), &acts[i]) != 0)
                 return -1;
@@ -173,7 +176,7 @@ static int op_input(ExecDev *dv, const ProgramOp *op, int32_t st, int64_t index,
     if (from < 0 && !grad) return ex->b->batch(dv, op->micro_batch, in);
     if (from >= 0 && pr->device_of[from] != dv->d)
         return ex->b->receive(dv, pr->device_of[from], grad, st, op, index, in);
-    ExecSlot *kept = exec_slot(ex, st, op->micro_batch, grad);
+    ExecSlot *kept = exec_slot_of(ex, dv->g, st, op->micro_batch, grad);
     *in = *kept, *kept = (ExecSlot){0};
     if (in->ptr) return 0;
     char name[64];
@@ -195,7 +198,7 @@ static void op_output(ExecDev *dv, const ProgramOp *op, int32_t st, ExecSlot out
         return;
     }
     if (to < 0 || pr->device_of[to] == dv->d) {
-        *exec_slot(ex, to < 0 ? st : to, op->micro_batch, to < 0 ? 1 : grad) =
+        *exec_slot_of(ex, dv->g, to < 0 ? st : to, op->micro_batch, to < 0 ? 1 : grad) =
             (ExecSlot){out.ptr, NULL, out.owned};
         return;
     }
@@ -223,19 +226,22 @@ int exec_op(ExecDev *dv, int64_t index) {
 void exec_release(Exec *ex) {
     const ExecKernels *k = ex->b->kernels;
     const Program *pr = ex->spec.pr;
-    for (int32_t st = 0; ex->acts && st < ex->S; st++)
-        for (int32_t mb = 0; mb < ex->m; mb++) {
-            void **acts = ex->acts[(int64_t)st * ex->m + mb];
-            ExecDev *dv = &ex->devs[pr->device_of[st]];
-            for (int64_t i = 0; acts && i < ex->spec.pl->layers[st]; i++) k->acts_free(dv, acts[i]);
-            free(acts);
-            ex->acts[(int64_t)st * ex->m + mb] = NULL;
-            for (int g = 0; ex->slots && g < 2; g++) {
-                ExecSlot *s = exec_slot(ex, st, mb, g);
-                if (s->ptr && s->owned) k->buf_free(dv, s->ptr);
-                *s = (ExecSlot){0};
+    for (int32_t g = 0; ex->acts && g < ex->G; g++)
+        for (int32_t st = 0; st < ex->S; st++)
+            for (int32_t mb = 0; mb < ex->m; mb++) {
+                int64_t at = ((int64_t)g * ex->S + st) * ex->m + mb;
+                void **acts = ex->acts[at];
+                ExecDev *dv = exec_worker(ex, pr->device_of[st], g);
+                for (int64_t i = 0; acts && i < ex->spec.pl->layers[st]; i++)
+                    k->acts_free(dv, acts[i]);
+                free(acts);
+                ex->acts[at] = NULL;
+                for (int gr = 0; ex->slots && gr < 2; gr++) {
+                    ExecSlot *s = exec_slot_of(ex, g, st, mb, gr);
+                    if (s->ptr && s->owned) k->buf_free(dv, s->ptr);
+                    *s = (ExecSlot){0};
+                }
             }
-        }
 }
 
 /* ---- what every backend computes alike ---- */
@@ -295,6 +301,8 @@ int exec_create(const ExecSpec *spec, const ExecBackend *b, Exec **out, char *wh
     ex->spec = *spec, ex->b = b;
     const Program *pr = spec->pr;
     ex->p = pr->devices, ex->S = program_stages(pr), ex->m = pr->micro_batches;
+    ex->D = spec->data > 1 ? spec->data : 1, ex->T = spec->tensor > 1 ? spec->tensor : 1;
+    ex->G = ex->D * ex->T, ex->W = ex->p * ex->G;
     ex->floats = layer_tokens(&spec->shape) * spec->shape.hidden;
     pthread_mutex_init(&ex->mu, NULL);
     pthread_cond_init(&ex->bar_cv, NULL);
@@ -302,12 +310,27 @@ int exec_create(const ExecSpec *spec, const ExecBackend *b, Exec **out, char *wh
     ex->layer_at = malloc((size_t)ex->S * sizeof *ex->layer_at);
     for (int32_t st = 0; ex->layer_at && st < ex->S; st++)
         ex->layer_at[st] = ex->nlayers, ex->nlayers += spec->pl->layers[st];
-    ex->devs = calloc((size_t)ex->p, sizeof *ex->devs);
-    ex->acts = calloc((size_t)ex->S * ex->m, sizeof *ex->acts);
-    ex->slots = calloc((size_t)ex->S * ex->m * 2, sizeof *ex->slots);
+    ex->devs = calloc((size_t)ex->W, sizeof *ex->devs);
+    ex->acts = calloc((size_t)ex->G * ex->S * ex->m, sizeof *ex->acts);
+    ex->slots = calloc((size_t)ex->G * ex->S * ex->m * 2, sizeof *ex->slots);
     int rc = ex->layer_at && ex->devs && ex->acts && ex->slots ? 0 : 1;
     if (rc) snprintf(why, whylen, "out of host memory");
-    for (int32_t d = 0; rc == 0 && d < ex->p; d++) ex->devs[d] = (ExecDev){.ex = ex, .d = d};
+    for (int32_t w = 0; rc == 0 && w < ex->W; w++) {
+        int32_t g = w % ex->G;
+        ex->devs[w] = (ExecDev){.ex = ex, .d = w / ex->G, .replica = g / ex->T,
+                                .trank = g % ex->T, .g = g, .w = w,
+                                .shape = exec_shape(ex, g % ex->T)};
+    }
+    if (rc == 0 && (ex->G > 1 || spec->tail) && !b->layer_of)
+        rc = 2, snprintf(why, whylen, "the %s backend runs one pipeline replica without tensor "
+                         "parallelism or an optimizer step (data = %d, tensor = %d%s); use "
+                         "--backend cpu, or set parallel.data=1 and parallel.tensor=1 and leave "
+                         "costs.optimizer_ms unset", b->name, ex->D, ex->T,
+                         spec->tail ? ", with the tail" : "");
+    if (rc == 0 && (spec->shape.heads % ex->T || spec->shape.ffn % ex->T))
+        rc = 2, snprintf(why, whylen, "parallel.tensor = %d must divide model.heads (%d) and "
+                         "model.ffn_hidden (%d); pick a divisor of both", ex->T,
+                         spec->shape.heads, spec->shape.ffn);
     if (rc == 0) rc = b->create(ex, why, whylen);
     if (rc != 0) {
         exec_free(ex);
@@ -320,7 +343,7 @@ int exec_create(const ExecSpec *spec, const ExecBackend *b, Exec **out, char *wh
 void exec_free(Exec *ex) {
     if (!ex) return;
     ex->b->destroy(ex);
-    for (int32_t d = 0; ex->devs && d < ex->p; d++) timeline_free(&ex->devs[d].tl);
+    for (int32_t w = 0; ex->devs && w < ex->W; w++) timeline_free(&ex->devs[w].tl);
     pthread_mutex_destroy(&ex->mu);
     pthread_cond_destroy(&ex->bar_cv);
     free(ex->layer_at), free(ex->devs), free(ex->acts), free(ex->slots);
@@ -341,6 +364,31 @@ int exec_grads(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t
     if (stage < 0 || stage >= ex->S || k < 0 || k >= ex->spec.pl->layers[stage])
         return snprintf(why, whylen, "no layer %d of stage %d", k, stage), -1;
     return ex->b->grads(ex, stage, k, out, why, whylen);
+}
+
+int exec_layer_of(Exec *ex, int32_t replica, int32_t trank, int32_t stage, int32_t k, Layer *out,
+                  char *why, size_t whylen) {
+    if (stage < 0 || stage >= ex->S || k < 0 || k >= ex->spec.pl->layers[stage])
+        return snprintf(why, whylen, "no layer %d of stage %d", k, stage), -1;
+    if (replica < 0 || replica >= ex->D || trank < 0 || trank >= ex->T)
+        return snprintf(why, whylen, "no replica %d tensor rank %d (data = %d, tensor = %d)",
+                        replica, trank, ex->D, ex->T), -1;
+    if (!ex->b->layer_of)
+        return snprintf(why, whylen, "the %s backend does not read layers back", ex->b->name), -1;
+    int32_t w = exec_worker(ex, ex->spec.pr->device_of[stage], replica * ex->T + trank)->w;
+    return ex->b->layer_of(ex, w, stage, k, out, why, whylen);
+}
+
+LayerShape exec_shape(const Exec *ex, int32_t trank) {
+    LayerShape sh = ex->spec.shape;
+    sh.tensor = ex->T, sh.rank = trank;
+    return sh;
+}
+
+int32_t exec_workers(const Exec *ex) { return ex->W; }
+
+int exec_worker_here(const Exec *ex, int32_t w) {
+    return w >= 0 && w < ex->W && (!ex->b->ranks || w == ex->rank);
 }
 
 int64_t exec_clock_drift_ns(const Exec *ex) { return ex->drift_ns; }

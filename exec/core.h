@@ -25,12 +25,18 @@ typedef struct {
     int owned;
 } ExecSlot;
 
-/* One pipeline device as the core sees it. */
+/* One worker as the core sees it: a pipeline device of one replica and tensor rank. */
 typedef struct ExecDev {
     Exec *ex;
-    int32_t d;       // pipeline device
-    Timeline tl;     // its rows since the last merge (exec_rows_merge)
-    void *be;        // the backend's state of this device
+    int32_t d;        // pipeline device
+    int32_t replica;  // data-parallel replica, 0 .. D-1
+    int32_t trank;    // tensor rank, 0 .. T-1
+    int32_t g;        // its group, replica T + trank: which copy of the slots, buffers, layers
+    int32_t w;        // worker index, d G + g (exec.h's order; the MPI rank)
+    LayerShape shape; // spec.shape with tensor = T, rank = trank
+    Timeline tl;      // its rows since the last merge (exec_rows_merge); replica 0's tensor
+                      //   rank 0's only (exec_row_push drops the others')
+    void *be;         // the backend's state of this worker
 } ExecDev;
 
 /* The layer on one device of a backend. Each call returns 0, or -1 having called exec_fail. */
@@ -48,6 +54,7 @@ typedef struct {
 struct ExecBackend {
     const char *name;           // as stored with the run: "cpu (threads)"
     const char *lane;           // what runs in one thread of a round: "device", "GPU"
+    int ranks;                  // 1: one worker per MPI rank (exec_worker_here)
     const ExecKernels *kernels;
     /* Lifecycle: create fills ex->be and every device's be (0, or 1 or 2 with why, as
      * exec_create); destroy releases them; run plays every round into tl (0, or the failure
@@ -58,6 +65,10 @@ struct ExecBackend {
     int (*run)(Exec *ex, Timeline *tl);
     int (*settle)(Exec *ex);
     int (*grads)(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t whylen);
+    /* exec_layer_of for worker w (NULL: the backend runs one replica without tensor
+     * parallelism or the tail, and exec_create refuses them). */
+    int (*layer_of)(Exec *ex, int32_t w, int32_t stage, int32_t k, Layer *out, char *why,
+                    size_t whylen);
     /* Called by exec_fail after the first failure, to wake what waits (NULL: nothing blocks). */
     void (*wake)(Exec *ex);
     /* A device's op (exec_op). batch: the first stage's input for micro-batch mb. receive:
@@ -80,14 +91,16 @@ struct Exec {
     ExecSpec spec;
     const ExecBackend *b;
     int32_t p, S, m;          // devices, stages, micro-batches of one Program run
+    int32_t D, T, G, W;       // replicas, tensor ranks, groups D T, workers p G
     int64_t floats;           // elements of one activation or gradient: b s h
     int64_t nlayers;          // layers of all stages
     int64_t *layer_at;        // owned: [S] index of the stage's first layer
-    ExecDev *devs;            // owned: [p]
-    void ***acts;             // owned: [S m] the (stage, micro-batch)'s layers' buffers from
-                              //   its F to its W or BW, one kernels->acts_new handle a layer
-    ExecSlot *slots;          // owned: [exec_slot_index] data waiting for its consumer on the
-                              //   consumer's device (kept or, CUDA, delivered)
+    ExecDev *devs;            // owned: [W] by worker index
+    void ***acts;             // owned: [G S m] the (group, stage, micro-batch)'s layers'
+                              //   buffers from its F to its W or BW, one kernels->acts_new
+                              //   handle a layer
+    ExecSlot *slots;          // owned: [exec_slot_of] data waiting for its consumer on the
+                              //   consumer's worker (kept or, CUDA, delivered)
     int32_t round;            // which run of the Program (rows' micro-batches are + round m)
     struct timespec epoch;    // the run's time zero (CLOCK_MONOTONIC)
     int rank;                 // MPI rank, 0 without MPI
@@ -140,9 +153,17 @@ void exec_row_push(ExecDev *dv, const TimelineOp *row);
  * of memory). */
 void exec_rows_merge(Exec *ex, Timeline *tl);
 
-/* The slot of data for (stage, micro-batch), activation or gradient. */
+/* The slot of group g's data for (stage, micro-batch), activation or gradient; exec_slot is
+ * group 0's (the only one of a backend without data or tensor parallelism). */
+static inline ExecSlot *exec_slot_of(Exec *ex, int32_t g, int32_t stage, int32_t mb, int grad) {
+    return &ex->slots[(((int64_t)g * ex->S + stage) * ex->m + mb) * 2 + grad];
+}
 static inline ExecSlot *exec_slot(Exec *ex, int32_t stage, int32_t mb, int grad) {
-    return &ex->slots[((int64_t)stage * ex->m + mb) * 2 + grad];
+    return exec_slot_of(ex, 0, stage, mb, grad);
+}
+/* The worker of pipeline device d in group g. */
+static inline ExecDev *exec_worker(Exec *ex, int32_t d, int32_t g) {
+    return &ex->devs[(int64_t)d * ex->G + g];
 }
 
 /* Releases what a failed run left in the slots and buffers (backends call it from destroy
@@ -151,7 +172,8 @@ void exec_release(Exec *ex);
 
 /* ---- what every backend computes alike ---- */
 
-/* The deterministic first-stage input of micro-batch mb: n values in [-0.5, 0.5). */
+/* The deterministic first-stage input of sample batch mb (replica r's micro-batch j is
+ * r m + j): n values in [-0.5, 0.5). */
 void exec_batch_fill(int32_t mb, float *x, int64_t n);
 
 /* The seed of stage st's k-th layer: spec.seed + copy * 2^20 + global layer index. */

@@ -1,9 +1,11 @@
-/* exec/cpu.c: the CPU backends' shared parts (cpu.h) and exec_cpu_threads: one worker thread
- * per device in every round, joined at its end (the flush), data between devices through
- * in-process channels as strict as NCCL's: one ordered channel per (sender, receiver,
- * activations or gradients), and a receiver that finds another message than the one it
- * expects at the head of its channel fails (NCCL would hang or hand it the wrong tensor). A
- * wait longer than the watchdog fails with the op that waits, instead of hanging. */
+/* exec/cpu.c: the CPU backends' shared parts (cpu.h) and exec_cpu_threads: one thread per
+ * worker (device, replica, tensor rank) in every round, joined at its end (the flush), data
+ * between devices through in-process channels as strict as NCCL's: one ordered channel per
+ * (sender, receiver, activations or gradients), and a receiver that finds another message than
+ * the one it expects at the head of its channel fails (NCCL would hang or hand it the wrong
+ * tensor); all-reduces through in-process groups that sum in member order, so a run's results
+ * are the same bit for bit every time. A wait longer than the watchdog fails with the op that
+ * waits, instead of hanging. */
 #include "exec/cpu.h"
 
 #include <errno.h>
@@ -16,7 +18,7 @@
 
 static int cpu_acts_new(ExecDev *dv, uint64_t seed, void **acts) {
     LayerActs *a = malloc(sizeof *a);
-    if (a && layer_acts_init(a, &dv->ex->spec.shape) == 0) return a->seed = seed, *acts = a, 0;
+    if (a && layer_acts_init(a, &dv->shape) == 0) return a->seed = seed, *acts = a, 0;
     free(a);
     *acts = NULL;
     exec_fail(dv->ex, 1, "device %d: out of memory for activations", dv->d);
@@ -42,33 +44,59 @@ static void cpu_buf_free(ExecDev *dv, void *buf) {
 
 static int cpu_pass(ExecDev *dv, OpKind pass, int64_t layer, void *acts, const void *in,
                     void *out) {
-    CpuState *cs = dv->ex->be;
-    if (layer_pass(&cs->layers[layer], pass, acts, &((CpuDev *)dv->be)->scratch, in, out, NULL) == 0)
+    Exec *ex = dv->ex;
+    CpuState *cs = ex->be;
+    CpuDev *cd = dv->be;
+    Layer *l = &cs->layers[dv->g * ex->nlayers + layer];
+    if (layer_pass(l, pass, acts, &cd->scratch, in, out, ex->T > 1 ? &cd->comm : NULL) == 0)
         return 0;
+    if (exec_failed(ex)) return -1; // an all-reduce failed, saying why
     return exec_fail(dv->ex, 1, "device %d: layer %lld's pass failed", dv->d, (long long)layer), -1;
 }
 
 const ExecKernels cpu_kernels = {cpu_acts_new, cpu_acts_free, cpu_buf_new, cpu_buf_free,
                                  cpu_pass};
 
+/* ---- the tensor-parallel all-reduces of a pass, each a row ---- */
+
+static int cpu_tensor_allreduce(void *ctx, float *buf, int64_t n) {
+    ExecDev *dv = ctx;
+    Exec *ex = dv->ex;
+    const ProgramOp *op = ((CpuDev *)dv->be)->op;
+    int64_t t0 = exec_now_ns(ex);
+    if (((CpuState *)ex->be)->allreduce(dv, CPU_OVER_TENSOR, buf, n) != 0) return -1;
+    TimelineOp row = exec_row(ex, dv->d, -1, (OpKind)op->kind, op->micro_batch, op->chunk,
+                              STREAM_TENSOR, n * (int64_t)sizeof(float), t0, exec_now_ns(ex));
+    exec_row_push(dv, &row);
+    return 0;
+}
+
 /* ---- state, data, timing ---- */
 
-int cpu_create(Exec *ex, int (*mine)(const Exec *ex, int32_t d), char *why, size_t whylen) {
+int cpu_create(Exec *ex, int (*mine)(const Exec *ex, int32_t w), char *why, size_t whylen) {
     CpuState *cs = ex->be;
-    cs->layers = calloc((size_t)(ex->nlayers ? ex->nlayers : 1), sizeof *cs->layers);
+    int64_t all = ex->G * ex->nlayers;
+    cs->layers = calloc((size_t)(all ? all : 1), sizeof *cs->layers);
     int rc = cs->layers ? 0 : -1;
-    for (int32_t d = 0; rc == 0 && d < ex->p; d++) {
+    for (int32_t w = 0; rc == 0 && w < ex->W; w++) {
+        ExecDev *dv = &ex->devs[w];
         CpuDev *cd = calloc(1, sizeof *cd);
-        ex->devs[d].be = cd;
-        if (!cd || ((!mine || mine(ex, d)) && layer_scratch_init(&cd->scratch, &ex->spec.shape)))
+        dv->be = cd;
+        if (!cd || ((!mine || mine(ex, w)) && layer_scratch_init(&cd->scratch, &dv->shape)))
+            rc = -1;
+        if (cd) cd->comm = (LayerComm){dv, cpu_tensor_allreduce};
+        if (cd && !(cd->last_bw = malloc((size_t)ex->spec.pr->chunks * sizeof *cd->last_bw)))
             rc = -1;
     }
     const Program *pr = ex->spec.pr;
-    for (int32_t st = 0; rc == 0 && st < ex->S; st++)
-        for (int64_t k = 0; rc == 0 && k < ex->spec.pl->layers[st]; k++)
-            if (!mine || mine(ex, pr->device_of[st]))
-                rc = layer_init(&cs->layers[ex->layer_at[st] + k], &ex->spec.shape,
-                                exec_layer_seed(ex, st, k));
+    for (int32_t g = 0; rc == 0 && g < ex->G; g++)
+        for (int32_t st = 0; rc == 0 && st < ex->S; st++)
+            for (int64_t k = 0; rc == 0 && k < ex->spec.pl->layers[st]; k++) {
+                ExecDev *dv = exec_worker(ex, pr->device_of[st], g);
+                if (!mine || mine(ex, dv->w))
+                    rc = layer_init(&cs->layers[g * ex->nlayers + ex->layer_at[st] + k],
+                                    &dv->shape, exec_layer_seed(ex, st, k));
+            }
     if (rc == 0) return 0;
     snprintf(why, whylen, "out of memory for the model's %lld layers; try --scale",
              (long long)(ex->nlayers / ex->spec.pr->pipes));
@@ -79,37 +107,53 @@ void cpu_destroy(Exec *ex) {
     CpuState *cs = ex->be;
     if (!cs) return;
     exec_release(ex);
-    for (int64_t i = 0; cs->layers && i < ex->nlayers; i++) layer_free(&cs->layers[i]);
-    for (int32_t d = 0; ex->devs && d < ex->p; d++) {
-        CpuDev *cd = ex->devs[d].be;
-        if (cd) layer_scratch_free(&cd->scratch);
+    for (int64_t i = 0; cs->layers && i < ex->G * ex->nlayers; i++) layer_free(&cs->layers[i]);
+    for (int32_t w = 0; ex->devs && w < ex->W; w++) {
+        CpuDev *cd = ex->devs[w].be;
+        if (cd) layer_scratch_free(&cd->scratch), free(cd->last_bw);
         free(cd);
-        ex->devs[d].be = NULL;
+        ex->devs[w].be = NULL;
     }
     free(cs->layers);
 }
 
-int cpu_grads(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t whylen) {
-    const Layer *l = &((CpuState *)ex->be)->layers[ex->layer_at[stage] + k];
+/* Copies worker w's stage's k-th layer's gradients (and, with weights, its weights). */
+static int cpu_copy(Exec *ex, int32_t w, int32_t stage, int32_t k, Layer *out, int weights,
+                    char *why, size_t whylen) {
+    const Layer *l = &((CpuState *)ex->be)->layers[ex->devs[w].g * ex->nlayers +
+                                                    ex->layer_at[stage] + k];
     if (!l->g[0]) // on ranks, only this rank's stages have layers
-        return snprintf(why, whylen, "stage %d runs on device %d, not on this rank (%d)", stage,
-                        ex->spec.pr->device_of[stage], ex->rank), -1;
-    for (int i = 0; i < LAYER_WEIGHTS; i++)
-        memcpy(out->g[i], l->g[i],
-               (size_t)layer_buf_elems(&l->sh, (LayerBuf)(LB_FIRST_GRAD + i)) * sizeof(float));
+        return snprintf(why, whylen, "stage %d runs on worker %d, not on this rank (%d)", stage,
+                        w, ex->rank), -1;
+    for (int i = 0; i < LAYER_WEIGHTS; i++) {
+        size_t n = (size_t)layer_buf_elems(&l->sh, (LayerBuf)(LB_FIRST_GRAD + i));
+        memcpy(out->g[i], l->g[i], n * sizeof(float));
+        if (weights) memcpy(out->w[i], l->w[i], n * sizeof(float));
+    }
     return 0;
+}
+
+int cpu_grads(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t whylen) {
+    return cpu_copy(ex, exec_worker(ex, ex->spec.pr->device_of[stage], 0)->w, stage, k, out, 0,
+                    why, whylen);
+}
+
+int cpu_layer_of(Exec *ex, int32_t w, int32_t stage, int32_t k, Layer *out, char *why,
+                 size_t whylen) {
+    return cpu_copy(ex, w, stage, k, out, 1, why, whylen);
 }
 
 int cpu_batch(ExecDev *dv, int32_t mb, ExecSlot *out) {
     float *x = malloc((size_t)dv->ex->floats * sizeof *x);
     if (!x) return exec_fail(dv->ex, 1, "device %d: out of memory", dv->d), -1;
-    exec_batch_fill(mb, x, dv->ex->floats);
+    exec_batch_fill(dv->replica * dv->ex->m + mb, x, dv->ex->floats); // each replica its own
     *out = (ExecSlot){x, NULL, 1};
     return 0;
 }
 
 int cpu_span_begin(ExecDev *dv, const ProgramOp *op, int64_t index, int64_t *token) {
-    (void)op, (void)index;
+    (void)index;
+    ((CpuDev *)dv->be)->op = op;
     *token = exec_now_ns(dv->ex);
     return 0;
 }
@@ -133,18 +177,89 @@ void cpu_xfer_row(ExecDev *dv, int32_t peer, const ProgramOp *op, int32_t stage,
 
 int cpu_send_dropped(ExecDev *dv, void *data) {
     CpuDev *cd = dv->be;
-    if (dv->d != dv->ex->spec.drop_send_of || cd->sent++ != 0) return 0;
+    if (dv->d != dv->ex->spec.drop_send_of || dv->g != 0 || cd->sent++ != 0) return 0; // its
+                                                                 // replica 0 tensor rank 0
     free(data); // the injected fault
     return 1;
+}
+
+/* ---- the data-parallel tail ---- */
+
+void cpu_group_timed_out(ExecDev *dv, CpuOver over) {
+    exec_fail(dv->ex, 1, "device %d (replica %d, tensor rank %d) waited %g s at a %s all-reduce "
+              "for its %s (watchdog): one of them died, stalled or failed", dv->d, dv->replica,
+              dv->trank, dv->ex->spec.watchdog_s,
+              over == CPU_OVER_TENSOR ? "tensor-parallel" : "data-parallel gradient",
+              over == CPU_OVER_TENSOR ? "tensor ranks" : "replicas");
+}
+
+/* Worker dv's layers of stage st. */
+static Layer *stage_layers(ExecDev *dv, int32_t st) {
+    Exec *ex = dv->ex;
+    return &((CpuState *)ex->be)->layers[dv->g * ex->nlayers + ex->layer_at[st]];
+}
+
+/* After op (the last backward of its chunk in this round): the chunk's gradients summed over
+ * the replicas, one allreduce row (bytes: the fp32 gradients). */
+static int chunk_allreduce(ExecDev *dv, const ProgramOp *op) {
+    Exec *ex = dv->ex;
+    int32_t st = program_stage_of(ex->spec.pr, dv->d, op->chunk);
+    Layer *l = stage_layers(dv, st);
+    int64_t t0 = exec_now_ns(ex), bytes = 0;
+    for (int64_t k = 0; k < ex->spec.pl->layers[st]; k++)
+        for (int i = 0; i < LAYER_WEIGHTS; i++) {
+            int64_t n = layer_buf_elems(&dv->shape, (LayerBuf)(LB_FIRST_GRAD + i));
+            bytes += n * (int64_t)sizeof(float);
+            if (ex->D > 1 && ((CpuState *)ex->be)->allreduce(dv, CPU_OVER_DATA, l[k].g[i], n))
+                return -1;
+        }
+    TimelineOp row = exec_row(ex, dv->d, -1, (OpKind)op->kind, 0, op->chunk, STREAM_COLLECTIVE,
+                              bytes, t0, exec_now_ns(ex));
+    exec_row_push(dv, &row);
+    return 0;
+}
+
+/* Every layer of the worker's chunks steps w -= lr g: one optimizer row. With zero, the
+ * gradients are zeroed instead (before the round's first op). */
+static void sgd_step(ExecDev *dv, int zero) {
+    Exec *ex = dv->ex;
+    float lr = ex->spec.lr;
+    int64_t t0 = exec_now_ns(ex);
+    for (int32_t ch = 0; ch < ex->spec.pr->chunks; ch++) {
+        int32_t st = program_stage_of(ex->spec.pr, dv->d, ch);
+        Layer *l = stage_layers(dv, st);
+        for (int64_t k = 0; k < ex->spec.pl->layers[st]; k++)
+            for (int i = 0; i < LAYER_WEIGHTS; i++) {
+                int64_t n = layer_buf_elems(&dv->shape, (LayerBuf)(LB_FIRST_GRAD + i));
+                float *w = l[k].w[i], *g = l[k].g[i];
+                if (zero) memset(g, 0, (size_t)n * sizeof *g);
+                else
+                    for (int64_t e = 0; e < n; e++) w[e] -= lr * g[e];
+            }
+    }
+    if (zero) return;
+    TimelineOp row = exec_row(ex, dv->d, -1, OP_BW, 0, 0, STREAM_OPTIMIZER, 0, t0,
+                              exec_now_ns(ex));
+    exec_row_push(dv, &row);
+}
+
+/* The index of each chunk's last backward (W or BW) in device d's program (-1: none). */
+static void last_backwards(const Program *pr, int32_t d, int64_t *last) {
+    for (int32_t ch = 0; ch < pr->chunks; ch++) last[ch] = -1;
+    for (int64_t i = 0; i < program_len(pr, d); i++) {
+        const ProgramOp *op = &pr->ops[pr->start[d] + i];
+        if (op->kind == OP_W || op->kind == OP_BW) last[op->chunk] = i;
+    }
 }
 
 void cpu_device_ops(ExecDev *dv) {
     Exec *ex = dv->ex;
     const ExecSpec *sp = &ex->spec;
-    int64_t n = program_len(sp->pr, dv->d);
+    int64_t n = program_len(sp->pr, dv->d), *last = ((CpuDev *)dv->be)->last_bw;
     ((CpuDev *)dv->be)->sent = 0;
+    if (sp->tail) last_backwards(sp->pr, dv->d, last), sgd_step(dv, 1);
     for (int64_t i = 0; i < n && !exec_failed(ex); i++) {
-        if (dv->d == sp->kill_device && sp->kill_after > 0 &&
+        if (dv->d == sp->kill_device && dv->g == 0 && sp->kill_after > 0 &&
             ex->round * n + i == sp->kill_after) { // the injected fault
             if (ex->b != &exec_cpu_threads) raise(sp->stall ? SIGSTOP : SIGKILL); // a rank dies
             const struct timespec nap = {0, 1000000};                 //   or stops, telling no one
@@ -155,7 +270,10 @@ void cpu_device_ops(ExecDev *dv) {
             return;                            //   find out
         }
         if (exec_op(dv, i) != 0) break;
+        const ProgramOp *op = &sp->pr->ops[sp->pr->start[dv->d] + i];
+        if (sp->tail && last[op->chunk] == i && chunk_allreduce(dv, op) != 0) break;
     }
+    if (sp->tail && !exec_failed(ex)) sgd_step(dv, 0);
 }
 
 /* ---- threads: in-process channels ---- */
@@ -175,8 +293,40 @@ struct Channel {
     int64_t pushed, taken;  // messages sent and received so far
 };
 
-static Channel *channel(Exec *ex, int32_t src, int32_t dst, int grad) {
-    return &((CpuState *)ex->be)->ch[((int64_t)src * ex->p + dst) * 2 + grad];
+/* The channel from pipeline device src to dst of group g. */
+static Channel *channel(Exec *ex, int32_t g, int32_t src, int32_t dst, int grad) {
+    int64_t s = exec_worker(ex, src, g)->w, d = exec_worker(ex, dst, g)->w;
+    return &((CpuState *)ex->be)->ch[(s * ex->W + d) * 2 + grad];
+}
+
+/* An all-reduce group in process: its members post their buffers, each sums a slice of them
+ * in member order (0, 1, ...) into the shared sum, and each copies the sum back: the same
+ * bits on every member and in every run. Three meetings per call (post, sum, copy), so no
+ * member overwrites what another still reads. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;  // a meeting completed, or the run failed
+    int32_t n, in;      // members; how many are at the meeting
+    int64_t gen;        // meetings completed
+    float **buf;        // owned: [n] the posted buffers
+    float *sum;         // owned: room for the largest buffer
+} Group;
+
+typedef struct {
+    CpuState cpu;       // first: the CPU backends' shared state
+    Group *tensor;      // owned: [p D] the T tensor ranks of (device, replica)
+    Group *data;        // owned: [p T] the D replicas of (device, tensor rank)
+    int64_t ngroups;    // p D + p T
+} Threads;
+
+static int64_t group_room(const Exec *ex) {
+    LayerShape sh = exec_shape(ex, 0);
+    int64_t most = ex->floats;
+    for (int i = 0; i < LAYER_WEIGHTS; i++) {
+        int64_t n = layer_buf_elems(&sh, (LayerBuf)(LB_FIRST_GRAD + i));
+        if (n > most) most = n;
+    }
+    return most;
 }
 
 /* The absolute CLOCK_REALTIME time the watchdog allows a wait started now to last. */
@@ -189,12 +339,52 @@ static struct timespec watchdog_deadline(const Exec *ex) {
 }
 
 static void threads_wake(Exec *ex) {
+    Threads *ts = ex->be;
     CpuState *cs = ex->be;
-    for (int64_t i = 0; cs && cs->ch && i < (int64_t)ex->p * ex->p * 2; i++) {
+    for (int64_t i = 0; cs && cs->ch && i < (int64_t)ex->W * ex->W * 2; i++) {
         pthread_mutex_lock(&cs->ch[i].mu);
         pthread_cond_broadcast(&cs->ch[i].cv);
         pthread_mutex_unlock(&cs->ch[i].mu);
     }
+    for (int64_t i = 0; ts && ts->tensor && i < ts->ngroups; i++) {
+        pthread_mutex_lock(&ts->tensor[i].mu);
+        pthread_cond_broadcast(&ts->tensor[i].cv);
+        pthread_mutex_unlock(&ts->tensor[i].mu);
+    }
+}
+
+/* Waits until every member of gr has come (0), the run failed or the watchdog fired (-1). */
+static int group_meet(ExecDev *dv, Group *gr, CpuOver over) {
+    Exec *ex = dv->ex;
+    struct timespec deadline = watchdog_deadline(ex);
+    int rc = 0;
+    pthread_mutex_lock(&gr->mu);
+    int64_t gen = gr->gen;
+    if (++gr->in == gr->n) gr->in = 0, gr->gen++, pthread_cond_broadcast(&gr->cv);
+    while (gen == gr->gen && !exec_failed(ex) && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&gr->cv, &gr->mu, &deadline);
+    int met = gen != gr->gen;
+    pthread_mutex_unlock(&gr->mu);
+    if (!met && rc == ETIMEDOUT) cpu_group_timed_out(dv, over);
+    return met ? 0 : -1;
+}
+
+static int threads_allreduce(ExecDev *dv, CpuOver over, float *buf, int64_t n) {
+    Exec *ex = dv->ex;
+    Threads *ts = ex->be;
+    Group *gr = over == CPU_OVER_TENSOR ? &ts->tensor[(int64_t)dv->d * ex->D + dv->replica]
+                                        : &ts->data[(int64_t)dv->d * ex->T + dv->trank];
+    int32_t me = over == CPU_OVER_TENSOR ? dv->trank : dv->replica;
+    gr->buf[me] = buf;
+    if (group_meet(dv, gr, over) != 0) return -1;
+    for (int64_t i = n * me / gr->n; i < n * (me + 1) / gr->n; i++) {
+        float s = gr->buf[0][i];
+        for (int32_t k = 1; k < gr->n; k++) s += gr->buf[k][i];
+        gr->sum[i] = s;
+    }
+    if (group_meet(dv, gr, over) != 0) return -1;
+    memcpy(buf, gr->sum, (size_t)n * sizeof *buf);
+    return group_meet(dv, gr, over);
 }
 
 void cpu_not_taken(ExecDev *dv, const ProgramOp *op, int grad, int32_t dst) {
@@ -236,7 +426,7 @@ static void threads_send(ExecDev *dv, int32_t dst, int grad, int32_t stage, cons
         return;
     }
     *msg = (Message){.stage = stage, .mb = op->micro_batch, .sent_ns = t0, .data = data.ptr};
-    Channel *c = channel(ex, dv->d, dst, grad);
+    Channel *c = channel(ex, dv->g, dv->d, dst, grad);
     pthread_mutex_lock(&c->mu);
     if (c->tail) c->tail->next = msg;
     else c->head = msg;
@@ -256,7 +446,7 @@ static void threads_send(ExecDev *dv, int32_t dst, int grad, int32_t stage, cons
 static int threads_receive(ExecDev *dv, int32_t src, int grad, int32_t stage, const ProgramOp *op,
                            int64_t index, ExecSlot *out) {
     Exec *ex = dv->ex;
-    Channel *c = channel(ex, src, dv->d, grad);
+    Channel *c = channel(ex, dv->g, src, dv->d, grad);
     struct timespec deadline = watchdog_deadline(ex);
     pthread_mutex_lock(&c->mu);
     int rc = 0;
@@ -287,12 +477,35 @@ static int threads_receive(ExecDev *dv, int32_t src, int grad, int32_t stage, co
     return 0;
 }
 
+/* Group i of the tensor groups then the data groups (one array): tensor groups have T
+ * members, data groups D. 0, or -1 out of memory (destroy frees what was made). */
+static int groups_create(Exec *ex, Threads *ts) {
+    ts->ngroups = (int64_t)ex->p * (ex->D + ex->T);
+    ts->tensor = calloc((size_t)ts->ngroups, sizeof *ts->tensor);
+    if (!ts->tensor) return -1;
+    ts->data = ts->tensor + (int64_t)ex->p * ex->D;
+    int64_t room = group_room(ex);
+    for (int64_t i = 0; i < ts->ngroups; i++) {
+        Group *gr = &ts->tensor[i];
+        gr->n = i < (int64_t)ex->p * ex->D ? ex->T : ex->D;
+        pthread_mutex_init(&gr->mu, NULL);
+        pthread_cond_init(&gr->cv, NULL);
+        gr->buf = calloc((size_t)gr->n, sizeof *gr->buf);
+        gr->sum = gr->n > 1 ? malloc((size_t)room * sizeof *gr->sum) : NULL;
+        if (!gr->buf || (gr->n > 1 && !gr->sum)) return -1;
+    }
+    return 0;
+}
+
 static int threads_create(Exec *ex, char *why, size_t whylen) {
-    CpuState *cs = ex->be = calloc(1, sizeof *cs);
-    if (!cs) return snprintf(why, whylen, "out of host memory"), 1;
-    cs->ch = calloc((size_t)ex->p * ex->p * 2, sizeof *cs->ch);
-    if (!cs->ch) return snprintf(why, whylen, "out of host memory"), 1;
-    for (int64_t i = 0; i < (int64_t)ex->p * ex->p * 2; i++) {
+    Threads *ts = ex->be = calloc(1, sizeof *ts);
+    if (!ts) return snprintf(why, whylen, "out of host memory"), 1;
+    CpuState *cs = &ts->cpu;
+    cs->allreduce = threads_allreduce;
+    cs->ch = calloc((size_t)ex->W * ex->W * 2, sizeof *cs->ch);
+    if (!cs->ch || groups_create(ex, ts) != 0)
+        return snprintf(why, whylen, "out of host memory"), 1;
+    for (int64_t i = 0; i < (int64_t)ex->W * ex->W * 2; i++) {
         pthread_mutex_init(&cs->ch[i].mu, NULL);
         pthread_cond_init(&cs->ch[i].cv, NULL);
     }
@@ -300,26 +513,34 @@ static int threads_create(Exec *ex, char *why, size_t whylen) {
 }
 
 static void threads_destroy(Exec *ex) {
+    Threads *ts = ex->be;
     CpuState *cs = ex->be;
     if (!cs) return;
     cpu_destroy(ex);
-    for (int64_t i = 0; cs->ch && i < (int64_t)ex->p * ex->p * 2; i++) {
+    for (int64_t i = 0; cs->ch && i < (int64_t)ex->W * ex->W * 2; i++) {
         for (Message *m = cs->ch[i].head, *n; m; m = n) n = m->next, free(m->data), free(m);
         pthread_mutex_destroy(&cs->ch[i].mu);
         pthread_cond_destroy(&cs->ch[i].cv);
     }
+    for (int64_t i = 0; ts->tensor && i < ts->ngroups; i++) {
+        pthread_mutex_destroy(&ts->tensor[i].mu);
+        pthread_cond_destroy(&ts->tensor[i].cv);
+        free(ts->tensor[i].buf), free(ts->tensor[i].sum);
+    }
+    free(ts->tensor);
     free(cs->ch);
-    free(cs);
+    free(ts);
     ex->be = NULL;
 }
 
-static void threads_lane(Exec *ex, int32_t d) { cpu_device_ops(&ex->devs[d]); }
+static void threads_lane(Exec *ex, int32_t w) { cpu_device_ops(&ex->devs[w]); }
 
 /* After a round's join: a device that ended early may have left no peer waiting on it (its
  * last ops feed no one), so the join is where it is found. */
 static void threads_joined(Exec *ex) {
-    for (int32_t d = 0; d < ex->p; d++) {
-        CpuDev *cd = ex->devs[d].be;
+    for (int32_t w = 0; w < ex->W; w++) {
+        CpuDev *cd = ex->devs[w].be;
+        int32_t d = ex->devs[w].d;
         if (cd->stopped)
             exec_fail(ex, 1, "device %d's thread %s after %lld ops (--%s-after), before its "
                       "last op", d, ex->spec.stall ? "stalled" : "ended",
@@ -330,13 +551,13 @@ static void threads_joined(Exec *ex) {
 
 static int threads_run(Exec *ex, Timeline *tl) {
     clock_gettime(CLOCK_MONOTONIC, &ex->epoch);
-    return exec_rounds(ex, ex->p, threads_lane, threads_joined, tl);
+    return exec_rounds(ex, ex->W, threads_lane, threads_joined, tl);
 }
 
 const ExecBackend exec_cpu_threads = {
     .name = "cpu (threads)", .lane = "device", .kernels = &cpu_kernels,
     .create = threads_create, .destroy = threads_destroy, .run = threads_run,
-    .grads = cpu_grads, .wake = threads_wake,
+    .grads = cpu_grads, .layer_of = cpu_layer_of, .wake = threads_wake,
     .batch = cpu_batch, .receive = threads_receive, .send = threads_send,
     .span_begin = cpu_span_begin, .span_end = cpu_span_end,
 };

@@ -1,6 +1,7 @@
 /* exec/cpu.h: what the two CPU backends share (threads in exec/cpu.c, MPI ranks in
- * exec/cpu_mpi.c): the layer on OpenBLAS, a device's state, its ops in program order with the
- * fault injection, host-clock spans. Not for use outside exec/. */
+ * exec/cpu_mpi.c): the layer on OpenBLAS, a worker's state, its ops in program order with the
+ * fault injection and the data-parallel tail (all-reduces, SGD step), host-clock spans, the
+ * tensor and data all-reduces' rows. Not for use outside exec/. */
 #ifndef PIPESIM_EXEC_CPU_H
 #define PIPESIM_EXEC_CPU_H
 
@@ -9,16 +10,27 @@
 typedef struct Channel Channel;
 struct Pending;
 
+/* Which all-reduce: over the T tensor ranks of a (device, replica), or over the D replicas
+ * of a (device, tensor rank). */
+typedef enum { CPU_OVER_TENSOR = 0, CPU_OVER_DATA = 1 } CpuOver;
+
 /* Every CPU backend's state starts with this (ex->be). */
 typedef struct {
-    Layer *layers;          // owned: [nlayers] every stage's layers back to back (this
-                            //   process's devices' only, on MPI ranks)
-    Channel *ch;            // owned, threads: [(src*p + dst)*2 + gradient]
+    Layer *layers;          // owned: [G nlayers] group g's layers at g nlayers, every stage's
+                            //   back to back (this process's worker's only, on MPI ranks)
+    Channel *ch;            // owned, threads: [(src worker * W + dst worker) * 2 + gradient]
+    /* The transport's all-reduce: sums buf (n floats) in place over the worker's tensor or
+     * data group, the same result on every member. 0, or -1 with the run failed. */
+    int (*allreduce)(ExecDev *dv, CpuOver over, float *buf, int64_t n);
 } CpuState;
 
-/* A device's state (ExecDev.be). */
+/* A worker's state (ExecDev.be). */
 typedef struct {
     LayerScratch scratch;   // one pass at a time
+    LayerComm comm;         // the tensor-parallel all-reduces of its passes (ctx: the ExecDev)
+    const ProgramOp *op;    // the op whose layers run now (its tensor rows name it)
+    int64_t *last_bw;       // owned: [chunks] the index of each chunk's last backward (W or
+                            //   BW) in the device's program, -1 for none
     int sent;               // messages sent this round, for --drop-send
     int stopped;            // died or stalled early (--kill/stall-after), threads
     struct Pending *pending; // MPI: sends still in flight
@@ -26,11 +38,13 @@ typedef struct {
 
 extern const ExecKernels cpu_kernels;
 
-/* Allocates the layers of the stages on devices for which mine(d) holds (every device when
- * NULL) and each device's state. 0, or 1 with why. cpu_destroy releases it all. */
-int cpu_create(Exec *ex, int (*mine)(const Exec *ex, int32_t d), char *why, size_t whylen);
+/* Allocates the layers of the stages on workers for which mine(w) holds (every worker when
+ * NULL) and each worker's state. 0, or 1 with why. cpu_destroy releases it all. */
+int cpu_create(Exec *ex, int (*mine)(const Exec *ex, int32_t w), char *why, size_t whylen);
 void cpu_destroy(Exec *ex);
 int cpu_grads(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t whylen);
+int cpu_layer_of(Exec *ex, int32_t w, int32_t stage, int32_t k, Layer *out, char *why,
+                 size_t whylen);
 
 int cpu_batch(ExecDev *dv, int32_t mb, ExecSlot *out);
 int cpu_span_begin(ExecDev *dv, const ProgramOp *op, int64_t index, int64_t *token);
@@ -39,10 +53,16 @@ int cpu_span_end(ExecDev *dv, const ProgramOp *op, int64_t token, void **ready);
 /* --drop-send: whether this send is the one the device loses (data is then freed). */
 int cpu_send_dropped(ExecDev *dv, void *data);
 
-/* Device dv's ops of this round in program order; with --kill-after or --stall-after it dies
- * (a rank: SIGKILL, a thread: returns) or stalls there (a rank: SIGSTOP; a thread: waits until
- * the run failed, at most one watchdog) telling no one. */
+/* Worker dv's ops of this round in program order; with the tail, its gradients zeroed first,
+ * each chunk's gradients all-reduced over the replicas after the chunk's last backward (an
+ * allreduce row), and the SGD step after the last op (an optimizer row). With --kill-after or
+ * --stall-after the device (its replica 0's tensor rank 0) dies (a rank: SIGKILL, a thread:
+ * returns) or stalls there (a rank: SIGSTOP; a thread: waits until the run failed, at most one
+ * watchdog) telling no one. */
 void cpu_device_ops(ExecDev *dv);
+
+/* A tensor or data all-reduce that waited past the watchdog for its group (exec_fail). */
+void cpu_group_timed_out(ExecDev *dv, CpuOver over);
 
 /* The transports' failures, each naming the device and op (exec_fail): a send nobody took
  * within the watchdog (--rendezvous), a receive that found another message at the head of its

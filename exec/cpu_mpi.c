@@ -1,4 +1,6 @@
-/* exec/cpu_mpi.c: exec_cpu_ranks: one device per MPI rank (MPI initialised with
+/* exec/cpu_mpi.c: exec_cpu_ranks: one worker (device, replica, tensor rank) per MPI rank,
+ * rank = worker index (exec.h), the all-reduces on communicators split per tensor group and
+ * per data group (MPI_Iallreduce, polled under the watchdog) (MPI initialised with
  * MPI_THREAD_SERIALIZED, MPI_ERRORS_RETURN on MPI_COMM_WORLD), MPI point-to-point as the
  * transport, the ranks' clocks aligned to rank 0's (ping-pongs before and after the run), rank
  * 0 gathering every rank's rows. Failures end every rank within about the watchdog time: the
@@ -27,6 +29,8 @@ typedef struct {
     int *reported;          // rank 0 after a failure: [rank] 1 when it sent its report
     MPI_Request notice;     // a failure notice from any rank (posted while the run runs)
     char notice_in[512];
+    MPI_Comm over[2];       // CpuOver: this rank's tensor group, its data group (MPI_COMM_NULL
+                            //   for a group of one)
 } Ranks;
 
 /* ---- the transport: tag 0 carries activations, tag 1 gradients, so MPI's per-(source, tag)
@@ -126,9 +130,11 @@ static void ranks_send(ExecDev *dv, int32_t dst, int grad, int32_t stage, const 
     int rdv = ex->spec.rendezvous;
     pthread_mutex_lock(&rs->mpi_mu);
     if (rdv) // synchronous: complete once the receive has matched
-        MPI_Issend(buf, (int)wire_bytes(ex), MPI_BYTE, dst, grad, MPI_COMM_WORLD, &p->req);
+        MPI_Issend(buf, (int)wire_bytes(ex), MPI_BYTE, exec_worker(ex, dst, dv->g)->w, grad,
+                   MPI_COMM_WORLD, &p->req);
     else
-        MPI_Isend(buf, (int)wire_bytes(ex), MPI_BYTE, dst, grad, MPI_COMM_WORLD, &p->req);
+        MPI_Isend(buf, (int)wire_bytes(ex), MPI_BYTE, exec_worker(ex, dst, dv->g)->w, grad,
+                  MPI_COMM_WORLD, &p->req);
     MPI_Request *req = &p->req;
     p->buf = buf, p->next = cd->pending, cd->pending = p;
     int done = 0;
@@ -169,7 +175,8 @@ static int ranks_receive(ExecDev *dv, int32_t src, int grad, int32_t stage, cons
     }
     MPI_Request req;
     pthread_mutex_lock(&rs->mpi_mu);
-    MPI_Irecv(buf, (int)wire_bytes(ex), MPI_BYTE, src, grad, MPI_COMM_WORLD, &req);
+    int from = exec_worker(ex, src, dv->g)->w; // src's rank in this group
+    MPI_Irecv(buf, (int)wire_bytes(ex), MPI_BYTE, from, grad, MPI_COMM_WORLD, &req);
     pthread_mutex_unlock(&rs->mpi_mu);
     int64_t deadline = exec_deadline_ns(ex);
     const struct timespec nap = {0, 20000}; // 20 us between polls
@@ -201,9 +208,50 @@ static int ranks_receive(ExecDev *dv, int32_t src, int grad, int32_t stage, cons
         cpu_mismatch(dv, index, op, grad, src, h.stage, h.mb, stage);
         return -1;
     }
-    int64_t sent = h.sent_ns - rs->clock_off[src] + rs->clock_off[dv->d]; // on this clock
+    int64_t sent = h.sent_ns - rs->clock_off[from] + rs->clock_off[ex->rank]; // on this clock
     cpu_xfer_row(dv, src, op, stage, STREAM_RECV, sent, exec_now_ns(ex));
     *out = (ExecSlot){data, NULL, 1};
+    return 0;
+}
+
+/* ---- the all-reduces ---- */
+
+static int ranks_allreduce(ExecDev *dv, CpuOver over, float *buf, int64_t n) {
+    Exec *ex = dv->ex;
+    Ranks *rs = ex->be;
+    if (rs->over[over] == MPI_COMM_NULL) return 0; // a group of one
+    MPI_Request req;
+    pthread_mutex_lock(&rs->mpi_mu);
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, rs->over[over], &req);
+    pthread_mutex_unlock(&rs->mpi_mu);
+    int64_t deadline = exec_deadline_ns(ex);
+    const struct timespec nap = {0, 20000};
+    int done = rc == MPI_SUCCESS ? 0 : -1;
+    while (done == 0 && !exec_failed(ex) && exec_now_ns(ex) < deadline) {
+        done = mpi_test(rs, &req);
+        if (!done) nanosleep(&nap, NULL);
+    }
+    if (done == 1) return 0;
+    if (done < 0)
+        exec_fail(ex, 1, "device %d (replica %d, tensor rank %d): MPI failed in an all-reduce "
+                  "(a peer may have died)", dv->d, dv->replica, dv->trank);
+    else if (!exec_failed(ex))
+        cpu_group_timed_out(dv, over);
+    return -1; // a pending all-reduce is left behind: the job ends
+}
+
+/* This rank's tensor and data communicators (every rank calls it: MPI_Comm_split is
+ * collective). 0, or -1. */
+static int split_groups(Exec *ex, Ranks *rs) {
+    const ExecDev *me = &ex->devs[ex->rank];
+    int color[2] = {me->d * ex->D + me->replica, me->d * ex->T + me->trank};
+    int key[2] = {me->trank, me->replica}, size[2] = {ex->T, ex->D};
+    for (int o = 0; o < 2; o++) {
+        rs->over[o] = MPI_COMM_NULL;
+        if (MPI_Comm_split(MPI_COMM_WORLD, size[o] > 1 ? color[o] : MPI_UNDEFINED, key[o],
+                           &rs->over[o]) != MPI_SUCCESS)
+            return -1;
+    }
     return 0;
 }
 
@@ -398,7 +446,7 @@ static void mpi_fail_run(Exec *ex, const Timeline *mine, Timeline *tl) {
 
 /* ---- the backend ---- */
 
-static int ranks_mine(const Exec *ex, int32_t d) { return d == ex->rank; }
+static int ranks_mine(const Exec *ex, int32_t w) { return w == ex->rank; }
 
 static int ranks_create(Exec *ex, char *why, size_t whylen) {
     Ranks *rs = ex->be = calloc(1, sizeof *rs);
@@ -410,9 +458,14 @@ static int ranks_create(Exec *ex, char *why, size_t whylen) {
     pthread_mutex_init(&rs->mpi_mu, NULL);
     rs->notice = MPI_REQUEST_NULL;
     if (gethostname(rs->host, sizeof rs->host - 1) != 0) snprintf(rs->host, sizeof rs->host, "?");
-    if (size != ex->p)
-        return snprintf(why, whylen, "mpirun started %d ranks but the Program has %d devices; "
-                        "use mpirun -np %d", size, ex->p, ex->p), 2;
+    rs->over[0] = rs->over[1] = MPI_COMM_NULL;
+    if (size != ex->W)
+        return snprintf(why, whylen, "mpirun started %d ranks but the run has stages x data x "
+                        "tensor = %d x %d x %d = %d workers; use mpirun -np %d", size, ex->p,
+                        ex->D, ex->T, ex->W, ex->W), 2;
+    rs->cpu.allreduce = ranks_allreduce;
+    if (split_groups(ex, rs) != 0)
+        return snprintf(why, whylen, "rank %d: MPI_Comm_split failed", ex->rank), 1;
     rs->clock_off = calloc((size_t)size, sizeof *rs->clock_off);
     if (!rs->clock_off) return snprintf(why, whylen, "out of host memory"), 1;
     return cpu_create(ex, ranks_mine, why, whylen);
@@ -422,6 +475,8 @@ static void ranks_destroy(Exec *ex) {
     Ranks *rs = ex->be;
     if (!rs) return;
     cpu_destroy(ex);
+    for (int o = 0; o < 2; o++)
+        if (rs->over[o] != MPI_COMM_NULL && !ex->failed) MPI_Comm_free(&rs->over[o]);
     pthread_mutex_destroy(&rs->mpi_mu);
     free(rs->clock_off), free(rs->reported);
     free(rs);
@@ -478,9 +533,9 @@ static int ranks_run(Exec *ex, Timeline *tl) {
 }
 
 const ExecBackend exec_cpu_ranks = {
-    .name = "cpu (MPI ranks)", .lane = "rank", .kernels = &cpu_kernels,
+    .name = "cpu (MPI ranks)", .lane = "rank", .ranks = 1, .kernels = &cpu_kernels,
     .create = ranks_create, .destroy = ranks_destroy, .run = ranks_run, .settle = ranks_settle,
-    .grads = cpu_grads,
+    .grads = cpu_grads, .layer_of = cpu_layer_of,
     .batch = cpu_batch, .receive = ranks_receive, .send = ranks_send,
     .span_begin = cpu_span_begin, .span_end = cpu_span_end,
 };
@@ -517,9 +572,9 @@ int exec_probe_links(Exec *ex, double *latency_us, double *bandwidth_gbs) {
     if (!all) return free(buf), -1;
     // least squares of t = latency + bytes / bandwidth over every neighbour pair and size
     double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
-    for (int a = 0; a + 1 < size; a++)
+    for (int a = 0; a + ex->G < size; a++) // pipeline neighbours: worker a and a + G
         for (int bytes = top; bytes >= 64 && bytes * 64 >= top; bytes /= 2) {
-            double t = one_way_us(rank, a, a + 1, buf, bytes);
+            double t = one_way_us(rank, a, a + ex->G, buf, bytes);
             if (rank == a) n++, sx += bytes, sy += t, sxx += (double)bytes * bytes, sxy += bytes * t;
         }
     free(buf);

@@ -11,7 +11,19 @@
  *   exec_cuda_ranks   the same with one MPI rank per GPU (PIPESIM_CUDA and PIPESIM_MPI).
  * Failures never hang: a receive that finds another message than the Program says, a peer
  * that died, stalled or lost a message (the watchdog), a thread or memory failure end the
- * run with a message naming the device and op, and the rows measured until then are kept. */
+ * run with a message naming the device and op, and the rows measured until then are kept.
+ *
+ * Data and tensor parallelism (the CPU backends): with d replicas and t tensor ranks the run
+ * has p d t workers, worker w = (device d + replica) t + tensor rank (Megatron's order:
+ * tensor fastest, then data, then pipeline; under MPI, rank w). Each replica runs the same
+ * Program on its own micro-batches (replica r's micro-batch j is the batch of sample
+ * r m + j), each tensor rank its Megatron shard of every layer, its pass's four all-reduces
+ * summed over the t ranks of its (device, replica). With the tail, a chunk's gradients are
+ * summed over the d replicas of its (device, tensor rank) after its last backward, then every
+ * layer takes an SGD step. The measured Timeline holds replica 0's tensor rank 0's rows (the
+ * view psim simulates; the others run the same ops): compute, transfers, a `tensor` row per
+ * tensor-parallel all-reduce (inside its compute row), an `allreduce` row per chunk and an
+ * `optimizer` row per device and iteration. */
 #ifndef PIPESIM_EXEC_H
 #define PIPESIM_EXEC_H
 
@@ -32,7 +44,7 @@ typedef struct {
                              //   times, with a flush (every device meets) between runs
     double watchdog_s;       // longest wait for one message, or (CUDA) with no op completing,
                              //   before failing; > 0
-    // fault injection for tests (CPU backends)
+    // fault injection for tests (CPU backends; a device's replica 0 tensor rank 0)
     int32_t drop_send_of;    // this device never sends its first message (-1: none)
     int rendezvous;          // a send completes only once its receive has taken it, as a
                              //   blocking NCCL send on the compute stream would
@@ -49,6 +61,15 @@ typedef struct {
     int warmup;              // passes and NCCL connections run once before the first epoch
     int hang;                // fault injection: device hang_device's first op waits until the
     int32_t hang_device;     //   watchdog fires (which then releases it)
+    // data and tensor parallelism (the CPU backends; the others refuse them, status 2)
+    int32_t data;            // d replicas of the pipeline (0: 1)
+    int32_t tensor;          // t tensor ranks per stage (0: 1; divides heads and ffn); a
+                             //   worker's shape is shape with tensor = t and its rank
+    int tail;                // iterations end with the data-parallel tail: after a chunk's
+                             //   last backward (W or BW) its gradients are summed over the d
+                             //   replicas, after the device's last op every layer steps
+                             //   w -= lr g, and the next iteration starts from zero gradients
+    float lr;                // the SGD step's learning rate (tail only)
 } ExecSpec;
 
 typedef struct Exec Exec;
@@ -99,9 +120,24 @@ int exec_settle(Exec *ex);
 /* This process's MPI rank (0 without MPI). */
 int exec_rank(const Exec *ex);
 
-/* Copies the fp32 weight gradients of stage's k-th layer into out->g_* (out allocated with
- * the spec's shape, e.g. by layer_init). 0, or -1 with why. */
+/* Copies the fp32 weight gradients of stage's k-th layer (replica 0, tensor rank 0) into
+ * out->g_* (out allocated with that rank's shape, exec_shape(ex, 0), e.g. by layer_init). 0,
+ * or -1 with why. */
 int exec_grads(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t whylen);
+
+/* Copies the weights and gradients of stage's k-th layer as replica `replica`'s tensor rank
+ * `trank` holds them into out (allocated with exec_shape(ex, trank)). 0, or -1 with why: no
+ * such layer or rank, a layer of another MPI rank, or a backend that cannot (CUDA). */
+int exec_layer_of(Exec *ex, int32_t replica, int32_t trank, int32_t stage, int32_t k, Layer *out,
+                  char *why, size_t whylen);
+
+/* The layer shape tensor rank trank runs: spec.shape with tensor = t and rank = trank. */
+LayerShape exec_shape(const Exec *ex, int32_t trank);
+
+/* Workers (p d t) and whether worker w runs in this process (all of them with threads, one
+ * under MPI). */
+int32_t exec_workers(const Exec *ex);
+int exec_worker_here(const Exec *ex, int32_t w);
 
 /* After exec_run on CPU ranks: how far the ranks' clock offsets moved between the
  * measurements before and after the run (rows are placed with the mean of the two), ns; 0

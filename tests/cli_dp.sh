@@ -36,8 +36,6 @@ expect "data parallelism with an asynchronous schedule is refused" 2 "data = 2 w
     $psim --no-db --set pipeline.schedule=pipedream-2bw --set parallel.data=2 scenarios/gpt13b.scn
 expect "an unknown all-reduce algorithm is refused" 2 "unknown allreduce 'mesh'; use ring or tree" \
     $psim --no-db --set parallel.allreduce=mesh scenarios/gpt13b.scn
-expect "pexec refuses data parallelism it cannot run" 2 "parallel.data = 2.*simulate this with psim" \
-    "$(dirname "$psim")/pexec" --no-db --set parallel.data=2 scenarios/tiny-cpu.scn
 # the timeline figure draws the all-reduces (one bar per device and chunk) and optimizer steps
 "$(dirname "$psim")/pplot" timeline "$db" "$tmp/dpfig" 1 >/dev/null 2>"$tmp/e"
 [ -s "$tmp/dpfig/timeline-1.png" ] && [ "$(wc -l <"$tmp/dpfig/allreduce-1.dat")" = 8 ] \

@@ -155,7 +155,7 @@ near "stored makespan equals the printed one" "$got" 28.5 1e-9
 got=$(sql "$db" "select max(end_ns) - min(start_ns) from ops where run_id = 2")
 [ "$got" = 28500000 ] && ok "stored ops span the makespan in ns" || nok "stored ops span the makespan in ns" "$got"
 [ "$(sql "$db" 'pragma journal_mode')" = wal ] && ok "database in WAL mode" || nok "database in WAL mode"
-[ "$(sql "$db" 'pragma user_version')" = 5 ] && ok "schema version 5" || nok "schema version 5"
+[ "$(sql "$db" 'pragma user_version')" = 6 ] && ok "schema version 6" || nok "schema version 6"
 # memory over time: each device's highest sample is its peak, its last the static part
 got=$(sql "$db" "select count(*) from (select device, max(bytes) b from memory where run_id = 1 group by device) m
     join device_metrics d on d.run_id = 1 and d.device = m.device and d.name = 'peak_memory_gib'
@@ -292,7 +292,7 @@ if command -v mpirun >/dev/null 2>&1; then
     got=$(sql "$db" "select count(*) from ops where run_id = 1 and stream = 'recv'")
     [ "$got" = 16 ] && ok "MPI moves every activation and gradient (16 receives)" || nok "MPI moves every activation and gradient (16 receives)" "$got"
     $mpi 3 $pexec --no-db --set pipeline.stages=2 scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
-    [ $? != 0 ] && grep -q "mpirun started 3 ranks but the scenario has stages = 2; use mpirun -np 2" "$tmp/out" \
+    [ $? != 0 ] && grep -q "mpirun started 3 ranks but the scenario has stages x data x tensor = 2 x 1 x 1 = 2 workers; use mpirun -np 2" "$tmp/out" \
         && ok "pexec names the right rank count" || nok "pexec names the right rank count" "$(head -c 300 "$tmp/out")"
     $mpi 2 $pexec --no-db --drop-send 0 --watchdog 0.3 --set pipeline.stages=2 --set batch.micro_batches=1 scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
     [ $? != 0 ] && grep -q "waited 0.3 s for its .* (watchdog)" "$tmp/out" \
@@ -431,6 +431,7 @@ b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.s
 
 # data and tensor parallelism (tests/cli_dp.sh)
 . tests/cli_dp.sh
+. tests/cli_pexec_dp.sh
 . tests/cli_hetero.sh
 . tests/cli_faults.sh
 . tests/cli_badinput.sh

@@ -3,7 +3,11 @@
  * the weight gradients of the same model run on one device (the pipeline moves the right
  * tensors); the measured timeline has a row per op in each device's program order and a send
  * and a receive per transfer; a dropped send trips the watchdog and a misordered receive is
- * caught, each with a message naming the op. */
+ * caught, each with a message naming the op. Data and tensor parallelism: t = 2 tensor ranks'
+ * shards hold the t = 1 gradients, bit for bit the same in every run; d = 2 replicas of m
+ * micro-batches hold, after their all-reduce, one replica's gradients of 2m; the SGD step is
+ * w - lr g; the timeline has exactly the tensor, all-reduce and optimizer rows the design
+ * says. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -77,6 +81,262 @@ static void expect_same_grads(const Layer *a, const Layer *b, int32_t g, const c
                 fail_msg("%s: layer %d weight %d [%lld]: %g vs one device %g", name, g, w,
                          (long long)i, (double)x[i], (double)y[i]);
     }
+}
+
+/* ---- data and tensor parallelism ---- */
+
+/* Element e of tensor rank r's shard of weight w (of t ranks, shape sh) in the whole layer's
+ * weight (Megatron: Wqkv's q, k, v blocks and W1 by columns, Wo and W2 by rows; the layer
+ * norms replicated). */
+static int64_t whole_index(const LayerShape *sh, int w, int32_t r, int64_t e) {
+    int64_t h = sh->hidden, f = sh->ffn, t = sh->tensor, hq = h / t, fl = f / t;
+    switch (LB_FIRST_WEIGHT + w) {
+    case LB_WQKV: {
+        int64_t i = e / (3 * hq), j = e % (3 * hq);
+        return i * 3 * h + (j / hq) * h + r * hq + j % hq;
+    }
+    case LB_WO: return (r * hq + e / h) * h + e % h;
+    case LB_W1: return (e / fl) * f + r * fl + e % fl;
+    case LB_W2: return (r * fl + e / h) * h + e % h;
+    default: return e;
+    }
+}
+
+static Exec *start_parallel(const Program *pr, const Plan *pl, int32_t d, int32_t t, int tail,
+                            float lr, float dropout, int32_t iterations) {
+    ExecSpec spec = {.pr = pr, .pl = pl, .shape = SHAPE, .seed = 42, .iterations = iterations,
+                     .watchdog_s = 5, .drop_send_of = -1, .data = d, .tensor = t,
+                     .tail = tail, .lr = lr};
+    spec.shape.dropout = dropout;
+    return create(&spec);
+}
+
+/* Stage st's k-th layer as (replica, trank) holds it, into out (allocated here). */
+static void layer_read(Exec *ex, int32_t replica, int32_t trank, int32_t st, int32_t k,
+                       Layer *out) {
+    char why[512];
+    LayerShape sh = exec_shape(ex, trank);
+    assert_int_equal(layer_init(out, &sh, 0), 0);
+    if (exec_layer_of(ex, replica, trank, st, k, out, why, sizeof why) != 0) fail_msg("%s", why);
+}
+
+/* t = 2 against t = 1 (1F1B and interleaved, p = 2, dropout on): every shard's gradients are
+ * the whole layer's at its elements within 1e-5 + 1e-4 |g| (fp32 sums in another order), and
+ * a second t = 2 run gives the same bits (the all-reduce sums in rank order). */
+static void test_tensor_ranks_match_one(void **state) {
+    (void)state;
+    static const struct { const char *name; int32_t v; } cases[] = {{"1f1b", 1},
+                                                                    {"interleaved", 2}};
+    char why[512];
+    double most = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        Program pr;
+        Plan pl = plan(2, cases[c].v);
+        build(cases[c].name, 2, cases[c].v, 4, 1, &pr);
+        Exec *one = start_parallel(&pr, &pl, 1, 1, 0, 0, 0.1f, 1);
+        Exec *two = start_parallel(&pr, &pl, 1, 2, 0, 0, 0.1f, 1);
+        Exec *again = start_parallel(&pr, &pl, 1, 2, 0, 0, 0.1f, 1);
+        Timeline t1 = {0}, t2 = {0}, t3 = {0};
+        assert_int_equal(exec_run(one, &t1, why, sizeof why), 0);
+        if (exec_run(two, &t2, why, sizeof why) != 0) fail_msg("%s", why);
+        if (exec_run(again, &t3, why, sizeof why) != 0) fail_msg("%s", why);
+        for (int32_t st = 0; st < pl.stages; st++)
+            for (int32_t k = 0; k < pl.layers[st]; k++) {
+                Layer whole;
+                layer_read(one, 0, 0, st, k, &whole);
+                for (int32_t r = 0; r < 2; r++) {
+                    Layer a, b;
+                    layer_read(two, 0, r, st, k, &a);
+                    layer_read(again, 0, r, st, k, &b);
+                    for (int w = 0; w < LAYER_WEIGHTS; w++)
+                        for (int64_t e = 0; e < layer_buf_elems(&a.sh, (LayerBuf)(LB_FIRST_GRAD + w)); e++) {
+                            float x = a.g[w][e], y = whole.g[w][whole_index(&a.sh, w, r, e)];
+                            if (fabsf(x - y) > most) most = fabsf(x - y);
+                            if (fabsf(x - y) > 1e-5f + 1e-4f * fabsf(y))
+                                fail_msg("%s: stage %d layer %d rank %d weight %d [%lld]: %g, "
+                                         "t = 1 %g", cases[c].name, st, k, r, w, (long long)e,
+                                         (double)x, (double)y);
+                            if (memcmp(&a.g[w][e], &b.g[w][e], sizeof(float)) != 0)
+                                fail_msg("%s: two t = 2 runs differ", cases[c].name);
+                        }
+                    layer_free(&a), layer_free(&b);
+                }
+                layer_free(&whole);
+            }
+        timeline_free(&t1), timeline_free(&t2), timeline_free(&t3);
+        exec_free(one), exec_free(two), exec_free(again);
+        program_free(&pr), plan_free(&pl);
+    }
+    print_message("max |t=2 - t=1| weight gradient: %.3g\n", most);
+}
+
+/* d = 2 replicas of m = 2 micro-batches with the tail (lr 0: the weights stay): after the
+ * all-reduce both replicas hold, bit for bit, the same gradients, which are one replica's of
+ * m = 4 (the same samples) within 1e-5 + 1e-4 |g|; with t = 2 as well, each shard's. */
+static void test_replicas_sum(void **state) {
+    (void)state;
+    char why[512];
+    for (int32_t t = 1; t <= 2; t++) {
+        Program p2, p4;
+        Plan pl = plan(2, 1);
+        build("1f1b", 2, 1, 2, 1, &p2);
+        build("1f1b", 2, 1, 4, 1, &p4);
+        Exec *dp = start_parallel(&p2, &pl, 2, t, 1, 0, 0.1f, 1);
+        Exec *big = start_parallel(&p4, &pl, 1, t, 0, 0, 0.1f, 1);
+        Timeline ta = {0}, tb = {0};
+        if (exec_run(dp, &ta, why, sizeof why) != 0) fail_msg("%s", why);
+        if (exec_run(big, &tb, why, sizeof why) != 0) fail_msg("%s", why);
+        for (int32_t st = 0; st < 2; st++)
+            for (int32_t k = 0; k < pl.layers[st]; k++)
+                for (int32_t r = 0; r < t; r++) {
+                    Layer a, b, ref;
+                    layer_read(dp, 0, r, st, k, &a);
+                    layer_read(dp, 1, r, st, k, &b);
+                    layer_read(big, 0, r, st, k, &ref);
+                    for (int w = 0; w < LAYER_WEIGHTS; w++) {
+                        int64_t n = layer_buf_elems(&a.sh, (LayerBuf)(LB_FIRST_GRAD + w));
+                        if (memcmp(a.g[w], b.g[w], (size_t)n * sizeof(float)) != 0)
+                            fail_msg("t = %d: the replicas' gradients differ after the "
+                                     "all-reduce", t);
+                        for (int64_t e = 0; e < n; e++)
+                            if (fabsf(a.g[w][e] - ref.g[w][e]) > 1e-5f + 1e-4f * fabsf(ref.g[w][e]))
+                                fail_msg("t = %d stage %d layer %d weight %d [%lld]: %g, m = 4 "
+                                         "%g", t, st, k, w, (long long)e, (double)a.g[w][e],
+                                         (double)ref.g[w][e]);
+                    }
+                    layer_free(&a), layer_free(&b), layer_free(&ref);
+                }
+        timeline_free(&ta), timeline_free(&tb);
+        exec_free(dp), exec_free(big);
+        program_free(&p2), program_free(&p4), plan_free(&pl);
+    }
+}
+
+/* The SGD step: after one iteration every weight is its initial value (layer_init of the same
+ * seed and shard) minus lr g, g the all-reduced gradient read back, within 1e-6 (1 + |w|)
+ * (the same float expression; the bound allows a compiler's fused multiply-add), and some
+ * weight moved. Without dropout, two iterations with lr 0 leave one iteration's gradients
+ * (each starts from zero). */
+static void test_sgd_step(void **state) {
+    (void)state;
+    char why[512];
+    const float lr = 0.01f;
+    Program pr;
+    Plan pl = plan(2, 1);
+    build("1f1b", 2, 1, 2, 1, &pr);
+    Exec *ex = start_parallel(&pr, &pl, 2, 2, 1, lr, 0.1f, 1);
+    Timeline tl = {0};
+    if (exec_run(ex, &tl, why, sizeof why) != 0) fail_msg("%s", why);
+    int moved = 0;
+    for (int32_t st = 0; st < 2; st++)
+        for (int32_t k = 0; k < pl.layers[st]; k++)
+            for (int32_t rep = 0; rep < 2; rep++)
+                for (int32_t r = 0; r < 2; r++) {
+                    Layer now, init;
+                    LayerShape sh = exec_shape(ex, r);
+                    layer_read(ex, rep, r, st, k, &now);
+                    assert_int_equal(layer_init(&init, &sh, 42 + (uint64_t)pl.first_layer[st] + k), 0);
+                    for (int w = 0; w < LAYER_WEIGHTS; w++)
+                        for (int64_t e = 0; e < layer_buf_elems(&sh, (LayerBuf)(LB_FIRST_WEIGHT + w)); e++) {
+                            float want = init.w[w][e] - lr * now.g[w][e];
+                            if (fabsf(now.w[w][e] - want) > 1e-6f * (1 + fabsf(want)))
+                                fail_msg("stage %d layer %d replica %d rank %d weight %d [%lld]: "
+                                         "%.9g, w0 - lr g = %.9g", st, k, rep, r, w,
+                                         (long long)e, (double)now.w[w][e], (double)want);
+                            moved += now.w[w][e] != init.w[w][e];
+                        }
+                    layer_free(&now), layer_free(&init);
+                }
+    assert_true(moved > 0);
+    timeline_free(&tl);
+    exec_free(ex);
+    Exec *one = start_parallel(&pr, &pl, 2, 1, 1, 0, 0, 1);
+    Exec *two = start_parallel(&pr, &pl, 2, 1, 1, 0, 0, 2);
+    Timeline t1 = {0}, t2 = {0};
+    assert_int_equal(exec_run(one, &t1, why, sizeof why), 0);
+    assert_int_equal(exec_run(two, &t2, why, sizeof why), 0);
+    for (int32_t st = 0; st < 2; st++) {
+        Layer a, b;
+        layer_read(one, 0, 0, st, 0, &a);
+        layer_read(two, 0, 0, st, 0, &b);
+        for (int w = 0; w < LAYER_WEIGHTS; w++)
+            assert_memory_equal(a.g[w], b.g[w], (size_t)layer_buf_elems(&a.sh,
+                                (LayerBuf)(LB_FIRST_GRAD + w)) * sizeof(float));
+        layer_free(&a), layer_free(&b);
+    }
+    timeline_free(&t1), timeline_free(&t2);
+    exec_free(one), exec_free(two);
+    program_free(&pr), plan_free(&pl);
+}
+
+/* The rows of 1F1B p = 2, m = 2, d = 2, t = 2, two layers a stage, with the tail, two
+ * iterations (replica 0's tensor rank 0 only): per iteration, 4 compute rows a device, 2
+ * transfers each way a hop (4 send and 4 recv rows), 2 tensor rows per layer in each F and
+ * BW (2 x 2 x 4 = 16 a device), one allreduce row a device (v = 1) after its last BW, and one
+ * optimizer row a device after that; each tensor row inside its op's compute row. */
+static void test_parallel_rows(void **state) {
+    (void)state;
+    char why[512];
+    Program pr;
+    Plan pl = plan(2, 1);
+    build("1f1b", 2, 1, 2, 1, &pr);
+    Exec *ex = start_parallel(&pr, &pl, 2, 2, 1, 0.001f, 0.1f, 2);
+    Timeline tl = {0};
+    if (exec_run(ex, &tl, why, sizeof why) != 0) fail_msg("%s", why);
+    int n[STREAM_COUNT] = {0};
+    for (size_t i = 0; i < tl.n; i++) n[tl.ops[i].stream]++;
+    assert_int_equal(n[STREAM_COMPUTE], 2 * 2 * 4);
+    assert_int_equal(n[STREAM_SEND], 2 * 4);
+    assert_int_equal(n[STREAM_RECV], 2 * 4);
+    assert_int_equal(n[STREAM_TENSOR], 2 * 2 * 16);
+    assert_int_equal(n[STREAM_COLLECTIVE], 2 * 2);
+    assert_int_equal(n[STREAM_OPTIMIZER], 2 * 2);
+    assert_int_equal(tl.n, 2 * (8 + 4 + 4 + 32 + 2 + 2));
+    for (size_t i = 0; i < tl.n; i++) {
+        const TimelineOp *r = &tl.ops[i];
+        assert_true(r->device >= 0 && r->device < 2);
+        if (r->stream == STREAM_TENSOR) {
+            int inside = 0;
+            for (size_t j = 0; j < tl.n && !inside; j++) {
+                const TimelineOp *c = &tl.ops[j];
+                inside = c->stream == STREAM_COMPUTE && c->device == r->device &&
+                         c->micro_batch == r->micro_batch && c->kind == r->kind &&
+                         c->start_ns <= r->start_ns && r->end_ns <= c->end_ns;
+            }
+            assert_true(inside);
+            assert_true(r->kind == OP_F || r->kind == OP_BW);
+            assert_int_equal(r->bytes, (int64_t)SHAPE.seq * SHAPE.hidden * 4);
+        }
+        if (r->stream == STREAM_COLLECTIVE || r->stream == STREAM_OPTIMIZER) {
+            int64_t last = 0; // after the device's compute of that iteration
+            for (size_t j = 0; j < tl.n; j++)
+                if (tl.ops[j].stream == STREAM_COMPUTE && tl.ops[j].device == r->device &&
+                    tl.ops[j].micro_batch / 2 == r->micro_batch / 2 && tl.ops[j].end_ns > last)
+                    last = tl.ops[j].end_ns;
+            assert_true(r->start_ns >= last);
+            assert_int_equal(r->kind, OP_BW);
+            assert_int_equal(r->micro_batch % 2, 0);
+        }
+    }
+    timeline_free(&tl);
+    exec_free(ex);
+    program_free(&pr), plan_free(&pl);
+}
+
+/* Bad parallel input: t must divide heads and ffn (status 2, saying so). */
+static void test_parallel_bad_tensor(void **state) {
+    (void)state;
+    Program pr;
+    Plan pl = plan(1, 1);
+    build("1f1b", 1, 1, 1, 1, &pr);
+    ExecSpec spec = {.pr = &pr, .pl = &pl, .shape = SHAPE, .seed = 42, .iterations = 1,
+                     .watchdog_s = 1, .drop_send_of = -1, .tensor = 3};
+    Exec *ex;
+    char why[512];
+    assert_int_equal(exec_create(&spec, &exec_cpu_threads, &ex, why, sizeof why), 2);
+    assert_null(ex);
+    if (!strstr(why, "parallel.tensor = 3 must divide model.heads (2)")) fail_msg("got '%s'", why);
+    program_free(&pr), plan_free(&pl);
 }
 
 static void test_pipelines_match_one_device(void **state) {
@@ -257,6 +517,11 @@ int main(void) {
         cmocka_unit_test(test_watchdog),
         cmocka_unit_test(test_killed_device),
         cmocka_unit_test(test_misordered_receive),
+        cmocka_unit_test(test_tensor_ranks_match_one),
+        cmocka_unit_test(test_replicas_sum),
+        cmocka_unit_test(test_sgd_step),
+        cmocka_unit_test(test_parallel_rows),
+        cmocka_unit_test(test_parallel_bad_tensor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

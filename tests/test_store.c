@@ -347,7 +347,7 @@ static void test_version_4_gains_run_env(void **state) {
     sqlite3_close(db);
     assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'run_env'"), 0);
     assert_int_equal(store_open(path, &s, err, sizeof err), 0);
-    assert_int_equal(sql_int("PRAGMA user_version"), 5);
+    assert_int_equal(sql_int("PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'run_env' AND"
                              " sql LIKE '%WITHOUT ROWID%'"), 1);
     assert_env_is(s, 1, ENV, ENV_ORDER, 0);
@@ -483,6 +483,35 @@ static void test_version_3_upgraded(void **state) {
     for (size_t i = 0; i < back.n; i++)
         lanes += back.ops[i].stream == STREAM_COLLECTIVE || back.ops[i].stream == STREAM_OPTIMIZER;
     assert_int_equal(lanes, 2);
+    store_close(s);
+    timeline_free(&tl), timeline_free(&back);
+}
+
+/* A version 5 file: ops whose CHECK predates the 'tensor' stream. The upgrade keeps its rows
+ * and then stores tensor-parallel all-reduce rows. */
+static void test_version_5_upgraded(void **state) {
+    (void)state;
+    check_upgrade(5, "CREATE TABLE ops5 AS SELECT * FROM ops; DROP TABLE ops;"
+                     " CREATE TABLE ops (run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE"
+                     " CASCADE, device INTEGER NOT NULL, stream TEXT NOT NULL CHECK (stream ="
+                     " 'compute' OR stream = 'send' OR stream = 'recv' OR stream = 'allreduce'"
+                     " OR stream = 'optimizer'), kind TEXT NOT NULL,"
+                     " micro_batch INTEGER, chunk INTEGER, peer INTEGER, start_ns INTEGER NOT"
+                     " NULL, end_ns INTEGER NOT NULL, bytes INTEGER NOT NULL DEFAULT 0);"
+                     " INSERT INTO ops SELECT * FROM ops5; DROP TABLE ops5;"
+                     " PRAGMA user_version = 5");
+    assert_int_equal(sql_int("SELECT count(*) FROM ops WHERE run_id = 1"),
+                     sql_int("SELECT count(*) FROM ops WHERE run_id = 2"));
+    Store *s;
+    Timeline tl = hand_timeline(), back = {0};
+    tl.ops[0].stream = STREAM_TENSOR;
+    assert_int_equal(store_open(path, &s, err, sizeof err), 0);
+    assert_int_equal(write_run(s, &tl), 3);
+    assert_int_equal(store_ops_load(s, 3, &back), 0);
+    size_t tensor = 0;
+    for (size_t i = 0; i < back.n; i++) tensor += back.ops[i].stream == STREAM_TENSOR;
+    assert_int_equal(tensor, 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM ops WHERE stream = 'tensor'"), 1);
     store_close(s);
     timeline_free(&tl), timeline_free(&back);
 }
@@ -728,6 +757,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_version_1_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_2_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_3_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_5_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_4_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_4_gains_run_env, setup, teardown),

@@ -34,6 +34,9 @@ int timeline_stats(const Timeline *tl, int32_t devices, int32_t chunks, int32_t 
             xfer_ns += ns, out->xfers++;
             size_t l = (size_t)r->peer * (size_t)devices + (size_t)r->device;
             out->link_ms[l] += ns / 1e6, out->link_n[l]++;
+        } else if (r->stream == STREAM_COLLECTIVE || r->stream == STREAM_OPTIMIZER ||
+                   r->stream == STREAM_TENSOR) {
+            out->lane_ms[r->stream] += ns / 1e6, out->lane_n[r->stream]++;
         } else if (r->stream == STREAM_COMPUTE) {
             size_t k = ((size_t)r->device * (size_t)chunks + (size_t)r->chunk) * OP_KIND_COUNT + r->kind;
             out->op_ms[k] += ns / 1e6, out->op_n[k]++;
@@ -56,6 +59,8 @@ int timeline_stats(const Timeline *tl, int32_t devices, int32_t chunks, int32_t 
         out->kind_sd_ms[k] = var > 0 ? sqrt(var) : 0;
     }
     out->xfer_ms = out->xfers ? xfer_ns / 1e6 / (double)out->xfers : 0;
+    for (int k = 0; k < STREAM_COUNT; k++)
+        if (out->lane_n[k]) out->lane_ms[k] /= (double)out->lane_n[k];
     out->makespan_ms = (double)(last - first) / 1e6;
     return 0;
 }

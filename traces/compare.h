@@ -1,5 +1,6 @@
-/* traces/compare.h: what a Timeline says about op and transfer times, for comparing a
- * predicted run with a measured one and for calibrating the cost model from a measured run.
+/* traces/compare.h: what a Timeline says about op, transfer and collective times, for
+ * comparing a predicted run with a measured one and for calibrating the cost model from a
+ * measured run.
  * Works on Timelines only (from the store or in memory). */
 #ifndef PIPESIM_COMPARE_H
 #define PIPESIM_COMPARE_H
@@ -19,6 +20,10 @@ typedef struct {
     int64_t *link_n;   // owned: same layout
     double xfer_ms;    // mean transfer (recv row: send start to data received)
     int64_t xfers;
+    double lane_ms[STREAM_COUNT]; // mean row of the collective lanes (STREAM_COLLECTIVE: a
+    int64_t lane_n[STREAM_COUNT]; //   chunk's gradient all-reduce, STREAM_OPTIMIZER: a step,
+                                  //   STREAM_TENSOR: one tensor-parallel all-reduce); 0 rows
+                                  //   for the other streams
     double makespan_ms; // last end - first start over the rows counted
 } TimelineStats;
 

@@ -18,13 +18,13 @@ struct Store {
     char *path; // owned copy, for error messages
 };
 
-/* The ops table (schema 4: streams allreduce and optimizer added to the CHECK). */
+/* The ops table (schema 4: streams allreduce and optimizer added to the CHECK; 6: tensor). */
 #define OPS_TABLE(name)                                                                        \
     "CREATE TABLE " name " ("                                                                  \
     " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"                          \
     " device INTEGER NOT NULL,"                                                                \
     " stream TEXT NOT NULL CHECK (stream = 'compute' OR stream = 'send' OR stream = 'recv'"    \
-    " OR stream = 'allreduce' OR stream = 'optimizer'),"                                       \
+    " OR stream = 'allreduce' OR stream = 'optimizer' OR stream = 'tensor'),"                  \
     " kind TEXT NOT NULL CHECK (kind = 'F' OR kind = 'B' OR kind = 'W' OR kind = 'BW'),"       \
     " micro_batch INTEGER, chunk INTEGER,"                                                     \
     " peer INTEGER," /* NULL for compute rows (TimelineOp.peer == -1) */                      \
@@ -67,15 +67,16 @@ static const char SCHEMA_V3[] =
     " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));"
     "ALTER TABLE runs ADD COLUMN sweep INTEGER REFERENCES sweeps(id);";
 
-/* Version 4, part 1: the ops CHECK accepts the data-parallel streams 'allreduce' and 'optimizer'.
- * SQLite cannot alter a CHECK, so an older table is copied into a new one (fresh files get
- * the new table from SCHEMA). */
-static const char SCHEMA_V4_OPS[] =
-    OPS_TABLE("ops_v4")
-    "INSERT INTO ops_v4 SELECT run_id, device, stream, kind, micro_batch, chunk, peer, start_ns,"
+/* Versions 4 and 6: the ops CHECK accepts new streams (4: the data-parallel 'allreduce' and
+ * 'optimizer'; 6: pexec's tensor-parallel all-reduces, 'tensor'). SQLite cannot alter a
+ * CHECK, so an older table is copied into the current one, once for any older version (fresh
+ * files get it from SCHEMA). */
+static const char SCHEMA_OPS_COPY[] =
+    OPS_TABLE("ops_new")
+    "INSERT INTO ops_new SELECT run_id, device, stream, kind, micro_batch, chunk, peer, start_ns,"
     " end_ns, bytes FROM ops;"
     "DROP TABLE ops;"
-    "ALTER TABLE ops_v4 RENAME TO ops;"
+    "ALTER TABLE ops_new RENAME TO ops;"
     "CREATE INDEX ops_by_run ON ops(run_id, device, stream, start_ns);";
 /* Version 4, part 2: failed runs. runs.status (there since version 1, always 'complete' until now) is
  * 'complete' or 'failed', runs.error says why a run failed (NULL when complete), and psim's
@@ -246,7 +247,7 @@ static int set_wal(Store *s, char *err, size_t len) {
 }
 
 /* Creates the schema in a fresh file, or upgrades an older one step by step (v1 -> v2 -> v3
- * -> v4 -> v5), in one transaction. Another process may be
+ * -> v4 -> v5 -> v6), in one transaction. Another process may be
  * doing the same, so the version is read again inside the write transaction, and the loser
  * finds the current version and does nothing. */
 static int create_schema(Store *s, char *err, size_t len) {
@@ -255,12 +256,13 @@ static int create_schema(Store *s, char *err, size_t len) {
     int64_t version = 0;
     rc = read_version(s, &version, err, len);
     if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION) {
-        char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + sizeof SCHEMA_V3 + sizeof SCHEMA_V4_OPS +
+        char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + sizeof SCHEMA_V3 + sizeof SCHEMA_OPS_COPY +
                  sizeof SCHEMA_V4 + sizeof SCHEMA_V5 + 64];
         snprintf(sql, sizeof sql, "%s%s%s%s%s%sPRAGMA user_version = %d;",
                  version == 0 ? SCHEMA : "", version < 2 ? SCHEMA_V2 : "",
-                 version < 3 ? SCHEMA_V3 : "", version > 0 && version < 4 ? SCHEMA_V4_OPS : "",
-                 version < 4 ? SCHEMA_V4 : "", SCHEMA_V5, STORE_SCHEMA_VERSION);
+                 version < 3 ? SCHEMA_V3 : "", version > 0 ? SCHEMA_OPS_COPY : "",
+                 version < 4 ? SCHEMA_V4 : "", version < 5 ? SCHEMA_V5 : "",
+                 STORE_SCHEMA_VERSION);
         rc = exec(s, sql, version == 0 ? "cannot create the schema"
                                        : "cannot upgrade the schema", err, len);
     }

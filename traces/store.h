@@ -14,8 +14,9 @@
  * ones are upgraded in place when opened (2 added the memory table, 3 sweeps and runs.sweep,
  * 4 the ops streams 'allreduce' and 'optimizer', and failed runs: runs.error, with triggers
  * holding runs.status to 'complete' or 'failed'; 5 the searches and search_points tables of
- * pplan, and run_env: what each run ran on, as text). */
-#define STORE_SCHEMA_VERSION 5
+ * pplan, and run_env: what each run ran on, as text; 6 the ops stream 'tensor', pexec's
+ * tensor-parallel all-reduces). */
+#define STORE_SCHEMA_VERSION 6
 
 typedef struct Store Store;
 

@@ -1,8 +1,10 @@
 /* sim/cli/pcompare.c: the pcompare command: a predicted run (psim) against a measured one
  * (pexec) of the same scenario, from the store: makespan, mean op time per kind, per device
- * and chunk, and transfers, with relative errors. Exit status 0; 3 when the makespan error is
- * beyond --tolerance; 2 for bad input (unknown or failed runs, runs of different shapes); 1 when the
- * database cannot be read. */
+ * and chunk, transfers, and the collectives both runs have (gradient all-reduces, optimizer
+ * steps, tensor-parallel all-reduces; a kind only one run has is named, without an error),
+ * with relative errors. Exit status 0; 3 when the makespan error is beyond --tolerance; 2 for
+ * bad input (unknown or failed runs, runs of different shapes); 1 when the database cannot be
+ * read. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -69,6 +71,20 @@ static void report(int64_t pid, const LoadedRun *p, int64_t mid, const LoadedRun
         printf("%-24s %13.3f %13.3f\n", what, p->st.kind_sd_ms[k], m->st.kind_sd_ms[k]);
     }
     if (p->st.xfers && m->st.xfers) line("transfer (mean)", p->st.xfer_ms, m->st.xfer_ms);
+    static const struct { Stream s; const char *what; } lanes[] = {
+        {STREAM_COLLECTIVE, "allreduce (mean)"}, {STREAM_OPTIMIZER, "optimizer (mean)"},
+        {STREAM_TENSOR, "tensor allreduce (mean)"}};
+    for (size_t i = 0; i < sizeof lanes / sizeof lanes[0]; i++) {
+        Stream s = lanes[i].s;
+        if (p->st.lane_n[s] && m->st.lane_n[s])
+            line(lanes[i].what, p->st.lane_ms[s], m->st.lane_ms[s]);
+        else if (p->st.lane_n[s] || m->st.lane_n[s]) // one side only: say so, without an error
+            printf("# %s: only the %s run has them (%lld rows, mean %.3f ms)%s\n",
+                   stream_name(s), p->st.lane_n[s] ? "predicted" : "measured",
+                   (long long)(p->st.lane_n[s] + m->st.lane_n[s]),
+                   p->st.lane_n[s] ? p->st.lane_ms[s] : m->st.lane_ms[s],
+                   s == STREAM_TENSOR && m->st.lane_n[s] ? "; psim prices them inside F and B" : "");
+    }
     for (int32_t a = 0; a < p->st.devices; a++)
         for (int32_t b = 0; b < p->st.devices; b++) {
             size_t l = (size_t)a * (size_t)p->st.devices + (size_t)b;
@@ -94,7 +110,8 @@ static int usage(int status) {
     fprintf(status ? stderr : stdout,
             "usage: pcompare [--db PATH] [--tolerance FRACTION] PREDICTED_RUN MEASURED_RUN\n"
             "Compares two runs of one scenario stored by psim and pexec: makespan, mean op\n"
-            "time per kind and per device and chunk, transfers, with relative errors\n"
+            "time per kind and per device and chunk, transfers, and the all-reduces and\n"
+            "optimizer steps both runs have, with relative errors\n"
             "(predicted - measured) / measured. Exit status 3 when the makespan error is\n"
             "beyond the tolerance (e.g. 0.1 for 10%%).\n");
     return status;

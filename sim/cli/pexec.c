@@ -1,10 +1,13 @@
 /* sim/cli/pexec.c: the pexec command: the same scenario and the same checked Program as psim,
  * run for real (exec/exec.h), measured, stored and printed like psim's runs (sim/run/run.h),
- * so the two can be compared. Started plainly, it runs one thread per device (CPU) or per GPU
- * (--backend cuda); started by mpirun (a build with MPI), one rank per device or GPU, rank 0
- * storing and printing. Exit statuses as psim's; a run that fails while it runs (a receive
- * that mismatches, a watchdog that fires, a peer that died) is an executor failure, 1, with
- * host and rank in the message, and is stored as failed with the rows measured until then.
+ * so the two can be compared. Started plainly, it runs one thread per worker (CPU: p d t of
+ * them, one per pipeline device, replica and tensor rank) or per GPU (--backend cuda, one
+ * replica without tensor parallelism); started by mpirun (a build with MPI), one rank per
+ * worker or GPU, rank 0 storing and printing. With the data-parallel tail (d > 1 or
+ * costs.optimizer_ms set, as psim's) every iteration ends with the replicas' gradient
+ * all-reduces and an SGD step of learning rate PEXEC_SGD_LR. Exit statuses as psim's; a run
+ * that fails while it runs (a receive that mismatches, a watchdog that fires, a peer that
+ * died) is an executor failure, 1, with host and rank in the message, and is stored as failed with the rows measured until then.
  * With the CUDA backend the run also stores the CUDA, NCCL and cuBLAS versions, the GPUs and
  * how they were partitioned (metrics and environment). */
 #include <signal.h>
@@ -49,6 +52,47 @@ static void on_term_install(int rank) {
     signal(SIGTERM, on_term);
 }
 #endif
+
+/* The SGD step's learning rate: small, so a run of a few iterations stays near its start,
+ * but really applied to the weights. */
+#define PEXEC_SGD_LR 1e-3f
+
+/* PEXEC_GRADS_OUT=PREFIX (for tests): after a complete run every worker of this process
+ * writes its layers to PREFIX.W (W its worker index): one line per element, "g STAGE LAYER
+ * WEIGHT INDEX VALUE" for the gradients and "w ..." for the weights, %.9g. 0, or 1 with a
+ * message. */
+static int layers_out(Exec *ex, const Run *r, const char *prefix) {
+    int32_t D = (int32_t)scenario_data(&r->scn), T = (int32_t)scenario_tensor(&r->scn);
+    for (int32_t w = 0; w < exec_workers(ex); w++) {
+        if (!exec_worker_here(ex, w)) continue;
+        int32_t trank = w % T, replica = w / T % D, d = w / (D * T);
+        char path[4096], why[256];
+        snprintf(path, sizeof path, "%s.%d", prefix, w);
+        FILE *f = fopen(path, "w");
+        if (!f) return fprintf(stderr, "pexec: PEXEC_GRADS_OUT: cannot write %s\n", path), 1;
+        LayerShape sh = exec_shape(ex, trank);
+        int rc = 0;
+        for (int32_t st = 0; st < r->plan.stages && rc == 0; st++) {
+            if (r->prog.device_of[st] != d) continue;
+            for (int32_t k = 0; k < r->plan.layers[st] && rc == 0; k++) {
+                Layer l;
+                if ((rc = layer_init(&l, &sh, 0)) != 0) break;
+                rc = exec_layer_of(ex, replica, trank, st, k, &l, why, sizeof why);
+                for (int b = 0; b < LAYER_WEIGHTS && rc == 0; b++) {
+                    int64_t n = layer_buf_elems(&sh, (LayerBuf)(LB_FIRST_GRAD + b));
+                    for (int64_t e = 0; e < n; e++)
+                        fprintf(f, "g %d %d %d %lld %.9g\nw %d %d %d %lld %.9g\n", st, k, b,
+                                (long long)e, (double)l.g[b][e], st, k, b, (long long)e,
+                                (double)l.w[b][e]);
+                }
+                layer_free(&l);
+            }
+        }
+        if (fclose(f) != 0 || rc != 0)
+            return fprintf(stderr, "pexec: PEXEC_GRADS_OUT: cannot write %s\n", path), 1;
+    }
+    return 0;
+}
 
 /* After a failed run: says why (with host or rank), stores the run as failed with its rows
  * (rank 0), and on ranks waits until rank 0 has stored it. Returns 1. */
@@ -211,7 +255,10 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
                      .watchdog_s = o->watchdog_s, .drop_send_of = o->drop_send,
                      .rendezvous = o->rendezvous, .kill_device = o->kill_device,
                      .kill_after = o->kill_after, .stall = o->stall,
-                     .devices_per_gpu = (int32_t)r->scn.hw.devices_per_gpu, .warmup = 1};
+                     .devices_per_gpu = (int32_t)r->scn.hw.devices_per_gpu, .warmup = 1,
+                     .data = (int32_t)scenario_data(&r->scn),
+                     .tensor = (int32_t)scenario_tensor(&r->scn),
+                     .tail = scenario_has_tail(&r->scn), .lr = PEXEC_SGD_LR};
     int cuda = o->backend == RUN_BACKEND_CUDA;
 #ifdef PIPESIM_CUDA
     spec.green = !env_is("PEXEC_CUDA_PARTITION", "streams");
@@ -251,7 +298,9 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
 #ifdef PIPESIM_CUDA
     if (cuda && rc == 0) cuda_metrics(r, ex);
 #endif
-    if (rc != 0) rc = failed_run(o, r, ex, mpi, rank, why);
+    const char *grads = getenv("PEXEC_GRADS_OUT");
+    if (rc == 0 && grads && *grads) rc = layers_out(ex, r, grads);
+    else if (rc != 0) rc = failed_run(o, r, ex, mpi, rank, why);
     exec_free(ex);
     return rc;
 }
@@ -285,22 +334,30 @@ int main(int argc, char **argv) {
 #endif
     Run r = {0};
     rc = run_prepare(&o, &r);
-    if (rc == 0 && !o.dump && (scenario_has_tail(&r.scn) || scenario_tensor(&r.scn) > 1)) {
+    if (rc == 0 && !o.dump && o.backend == RUN_BACKEND_CUDA &&
+        (scenario_has_tail(&r.scn) || scenario_tensor(&r.scn) > 1)) {
         if (rank == 0)
-            fprintf(stderr, "pexec: %s: parallel.data = %lld, parallel.tensor = %lld: pexec runs "
-                    "one pipeline replica without tensor parallelism or an optimizer step; "
-                    "simulate this with psim, or set parallel.data=1 and parallel.tensor=1 and "
-                    "leave costs.optimizer_ms unset\n", r.scn.path,
-                    (long long)r.scn.parallel.data, (long long)r.scn.parallel.tensor);
+            fprintf(stderr, "pexec: %s: parallel.data = %lld, parallel.tensor = %lld%s: the CUDA "
+                    "backend runs one pipeline replica without tensor parallelism or an "
+                    "optimizer step (no NCCL all-reduces yet); use --backend cpu, or set "
+                    "parallel.data=1 and parallel.tensor=1 and leave costs.optimizer_ms unset\n",
+                    r.scn.path, (long long)r.scn.parallel.data, (long long)r.scn.parallel.tensor,
+                    r.scn.costs.optimizer_ms > 0 ? ", costs.optimizer_ms set" : "");
         rc = 2;
     }
+    int64_t workers = (int64_t)r.prog.devices * scenario_data(&r.scn) * // p d t
+                      scenario_tensor(&r.scn);
 #ifdef PIPESIM_MPI
-    if (rc == 0 && mpi && o.backend == RUN_BACKEND_CPU && size != r.prog.devices) {
+    if (rc == 0 && mpi && o.backend == RUN_BACKEND_CPU && size != workers) {
         if (rank == 0)
-            fprintf(stderr, "pexec: mpirun started %d ranks but the scenario has stages = %d; "
-                    "use mpirun -np %d\n", size, r.prog.devices, r.prog.devices);
+            fprintf(stderr, "pexec: %s: mpirun started %d ranks but the scenario has stages x "
+                    "data x tensor = %d x %lld x %lld = %lld workers; use mpirun -np %lld\n",
+                    r.scn.path, size, r.prog.devices, (long long)scenario_data(&r.scn),
+                    (long long)scenario_tensor(&r.scn), (long long)workers, (long long)workers);
         rc = 2;
     }
+#else
+    (void)workers;
 #endif
     if (rc == 0 && o.kill_after > 0 && o.kill_device >= r.prog.devices) {
         if (rank == 0)

@@ -62,7 +62,8 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int tail_metrics(const Timeline *tl, int64_t m, int64_t iterations, int32_t p,
                         Metrics *out) {
     int any = 0;
-    for (size_t i = 0; i < tl->n && !any; i++) any = tl->ops[i].stream >= STREAM_COLLECTIVE;
+    for (size_t i = 0; i < tl->n && !any; i++) // tensor rows lie inside compute rows
+        any = tl->ops[i].stream >= STREAM_COLLECTIVE && tl->ops[i].stream != STREAM_TENSOR;
     if (!any) return 0;
     TailCell *cell = calloc((size_t)iterations * (size_t)p, sizeof *cell);
     if (!cell) return -1;
@@ -75,7 +76,8 @@ static int tail_metrics(const Timeline *tl, int64_t m, int64_t iterations, int32
         if (r->stream == STREAM_COMPUTE) c->compute_end = max64(c->compute_end, r->end_ns);
         if (r->stream == STREAM_COLLECTIVE) c->allreduce += ns;
         if (r->stream == STREAM_OPTIMIZER) c->optimizer += ns;
-        if (r->stream >= STREAM_COLLECTIVE) c->tail_end = max64(c->tail_end, r->end_ns);
+        if (r->stream >= STREAM_COLLECTIVE && r->stream != STREAM_TENSOR)
+            c->tail_end = max64(c->tail_end, r->end_ns);
     }
     int64_t ar = 0, exposed = 0, opt = 0;
     for (int64_t k = 0; k < iterations; k++) {

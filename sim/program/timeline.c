@@ -7,7 +7,7 @@
 #include <sys/mman.h>
 
 static const char *const STREAM_NAMES[STREAM_COUNT] = {"compute", "send", "recv",
-                                                         "allreduce", "optimizer"};
+                                                         "allreduce", "optimizer", "tensor"};
 
 /* Room for one more element in array a of *cap elements holding n, doubling from 1024.
  * Returns the array (perhaps moved), or NULL when out of memory (a is left as it was). */

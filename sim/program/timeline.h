@@ -15,10 +15,14 @@
  * producing device and once as RECV on the consuming device. COLLECTIVE rows are the
  * data-parallel gradient all-reduces of a chunk (kind: the backward whose gradients they
  * reduce, W or BW; bytes: the gradient bytes); an OPTIMIZER row is a device's optimizer step
- * (kind BW), which starts after the device's compute and all-reduces of the iteration. */
+ * (kind BW), which starts after the device's compute and all-reduces of the iteration. A
+ * TENSOR row is one tensor-parallel all-reduce inside a layer's pass (kind: the op whose pass
+ * it is in, F, B or BW; bytes: the buffer summed); it lies within that op's compute row, so
+ * it is a part of the compute time, not more of it (pexec measures them; psim prices them
+ * inside F and B and has no such rows). */
 typedef enum {
     STREAM_COMPUTE = 0, STREAM_SEND = 1, STREAM_RECV = 2, STREAM_COLLECTIVE = 3,
-    STREAM_OPTIMIZER = 4, STREAM_COUNT
+    STREAM_OPTIMIZER = 4, STREAM_TENSOR = 5, STREAM_COUNT
 } Stream;
 
 typedef struct {
@@ -71,8 +75,8 @@ void timeline_free(Timeline *t);
 int memtrace_push(MemTrace *m, const MemSample *s);
 void memtrace_free(MemTrace *m);
 
-/* Names used in storage, JSON and tables: "compute", "send", "recv", "allreduce", "optimizer"
- * (op kinds: program.h). stream_parse returns the Stream, or -1 for an unknown name. */
+/* Names used in storage, JSON and tables: "compute", "send", "recv", "allreduce", "optimizer",
+ * "tensor" (op kinds: program.h). stream_parse returns the Stream, or -1 for an unknown name. */
 const char *stream_name(Stream s);
 int stream_parse(const char *name);
 
