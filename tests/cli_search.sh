@@ -66,6 +66,20 @@ near "winner's tokens/s = d x psim's one-replica tokens/s (psim before data para
         'BEGIN { x = t * d; if ((t - w) ^ 2 < (x - w) ^ 2) x = t; printf "%.0f", x }')" "$tok" 1
 grep -q '^#   #2 differs in ' "$tmp/s1" && grep -q '^# why: ' "$tmp/s1" && ok "pplan explains the winner against the runners-up" \
     || nok "pplan explains the winner against the runners-up"
+# the winner's compute by kernel class: its parts add up to the compute, and each is the mean
+# over devices of what psim --json says of the winner (gemm_ms, attention_ms, ... per device)
+why=$(grep '^#   its iteration:' "$tmp/s1" | sed -n 's/.*= compute \([0-9.]*\) \[\([^]]*\)\].*/\1 \2/p')
+sum=$(echo "$why" | awk '{ c = $1; $1 = ""; n = split($0, parts, ","); s = 0
+    for (i = 1; i <= n; i++) { split(parts[i], kv, " "); s += kv[2] } printf "%.1f", s - c }')
+near "the winner's compute by class adds up to its compute" "$sum" 0 0.3
+for cls in gemm attention memory launch; do
+    printed=$(echo "$why" | sed -n "s/.*$cls \([0-9.]*\).*/\1/p")
+    mean=$(tr ',' '\n' <"$tmp/w.json" | sed -n "s/.*\"${cls}_ms\": \([-0-9.e+]*\).*/\1/p" \
+        | awk '{ s += $1; n++ } END { if (n) printf "%.1f", s / n }')
+    near "the why's $cls is psim's mean ${cls}_ms of the winner" "${printed:-none}" "${mean:-0}" 0.051
+done
+grep '^#   #2 differs in ' "$tmp/s1" | grep -Eq 'largest change: (bubble|other|gemm|attention|memory|tp_comm|launch) [-+]' \
+    && ok "the runner-up's line names the largest change" || nok "the runner-up's line names the largest change" "$(grep '^#   #2' "$tmp/s1")"
 
 # --- same input, same output; nothing fits --------------------------------------------------
 $pplan --no-db --jobs 1 --gpus 16 --global-batch 64 --top 5 $scn >"$tmp/s2" 2>/dev/null

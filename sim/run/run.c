@@ -314,7 +314,7 @@ enum { NRUN_METRICS = 0 RUN_METRICS(COUNT), NDEVICE_METRICS = 0 DEVICE_METRICS(C
 /* The predicted split of each device's time per iteration (ms by cost.h's split): every op of
  * its Program priced by the cost model, over the iterations the Program covers. Leaves
  * r->split NULL when no op has a split (measured [costs]). Returns 0, or -1 out of memory. */
-static int split_compute(Run *r) {
+int run_split(Run *r) {
     const Program *pr = &r->prog;
     double *sp = calloc((size_t)pr->devices * COST_SPLIT, sizeof *sp), any = 0;
     if (!sp) return -1;
@@ -595,7 +595,7 @@ int run_report(const RunOptions *o, Run *sm) {
     if (metrics_compute_lost(&sm->scn, &sm->plan, &sm->prog, &sm->cost, &sm->tl, &sm->failure,
                              &sm->mt) != 0)
         return oom(o);
-    if (!is_pexec(o->prog) && split_compute(sm) != 0) return oom(o); // psim's prediction only
+    if (!is_pexec(o->prog) && run_split(sm) != 0) return oom(o); // psim's prediction only
     int64_t run_id = 0;
     int rc = o->db ? store_run(o, sm, NULL, &run_id) : 0;
     if (rc != 0) return rc;

@@ -74,6 +74,11 @@ int run_prepare(const RunOptions *o, Run *r);
  * (out of memory) or -2 (the run stalls; err says why). */
 int run_simulate(Run *r, char *err, size_t errlen);
 
+/* Fills r->split (the predicted ms of each device's work per iteration by cost.h's class,
+ * over the Program's ops; psim calls it after run_prepare); left NULL when no op has a split
+ * (flat model, measured [costs]). Returns 0, or -1 when out of memory. */
+int run_split(Run *r);
+
 /* run_report computes the metrics of r->tl, stores the run (with runenv_add_base's pairs and
  * r->env), prints it and checks memory.
  * Returns an exit status. */

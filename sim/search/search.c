@@ -251,8 +251,13 @@ int search_point_run(const char *path, const char *const *base_sets, int nbase, 
         } else if (e != 0 || metrics_compute_lost(&r.scn, &r.plan, &r.prog, &r.cost, &r.tl,
                                                   &r.failure, &r.mt)) {
             rc = 1;
+        } else if (run_split(&r) != 0) {
+            rc = 1;
         } else {
             fill_metrics(&r, pt);
+            for (int32_t d = 0; r.split && d < r.prog.devices; d++)
+                for (int i = 0; i < COST_SPLIT; i++)
+                    pt->split_ms[i] += r.split[d * COST_SPLIT + i] / r.prog.devices;
         }
     }
     run_free(&r);
@@ -389,6 +394,39 @@ static void split(const SearchPoint *p, double *compute, double *bubble, double 
 /* A difference in ms as printed to 0.1 ms, without "-0.0". */
 static double tidy(double ms) { return fabs(ms) < 0.05 ? 0.0 : ms; }
 
+/* ", gemm 3120.4, attention 1010.2, ..." of p's compute by class (nothing without a split),
+ * or with base the differences against it ("gemm +12.0, ..."; classes that moved). */
+static void class_text(const SearchPoint *p, const SearchPoint *base, char *out, size_t n) {
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < COST_SPLIT && used < n; i++) {
+        double x = base ? tidy(p->split_ms[i] - base->split_ms[i]) : p->split_ms[i];
+        if (base ? x == 0 : x <= 0) continue;
+        int k = snprintf(out + used, n - used, base ? "%s%s %+.1f" : "%s%s %.1f",
+                         used ? ", " : "", cost_split_name(i), x);
+        if (k < 0) break;
+        used += (size_t)k;
+    }
+}
+
+/* The part of the iteration (bubble, other, or a class of compute) that changed most against
+ * the winner. */
+static const char *deciding(const SearchPoint *w, const SearchPoint *r, double *ms) {
+    double cw, bw, ow, cr, br, orr;
+    split(w, &cw, &bw, &ow);
+    split(r, &cr, &br, &orr);
+    const char *name = "bubble";
+    *ms = br - bw;
+    if (fabs(orr - ow) > fabs(*ms)) name = "other (transfers, exposed all-reduce, optimizer)", *ms = orr - ow;
+    int any = 0;
+    for (int i = 0; i < COST_SPLIT; i++) any |= w->split_ms[i] > 0;
+    if (!any && fabs(cr - cw) > fabs(*ms)) name = "compute", *ms = cr - cw;
+    for (int i = 0; any && i < COST_SPLIT; i++)
+        if (fabs(r->split_ms[i] - w->split_ms[i]) > fabs(*ms))
+            name = cost_split_name(i), *ms = r->split_ms[i] - w->split_ms[i];
+    return name;
+}
+
 static void why_one(FILE *f, const Scenario *s, const SearchPoint *w, const SearchPoint *r,
                     int rank) {
     char diff[400];
@@ -396,14 +434,20 @@ static void why_one(FILE *f, const Scenario *s, const SearchPoint *w, const Sear
     split(w, &cw, &bw, &ow);
     split(r, &cr, &br, &orr);
     config_diff(&w->cfg, &r->cfg, diff, sizeof diff);
+    char cls[200];
+    class_text(r, w, cls, sizeof cls);
+    double ms;
+    const char *what = deciding(w, r, &ms);
     fprintf(f, "#   #%d differs in %s: %.2f %% fewer tokens/s; its iteration is %+.1f ms "
-            "(compute %+.1f, bubble %+.1f, other %+.1f ms of which exposed all-reduce %+.1f; "
-            "bubble rate %.1f %% vs %.1f %%); peak %.1f GiB vs %.1f of %g\n",
+            "(compute %+.1f%s%s%s, bubble %+.1f, other %+.1f ms of which exposed all-reduce "
+            "%+.1f; bubble rate %.1f %% vs %.1f %%); peak %.1f GiB vs %.1f of %g; largest change: %s "
+            "%+.1f ms\n",
             rank, diff[0] ? diff : "nothing (a tie)",
             100.0 * (1 - r->tokens_per_s / w->tokens_per_s), tidy(r->makespan_ms - w->makespan_ms),
-            tidy(cr - cw), tidy(br - bw), tidy(orr - ow),
-            tidy(r->allreduce_exposed_ms - w->allreduce_exposed_ms), 100 * r->bubble_rate, 100 * w->bubble_rate, r->peak_gib,
-            w->peak_gib, s->hw.memory_gib);
+            tidy(cr - cw), cls[0] ? " [" : "", cls, cls[0] ? "]" : "", tidy(br - bw),
+            tidy(orr - ow), tidy(r->allreduce_exposed_ms - w->allreduce_exposed_ms),
+            100 * r->bubble_rate, 100 * w->bubble_rate, r->peak_gib, w->peak_gib,
+            s->hw.memory_gib, what, tidy(ms));
 }
 
 static int same_but_recompute(const SearchConfig *a, const SearchConfig *b) {
@@ -445,10 +489,14 @@ void search_why(FILE *f, const Scenario *s, const SearchPoint *pts, size_t n,
     double c, b, o;
     split(w, &c, &b, &o);
     config_text(&w->cfg, cfg, sizeof cfg);
-    fprintf(f, "\n# why: %s\n#   its iteration: %.1f ms = compute %.1f + bubble %.1f + other "
-            "%.1f ms (other: what lies outside the longest device span: start-up, transfers, "
-            "the gradient all-reduce's exposed %.1f of %.1f ms, the optimizer step); peak %.1f of %g GiB on device %d (%.1f GiB to spare)\n", cfg,
-            w->makespan_ms, c, b, o, w->allreduce_exposed_ms, w->allreduce_ms, w->peak_gib, s->hw.memory_gib, w->fullest,
+    char cls[200];
+    class_text(w, NULL, cls, sizeof cls);
+    fprintf(f, "\n# why: %s\n#   its iteration: %.1f ms = compute %.1f%s%s%s + bubble %.1f + "
+            "other %.1f ms (other: what lies outside the longest device span: start-up, "
+            "transfers, the gradient all-reduce's exposed %.1f of %.1f ms, the optimizer step); "
+            "peak %.1f of %g GiB on device %d (%.1f GiB to spare)\n",
+            cfg, w->makespan_ms, c, cls[0] ? " [" : "", cls, cls[0] ? "]" : "", b, o,
+            w->allreduce_exposed_ms, w->allreduce_ms, w->peak_gib, s->hw.memory_gib, w->fullest,
             s->hw.memory_gib - w->peak_gib);
     for (size_t k = 1; k < nrank && k <= 3; k++) why_one(f, s, w, &pts[order[k]], (int)k + 1);
     why_recompute(f, s, w, pts, n);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sim/model/cost.h"
 #include "sim/scenario/scenario.h"
 
 #define SEARCH_NSETS 10   // --set overrides one point adds to the user's
@@ -53,6 +54,8 @@ typedef struct {
     double allreduce_exposed_ms; // ms, the part of it the cool-down did not hide
     double tflops_per_gpu;  // Metrics.tflops_per_gpu
     double mfu;             // Metrics.mfu
+    double split_ms[COST_SPLIT]; // ms per iteration, mean per pipeline device, of each class
+                                 //   of predicted work (cost.h; all 0 without a split)
     char reason[256];       // invalid: why ("" otherwise)
 } SearchPoint;
 
