@@ -205,6 +205,8 @@ static void op_output(ExecDev *dv, const ProgramOp *op, int32_t st, ExecSlot out
     ex->b->send(dv, pr->device_of[to], grad, to, op, out);
 }
 
+static void split_add(ExecDev *dv, const ProgramOp *op, double op_ns);
+
 int exec_op(ExecDev *dv, int64_t index) {
     Exec *ex = dv->ex;
     const Program *pr = ex->spec.pr;
@@ -214,12 +216,49 @@ int exec_op(ExecDev *dv, int64_t index) {
     int64_t token = 0;
     void *ready = NULL;
     if (op->kind != OP_W && op_input(dv, op, st, index, &data) != 0) return -1;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (ex->b->span_begin(dv, op, index, &token) != 0 || layers_run(dv, op, st, &data) != 0 ||
         ex->b->span_end(dv, op, token, &ready) != 0) {
         if (data.ptr && data.owned) ex->b->kernels->buf_free(dv, data.ptr);
         return -1;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    split_add(dv, op, (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec));
     if (op->kind != OP_W) op_output(dv, op, st, (ExecSlot){data.ptr, ready, data.owned});
+    return 0;
+}
+
+/* Adds an op's kernel time (taken from the backend) and its time outside the kernels to the
+ * device's split, unless the round is the warm-up (round 0 of several) or the worker is not
+ * the one whose rows are stored. */
+static void split_add(ExecDev *dv, const ProgramOp *op, double op_ns) {
+    Exec *ex = dv->ex;
+    const ExecKernels *k = ex->b->kernels;
+    if (!k->timing) return;
+    LayerTiming t;
+    k->timing(dv, &t);
+    int32_t runs = ex->spec.iterations / ex->spec.pr->iterations;
+    if (dv->replica != 0 || dv->trank != 0 || (runs > 1 && ex->round == 0)) return;
+    double kernels = 0;
+    for (int p = 0; p < 3; p++)
+        for (int c = 0; c < LC_COUNT; c++) dv->split.ns[p][c] += t.ns[p][c], kernels += t.ns[p][c];
+    int pass = op->kind == OP_F ? 0 : op->kind == OP_W ? 2 : 1;
+    dv->outside_ns[pass] += op_ns > kernels ? op_ns - kernels : 0;
+    if (dv->split_rounds == 0 || dv->split_round != ex->round)
+        dv->split_rounds++, dv->split_round = ex->round;
+}
+
+int exec_split(const Exec *ex, int32_t d, double pass_ms[3][LC_COUNT + 1]) {
+    if (d < 0 || d >= ex->spec.pr->devices || !ex->b->kernels->timing) return -1;
+    if (!exec_worker_here(ex, d * ex->G)) return -1; // replica 0, tensor rank 0
+    const ExecDev *dv = exec_worker((Exec *)ex, d, 0);
+    if (!dv || dv->split_rounds == 0) return -1;
+    double per = (double)dv->split_rounds * ex->spec.pr->iterations * 1e6; // ns -> ms per iteration
+    for (int p = 0; p < 3; p++) {
+        for (int c = 0; c < LC_COUNT; c++) pass_ms[p][c] = dv->split.ns[p][c] / per;
+        pass_ms[p][LC_COUNT] = dv->outside_ns[p] / per;
+    }
     return 0;
 }
 

@@ -36,6 +36,10 @@ typedef struct ExecDev {
     LayerShape shape; // spec.shape with tensor = T, rank = trank
     Timeline tl;      // its rows since the last merge (exec_rows_merge); replica 0's tensor
                       //   rank 0's only (exec_row_push drops the others')
+    LayerTiming split; // measured rounds' kernel time by pass and class (exec_split)
+    double outside_ns[3]; // measured rounds' op time outside the kernels, by pass
+    int32_t split_rounds; // rounds added into split (0: none measured)
+    int32_t split_round;  // the last round that added
     void *be;         // the backend's state of this worker
 } ExecDev;
 
@@ -49,6 +53,9 @@ typedef struct {
     /* pass (OP_F, OP_B, OP_W, or OP_BW: B then W) of layer `layer` (0 .. nlayers - 1, stage st's
      * k-th is layer_at[st] + k): F and B read in and write out (distinct buffers), W neither. */
     int (*pass)(ExecDev *dv, OpKind pass, int64_t layer, void *acts, const void *in, void *out);
+    /* moves the kernel time the passes added up since the last call into *take (NULL: the
+     * backend does not time kernels) */
+    void (*timing)(ExecDev *dv, LayerTiming *take);
 } ExecKernels;
 
 struct ExecBackend {

@@ -54,8 +54,14 @@ static int cpu_pass(ExecDev *dv, OpKind pass, int64_t layer, void *acts, const v
     return exec_fail(dv->ex, 1, "device %d: layer %lld's pass failed", dv->d, (long long)layer), -1;
 }
 
+static void cpu_timing(ExecDev *dv, LayerTiming *take) {
+    CpuDev *cd = dv->be;
+    *take = cd->scratch.timing;
+    memset(&cd->scratch.timing, 0, sizeof cd->scratch.timing);
+}
+
 const ExecKernels cpu_kernels = {cpu_acts_new, cpu_acts_free, cpu_buf_new, cpu_buf_free,
-                                 cpu_pass};
+                                 cpu_pass, cpu_timing};
 
 /* ---- the tensor-parallel all-reduces of a pass, each a row ---- */
 

@@ -652,7 +652,7 @@ static int cuda_pass(ExecDev *dv, OpKind pass, int64_t layer, void *acts, const 
 }
 
 static const ExecKernels cuda_kernels = {cuda_acts_new, cuda_acts_free, cuda_buf_new,
-                                         cuda_buf_free, cuda_pass};
+                                         cuda_buf_free, cuda_pass, NULL}; // no kernel timing yet
 
 static int cuda_batch(ExecDev *dv, int32_t mb, ExecSlot *out) {
     Gpu *g = part_of(dv)->g;

@@ -131,6 +131,15 @@ int exec_grads(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t
 int exec_layer_of(Exec *ex, int32_t replica, int32_t trank, int32_t stage, int32_t k, Layer *out,
                   char *why, size_t whylen);
 
+/* Where pipeline device d's measured ops spent their time, per iteration (the first round
+ * left out as warm-up when there are several, as the stored rows' statistics do): ms by pass
+ * (OP_F, OP_B, OP_W: a BW op's B and W apart) and kernel class (LayerClass, the all-reduces
+ * in LC_COMM), then at [pass][LC_COUNT] the ops' time outside their layers' kernels (the
+ * executor's per-op work; a BW op's goes with B). Replica 0's tensor rank 0, as the rows.
+ * Returns 0, or -1 when not measured here: a backend without kernel timing (CUDA), or a
+ * device of another MPI rank. */
+int exec_split(const Exec *ex, int32_t d, double pass_ms[3][LC_COUNT + 1]);
+
 /* The layer shape tensor rank trank runs: spec.shape with tensor = t and rank = trank. */
 LayerShape exec_shape(const Exec *ex, int32_t trank);
 

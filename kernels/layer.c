@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* splitmix64: a small, good, seedable generator for the weights. */
 static uint64_t next_u64(uint64_t *s) {
@@ -249,8 +250,15 @@ int layer_pass(Layer *l, OpKind pass, LayerActs *a, LayerScratch *s, const float
     LayerOp ops[LAYER_OPS_MAX];
     int n = layer_ops(&l->sh, pass, ops);
     PassBufs m = pass_bufs(l, a, s, in, out);
-    for (int i = 0; i < n; i++)
+    double *ns = s->timing.ns[pass];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; i++) {
         if (run_op(&m, &ops[i], comm) != 0) return -1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ns[ops[i].cls] += (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+        t0 = t1;
+    }
     return 0;
 }
 

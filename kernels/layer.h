@@ -33,9 +33,17 @@ typedef struct {
     uint64_t seed;
 } LayerActs;
 
-/* A device's scratch for one pass at a time: LB_SCORE .. LB_DX1 (buf[b - LB_FIRST_SCRATCH]). */
+/* Where a device's passes spent their time: ns by pass (OP_F, OP_B, OP_W) and kernel class
+ * (layer_ops' LayerClass), added up by every layer_pass until the caller takes and zeroes it. */
+typedef struct {
+    double ns[3][LC_COUNT];
+} LayerTiming;
+
+/* A device's scratch for one pass at a time: LB_SCORE .. LB_DX1 (buf[b - LB_FIRST_SCRATCH]),
+ * and the time its passes took. */
 typedef struct {
     float *buf[LB_FIRST_WEIGHT - LB_FIRST_SCRATCH]; // owned
+    LayerTiming timing;
 } LayerScratch;
 
 /* The tensor-parallel all-reduce of a pass (layer_ops' ALLREDUCE): sums buf (n floats) over

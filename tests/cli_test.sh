@@ -231,7 +231,7 @@ pcompare="$(dirname "$psim")/pcompare"
 pcalibrate="$(dirname "$psim")/pcalibrate"
 db="$tmp/loop.db"
 $pexec --db "$db" --quiet scenarios/tiny-cpu.scn
-$pcalibrate --db "$db" 1 >"$tmp/cal.scn" 2>"$tmp/err"
+$pcalibrate --db "$db" --stages 1 >"$tmp/cal.scn" 2>"$tmp/err"
 grep -q "^stage_forward_ms = [0-9.]*,[0-9.]*$" "$tmp/cal.scn" && ok "pcalibrate writes measured [costs] per stage" || nok "pcalibrate writes measured [costs] per stage" "$(head -c 300 "$tmp/err")"
 $psim --db "$db" --quiet "$tmp/cal.scn"
 $pcompare --db "$db" --tolerance 0.10 2 1 >"$tmp/cmp" 2>"$tmp/err"
@@ -255,7 +255,7 @@ expect "pcompare: runs of different shapes" 2 "runs 3 and 1 differ in shape .*mi
 expect "pcalibrate: an unknown run" 2 "there is no run 7" $pcalibrate --db "$db" 7
 # uneven stages (2 and 6 layers): each stage is calibrated on its own
 $pexec --db "$db" --quiet --set pipeline.partition=2,6 scenarios/tiny-cpu.scn
-$pcalibrate --db "$db" 4 >"$tmp/cal2.scn" && $psim --db "$db" --quiet "$tmp/cal2.scn"
+$pcalibrate --db "$db" --stages 4 >"$tmp/cal2.scn" && $psim --db "$db" --quiet "$tmp/cal2.scn"
 $pcompare --db "$db" --tolerance 0.10 5 4 >"$tmp/cmp" 2>"$tmp/err"
 [ $? = 0 ] && ok "uneven stages: calibrated psim within 10% of pexec" || nok "uneven stages: calibrated psim within 10% of pexec" "$(cat "$tmp/err")"
 f=$(sed -n 's/^stage_forward_ms = \([0-9.]*\),\([0-9.]*\)$/\1 \2/p' "$tmp/cal2.scn")
@@ -264,6 +264,35 @@ f=$(sed -n 's/^stage_forward_ms = \([0-9.]*\),\([0-9.]*\)$/\1 \2/p' "$tmp/cal2.s
 # ratios are 2.1-3.0; one calibration for both stages would give 1.
 awk -v f="$f" 'BEGIN { split(f, a, " "); exit !(a[2] > 1.5 * a[1]) }' && ok "the 6-layer stage is calibrated slower than the 2-layer one" \
     || nok "the 6-layer stage is calibrated slower than the 2-layer one" "$f"
+
+# --- the model fit: the roofline's factors per pass and kernel class --------------------------
+# pcalibrate (default) scales each class of each pass by measured / predicted, so psim on the
+# calibrated scenario reproduces the measured split exactly (same schedule: every class of
+# every pass), and a schedule with a split backward gets the B and W that pexec measured
+# inside its BW ops (zb-h1's W ops cost what 1F1B's W halves did).
+db="$tmp/model.db"
+$pexec --db "$db" --quiet scenarios/tiny-cpu.scn
+$pcalibrate --db "$db" 1 >"$tmp/calm.scn" 2>"$tmp/err"
+grep -Eq "^scale_forward = [0-9.e+-]+(,[0-9.e+-]+){4}$" "$tmp/calm.scn" && grep -Eq "^scale_weight = [0-9.e+-]+(,[0-9.e+-]+){4}$" "$tmp/calm.scn" \
+    && grep -Eq "^op_overhead_us = [0-9.e+-]+$" "$tmp/calm.scn" && ok "pcalibrate fits five factors per pass and the per-op overhead" \
+    || nok "pcalibrate fits five factors per pass and the per-op overhead" "$(head -c 300 "$tmp/err")" "$(grep -E 'scale|overhead' "$tmp/calm.scn")"
+grep -q "^; F's tp_comm: the model has none here, factor 1$" "$tmp/calm.scn" \
+    && ok "pcalibrate says which factors the run could not determine" || nok "pcalibrate says which factors the run could not determine" "$(grep '^;' "$tmp/calm.scn" | head -5)"
+$psim --db "$db" --quiet "$tmp/calm.scn"
+$psim --db "$db" --quiet --set pipeline.schedule=zb-h1 "$tmp/calm.scn"
+# sum over devices of each per-pass class metric: run 2 (psim) against run 1 (pexec)
+split_sql="select max(abs(p.v - m.v) / m.v) from (select name, sum(value) v from device_metrics where run_id = RUN and name glob '[fbw]_*_ms' and name not like '%launch%' group by name) p join (select name, sum(value) v from device_metrics where run_id = 1 and name glob '[fbw]_*_ms' and name not like '%launch%' group by name) m on p.name = m.name where m.v > 0"
+got=$(sql "$db" "$(echo "$split_sql" | sed 's/RUN/2/')")
+awk -v g="$got" 'BEGIN { exit !(g != "" && g < 1e-6) }' && ok "calibrated psim reproduces every pass's measured kernel classes" \
+    || nok "calibrated psim reproduces every pass's measured kernel classes" "max relative difference '$got'"
+got=$(sql "$db" "$(echo "$split_sql" | sed 's/RUN/3/')")
+awk -v g="$got" 'BEGIN { exit !(g != "" && g < 1e-6) }' && ok "the calibration carries B and W into zb-h1's split backward" \
+    || nok "the calibration carries B and W into zb-h1's split backward" "max relative difference '$got'"
+expect "pcalibrate refuses a prediction" 2 "run 2 is a psim prediction, not a measurement" $pcalibrate --db "$db" 2
+expect "scale lists take five factors" 2 "scale_forward lists 2 factors; give 5" \
+    $psim --no-db --set costs.scale_forward=1,2 scenarios/tiny-cpu.scn
+expect "scale lists need the roofline" 2 "scale_backward scales the roofline's kernel classes; the flat model has none" \
+    $psim --no-db --set hardware.cost_model=flat --set costs.scale_backward=1,1,1,1,1 scenarios/tiny-cpu.scn
 
 # --- pexec's strictness: a message that never comes ends the run, stored as failed ----------
 db="$tmp/fault.db"
@@ -302,7 +331,9 @@ if command -v mpirun >/dev/null 2>&1; then
     $mpi 2 $pexec --db "$db" --quiet scenarios/tiny-cpu.scn >"$tmp/out" 2>&1
     got=$(sql "$db" "select count(*) from metrics where run_id = 1 and ((name = 'link_latency_us' and value > 0) or (name = 'link_bandwidth_gbs' and value > 0))")
     [ "$got" = 2 ] && ok "pexec on ranks fits the links' latency and bandwidth" || nok "pexec on ranks fits the links' latency and bandwidth" "$got" "$(head -c 300 "$tmp/out")"
-    $pcalibrate --db "$db" 1 >"$tmp/cal3.scn" 2>"$tmp/err"
+    $pcalibrate --db "$db" --stages 1 >"$tmp/cal3.scn" 2>"$tmp/err"
+    expect "pcalibrate's model fit needs a kernel split (MPI ranks have none yet)" 2 \
+        "run 1 has no measured kernel split .* use --stages" $pcalibrate --db "$db" 1
     grep -q "^intra_bandwidth_gbs = [0-9]" "$tmp/cal3.scn" && grep -q "^; comm_ms = (not given)" "$tmp/cal3.scn" \
         && ok "pcalibrate takes the fitted links" || nok "pcalibrate takes the fitted links" "$(grep -E 'bandwidth|comm' "$tmp/cal3.scn")"
     $psim --db "$db" --quiet "$tmp/cal3.scn"

@@ -129,7 +129,7 @@ zb=$(sqlite3 "$db" "select min(id) from runs where tool = 'pexec'")
 f1=$(sqlite3 "$db" "select max(id) from runs where tool = 'pexec'")
 
 # --- calibrate on ZB-H1, predict both, compare ---------------------------------------------
-step calibrate 30 bin/pcalibrate --db "$db" "$zb"
+step calibrate 30 bin/pcalibrate --db "$db" --stages "$zb"
 cp "$out/calibrate.txt" "$out/calibrated.scn"
 step psim_zbh1 30 bin/psim --db "$db" --quiet "$out/calibrated.scn"
 step psim_1f1b 30 bin/psim --db "$db" --quiet --set pipeline.schedule=1f1b "$out/calibrated.scn"

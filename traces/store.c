@@ -556,6 +556,22 @@ int store_metric_get(Store *s, int64_t run_id, const char *name, double *value) 
     return rc;
 }
 
+int store_device_metric_get(Store *s, int64_t run_id, int32_t device, const char *name,
+                            double *value) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM device_metrics WHERE run_id = ? AND "
+                           "device = ? AND name = ?", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int(st, 2, device);
+    bind_text(st, 3, name);
+    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
+    if (rc == 0)
+        *value = sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int store_memory_load(Store *s, int64_t run_id, MemTrace *mem) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, "SELECT device, t_ns, bytes FROM memory WHERE run_id = ?"

@@ -89,6 +89,10 @@ int store_run_write(Store *s, const StoreRunInfo *info, const Timeline *tl, cons
 int64_t store_run_count(Store *s);
 int store_ops_load(Store *s, int64_t run_id, Timeline *tl);
 int store_metric_get(Store *s, int64_t run_id, const char *name, double *value);
+/* store_device_metric_get reads one per-device metric (e.g. device 1's "f_gemm_ms"); 0, or -1
+ * when absent or on error. */
+int store_device_metric_get(Store *s, int64_t run_id, int32_t device, const char *name,
+                            double *value);
 /* What store_run_get reads back about a run; the strings are malloc'd (store_run_row_free). */
 typedef struct {
     char *tool, *schedule, *resolved;

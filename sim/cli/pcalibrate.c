@@ -1,22 +1,33 @@
-/* sim/cli/pcalibrate.c: the pcalibrate command: fits psim's [costs] to a measured run and
- * prints the run's scenario with them, which psim loads as it is: stage_forward_ms,
- * stage_backward_ms (and stage_weight_ms for split backwards) are the mean measured op times
- * of each pipeline stage; the links' latency and bandwidth when pexec fitted them (MPI runs),
- * else comm_ms = the mean transfer. Exit status 0; 2 for an unknown or failed run;
- * 1 when the database cannot be read. */
+/* sim/cli/pcalibrate.c: the pcalibrate command: fits psim to a measured run and prints the
+ * run's scenario with the fit, which psim loads as it is.
+ *   default (the model): the roofline's factor on each kernel class of each pass ([costs]
+ *     scale_forward, scale_backward, scale_weight: measured / predicted time of the class,
+ *     from the run's measured kernel split) and the per-op overhead (hardware.op_overhead_us:
+ *     the ops' time outside their kernels), so the calibration carries to other schedules,
+ *     micro-batch counts, partitions, chunks and a split backward; a class the run did not
+ *     measure (tp_comm without tensor parallelism, a pass it never ran) keeps factor 1 and
+ *     the output says so;
+ *   --stages: the mean measured op times of each pipeline stage (stage_forward_ms,
+ *     stage_backward_ms and stage_weight_ms for split backwards): this schedule exactly.
+ * Both take the links' latency and bandwidth when pexec fitted them (MPI runs), else comm_ms =
+ * the mean transfer. Exit status 0; 2 for an unknown, failed or simulated run, or one
+ * without a kernel split (default mode); 1 when the database cannot be read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "traces/compare.h"
+#include "sim/model/cost.h"
+#include "sim/plan/plan.h"
+#include "sim/run/run.h"
 #include "sim/scenario/scenario.h"
 #include "sim/sched/schedule.h"
+#include "traces/compare.h"
 #include "traces/store.h"
 
 /* Puts the measured times into s's [costs]: per pipeline stage (each (device, chunk) mean
  * goes to the stage the schedule placed there), and the mean transfer as comm_ms. Returns 0,
  * or -1 when out of memory or when the schedule cannot be rebuilt. */
-static int fit(Scenario *s, const TimelineStats *st, const double *link) {
+static int fit_stages(Scenario *s, const TimelineStats *st) {
     const Schedule *sc = sched_find(s->pipeline.schedule);
     SchedParams sp = scenario_sched_params(s);
     SchedIssue issue = {0};
@@ -39,28 +50,126 @@ static int fit(Scenario *s, const TimelineStats *st, const double *link) {
             }
     }
     s->costs.forward_ms = s->costs.backward_ms = s->costs.weight_ms = -1; // the lists replace them
-    s->costs.comm_ms = st->xfer_ms;
-    if (link) { // a fitted link: alpha-beta on psim's transfer size instead of one mean time
-        // pexec moves fp32; psim's transfers are in the model's dtype, so scale the bandwidth
-        // to give the same time for psim's bytes
-        double bw = link[1] * dtype_bytes(s->model.dtype) / 4.0;
-        s->net.intra_latency_us = s->net.inter_latency_us = link[0];
-        s->net.intra_bandwidth_gbs = s->net.inter_bandwidth_gbs = bw;
-        s->costs.comm_ms = -1;
-    }
     program_free(&pr);
     return rc;
 }
 
+/* The transfers: a fitted link as alpha-beta on psim's transfer size, else the mean transfer
+ * as comm_ms. */
+static void fit_links(Scenario *s, const TimelineStats *st, const double *link) {
+    s->costs.comm_ms = st->xfer_ms;
+    if (!link) return;
+    // pexec moves fp32; psim's transfers are in the model's dtype, so scale the bandwidth to
+    // give the same time for psim's bytes
+    double bw = link[1] * dtype_bytes(s->model.dtype) / 4.0;
+    s->net.intra_latency_us = s->net.inter_latency_us = link[0];
+    s->net.intra_bandwidth_gbs = s->net.inter_bandwidth_gbs = bw;
+    s->costs.comm_ms = -1;
+}
+
+static const char *const PASS_PREFIX[3] = {"f", "b", "w"};
+
+/* Sets list t to the COST_SPLIT factors x. Returns 0, or -1 out of memory. */
+static int set_scales(ScnTimeList *t, const double *x) {
+    free(t->ms);
+    t->ms = malloc(COST_SPLIT * sizeof *t->ms);
+    if (!t->ms) return t->n = 0, -1;
+    memcpy(t->ms, x, COST_SPLIT * sizeof *x);
+    t->n = COST_SPLIT;
+    return 0;
+}
+
+/* The model fit (see the top): measured per pass and class over every device, against the
+ * roofline's prediction of the same run without factors. Writes notes (comment lines) of what
+ * the run could not determine. Returns 0, 2 with a message in err (no kernel split), or -1
+ * when out of memory or the scenario cannot be priced (err says why). */
+static int fit_model(Scenario *s, Store *db, int64_t id, char *notes, size_t nlen, char *err,
+                     size_t errlen) {
+    s->hw.cost_model = COST_ROOFLINE; // what the factors scale; measured times would replace it
+    s->costs.forward_ms = s->costs.backward_ms = s->costs.weight_ms = -1;
+    ScnTimeList *lists[6] = {&s->costs.stage_forward, &s->costs.stage_backward,
+                             &s->costs.stage_weight, &s->costs.scale_forward,
+                             &s->costs.scale_backward, &s->costs.scale_weight};
+    for (int i = 0; i < 6; i++) free(lists[i]->ms), *lists[i] = (ScnTimeList){0};
+    s->hw.op_overhead_us = 0;
+    Run r = {0};
+    r.scn = *s; // borrowed: not freed with r
+    CostPartition cp;
+    SchedParams sp = scenario_sched_params(s);
+    const Schedule *sc = sched_find(s->pipeline.schedule);
+    int rc = !sc || sc->build(&sp, &r.prog, NULL) != 0 ? -1 : 0;
+    if (rc == 0) rc = plan_build_program(s, &r.prog, cost_partition_init(&cp, s), &r.plan, err, errlen);
+    if (rc == 0) rc = cost_build(s, &r.plan, &r.cost, err, errlen);
+    if (rc == 0) rc = run_split(&r);
+    if (rc != 0) {
+        if (!err[0]) snprintf(err, errlen, "the run's scenario cannot be priced");
+        rc = -1;
+    }
+    double meas[3][COST_SPLIT] = {{0}}, pred[3][COST_SPLIT] = {{0}}, ops = 0;
+    for (int32_t d = 0; rc == 0 && d < r.prog.devices; d++) {
+        for (int p = 0; p < 3; p++)
+            for (int i = 0; i < COST_SPLIT; i++) {
+                char name[32];
+                double v;
+                snprintf(name, sizeof name, "%s_%s_ms", PASS_PREFIX[p], cost_split_name(i));
+                if (store_device_metric_get(db, id, d, name, &v) != 0 || v != v) {
+                    snprintf(err, errlen, "run %lld has no measured kernel split (device %d's "
+                             "%s): the CUDA backend and MPI ranks do not time kernels yet; "
+                             "use --stages to replay its per-stage times", (long long)id, d,
+                             name);
+                    rc = 2;
+                    break;
+                }
+                meas[p][i] += v;
+                pred[p][i] += r.pass_split ? r.pass_split[(d * 3 + p) * COST_SPLIT + i] : 0;
+            }
+        ops += (double)(r.prog.start[d + 1] - r.prog.start[d]) / r.prog.iterations;
+    }
+    double f[3][COST_SPLIT];
+    size_t used = 0;
+    notes[0] = '\0';
+    for (int p = 0; rc == 0 && p < 3; p++)
+        for (int i = 0; i < COST_LAUNCH; i++) {
+            int known = meas[p][i] > 0 && pred[p][i] > 0;
+            f[p][i] = known ? meas[p][i] / pred[p][i] : 1;
+            if (!known && used < nlen)
+                used += (size_t)snprintf(notes + used, nlen - used, "; %s's %s: %s, factor 1\n",
+                                         p == 0 ? "F" : p == 1 ? "B" : "W", cost_split_name(i),
+                                         pred[p][i] > 0 ? "not measured by this run"
+                                                        : "the model has none here");
+        }
+    double outside = 0;
+    for (int p = 0; p < 3; p++) outside += meas[p][COST_LAUNCH];
+    for (int p = 0; rc == 0 && p < 3; p++) f[p][COST_LAUNCH] = 1; // launches: in the kernels' times
+    if (rc == 0 && used < nlen)
+        snprintf(notes + used, nlen - used, "; launch: each kernel's launch is in its measured "
+                 "time; the ops' time outside their kernels is op_overhead_us\n");
+    if (rc == 0 && (set_scales(&s->costs.scale_forward, f[0]) != 0 ||
+                    set_scales(&s->costs.scale_backward, f[1]) != 0 ||
+                    set_scales(&s->costs.scale_weight, f[2]) != 0))
+        rc = -1;
+    if (rc == 0 && ops > 0) s->hw.op_overhead_us = outside / ops * 1e3;
+    free(r.split), free(r.pass_split);
+    cost_free(&r.cost), plan_free(&r.plan), program_free(&r.prog);
+    return rc;
+}
+
 int main(int argc, char **argv) {
-    const char *path = "pipesim.db";
-    int arg = 1;
-    if (argc == 4 && strcmp(argv[1], "--db") == 0) path = argv[2], arg = 3;
+    const char *path = "pipesim.db", *idarg = NULL;
+    int stages = 0, bad = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) path = argv[++i];
+        else if (strcmp(argv[i], "--stages") == 0) stages = 1;
+        else if (!idarg && argv[i][0] != '-') idarg = argv[i];
+        else bad = 1;
+    }
     char *end = NULL;
-    int64_t id = arg == argc - 1 ? strtoll(argv[arg], &end, 10) : 0;
+    int64_t id = idarg && !bad ? strtoll(idarg, &end, 10) : 0;
     if (!end || *end || id < 1) {
-        fprintf(stderr, "usage: pcalibrate [--db PATH] MEASURED_RUN > calibrated.scn\n"
-                        "Prints the run's scenario with [costs] fitted to its measured times.\n");
+        fprintf(stderr, "usage: pcalibrate [--db PATH] [--stages] MEASURED_RUN > calibrated.scn\n"
+                        "Prints the run's scenario fitted to its measured times: the roofline's "
+                        "factor on each\nkernel class of each pass and the per-op overhead, or "
+                        "with --stages each pipeline\nstage's measured F, B and W times.\n");
         return 2;
     }
     Store *db;
@@ -75,6 +184,13 @@ int main(int argc, char **argv) {
     int rc = 2;
     if (store_run_get(db, id, &row) != 0) {
         fprintf(stderr, "pcalibrate: there is no run %lld in the database\n", (long long)id);
+        store_close(db);
+        return 2;
+    }
+    if (strcmp(row.tool, "psim") == 0 || strcmp(row.tool, "pplan") == 0) {
+        fprintf(stderr, "pcalibrate: run %lld is a %s prediction, not a measurement; calibrate "
+                "on a run pexec measured\n", (long long)id, row.tool);
+        store_run_row_free(&row);
         store_close(db);
         return 2;
     }
@@ -94,25 +210,35 @@ int main(int argc, char **argv) {
                        store_metric_get(db, id, "link_bandwidth_gbs", &link[1]) == 0 &&
                        link[1] > 0;
         Scenario s, check;
-        char name[64];
+        char name[64], notes[1024] = "";
         snprintf(name, sizeof name, "run %lld", (long long)id);
         char *text = NULL;
+        int frc = 0;
+        err[0] = '\0';
         if (scenario_parse(row.resolved, name, NULL, 0, &s, err) != 0) {
             fprintf(stderr, "pcalibrate: %s\n", err);
-        } else if (fit(&s, &st, has_link ? link : NULL) != 0 || !(text = scenario_format(&s))) {
+        } else if ((frc = stages ? fit_stages(&s, &st)
+                                 : fit_model(&s, db, id, notes, sizeof notes, err, sizeof err)) != 0) {
+            if (frc == 2) fprintf(stderr, "pcalibrate: %s\n", err);
+            else fprintf(stderr, "pcalibrate: %s\n", err[0] ? err : "out of memory"), rc = 1;
+            scenario_free(&s);
+            goto done;
+        } else if (fit_links(&s, &st, has_link ? link : NULL), !(text = scenario_format(&s))) {
             fprintf(stderr, "pcalibrate: out of memory\n"), rc = 1;
         } else if (scenario_parse(text, "the calibrated scenario", NULL, 0, &check, err) != 0) {
             fprintf(stderr, "pcalibrate: %s\n", err); // cannot happen: the fit is consistent
             scenario_free(&check);
         } else {
-            printf("; calibrated by pcalibrate from %s run %lld (%s) in %s\n%s", row.tool,
-                   (long long)id, row.schedule, path, text);
+            printf("; calibrated by pcalibrate%s from %s run %lld (%s) in %s\n%s%s",
+                   stages ? " --stages" : "", row.tool, (long long)id, row.schedule, path, notes,
+                   text);
             scenario_free(&check);
             rc = 0;
         }
         free(text);
         scenario_free(&s);
     }
+done:
     timeline_stats_free(&st);
     timeline_free(&tl);
     store_run_row_free(&row);

@@ -240,6 +240,27 @@ static const ExecBackend *backend_of(const RunOptions *o, int mpi, int *rc) {
 #endif
 }
 
+/* The measured split of every device's time (exec_split) into r->split and r->pass_split,
+ * as psim's prediction is laid out; left NULL when some device's was not measured here (CUDA,
+ * a device of another MPI rank). Returns 0, or -1 when out of memory. */
+static int measured_split(Run *r, const Exec *ex) {
+    int32_t p = r->prog.devices;
+    double *sp = calloc((size_t)p * COST_SPLIT, sizeof *sp);
+    double *ps = calloc((size_t)p * 3 * COST_SPLIT, sizeof *ps);
+    if (!sp || !ps) return free(sp), free(ps), fprintf(stderr, "pexec: out of memory\n"), -1;
+    for (int32_t d = 0; d < p; d++) {
+        double ms[3][LC_COUNT + 1];
+        if (exec_split(ex, d, ms) != 0) return free(sp), free(ps), 0;
+        for (int pass = 0; pass < 3; pass++)
+            for (int i = 0; i < COST_SPLIT; i++) {
+                ps[(d * 3 + pass) * COST_SPLIT + i] = ms[pass][i];
+                sp[d * COST_SPLIT + i] += ms[pass][i];
+            }
+    }
+    r->split = sp, r->pass_split = ps;
+    return 0;
+}
+
 /* Runs r's Program on the backend --backend asks for (as MPI rank `rank` when mpi); fills
  * r->tl (on rank 0 under MPI), its environment and extra metrics. Returns an exit status. */
 static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
@@ -298,6 +319,7 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
 #ifdef PIPESIM_CUDA
     if (cuda && rc == 0) cuda_metrics(r, ex);
 #endif
+    if (rc == 0 && rank == 0 && measured_split(r, ex) != 0) rc = 1;
     const char *grads = getenv("PEXEC_GRADS_OUT");
     if (rc == 0 && grads && *grads) rc = layers_out(ex, r, grads);
     else if (rc != 0) rc = failed_run(o, r, ex, mpi, rank, why);

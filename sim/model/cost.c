@@ -199,10 +199,15 @@ static void prices_of(const Scenario *s, const Roof *r, CostPrices *out) {
 static void stage_split(const Scenario *s, const CostPrices *pr, double n, int first, int last,
                         double split[OP_KIND_COUNT][COST_SPLIT]) {
     memset(split, 0, sizeof(double) * OP_KIND_COUNT * COST_SPLIT);
+    const ScnTimeList *scale[3] = {&s->costs.scale_forward, &s->costs.scale_backward,
+                                   &s->costs.scale_weight}; // [costs] scale_*: 1 when not given
+#define SCALE(k, i) (scale[k]->n == COST_SPLIT ? scale[k]->ms[i] : 1.0)
     for (int k = 0; k < 3; k++)
-        for (int i = 0; i < COST_SPLIT; i++)
-            split[k][i] = n * pr->layer[k][i] + (k == OP_B ? n * pr->recompute[i] : 0) +
-                          (first ? pr->embed[k][i] : 0) + (last ? pr->head[k][i] : 0);
+        for (int i = 0; i < COST_SPLIT; i++) // B's recomputation reruns F's kernels
+            split[k][i] = SCALE(k, i) * (n * pr->layer[k][i] + (first ? pr->embed[k][i] : 0) +
+                                         (last ? pr->head[k][i] : 0)) +
+                          (k == OP_B ? SCALE(OP_F, i) * n * pr->recompute[i] : 0);
+#undef SCALE
     double over = s->hw.op_overhead_us * 1e3;
     for (int i = 0; i < COST_SPLIT; i++) split[OP_BW][i] = split[OP_B][i] + split[OP_W][i];
     for (int k = 0; k < OP_KIND_COUNT; k++) split[k][COST_LAUNCH] += over;

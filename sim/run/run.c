@@ -211,7 +211,7 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
 }
 
 void run_free(Run *r) {
-    free(r->split);
+    free(r->split), free(r->pass_split);
     metrics_free(&r->mt);
     timeline_free(&r->tl);
     runenv_free(&r->env);
@@ -312,28 +312,41 @@ int run_prepare(const RunOptions *o, Run *sm) {
 enum { NRUN_METRICS = 0 RUN_METRICS(COUNT), NDEVICE_METRICS = 0 DEVICE_METRICS(COUNT) };
 
 /* The predicted split of each device's time per iteration (ms by cost.h's split): every op of
- * its Program priced by the cost model, over the iterations the Program covers. Leaves
- * r->split NULL when no op has a split (measured [costs]). Returns 0, or -1 out of memory. */
+ * its Program priced by the cost model, over the iterations the Program covers, in all and
+ * by pass (a BW op's B and W priced apart). Leaves r->split NULL when no op has a split
+ * (flat model, measured [costs]). Returns 0, or -1 out of memory. */
 int run_split(Run *r) {
     const Program *pr = &r->prog;
     double *sp = calloc((size_t)pr->devices * COST_SPLIT, sizeof *sp), any = 0;
-    if (!sp) return -1;
+    double *ps = calloc((size_t)pr->devices * 3 * COST_SPLIT, sizeof *ps);
+    if (!sp || !ps) return free(sp), free(ps), -1;
     for (int32_t d = 0; d < pr->devices; d++)
         for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++) {
             const ProgramOp *op = &pr->ops[i];
-            const double *x = cost_op_split(&r->cost, program_stage_of(pr, d, op->chunk),
-                                            (OpKind)op->kind);
+            int32_t st = program_stage_of(pr, d, op->chunk);
+            const double *x = cost_op_split(&r->cost, st, (OpKind)op->kind);
             for (int k = 0; k < COST_SPLIT; k++)
                 sp[d * COST_SPLIT + k] += x[k] / 1e6 / pr->iterations, any += x[k];
+            for (int pass = 0; pass < 3; pass++) { // the passes this op runs
+                int runs = op->kind == pass || (op->kind == OP_BW && pass != OP_F);
+                const double *y = cost_op_split(&r->cost, st, (OpKind)pass);
+                for (int k = 0; runs && k < COST_SPLIT; k++)
+                    ps[(d * 3 + pass) * COST_SPLIT + k] += y[k] / 1e6 / pr->iterations;
+            }
         }
-    if (any > 0) r->split = sp;
-    else free(sp);
+    if (any > 0) r->split = sp, r->pass_split = ps;
+    else free(sp), free(ps);
     return 0;
 }
 
 /* The split's names as stored and printed in JSON (cost_split_name + "_ms"). */
 static const char *const SPLIT_METRICS[COST_SPLIT] = {"gemm_ms", "attention_ms", "memory_ms",
                                                       "tp_comm_ms", "launch_ms"};
+/* ... and by pass: "f_gemm_ms" .. "w_launch_ms" */
+static const char *const PASS_SPLIT_METRICS[3][COST_SPLIT] = {
+    {"f_gemm_ms", "f_attention_ms", "f_memory_ms", "f_tp_comm_ms", "f_launch_ms"},
+    {"b_gemm_ms", "b_attention_ms", "b_memory_ms", "b_tp_comm_ms", "b_launch_ms"},
+    {"w_gemm_ms", "w_attention_ms", "w_memory_ms", "w_tp_comm_ms", "w_launch_ms"}};
 
 /* Stores sm: complete with its metrics and memory when error is NULL, else as failed with
  * only the rows measured before the failure. Returns an exit status. */
@@ -351,7 +364,7 @@ static int store_run(const RunOptions *o, const Run *sm, const char *error, int6
     char *overrides = calloc(olen, 1);
     StoreMetric rm[NRUN_METRICS + RUN_MAX_EXTRA];
     StoreDeviceMetric *dm =
-        malloc(((size_t)sm->mt.devices * (NDEVICE_METRICS + COST_SPLIT) + 1) * sizeof *dm);
+        malloc(((size_t)sm->mt.devices * (NDEVICE_METRICS + 4 * COST_SPLIT) + 1) * sizeof *dm);
     RunEnv env = {0}; // every run's pairs, then the tool's
     int rc = 1, env_rc = runenv_add_base(&env);
     for (size_t i = 0; i < sm->env.n && env_rc == 0; i++)
@@ -372,6 +385,10 @@ static int store_run(const RunOptions *o, const Run *sm, const char *error, int6
         DEVICE_METRICS(DEV_ROW)
         for (int i = 0; sm->split && i < COST_SPLIT; i++)
             dm[k++] = (StoreDeviceMetric){d, SPLIT_METRICS[i], sm->split[d * COST_SPLIT + i]};
+        for (int p = 0; sm->pass_split && p < 3; p++)
+            for (int i = 0; i < COST_SPLIT; i++)
+                dm[k++] = (StoreDeviceMetric){d, PASS_SPLIT_METRICS[p][i],
+                                              sm->pass_split[(d * 3 + p) * COST_SPLIT + i]};
     }
     StoreRunInfo info = {.tool = o->prog, .scenario_path = o->scenario,
                          .scenario_text = sm->scn.text, .resolved = resolved,
@@ -558,8 +575,12 @@ static void print_summary(const RunOptions *o, const Run *sm) {
                d == mt->bottleneck ? "  <- busiest" : "");
     }
     if (!sm->split) return;
-    printf("\n# device    gemm_ms  attention_ms  memory_ms  tp_comm_ms  launch_ms   "
-           "(predicted work per iteration, %s cost model)\n", cost_model_name(s->hw.cost_model));
+    if (is_pexec(o->prog))
+        printf("\n# device    gemm_ms  attention_ms  memory_ms  tp_comm_ms  launch_ms   "
+               "(measured per iteration: the kernels by class; launch: op time outside them)\n");
+    else
+        printf("\n# device    gemm_ms  attention_ms  memory_ms  tp_comm_ms  launch_ms   "
+               "(predicted work per iteration, %s cost model)\n", cost_model_name(s->hw.cost_model));
     for (int32_t d = 0; d < mt->devices; d++) {
         const double *x = &sm->split[d * COST_SPLIT];
         printf("%8d %10.3f %13.3f %10.3f %11.3f %10.3f\n", d, x[0], x[1], x[2], x[3], x[4]);

@@ -56,8 +56,11 @@ typedef struct {
     int nextra;
     RunEnv env;           // what the tool adds to the stored environment (pexec: BLAS, MPI,
                           //   CUDA, variables); the store adds runenv_add_base's pairs
-    double *split;        // owned, psim: [device * COST_SPLIT + i] the predicted ms per
-                          //   iteration of each kind of work (cost.h's split); NULL otherwise
+    double *split;        // owned: [device * COST_SPLIT + i] ms per iteration of each kind of
+                          //   work (cost.h's split): psim's prediction, or what pexec measured
+                          //   (its kernels by class; launch: op time outside them); or NULL
+    double *pass_split;   // owned: the same by pass, [(device * 3 + pass) * COST_SPLIT + i]
+                          //   (pass F, B, W; a BW op's B and W apart); NULL with split
 } Run;
 
 /* run_options_parse reads argv for prog; --help and --version print and exit 0. Returns 0,

@@ -168,6 +168,9 @@ static const KeyDef KEYS[] = {
     {"costs", "stage_forward_ms", T_TIMES, F(costs.stage_forward), NULL, false, 0, 1e9, 0, "3,3,4,4"}, // none
     {"costs", "stage_backward_ms", T_TIMES, F(costs.stage_backward), NULL, false, 0, 1e9, 0, "6,6,8,8"}, // none
     {"costs", "stage_weight_ms", T_TIMES, F(costs.stage_weight), NULL, false, 0, 1e9, 0, "3,3,4,4"}, // none
+    {"costs", "scale_forward", T_TIMES, F(costs.scale_forward), NULL, false, 0, 1e9, 0, "1.2,2,5,1,1"}, // none
+    {"costs", "scale_backward", T_TIMES, F(costs.scale_backward), NULL, false, 0, 1e9, 0, "1.2,2,5,1,1"}, // none
+    {"costs", "scale_weight", T_TIMES, F(costs.scale_weight), NULL, false, 0, 1e9, 0, "1.2,2,5,1,1"}, // none
     // [variability]: -1 stands for "none" (devices) and "not given" (times)
     {"variability", "jitter", T_JITTER, F(var.jitter), "none", false, 0, 0, 0, "lognormal"},
     {"variability", "jitter_cv", T_DOUBLE, F(var.jitter_cv), "0", false, 0, 4, 0, "0.05"},
@@ -944,6 +947,30 @@ static int check_stage_times(Parser *P) {
     return 1;
 }
 
+/* scale_*: five factors each (one per kernel class), and only where the roofline prices the
+ * ops: measured times and the flat model have no classes to scale. */
+static int check_scales(Parser *P) {
+    char w[WHERE_MAX];
+    const ScnCosts *c = &P->s->costs;
+    const ScnTimeList *t[3] = {&c->scale_forward, &c->scale_backward, &c->scale_weight};
+    static const char *const names[3] = {"scale_forward", "scale_backward", "scale_weight"};
+    for (int i = 0; i < 3; i++) {
+        if (!t[i]->n) continue;
+        int k = key_index("costs", names[i]);
+        if (t[i]->n != COST_SCALES)
+            return fail(P, where_key(P, k, w), "%s lists %lld factors; give %d, one per kernel "
+                        "class: gemm, attention, memory, tp_comm, launch (e.g. '%s = %s')",
+                        names[i], (long long)t[i]->n, COST_SCALES, names[i], KEYS[k].example);
+        if (P->s->hw.cost_model != COST_ROOFLINE)
+            return fail(P, where_key(P, k, w), "%s scales the roofline's kernel classes; the "
+                        "flat model has none (drop it, or use cost_model = roofline)", names[i]);
+        if (c->forward_ms >= 0 || c->stage_forward.n)
+            return fail(P, where_key(P, k, w), "%s scales the roofline's times, but measured "
+                        "[costs] times replace them; give one or the other", names[i]);
+    }
+    return 1;
+}
+
 static int check_costs(Parser *P) {
     char w[WHERE_MAX];
     const ScnCosts *c = &P->s->costs;
@@ -957,7 +984,7 @@ static int check_costs(Parser *P) {
         return fail(P, where_key(P, key_index("costs", "forward_ms"), w),
                     "forward_ms needs backward_ms too; add e.g. 'backward_ms = %g'",
                     2 * c->forward_ms);
-    return check_stage_times(P);
+    return check_stage_times(P) && check_scales(P);
 }
 
 static int check_model(Parser *P) {
@@ -1367,6 +1394,8 @@ void scenario_free(Scenario *s) {
     free(s->pipeline.partition_layers);
     free(s->costs.stage_forward.ms), free(s->costs.stage_backward.ms);
     free(s->costs.stage_weight.ms);
+    free(s->costs.scale_forward.ms), free(s->costs.scale_backward.ms);
+    free(s->costs.scale_weight.ms);
     free(s->device), free(s->link);
     memset(s, 0, sizeof *s);
 }

@@ -64,6 +64,10 @@ typedef struct {
                                       // taken from the scenario's directory), else ""
 } ScnPipeline;
 
+/* Factors in each of [costs] scale_forward, scale_backward, scale_weight: one per kernel class
+ * of cost.h's split (gemm, attention, memory, tp_comm, launch). */
+#define COST_SCALES 5
+
 /* How an op's time is priced (cost.h): each kernel of the layer's op list as a roofline
  * (default), or the whole stage's FLOPs at peak x efficiency (the old single guess). */
 typedef enum { COST_ROOFLINE = 0, COST_FLAT } CostModelKind;
@@ -160,6 +164,10 @@ typedef struct {
     ScnTimeList stage_forward, stage_backward, stage_weight; // per pipeline stage (p*v
                           //   entries in stage order, each that stage's op, no division by
                           //   v); when given they replace forward_ms, backward_ms, weight_ms
+    ScnTimeList scale_forward, scale_backward, scale_weight; // roofline: factors on the time
+                          //   of each kernel class of the pass (COST_SPLIT entries: gemm,
+                          //   attention, memory, tp_comm, launch), e.g. from pcalibrate;
+                          //   n = 0: all 1
 } ScnCosts;
 
 /* Op-time jitter (sim/engine/variability.h): none, or every compute op's time times a factor of
