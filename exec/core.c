@@ -251,8 +251,8 @@ static void split_add(ExecDev *dv, const ProgramOp *op, double op_ns) {
 
 int exec_split(const Exec *ex, int32_t d, double pass_ms[3][LC_COUNT + 1]) {
     if (d < 0 || d >= ex->spec.pr->devices || !ex->b->kernels->timing) return -1;
-    if (!exec_worker_here(ex, d * ex->G)) return -1; // replica 0, tensor rank 0
-    const ExecDev *dv = exec_worker((Exec *)ex, d, 0);
+    const ExecDev *dv = exec_worker((Exec *)ex, d, 0); // replica 0, tensor rank 0: here, or
+                                                       // gathered to MPI rank 0
     if (!dv || dv->split_rounds == 0) return -1;
     double per = (double)dv->split_rounds * ex->spec.pr->iterations * 1e6; // ns -> ms per iteration
     for (int p = 0; p < 3; p++) {

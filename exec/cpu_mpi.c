@@ -483,6 +483,28 @@ static void ranks_destroy(Exec *ex) {
     ex->be = NULL;
 }
 
+/* Every rank's kernel split (exec_split) to rank 0, into its copy of that worker (a message
+ * of SPLIT_DOUBLES from each rank). */
+enum { SPLIT_DOUBLES = 3 * LC_COUNT + 3 + 1, TAG_SPLIT = 102 };
+static void split_gather(Exec *ex, int size) {
+    double x[SPLIT_DOUBLES];
+    if (ex->rank != 0) {
+        const ExecDev *me = &ex->devs[ex->rank];
+        memcpy(x, me->split.ns, sizeof me->split.ns);
+        for (int p = 0; p < 3; p++) x[3 * LC_COUNT + p] = me->outside_ns[p];
+        x[SPLIT_DOUBLES - 1] = me->split_rounds;
+        MPI_Send(x, SPLIT_DOUBLES, MPI_DOUBLE, 0, TAG_SPLIT, MPI_COMM_WORLD);
+        return;
+    }
+    for (int r = 1; r < size; r++) {
+        ExecDev *dv = &ex->devs[r];
+        MPI_Recv(x, SPLIT_DOUBLES, MPI_DOUBLE, r, TAG_SPLIT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        memcpy(dv->split.ns, x, sizeof dv->split.ns);
+        for (int p = 0; p < 3; p++) dv->outside_ns[p] = x[3 * LC_COUNT + p];
+        dv->split_rounds = (int32_t)x[SPLIT_DOUBLES - 1];
+    }
+}
+
 static int ranks_run(Exec *ex, Timeline *tl) {
     Ranks *rs = ex->be;
     ExecDev *dv = &ex->devs[ex->rank];
@@ -524,6 +546,7 @@ static int ranks_run(Exec *ex, Timeline *tl) {
     free(end_off);
     if (!exec_failed(ex) && exec_mpi_gather(ex, &dv->tl, tl, rs->clock_off) != 0)
         exec_fail(ex, 1, "rank 0: out of memory for the timeline");
+    if (!exec_failed(ex)) split_gather(ex, rs->size);
     if (ex->failed) { // name the rank, as a failure during the run is named
         char own[sizeof ex->why];
         snprintf(own, sizeof own, "rank %d on %.63s: %.400s", ex->rank, rs->host, ex->why);

@@ -136,8 +136,9 @@ int exec_layer_of(Exec *ex, int32_t replica, int32_t trank, int32_t stage, int32
  * (OP_F, OP_B, OP_W: a BW op's B and W apart) and kernel class (LayerClass, the all-reduces
  * in LC_COMM), then at [pass][LC_COUNT] the ops' time outside their layers' kernels (the
  * executor's per-op work; a BW op's goes with B). Replica 0's tensor rank 0, as the rows.
- * Returns 0, or -1 when not measured here: a backend without kernel timing (CUDA), or a
- * device of another MPI rank. */
+ * Under MPI rank 0 has every rank's (gathered after the run). Returns 0, or -1 when not
+ * measured: a backend without kernel timing (CUDA), or a device of another rank on a rank
+ * other than 0. */
 int exec_split(const Exec *ex, int32_t d, double pass_ms[3][LC_COUNT + 1]);
 
 /* The layer shape tensor rank trank runs: spec.shape with tensor = t and rank = trank. */

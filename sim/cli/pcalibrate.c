@@ -114,7 +114,7 @@ static int fit_model(Scenario *s, Store *db, int64_t id, char *notes, size_t nle
                 snprintf(name, sizeof name, "%s_%s_ms", PASS_PREFIX[p], cost_split_name(i));
                 if (store_device_metric_get(db, id, d, name, &v) != 0 || v != v) {
                     snprintf(err, errlen, "run %lld has no measured kernel split (device %d's "
-                             "%s): the CUDA backend and MPI ranks do not time kernels yet; "
+                             "%s): the CUDA backend does not time kernels yet; "
                              "use --stages to replay its per-stage times", (long long)id, d,
                              name);
                     rc = 2;
