@@ -410,6 +410,43 @@ static void test_timeline_rows(void **state) {
     plan_free(&pl);
 }
 
+/* The kernel split (exec_split) accounts for the measured ops: over the rounds after the
+ * warm-up, a device's kernels by pass and class plus its time outside them add up to its
+ * compute rows (within 10%: the two clock reads around an op's span sit just outside the
+ * rows', and these ops take microseconds); F, B and W each have GEMM time; W no attention;
+ * no all-reduce with t = 1. */
+static void test_kernel_split(void **state) {
+    (void)state;
+    Program pr;
+    Plan pl = plan(2, 1);
+    build("1f1b", 2, 1, 4, 1, &pr);
+    Exec *ex = start(&pr, &pl, 3, -1);
+    Timeline tl = {0};
+    char why[512];
+    assert_int_equal(exec_run(ex, &tl, why, sizeof why), 0);
+    for (int32_t d = 0; d < 2; d++) {
+        double ms[3][LC_COUNT + 1], sum = 0, rows = 0;
+        assert_int_equal(exec_split(ex, d, ms), 0);
+        for (int p = 0; p < 3; p++)
+            for (int c = 0; c <= LC_COUNT; c++) sum += ms[p][c];
+        for (size_t i = 0; i < tl.n; i++) // rounds 1 and 2: micro-batches 4 .. 11
+            if (tl.ops[i].device == d && tl.ops[i].stream == STREAM_COMPUTE &&
+                tl.ops[i].micro_batch >= 4)
+                rows += (double)(tl.ops[i].end_ns - tl.ops[i].start_ns) / 1e6 / 2;
+        if (fabs(sum - rows) > 0.1 * rows) // measured: 0.7 % apart
+            fail_msg("device %d: split %.4f ms, rows %.4f ms per iteration", d, sum, rows);
+        for (int p = 0; p < 3; p++) assert_true(ms[p][LC_GEMM] > 0);
+        assert_true(ms[OP_F][LC_ATTENTION] > 0 && ms[OP_B][LC_ATTENTION] > 0);
+        assert_true(ms[OP_W][LC_ATTENTION] == 0);
+        for (int p = 0; p < 3; p++) assert_true(ms[p][LC_COMM] == 0);
+    }
+    assert_int_equal(exec_split(ex, 2, (double[3][LC_COUNT + 1]){{0}}), -1);
+    timeline_free(&tl);
+    exec_free(ex);
+    program_free(&pr);
+    plan_free(&pl);
+}
+
 static void test_watchdog(void **state) {
     (void)state; // device 0 never sends the activation: a waiting op gives up, naming itself
     Program pr;
@@ -514,6 +551,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipelines_match_one_device),
         cmocka_unit_test(test_timeline_rows),
+        cmocka_unit_test(test_kernel_split),
         cmocka_unit_test(test_watchdog),
         cmocka_unit_test(test_killed_device),
         cmocka_unit_test(test_misordered_receive),
