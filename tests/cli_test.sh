@@ -294,6 +294,20 @@ expect "scale lists take five factors" 2 "scale_forward lists 2 factors; give 5"
 expect "scale lists need the roofline" 2 "scale_backward scales the roofline's kernel classes; the flat model has none" \
     $psim --no-db --set hardware.cost_model=flat --set costs.scale_backward=1,1,1,1,1 scenarios/tiny-cpu.scn
 
+# psim's tensor rows: with t = 2 each F and B holds its layers' two all-reduces each (8 layers)
+# plus the embedding's one (F, stage 0) and the head's three in F and one in B (last stage):
+# 24 micro-batches x (8 x 4 + 5) rows, each inside a compute row of its device and micro-batch,
+# the layers' of b s h bf16 bytes lasting 2(t-1) x 2 us + (2(t-1)/t) bytes / (10 GB/s x 0.8)
+db="$tmp/tensor.db"
+$psim --db "$db" --quiet --set parallel.tensor=2 --set pipeline.stages=1 scenarios/tiny-cpu.scn
+[ "$(sql "$db" "select count(*) from ops where stream = 'tensor'")" = $((24 * (8 * 4 + 5))) ] \
+    && ok "psim places each tensor-parallel all-reduce as a row" || nok "psim places each tensor-parallel all-reduce as a row" "$(sql "$db" "select count(*) from ops where stream = 'tensor'")"
+got=$(sql "$db" "select count(*) from ops t where stream = 'tensor' and not exists (select 1 from ops c where c.stream = 'compute' and c.device = t.device and c.micro_batch = t.micro_batch and c.kind = t.kind and c.start_ns <= t.start_ns and t.end_ns <= c.end_ns)")
+[ "$got" = 0 ] && ok "every psim tensor row lies inside its op" || nok "every psim tensor row lies inside its op" "$got outside"
+near "a layer's tensor all-reduce lasts the ring's time" \
+    "$(sql "$db" "select max(end_ns - start_ns) from ops where stream = 'tensor' and bytes = 128 * 256 * 2")" \
+    "$(awk 'BEGIN { printf "%.0f", 2 * 2e3 + 1.0 * 128 * 256 * 2 / (10 * 0.8) }')" 1
+
 # --- pexec's strictness: a message that never comes ends the run, stored as failed ----------
 db="$tmp/fault.db"
 expect "a dropped send trips pexec's watchdog" 1 "device 1 op 0 \(F mb 0 chunk 0\) waited 0.3 s for its activation from device 0 \(watchdog\)|device 0 op 1 \(BW mb 0 chunk 0\) waited 0.3 s for its gradient from device 1 \(watchdog\)" \

@@ -83,7 +83,10 @@ static void report(int64_t pid, const LoadedRun *p, int64_t mid, const LoadedRun
                    stream_name(s), p->st.lane_n[s] ? "predicted" : "measured",
                    (long long)(p->st.lane_n[s] + m->st.lane_n[s]),
                    p->st.lane_n[s] ? p->st.lane_ms[s] : m->st.lane_ms[s],
-                   s == STREAM_TENSOR && m->st.lane_n[s] ? "; psim prices them inside F and B" : "");
+                   s == STREAM_TENSOR && m->st.lane_n[s]
+                       ? "; psim places them only with the roofline (not with measured [costs] "
+                         "or the flat model)"
+                       : "");
     }
     for (int32_t a = 0; a < p->st.devices; a++)
         for (int32_t b = 0; b < p->st.devices; b++) {

@@ -194,6 +194,66 @@ static void prices_of(const Scenario *s, const Roof *r, CostPrices *out) {
                   s->model.recompute == RECOMPUTE_SELECTIVE, out->recompute);
 }
 
+/* ---- the tensor-parallel all-reduces' places inside an op (psim's tensor rows) ---------- */
+
+typedef struct {
+    const Scenario *s;
+    Roof r;
+    CostSpan *out;
+    int n, max;
+    double at; // ns from the op's start
+} SpanWalk;
+
+/* Walks ops of pass (for its class factors) as they run, one after another, noting each
+ * all-reduce; with only_attention, only the attention core (selective recomputation). */
+static void walk_ops(SpanWalk *w, const LayerOp *ops, int n, OpKind pass, int only_attention) {
+    const ScnTimeList *scale = pass == OP_F   ? &w->s->costs.scale_forward
+                               : pass == OP_B ? &w->s->costs.scale_backward
+                                              : &w->s->costs.scale_weight;
+    for (int i = 0; i < n; i++) {
+        if (only_attention && ops[i].cls != LC_ATTENTION) continue;
+        double f = scale->n == COST_SPLIT ? scale->ms[ops[i].cls] : 1;
+        double l = scale->n == COST_SPLIT ? scale->ms[COST_LAUNCH] : 1;
+        double t = f * kernel_ns(w->s, &w->r, &ops[i]);
+        w->at += l * w->r.launch_ns * (double)ops[i].repeat;
+        if (ops[i].kernel == LK_ALLREDUCE && w->n++ < w->max)
+            w->out[w->n - 1] = (CostSpan){.start_ns = w->at, .ns = t, .bytes = ops[i].bytes};
+        w->at += t;
+    }
+}
+
+/* One pass (F, B or W) of a stage: the head and embedding around its layers as the pass runs
+ * them (F: embedding, layers, head; B and W: head, layers in reverse, embedding), B with its
+ * recomputation of each layer's forward first. */
+static void walk_pass(SpanWalk *w, const LayerShape *sh, OpKind pass, int64_t layers, int first,
+                      int last) {
+    LayerOp ops[LAYER_OPS_MAX], re[LAYER_OPS_MAX], edge[LAYER_OPS_MAX];
+    int n = layer_ops(sh, pass, ops), nre = layer_ops(sh, OP_F, re);
+    Recompute rc = w->s->model.recompute;
+    if (pass == OP_F && first) walk_ops(w, edge, layer_embed_ops(sh, OP_F, edge), OP_F, 0);
+    if (pass != OP_F && last) walk_ops(w, edge, layer_head_ops(sh, pass, edge), pass, 0);
+    for (int64_t k = 0; k < layers; k++) {
+        if (pass == OP_B && rc != RECOMPUTE_NONE)
+            walk_ops(w, re, nre, OP_F, rc == RECOMPUTE_SELECTIVE);
+        walk_ops(w, ops, n, pass, 0);
+    }
+    if (pass == OP_F && last) walk_ops(w, edge, layer_head_ops(sh, OP_F, edge), OP_F, 0);
+    if (pass != OP_F && first) walk_ops(w, edge, layer_embed_ops(sh, pass, edge), pass, 0);
+}
+
+int cost_op_allreduces(const Scenario *s, const Plan *pl, int32_t st, OpKind kind,
+                       CostSpan *out, int max) {
+    if (s->hw.cost_model != COST_ROOFLINE || scenario_tensor(s) <= 1 || kind == OP_W ||
+        s->costs.forward_ms >= 0 || s->costs.stage_forward.n)
+        return 0;
+    SpanWalk w = {.s = s, .r = roof_of(s, plan_device_of(pl, st)), .out = out, .max = max,
+                  .at = s->hw.op_overhead_us * 1e3};
+    LayerShape sh = shape_of(s);
+    int first = plan_stage_is_first(pl, st), last = plan_stage_is_last(pl, st);
+    walk_pass(&w, &sh, kind == OP_F ? OP_F : OP_B, pl->layers[st], first, last);
+    return w.n; // a BW op's W part has no all-reduce
+}
+
 /* The split of a stage's F, B and W for n layers (first: with the embedding, last: with the
  * LM head), with the per-op overhead; BW is B and W as one op. */
 static void stage_split(const Scenario *s, const CostPrices *pr, double n, int first, int last,

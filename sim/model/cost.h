@@ -144,6 +144,18 @@ static inline int64_t cost_allreduce_ns(const CostModel *c, int32_t d, int32_t s
 int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
                                   double bandwidth_gbs, double bytes);
 
+/* One tensor-parallel all-reduce inside an op: its start (ns from the op's start), duration
+ * and bytes, as the roofline prices the op's kernels one after another. */
+typedef struct {
+    double start_ns, ns, bytes;
+} CostSpan;
+
+/* The all-reduces inside one op of kind on stage st (one micro-batch), in the order they run,
+ * at most max of them into out; returns how many there are (may exceed max). 0 without tensor
+ * parallelism, with the flat model or measured [costs], and for W. */
+int cost_op_allreduces(const Scenario *s, const Plan *pl, int32_t st, OpKind kind,
+                       CostSpan *out, int max);
+
 /* ns of F + B + W (with recompute) of `layers` layers on one micro-batch on device d, plus the
  * embedding when first and the LM head when head: the analytic time partition = balanced
  * evens out. Same rounding as cost_build's op times, so it equals the sum of a stage's F, B

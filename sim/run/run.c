@@ -2,6 +2,7 @@
 #include "sim/run/run.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -612,11 +613,58 @@ int run_simulate(Run *r, char *err, size_t errlen) {
     return e;
 }
 
+/* psim's tensor-parallel all-reduce rows (STREAM_TENSOR, as pexec measures them): inside
+ * each F, B and BW compute row, where the roofline places each all-reduce among the op's
+ * kernels, stretched with the row when [variability] changed its length. Added after the
+ * metrics, which do not count them. Returns 0, or -1 when out of memory. */
+static int tensor_rows(Run *r) {
+    const Program *pr = &r->prog;
+    int32_t S = program_stages(pr);
+    enum { MAXSPANS = 4096 };
+    CostSpan *spans = malloc(MAXSPANS * sizeof *spans);
+    int *n = calloc((size_t)S * 2, sizeof *n); // spans of (stage, F or B) computed, -1 - count
+    CostSpan **at = calloc((size_t)S * 2, sizeof *at);
+    int rc = spans && n && at ? 0 : -1;
+    size_t rows = r->tl.n;
+    for (size_t i = 0; rc == 0 && i < rows; i++) {
+        TimelineOp op = r->tl.ops[i];
+        if (op.stream != STREAM_COMPUTE || op.kind == OP_W) continue;
+        int32_t st = program_stage_of(pr, op.device, op.chunk);
+        int k = op.kind == OP_F ? 0 : 1;
+        size_t c = (size_t)st * 2 + (size_t)k;
+        if (n[c] == 0) { // first op of this stage and kind: price its all-reduces once
+            int got = cost_op_allreduces(&r->scn, &r->plan, st, op.kind == OP_F ? OP_F : OP_B,
+                                         spans, MAXSPANS);
+            if (got > MAXSPANS) got = MAXSPANS;
+            n[c] = -1 - got;
+            if (got && !(at[c] = malloc((size_t)got * sizeof *spans))) rc = -1;
+            else if (got) memcpy(at[c], spans, (size_t)got * sizeof *spans);
+        }
+        int cnt = -1 - n[c];
+        double priced = (double)cost_op_ns(&r->cost, st, (OpKind)op.kind);
+        double stretch = priced > 0 ? (double)(op.end_ns - op.start_ns) / priced : 1;
+        for (int j = 0; rc == 0 && j < cnt; j++) {
+            const CostSpan *x = &at[c][j];
+            TimelineOp t = op;
+            t.stream = STREAM_TENSOR, t.peer = -1, t.bytes = (int64_t)x->bytes;
+            t.start_ns = op.start_ns + llround(x->start_ns * stretch);
+            t.end_ns = t.start_ns + llround(x->ns * stretch);
+            if (t.end_ns > op.end_ns) t.end_ns = op.end_ns;
+            if (t.start_ns > t.end_ns) t.start_ns = t.end_ns;
+            rc = timeline_push(&r->tl, &t);
+        }
+    }
+    for (int32_t i = 0; at && i < S * 2; i++) free(at[i]);
+    free(at), free(n), free(spans);
+    return rc;
+}
+
 int run_report(const RunOptions *o, Run *sm) {
     if (metrics_compute_lost(&sm->scn, &sm->plan, &sm->prog, &sm->cost, &sm->tl, &sm->failure,
                              &sm->mt) != 0)
         return oom(o);
-    if (!is_pexec(o->prog) && run_split(sm) != 0) return oom(o); // psim's prediction only
+    if (!is_pexec(o->prog) && (run_split(sm) != 0 || tensor_rows(sm) != 0))
+        return oom(o); // psim's prediction only
     int64_t run_id = 0;
     int rc = o->db ? store_run(o, sm, NULL, &run_id) : 0;
     if (rc != 0) return rc;
