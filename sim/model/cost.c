@@ -179,6 +179,14 @@ static LayerShape shape_of(const Scenario *s) {
                         .vocab = (int32_t)m->vocab};
 }
 
+/* [costs] scale_* factor of class i in pass k (1 when not given). */
+static double pass_scale(const Scenario *s, OpKind k, int i) {
+    const ScnTimeList *t = k == OP_F   ? &s->costs.scale_forward
+                           : k == OP_B ? &s->costs.scale_backward
+                                       : &s->costs.scale_weight;
+    return t->n == COST_SPLIT ? t->ms[i] : 1.0;
+}
+
 /* Prices every pass on a device of figures r. */
 static void prices_of(const Scenario *s, const Roof *r, CostPrices *out) {
     memset(out, 0, sizeof *out);
@@ -192,6 +200,14 @@ static void prices_of(const Scenario *s, const Roof *r, CostPrices *out) {
     if (s->model.recompute != RECOMPUTE_NONE)
         price_ops(s, r, ops, layer_ops(&sh, OP_F, ops),
                   s->model.recompute == RECOMPUTE_SELECTIVE, out->recompute);
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < COST_SPLIT; i++) {
+            double f = pass_scale(s, (OpKind)k, i);
+            out->sum_layer[k] += f * out->layer[k][i];
+            out->sum_head[k] += f * out->head[k][i];
+            out->sum_embed[k] += f * out->embed[k][i];
+            if (k == OP_F) out->sum_recompute += f * out->recompute[i];
+        }
 }
 
 /* ---- the tensor-parallel all-reduces' places inside an op (psim's tensor rows) ---------- */
@@ -207,13 +223,9 @@ typedef struct {
 /* Walks ops of pass (for its class factors) as they run, one after another, noting each
  * all-reduce; with only_attention, only the attention core (selective recomputation). */
 static void walk_ops(SpanWalk *w, const LayerOp *ops, int n, OpKind pass, int only_attention) {
-    const ScnTimeList *scale = pass == OP_F   ? &w->s->costs.scale_forward
-                               : pass == OP_B ? &w->s->costs.scale_backward
-                                              : &w->s->costs.scale_weight;
     for (int i = 0; i < n; i++) {
         if (only_attention && ops[i].cls != LC_ATTENTION) continue;
-        double f = scale->n == COST_SPLIT ? scale->ms[ops[i].cls] : 1;
-        double l = scale->n == COST_SPLIT ? scale->ms[COST_LAUNCH] : 1;
+        double f = pass_scale(w->s, pass, ops[i].cls), l = pass_scale(w->s, pass, COST_LAUNCH);
         double t = f * kernel_ns(w->s, &w->r, &ops[i]);
         w->at += l * w->r.launch_ns * (double)ops[i].repeat;
         if (ops[i].kernel == LK_ALLREDUCE && w->n++ < w->max)
@@ -259,15 +271,12 @@ int cost_op_allreduces(const Scenario *s, const Plan *pl, int32_t st, OpKind kin
 static void stage_split(const Scenario *s, const CostPrices *pr, double n, int first, int last,
                         double split[OP_KIND_COUNT][COST_SPLIT]) {
     memset(split, 0, sizeof(double) * OP_KIND_COUNT * COST_SPLIT);
-    const ScnTimeList *scale[3] = {&s->costs.scale_forward, &s->costs.scale_backward,
-                                   &s->costs.scale_weight}; // [costs] scale_*: 1 when not given
-#define SCALE(k, i) (scale[k]->n == COST_SPLIT ? scale[k]->ms[i] : 1.0)
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < COST_SPLIT; i++) // B's recomputation reruns F's kernels
-            split[k][i] = SCALE(k, i) * (n * pr->layer[k][i] + (first ? pr->embed[k][i] : 0) +
-                                         (last ? pr->head[k][i] : 0)) +
-                          (k == OP_B ? SCALE(OP_F, i) * n * pr->recompute[i] : 0);
-#undef SCALE
+            split[k][i] = pass_scale(s, (OpKind)k, i) *
+                              (n * pr->layer[k][i] + (first ? pr->embed[k][i] : 0) +
+                               (last ? pr->head[k][i] : 0)) +
+                          (k == OP_B ? pass_scale(s, OP_F, i) * n * pr->recompute[i] : 0);
     double over = s->hw.op_overhead_us * 1e3;
     for (int i = 0; i < COST_SPLIT; i++) split[OP_BW][i] = split[OP_B][i] + split[OP_W][i];
     for (int k = 0; k < OP_KIND_COUNT; k++) split[k][COST_LAUNCH] += over;
@@ -282,9 +291,12 @@ static int64_t split_ns(const double *split) {
 /* A stage's F + B + W on device prices pr (what partition = balanced evens out). */
 static int64_t roofline_stage_ns(const Scenario *s, const CostPrices *pr, int64_t layers,
                                  int first, int last) {
-    double split[OP_KIND_COUNT][COST_SPLIT];
-    stage_split(s, pr, (double)layers, first, last, split);
-    return split_ns(split[OP_F]) + split_ns(split[OP_B]) + split_ns(split[OP_W]);
+    double n = (double)layers, over = s->hw.op_overhead_us * 1e3;
+    int64_t t = 0;
+    for (int k = 0; k < 3; k++)
+        t += to_ns(n * pr->sum_layer[k] + (k == OP_B ? n * pr->sum_recompute : 0) +
+                   (first ? pr->sum_embed[k] : 0) + (last ? pr->sum_head[k] : 0) + over);
+    return t;
 }
 
 /* The prices of device d: from cp's cache of the first kinds of device, else made in spare. */

@@ -171,9 +171,12 @@ typedef struct {
 void cost_flops_init(CostFlops *out, const Scenario *s);
 
 /* The roofline's prices of the passes on one kind of device (ns, not rounded, by split):
- * a layer's F, B and W and its recomputation in B, the LM head's and the embedding's. */
+ * a layer's F, B and W and its recomputation in B, the LM head's and the embedding's; and
+ * per pass their sums over the classes with [costs] scale_* applied (B's recomputation with
+ * F's factors), which the partitioner's stage time adds up. */
 typedef struct {
     double layer[3][COST_SPLIT], recompute[COST_SPLIT], head[3][COST_SPLIT], embed[3][COST_SPLIT];
+    double sum_layer[3], sum_recompute, sum_head[3], sum_embed[3];
 } CostPrices;
 #define COST_PRICE_CACHE 8 // kinds of device whose prices a CostPartition keeps
 

@@ -318,23 +318,29 @@ enum { NRUN_METRICS = 0 RUN_METRICS(COUNT), NDEVICE_METRICS = 0 DEVICE_METRICS(C
  * (flat model, measured [costs]). Returns 0, or -1 out of memory. */
 int run_split(Run *r) {
     const Program *pr = &r->prog;
+    int32_t S = program_stages(pr);
     double *sp = calloc((size_t)pr->devices * COST_SPLIT, sizeof *sp), any = 0;
     double *ps = calloc((size_t)pr->devices * 3 * COST_SPLIT, sizeof *ps);
-    if (!sp || !ps) return free(sp), free(ps), -1;
+    int64_t *n = calloc((size_t)S * OP_KIND_COUNT, sizeof *n); // ops per (stage, kind)
+    if (!sp || !ps || !n) return free(sp), free(ps), free(n), -1;
     for (int32_t d = 0; d < pr->devices; d++)
-        for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++) {
-            const ProgramOp *op = &pr->ops[i];
-            int32_t st = program_stage_of(pr, d, op->chunk);
-            const double *x = cost_op_split(&r->cost, st, (OpKind)op->kind);
-            for (int k = 0; k < COST_SPLIT; k++)
-                sp[d * COST_SPLIT + k] += x[k] / 1e6 / pr->iterations, any += x[k];
+        for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++)
+            n[(int64_t)program_stage_of(pr, d, pr->ops[i].chunk) * OP_KIND_COUNT + pr->ops[i].kind]++;
+    for (int32_t st = 0; st < S; st++) {
+        int32_t d = pr->device_of[st];
+        for (int kind = 0; kind < OP_KIND_COUNT; kind++) {
+            double c = (double)n[(int64_t)st * OP_KIND_COUNT + kind] / 1e6 / pr->iterations;
+            if (c == 0) continue;
+            const double *x = cost_op_split(&r->cost, st, (OpKind)kind);
+            for (int k = 0; k < COST_SPLIT; k++) sp[d * COST_SPLIT + k] += c * x[k], any += x[k];
             for (int pass = 0; pass < 3; pass++) { // the passes this op runs
-                int runs = op->kind == pass || (op->kind == OP_BW && pass != OP_F);
+                if (kind != pass && !(kind == OP_BW && pass != OP_F)) continue;
                 const double *y = cost_op_split(&r->cost, st, (OpKind)pass);
-                for (int k = 0; runs && k < COST_SPLIT; k++)
-                    ps[(d * 3 + pass) * COST_SPLIT + k] += y[k] / 1e6 / pr->iterations;
+                for (int k = 0; k < COST_SPLIT; k++) ps[(d * 3 + pass) * COST_SPLIT + k] += c * y[k];
             }
         }
+    }
+    free(n);
     if (any > 0) r->split = sp, r->pass_split = ps;
     else free(sp), free(ps);
     return 0;
