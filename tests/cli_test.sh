@@ -434,6 +434,16 @@ top=$(sql "$db" "select printf('%.6f', max(value)) from device_metrics where nam
 [ "$got" = "1f1b gpipe " ] && [ "$(awk '$2 > m { m = $2 } END { printf "%.6f", m }' "$tmp/fig/peak-1.dat")" = "$top" ] && [ -s "$tmp/fig/peak-1.png" ] \
     && ok "pplot peak: one bar pair per schedule, topped by the sweep's peak" || nok "pplot peak: one bar pair per schedule" "$got" "$(cat "$tmp/err")"
 expect "pplot names its figures" 2 "timeline \[RUN...\]" $pplot nonsense
+# the split by kernel class: one bar per (device, run), each the run's stored classes
+db="$tmp/model.db"
+$pplot split "$db" "$tmp/fig" 2 1 2>"$tmp/err"
+got=$(awk '{ print $1 }' "$tmp/fig/split-2-1.dat" | tr '\n' ' ')
+want=$(sql "$db" "select value from device_metrics where run_id = 1 and device = 1 and name = 'memory_ms'")
+[ "$got" = "d0_psim_2 d0_pexec_1 d1_psim_2 d1_pexec_1 " ] \
+    && awk -v w="$want" '$1 == "d1_pexec_1" { d = $4 - w; found = 1 } END { exit !(found && w > 0 && d * d < 1e-12 * w * w) }' "$tmp/fig/split-2-1.dat" \
+    && [ -s "$tmp/fig/split-2-1.png" ] && ok "pplot split: a bar per device and run, the stored classes stacked" \
+    || nok "pplot split: a bar per device and run, the stored classes stacked" "$got" "$(cat "$tmp/err")"
+expect "pplot split of a run without a split" 2 "run 1 has no split by kernel class" $pplot split "$tmp/sweep.db" "$tmp/fig" 1
 
 # --- storage safety ----------------------------------------------------------------------------
 db="$tmp/safe.db"
