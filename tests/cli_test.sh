@@ -291,6 +291,8 @@ awk -v g="$got" 'BEGIN { exit !(g != "" && g < 1e-6) }' && ok "the calibration c
 expect "pcalibrate refuses a prediction" 2 "run 2 is a psim prediction, not a measurement" $pcalibrate --db "$db" 2
 expect "scale lists take five factors" 2 "scale_forward lists 2 factors; give 5" \
     $psim --no-db --set costs.scale_forward=1,2 scenarios/tiny-cpu.scn
+expect "a scale factor that is not a number" 2 "entry 3 is not a number; write one factor per kernel class" \
+    $psim --no-db --set costs.scale_weight=1,1,x,1,1 scenarios/tiny-cpu.scn
 expect "scale lists need the roofline" 2 "scale_backward scales the roofline's kernel classes; the flat model has none" \
     $psim --no-db --set hardware.cost_model=flat --set costs.scale_backward=1,1,1,1,1 scenarios/tiny-cpu.scn
 

@@ -546,15 +546,20 @@ static int set_times(Parser *P, const char *where, const KeyDef *kd, ScnTimeList
     t->ms = NULL, t->n = 0;
     int bad = parse_items(v, sizeof *t->ms, parse_double_item, (void **)&t->ms, &t->n);
     if (bad < 0) return fail(P, where, "out of memory");
+    int factors = strncmp(kd->key, "scale_", 6) == 0; // the class factors, not times
     if (bad > 0)
-        return fail(P, where, "%s is not valid: entry %d is not a number; write one time in ms "
-                    "per pipeline stage, e.g. %s", quoted(P, kd, v, q, sizeof q), bad,
+        return fail(P, where, "%s is not valid: entry %d is not a number; write %s, e.g. %s",
+                    quoted(P, kd, v, q, sizeof q), bad,
+                    factors ? "one factor per kernel class (gemm, attention, memory, tp_comm, "
+                              "launch)"
+                            : "one time in ms per pipeline stage",
                     example(P, kd, kd->example, e, sizeof e));
     for (int64_t i = 0; i < t->n; i++)
         if (!(t->ms[i] >= kd->lo && t->ms[i] <= kd->hi))
-            return fail(P, where, "%s is not valid: entry %lld is %g; each time must be between "
-                        "%g and %g ms", quoted(P, kd, v, q, sizeof q), (long long)i + 1,
-                        t->ms[i], kd->lo, kd->hi);
+            return fail(P, where, "%s is not valid: entry %lld is %g; each %s must be between "
+                        "%g and %g%s", quoted(P, kd, v, q, sizeof q), (long long)i + 1,
+                        t->ms[i], factors ? "factor" : "time", kd->lo, kd->hi,
+                        factors ? "" : " ms");
     return 1;
 }
 
