@@ -10,6 +10,10 @@ outdir=${2:-plots/out}
 [ $# -ge 2 ] && shift 2 || shift $#
 runs=${*:-$(sqlite3 "$db" "select max(id) from runs where status = 'complete'")}
 [ -n "$runs" ] || { echo "split.sh: no complete run in $db" >&2; exit 2; }
+case "$db$outdir" in # both reach gnuplot inside quotes
+*"'"* | *'"'* | *'
+'*) echo "split.sh: a database or folder name with a quote or a newline cannot be drawn; rename it" >&2; exit 2 ;;
+esac
 for r in $runs; do
     case $r in *[!0-9]*) echo "split.sh: '$r' is not a run id" >&2; exit 2 ;; esac
     n=$(sqlite3 "$db" "select count(*) from device_metrics where run_id = $r and name = 'gemm_ms'")
@@ -21,7 +25,7 @@ data="$outdir/split-$tag.dat"
 ids=$(echo "$runs" | tr ' ' ',')
 # one row per (device, run in the order given): label, then the five classes in ms
 order=$(i=0; for r in $runs; do printf 'when %s then %d ' "$r" "$i"; i=$((i + 1)); done)
-sqlite3 -separator ' ' "$db" "select 'd' || m.device || '_' || r.tool || '_' || r.id,
+sqlite3 -separator ' ' "$db" "select 'd' || m.device || '_' || replace(replace(r.tool, ' ', '_'), char(10), '_') || '_' || r.id,
     sum(case m.name when 'gemm_ms' then m.value else 0 end),
     sum(case m.name when 'attention_ms' then m.value else 0 end),
     sum(case m.name when 'memory_ms' then m.value else 0 end),

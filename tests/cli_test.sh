@@ -445,6 +445,10 @@ want=$(sql "$db" "select value from device_metrics where run_id = 1 and device =
     && awk -v w="$want" '$1 == "d1_pexec_1" { d = $4 - w; found = 1 } END { exit !(found && w > 0 && d * d < 1e-12 * w * w) }' "$tmp/fig/split-2-1.dat" \
     && [ -s "$tmp/fig/split-2-1.png" ] && ok "pplot split: a bar per device and run, the stored classes stacked" \
     || nok "pplot split: a bar per device and run, the stored classes stacked" "$got" "$(cat "$tmp/err")"
+expect "pplot split takes run ids only" 2 "'union' is not a run id" $pplot split "$db" "$tmp/fig" "1 union select 1"
+expect "pplot split refuses a folder name gnuplot would run" 2 "with a quote or a newline cannot be drawn" \
+    $pplot split "$db" "$tmp/o';x=system('touch $tmp/pwned');y='" 2
+[ ! -e "$tmp/pwned" ] && ok "pplot split ran nothing from a folder name" || nok "pplot split ran nothing from a folder name"
 expect "pplot split of a run without a split" 2 "run 1 has no split by kernel class" $pplot split "$tmp/sweep.db" "$tmp/fig" 1
 
 # --- storage safety ----------------------------------------------------------------------------
