@@ -125,3 +125,15 @@ env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_may_return_null=1" \
 got=$?
 [ "$got" = 1 ] && grep -q "pexec: out of memory for the model's 8 layers; try --scale" "$tmp/err" && [ "$(sql "$db" 'select count(*) from runs')" = 2 ] \
     && ok "a model pexec cannot allocate: exit 1, try --scale, nothing stored" || nok "a model pexec cannot allocate" "exit $got" "$(head -c 300 "$tmp/err")"
+
+# a [costs] time that rounds to 0 ns would store a run with makespan 0
+expect "a time that rounds to 0 ns" 2 "forward_ms = 1e-300 ms rounds to 0 ns, the simulator's clock step" \
+    $psim --no-db --set costs.forward_ms=1e-300 --set costs.backward_ms=1e-300 "$S"
+expect "a stage time that rounds to 0 ns" 2 "stage_backward_ms entry 2 = 1e-09 ms rounds to 0 ns" \
+    $psim --no-db --set costs.stage_forward_ms=1,1 --set costs.stage_backward_ms=2,1e-9 scenarios/tiny-cpu.scn
+# [costs] faster than the hardware: a warning that names the implied rate
+$psim --no-db --set costs.forward_ms=1e-6 --set costs.backward_ms=2e-6 "$S" >/dev/null 2>"$bad/err"
+grep -Eq "warning: the run does [0-9.]+ TFLOP/s of model FLOPs per GPU, [0-9]+% of the peak of 989" "$bad/err" \
+    && ok "costs faster than the peak are flagged" || nok "costs faster than the peak are flagged" "$(head -c 300 "$bad/err")"
+$psim --no-db "$S" >/dev/null 2>"$bad/err"
+[ ! -s "$bad/err" ] && ok "plausible costs give no peak warning" || nok "plausible costs give no peak warning" "$(head -c 300 "$bad/err")"

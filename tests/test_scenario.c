@@ -315,7 +315,7 @@ static void test_format_round_trip(void **state) {
     free(t);
     free(round_trip(NOHW "[hardware]\npeak_tflops = 123.456\nmemory_gib = 0.1\nefficiency = 1\n", 0, NULL, NULL));
     free(round_trip(INTERLEAVED "[pipeline]\npartition = balanced\n", 1, "hardware.efficiency=0.3333333333333333", NULL));
-    free(round_trip(BASE, 2, "network.intra_latency_us=0", "costs.comm_ms=2.5e-7"));
+    free(round_trip(BASE, 2, "network.intra_latency_us=0", "costs.comm_ms=2.5e-6"));
     t = round_trip(BASE "[costs]\nstage_forward_ms = 1, 2.5,0.1,3\nstage_backward_ms = 2,5,0.2,6\n",
                    0, NULL, NULL);
     assert_non_null(strstr(t, "stage_forward_ms = 1,2.5,0.1,3\nstage_backward_ms = 2,5,0.2,6\n"

@@ -529,7 +529,9 @@ static void print_summary(const RunOptions *o, const Run *sm) {
     const Metrics *mt = &sm->mt;
     const Scenario *s = &sm->scn;
     char how[96];
-    if (s->hw.cost_model == COST_FLAT)
+    if (s->costs.forward_ms >= 0 || s->costs.stage_forward.n)
+        snprintf(how, sizeof how, "%.0f TFLOP/s; op times from [costs]", mt->peak_tflops);
+    else if (s->hw.cost_model == COST_FLAT)
         snprintf(how, sizeof how, "%.0f TFLOP/s x %.2f", mt->peak_tflops, s->hw.efficiency);
     else if (devices_mixed(s)) // [device.N] figures: each its own
         snprintf(how, sizeof how, "%.0f TFLOP/s, roofline on each device's figures",
@@ -609,6 +611,16 @@ static int check_memory(const char *prog, const Run *sm, int quiet, int limit) {
 }
 
 
+/* A run whose model FLOPs per GPU come faster than the peak (MFU over 1) says so on stderr
+ * (unless quiet): its [costs] or peak_tflops disagree with the model it describes. */
+static void check_peak(const char *prog, const Run *sm, int quiet) {
+    const Metrics *mt = &sm->mt;
+    if (quiet || !(mt->mfu > 1)) return;
+    fprintf(stderr, "%s: warning: the run does %.1f TFLOP/s of model FLOPs per GPU, %.0f%% of "
+            "the peak of %.0f: its [costs] times or peak_tflops do not fit this model's FLOPs\n",
+            prog, mt->tflops_per_gpu, 100 * mt->mfu, mt->peak_tflops);
+}
+
 int run_simulate(Run *r, char *err, size_t errlen) {
     double t0 = run_now_ms();
     Variability var;
@@ -677,6 +689,7 @@ int run_report(const RunOptions *o, Run *sm) {
     if (o->json) print_json(sm, run_id);
     else if (!o->quiet) print_summary(o, sm);
     if (check_memory(o->prog, sm, o->quiet, o->memory_limit) && o->memory_limit) rc = 3;
+    check_peak(o->prog, sm, o->quiet);
     if (!o->quiet && o->db)
         fprintf(stderr, "%s: stored run %lld in %s (%lld ops %s in %.1f ms)\n", o->prog,
                 (long long)run_id, o->db, (long long)sm->mt.ops,

@@ -976,6 +976,31 @@ static int check_scales(Parser *P) {
     return 1;
 }
 
+/* A [costs] time above 0 that rounds to 0 ns (the engine's clock) would make ops free: a
+ * run with makespan 0 and infinite throughput. */
+static int check_not_zero(Parser *P) {
+    char w[WHERE_MAX];
+    for (int k = 0; k < NKEYS; k++) {
+        const KeyDef *kd = &KEYS[k];
+        if (strcmp(kd->section, "costs") != 0 || P->key_line[k] == 0) continue;
+        const void *field = (const char *)P->s + kd->offset;
+        if (kd->type == T_DOUBLE) {
+            double x = *(const double *)field;
+            if (x > 0 && x < 0.5e-6)
+                return fail(P, where_key(P, k, w), "%s = %g ms rounds to 0 ns, the simulator's "
+                            "clock step; give at least 1e-6 ms (1 ns), or 0", kd->key, x);
+        } else if (kd->type == T_TIMES && strncmp(kd->key, "scale_", 6) != 0) {
+            const ScnTimeList *t = field;
+            for (int64_t i = 0; i < t->n; i++)
+                if (t->ms[i] > 0 && t->ms[i] < 0.5e-6)
+                    return fail(P, where_key(P, k, w), "%s entry %lld = %g ms rounds to 0 ns, "
+                                "the simulator's clock step; give at least 1e-6 ms (1 ns), or 0",
+                                kd->key, (long long)i + 1, t->ms[i]);
+        }
+    }
+    return 1;
+}
+
 static int check_costs(Parser *P) {
     char w[WHERE_MAX];
     const ScnCosts *c = &P->s->costs;
@@ -989,7 +1014,7 @@ static int check_costs(Parser *P) {
         return fail(P, where_key(P, key_index("costs", "forward_ms"), w),
                     "forward_ms needs backward_ms too; add e.g. 'backward_ms = %g'",
                     2 * c->forward_ms);
-    return check_stage_times(P) && check_scales(P);
+    return check_stage_times(P) && check_scales(P) && check_not_zero(P);
 }
 
 static int check_model(Parser *P) {
