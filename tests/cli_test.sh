@@ -452,6 +452,15 @@ expect "pplot split refuses a folder name gnuplot would run" 2 "with a quote or 
 expect "pplot split of a run without a split" 2 "run 1 has no split by kernel class" $pplot split "$tmp/sweep.db" "$tmp/fig" 1
 
 # --- storage safety ----------------------------------------------------------------------------
+expect "a database path that is not a regular file is refused" 1 "database '/dev/null' is not a regular file" \
+    $psim --db /dev/null --quiet scenarios/tiny-1f1b.scn
+[ ! -e /dev/null-journal ] && ok "no journal is created beside /dev/null" || nok "no journal is created beside /dev/null"
+(ulimit -f 40; $psim --db "$tmp/limit.db" --quiet scenarios/gpt13b.scn >/dev/null 2>"$tmp/err"; echo $? >"$tmp/rc")
+[ "$(cat "$tmp/rc")" = 1 ] && grep -q "database '$tmp/limit.db'" "$tmp/err" \
+    && ok "a file-size limit ends the write with a message and exit 1, not SIGXFSZ" \
+    || nok "a file-size limit ends the write with a message and exit 1, not SIGXFSZ" "exit $(cat "$tmp/rc")" "$(head -c 300 "$tmp/err")"
+expect "pexec --drop-send beyond the last device" 2 "--drop-send 9: there is no device 9 \(stages = 4\)" \
+    "$(dirname "$psim")/pexec" --no-db --drop-send 9 scenarios/tiny-1f1b.scn
 db="$tmp/safe.db"
 $psim --db "$db" --quiet scenarios/tiny-1f1b.scn
 for bad in "batch.micro_batches=1000000000000" "model.hidden=abc" "pipeline.stages=64" "pipeline.schedule=nope"; do

@@ -4,12 +4,14 @@
 #include "traces/store.h"
 
 #include <math.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define STORE_BUSY_MS 10000 // ms a writer or opener waits for another process before failing
 
@@ -295,6 +297,15 @@ int store_open(const char *path, Store **out, char *err, size_t errlen) {
         set_err(err, errlen, "no database path given; pass --db FILE");
         return -1;
     }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) { // /dev/null, a folder, a pipe
+        set_err(err, errlen, "database '%s' is not a regular file (SQLite would create "
+                "'%s-journal' beside it); give a file path", path, path);
+        return -1;
+    }
+    // A file-size limit (ulimit -f) would kill the process with SIGXFSZ mid-write; ignored,
+    // the write fails with EFBIG and the transaction rolls back with a message instead.
+    signal(SIGXFSZ, SIG_IGN);
     Store *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(path))) {
         set_err(err, errlen, "database '%s': out of memory", path);

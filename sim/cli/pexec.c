@@ -389,6 +389,13 @@ int main(int argc, char **argv) {
                     o.kill_device, r.prog.devices, r.prog.devices);
         rc = 2;
     }
+    if (rc == 0 && o.drop_send >= r.prog.devices) {
+        if (rank == 0)
+            fprintf(stderr, "pexec: --drop-send %d: there is no device %d (stages = %d); give a "
+                    "device below %d\n", o.drop_send, o.drop_send, r.prog.devices,
+                    r.prog.devices);
+        rc = 2;
+    }
     int exec_rc = 0;
     if (rc == 0 && o.dump) {
         if (rank == 0) sched_file_write(stdout, &r.prog, r.scn.model.name);
