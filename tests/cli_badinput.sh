@@ -137,3 +137,6 @@ grep -Eq "warning: the run does [0-9.]+ TFLOP/s of model FLOPs per GPU, [0-9]+% 
     && ok "costs faster than the peak are flagged" || nok "costs faster than the peak are flagged" "$(head -c 300 "$bad/err")"
 $psim --no-db "$S" >/dev/null 2>"$bad/err"
 [ ! -s "$bad/err" ] && ok "plausible costs give no peak warning" || nok "plausible costs give no peak warning" "$(head -c 300 "$bad/err")"
+# a tiny number is a number (strtod reports its underflow), and then its range decides
+$psim --no-db --quiet --set hardware.launch_us=1e-308 scenarios/tiny-cpu.scn 2>"$bad/err"
+[ $? = 0 ] && ok "a tiny valid number (1e-308) is taken" || nok "a tiny valid number (1e-308) is taken" "$(head -c 300 "$bad/err")"

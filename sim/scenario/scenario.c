@@ -470,7 +470,9 @@ static bool parse_double(const char *v, double *out) {
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (errno || *end || !isfinite(x)) return false;
+    // ERANGE with a tiny result is an underflow (1e-308, 1e-400): a number, near 0; ERANGE
+    // with a huge one is too_large's case
+    if ((errno && !(errno == ERANGE && fabs(x) < 1)) || *end || !isfinite(x)) return false;
     *out = x;
     return true;
 }
