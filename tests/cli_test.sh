@@ -385,6 +385,12 @@ got=$($pexport --db "$db" --csv 1 | wc -l)
 [ "$got" = $((want / 2 + 1)) ] && ok "CSV has a header and a row per op" || nok "CSV has a header and a row per op" "$got"
 $pexport --db "$db" --metrics-csv 1 | grep -q "^makespan_ms,33$" && ok "metrics CSV holds the makespan" || nok "metrics CSV holds the makespan"
 expect "pexport: an unknown run" 2 "there is no run 9" $pexport --db "$db" --csv 9
+# stored text is escaped into the trace: a crafted schedule and tool keep the JSON valid
+cp "$db" "$tmp/crafted.db"
+sql "$tmp/crafted.db" "update runs set schedule = '1f1b\"}},{\"x\":\"' || char(10) || 'a\b' where id = 1" >/dev/null
+$pexport --db "$tmp/crafted.db" --chrome 1 >"$tmp/crafted.json" 2>"$tmp/err"
+[ "$(q "select json_valid(readfile('$tmp/crafted.json'))")" = 1 ] && ok "pexport escapes stored text in the Chrome trace" \
+    || nok "pexport escapes stored text in the Chrome trace" "$(head -c 300 "$tmp/crafted.json")"
 
 # --- sweeps ----------------------------------------------------------------------------------
 db="$tmp/sweep.db"

@@ -60,8 +60,11 @@ static int64_t chrome_run(FILE *f, int64_t id, const StoreRunRow *row, const Tim
                                                      "optimizer", "tensor"};
     for (int32_t d = 0; d < row->devices; d++) {
         fprintf(f, "%s\n{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%lld,\"args\":{\"name\":"
-                "\"run %lld %s %s%s, device %d\"}}", *first ? "" : ",", (long long)(pid0 + d),
-                (long long)id, row->tool, row->schedule, row->failed ? " FAILED" : "", d);
+                "\"run %lld ", *first ? "" : ",", (long long)(pid0 + d), (long long)id);
+        json_text(f, row->tool); // stored text: a crafted database must not break the JSON
+        fputc(' ', f);
+        json_text(f, row->schedule);
+        fprintf(f, "%s, device %d\"}}", row->failed ? " FAILED" : "", d);
         *first = 0;
         for (int s = 0; s < STREAM_COUNT; s++)
             fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%lld,\"tid\":%d,"
