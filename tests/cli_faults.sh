@@ -98,3 +98,26 @@ fi
 
 $pexec --help | grep -q "^exit status: 0 done, 1 files/database/memory failure or a failed run, 2 bad input,$" \
     && $pexec --help | grep -q "^gpu presets: v100, a100" && ok "pexec --help: exit 1 for a failed run" || nok "pexec --help: exit 1 for a failed run" "$($pexec --help | tail -4)"
+
+# --- workers die with their parent: a killed sweep or search leaves no process behind ---------
+# (each worker asks for SIGTERM when its parent ends; before, they kept storing runs)
+$psim --db "$tmp/orphan.db" --quiet --sweep batch.micro_batches=256,257,258,259,260,261,262,263 \
+    --sweep pipeline.schedule=gpipe,1f1b,zb-h1,zb-h2 --sweep model.recompute=none,full \
+    scenarios/gpt13b.scn 2>/dev/null &
+pid=$!
+sleep 1
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+sleep 1
+left=$(pgrep -f "$tmp/orphan.db" | wc -l)
+[ "$left" = 0 ] && ok "a killed psim --sweep leaves no worker running" || nok "a killed psim --sweep leaves no worker running" "$left left"
+pkill -f "$tmp/orphan.db" 2>/dev/null
+"$(dirname "$psim")/pplan" --db "$tmp/orphan2.db" --gpus 64 --global-batch 1024 scenarios/gpt13b.scn >/dev/null 2>&1 &
+pid=$!
+sleep 0.5
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+sleep 1
+left=$(pgrep -f "$tmp/orphan2.db" | wc -l)
+[ "$left" = 0 ] && ok "a killed pplan leaves no worker running" || nok "a killed pplan leaves no worker running" "$left left"
+pkill -f "$tmp/orphan2.db" 2>/dev/null

@@ -213,10 +213,11 @@ static int sweep(RunOptions *o) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int workers = (int)(points < cores ? points : cores > 0 ? cores : 1), started = 0;
     if (workers > 256) workers = 256;
+    pid_t parent = getpid();
     for (int w = 0; rc == 0 && w < workers; w++) {
         fflush(NULL);
         pid_t pid = fork();
-        if (pid == 0) _exit(worker(o, dims, points, w, workers));
+        if (pid == 0) run_worker_dies_with_parent(parent), _exit(worker(o, dims, points, w, workers));
         if (pid < 0) rc = 1;
         else started++;
     }

@@ -3,6 +3,8 @@
 
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,6 +318,11 @@ enum { NRUN_METRICS = 0 RUN_METRICS(COUNT), NDEVICE_METRICS = 0 DEVICE_METRICS(C
  * its Program priced by the cost model, over the iterations the Program covers, in all and
  * by pass (a BW op's B and W priced apart). Leaves r->split NULL when no op has a split
  * (flat model, measured [costs]). Returns 0, or -1 out of memory. */
+void run_worker_dies_with_parent(pid_t parent_pid) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent_pid) _exit(1); // it died before the request took hold
+}
+
 int run_split(Run *r) {
     const Program *pr = &r->prog;
     int32_t S = program_stages(pr);

@@ -6,6 +6,8 @@
 #ifndef PIPESIM_RUN_H
 #define PIPESIM_RUN_H
 
+#include <sys/types.h>
+
 #include "sim/model/cost.h"
 #include "sim/metrics/metrics.h"
 #include "sim/plan/plan.h"
@@ -80,6 +82,11 @@ int run_simulate(Run *r, char *err, size_t errlen);
 /* Fills r->split (the predicted ms of each device's work per iteration by cost.h's class,
  * over the Program's ops; psim calls it after run_prepare); left NULL when no op has a split
  * (flat model, measured [costs]). Returns 0, or -1 when out of memory. */
+/* In a forked worker (psim --sweep, pplan): ask the kernel for SIGTERM when the parent
+ * (parent_pid, taken before the fork) ends, and end at once if it already has, so no worker
+ * outlives a killed parent and keeps storing runs into its database. */
+void run_worker_dies_with_parent(pid_t parent_pid);
+
 int run_split(Run *r);
 
 /* run_report computes the metrics of r->tl, stores the run (with runenv_add_base's pairs and

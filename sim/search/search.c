@@ -289,10 +289,11 @@ int search_run(const char *path, const char *const *base_sets, int nbase, Search
     memcpy(sh->pts, pts, n * sizeof *pts);
     if ((size_t)jobs > n) jobs = n ? (int)n : 1;
     int rc = 0, started = 0;
+    pid_t parent = getpid();
     for (int w = 0; w < jobs; w++) {
         fflush(NULL);
         pid_t pid = fork();
-        if (pid == 0) _exit(work(path, base_sets, nbase, sh, n));
+        if (pid == 0) run_worker_dies_with_parent(parent), _exit(work(path, base_sets, nbase, sh, n));
         if (pid < 0) rc = 1;
         else started++;
     }
