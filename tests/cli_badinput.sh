@@ -93,6 +93,14 @@ reject "random bytes" "random.scn:[0-9]+: " $psim --db "$db" "$bad/random.scn"
 
 # --- schedules that cannot complete, p larger than layers ---------------------------------------
 two="--set pipeline.stages=2 --set batch.micro_batches=2 --set pipeline.schedule=custom"
+for d in 'iterations = 0' 'pipes = -1'; do
+    printf '%s\n0F0,0B0,0F1,0B1\n1F0,1B0,1F1,1B1\n' "$d" >"$bad/dir.sched"
+    reject "a schedule-file directive out of range ($d)" "dir.sched:1: '$d': ${d%% *} must be a whole number of 1 or more" \
+        $psim --db "$db" $two --set pipeline.schedule_file="$bad/dir.sched" "$S"
+done
+mkdir -p "$bad/folder.sched"
+reject "a schedule_file that names a folder" "cannot read schedule file '.*folder.sched': Is a directory" \
+    $psim --db "$db" $two --set pipeline.schedule_file="$bad/folder.sched" "$S"
 printf '0F0,0B0,0F1,0B1\n1F1,1B1,1F0,1B0\n' >"$bad/cycle.sched"
 # shellcheck disable=SC2086
 reject "a schedule that deadlocks across devices" "cycle.sched: schedule custom gives an invalid program: device 0 op 1 \(BW mb 0 chunk 0\): can never start: it waits for the gradient of mb 0 from device 1 chunk 0, which is ordered behind ops that wait in turn \(deadlock\)" \

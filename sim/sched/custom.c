@@ -36,7 +36,14 @@ static char *slurp(const char *path, SchedIssue *issue) {
         if (!grown) free(text);
         text = grown, cap *= 2;
     }
+    int failed = ferror(f) ? errno : 0; // e.g. EISDIR: the path names a folder
     fclose(f);
+    if (text && failed) {
+        snprintf(issue->msg, sizeof issue->msg, "cannot read schedule file '%s': %s", path,
+                 strerror(failed));
+        free(text);
+        return NULL;
+    }
     if (!text) snprintf(issue->msg, sizeof issue->msg, "out of memory reading '%s'", path);
     else if (n == cap) {
         snprintf(issue->msg, sizeof issue->msg, "%s: larger than %d MiB", path, SCHED_FILE_MAX >> 20);

@@ -125,6 +125,13 @@ static int read_directives(Reader *r) {
             size_t klen = (size_t)(eq - k);
             while (klen && isspace((unsigned char)k[klen - 1])) klen--;
             int32_t v = read_count(&t, end);
+            int known = (klen == 5 && !strncmp(k, "pipes", 5)) ||
+                        (klen == 10 && !strncmp(k, "iterations", 10)) ||
+                        (klen == 15 && !strncmp(k, "weight_versions", 15));
+            if (known && (v <= 0 || (t != end && *k != 'w')))
+                return bad(r, line, "'%.*s': %.*s must be a whole number of 1 or more%s",
+                           (int)(end - c > 60 ? 60 : end - c), c, (int)klen, k,
+                           *k == 'w' ? " for each device, e.g. weight_versions = 2,2" : "");
             if (klen == 5 && !strncmp(k, "pipes", 5) && v > 0 && t == end) {
                 if (v > 2 || (p * r->sp->chunks) % v || r->sp->micro_batches % v)
                     return bad(r, line, "pipes = %d: use 1, or 2 with an even micro_batches "
