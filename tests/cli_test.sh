@@ -442,6 +442,19 @@ top=$(sql "$db" "select printf('%.6f', max(value)) from device_metrics where nam
 [ "$got" = "1f1b gpipe " ] && [ "$(awk '$2 > m { m = $2 } END { printf "%.6f", m }' "$tmp/fig/peak-1.dat")" = "$top" ] && [ -s "$tmp/fig/peak-1.png" ] \
     && ok "pplot peak: one bar pair per schedule, topped by the sweep's peak" || nok "pplot peak: one bar pair per schedule" "$got" "$(cat "$tmp/err")"
 expect "pplot names its figures" 2 "timeline \[RUN...\]" $pplot nonsense
+# what reaches sqlite3 and gnuplot: ids are whole numbers that name something, names carry no
+# quote; nothing is created for a missing database or sweep
+(cd "$tmp" && for fig in timeline memory bubble throughput peak split; do
+    $pplot $fig "$db" "$tmp/inj" "1 union select writefile('pwned1','x')" 2>/dev/null
+    $pplot $fig "$db" "o';x=system('touch pwned2');y='" 1 2>/dev/null
+    $pplot $fig "$db" "$tmp/inj" '1;$(touch pwned3)' 2>/dev/null
+done; $pplot error "$db" "$tmp/inj" 1 '2`touch pwned4`' 2>/dev/null)
+[ ! -e "$tmp/pwned1" ] && [ ! -e "$tmp/pwned2" ] && [ ! -e "$tmp/pwned3" ] && [ ! -e "$tmp/pwned4" ] \
+    && ok "pplot runs no SQL or gnuplot command from its arguments" || nok "pplot runs no SQL or gnuplot command from its arguments" "$(ls "$tmp" | grep pwned)"
+expect "pplot on a missing database" 2 "no database '$tmp/none.db'" $pplot memory "$tmp/none.db" "$tmp/fig2"
+[ ! -e "$tmp/none.db" ] && ok "pplot creates no database" || nok "pplot creates no database"
+expect "pplot on a missing sweep" 2 "there is no sweep 99 in" $pplot bubble "$db" "$tmp/fig3" 99
+[ ! -e "$tmp/fig3" ] && ok "pplot writes nothing for a missing sweep" || nok "pplot writes nothing for a missing sweep" "$(ls "$tmp/fig3")"
 # the split by kernel class: one bar per (device, run), each the run's stored classes
 db="$tmp/model.db"
 $pplot split "$db" "$tmp/fig" 2 1 2>"$tmp/err"
@@ -451,7 +464,7 @@ want=$(sql "$db" "select value from device_metrics where run_id = 1 and device =
     && awk -v w="$want" '$1 == "d1_pexec_1" { d = $4 - w; found = 1 } END { exit !(found && w > 0 && d * d < 1e-12 * w * w) }' "$tmp/fig/split-2-1.dat" \
     && [ -s "$tmp/fig/split-2-1.png" ] && ok "pplot split: a bar per device and run, the stored classes stacked" \
     || nok "pplot split: a bar per device and run, the stored classes stacked" "$got" "$(cat "$tmp/err")"
-expect "pplot split takes run ids only" 2 "'union' is not a run id" $pplot split "$db" "$tmp/fig" "1 union select 1"
+expect "pplot split takes run ids only" 2 "'1 union select 1' is not a run or sweep id" $pplot split "$db" "$tmp/fig" "1 union select 1"
 expect "pplot split refuses a folder name gnuplot would run" 2 "with a quote or a newline cannot be drawn" \
     $pplot split "$db" "$tmp/o';x=system('touch $tmp/pwned');y='" 2
 [ ! -e "$tmp/pwned" ] && ok "pplot split ran nothing from a folder name" || nok "pplot split ran nothing from a folder name"
