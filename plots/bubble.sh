@@ -4,6 +4,7 @@
 # is left in OUTDIR/bubble-SWEEP.dat. Needs sqlite3 and gnuplot.
 set -eu
 here=$(dirname "$(readlink -f "$0")")
+. "$here/safe.sh"
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
 sweep=${3:-$(sqlite3 "$db" 'select max(sweep) from runs')}
@@ -12,6 +13,11 @@ mkdir -p "$outdir"
 data="$outdir/bubble-$sweep.dat"
 names=$(sqlite3 "$db" "select group_concat(schedule, ' ') from (select distinct schedule from runs
     where sweep = $sweep order by schedule)")
+kept=""
+for s in $names; do # a name that is not plain text is left out of the query and the figure
+    [ "$(safe_text "$s")" = "$s" ] && kept="$kept${kept:+ }$s" || echo "$(basename "$0"): skipping a schedule named '$(safe_text "$s")...' (not plain text)" >&2
+done
+names=$kept
 : >"$data"
 for s in $names; do
     sqlite3 -separator ' ' "$db" "select '$s', r.micro_batches, m.value from runs r join metrics m

@@ -4,6 +4,7 @@
 # latest run is the latest complete one (a failed pexec run has no memory samples).
 set -eu
 here=$(dirname "$(readlink -f "$0")")
+. "$here/safe.sh"
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
 run=${3:-$(sqlite3 "$db" "select max(id) from runs where status = 'complete'")}
@@ -26,7 +27,8 @@ while [ "$d" -lt "$devices" ]; do
     printf '\n\n' >>"$data"
     d=$((d + 1))
 done
-sched=$(sqlite3 "$db" "select schedule from runs where id = $run")
+sched=$(safe_text "$(sqlite3 "$db" "select schedule from runs where id = $run")")
+limit=$(safe_number "${limit:-0}")
 for ext in png svg; do
     gnuplot -e "data='$data'; devices=$devices; limit=${limit:-0}; out='$outdir/memory-$run.$ext'; title='memory per device: run $run ($sched, $(basename "$db"))'" \
         "$here/memory.gp"

@@ -4,6 +4,7 @@
 # PNG and SVG; data in OUTDIR/peak-SWEEP.dat.
 set -eu
 here=$(dirname "$(readlink -f "$0")")
+. "$here/safe.sh"
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
 sweep=${3:-$(sqlite3 "$db" 'select max(sweep) from runs')}
@@ -14,7 +15,7 @@ sqlite3 -separator ' ' "$db" "select r.schedule, max(hi), max(lo) from runs r
     join (select run_id, max(value) hi, min(value) lo from device_metrics
           where name = 'peak_memory_gib' group by run_id) m on m.run_id = r.id
     where r.sweep = $sweep group by r.schedule order by r.schedule" >"$data"
-limit=$(sqlite3 "$db" "select resolved from runs where sweep = $sweep limit 1" | sed -n 's/^memory_gib = //p')
+limit=$(safe_number "$(sqlite3 "$db" "select resolved from runs where sweep = $sweep limit 1" | sed -n 's/^memory_gib = //p')")
 for ext in png svg; do
     gnuplot -e "data='$data'; limit=${limit:-0}; out='$outdir/peak-$sweep.$ext'; title='peak memory per schedule (sweep $sweep, $(basename "$db"))'" \
         "$here/peak.gp"

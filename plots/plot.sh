@@ -9,6 +9,7 @@
 # a fault) is drawn only when named, marked FAILED in the title. Needs sqlite3 and gnuplot.
 set -eu
 here=$(dirname "$(readlink -f "$0")")
+. "$here/safe.sh"
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
 shift 2 2>/dev/null || shift $#
@@ -31,6 +32,7 @@ for run in "$@"; do
     status=$1
     shift
     p=$1
+    set -- "$1" "$(safe_text "$2")" "$(safe_text "$3")" "$(safe_number "${4:-}")" "$(safe_number "${5:-}")"
     sqlite3 -separator ' ' "$db" "select $row + device, start_ns / 1e6, end_ns / 1e6,
         case when stream = 'optimizer' then 5 when kind = 'F' then 1 when kind = 'B' then 2
         when kind = 'W' then 3 else 4 end, case stream when 'optimizer' then -1 else micro_batch end

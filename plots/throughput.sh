@@ -5,6 +5,7 @@
 # OUTDIR/throughput-SWEEP.dat.
 set -eu
 here=$(dirname "$(readlink -f "$0")")
+. "$here/safe.sh"
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
 sweep=${3:-$(sqlite3 "$db" 'select max(sweep) from runs')}
@@ -17,6 +18,11 @@ if [ "$(sqlite3 "$db" "select count(distinct devices) from runs where sweep = $s
 fi
 names=$(sqlite3 "$db" "select group_concat(schedule, ' ') from (select distinct schedule from runs
     where sweep = $sweep order by schedule)")
+kept=""
+for s in $names; do # a name that is not plain text is left out of the query and the figure
+    [ "$(safe_text "$s")" = "$s" ] && kept="$kept${kept:+ }$s" || echo "$(basename "$0"): skipping a schedule named '$(safe_text "$s")...' (not plain text)" >&2
+done
+names=$kept
 : >"$data"
 for s in $names; do
     sqlite3 -separator ' ' "$db" "select '$s', r.$x, t.value, f.value from runs r

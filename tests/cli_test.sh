@@ -451,6 +451,13 @@ expect "pplot names its figures" 2 "timeline \[RUN...\]" $pplot nonsense
 done; $pplot error "$db" "$tmp/inj" 1 '2`touch pwned4`' 2>/dev/null)
 [ ! -e "$tmp/pwned1" ] && [ ! -e "$tmp/pwned2" ] && [ ! -e "$tmp/pwned3" ] && [ ! -e "$tmp/pwned4" ] \
     && ok "pplot runs no SQL or gnuplot command from its arguments" || nok "pplot runs no SQL or gnuplot command from its arguments" "$(ls "$tmp" | grep pwned)"
+# ... nor from text stored in a (shared) database: schedule and tool names, memory_gib
+cp "$db" "$tmp/crafted-sweep.db"
+sql "$tmp/crafted-sweep.db" "update runs set schedule = 'gpipe'';system(''touch $tmp/pwned5'');''', tool = 'psim'';system(''touch $tmp/pwned6'');''', resolved = replace(resolved, 'memory_gib = 80', 'memory_gib = 1;system(\"touch $tmp/pwned7\")') where id = 1" >/dev/null
+for fig in timeline memory; do $pplot $fig "$tmp/crafted-sweep.db" "$tmp/inj2" 1 2>/dev/null; done
+for fig in bubble throughput peak; do $pplot $fig "$tmp/crafted-sweep.db" "$tmp/inj2" 1 2>/dev/null; done
+[ ! -e "$tmp/pwned5" ] && [ ! -e "$tmp/pwned6" ] && [ ! -e "$tmp/pwned7" ] && [ -s "$tmp/inj2/timeline-1.png" ] && [ -s "$tmp/inj2/bubble-1.png" ] \
+    && ok "pplot runs nothing from stored text and still draws" || nok "pplot runs nothing from stored text and still draws" "$(ls "$tmp" | grep pwned) $(ls "$tmp/inj2" 2>&1 | tr '\n' ' ')"
 expect "pplot on a missing database" 2 "no database '$tmp/none.db'" $pplot memory "$tmp/none.db" "$tmp/fig2"
 [ ! -e "$tmp/none.db" ] && ok "pplot creates no database" || nok "pplot creates no database"
 expect "pplot on a missing sweep" 2 "there is no sweep 99 in" $pplot bubble "$db" "$tmp/fig3" 99
