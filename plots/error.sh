@@ -5,8 +5,10 @@
 # A failed run (named explicitly) is drawn from the rows it has, marked FAILED in the title.
 set -eu
 here=$(dirname "$(readlink -f "$0")")
+. "$here/safe.sh"
 db=$1 pred=$2 meas=$3
 outdir=${4:-plots/out}
+safe_paths "$db" "$outdir"
 mkdir -p "$outdir"
 data="$outdir/error-$pred-$meas.dat"
 # mean compute time per (device, kind) of one run, warm-up iteration left out

@@ -7,6 +7,7 @@ here=$(dirname "$(readlink -f "$0")")
 . "$here/safe.sh"
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
+safe_paths "$db" "$outdir"
 run=${3:-$(sqlite3 "$db" "select max(id) from runs where status = 'complete'")}
 [ -n "$run" ] || { echo "memory.sh: no runs in $db" >&2; exit 2; }
 mkdir -p "$outdir"

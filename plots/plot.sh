@@ -12,6 +12,7 @@ here=$(dirname "$(readlink -f "$0")")
 . "$here/safe.sh"
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
+safe_paths "$db" "$outdir"
 shift 2 2>/dev/null || shift $#
 [ $# -gt 0 ] || set -- "$(sqlite3 "$db" "select max(id) from runs where status = 'complete'")"
 [ -n "$1" ] || { echo "plot.sh: no runs in $db" >&2; exit 2; }

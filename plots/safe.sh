@@ -6,3 +6,11 @@ safe_text() { printf '%s' "$1" | tr -cd 'A-Za-z0-9._+-'; }
 safe_number() {
     case $1 in '' | *[!0-9.eE+-]*) echo 0 ;; *) echo "$1" ;; esac
 }
+# safe_paths DB OUTDIR: exits 2 when either holds a quote or a newline (gnuplot -e quotes them).
+safe_paths() {
+    case "$1$2" in
+    *"'"* | *'"'* | *'
+'*) echo "$(basename "$0"): a database or folder name with a quote or a newline cannot be drawn; rename it" >&2
+        exit 2 ;;
+    esac
+}

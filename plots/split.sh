@@ -5,15 +5,13 @@
 # side for each device (default: the latest run). PNG and SVG; data in OUTDIR/split-RUNS.dat.
 set -eu
 here=$(dirname "$(readlink -f "$0")")
+. "$here/safe.sh"
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
+safe_paths "$db" "$outdir"
 [ $# -ge 2 ] && shift 2 || shift $#
 runs=${*:-$(sqlite3 "$db" "select max(id) from runs where status = 'complete'")}
 [ -n "$runs" ] || { echo "split.sh: no complete run in $db" >&2; exit 2; }
-case "$db$outdir" in # both reach gnuplot inside quotes
-*"'"* | *'"'* | *'
-'*) echo "split.sh: a database or folder name with a quote or a newline cannot be drawn; rename it" >&2; exit 2 ;;
-esac
 for r in $runs; do
     case $r in *[!0-9]*) echo "split.sh: '$r' is not a run id" >&2; exit 2 ;; esac
     n=$(sqlite3 "$db" "select count(*) from device_metrics where run_id = $r and name = 'gemm_ms'")

@@ -8,6 +8,7 @@ here=$(dirname "$(readlink -f "$0")")
 . "$here/safe.sh"
 db=${1:-pipesim.db}
 outdir=${2:-plots/out}
+safe_paths "$db" "$outdir"
 sweep=${3:-$(sqlite3 "$db" 'select max(sweep) from runs')}
 [ -n "$sweep" ] || { echo "throughput.sh: no sweeps in $db (run psim --sweep)" >&2; exit 2; }
 mkdir -p "$outdir"
