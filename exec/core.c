@@ -249,6 +249,38 @@ static void split_add(ExecDev *dv, const ProgramOp *op, double op_ns) {
         dv->split_rounds++, dv->split_round = ex->round;
 }
 
+double exec_host_bytes(const ExecSpec *spec, int per_worker) {
+    const Program *pr = spec->pr;
+    int32_t S = program_stages(pr), t = spec->tensor > 1 ? spec->tensor : 1;
+    int32_t d = spec->data > 1 ? spec->data : 1;
+    LayerShape sh = spec->shape;
+    sh.tensor = t, sh.rank = 0;
+    double weights = 0, acts = 0, scratch = 0, data = 4.0 * (double)layer_tokens(&sh) * sh.hidden;
+    for (int b = LB_FIRST_WEIGHT; b < LB_LAYER_END; b++) weights += 4.0 * (double)layer_buf_elems(&sh, (LayerBuf)b);
+    for (int b = LB_FIRST_ACT; b < LB_FIRST_SCRATCH; b++) acts += 4.0 * (double)layer_buf_elems(&sh, (LayerBuf)b);
+    for (int b = LB_FIRST_SCRATCH; b < LB_FIRST_WEIGHT; b++) scratch += 4.0 * (double)layer_buf_elems(&sh, (LayerBuf)b);
+    int64_t *now = calloc((size_t)S, sizeof *now), *peak = calloc((size_t)S, sizeof *peak);
+    if (!now || !peak) return free(now), free(peak), 0;
+    double total = 0, most = 0;
+    for (int32_t dv = 0; dv < pr->devices; dv++) {
+        for (int64_t i = pr->start[dv]; i < pr->start[dv + 1]; i++) {
+            const ProgramOp *op = &pr->ops[i];
+            int32_t st = program_stage_of(pr, dv, op->chunk);
+            if (op->kind == OP_F && ++now[st] > peak[st]) peak[st] = now[st];
+            if (op->kind == OP_BW || op->kind == OP_W) now[st]--;
+        }
+        double mine = scratch + 2 * data;
+        for (int32_t st = 0; st < S; st++)
+            if (pr->device_of[st] == dv)
+                mine += (double)spec->pl->layers[st] * (weights + (double)peak[st] * acts) +
+                        (double)peak[st] * 2 * data; // its kept outputs and their gradients
+        total += mine * d * t;
+        if (mine > most) most = mine;
+    }
+    free(now), free(peak);
+    return per_worker ? most : total;
+}
+
 int exec_split(const Exec *ex, int32_t d, double pass_ms[3][LC_COUNT + 1]) {
     if (d < 0 || d >= ex->spec.pr->devices || !ex->b->kernels->timing) return -1;
     const ExecDev *dv = exec_worker((Exec *)ex, d, 0); // replica 0, tensor rank 0: here, or

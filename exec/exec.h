@@ -141,6 +141,14 @@ int exec_layer_of(Exec *ex, int32_t replica, int32_t trank, int32_t stage, int32
  * other than 0. */
 int exec_split(const Exec *ex, int32_t d, double pass_ms[3][LC_COUNT + 1]);
 
+/* Host bytes the CPU backends would hold at their peak for spec, all workers together
+ * (threads) or the largest one (per_worker, an MPI rank): every worker's layers (fp32
+ * weights and gradients of its tensor-parallel shard), the activations of each stage's most
+ * micro-batches in flight (an F takes them, its BW or W gives them back, in the Program's
+ * order), a device's scratch and the data buffers of the kept and moving activations. An
+ * estimate made before allocating, so a run that cannot fit is refused instead of killed. */
+double exec_host_bytes(const ExecSpec *spec, int per_worker);
+
 /* The layer shape tensor rank trank runs: spec.shape with tensor = t and rank = trank. */
 LayerShape exec_shape(const Exec *ex, int32_t trank);
 

@@ -447,6 +447,30 @@ static void test_kernel_split(void **state) {
     plan_free(&pl);
 }
 
+/* The host-memory estimate follows the activations in flight: on one device GPipe keeps all
+ * m = 4 micro-batches' activations (and their kept outputs) where 1F1B keeps one; d = 2
+ * doubles the whole, not one worker's. */
+static void test_host_bytes(void **state) {
+    (void)state;
+    Program gp, ofob;
+    Plan pl = plan(1, 1);
+    build("gpipe", 1, 1, 4, 1, &gp);
+    build("1f1b", 1, 1, 4, 1, &ofob);
+    ExecSpec a = {.pr = &gp, .pl = &pl, .shape = SHAPE, .iterations = 1};
+    ExecSpec b = a;
+    b.pr = &ofob;
+    double acts = 0, data = 4.0 * (double)layer_tokens(&SHAPE) * SHAPE.hidden;
+    for (int k = LB_FIRST_ACT; k < LB_FIRST_SCRATCH; k++)
+        acts += 4.0 * (double)layer_buf_elems(&SHAPE, (LayerBuf)k);
+    double diff = exec_host_bytes(&a, 0) - exec_host_bytes(&b, 0);
+    assert_true(fabs(diff - 3 * (LAYERS * acts + 2 * data)) < 1e-6 * diff);
+    ExecSpec d2 = b;
+    d2.data = 2;
+    assert_true(fabs(exec_host_bytes(&d2, 0) - 2 * exec_host_bytes(&b, 0)) < 1e-9 * exec_host_bytes(&b, 0));
+    assert_true(exec_host_bytes(&d2, 1) == exec_host_bytes(&b, 1)); // one worker's
+    program_free(&gp), program_free(&ofob), plan_free(&pl);
+}
+
 static void test_watchdog(void **state) {
     (void)state; // device 0 never sends the activation: a waiting op gives up, naming itself
     Program pr;
@@ -552,6 +576,7 @@ int main(void) {
         cmocka_unit_test(test_pipelines_match_one_device),
         cmocka_unit_test(test_timeline_rows),
         cmocka_unit_test(test_kernel_split),
+        cmocka_unit_test(test_host_bytes),
         cmocka_unit_test(test_watchdog),
         cmocka_unit_test(test_killed_device),
         cmocka_unit_test(test_misordered_receive),

@@ -261,6 +261,37 @@ static int measured_split(Run *r, const Exec *ex) {
     return 0;
 }
 
+/* Bytes of memory the system can still give (MemAvailable), or -1 when unknown. */
+static double host_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    double kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kib) == 1) break;
+    if (f) fclose(f);
+    return kib < 0 ? -1 : kib * 1024;
+}
+
+/* Refuses (1, with what it needs and a --scale that would fit) a run whose buffers the host
+ * cannot hold, before allocating any: otherwise it grows until the kernel kills it. */
+static int host_memory_refused(const ExecSpec *spec, int mpi, int32_t scale) {
+    double need = exec_host_bytes(spec, mpi), have = host_available();
+    if (have < 0 || need <= have) return 0;
+    int32_t k = 2;
+    for (; k <= 4096; k *= 2) {
+        ExecSpec small = *spec;
+        small.shape.hidden /= k, small.shape.ffn /= k, small.shape.seq /= k;
+        small.shape.heads = spec->shape.heads / k > 0 ? spec->shape.heads / k : 1;
+        if (small.shape.hidden < 1 || small.shape.seq < 1 || exec_host_bytes(&small, mpi) <= have)
+            break;
+    }
+    fprintf(stderr, "pexec: this run needs about %.1f GiB of host memory%s (fp32 weights, "
+            "gradients and activations in flight), more than the %.1f GiB available; try "
+            "--scale %d%s\n", need / 1073741824.0, mpi ? " on one rank" : "",
+            have / 1073741824.0, k * scale, scale > 1 ? " (in all)" : "");
+    return 1;
+}
+
 /* Runs r's Program on the backend --backend asks for (as MPI rank `rank` when mpi); fills
  * r->tl (on rank 0 under MPI), its environment and extra metrics. Returns an exit status. */
 static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
@@ -288,6 +319,8 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
     layer_set_blas_threads(1);
     if (runenv_add(&r->env, "backend", exec_backend_name(b)) != 0 || (!cuda && cpu_env(&r->env)))
         return fprintf(stderr, "pexec: out of memory\n"), 1;
+    spec.shape.dropout = (float)m->dropout; // the scenario's dropouts, as psim prices them
+    if (!cuda && host_memory_refused(&spec, mpi, o->scale)) return 1;
     char why[512];
     Exec *ex = NULL;
     rc = exec_create(&spec, b, &ex, why, sizeof why);
