@@ -503,6 +503,17 @@ wait $a
 [ $? = 0 ] && [ $b = 0 ] && [ "$(sql "$db" 'select count(*) from runs where sweep is not null')" = 16 ] \
     && [ "$(sql "$db" 'select count(distinct sweep) from runs')" = 2 ] \
     && ok "two sweeps writing one database at once both complete (16 runs, 2 sweeps)" || nok "two sweeps writing one database at once" "$(sql "$db" 'select sweep, count(*) from runs group by sweep')"
+# a writer that holds the database longer than the old 10 s wait: the run waits and is stored
+db="$tmp/lock.db"
+$psim --db "$db" --quiet scenarios/tiny-1f1b.scn
+(echo "begin immediate;"; echo "insert into sweeps default values;"; sleep 12; echo "commit;") | sqlite3 "$db" >/dev/null 2>&1 &
+holder=$!
+sleep 0.5
+$psim --db "$db" --quiet scenarios/tiny-1f1b.scn 2>"$tmp/err"
+got=$?
+wait $holder
+[ "$got" = 0 ] && [ "$(sql "$db" 'select count(*) from runs')" = 2 ] \
+    && ok "a run waits out another writer's 12 s lock and is stored" || nok "a run waits out another writer's 12 s lock and is stored" "exit $got" "$(head -c 300 "$tmp/err")"
 # a writer killed mid-run leaves whole runs only
 db="$tmp/kill.db"
 $psim --db "$db" --quiet --set batch.micro_batches=4096 --set pipeline.stages=8 scenarios/gpt13b.scn &

@@ -13,7 +13,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_BUSY_MS 10000 // ms a writer or opener waits for another process before failing
+// ms a writer or opener waits for another process before failing: long, since a run that
+// cannot be stored is lost work, and another writer's large run can hold the lock for many
+// seconds (eight psim runs of 900k ops at once lost four of them at 10 s)
+#define STORE_BUSY_MS 600000
 
 struct Store {
     sqlite3 *db;
@@ -144,7 +147,7 @@ static const char *rc_hint(int rc) {
     switch (rc & 0xff) { // primary code of an extended one
     case SQLITE_CANTOPEN: return "; check that the directory exists and is writable";
     case SQLITE_READONLY: return "; the file or its directory is read-only";
-    case SQLITE_BUSY: return "; another process held the database for 10 s, retry";
+    case SQLITE_BUSY: return "; another process held the database for 10 minutes, retry";
     case SQLITE_FULL: return "; the disk is full";
     case SQLITE_CORRUPT: return "; the file is damaged, pass another --db";
     default: return "";
