@@ -3,7 +3,8 @@
  * op, and how time per op grows with p*m*v. The engine is timed twice per repetition: into a
  * fresh timeline (as psim runs it: the kernel maps and zeroes every new page on first touch)
  * and again into that timeline's memory, touched already ("warm": the engine's own cost).
- * Figures only; no pass/fail. With arguments
+ * Then the cost model's build on gpt13b, roofline against the flat model. Figures only; no
+ * pass/fail. With arguments
  * (SCHEDULE P V M [REPS]) it runs that one case REPS times (default 1), for profilers:
  * valgrind --tool=callgrind build/bench_engine interleaved 64 4 1024. */
 #include <stdio.h>
@@ -13,6 +14,8 @@
 
 #include "sim/model/cost.h"
 #include "sim/engine/engine.h"
+#include "sim/plan/plan.h"
+#include "sim/scenario/scenario.h"
 #include "sim/sched/schedule.h"
 
 static double now_s(void) {
@@ -99,6 +102,36 @@ static void row(const char *name, int32_t p, int32_t v, int32_t m, int max_reps)
            r.run_s * 1e9 / ops, r.warm_s * 1e9 / ops, (double)r.bytes / ops);
 }
 
+/* The cost model's build for gpt13b on p = 8 (interleaved, 5 chunks, partition = balanced:
+ * the partitioner's stage times and every (stage, kind) priced once), fastest of reps, in us;
+ * -1 when the scenario cannot be built. */
+static double cost_build_us(const char *model, int reps) {
+    const char *sets[] = {model, "pipeline.schedule=interleaved", "pipeline.chunks=5",
+                          "pipeline.partition=balanced"};
+    char err[SCN_ERR_MAX];
+    Scenario s;
+    Program pr;
+    SchedParams sp;
+    if (scenario_load("scenarios/gpt13b.scn", sets, 4, &s, err) != 0) return -1;
+    sp = scenario_sched_params(&s);
+    if (sched_find(s.pipeline.schedule)->build(&sp, &pr, NULL) != 0) return scenario_free(&s), -1;
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        CostPartition cp;
+        Plan pl;
+        CostModel c;
+        double t0 = now_s();
+        int bad = plan_build_program(&s, &pr, cost_partition_init(&cp, &s), &pl, err, sizeof err) ||
+                  cost_build(&s, &pl, &c, err, sizeof err);
+        double t = now_s() - t0;
+        if (bad) return program_free(&pr), scenario_free(&s), -1;
+        best = min_of(best, t);
+        cost_free(&c), plan_free(&pl);
+    }
+    program_free(&pr), scenario_free(&s);
+    return best * 1e6;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 5) { // one case, for profilers
         header();
@@ -127,5 +160,9 @@ int main(int argc, char **argv) {
         int32_t p = 4 << (k / 2), m = (k % 2 ? 64 : 32) << (k / 2);
         row("interleaved", p, 4, m, 50);
     }
+    double roof = cost_build_us("hardware.cost_model=roofline", 200);
+    double flat = cost_build_us("hardware.efficiency=0.55", 200);
+    printf("\n# cost model build, gpt13b p = 8 interleaved v = 5, balanced partition (fastest of "
+           "200): roofline %.1f us, flat %.1f us (%.2fx)\n", roof, flat, flat > 0 ? roof / flat : 0);
     return 0;
 }
