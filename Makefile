@@ -123,7 +123,7 @@ $(BIN)/pexec: $(BUILD)/sim/cli/pexec.o $(CUDA_LIB) $(BUILD)/libpipexec.a $(BUILD
 	$(CC) $(CFLAGS) $^ $(LDLIBS) $(BLAS) $(CUDA_LIBS) -o $@
 endif
 
-$(BUILD)/tests/%: tests/%.c tests/cost_fixture.h tests/sim_fixture.h $(CUDA_LIB) $(BUILD)/libpipexec.a \
+$(BUILD)/tests/%: tests/%.c tests/cost_fixture.h tests/sim_fixture.h tests/priced_fixture.h $(CUDA_LIB) $(BUILD)/libpipexec.a \
                   $(BUILD)/libpipesim.a
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) $(CUDA_INC) -Itests $< $(CUDA_LIB) \

@@ -101,23 +101,23 @@ $pexec --help | grep -q "^exit status: 0 done, 1 files/database/memory failure o
 
 # --- workers die with their parent: a killed sweep or search leaves no process behind ---------
 # (each worker asks for SIGTERM when its parent ends; before, they kept storing runs)
-$psim --db "$tmp/orphan.db" --quiet --sweep batch.micro_batches=256,257,258,259,260,261,262,263 \
-    --sweep pipeline.schedule=gpipe,1f1b,zb-h1,zb-h2 --sweep model.recompute=none,full \
-    scenarios/gpt13b.scn 2>/dev/null &
-pid=$!
-sleep 1
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
-sleep 1
-left=$(pgrep -f "$tmp/orphan.db" | wc -l)
-[ "$left" = 0 ] && ok "a killed psim --sweep leaves no worker running" || nok "a killed psim --sweep leaves no worker running" "$left left"
-pkill -f "$tmp/orphan.db" 2>/dev/null
-"$(dirname "$psim")/pplan" --db "$tmp/orphan2.db" --gpus 64 --global-batch 1024 scenarios/gpt13b.scn >/dev/null 2>&1 &
-pid=$!
-sleep 0.5
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
-sleep 1
-left=$(pgrep -f "$tmp/orphan2.db" | wc -l)
-[ "$left" = 0 ] && ok "a killed pplan leaves no worker running" || nok "a killed pplan leaves no worker running" "$left left"
-pkill -f "$tmp/orphan2.db" 2>/dev/null
+# no_orphans NAME DB DELAY CMD...: CMD (which stores into DB) is killed with -9 after DELAY
+# seconds; a second later no process naming DB may be left.
+no_orphans() {
+    name=$1 odb=$2 delay=$3
+    shift 3
+    "$@" >/dev/null 2>&1 &
+    pid=$!
+    sleep "$delay"
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    sleep 1
+    left=$(pgrep -f "$odb" | wc -l)
+    [ "$left" = 0 ] && ok "$name" || nok "$name" "$left left"
+    pkill -f "$odb" 2>/dev/null
+}
+no_orphans "a killed psim --sweep leaves no worker running" "$tmp/orphan.db" 1 \
+    $psim --db "$tmp/orphan.db" --quiet --sweep batch.micro_batches=256,257,258,259,260,261,262,263 \
+    --sweep pipeline.schedule=gpipe,1f1b,zb-h1,zb-h2 --sweep model.recompute=none,full scenarios/gpt13b.scn
+no_orphans "a killed pplan leaves no worker running" "$tmp/orphan2.db" 0.5 \
+    "$(dirname "$psim")/pplan" --db "$tmp/orphan2.db" --gpus 64 --global-batch 1024 scenarios/gpt13b.scn

@@ -19,6 +19,8 @@
 #include "sim/plan/plan.h"
 #include "sim/sched/schedule.h"
 
+#include "priced_fixture.h"
+
 /* 8 layers of h = 1024 on p = 4 H100s (lines 1-13), 1F1B, m = 8. */
 #define BASE                                                                                   \
     "[model]\nlayers = 8\nhidden = 1024\nheads = 16\nseq_len = 1024\nvocab = 32000\n"          \
@@ -45,27 +47,10 @@ static void expect_prefix(const char *text, const char *set, const char *want) {
     scenario_free(&s);
 }
 
-/* A scenario parsed, planned on its Program and priced. */
-typedef struct {
-    Scenario s;
-    Program pr;
-    Plan pl;
-    CostModel c;
-} Priced;
-
+/* Priced with the flat model (peak x efficiency), whose closed forms these tests check. */
 static void price(Priced *x, const char *text, const char *set) {
-    CostPartition cp;
-    // the flat model (peak x efficiency), whose closed forms these tests check
-    assert_int_equal(set ? parse(text, &x->s, 2, "hardware.cost_model=flat", set)
-                         : parse(text, &x->s, 1, "hardware.cost_model=flat"), 0);
-    SchedParams sp = scenario_sched_params(&x->s);
-    assert_int_equal(sched_find(x->s.pipeline.schedule)->build(&sp, &x->pr, NULL), 0);
-    assert_int_equal(plan_build_program(&x->s, &x->pr, cost_partition_init(&cp, &x->s), &x->pl, err, sizeof err), 0);
-    assert_int_equal(cost_build(&x->s, &x->pl, &x->c, err, sizeof err), 0);
-}
-
-static void priced_free(Priced *x) {
-    cost_free(&x->c), plan_free(&x->pl), program_free(&x->pr), scenario_free(&x->s);
+    const char *sets[2] = {"hardware.cost_model=flat", set};
+    priced_build(x, text, "t.scn", sets, set ? 2 : 1);
 }
 
 /* latency + bytes / bandwidth in ns, as the cost model rounds it. */
@@ -269,33 +254,20 @@ static void test_link_changes_one_hop(void **state) {
  * costs in an all-a100 pipeline, and its neighbours keep the h100's prices. */
 static void test_roofline_device_preset(void **state) {
     (void)state;
-    Scenario h, a, mix;
-    const char *roof = "hardware.cost_model=roofline";
-    assert_int_equal(parse(BASE, &h, 1, roof), 0);
-    assert_int_equal(parse(BASE, &a, 2, roof, "hardware.gpu=a100"), 0);
-    assert_int_equal(parse(BASE, &mix, 2, roof, "device.2.gpu=a100"), 0);
-    Scenario *all[3] = {&h, &a, &mix};
-    Plan pl[3];
-    CostModel c[3];
-    Program pr[3];
-    for (int i = 0; i < 3; i++) {
-        CostPartition cp;
-        SchedParams sp = scenario_sched_params(all[i]);
-        assert_int_equal(sched_find(all[i]->pipeline.schedule)->build(&sp, &pr[i], NULL), 0);
-        assert_int_equal(plan_build_program(all[i], &pr[i], cost_partition_init(&cp, all[i]), &pl[i],
-                                            err, sizeof err), 0);
-        assert_int_equal(cost_build(all[i], &pl[i], &c[i], err, sizeof err), 0);
-    }
+    const char *sets[3][2] = {{"hardware.cost_model=roofline", NULL},
+                              {"hardware.cost_model=roofline", "hardware.gpu=a100"},
+                              {"hardware.cost_model=roofline", "device.2.gpu=a100"}};
+    Priced x[3]; // all h100, all a100, device 2 an a100
+    for (int i = 0; i < 3; i++) priced_build(&x[i], BASE, "t.scn", sets[i], sets[i][1] ? 2 : 1);
     for (int k = OP_F; k <= OP_W; k++) {
-        assert_int_equal(cost_op_ns(&c[2], 2, (OpKind)k), cost_op_ns(&c[1], 2, (OpKind)k));
-        assert_int_equal(cost_op_ns(&c[2], 1, (OpKind)k), cost_op_ns(&c[0], 1, (OpKind)k));
+        assert_int_equal(cost_op_ns(&x[2].c, 2, (OpKind)k), cost_op_ns(&x[1].c, 2, (OpKind)k));
+        assert_int_equal(cost_op_ns(&x[2].c, 1, (OpKind)k), cost_op_ns(&x[0].c, 1, (OpKind)k));
     }
     // the a100 is slower by less than its peak says (the memory-bound kernels scale with
     // 2039 vs 3350 GB/s, the GEMMs with 0.869 x 312 vs 0.803 x 989 TFLOP/s)
-    double r = (double)cost_op_ns(&c[2], 2, OP_F) / (double)cost_op_ns(&c[2], 1, OP_F);
+    double r = (double)cost_op_ns(&x[2].c, 2, OP_F) / (double)cost_op_ns(&x[2].c, 1, OP_F);
     assert_true(r > 3350.0 / 2039 && r < 0.803 * 989 / (0.869 * 312));
-    for (int i = 0; i < 3; i++)
-        cost_free(&c[i]), plan_free(&pl[i]), program_free(&pr[i]), scenario_free(all[i]);
+    for (int i = 0; i < 3; i++) priced_free(&x[i]);
 }
 
 static void test_same_gpu_partitions(void **state) {

@@ -20,6 +20,8 @@
 #include "sim/scenario/scenario.h"
 #include "sim/sched/schedule.h"
 
+#include "priced_fixture.h"
+
 /* 6 layers on 3 stages (h = 4096: the layer's GEMMs at least 4096 deep but the attention's
  * and W's, which go through the 2048 tokens), on a GPU with peak 1000 TFLOP/s. The checks
  * read stage 1, which has neither the embedding (stage 0: its gather, scatter and
@@ -29,32 +31,13 @@
     "[batch]\nmicro_batches = 6\n[pipeline]\nstages = 3\nschedule = 1f1b\n"                    \
     "[hardware]\ngpu = h100\npeak_tflops = 1000\ngemm_efficiency = 0.8\n"
 
-static char err[SCN_ERR_MAX];
-
-typedef struct {
-    Scenario s;
-    Program pr;
-    Plan pl;
-    CostModel c;
-} Priced;
-
 static void price(Priced *x, const char *text, int n, ...) {
     const char *sets[8];
     va_list ap;
     va_start(ap, n);
     for (int i = 0; i < n; i++) sets[i] = va_arg(ap, const char *);
     va_end(ap);
-    CostPartition cp;
-    assert_int_equal(scenario_parse(text, "t.scn", sets, n, &x->s, err), 0);
-    SchedParams sp = scenario_sched_params(&x->s);
-    assert_int_equal(sched_find(x->s.pipeline.schedule)->build(&sp, &x->pr, NULL), 0);
-    assert_int_equal(plan_build_program(&x->s, &x->pr, cost_partition_init(&cp, &x->s), &x->pl,
-                                        err, sizeof err), 0);
-    assert_int_equal(cost_build(&x->s, &x->pl, &x->c, err, sizeof err), 0);
-}
-
-static void priced_free(Priced *x) {
-    cost_free(&x->c), plan_free(&x->pl), program_free(&x->pr), scenario_free(&x->s);
+    priced_build(x, text, "t.scn", sets, n);
 }
 
 static double split(const Priced *x, int32_t st, OpKind k, int cls) {
