@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")"
 
 PACKAGES="gcc make libc6-dev pkg-config libsqlite3-dev libinih-dev libcmocka-dev sqlite3 gnuplot-nox
-          libopenblas-dev libopenmpi-dev openmpi-bin"
+          libopenblas-dev libopenmpi-dev openmpi-bin libjansson-dev"
 
 missing=""
 for p in $PACKAGES; do

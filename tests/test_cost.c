@@ -27,6 +27,7 @@ static Scenario gpt13b(void) {
     strcpy(s.model.name, "gpt13b");
     s.model.layers = 40, s.model.hidden = 5120, s.model.heads = 40, s.model.seq_len = 2048;
     s.model.vocab = 51200, s.model.ffn_hidden = 4 * 5120, s.model.dtype = DTYPE_BF16;
+    s.model.bias = s.model.tied_embeddings = 1; // GPT: biases, one embedding matrix
     s.batch.micro_batch_size = 1, s.batch.micro_batches = 32, s.batch.iterations = 1;
     s.pipeline.stages = 8, s.pipeline.chunks = 1, s.pipeline.partition = PART_UNIFORM;
     strcpy(s.pipeline.schedule, "1f1b");

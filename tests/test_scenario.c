@@ -281,8 +281,10 @@ static void test_format_round_trip(void **state) {
     char *t = round_trip(BASE, 0, NULL, NULL);
     // Every section and key shows; keys without a value as comments.
     static const char *const lines[] = {
-        "[model]\nname = t\nlayers = 8\nhidden = 64\nheads = 4\nseq_len = 32\nvocab = 128\n"
-        "ffn_hidden = 256\ndtype = bf16\n",
+        "[model]\nname = t\nlayers = 8\nhidden = 64\nheads = 4\nkv_heads = 4\nhead_dim = 16\n"
+        "seq_len = 32\nvocab = 128\nffn_hidden = 256\nmlp = gelu\nnorm = layernorm\n"
+        "attention = standard\nposition = learned\ntied_embeddings = true\nbias = true\n"
+        "dtype = bf16\n",
         "[batch]\nmicro_batch_size = 1\nmicro_batches = 4\niterations = 1\n",
         "[pipeline]\nstages = 4\nschedule = 1f1b\nchunks = 1\npartition = uniform\n"
         "; schedule_file = (not given)\n",

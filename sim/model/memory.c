@@ -7,8 +7,27 @@
 #include <string.h>
 
 double memory_layer_params(const ScnModel *m) {
-    double h = (double)m->hidden, f = (double)m->ffn_hidden;
-    return 4.0 * h * h + 4.0 * h + 2.0 * h * f + f + h + 4.0 * h;
+    double h = (double)m->hidden, f = (double)m->ffn_hidden, hq = (double)scenario_attn_width(m);
+    double hkv = (double)(scenario_kv_heads(m) * scenario_head_dim(m)), bias = m->bias ? 1 : 0;
+    double attention = h * (2.0 * hq + 2.0 * hkv) + bias * (hq + 2.0 * hkv + h);
+    double mlp = m->mlp == MLP_SWIGLU ? 3.0 * h * f + bias * (2.0 * f + h)
+                                      : 2.0 * h * f + bias * (f + h);
+    double norms = (m->norm == NORM_RMSNORM ? 1.0 : 2.0) * 2.0 * h;
+    return attention + mlp + norms;
+}
+
+double memory_embedding_params(const ScnModel *m) {
+    double h = (double)m->hidden;
+    return (double)m->vocab * h + (m->position == POSITION_LEARNED ? (double)m->seq_len * h : 0);
+}
+
+double memory_head_params(const ScnModel *m) {
+    return (double)m->vocab * (double)m->hidden + (m->norm == NORM_RMSNORM ? 1.0 : 2.0) * (double)m->hidden;
+}
+
+double memory_model_params(const ScnModel *m) {
+    double head = memory_head_params(m) - (m->tied_embeddings ? (double)m->vocab * (double)m->hidden : 0);
+    return (double)m->layers * memory_layer_params(m) + memory_embedding_params(m) + head;
 }
 
 double memory_layer_activation_bytes(const ScnModel *m, int64_t b) {
@@ -44,9 +63,9 @@ double memory_layer_w_pending_bytes_tp(const ScnModel *m, int64_t b, int64_t t) 
  * final norm when last): a 1/t share with tensor parallelism. */
 static double stage_params(const Scenario *s, int64_t nlayers, int first, int last) {
     const ScnModel *m = &s->model;
-    double h = (double)m->hidden, params = (double)nlayers * memory_layer_params(m);
-    if (first) params += ((double)m->vocab + (double)m->seq_len) * h;
-    if (last) params += (double)m->vocab * h + 2.0 * h;
+    double params = (double)nlayers * memory_layer_params(m);
+    if (first) params += memory_embedding_params(m);
+    if (last) params += memory_head_params(m); // tied: a copy on the last stage (Megatron)
     return params / (double)scenario_tensor(s);
 }
 

@@ -27,9 +27,20 @@ typedef struct {
     double peak_bytes;         // most bytes held at once: the static part + activations
 } DeviceMemory;
 
-/* Parameters of one transformer layer: 4h^2 + 4h (attention) + 2hf + f + h (MLP) + 4h (two
- * layer norms); 12h^2 + 13h when f = 4h. */
+/* Parameters of one transformer layer, with q = heads x head_dim and k = kv_heads x head_dim:
+ * attention h(2q + 2k) (Wq, Wk, Wv, Wo) + biases q + 2k + h; MLP 2hf (gelu) or 3hf (swiglu)
+ * + biases f + h or 2f + h; two norms of 2h (layer norm) or h (RMSNorm). GPT (f = 4h, q = k =
+ * h, biases, layer norms): 12h^2 + 13h. */
 double memory_layer_params(const ScnModel *m);
+/* The input embedding: V h, plus s h learned positions (none with rope). */
+double memory_embedding_params(const ScnModel *m);
+/* The LM head as the last stage holds it: the output embedding V h (with tied embeddings a
+ * copy of the input's, as Megatron-LM keeps it when the two ends sit on different stages) and
+ * the final norm. */
+double memory_head_params(const ScnModel *m);
+/* The model's parameters, each counted once (a tied output embedding is the input's):
+ * L layers + the embedding + the final norm (+ V h when untied). Llama 3 8B: 8.03e9. */
+double memory_model_params(const ScnModel *m);
 
 /* Activation bytes one layer keeps for one micro-batch of b samples until its backward, for
  * 16-bit types (Korthikanti et al. 2022, eqs. 1-3), doubled for fp32:

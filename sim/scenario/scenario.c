@@ -88,12 +88,22 @@ static const char *const JITTERS[] = {"none", "normal", "lognormal"};
 const char *jitter_name(Jitter j) { return (unsigned)j < 3 ? JITTERS[j] : "?"; }
 static const char *const COST_MODELS[] = {"roofline", "flat"};
 const char *cost_model_name(CostModelKind k) { return (unsigned)k < 2 ? COST_MODELS[k] : "?"; }
+static const char *const MLPS[] = {"gelu", "swiglu"};
+const char *mlp_name(MlpKind k) { return (unsigned)k < 2 ? MLPS[k] : "?"; }
+static const char *const NORMS[] = {"layernorm", "rmsnorm"};
+const char *norm_name(NormKind k) { return (unsigned)k < 2 ? NORMS[k] : "?"; }
+static const char *const ATTENTIONS[] = {"standard", "flash"};
+const char *attention_name(AttentionKind k) { return (unsigned)k < 2 ? ATTENTIONS[k] : "?"; }
+static const char *const POSITIONS[] = {"learned", "rope"};
+const char *position_name(PositionKind k) { return (unsigned)k < 2 ? POSITIONS[k] : "?"; }
+static const char *const BOOLS[] = {"false", "true"};
 
 /* ---- the key table ------------------------------------------------------------------------ */
 
 typedef enum {
     T_INT, T_DOUBLE, T_NAME, T_DTYPE, T_RECOMPUTE, T_OPTIMIZER, T_PARTITION, T_SCHEDULE, T_GPU,
     T_PATH, T_TIMES, T_ALLREDUCE, T_JITTER, T_COST_MODEL,
+    T_BOOL, T_MLP, T_NORM, T_ATTENTION, T_POSITION, // CHOICES: one of a list of names, an int
     T_DEVICE // T_DEVICE: a device number, -1 = none
 } KeyType;
 enum { RANGE_CLOSED = 0, RANGE_OPEN_LO = 1 }; // lo < x instead of lo <= x
@@ -110,15 +120,44 @@ typedef struct {
     const char *example; // a good value, for messages
 } KeyDef;
 
+/* Keys whose value is one of a list of names, kept as its index (an int field). */
+typedef struct {
+    KeyType type;
+    const char *kind; // in messages
+    const char *const *names;
+    int n;
+} Choice;
+static const Choice CHOICES[] = {
+    {T_BOOL, "value", BOOLS, 2},
+    {T_MLP, "mlp", MLPS, 2},
+    {T_NORM, "norm", NORMS, 2},
+    {T_ATTENTION, "attention", ATTENTIONS, 2},
+    {T_POSITION, "position", POSITIONS, 2},
+};
+
+static const Choice *choice_of(KeyType t) {
+    for (size_t i = 0; i < sizeof CHOICES / sizeof *CHOICES; i++)
+        if (CHOICES[i].type == t) return &CHOICES[i];
+    return NULL;
+}
+
 #define F(field) offsetof(Scenario, field)
 static const KeyDef KEYS[] = {
     {"model", "name", T_NAME, F(model.name), NULL, false, 0, 0, 0, "gpt13b"}, // file's basename
     {"model", "layers", T_INT, F(model.layers), NULL, true, 1, 1e5, 0, "40"},
     {"model", "hidden", T_INT, F(model.hidden), NULL, true, 1, 1 << 20, 0, "5120"},
     {"model", "heads", T_INT, F(model.heads), NULL, true, 1, 1 << 16, 0, "40"},
+    {"model", "kv_heads", T_INT, F(model.kv_heads), NULL, false, 1, 1 << 16, 0, "8"}, // heads
+    {"model", "head_dim", T_INT, F(model.head_dim), NULL, false, 1, 1 << 16, 0, "128"}, // hidden / heads
     {"model", "seq_len", T_INT, F(model.seq_len), NULL, true, 1, 1 << 24, 0, "2048"},
     {"model", "vocab", T_INT, F(model.vocab), NULL, true, 1, 1 << 24, 0, "51200"},
     {"model", "ffn_hidden", T_INT, F(model.ffn_hidden), NULL, false, 1, 1 << 24, 0, "20480"}, // 4h
+    {"model", "mlp", T_MLP, F(model.mlp), "gelu", false, 0, 0, 0, "swiglu"},
+    {"model", "norm", T_NORM, F(model.norm), "layernorm", false, 0, 0, 0, "rmsnorm"},
+    {"model", "attention", T_ATTENTION, F(model.attention), "standard", false, 0, 0, 0, "flash"},
+    {"model", "position", T_POSITION, F(model.position), "learned", false, 0, 0, 0, "rope"},
+    {"model", "tied_embeddings", T_BOOL, F(model.tied_embeddings), "true", false, 0, 0, 0, "false"},
+    {"model", "bias", T_BOOL, F(model.bias), "true", false, 0, 0, 0, "false"},
     {"model", "dtype", T_DTYPE, F(model.dtype), "bf16", false, 0, 0, 0, "bf16"},
     {"model", "recompute", T_RECOMPUTE, F(model.recompute), "none", false, 0, 0, 0, "selective"},
     {"model", "optimizer", T_OPTIMIZER, F(model.optimizer), "adam", false, 0, 0, 0, "adam"},
@@ -135,6 +174,7 @@ static const KeyDef KEYS[] = {
     {"parallel", "tensor", T_INT, F(parallel.tensor), "1", false, 1, 1 << 10, 0, "8"},
     {"parallel", "allreduce", T_ALLREDUCE, F(parallel.allreduce), "ring", false, 0, 0, 0, "ring"},
     {"parallel", "tp_overlap", T_DOUBLE, F(parallel.tp_overlap), "0", false, 0, 1, 0, "0.5"},
+    {"parallel", "sequence", T_BOOL, F(parallel.sequence), "false", false, 0, 0, 0, "true"},
     {"hardware", "gpu", T_GPU, F(hw.gpu), NULL, false, 0, 0, 0, "h100"}, // none
     {"hardware", "peak_tflops", T_DOUBLE, F(hw.peak_tflops), NULL, false, 0, 1e6, RANGE_OPEN_LO, "989"}, // preset
     {"hardware", "cost_model", T_COST_MODEL, F(hw.cost_model), "roofline", false, 0, 0, 0, "roofline"},
@@ -674,6 +714,11 @@ static int set_field(Parser *P, const KeyDef *kd, void *field, const char *where
     case T_COST_MODEL:
         if (!set_name(P, where, "cost_model", v, COST_MODELS, NNAMES(COST_MODELS), &t)) return 0;
         return *(CostModelKind *)field = (CostModelKind)t, 1;
+    case T_BOOL: case T_MLP: case T_NORM: case T_ATTENTION: case T_POSITION: {
+        const Choice *c = choice_of(kd->type);
+        if (!set_name(P, where, c->kind, v, c->names, c->n, &t)) return 0;
+        return *(int *)field = t, 1;
+    }
     case T_PARTITION:
         return set_partition(P, where, kd, v);
     case T_TIMES:
@@ -883,6 +928,9 @@ static void fill_derived(Parser *P) {
     Scenario *s = P->s;
     if (!GIVEN(P, "model", "name")) default_name(P->name, s->model.name);
     if (!GIVEN(P, "model", "ffn_hidden")) s->model.ffn_hidden = 4 * s->model.hidden;
+    if (!GIVEN(P, "model", "kv_heads")) s->model.kv_heads = s->model.heads;
+    if (!GIVEN(P, "model", "head_dim") && s->model.heads > 0)
+        s->model.head_dim = s->model.hidden / s->model.heads;
     const GpuPreset *g = s->hw.gpu[0] ? gpu_preset_find(s->hw.gpu) : NULL;
     if (!GIVEN(P, "hardware", "peak_tflops") && g)
         s->hw.peak_tflops = s->model.dtype == DTYPE_FP32 ? g->peak_tflops_32 : g->peak_tflops_16;
@@ -1019,10 +1067,32 @@ static int check_costs(Parser *P) {
     return check_stage_times(P) && check_scales(P) && check_not_zero(P);
 }
 
+/* The largest divisor of n that is at most k (k >= 1). */
+static int64_t divisor_below(int64_t n, int64_t k) {
+    while (k > 1 && n % k != 0) k--;
+    return k;
+}
+
 static int check_model(Parser *P) {
     char w[WHERE_MAX];
     const Scenario *s = P->s;
-    if (s->model.hidden % s->model.heads != 0) {
+    const ScnModel *m = &s->model;
+    if (m->heads % m->kv_heads != 0)
+        return fail(P, blame(P, w, 2, "model.kv_heads", "model.heads"),
+                    "kv_heads = %lld does not divide heads = %lld; each key/value head serves "
+                    "heads / kv_heads query heads (GQA), so use a divisor such as %lld",
+                    (long long)m->kv_heads, (long long)m->heads, (long long)divisor_below(m->heads, m->kv_heads));
+    if (m->attention == ATTENTION_FLASH && m->dropout > 0)
+        return fail(P, blame(P, w, 2, "model.attention", "model.dropout"),
+                    "attention = flash runs without the attention-probability dropout, but "
+                    "dropout = %g; use dropout = 0 (as Llama, Mistral and Qwen train) or "
+                    "attention = standard", m->dropout);
+    if (GIVEN(P, "model", "head_dim")) {
+        if ((double)m->heads * (double)m->head_dim > (double)(1 << 24))
+            return fail(P, blame(P, w, 2, "model.heads", "model.head_dim"),
+                        "heads x head_dim = %.0f; at most %d", (double)m->heads *
+                        (double)m->head_dim, 1 << 24);
+    } else if (s->model.hidden % s->model.heads != 0) {
         int64_t d = s->model.heads;
         while (s->model.hidden % d != 0) d--; // the nearest divisor below
         return fail(P, blame(P, w, 2, "model.heads", "model.hidden"),
@@ -1142,6 +1212,21 @@ static int check_parallel(Parser *P) {
                     "tensor-parallel GPU takes heads / t heads and ffn_hidden / t columns, so "
                     "use a tensor that divides both", (long long)t, (long long)s->model.heads,
                     (long long)s->model.ffn_hidden);
+    if (s->model.kv_heads % t != 0)
+        return fail(P, blame(P, w, 2, "parallel.tensor", "model.kv_heads"),
+                    "tensor = %lld does not divide kv_heads = %lld; each tensor-parallel GPU "
+                    "takes kv_heads / t key/value heads (Megatron-LM does not replicate them), "
+                    "so use a tensor that divides kv_heads", (long long)t,
+                    (long long)s->model.kv_heads);
+    if (s->parallel.sequence && t == 1)
+        return fail(P, blame(P, w, 2, "parallel.sequence", "parallel.tensor"),
+                    "sequence = true splits the tokens over the tensor-parallel GPUs, but "
+                    "tensor = 1; use tensor > 1 or sequence = false");
+    if (s->parallel.sequence && s->model.seq_len % t != 0)
+        return fail(P, blame(P, w, 3, "parallel.sequence", "model.seq_len", "parallel.tensor"),
+                    "sequence = true gives each of the tensor = %lld GPUs seq_len / t tokens, "
+                    "but %lld does not divide evenly; use a tensor that divides seq_len",
+                    (long long)t, (long long)s->model.seq_len);
     if ((double)s->pipeline.stages * (double)d * (double)t > (double)(1 << 24))
         return fail(P, blame(P, w, 3, "parallel.data", "parallel.tensor", "pipeline.stages"),
                     "stages x data x tensor = %.0f devices; at most %d, so use fewer",
@@ -1538,6 +1623,12 @@ char *scenario_format(const Scenario *s) {
             append(&buf, &len, &cap, " %lld\n", (long long)*(const int64_t *)field);
             break;
         case T_JITTER: append(&buf, &len, &cap, " %s\n", jitter_name(s->var.jitter)); break;
+        case T_BOOL: case T_MLP: case T_NORM: case T_ATTENTION: case T_POSITION: {
+            const Choice *c = choice_of(kd->type);
+            int i = *(const int *)field;
+            append(&buf, &len, &cap, " %s\n", i >= 0 && i < c->n ? c->names[i] : "?");
+            break;
+        }
         case T_COST_MODEL:
             append(&buf, &len, &cap, " %s\n", cost_model_name(s->hw.cost_model));
             break;

@@ -31,15 +31,32 @@ typedef enum { RECOMPUTE_NONE = 0, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL } Recompu
  * Adam keeps fp32 master weights, momentum and variance; SGD with momentum keeps fp32 master
  * weights and momentum (for fp32 models no separate master copy). */
 typedef enum { OPTIMIZER_ADAM = 0, OPTIMIZER_SGD } Optimizer;
+/* The layer's parts (layer_ops.h has what each runs): the MLP as GPT's GELU between two
+ * matrices, or SwiGLU's three (gate and up, SiLU(gate) x up, down); the norms as layer norm
+ * (gamma, beta) or RMSNorm (gamma); attention as separate score, softmax and context kernels
+ * that keep the s x s probabilities, or one fused flash-attention kernel that keeps only a
+ * log-sum-exp per query; positions as a learned table of s x h or rotary (no parameters). */
+typedef enum { MLP_GELU = 0, MLP_SWIGLU } MlpKind;
+typedef enum { NORM_LAYERNORM = 0, NORM_RMSNORM } NormKind;
+typedef enum { ATTENTION_STANDARD = 0, ATTENTION_FLASH } AttentionKind;
+typedef enum { POSITION_LEARNED = 0, POSITION_ROPE } PositionKind;
 
 typedef struct {
     char name[SCN_NAME_MAX];
     int64_t layers;     // transformer layers L
     int64_t hidden;     // h
-    int64_t heads;      // a, divides h
+    int64_t heads;      // a, query heads
+    int64_t kv_heads;   // key/value heads, divides a (GQA; 1: MQA); default a
+    int64_t head_dim;   // d_head; default h / a (then a divides h)
     int64_t seq_len;    // s, tokens per sample
     int64_t vocab;      // V
-    int64_t ffn_hidden; // f, default 4h
+    int64_t ffn_hidden; // f, default 4h (swiglu: the width of each of gate and up)
+    MlpKind mlp;        // default gelu
+    NormKind norm;      // default layernorm
+    AttentionKind attention; // default standard
+    PositionKind position;   // default learned
+    int tied_embeddings; // the LM head uses the input embedding's matrix (1, default) or its own
+    int bias;           // the linear layers have biases (1, default: GPT) or none (Llama)
     Dtype dtype;        // activations and weights in compute
     Recompute recompute;
     Optimizer optimizer;
@@ -127,6 +144,9 @@ typedef struct {
     Allreduce allreduce; // gradient all-reduce across the d replicas, default ring
     double tp_overlap;   // roofline: share of the tensor-parallel all-reduces hidden behind
                          //   the layer's compute, [0, 1], default 0 (Megatron-LM 2021)
+    int sequence;        // sequence parallelism (Korthikanti et al. 2022) with t > 1: norms
+                         //   and dropouts on s/t tokens, each all-reduce a reduce-scatter
+                         //   and an all-gather; default 0
 } ScnParallel;
 
 typedef struct {
@@ -235,6 +255,21 @@ const char *dtype_name(Dtype d);
 const char *recompute_name(Recompute r);
 const char *optimizer_name(Optimizer o);
 const char *allreduce_name(Allreduce a);
+const char *mlp_name(MlpKind k);
+const char *norm_name(NormKind k);
+const char *attention_name(AttentionKind k);
+const char *position_name(PositionKind k);
+/* kv_heads and head_dim, read as their defaults (heads, hidden / heads) when 0 (a ScnModel
+ * built by hand), and query heads x head dimension: attention's width (h for GPT). */
+static inline int64_t scenario_kv_heads(const ScnModel *m) {
+    return m->kv_heads > 0 ? m->kv_heads : m->heads;
+}
+static inline int64_t scenario_head_dim(const ScnModel *m) {
+    return m->head_dim > 0 ? m->head_dim : m->heads > 0 ? m->hidden / m->heads : 0;
+}
+static inline int64_t scenario_attn_width(const ScnModel *m) {
+    return m->heads * scenario_head_dim(m);
+}
 /* d and t, read as 1 when not set (a Scenario built by hand, zeroed), and the devices in
  * all, p x d x t. */
 static inline int64_t scenario_data(const Scenario *s) {
