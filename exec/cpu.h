@@ -22,12 +22,16 @@ typedef struct {
     /* The transport's all-reduce: sums buf (n floats) in place over the worker's tensor or
      * data group, the same result on every member. 0, or -1 with the run failed. */
     int (*allreduce)(ExecDev *dv, CpuOver over, float *buf, int64_t n);
+    /* All-gather (in: n floats, out: group size x n, member order) and reduce-scatter (in:
+     * group size x n, out: this member's n of the sum), the same contract. */
+    int (*allgather)(ExecDev *dv, CpuOver over, const float *in, float *out, int64_t n);
+    int (*reduce_scatter)(ExecDev *dv, CpuOver over, const float *in, float *out, int64_t n);
 } CpuState;
 
 /* A worker's state (ExecDev.be). */
 typedef struct {
     LayerScratch scratch;   // one pass at a time
-    LayerComm comm;         // the tensor-parallel all-reduces of its passes (ctx: the ExecDev)
+    LayerComm comm;         // the tensor-parallel collectives of its passes (ctx: the ExecDev)
     const ProgramOp *op;    // the op whose layers run now (its tensor rows name it)
     int64_t *last_bw;       // owned: [chunks] the index of each chunk's last backward (W or
                             //   BW) in the device's program, -1 for none

@@ -80,10 +80,16 @@ static inline const double *cost_op_split(const CostModel *c, int32_t stage, OpK
 }
 const char *cost_split_name(int i); // "gemm", "attention", "memory", "tp_comm", "launch"
 
+/* The layer's shape (layer_ops.h) for model m on micro-batches of b samples, without
+ * parallelism; and as one tensor-parallel rank of scenario s runs it (t, sequence
+ * parallelism, rank 0). */
+LayerShape cost_model_shape(const ScnModel *m, int64_t b);
+LayerShape cost_layer_shape(const Scenario *s);
+
 /* FLOPs of one transformer layer on one micro-batch of b samples, for F, B (input gradient)
- * and W (weight gradient): the sums of the layer's op lists (layer_ops_flops), i.e. with
- * linear = 8bsh^2 + 4bshf and attention = 4bs^2h, F = linear + attention, B = linear +
- * 2 attention, W = linear (24bsh^2 + ... when f = 4h). */
+ * and W (weight gradient): the sums of the layer's op lists (layer_ops_flops), i.e. for GPT
+ * with linear = 8bsh^2 + 4bshf and attention = 4bs^2h, F = linear + attention, B = linear +
+ * 2 attention, W = linear (24bsh^2 + ... when f = 4h); layer_ops.h has the general form. */
 void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, double *w);
 
 /* FLOPs of the LM head (logits, 2bshV) on one micro-batch for F, B and W each. The embedding
