@@ -234,7 +234,10 @@ static Layer *stage_layers(ExecDev *dv, int32_t st) {
 }
 
 /* After op (the last backward of its chunk in this round): the chunk's gradients summed over
- * the replicas, one allreduce row (bytes: the fp32 gradients). */
+ * the replicas, one allreduce row (bytes: the fp32 gradients). With sequence parallelism the
+ * norms' gradients of each tensor rank cover its tokens only: they are summed over the
+ * tensor ranks first (as Megatron-LM does before the optimizer), so every rank steps the
+ * same gamma and beta. */
 static int chunk_allreduce(ExecDev *dv, const ProgramOp *op) {
     Exec *ex = dv->ex;
     int32_t st = program_stage_of(ex->spec.pr, dv->d, op->chunk);
@@ -244,6 +247,10 @@ static int chunk_allreduce(ExecDev *dv, const ProgramOp *op) {
         for (int i = 0; i < LAYER_WEIGHTS; i++) {
             int64_t n = layer_buf_elems(&dv->shape, (LayerBuf)(LB_FIRST_GRAD + i));
             bytes += n * (int64_t)sizeof(float);
+            int norm = LB_FIRST_GRAD + i == LB_GLN1 || LB_FIRST_GRAD + i == LB_GLN2;
+            if (norm && dv->shape.seqpar && ex->T > 1 &&
+                ((CpuState *)ex->be)->allreduce(dv, CPU_OVER_TENSOR, l[k].g[i], n))
+                return -1;
             if (ex->D > 1 && ((CpuState *)ex->be)->allreduce(dv, CPU_OVER_DATA, l[k].g[i], n))
                 return -1;
         }

@@ -99,10 +99,14 @@ $psim --no-db --json --set model.recompute=full scenarios/gpt13b.scn >"$tmp/j" 2
 full=$(json_num activations_gib "$tmp/j")
 $psim --no-db --json scenarios/gpt13b.scn >"$tmp/j" 2>&1
 none=$(json_num activations_gib "$tmp/j")
-# device 0 keeps 8 micro-batches: 5 layers of 2sbh (full) vs 5 layers of sbh(34 + 5as/h), plus
-# the embedding's sbh either way (sbh = 2048 x 5120 bytes for bf16), in GiB
+$psim --no-db --json --set model.dropout=0.1 scenarios/gpt13b.scn >"$tmp/j" 2>&1
+dropout=$(json_num activations_gib "$tmp/j")
+# device 0 keeps 8 micro-batches: 5 layers of 2sbh (full) vs 5 layers of sbh(34 + 5as/h) with
+# dropout (Korthikanti et al. 2022) and sbh(32 + 2as/h) without (no masks, no dropout output),
+# plus the embedding's sbh either way (sbh = 2048 x 5120 bytes for bf16), in GiB
 near "full recompute keeps 2sbh per layer" "$full" "$(awk 'BEGIN { sbh = 2048 * 5120; printf "%.17g", 8 * (5 * 2 * sbh + sbh) / 1073741824 }')" 1e-9
-near "no recompute keeps sbh(34 + 5as/h) per layer" "$none" "$(awk 'BEGIN { sbh = 2048 * 5120; printf "%.17g", 8 * (5 * sbh * (34 + 5 * 40 * 2048 / 5120) + sbh) / 1073741824 }')" 1e-9
+near "no recompute keeps sbh(34 + 5as/h) per layer with dropout" "$dropout" "$(awk 'BEGIN { sbh = 2048 * 5120; printf "%.17g", 8 * (5 * sbh * (34 + 5 * 40 * 2048 / 5120) + sbh) / 1073741824 }')" 1e-9
+near "no recompute keeps sbh(32 + 2as/h) per layer without" "$none" "$(awk 'BEGIN { sbh = 2048 * 5120; printf "%.17g", 8 * (5 * sbh * (32 + 2 * 40 * 2048 / 5120) + sbh) / 1073741824 }')" 1e-9
 
 # --- custom schedules: a dumped built-in fed back gives the same run --------------------------
 # roundtrip SCHEDULE [--set ...]: psim with SCHEDULE and with its dump as a custom schedule

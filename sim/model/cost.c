@@ -583,8 +583,8 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, siz
         cost_free(out);
         return -1;
     }
-    out->xfer_bytes = s->batch.micro_batch_size * s->model.seq_len * s->model.hidden *
-                      dtype_bytes(s->model.dtype);
+    LayerShape sh = cost_layer_shape(s); // sequence parallel: each rank sends its s/t tokens
+    out->xfer_bytes = layer_rows(&sh) * s->model.hidden * dtype_bytes(s->model.dtype);
     out->stride = scenario_data(s) * scenario_tensor(s);
     out->tp_ar_ns = tp_allreduce_ns(s);
     CostPartition cp; // the roofline's prices of each kind of device, made once

@@ -47,6 +47,7 @@ typedef struct {
                           //   the op by LayerClass, then launch and per-op overhead
                           //   (roofline only; flat and measured [costs]: all 0)
     int64_t xfer_bytes;   // bytes of one activation or gradient crossing a stage boundary
+                          //   (one tensor rank's: s/t tokens with sequence parallelism)
     int64_t xfer_intra_ns; // ns of one transfer between devices of one node
     int64_t xfer_inter_ns; // ns of one transfer between nodes
     int32_t gpus_per_node; // physical GPUs per node
