@@ -67,11 +67,11 @@ const ExecKernels cpu_kernels = {cpu_acts_new, cpu_acts_free, cpu_buf_new, cpu_b
 
 /* One tensor collective's row: bytes of the whole buffer (the all-gather's output, the
  * reduce-scatter's input), as the cost model sizes it. */
-static void tensor_row(ExecDev *dv, int64_t bytes, int64_t t0) {
+static void tensor_row(ExecDev *dv, Stream stream, int64_t bytes, int64_t t0) {
     Exec *ex = dv->ex;
     const ProgramOp *op = ((CpuDev *)dv->be)->op;
     TimelineOp row = exec_row(ex, dv->d, -1, (OpKind)op->kind, op->micro_batch, op->chunk,
-                              STREAM_TENSOR, bytes, t0, exec_now_ns(ex));
+                              stream, bytes, t0, exec_now_ns(ex));
     exec_row_push(dv, &row);
 }
 
@@ -79,7 +79,7 @@ static int cpu_tensor_allreduce(void *ctx, float *buf, int64_t n) {
     ExecDev *dv = ctx;
     int64_t t0 = exec_now_ns(dv->ex);
     if (((CpuState *)dv->ex->be)->allreduce(dv, CPU_OVER_TENSOR, buf, n) != 0) return -1;
-    tensor_row(dv, n * (int64_t)sizeof(float), t0);
+    tensor_row(dv, STREAM_TENSOR, n * (int64_t)sizeof(float), t0);
     return 0;
 }
 
@@ -87,7 +87,7 @@ static int cpu_tensor_allgather(void *ctx, const float *in, float *out, int64_t 
     ExecDev *dv = ctx;
     int64_t t0 = exec_now_ns(dv->ex);
     if (((CpuState *)dv->ex->be)->allgather(dv, CPU_OVER_TENSOR, in, out, n) != 0) return -1;
-    tensor_row(dv, dv->ex->T * n * (int64_t)sizeof(float), t0);
+    tensor_row(dv, STREAM_TENSOR_GATHER, dv->ex->T * n * (int64_t)sizeof(float), t0);
     return 0;
 }
 
@@ -95,7 +95,7 @@ static int cpu_tensor_reduce_scatter(void *ctx, const float *in, float *out, int
     ExecDev *dv = ctx;
     int64_t t0 = exec_now_ns(dv->ex);
     if (((CpuState *)dv->ex->be)->reduce_scatter(dv, CPU_OVER_TENSOR, in, out, n) != 0) return -1;
-    tensor_row(dv, dv->ex->T * n * (int64_t)sizeof(float), t0);
+    tensor_row(dv, STREAM_TENSOR_SCATTER, dv->ex->T * n * (int64_t)sizeof(float), t0);
     return 0;
 }
 

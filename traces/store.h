@@ -16,7 +16,7 @@
  * holding runs.status to 'complete' or 'failed'; 5 the searches and search_points tables of
  * pplan, and run_env: what each run ran on, as text; 6 the ops stream 'tensor', pexec's
  * tensor-parallel all-reduces). */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 typedef struct Store Store;
 

@@ -63,7 +63,7 @@ static int tail_metrics(const Timeline *tl, int64_t m, int64_t iterations, int32
                         Metrics *out) {
     int any = 0;
     for (size_t i = 0; i < tl->n && !any; i++) // tensor rows lie inside compute rows
-        any = tl->ops[i].stream >= STREAM_COLLECTIVE && tl->ops[i].stream != STREAM_TENSOR;
+        any = tl->ops[i].stream >= STREAM_COLLECTIVE && !stream_is_tensor(tl->ops[i].stream);
     if (!any) return 0;
     TailCell *cell = calloc((size_t)iterations * (size_t)p, sizeof *cell);
     if (!cell) return -1;
@@ -76,7 +76,7 @@ static int tail_metrics(const Timeline *tl, int64_t m, int64_t iterations, int32
         if (r->stream == STREAM_COMPUTE) c->compute_end = max64(c->compute_end, r->end_ns);
         if (r->stream == STREAM_COLLECTIVE) c->allreduce += ns;
         if (r->stream == STREAM_OPTIMIZER) c->optimizer += ns;
-        if (r->stream >= STREAM_COLLECTIVE && r->stream != STREAM_TENSOR)
+        if (r->stream >= STREAM_COLLECTIVE && !stream_is_tensor(r->stream))
             c->tail_end = max64(c->tail_end, r->end_ns);
     }
     int64_t ar = 0, exposed = 0, opt = 0;

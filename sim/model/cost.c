@@ -245,7 +245,8 @@ static void walk_ops(SpanWalk *w, const LayerOp *ops, int n, OpKind pass, int on
         double t = f * kernel_ns(w->s, &w->r, &ops[i]);
         w->at += l * w->r.launch_ns * (double)ops[i].repeat;
         if (layer_kernel_is_collective(ops[i].kernel) && w->n++ < w->max)
-            w->out[w->n - 1] = (CostSpan){.start_ns = w->at, .ns = t, .bytes = ops[i].bytes};
+            w->out[w->n - 1] = (CostSpan){.start_ns = w->at, .ns = t, .bytes = ops[i].bytes,
+                                          .kernel = ops[i].kernel};
         w->at += t;
     }
 }

@@ -155,11 +155,13 @@ int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
  * and bytes, as the roofline prices the op's kernels one after another. */
 typedef struct {
     double start_ns, ns, bytes;
+    int kernel; // LK_ALLREDUCE, LK_ALLGATHER or LK_REDUCE_SCATTER
 } CostSpan;
 
-/* The all-reduces inside one op of kind on stage st (one micro-batch), in the order they run,
- * at most max of them into out; returns how many there are (may exceed max). 0 without tensor
- * parallelism, with the flat model or measured [costs], and for W. */
+/* The tensor-parallel collectives inside one op of kind on stage st (one micro-batch), in the
+ * order they run, at most max of them into out; returns how many there are (may exceed max).
+ * 0 without tensor parallelism and with the flat model or measured [costs]; W has some only
+ * with sequence parallelism (its all-gathers). */
 int cost_op_allreduces(const Scenario *s, const Plan *pl, int32_t st, OpKind kind,
                        CostSpan *out, int max);
 
