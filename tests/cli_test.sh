@@ -545,6 +545,7 @@ b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.s
 # data and tensor parallelism (tests/cli_dp.sh)
 . tests/cli_dp.sh
 . tests/cli_pexec_dp.sh
+. tests/cli_modern.sh
 . tests/cli_hetero.sh
 . tests/cli_faults.sh
 . tests/cli_badinput.sh

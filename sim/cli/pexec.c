@@ -400,6 +400,19 @@ int main(int argc, char **argv) {
                     r.scn.costs.optimizer_ms > 0 ? ", costs.optimizer_ms set" : "");
         rc = 2;
     }
+    const ScnModel *md = &r.scn.model;
+    if (rc == 0 && !o.dump && o.backend == RUN_BACKEND_CUDA &&
+        (scenario_kv_heads(md) != md->heads || scenario_attn_width(md) != md->hidden ||
+         md->mlp != MLP_GELU || md->norm != NORM_LAYERNORM || md->attention != ATTENTION_STANDARD)) {
+        if (rank == 0)
+            fprintf(stderr, "pexec: %s: kv_heads = %lld, head_dim = %lld, mlp = %s, norm = %s, "
+                    "attention = %s: the CUDA backend runs GPT's layer only (multi-head "
+                    "attention of width hidden, GELU, layer norm, standard attention); use "
+                    "--backend cpu, which runs every layer psim prices\n", r.scn.path,
+                    (long long)scenario_kv_heads(md), (long long)scenario_head_dim(md),
+                    mlp_name(md->mlp), norm_name(md->norm), attention_name(md->attention));
+        rc = 2;
+    }
     int64_t workers = (int64_t)r.prog.devices * scenario_data(&r.scn) * // p d t
                       scenario_tensor(&r.scn);
 #ifdef PIPESIM_MPI
