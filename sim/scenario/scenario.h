@@ -147,6 +147,7 @@ typedef struct {
     int sequence;        // sequence parallelism (Korthikanti et al. 2022) with t > 1: norms
                          //   and dropouts on s/t tokens, each all-reduce a reduce-scatter
                          //   and an all-gather; default 0
+    int sequence_given;  // the file or a --set gives sequence (else pplan turns it on with t > 1)
 } ScnParallel;
 
 typedef struct {
