@@ -552,6 +552,15 @@ static void print_summary(const RunOptions *o, const Run *sm) {
            (long long)s->parallel.data, (long long)s->parallel.tensor,
            (long long)s->batch.micro_batches, (long long)s->batch.micro_batch_size,
            (long long)s->model.layers, dtype_name(s->model.dtype), gpu_label(s), how);
+    const ScnModel *md = &s->model;
+    printf("# model: %.4g B parameters; attention %lld heads (%lld key/value) x %lld, %s; "
+           "mlp %s %lld; %s; %s positions; %s embeddings%s%s\n",
+           memory_model_params(md) / 1e9, (long long)md->heads,
+           (long long)scenario_kv_heads(md), (long long)scenario_head_dim(md),
+           attention_name(md->attention), mlp_name(md->mlp), (long long)md->ffn_hidden,
+           norm_name(md->norm), position_name(md->position),
+           md->tied_embeddings ? "tied" : "untied", md->bias ? "" : ", no biases",
+           s->parallel.sequence && scenario_tensor(s) > 1 ? "; sequence parallel" : "");
     printf("%-22s %14.3f ms\n", "makespan", mt->makespan_ms);
     printf("%-22s %14.3f ms  (%lld iteration%s)\n", "iteration time", mt->iteration_ms,
            (long long)s->batch.iterations, s->batch.iterations == 1 ? "" : "s");
