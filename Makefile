@@ -6,7 +6,7 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN     = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 INC      = -I.  # every include names its path from the root: "sim/model/cost.h"
-LDLIBS   = -linih -lsqlite3 -lm
+LDLIBS   = -linih -lsqlite3 -ljansson -lm
 BLAS     = -lopenblas -pthread
 BUILD   ?= build
 BIN     ?= bin
