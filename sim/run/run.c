@@ -44,6 +44,9 @@ static void usage(const char *prog, FILE *f) {
             "  --no-db            do not store the run\n"
             "  --set SEC.KEY=VAL  override a scenario key, e.g. --set batch.micro_batches=64\n"
             "                     (repeatable; applied after the file, last one wins)\n"
+            "  --hf CONFIG.json   take the [model] keys the scenario does not give from a\n"
+            "                     Hugging Face config.json (Llama, Mistral, Qwen2, Gemma):\n"
+            "                     the same as --set model.hf_config=CONFIG.json\n"
             "  --json             print one JSON object instead of the tables\n"
             "  --dump-schedule    print the schedule as a schedule file (for schedule =\n"
             "                     custom) and stop\n"
@@ -85,6 +88,16 @@ static void usage(const char *prog, FILE *f) {
             sched_names(), gpu_preset_names(), is_pexec(prog) ? " or a failed run" : "");
 }
 
+int run_hf_set(const char *prog, const char *path, char *out, size_t len) {
+    if (!path[0] || strlen(path) >= SCN_PATH_MAX) {
+        fprintf(stderr, "%s: --hf '%.200s': give the path of a config.json, shorter than %d "
+                "bytes\n", prog, path, SCN_PATH_MAX);
+        return 2;
+    }
+    snprintf(out, len, "model.hf_config=%s", path);
+    return 0;
+}
+
 /* A positive number from an option's argument, or 0. */
 static double positive(const char *arg) {
     char *end;
@@ -102,7 +115,7 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         {"watchdog", required_argument, 0, 'w'}, {"drop-send", required_argument, 0, 'D'},
         {"rendezvous", no_argument, 0, 'R'},     {"sweep", required_argument, 0, 'W'},
         {"kill-after", required_argument, 0, 'K'}, {"stall-after", required_argument, 0, 'T'},
-        {"backend", required_argument, 0, 'b'},
+        {"backend", required_argument, 0, 'b'},  {"hf", required_argument, 0, 'H'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->prog = prog;
@@ -192,11 +205,17 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
             break;
         }
         case 's':
+        case 'H':
             if (o->nsets == RUN_MAX_SETS) {
-                fprintf(stderr, "%s: at most %d --set options\n", prog, RUN_MAX_SETS);
+                fprintf(stderr, "%s: at most %d --set and --hf options\n", prog, RUN_MAX_SETS);
                 return 2;
             }
-            o->sets[o->nsets++] = optarg;
+            if (ch == 'H' && o->hf_set[0]) {
+                fprintf(stderr, "%s: --hf is given twice; give one config.json\n", prog);
+                return 2;
+            }
+            if (ch == 'H' && run_hf_set(prog, optarg, o->hf_set, sizeof o->hf_set) != 0) return 2;
+            o->sets[o->nsets++] = ch == 'H' ? o->hf_set : optarg;
             break;
         default:
             fprintf(stderr, "%s: unknown or incomplete option '%s'; see %s --help\n", prog,
