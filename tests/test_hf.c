@@ -197,7 +197,9 @@ static void test_bad_configs(void **state) {
     expect_bad("{\"model_type\": \"llama\", \"attention_dropout\": null}", "seq_len = 16\n",
                "field 'attention_dropout' is null; it must be a number", NULL);
     expect_bad("{\"model_type\": \"llama\", \"layer_types\": [\"full_attention\", 3]}", "seq_len = 16\n",
-               "field 'layer_types' is an array; it must be an array of \"full_attention\"", NULL);
+               "field 'layer_types' has entry 2 of a whole number; each must be \"full_attention\"", NULL);
+    expect_bad("{\"model_type\": \"llama\", \"layer_types\": \"full_attention\"}", "seq_len = 16\n",
+               "field 'layer_types' is a string; it must be an array of strings", NULL);
     // A mixture of experts is named as such, before the fields of its family pipesim lacks.
     expect_bad("{\"model_type\": \"mixtral\", \"num_local_experts\": 8, \"num_experts_per_tok\": 2}",
                "seq_len = 16\n", "cfg.json: num_local_experts = 8", "MoE is not modelled yet", NULL);

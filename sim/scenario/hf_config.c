@@ -4,6 +4,7 @@
  * to the scenario parser, which checks it against seq_len), other families (refused). */
 #include "sim/scenario/hf_config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -173,8 +174,9 @@ static int check_type(const char *shown, const char *name, JsonKind kind, const 
         json_array_foreach(v, i, e)
             if (!want && (!json_is_string(e) || (strcmp(json_string_value(e), "full_attention") != 0 &&
                                                  strcmp(json_string_value(e), "sliding_attention") != 0)))
-                want = "an array of \"full_attention\" and \"sliding_attention\"",
-                example = "[\"full_attention\"]";
+                return say(err, "%s: field '%s' has entry %zu of %s; each must be "
+                           "\"full_attention\" or \"sliding_attention\"", shown, name, i + 1,
+                           json_is_string(e) ? "another name" : json_kind_name(e));
         break;
     }
     case J_ANY: break;
@@ -191,7 +193,8 @@ static const json_t *get(const json_t *root, const char *name) {
 
 /* Appends one [model] value; value NULL leaves it to why_not. */
 static HfValue *emit(HfConfig *out, const char *key, const char *field, const char *value) {
-    HfValue *v = &out->v[out->n++]; // at most 14 of HF_MAX_VALUES: one per [model] key below
+    assert(out->n < HF_MAX_VALUES); // map_fields emits at most one value per [model] key: 14
+    HfValue *v = &out->v[out->n++];
     *v = (HfValue){.key = key, .field = field};
     if (value) snprintf(v->value, sizeof v->value, "%s", value);
     return v;
