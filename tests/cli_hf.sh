@@ -71,3 +71,9 @@ searches=$(sql "$hfdb" 'select count(*) from searches' 2>/dev/null)
 $pplan --no-db --top 1 --gpus 8 --global-batch 8 --hf scenarios/llama3-8b.json "$hf/llama3-8b.scn" >"$hf/plan" 2>"$hf/plan.err"
 [ $? -eq 0 ] && grep -q '^psim --set model.hf_config=scenarios/llama3-8b.json ' "$hf/plan" \
     && ok "pplan --hf searches the config's model" || nok "pplan --hf searches the config's model" "$(head -c 300 "$hf/plan.err")"
+
+# pexec --scale divides kv_heads with the heads, so a GQA config's model still loads.
+pexec=$(dirname "$psim")/pexec
+$pexec --dump-schedule --scale 16 scenarios/llama3-8b.scn >"$hf/sched" 2>"$hf/sched.err"
+[ $? -eq 0 ] && [ "$(grep -c '^[0-9]' "$hf/sched")" = 8 ] && ok "pexec --scale 16 loads llama3-8b (kv_heads 8 -> 1)" \
+    || nok "pexec --scale 16 loads llama3-8b (kv_heads 8 -> 1)" "$(head -c 300 "$hf/sched.err")"

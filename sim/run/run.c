@@ -60,8 +60,9 @@ static void usage(const char *prog, FILE *f) {
             "                     run of one sweep; prints one line per point\n");
     if (is_pexec(prog))
         fprintf(f,
-            "  --scale N          divide hidden, ffn_hidden, seq_len and heads by N, so a large\n"
-            "                     model's shape runs on a CPU (stored in the run's scenario)\n"
+            "  --scale N          divide hidden, ffn_hidden, seq_len, heads and kv_heads by N,\n"
+            "                     so a large model's shape runs on a CPU (stored in the run's\n"
+            "                     scenario)\n"
             "  --watchdog S       fail when a device waits more than S seconds for a message\n"
             "                     (default 60)\n"
             "  --drop-send D      fault injection for tests: device D never sends its first\n"
@@ -244,8 +245,9 @@ void run_free(Run *r) {
 }
 
 /* Loads the scenario; with --scale N, loads it again with the model's widths divided by N
- * (heads to the largest divisor of the new hidden size not above heads / N), so the stored
- * scenario says what ran. */
+ * (heads to the largest divisor of the new hidden size not above heads / N, kv_heads to the
+ * largest divisor of those heads not above kv_heads / N, so a GQA model, such as one from
+ * an hf_config, stays one), so the stored scenario says what ran. */
 static int load(const RunOptions *o, Scenario *s, char err[SCN_ERR_MAX]) {
     int rc = scenario_load(o->scenario, o->sets, o->nsets, s, err);
     if (rc != 0 || o->scale == 1) return rc;
@@ -254,18 +256,23 @@ static int load(const RunOptions *o, Scenario *s, char err[SCN_ERR_MAX]) {
     if (h < 1) h = 1;
     if (a < 1) a = 1;
     while (h % a) a--;
-    char extra[4][64];
+    int64_t kv = scenario_kv_heads(m) / o->scale;
+    if (kv < 1) kv = 1;
+    if (kv > a) kv = a;
+    while (a % kv) kv--;
+    char extra[5][64];
     snprintf(extra[0], sizeof extra[0], "model.hidden=%lld", (long long)h);
     snprintf(extra[1], sizeof extra[1], "model.heads=%lld", (long long)a);
     snprintf(extra[2], sizeof extra[2], "model.ffn_hidden=%lld",
              (long long)(m->ffn_hidden / o->scale > 0 ? m->ffn_hidden / o->scale : 1));
     snprintf(extra[3], sizeof extra[3], "model.seq_len=%lld",
              (long long)(m->seq_len / o->scale > 0 ? m->seq_len / o->scale : 1));
-    const char *sets[RUN_MAX_SETS + 4];
+    snprintf(extra[4], sizeof extra[4], "model.kv_heads=%lld", (long long)kv);
+    const char *sets[RUN_MAX_SETS + 5];
     memcpy(sets, o->sets, (size_t)o->nsets * sizeof *sets);
-    for (int i = 0; i < 4; i++) sets[o->nsets + i] = extra[i];
+    for (int i = 0; i < 5; i++) sets[o->nsets + i] = extra[i];
     scenario_free(s);
-    return scenario_load(o->scenario, sets, o->nsets + 4, s, err);
+    return scenario_load(o->scenario, sets, o->nsets + 5, s, err);
 }
 
 int run_prepare(const RunOptions *o, Run *sm) {
