@@ -188,6 +188,7 @@ static void test_precedence(void **state) {
 static void test_bad_configs(void **state) {
     (void)state;
     expect_bad("{\"model_type\": \"llama\", \"foo\": 1}", "seq_len = 16\n", "cfg.json: unknown field 'foo'; pipesim reads", NULL);
+    expect_bad("{\"a\\nb\": 1}", "seq_len = 16\n", "cfg.json: unknown field 'a?b'", NULL); // one line
     expect_bad("{\"model_type\": \"llama\", \"hidden_size\": \"4096\"}", "seq_len = 16\n",
                "cfg.json: field 'hidden_size' is a string; it must be a whole number", NULL);
     expect_bad("{\"model_type\": \"llama\", \"hidden_size\": 4096.5}", "seq_len = 16\n",

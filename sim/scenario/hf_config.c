@@ -119,11 +119,15 @@ static const Field FIELDS[] = {
                      "attention_dropout"
 
 static int say(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* err = the message, control characters (a field name may hold "\n") shown as '?' so it stays
+ * one printable line. Returns 2. */
 static int say(char *err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, SCN_ERR_MAX, fmt, ap);
     va_end(ap);
+    for (char *c = err; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     return 2;
 }
 
@@ -348,8 +352,8 @@ static void map_fields(const json_t *root, const Family *fam, HfConfig *out) {
     out->sliding_window = window_of(root, fam);
 }
 
-/* The file's bytes, NUL-terminated, in *text (caller frees). Returns 0, 1 (cannot read) or 2
- * (too large, or a NUL byte), with err set. */
+/* The file's bytes (at most HF_FILE_MAX + 1 of them) in *text (caller frees), *n of them.
+ * Returns 0, or 1 with err set when the file cannot be read. */
 static int slurp(const char *path, const char *shown, char **text, size_t *n, char *err) {
     FILE *f = fopen(path, "rb");
     *text = NULL;
@@ -363,17 +367,7 @@ static int slurp(const char *path, const char *shown, char **text, size_t *n, ch
         return snprintf(err, SCN_ERR_MAX, "cannot read '%s': %s", shown,
                         buf ? strerror(bad) : "out of memory"), 1;
     }
-    if (*n > HF_FILE_MAX) {
-        free(buf);
-        return say(err, "%s: larger than %d KiB; a config.json is a short JSON object", shown,
-                   HF_FILE_MAX >> 10);
-    }
-    if (memchr(buf, '\0', *n)) {
-        free(buf);
-        return say(err, "%s: contains a NUL byte; a config.json is a text file", shown);
-    }
-    buf[*n] = '\0';
-    *text = buf;
+    *text = buf; // not NUL-terminated: jansson takes the length; past HF_FILE_MAX is refused
     return 0;
 }
 
@@ -384,9 +378,23 @@ int hf_config_read(const char *path, const char *shown, HfConfig *out, char err[
     size_t n;
     int rc = slurp(path, shown, &text, &n, err);
     if (rc) return rc;
+    rc = hf_config_parse(text, n, shown, out, err);
+    free(text);
+    return rc;
+}
+
+int hf_config_parse(const char *text, size_t n, const char *shown, HfConfig *out,
+                    char err[SCN_ERR_MAX]) {
+    memset(out, 0, sizeof *out);
+    err[0] = '\0';
+    if (n > HF_FILE_MAX)
+        return say(err, "%s: larger than %d KiB; a config.json is a short JSON object", shown,
+                   HF_FILE_MAX >> 10);
+    if (memchr(text, '\0', n))
+        return say(err, "%s: contains a NUL byte; a config.json is a text file", shown);
+    int rc = 0;
     json_error_t je;
     json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
-    free(text);
     if (!root)
         return say(err, "%s:%d:%d: %s; a config.json is one JSON object of \"field\": value "
                    "pairs", shown, je.line, je.column, je.text);

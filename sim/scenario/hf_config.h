@@ -5,6 +5,7 @@
 #ifndef PIPESIM_HF_CONFIG_H
 #define PIPESIM_HF_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sim/scenario/scenario.h"
@@ -38,6 +39,11 @@ typedef struct {
  * ..." for malformed JSON): an unknown field, a field of the wrong JSON type, a mixture of
  * experts (not modelled yet), a model_type other than the five above. */
 int hf_config_read(const char *path, const char *shown, HfConfig *out, char err[SCN_ERR_MAX]);
+
+/* hf_config_parse is hf_config_read on n bytes already in memory (any bytes: a NUL or more
+ * than HF_FILE_MAX of them is bad input). Returns 0 or 2. */
+int hf_config_parse(const char *text, size_t n, const char *shown, HfConfig *out,
+                    char err[SCN_ERR_MAX]);
 
 /* The config.json field a [model] key comes from ("layers" -> "num_hidden_layers"), or NULL
  * for a key no config gives (seq_len: the training sequence length is the scenario's). */
