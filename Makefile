@@ -6,7 +6,7 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN     = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 INC      = -I.  # every include names its path from the root: "sim/model/cost.h"
-LDLIBS   = -linih -lsqlite3 -lm
+LDLIBS   = -linih -lsqlite3 -ljansson -lm
 BLAS     = -lopenblas -pthread
 BUILD   ?= build
 BIN     ?= bin
@@ -160,7 +160,7 @@ asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT=-O1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    test
 
-# Fuzzing (libFuzzer, clang): the scenario and schedule-file parsers with ASan and UBSan,
+# Fuzzing (libFuzzer, clang): the scenario, schedule-file and config.json parsers with ASan and UBSan,
 # FUZZ_SECONDS each, starting from the corpus in tests/fuzz/ (copied, so runs add nothing to
 # the tree). A crash leaves its input in build-fuzz/ and fails the target.
 CLANG ?= clang
@@ -170,7 +170,7 @@ FUZZ_FLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address
 fuzz:
 	@command -v $(CLANG) >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
 	@mkdir -p build-fuzz
-	for t in scenario schedule; do \
+	for t in scenario schedule hf; do \
 	    $(CLANG) $(FUZZ_FLAGS) tests/fuzz_$$t.c $(LIB_SRC) $(LDLIBS) -o build-fuzz/fuzz_$$t || exit 1; \
 	    rm -rf build-fuzz/corpus-$$t && cp -r tests/fuzz/$$t build-fuzz/corpus-$$t; \
 	    (cd build-fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \

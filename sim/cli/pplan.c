@@ -19,6 +19,7 @@ typedef struct {
     int nsets;
     int64_t gpus, global_batch, top;
     int jobs;
+    char hf_set[SCN_PATH_MAX + 32]; // --hf PATH as "model.hf_config=PATH", in sets[]
 } PlanOptions;
 
 static void usage(FILE *f) {
@@ -38,6 +39,9 @@ static void usage(FILE *f) {
             "                     %s)\n"
             "  --set SEC.KEY=VAL  override a scenario key before searching (not one the search\n"
             "                     chooses), e.g. --set hardware.memory_gib=40\n"
+            "  --hf CONFIG.json   take the [model] keys the scenario does not give from a\n"
+            "                     Hugging Face config.json (Llama, Mistral, Qwen2, Gemma):\n"
+            "                     the same as --set model.hf_config=CONFIG.json\n"
             "  --jobs J           worker processes (default: the online cores)\n"
             "  --db PATH          database to append the search to (default pipesim.db)\n"
             "  --no-db            do not store the search\n"
@@ -91,6 +95,7 @@ static int options_parse(int argc, char **argv, PlanOptions *o) {
         {"set", required_argument, 0, 's'},    {"jobs", required_argument, 0, 'j'},
         {"db", required_argument, 0, 'd'},     {"no-db", no_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+        {"hf", required_argument, 0, 'H'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->db = "pipesim.db", o->top = 10;
@@ -108,18 +113,26 @@ static int options_parse(int argc, char **argv, PlanOptions *o) {
         case 'd': o->db = optarg; break;
         case 'n': o->db = NULL; break;
         case 's':
+        case 'H':
             if (o->nsets == RUN_MAX_SETS - SEARCH_NSETS) {
-                fprintf(stderr, "pplan: at most %d --set options\n", RUN_MAX_SETS - SEARCH_NSETS);
+                fprintf(stderr, "pplan: at most %d --set and --hf options\n",
+                        RUN_MAX_SETS - SEARCH_NSETS);
                 return 2;
             }
-            if (check_set(optarg)) return 2;
-            o->sets[o->nsets++] = optarg;
+            if (ch == 'H' && o->hf_set[0]) {
+                fprintf(stderr, "pplan: --hf is given twice; give one config.json\n");
+                return 2;
+            }
+            if (ch == 'H' && run_hf_set("pplan", optarg, o->hf_set, sizeof o->hf_set) != 0)
+                return 2;
+            if (ch == 's' && check_set(optarg)) return 2;
+            o->sets[o->nsets++] = ch == 'H' ? o->hf_set : optarg;
             break;
         case 'h': usage(stdout); exit(0);
         case 'V': printf("pplan %s\n", PIPESIM_VERSION); exit(0);
         default:
             fprintf(stderr, "pplan: %s: %s; see pplan --help\n", argv[optind - 1],
-                    ch == ':' || (optopt && strchr("gBtjSds", optopt)) ? "needs a value"
+                    ch == ':' || (optopt && strchr("gBtjSdsH", optopt)) ? "needs a value"
                                                                         : "unknown option");
             return 2;
         }

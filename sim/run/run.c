@@ -44,6 +44,9 @@ static void usage(const char *prog, FILE *f) {
             "  --no-db            do not store the run\n"
             "  --set SEC.KEY=VAL  override a scenario key, e.g. --set batch.micro_batches=64\n"
             "                     (repeatable; applied after the file, last one wins)\n"
+            "  --hf CONFIG.json   take the [model] keys the scenario does not give from a\n"
+            "                     Hugging Face config.json (Llama, Mistral, Qwen2, Gemma):\n"
+            "                     the same as --set model.hf_config=CONFIG.json\n"
             "  --json             print one JSON object instead of the tables\n"
             "  --dump-schedule    print the schedule as a schedule file (for schedule =\n"
             "                     custom) and stop\n"
@@ -57,8 +60,9 @@ static void usage(const char *prog, FILE *f) {
             "                     run of one sweep; prints one line per point\n");
     if (is_pexec(prog))
         fprintf(f,
-            "  --scale N          divide hidden, ffn_hidden, seq_len and heads by N, so a large\n"
-            "                     model's shape runs on a CPU (stored in the run's scenario)\n"
+            "  --scale N          divide hidden, ffn_hidden, seq_len, heads and kv_heads by N,\n"
+            "                     so a large model's shape runs on a CPU (stored in the run's\n"
+            "                     scenario)\n"
             "  --watchdog S       fail when a device waits more than S seconds for a message\n"
             "                     (default 60)\n"
             "  --drop-send D      fault injection for tests: device D never sends its first\n"
@@ -85,6 +89,16 @@ static void usage(const char *prog, FILE *f) {
             sched_names(), gpu_preset_names(), is_pexec(prog) ? " or a failed run" : "");
 }
 
+int run_hf_set(const char *prog, const char *path, char *out, size_t len) {
+    if (!path[0] || strlen(path) >= SCN_PATH_MAX) {
+        fprintf(stderr, "%s: --hf '%.200s': give the path of a config.json, shorter than %d "
+                "bytes\n", prog, path, SCN_PATH_MAX);
+        return 2;
+    }
+    snprintf(out, len, "model.hf_config=%s", path);
+    return 0;
+}
+
 /* A positive number from an option's argument, or 0. */
 static double positive(const char *arg) {
     char *end;
@@ -102,7 +116,7 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
         {"watchdog", required_argument, 0, 'w'}, {"drop-send", required_argument, 0, 'D'},
         {"rendezvous", no_argument, 0, 'R'},     {"sweep", required_argument, 0, 'W'},
         {"kill-after", required_argument, 0, 'K'}, {"stall-after", required_argument, 0, 'T'},
-        {"backend", required_argument, 0, 'b'},
+        {"backend", required_argument, 0, 'b'},  {"hf", required_argument, 0, 'H'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->prog = prog;
@@ -192,11 +206,17 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
             break;
         }
         case 's':
+        case 'H':
             if (o->nsets == RUN_MAX_SETS) {
-                fprintf(stderr, "%s: at most %d --set options\n", prog, RUN_MAX_SETS);
+                fprintf(stderr, "%s: at most %d --set and --hf options\n", prog, RUN_MAX_SETS);
                 return 2;
             }
-            o->sets[o->nsets++] = optarg;
+            if (ch == 'H' && o->hf_set[0]) {
+                fprintf(stderr, "%s: --hf is given twice; give one config.json\n", prog);
+                return 2;
+            }
+            if (ch == 'H' && run_hf_set(prog, optarg, o->hf_set, sizeof o->hf_set) != 0) return 2;
+            o->sets[o->nsets++] = ch == 'H' ? o->hf_set : optarg;
             break;
         default:
             fprintf(stderr, "%s: unknown or incomplete option '%s'; see %s --help\n", prog,
@@ -225,8 +245,9 @@ void run_free(Run *r) {
 }
 
 /* Loads the scenario; with --scale N, loads it again with the model's widths divided by N
- * (heads to the largest divisor of the new hidden size not above heads / N), so the stored
- * scenario says what ran. */
+ * (heads to the largest divisor of the new hidden size not above heads / N, kv_heads to the
+ * largest divisor of those heads not above kv_heads / N, so a GQA model, such as one from
+ * an hf_config, stays one), so the stored scenario says what ran. */
 static int load(const RunOptions *o, Scenario *s, char err[SCN_ERR_MAX]) {
     int rc = scenario_load(o->scenario, o->sets, o->nsets, s, err);
     if (rc != 0 || o->scale == 1) return rc;
@@ -235,18 +256,23 @@ static int load(const RunOptions *o, Scenario *s, char err[SCN_ERR_MAX]) {
     if (h < 1) h = 1;
     if (a < 1) a = 1;
     while (h % a) a--;
-    char extra[4][64];
+    int64_t kv = scenario_kv_heads(m) / o->scale;
+    if (kv < 1) kv = 1;
+    if (kv > a) kv = a;
+    while (a % kv) kv--;
+    char extra[5][64];
     snprintf(extra[0], sizeof extra[0], "model.hidden=%lld", (long long)h);
     snprintf(extra[1], sizeof extra[1], "model.heads=%lld", (long long)a);
     snprintf(extra[2], sizeof extra[2], "model.ffn_hidden=%lld",
              (long long)(m->ffn_hidden / o->scale > 0 ? m->ffn_hidden / o->scale : 1));
     snprintf(extra[3], sizeof extra[3], "model.seq_len=%lld",
              (long long)(m->seq_len / o->scale > 0 ? m->seq_len / o->scale : 1));
-    const char *sets[RUN_MAX_SETS + 4];
+    snprintf(extra[4], sizeof extra[4], "model.kv_heads=%lld", (long long)kv);
+    const char *sets[RUN_MAX_SETS + 5];
     memcpy(sets, o->sets, (size_t)o->nsets * sizeof *sets);
-    for (int i = 0; i < 4; i++) sets[o->nsets + i] = extra[i];
+    for (int i = 0; i < 5; i++) sets[o->nsets + i] = extra[i];
     scenario_free(s);
-    return scenario_load(o->scenario, sets, o->nsets + 4, s, err);
+    return scenario_load(o->scenario, sets, o->nsets + 5, s, err);
 }
 
 int run_prepare(const RunOptions *o, Run *sm) {

@@ -41,6 +41,7 @@ typedef struct {
     const char *sweeps[16]; // psim: --sweep section.key=v1,v2,... (cartesian product)
     int nsweeps;
     int64_t sweep;        // the sweep this run is a point of (stored with it), 0 for none
+    char hf_set[SCN_PATH_MAX + 32]; // --hf PATH as the --set it stands for, in sets[]
 } RunOptions;
 
 /* Everything one run owns, released by run_free whatever stage it reached. */
@@ -68,6 +69,10 @@ typedef struct {
 /* run_options_parse reads argv for prog; --help and --version print and exit 0. Returns 0,
  * or 2 (with a message) for bad options. */
 int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o);
+
+/* --hf PATH as the override it stands for, "model.hf_config=PATH", in out (len bytes, at
+ * least SCN_PATH_MAX + 32). Returns 0, or 2 with a message when PATH is empty or too long. */
+int run_hf_set(const char *prog, const char *path, char *out, size_t len);
 
 /* run_prepare loads the scenario, builds and checks the Program, and (unless o->dump) the plan
  * and the cost model. Returns an exit status. */

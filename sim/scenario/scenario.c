@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim/scenario/hf_config.h"
 #include "sim/sched/schedule.h"
 
 #define WHERE_MAX (SCN_PATH_MAX + 640)  // "FILE:LINE" or "--set ARG" (ARG cut at 600 bytes)
@@ -162,6 +163,7 @@ static const KeyDef KEYS[] = {
     {"model", "recompute", T_RECOMPUTE, F(model.recompute), "none", false, 0, 0, 0, "selective"},
     {"model", "optimizer", T_OPTIMIZER, F(model.optimizer), "adam", false, 0, 0, 0, "adam"},
     {"model", "dropout", T_DOUBLE, F(model.dropout), "0", false, 0, 0.95, 0, "0.1"},
+    {"model", "hf_config", T_PATH, F(hf_config), NULL, false, 0, 0, 0, "llama3-8b.json"}, // none
     {"batch", "micro_batch_size", T_INT, F(batch.micro_batch_size), "1", false, 1, 1 << 16, 0, "1"},
     {"batch", "micro_batches", T_INT, F(batch.micro_batches), NULL, true, 1, SCN_MAX_MICRO_BATCHES, 0, "32"},
     {"batch", "iterations", T_INT, F(batch.iterations), "1", false, 1, SCN_MAX_ITERATIONS, 0, "1"},
@@ -279,6 +281,11 @@ typedef struct {
     bool in_file;                    // values come from the file (not --set)
     Numbered *num;                   // owned: keys of [device.N] and [link.A-B] sections
     int nnum, num_cap;
+    const char *hf_field[NKEYS];     // the config.json field that gave the key, or NULL
+    char path_shown[SCN_PATH_MAX];   // the last path set, as joined before realpath
+    char hf_shown[SCN_PATH_MAX];     // hf_config as the messages name it
+    int64_t hf_window;               // the config's sliding window (tokens), 0: none
+    int64_t hf_max_position;         // its max_position_embeddings, 0: none
 } Parser;
 
 static int fail(Parser *P, const char *where, const char *fmt, ...)
@@ -297,6 +304,15 @@ static int fail(Parser *P, const char *where, const char *fmt, ...) {
     for (char *c = P->err; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     return 0;
+}
+
+/* Records msg, already "WHERE: what; fix", as the first error (hf_config.h's messages). */
+static int fail_text(Parser *P, const char *msg) {
+    char where[WHERE_MAX];
+    const char *colon = strstr(msg, ": ");
+    size_t n = colon ? (size_t)(colon - msg) : 0;
+    snprintf(where, sizeof where, "%.*s", (int)(n < sizeof where ? n : sizeof where - 1), msg);
+    return fail(P, where, "%s", colon ? colon + 2 : msg);
 }
 
 static const char *where_line(const Parser *P, int line, char *buf) {
@@ -330,10 +346,15 @@ static int key_named(const char *full) {
     return key_index(sec, dot + 1);
 }
 
-/* Where a key was given: "FILE:LINE", "--set ARG", or for a key not given the line of its
- * section's header (line 1 when the section is absent too). */
+/* Where a key was given: "FILE:LINE", "--set ARG", "CONFIG.json: FIELD" for one the
+ * hf_config gave, or for a key not given the line of its section's header (line 1 when the
+ * section is absent too). */
 static const char *where_key(const Parser *P, int k, char *buf) {
     int line = P->key_line[k];
+    if (P->hf_field[k]) {
+        snprintf(buf, WHERE_MAX, "%.900s: %s", P->hf_shown, P->hf_field[k]);
+        return buf;
+    }
     if (line < 0) return where_set(P, -line - 1, buf);
     if (line == 0) line = P->section_line[section_index(KEYS[k].section)];
     return where_line(P, line > 0 ? line : 1, buf);
@@ -640,6 +661,7 @@ static int set_path(Parser *P, const char *where, char *field, const char *v) {
         return fail(P, where, "'%.200s' is not a usable path; give a file name shorter than %d "
                     "bytes", v, SCN_PATH_MAX);
     snprintf(field, SCN_PATH_MAX, "%.*s%s", dir, P->name, v);
+    strcpy(P->path_shown, field);
     char *abs = realpath(field, NULL); // stored absolute, so a resolved scenario works anywhere
     if (abs && strlen(abs) < SCN_PATH_MAX) strcpy(field, abs);
     free(abs);
@@ -746,7 +768,9 @@ static int set_field(Parser *P, const KeyDef *kd, void *field, const char *where
 }
 
 static int set_value(Parser *P, int k, const char *where, const char *v) {
-    return set_field(P, &KEYS[k], (char *)P->s + KEYS[k].offset, where, v);
+    int ok = set_field(P, &KEYS[k], (char *)P->s + KEYS[k].offset, where, v);
+    if (ok && KEYS[k].offset == offsetof(Scenario, hf_config)) strcpy(P->hf_shown, P->path_shown);
+    return ok;
 }
 
 /* ---- reading the file with libinih -------------------------------------------------------- */
@@ -883,7 +907,9 @@ static void init_defaults(Parser *P) {
     }
 }
 
-#define GIVEN(P, sec, key) ((P)->key_line[key_index(sec, key)] != 0)
+/* Key k has a value from the file, a --set or the hf_config (not a default). */
+static bool given(const Parser *P, int k) { return P->key_line[k] != 0 || P->hf_field[k]; }
+#define GIVEN(P, sec, key) given(P, key_index(sec, key))
 
 /* Where to blame a bad combination of n keys ("section.key"): the one given by the latest
  * --set, else the first of them given in the file, else the first. */
@@ -895,7 +921,7 @@ static const char *blame(const Parser *P, char *w, int n, ...) {
         int k = key_named(va_arg(ap, const char *));
         if (first < 0) first = k;
         if (P->key_line[k] < 0 && (best < 0 || P->key_line[k] < P->key_line[best])) best = k;
-        if (P->key_line[k] > 0 && first_given < 0) first_given = k;
+        if ((P->key_line[k] > 0 || P->hf_field[k]) && first_given < 0) first_given = k;
     }
     va_end(ap);
     return where_key(P, best >= 0 ? best : first_given >= 0 ? first_given : first, w);
@@ -922,6 +948,32 @@ static int efficiency_given(const Parser *P) {
         if (P->num[i].kind == SEC_DEVICE && strcmp(DEVICE_KEYS[P->num[i].key].key, "efficiency") == 0)
             return 1;
     return 0;
+}
+
+/* [model] hf_config: the config's values for the [model] keys the file and the --sets did not
+ * give, each marked as the config's (so fill_derived's defaults leave it alone and messages
+ * name the config's field). Runs after the file and every --set, before fill_derived. */
+static int apply_hf(Parser *P) {
+    char w[WHERE_MAX], msg[SCN_ERR_MAX];
+    HfConfig hf;
+    int rc = hf_config_read(P->s->hf_config, P->hf_shown, &hf, msg);
+    if (rc == 1)
+        return fail(P, where_key(P, key_index("model", "hf_config"), w), "%s; give the path "
+                    "of a Hugging Face config.json (in a scenario file, relative to its "
+                    "directory)", msg);
+    if (rc) return fail_text(P, msg);
+    for (int i = 0; i < hf.n; i++) {
+        const HfValue *v = &hf.v[i];
+        int k = key_index("model", v->key);
+        if (given(P, k)) continue; // the scenario's own key wins
+        snprintf(w, sizeof w, "%.900s: %s", P->hf_shown, v->field);
+        if (v->why_not[0]) return fail(P, w, "%s", v->why_not);
+        if (!set_value(P, k, w, v->value)) return 0;
+        P->hf_field[k] = v->field;
+    }
+    P->hf_window = hf.sliding_window;
+    P->hf_max_position = hf.max_position;
+    return 1;
 }
 
 static void fill_derived(Parser *P) {
@@ -953,10 +1005,31 @@ static void fill_derived(Parser *P) {
     if (s->costs.forward_ms >= 0 && s->costs.weight_ms < 0) s->costs.weight_ms = 0;
 }
 
+/* A required [model] key that neither the scenario nor its hf_config gives. */
+static int missing_beside_hf(Parser *P, int k) {
+    char w[WHERE_MAX], limit[96] = "";
+    const KeyDef *kd = &KEYS[k];
+    const char *field = hf_config_field_of(kd->key);
+    if (field)
+        return fail(P, where_key(P, k, w), "missing key '%s' in [model], and %s has no %s "
+                    "either; add e.g. '%s = %s' under [model]", kd->key, P->hf_shown, field,
+                    kd->key, kd->example);
+    if (P->hf_max_position > 0)
+        snprintf(limit, sizeof limit, " (its max_position_embeddings = %lld is the model's "
+                 "limit)", (long long)P->hf_max_position);
+    return fail(P, where_key(P, k, w), "missing key '%s' in [model]: the training sequence "
+                "length comes from the scenario, not from %s%s; add e.g. '%s = %lld' under "
+                "[model]", kd->key, P->hf_shown, limit, kd->key,
+                (long long)(P->hf_max_position > 0 && P->hf_max_position < 8192
+                                ? P->hf_max_position : 8192));
+}
+
 static int check_required(Parser *P) {
     char w[WHERE_MAX];
     for (int k = 0; k < NKEYS; k++) {
-        if (!KEYS[k].required || P->key_line[k] != 0) continue;
+        if (!KEYS[k].required || given(P, k)) continue;
+        if (P->s->hf_config[0] && strcmp(KEYS[k].section, "model") == 0)
+            return missing_beside_hf(P, k);
         int sec = section_index(KEYS[k].section);
         if (P->section_line[sec] == 0)
             return fail(P, where_key(P, k, w), "missing section [%s]; add it with at least "
@@ -1083,6 +1156,12 @@ static int check_model(Parser *P) {
                     "kv_heads = %lld does not divide heads = %lld; each key/value head serves "
                     "heads / kv_heads query heads (GQA), so use a divisor such as %lld",
                     (long long)m->kv_heads, (long long)m->heads, (long long)divisor_below(m->heads, m->kv_heads));
+    if (P->hf_window > 0 && m->seq_len > P->hf_window)
+        return fail(P, blame(P, w, 1, "model.seq_len"), "seq_len = %lld is longer than the "
+                    "sliding_window = %lld of %s, and pipesim prices every layer's attention "
+                    "over the whole sequence, not over a window; use seq_len <= %lld",
+                    (long long)m->seq_len, (long long)P->hf_window, P->hf_shown,
+                    (long long)P->hf_window);
     if (m->attention == ATTENTION_FLASH && m->dropout > 0)
         return fail(P, blame(P, w, 2, "model.attention", "model.dropout"),
                     "attention = flash runs without the attention-probability dropout, but "
@@ -1464,6 +1543,7 @@ int scenario_parse(const char *text, const char *name, const char *const *sets, 
     if (!out->text) return fail(&P, name, "out of memory"), 1;
     parse_text(&P);
     for (int i = 0; i < nsets && !P.failed; i++) apply_set(&P, i);
+    if (!P.failed && out->hf_config[0]) apply_hf(&P);
     if (!P.failed) fill_derived(&P);
     if (!P.failed) validate(&P);
     for (int i = 0; i < P.nnum; i++) free(P.num[i].value);
@@ -1613,9 +1693,15 @@ char *scenario_format(const Scenario *s) {
                      (kd->type == T_TIMES && ((const ScnTimeList *)field)->n == 0) ||
                      ((kd->type == T_GPU || kd->type == T_PATH) && !*(const char *)field) ||
                      (kd->type == T_DEVICE && *(const int64_t *)field < 0);
-        append(&buf, &len, &cap, "%s%s =", unset || flat_only(s, kd) ? "; " : "", kd->key);
+        bool comment = unset || flat_only(s, kd) || kd->offset == offsetof(Scenario, hf_config);
+        append(&buf, &len, &cap, "%s%s =", comment ? "; " : "", kd->key);
         if (unset) {
             append(&buf, &len, &cap, " (not given)\n");
+            continue;
+        }
+        if (kd->offset == offsetof(Scenario, hf_config)) { // read: its values are the keys above
+            append(&buf, &len, &cap, " %s (read: its values are the [model] keys above)\n",
+                   s->hf_config);
             continue;
         }
         switch (kd->type) {

@@ -224,14 +224,23 @@ typedef struct {
     int64_t nlinks;
     ScnVariability var;
     char path[SCN_PATH_MAX]; // file name as given, used in messages
+    char hf_config[SCN_PATH_MAX]; // [model] hf_config: the Hugging Face config.json whose
+                                  //   fields gave the [model] keys the scenario did not
+                                  //   (absolute when it exists), "" none; where the values
+                                  //   came from, not a value: scenario_format writes it as a
+                                  //   comment beside the values it gave
     char *text;              // owned: the file's bytes as read (NUL-terminated)
 } Scenario;
 
 /* scenario_load reads path, applies the nsets overrides ("section.key=value", applied in
- * order after the file, so the last one wins), fills defaults and presets, and validates.
+ * order after the file, so the last one wins), reads [model] hf_config when given (a Hugging
+ * Face config.json, sim/scenario/hf_config.h: its fields give the [model] keys that neither
+ * the file nor an override gives), fills defaults and presets, and validates.
  * Returns 0 with *out filled (release with scenario_free), 2 for bad input (err holds one
- * line "FILE:LINE: what is wrong; what would be right", or "--set ARG: ..." for an
- * override), or 1 when the file cannot be read (err says why). *out is always safe to free. */
+ * line "FILE:LINE: what is wrong; what would be right", "--set ARG: ..." for an override,
+ * "CONFIG.json: FIELD: ..." for a value the config gave; an hf_config that cannot be read is
+ * bad input too, as a schedule_file), or 1 when the file cannot be read (err says why). *out
+ * is always safe to free. */
 int scenario_load(const char *path, const char *const *sets, int nsets, Scenario *out,
                   char err[SCN_ERR_MAX]);
 
