@@ -190,7 +190,7 @@ static double static_bytes(const Run *r, int32_t *fullest) {
     for (int32_t d = 0; d < r->prog.devices; d++) {
         DeviceMemory dm;
         memory_device_static(&r->scn, &r->plan, &r->prog, d, &dm);
-        double fixed = dm.weight_bytes + dm.grad_bytes + dm.optimizer_bytes;
+        double fixed = memory_static_bytes(&dm);
         if (fixed > most) most = fixed, *fullest = d;
     }
     return most;
