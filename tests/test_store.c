@@ -605,12 +605,12 @@ static void test_failed_write_rolls_back(void **state) {
     Timeline tl = hand_timeline();
     assert_true(write_run(s, &tl) > 0);
     TimelineOp bad = ROWS[0];
-    bad.stream = 7; // not a stream: the CHECK fails after the run and NROWS rows went in
+    bad.stream = 99; // not a stream: the CHECK fails after the run and NROWS rows went in
     assert_int_equal(timeline_push(&tl, &bad), 0);
     assert_int_equal(write_run(s, &tl), -1);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "nothing of it was kept"));
-    assert_non_null(strstr(err, "timeline row 9 (device 1, stream 7, kind 0)"));
+    assert_non_null(strstr(err, "timeline row 9 (device 1, stream 99, kind 0)"));
     assert_non_null(strstr(err, "CHECK constraint failed"));
     tl.ops[tl.n - 1].stream = STREAM_SEND;
     tl.ops[tl.n - 1].kind = 9; // not a kind

@@ -23,13 +23,15 @@ struct Store {
     char *path; // owned copy, for error messages
 };
 
-/* The ops table (schema 4: streams allreduce and optimizer added to the CHECK; 6: tensor). */
+/* The ops table (schema 4: streams allreduce and optimizer added to the CHECK; 6: tensor;
+ * 7: reduce_scatter and all_gather). */
 #define OPS_TABLE(name)                                                                        \
     "CREATE TABLE " name " ("                                                                  \
     " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"                          \
     " device INTEGER NOT NULL,"                                                                \
     " stream TEXT NOT NULL CHECK (stream = 'compute' OR stream = 'send' OR stream = 'recv'"    \
-    " OR stream = 'allreduce' OR stream = 'optimizer' OR stream = 'tensor'),"                  \
+    " OR stream = 'allreduce' OR stream = 'optimizer' OR stream = 'tensor'"                    \
+    " OR stream = 'reduce_scatter' OR stream = 'all_gather'),"                                 \
     " kind TEXT NOT NULL CHECK (kind = 'F' OR kind = 'B' OR kind = 'W' OR kind = 'BW'),"       \
     " micro_batch INTEGER, chunk INTEGER,"                                                     \
     " peer INTEGER," /* NULL for compute rows (TimelineOp.peer == -1) */                      \
@@ -72,8 +74,9 @@ static const char SCHEMA_V3[] =
     " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));"
     "ALTER TABLE runs ADD COLUMN sweep INTEGER REFERENCES sweeps(id);";
 
-/* Versions 4 and 6: the ops CHECK accepts new streams (4: the data-parallel 'allreduce' and
- * 'optimizer'; 6: pexec's tensor-parallel all-reduces, 'tensor'). SQLite cannot alter a
+/* Versions 4, 6 and 7: the ops CHECK accepts new streams (4: the data-parallel 'allreduce' and
+ * 'optimizer'; 6: pexec's tensor-parallel all-reduces, 'tensor'; 7: ZeRO's 'reduce_scatter'
+ * and 'all_gather'). SQLite cannot alter a
  * CHECK, so an older table is copied into the current one, once for any older version (fresh
  * files get it from SCHEMA). */
 static const char SCHEMA_OPS_COPY[] =
@@ -532,7 +535,8 @@ static TimelineOp op_from_row(sqlite3_stmt *st) {
         .bytes = sqlite3_column_int64(st, 8)};
 }
 
-/* Order: device, then compute < send < recv < allreduce < optimizer (not alphabetical, hence the CASE), then start,
+/* Order: device, then compute < send < recv < allreduce < the other lanes (optimizer,
+ * reduce-scatter, all-gather, tensor; not alphabetical, hence the CASE), then start,
  * then insertion order. The index finds the run's rows; SQLite sorts them, O(n log n). */
 int store_ops_load(Store *s, int64_t run_id, Timeline *tl) {
     sqlite3_stmt *st;

@@ -19,11 +19,21 @@
  * TENSOR row is one tensor-parallel all-reduce inside a layer's pass (kind: the op whose pass
  * it is in, F, B or BW; bytes: the buffer summed); it lies within that op's compute row, so
  * it is a part of the compute time, not more of it (pexec measures them; psim prices them
- * inside F and B and has no such rows). */
+ * inside F and B and has no such rows). With [parallel] zero >= 1 a chunk's all-reduce is a
+ * REDUCE_SCATTER row (kind W or BW, as the all-reduce's) before the optimizer step and an
+ * ALL_GATHER row of its updated parameters after it (kind F: the forward that needs them);
+ * both carry the chunk's gradient bytes. */
 typedef enum {
     STREAM_COMPUTE = 0, STREAM_SEND = 1, STREAM_RECV = 2, STREAM_COLLECTIVE = 3,
-    STREAM_OPTIMIZER = 4, STREAM_TENSOR = 5, STREAM_COUNT
+    STREAM_OPTIMIZER = 4, STREAM_TENSOR = 5, STREAM_REDUCE_SCATTER = 6, STREAM_ALL_GATHER = 7,
+    STREAM_COUNT
 } Stream;
+/* The data-parallel tail's rows (all-reduce, optimizer, reduce-scatter, all-gather), which
+ * come after the compute of an iteration; tensor rows lie inside compute rows. */
+static inline int stream_is_tail(int s) {
+    return s == STREAM_COLLECTIVE || s == STREAM_OPTIMIZER || s == STREAM_REDUCE_SCATTER ||
+           s == STREAM_ALL_GATHER;
+}
 
 typedef struct {
     int64_t start_ns;    // ns since the run's epoch
@@ -76,7 +86,7 @@ int memtrace_push(MemTrace *m, const MemSample *s);
 void memtrace_free(MemTrace *m);
 
 /* Names used in storage, JSON and tables: "compute", "send", "recv", "allreduce", "optimizer",
- * "tensor" (op kinds: program.h). stream_parse returns the Stream, or -1 for an unknown name. */
+ * "tensor", "reduce_scatter", "all_gather" (op kinds: program.h). stream_parse returns the Stream, or -1 for an unknown name. */
 const char *stream_name(Stream s);
 int stream_parse(const char *name);
 
