@@ -136,6 +136,11 @@ static const char SCHEMA_V5[] =
     " throughput_tokens_per_s REAL, tflops_per_gpu REAL, mfu REAL,"
     " PRIMARY KEY (search_id, point)) WITHOUT ROWID;";
 
+/* Version 7: the ZeRO level of each search point (older points searched none: 0). The ops
+ * streams of version 7 come with SCHEMA_OPS_COPY. */
+static const char SCHEMA_V7[] =
+    "ALTER TABLE search_points ADD COLUMN zero INTEGER NOT NULL DEFAULT 0;";
+
 static void set_err(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t len, const char *fmt, ...) {
@@ -255,7 +260,7 @@ static int set_wal(Store *s, char *err, size_t len) {
 }
 
 /* Creates the schema in a fresh file, or upgrades an older one step by step (v1 -> v2 -> v3
- * -> v4 -> v5 -> v6), in one transaction. Another process may be
+ * -> v4 -> v5 -> v6 -> v7), in one transaction. Another process may be
  * doing the same, so the version is read again inside the write transaction, and the loser
  * finds the current version and does nothing. */
 static int create_schema(Store *s, char *err, size_t len) {
@@ -263,14 +268,18 @@ static int create_schema(Store *s, char *err, size_t len) {
     if (rc != SQLITE_OK) return rc;
     int64_t version = 0;
     rc = read_version(s, &version, err, len);
+    int64_t has_zero = 0; // a file taken back to an older version by hand may keep the column
+    if (rc == SQLITE_OK && version >= 5 && version < 7)
+        rc = query_int(s, "SELECT count(*) FROM pragma_table_info('search_points') WHERE name ="
+                       " 'zero'", &has_zero);
     if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION) {
         char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + sizeof SCHEMA_V3 + sizeof SCHEMA_OPS_COPY +
-                 sizeof SCHEMA_V4 + sizeof SCHEMA_V5 + 64];
-        snprintf(sql, sizeof sql, "%s%s%s%s%s%sPRAGMA user_version = %d;",
+                 sizeof SCHEMA_V4 + sizeof SCHEMA_V5 + sizeof SCHEMA_V7 + 64];
+        snprintf(sql, sizeof sql, "%s%s%s%s%s%s%sPRAGMA user_version = %d;",
                  version == 0 ? SCHEMA : "", version < 2 ? SCHEMA_V2 : "",
                  version < 3 ? SCHEMA_V3 : "", version > 0 ? SCHEMA_OPS_COPY : "",
                  version < 4 ? SCHEMA_V4 : "", version < 5 ? SCHEMA_V5 : "",
-                 STORE_SCHEMA_VERSION);
+                 version < 7 && !has_zero ? SCHEMA_V7 : "", STORE_SCHEMA_VERSION);
         rc = exec(s, sql, version == 0 ? "cannot create the schema"
                                        : "cannot upgrade the schema", err, len);
     }
@@ -772,7 +781,8 @@ static int insert_search_points(Store *s, int64_t id, const StoreSearchPoint *p,
         "INSERT INTO search_points (search_id, point, schedule, stages, chunks, data, tensor,"
         " micro_batch_size, micro_batches, recompute, status, reason, rank, static_gib,"
         " peak_memory_gib, makespan_ms, bubble_rate, throughput_tokens_per_s, tflops_per_gpu,"
-        " mfu) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL);
+        " mfu, zero) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1,
+        &st, NULL);
     if (rc != SQLITE_OK) return rc;
     sqlite3_bind_int64(st, 1, id);
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
@@ -792,6 +802,7 @@ static int insert_search_points(Store *s, int64_t id, const StoreSearchPoint *p,
         for (int k = 0; k < 7; k++)
             if (isnan(reals[k])) sqlite3_bind_null(st, 14 + k);
             else sqlite3_bind_double(st, 14 + k, reals[k]);
+        sqlite3_bind_int64(st, 21, q->zero);
         rc = step_reset(st);
     }
     sqlite3_finalize(st);
