@@ -255,7 +255,7 @@ double exec_host_bytes(const ExecSpec *spec, int per_worker) {
     int32_t d = spec->data > 1 ? spec->data : 1;
     LayerShape sh = spec->shape;
     sh.tensor = t, sh.rank = 0;
-    double weights = 0, acts = 0, scratch = 0, data = 4.0 * (double)layer_tokens(&sh) * sh.hidden;
+    double weights = 0, acts = 0, scratch = 0, data = 4.0 * (double)layer_rows(&sh) * sh.hidden;
     for (int b = LB_FIRST_WEIGHT; b < LB_LAYER_END; b++) weights += 4.0 * (double)layer_buf_elems(&sh, (LayerBuf)b);
     for (int b = LB_FIRST_ACT; b < LB_FIRST_SCRATCH; b++) acts += 4.0 * (double)layer_buf_elems(&sh, (LayerBuf)b);
     for (int b = LB_FIRST_SCRATCH; b < LB_FIRST_WEIGHT; b++) scratch += 4.0 * (double)layer_buf_elems(&sh, (LayerBuf)b);
@@ -374,7 +374,8 @@ int exec_create(const ExecSpec *spec, const ExecBackend *b, Exec **out, char *wh
     ex->p = pr->devices, ex->S = program_stages(pr), ex->m = pr->micro_batches;
     ex->D = spec->data > 1 ? spec->data : 1, ex->T = spec->tensor > 1 ? spec->tensor : 1;
     ex->G = ex->D * ex->T, ex->W = ex->p * ex->G;
-    ex->floats = layer_tokens(&spec->shape) * spec->shape.hidden;
+    LayerShape sh0 = exec_shape(ex, 0);
+    ex->floats = layer_rows(&sh0) * sh0.hidden; // a tensor rank's T/t tokens when sequence parallel
     pthread_mutex_init(&ex->mu, NULL);
     pthread_cond_init(&ex->bar_cv, NULL);
     clock_gettime(CLOCK_MONOTONIC, &ex->epoch);
@@ -403,10 +404,15 @@ int exec_create(const ExecSpec *spec, const ExecBackend *b, Exec **out, char *wh
                          "reduce-scatter, the step on a 1/d shard, an all-gather), not zero = "
                          "3's gathers inside every op; use parallel.zero=1 or 2, or psim for "
                          "zero = 3", spec->zero);
-    if (rc == 0 && (spec->shape.heads % ex->T || spec->shape.ffn % ex->T))
-        rc = 2, snprintf(why, whylen, "parallel.tensor = %d must divide model.heads (%d) and "
-                         "model.ffn_hidden (%d); pick a divisor of both", ex->T,
-                         spec->shape.heads, spec->shape.ffn);
+    int kv = spec->shape.kv_heads > 0 ? spec->shape.kv_heads : spec->shape.heads;
+    if (rc == 0 && (spec->shape.heads % ex->T || spec->shape.ffn % ex->T || kv % ex->T))
+        rc = 2, snprintf(why, whylen, "parallel.tensor = %d must divide model.heads (%d), "
+                         "model.kv_heads (%d) and model.ffn_hidden (%d); pick a divisor of all "
+                         "three", ex->T, spec->shape.heads, kv, spec->shape.ffn);
+    if (rc == 0 && spec->shape.seqpar && ex->T > 1 && layer_tokens(&spec->shape) % ex->T)
+        rc = 2, snprintf(why, whylen, "parallel.sequence splits micro_batch_size x seq_len = "
+                         "%lld tokens over tensor = %d ranks; pick a tensor that divides them",
+                         (long long)layer_tokens(&spec->shape), ex->T);
     if (rc == 0) rc = b->create(ex, why, whylen);
     if (rc != 0) {
         exec_free(ex);

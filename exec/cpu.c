@@ -65,15 +65,37 @@ const ExecKernels cpu_kernels = {cpu_acts_new, cpu_acts_free, cpu_buf_new, cpu_b
 
 /* ---- the tensor-parallel all-reduces of a pass, each a row ---- */
 
-static int cpu_tensor_allreduce(void *ctx, float *buf, int64_t n) {
-    ExecDev *dv = ctx;
+/* One tensor collective's row: bytes of the whole buffer (the all-gather's output, the
+ * reduce-scatter's input), as the cost model sizes it. */
+static void tensor_row(ExecDev *dv, Stream stream, int64_t bytes, int64_t t0) {
     Exec *ex = dv->ex;
     const ProgramOp *op = ((CpuDev *)dv->be)->op;
-    int64_t t0 = exec_now_ns(ex);
-    if (((CpuState *)ex->be)->allreduce(dv, CPU_OVER_TENSOR, buf, n) != 0) return -1;
     TimelineOp row = exec_row(ex, dv->d, -1, (OpKind)op->kind, op->micro_batch, op->chunk,
-                              STREAM_TENSOR, n * (int64_t)sizeof(float), t0, exec_now_ns(ex));
+                              stream, bytes, t0, exec_now_ns(ex));
     exec_row_push(dv, &row);
+}
+
+static int cpu_tensor_allreduce(void *ctx, float *buf, int64_t n) {
+    ExecDev *dv = ctx;
+    int64_t t0 = exec_now_ns(dv->ex);
+    if (((CpuState *)dv->ex->be)->allreduce(dv, CPU_OVER_TENSOR, buf, n) != 0) return -1;
+    tensor_row(dv, STREAM_TENSOR, n * (int64_t)sizeof(float), t0);
+    return 0;
+}
+
+static int cpu_tensor_allgather(void *ctx, const float *in, float *out, int64_t n) {
+    ExecDev *dv = ctx;
+    int64_t t0 = exec_now_ns(dv->ex);
+    if (((CpuState *)dv->ex->be)->allgather(dv, CPU_OVER_TENSOR, in, out, n) != 0) return -1;
+    tensor_row(dv, STREAM_TENSOR_GATHER, dv->ex->T * n * (int64_t)sizeof(float), t0);
+    return 0;
+}
+
+static int cpu_tensor_reduce_scatter(void *ctx, const float *in, float *out, int64_t n) {
+    ExecDev *dv = ctx;
+    int64_t t0 = exec_now_ns(dv->ex);
+    if (((CpuState *)dv->ex->be)->reduce_scatter(dv, CPU_OVER_TENSOR, in, out, n) != 0) return -1;
+    tensor_row(dv, STREAM_TENSOR_SCATTER, dv->ex->T * n * (int64_t)sizeof(float), t0);
     return 0;
 }
 
@@ -90,7 +112,9 @@ int cpu_create(Exec *ex, int (*mine)(const Exec *ex, int32_t w), char *why, size
         dv->be = cd;
         if (!cd || ((!mine || mine(ex, w)) && layer_scratch_init(&cd->scratch, &dv->shape)))
             rc = -1;
-        if (cd) cd->comm = (LayerComm){dv, cpu_tensor_allreduce};
+        if (cd)
+            cd->comm = (LayerComm){dv, cpu_tensor_allreduce, cpu_tensor_allgather,
+                                   cpu_tensor_reduce_scatter};
         if (cd && !(cd->last_bw = malloc((size_t)ex->spec.pr->chunks * sizeof *cd->last_bw)))
             rc = -1;
     }
@@ -149,10 +173,14 @@ int cpu_layer_of(Exec *ex, int32_t w, int32_t stage, int32_t k, Layer *out, char
     return cpu_copy(ex, w, stage, k, out, 1, why, whylen);
 }
 
+/* The micro-batch's input: each replica its own; with sequence parallelism a tensor rank's
+ * rows of it, so every split runs the same model on the same data. */
 int cpu_batch(ExecDev *dv, int32_t mb, ExecSlot *out) {
-    float *x = malloc((size_t)dv->ex->floats * sizeof *x);
+    int64_t all = layer_tokens(&dv->shape) * dv->shape.hidden, n = dv->ex->floats;
+    float *x = malloc((size_t)all * sizeof *x);
     if (!x) return exec_fail(dv->ex, 1, "device %d: out of memory", dv->d), -1;
-    exec_batch_fill(dv->replica * dv->ex->m + mb, x, dv->ex->floats); // each replica its own
+    exec_batch_fill(dv->replica * dv->ex->m + mb, x, all);
+    if (n < all) memmove(x, x + (int64_t)dv->trank * n, (size_t)n * sizeof *x);
     *out = (ExecSlot){x, NULL, 1};
     return 0;
 }
@@ -208,7 +236,10 @@ static Layer *stage_layers(ExecDev *dv, int32_t st) {
 /* The data-parallel collective of chunk ch over the replicas, one row (bytes: the chunk's
  * fp32 buffers): after its last backward (op) the gradients all-reduced (zero = 0: an
  * allreduce row) or reduce-scattered (a reduce_scatter row); with zero after the step its
- * weights all-gathered (gather: an all_gather row, kind F). */
+ * weights all-gathered (gather: an all_gather row, kind F). With sequence parallelism the
+ * norms' gradients of each tensor rank cover its tokens only: they are summed over the
+ * tensor ranks first (as Megatron-LM does before the optimizer), so every rank steps the
+ * same gamma and beta. */
 static int chunk_collective(ExecDev *dv, const ProgramOp *op, int32_t ch, int gather) {
     Exec *ex = dv->ex;
     const CpuState *cs = ex->be;
@@ -219,9 +250,13 @@ static int chunk_collective(ExecDev *dv, const ProgramOp *op, int32_t ch, int ga
         for (int i = 0; i < LAYER_WEIGHTS; i++) {
             int64_t n = layer_buf_elems(&dv->shape, (LayerBuf)(LB_FIRST_GRAD + i));
             bytes += n * (int64_t)sizeof(float);
+            int norm = LB_FIRST_GRAD + i == LB_GLN1 || LB_FIRST_GRAD + i == LB_GLN2;
+            if (!gather && norm && dv->shape.seqpar && ex->T > 1 &&
+                cs->allreduce(dv, CPU_OVER_TENSOR, l[k].g[i], n))
+                return -1;
             if (ex->D < 2) continue;
-            int rc = gather ? cs->all_gather(dv, l[k].w[i], n)
-                     : zero ? cs->reduce_scatter(dv, l[k].g[i], n)
+            int rc = gather ? cs->zero_all_gather(dv, l[k].w[i], n)
+                     : zero ? cs->zero_reduce_scatter(dv, l[k].g[i], n)
                             : cs->allreduce(dv, CPU_OVER_DATA, l[k].g[i], n);
             if (rc) return -1;
         }
@@ -388,12 +423,17 @@ static int group_meet(ExecDev *dv, Group *gr, CpuOver over) {
     return met ? 0 : -1;
 }
 
-static int threads_allreduce(ExecDev *dv, CpuOver over, float *buf, int64_t n) {
+static Group *threads_group(ExecDev *dv, CpuOver over, int32_t *me) {
     Exec *ex = dv->ex;
     Threads *ts = ex->be;
-    Group *gr = over == CPU_OVER_TENSOR ? &ts->tensor[(int64_t)dv->d * ex->D + dv->replica]
-                                        : &ts->data[(int64_t)dv->d * ex->T + dv->trank];
-    int32_t me = over == CPU_OVER_TENSOR ? dv->trank : dv->replica;
+    *me = over == CPU_OVER_TENSOR ? dv->trank : dv->replica;
+    return over == CPU_OVER_TENSOR ? &ts->tensor[(int64_t)dv->d * ex->D + dv->replica]
+                                   : &ts->data[(int64_t)dv->d * ex->T + dv->trank];
+}
+
+static int threads_allreduce(ExecDev *dv, CpuOver over, float *buf, int64_t n) {
+    int32_t me;
+    Group *gr = threads_group(dv, over, &me);
     gr->buf[me] = buf;
     if (group_meet(dv, gr, over) != 0) return -1;
     for (int64_t i = n * me / gr->n; i < n * (me + 1) / gr->n; i++) {
@@ -406,10 +446,36 @@ static int threads_allreduce(ExecDev *dv, CpuOver over, float *buf, int64_t n) {
     return group_meet(dv, gr, over);
 }
 
+/* Two meetings each (post, then done reading): every member's in stays put until all have
+ * read it. The reduce-scatter sums in member order, as the all-reduce does, so its block is
+ * the all-reduce's to the bit. */
+static int threads_allgather(ExecDev *dv, CpuOver over, const float *in, float *out, int64_t n) {
+    int32_t me;
+    Group *gr = threads_group(dv, over, &me);
+    gr->buf[me] = (float *)in; // only read
+    if (group_meet(dv, gr, over) != 0) return -1;
+    for (int32_t k = 0; k < gr->n; k++) memcpy(out + k * n, gr->buf[k], (size_t)n * sizeof *out);
+    return group_meet(dv, gr, over);
+}
+
+static int threads_reduce_scatter(ExecDev *dv, CpuOver over, const float *in, float *out,
+                                  int64_t n) {
+    int32_t me;
+    Group *gr = threads_group(dv, over, &me);
+    gr->buf[me] = (float *)in; // only read
+    if (group_meet(dv, gr, over) != 0) return -1;
+    for (int64_t i = 0; i < n; i++) {
+        float s = gr->buf[0][me * n + i];
+        for (int32_t k = 1; k < gr->n; k++) s += gr->buf[k][me * n + i];
+        out[i] = s;
+    }
+    return group_meet(dv, gr, over);
+}
+
 /* zero >= 1: the replicas' reduce-scatter, each summing its own shard of every member's
  * buffer in replica order (threads_allreduce's sums, bit for bit) into the group's sum, then
  * taking it back; each reads only its shard of the sum, so two meetings suffice. */
-static int threads_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
+static int threads_zero_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
     Exec *ex = dv->ex;
     Group *gr = &((Threads *)ex->be)->data[(int64_t)dv->d * ex->T + dv->trank];
     int64_t lo, hi;
@@ -428,7 +494,7 @@ static int threads_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
 
 /* The all-gather: every member copies the others' shards out of their buffers, and none
  * leaves (to post another buffer) before all have copied. */
-static int threads_all_gather(ExecDev *dv, float *buf, int64_t n) {
+static int threads_zero_all_gather(ExecDev *dv, float *buf, int64_t n) {
     Exec *ex = dv->ex;
     Group *gr = &((Threads *)ex->be)->data[(int64_t)dv->d * ex->T + dv->trank];
     gr->buf[dv->replica] = buf;
@@ -556,8 +622,10 @@ static int threads_create(Exec *ex, char *why, size_t whylen) {
     if (!ts) return snprintf(why, whylen, "out of host memory"), 1;
     CpuState *cs = &ts->cpu;
     cs->allreduce = threads_allreduce;
+    cs->allgather = threads_allgather;
     cs->reduce_scatter = threads_reduce_scatter;
-    cs->all_gather = threads_all_gather;
+    cs->zero_reduce_scatter = threads_zero_reduce_scatter;
+    cs->zero_all_gather = threads_zero_all_gather;
     cs->ch = calloc((size_t)ex->W * ex->W * 2, sizeof *cs->ch);
     if (!cs->ch || groups_create(ex, ts) != 0)
         return snprintf(why, whylen, "out of host memory"), 1;

@@ -22,12 +22,16 @@ typedef struct {
     /* The transport's all-reduce: sums buf (n floats) in place over the worker's tensor or
      * data group, the same result on every member. 0, or -1 with the run failed. */
     int (*allreduce)(ExecDev *dv, CpuOver over, float *buf, int64_t n);
-    /* zero >= 1, over the worker's data group: reduce_scatter leaves in buf's shard of this
+    /* All-gather (in: n floats, out: group size x n, member order) and reduce-scatter (in:
+     * group size x n, out: this member's n of the sum), the same contract. */
+    int (*allgather)(ExecDev *dv, CpuOver over, const float *in, float *out, int64_t n);
+    int (*reduce_scatter)(ExecDev *dv, CpuOver over, const float *in, float *out, int64_t n);
+    /* zero >= 1, over the worker's data group: zero_reduce_scatter leaves in buf's shard of this
      * replica (cpu_shard) the sum of that shard over the replicas, summed in replica order as
-     * allreduce sums it, and the rest of buf as it was; all_gather copies every other
+     * allreduce sums it, and the rest of buf as it was; zero_all_gather copies every other
      * replica's shard of its buf into this one's. 0, or -1 with the run failed. */
-    int (*reduce_scatter)(ExecDev *dv, float *buf, int64_t n);
-    int (*all_gather)(ExecDev *dv, float *buf, int64_t n);
+    int (*zero_reduce_scatter)(ExecDev *dv, float *buf, int64_t n);
+    int (*zero_all_gather)(ExecDev *dv, float *buf, int64_t n);
 } CpuState;
 
 /* Replica r's shard of an n-element buffer over d replicas: [*lo, *hi) = [n r / d,
@@ -39,7 +43,7 @@ static inline void cpu_shard(int64_t n, int32_t r, int32_t d, int64_t *lo, int64
 /* A worker's state (ExecDev.be). */
 typedef struct {
     LayerScratch scratch;   // one pass at a time
-    LayerComm comm;         // the tensor-parallel all-reduces of its passes (ctx: the ExecDev)
+    LayerComm comm;         // the tensor-parallel collectives of its passes (ctx: the ExecDev)
     const ProgramOp *op;    // the op whose layers run now (its tensor rows name it)
     int64_t *last_bw;       // owned: [chunks] the index of each chunk's last backward (W or
                             //   BW) in the device's program, -1 for none

@@ -216,35 +216,56 @@ static int ranks_receive(ExecDev *dv, int32_t src, int grad, int32_t stage, cons
 
 /* ---- the all-reduces ---- */
 
-/* Waits for a collective started with rc (MPI_SUCCESS or not) under the watchdog. */
-static int collective_wait(ExecDev *dv, CpuOver over, int rc, MPI_Request *req_in) {
+/* Waits for a posted collective (rc: what posting it returned) under the watchdog. 0, or -1
+ * with the run failed. */
+static int ranks_wait(ExecDev *dv, CpuOver over, int rc, MPI_Request *req, const char *what) {
     Exec *ex = dv->ex;
     Ranks *rs = ex->be;
-    MPI_Request req = *req_in;
     int64_t deadline = exec_deadline_ns(ex);
     const struct timespec nap = {0, 20000};
     int done = rc == MPI_SUCCESS ? 0 : -1;
     while (done == 0 && !exec_failed(ex) && exec_now_ns(ex) < deadline) {
-        done = mpi_test(rs, &req);
+        done = mpi_test(rs, req);
         if (!done) nanosleep(&nap, NULL);
     }
     if (done == 1) return 0;
     if (done < 0)
-        exec_fail(ex, 1, "device %d (replica %d, tensor rank %d): MPI failed in an all-reduce "
-                  "(a peer may have died)", dv->d, dv->replica, dv->trank);
+        exec_fail(ex, 1, "device %d (replica %d, tensor rank %d): MPI failed in an %s "
+                  "(a peer may have died)", dv->d, dv->replica, dv->trank, what);
     else if (!exec_failed(ex))
         cpu_group_timed_out(dv, over);
-    return -1; // a pending all-reduce is left behind: the job ends
+    return -1; // a pending collective is left behind: the job ends
 }
 
 static int ranks_allreduce(ExecDev *dv, CpuOver over, float *buf, int64_t n) {
     Ranks *rs = dv->ex->be;
     if (rs->over[over] == MPI_COMM_NULL) return 0; // a group of one
-    MPI_Request req = MPI_REQUEST_NULL;
+    MPI_Request req;
     pthread_mutex_lock(&rs->mpi_mu);
     int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, rs->over[over], &req);
     pthread_mutex_unlock(&rs->mpi_mu);
-    return collective_wait(dv, over, rc, &req);
+    return ranks_wait(dv, over, rc, &req, "all-reduce");
+}
+
+static int ranks_allgather(ExecDev *dv, CpuOver over, const float *in, float *out, int64_t n) {
+    Ranks *rs = dv->ex->be;
+    if (rs->over[over] == MPI_COMM_NULL) return memcpy(out, in, (size_t)n * sizeof *out), 0;
+    MPI_Request req;
+    pthread_mutex_lock(&rs->mpi_mu);
+    int rc = MPI_Iallgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, rs->over[over], &req);
+    pthread_mutex_unlock(&rs->mpi_mu);
+    return ranks_wait(dv, over, rc, &req, "all-gather");
+}
+
+static int ranks_reduce_scatter(ExecDev *dv, CpuOver over, const float *in, float *out,
+                                int64_t n) {
+    Ranks *rs = dv->ex->be;
+    if (rs->over[over] == MPI_COMM_NULL) return memcpy(out, in, (size_t)n * sizeof *out), 0;
+    MPI_Request req;
+    pthread_mutex_lock(&rs->mpi_mu);
+    int rc = MPI_Ireduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, rs->over[over], &req);
+    pthread_mutex_unlock(&rs->mpi_mu);
+    return ranks_wait(dv, over, rc, &req, "reduce-scatter");
 }
 
 /* The shards of n elements over the D replicas (the data communicator's ranks are the
@@ -263,7 +284,7 @@ static int shard_counts(const Exec *ex, int64_t n, int **counts, int **displs) {
 
 /* zero >= 1: MPI_Ireduce_scatter into a scratch shard, copied back to this replica's shard
  * of buf (MPI_IN_PLACE would put it at buf's start). */
-static int ranks_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
+static int ranks_zero_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
     Exec *ex = dv->ex;
     Ranks *rs = ex->be;
     if (rs->over[CPU_OVER_DATA] == MPI_COMM_NULL) return 0;
@@ -278,7 +299,7 @@ static int ranks_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
         int e = MPI_Ireduce_scatter(buf, shard, counts, MPI_FLOAT, MPI_SUM,
                                     rs->over[CPU_OVER_DATA], &req);
         pthread_mutex_unlock(&rs->mpi_mu);
-        rc = collective_wait(dv, CPU_OVER_DATA, e, &req);
+        rc = ranks_wait(dv, CPU_OVER_DATA, e, &req, "reduce-scatter");
         if (rc == 0) memcpy(buf + at, shard, (size_t)mine * sizeof *buf);
     } else {
         exec_fail(ex, 1, "out of host memory");
@@ -289,7 +310,7 @@ static int ranks_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
 }
 
 /* The all-gather of every replica's shard, in place (MPI_Iallgatherv). */
-static int ranks_all_gather(ExecDev *dv, float *buf, int64_t n) {
+static int ranks_zero_all_gather(ExecDev *dv, float *buf, int64_t n) {
     Exec *ex = dv->ex;
     Ranks *rs = ex->be;
     if (rs->over[CPU_OVER_DATA] == MPI_COMM_NULL) return 0;
@@ -300,7 +321,7 @@ static int ranks_all_gather(ExecDev *dv, float *buf, int64_t n) {
     int e = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
                             rs->over[CPU_OVER_DATA], &req);
     pthread_mutex_unlock(&rs->mpi_mu);
-    int rc = collective_wait(dv, CPU_OVER_DATA, e, &req);
+    int rc = ranks_wait(dv, CPU_OVER_DATA, e, &req, "all-gather");
     free(counts), free(displs);
     return rc;
 }
@@ -529,8 +550,10 @@ static int ranks_create(Exec *ex, char *why, size_t whylen) {
                         "tensor = %d x %d x %d = %d workers; use mpirun -np %d", size, ex->p,
                         ex->D, ex->T, ex->W, ex->W), 2;
     rs->cpu.allreduce = ranks_allreduce;
+    rs->cpu.allgather = ranks_allgather;
     rs->cpu.reduce_scatter = ranks_reduce_scatter;
-    rs->cpu.all_gather = ranks_all_gather;
+    rs->cpu.zero_reduce_scatter = ranks_zero_reduce_scatter;
+    rs->cpu.zero_all_gather = ranks_zero_all_gather;
     if (split_groups(ex, rs) != 0)
         return snprintf(why, whylen, "rank %d: MPI_Comm_split failed", ex->rank), 1;
     rs->clock_off = calloc((size_t)size, sizeof *rs->clock_off);

@@ -28,17 +28,17 @@ void layer_set_blas_threads(int n) { openblas_set_num_threads(n); }
 const char *layer_blas_config(void) { return openblas_get_config(); }
 
 /* The whole layer's weight w (rows x cols, scale 1/sqrt(fan_in)) drawn from the stream, and
- * this rank's block of it: columns [c0, c0 + nc) of each of `blocks` column blocks of width
- * cols / blocks (qkv's q, k and v), or rows [r0, r0 + nr). */
+ * this rank's block of it: rows [r0, r0 + nr) and, of each row, the column ranges cr[k] =
+ * {first, count} (k < ncr, in increasing order: qkv's q, k and v, SwiGLU's gate and up). */
 static void draw_shard(uint64_t *seed, int64_t rows, int64_t cols, int64_t fan_in, float *dst,
-                       int64_t r0, int64_t nr, int64_t blocks, int64_t c0, int64_t nc) {
+                       int64_t r0, int64_t nr, const int64_t (*cr)[2], int ncr) {
     float scale = 1.0f / sqrtf((float)fan_in);
-    int64_t bw = cols / blocks, k = 0;
+    int64_t k = 0;
     for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) {
+        for (int64_t j = 0, at = 0; j < cols; j++) {
             float v = scale * draw(seed);
-            int64_t jb = j % bw;
-            if (i >= r0 && i < r0 + nr && jb >= c0 && jb < c0 + nc) dst[k++] = v;
+            while (at < ncr && j >= cr[at][0] + cr[at][1]) at++;
+            if (i >= r0 && i < r0 + nr && at < ncr && j >= cr[at][0]) dst[k++] = v;
         }
 }
 
@@ -55,15 +55,19 @@ int layer_init(Layer *l, const LayerShape *sh, uint64_t seed) {
         }
     }
     int64_t h = sh->hidden, f = sh->ffn, t = layer_tp(sh), r = sh->rank % t;
-    int64_t hq = h / t, fl = f / t;
-    draw_shard(&seed, h, 3 * h, h, l->w[LB_WQKV - LB_FIRST_WEIGHT], 0, h, 3, r * hq, hq);
-    draw_shard(&seed, h, h, h, l->w[LB_WO - LB_FIRST_WEIGHT], r * hq, hq, 1, 0, h);
-    draw_shard(&seed, h, f, h, l->w[LB_W1 - LB_FIRST_WEIGHT], 0, h, 1, r * fl, fl);
-    draw_shard(&seed, f, h, f, l->w[LB_W2 - LB_FIRST_WEIGHT], r * fl, fl, 1, 0, h);
+    int64_t hd = sh->head_dim > 0 ? sh->head_dim : h / sh->heads;
+    int64_t Q = sh->heads * hd, KV = (sh->kv_heads > 0 ? sh->kv_heads : sh->heads) * hd;
+    int64_t hq = Q / t, hk = KV / t, fl = f / t, up = sh->swiglu ? 2 * f : f;
+    const int64_t qkv[3][2] = {{r * hq, hq}, {Q + r * hk, hk}, {Q + KV + r * hk, hk}};
+    const int64_t mlp[2][2] = {{r * fl, fl}, {f + r * fl, fl}}, all[1][2] = {{0, h}};
+    draw_shard(&seed, h, Q + 2 * KV, h, l->w[LB_WQKV - LB_FIRST_WEIGHT], 0, h, qkv, 3);
+    draw_shard(&seed, Q, h, Q, l->w[LB_WO - LB_FIRST_WEIGHT], r * hq, hq, all, 1);
+    draw_shard(&seed, h, up, h, l->w[LB_W1 - LB_FIRST_WEIGHT], 0, h, mlp, sh->swiglu ? 2 : 1);
+    draw_shard(&seed, f, h, f, l->w[LB_W2 - LB_FIRST_WEIGHT], r * fl, fl, all, 1);
     for (int k = 0; k < 2; k++) { // gamma near 1, beta near 0: not the identity, to be tested
         float *ln = l->w[LB_LN1 + k - LB_FIRST_WEIGHT];
         for (int64_t i = 0; i < h; i++) ln[i] = 1.0f + 0.1f * draw(&seed);
-        for (int64_t i = 0; i < h; i++) ln[h + i] = 0.1f * draw(&seed);
+        for (int64_t i = 0; i < h && !sh->rms; i++) ln[h + i] = 0.1f * draw(&seed);
     }
     return 0;
 }
@@ -120,14 +124,87 @@ static PassBufs pass_bufs(Layer *l, LayerActs *a, LayerScratch *s, const float *
     return m;
 }
 
+/* Matrix bt of an operand: its own, or its group's when flagged in o->grouped. */
+static int64_t mat(const LayerOp *o, int flag, int64_t bt) {
+    return o->grouped & flag ? bt / o->group : bt;
+}
+
 static void gemm(const PassBufs *m, const LayerOp *o) {
     for (int64_t r = 0; r < o->repeat; r++)
-        for (int64_t bt = 0; bt < o->batch; bt++)
+        for (int64_t bt = 0; bt < o->batch; bt++) {
+            float beta = o->grouped & 4 && bt % o->group ? 1.0f : o->beta; // the group adds up
             cblas_sgemm(CblasRowMajor, o->ta ? CblasTrans : CblasNoTrans,
                         o->tb ? CblasTrans : CblasNoTrans, (int)o->M, (int)o->N, (int)o->K,
-                        o->alpha, m->b[o->a] + o->a_off + r * o->ra + bt * o->sa, (int)o->lda,
-                        m->b[o->b] + o->b_off + r * o->rb + bt * o->sb, (int)o->ldb, o->beta,
-                        m->b[o->c] + o->c_off + r * o->rc + bt * o->sc, (int)o->ldc);
+                        o->alpha, m->b[o->a] + o->a_off + r * o->ra + mat(o, 1, bt) * o->sa,
+                        (int)o->lda, m->b[o->b] + o->b_off + r * o->rb + mat(o, 2, bt) * o->sb,
+                        (int)o->ldb, beta,
+                        m->b[o->c] + o->c_off + r * o->rc + mat(o, 4, bt) * o->sc, (int)o->ldc);
+        }
+}
+
+static float dot(const float *x, const float *y, int64_t n) {
+    float s = 0;
+    for (int64_t k = 0; k < n; k++) s += x[k] * y[k];
+    return s;
+}
+
+/* Causal attention of one (sample, head) at a time, one query row at a time: the scores
+ * against keys 0..q, their maximum, then the context as the exp-weighted sum of values and
+ * the log-sum-exp. No s x s buffer, as a flash-attention kernel. */
+static void flash(const LayerOp *o, const float *qkv, float *ctx, float *lse) {
+    int64_t s = o->M, hd = o->K;
+    for (int64_t r = 0; r < o->repeat; r++)
+        for (int64_t i = 0; i < o->batch; i++) {
+            const float *q = qkv + r * o->ra + i * hd;
+            const float *k = qkv + r * o->ra + o->b_off + mat(o, 2, i) * hd, *v = k + o->N;
+            float *out = ctx + r * o->rc + i * hd, *l = lse + (r * o->batch + i) * s;
+            for (int64_t x = 0; x < s; x++) {
+                const float *qx = q + x * o->lda;
+                float mx = -INFINITY, sum = 0, *ox = out + x * o->ldc;
+                for (int64_t y = 0; y <= x; y++) {
+                    float sc = o->alpha * dot(qx, k + y * o->lda, hd);
+                    mx = sc > mx ? sc : mx;
+                }
+                for (int64_t e = 0; e < hd; e++) ox[e] = 0;
+                for (int64_t y = 0; y <= x; y++) {
+                    float p = expf(o->alpha * dot(qx, k + y * o->lda, hd) - mx);
+                    sum += p;
+                    for (int64_t e = 0; e < hd; e++) ox[e] += p * v[y * o->lda + e];
+                }
+                for (int64_t e = 0; e < hd; e++) ox[e] /= sum;
+                l[x] = mx + logf(sum);
+            }
+        }
+}
+
+/* Its gradient: P rebuilt from the log-sum-exp, dV += P^T dO, dP = dO V^T,
+ * dS = P (dP - rowsum(dO O)) scale, dQ = dS K, dK += dS^T Q (the group's heads add up). */
+static void flash_bw(const LayerOp *o, const float *qkv, const float *dctx, const float *ctx,
+                     const float *lse, float *dqkv) {
+    int64_t s = o->M, hd = o->K;
+    memset(dqkv, 0, (size_t)(o->repeat * s * o->ldc) * sizeof *dqkv);
+    for (int64_t r = 0; r < o->repeat; r++)
+        for (int64_t i = 0; i < o->batch; i++) {
+            int64_t kv = o->b_off + mat(o, 2, i) * hd;
+            const float *q = qkv + r * o->ra + i * hd, *k = qkv + r * o->ra + kv, *v = k + o->N;
+            const float *dout = dctx + r * o->rb + i * hd, *out = ctx + r * o->rb + i * hd;
+            const float *l = lse + (r * o->batch + i) * s;
+            float *dq = dqkv + r * o->rc + i * hd, *dk = dqkv + r * o->rc + kv, *dv = dk + o->N;
+            for (int64_t x = 0; x < s; x++) {
+                const float *qx = q + x * o->lda, *dox = dout + x * o->ldb;
+                float D = dot(dox, out + x * o->ldb, hd);
+                for (int64_t y = 0; y <= x; y++) {
+                    const float *ky = k + y * o->lda, *vy = v + y * o->lda;
+                    float p = expf(o->alpha * dot(qx, ky, hd) - l[x]);
+                    float ds = p * (dot(dox, vy, hd) - D) * o->alpha;
+                    for (int64_t e = 0; e < hd; e++) {
+                        dv[y * o->ldc + e] += p * dox[e];
+                        dq[x * o->ldc + e] += ds * ky[e];
+                        dk[y * o->ldc + e] += ds * qx[e];
+                    }
+                }
+            }
+        }
 }
 
 #define GELU_C 0.7978845608028654f // sqrt(2/pi)
@@ -137,6 +214,63 @@ static float gelu(float u) { return 0.5f * u * (1.0f + tanhf(GELU_C * (u + 0.044
 static float gelu_grad(float u) {
     float t = tanhf(GELU_C * (u + 0.044715f * u * u * u));
     return 0.5f * (1.0f + t) + 0.5f * u * (1.0f - t * t) * GELU_C * (1.0f + 3 * 0.044715f * u * u);
+}
+
+static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* SwiGLU over rows of gate | up (2 cols wide): c = SiLU(gate) up, and its gradient into
+ * dgate | dup from the output's gradient dg. */
+static void swiglu(const float *u, float *c, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < cols; j++) {
+            float g = u[r * 2 * cols + j];
+            c[r * cols + j] = g * sigmoid(g) * u[r * 2 * cols + cols + j];
+        }
+}
+
+static void swiglu_bw(const float *dg, const float *u, float *du, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < cols; j++) {
+            float g = u[r * 2 * cols + j], up = u[r * 2 * cols + cols + j], sg = sigmoid(g);
+            du[r * 2 * cols + j] = dg[r * cols + j] * up * sg * (1.0f + g * (1.0f - sg));
+            du[r * 2 * cols + cols + j] = dg[r * cols + j] * g * sg;
+        }
+}
+
+/* RMSNorm over rows of n values: y = x rstd gamma, stats[r] = rstd = 1 / sqrt(mean(x^2) +
+ * eps); its input gradient dx (= beta dx +) rstd (g - xh mean(g xh)), g = dy gamma, xh = x
+ * rstd; and dgamma += sum over rows of dy xh. */
+static void rmsnorm(const float *x, float *y, float *stats, const float *w, int64_t rows,
+                    int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        double ms = 0;
+        for (int64_t j = 0; j < n; j++) ms += (double)xr[j] * xr[j];
+        float rstd = 1.0f / sqrtf((float)(ms / (double)n) + LAYER_LN_EPS);
+        stats[r] = rstd;
+        for (int64_t j = 0; j < n; j++) y[r * n + j] = xr[j] * rstd * w[j];
+    }
+}
+
+static void rmsnorm_bw(const float *dy, const float *x, const float *stats, const float *w,
+                       float *dx, float beta, int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *dyr = dy + r * n, *xr = x + r * n;
+        float rstd = stats[r];
+        double sgx = 0;
+        for (int64_t j = 0; j < n; j++) sgx += (double)dyr[j] * w[j] * xr[j] * rstd;
+        float mgx = (float)(sgx / (double)n);
+        for (int64_t j = 0; j < n; j++) {
+            float v = rstd * (dyr[j] * w[j] - xr[j] * rstd * mgx);
+            dx[r * n + j] = beta != 0 ? dx[r * n + j] + v : v;
+        }
+    }
+}
+
+static void rmsnorm_dw(const float *dy, const float *x, const float *stats, float *g,
+                       int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < n; j++) g[j] += dy[r * n + j] * x[r * n + j] * stats[r];
 }
 
 /* Rows of a causal softmax over s columns: row r is query position i = r mod s, entries past
@@ -236,7 +370,18 @@ static int run_op(const PassBufs *m, const LayerOp *o, const LayerComm *comm) {
     case LK_LAYERNORM: layernorm(a, c, m->b[o->d], w, o->n, o->cols); break;
     case LK_LAYERNORM_BW: layernorm_bw(a, b, d, w, c, o->beta, o->n, o->cols); break;
     case LK_LAYERNORM_DW: layernorm_dw(a, b, d, c, o->n, o->cols); break;
+    case LK_SWIGLU: swiglu(a, c, o->n, o->cols); break;
+    case LK_SWIGLU_BW: swiglu_bw(a, b, c, o->n, o->cols); break;
+    case LK_RMSNORM: rmsnorm(a, c, m->b[o->d], w, o->n, o->cols); break;
+    case LK_RMSNORM_BW: rmsnorm_bw(a, b, d, w, c, o->beta, o->n, o->cols); break;
+    case LK_RMSNORM_DW: rmsnorm_dw(a, b, d, c, o->n, o->cols); break;
+    case LK_FLASH: flash(o, a, c, m->b[o->d]); break;
+    case LK_FLASH_BW: flash_bw(o, a, b, w, d, c); break;
     case LK_ALLREDUCE: return comm && comm->allreduce ? comm->allreduce(comm->ctx, c, o->n) : -1;
+    case LK_ALLGATHER:
+        return comm && comm->allgather ? comm->allgather(comm->ctx, a, c, o->n) : -1;
+    case LK_REDUCE_SCATTER:
+        return comm && comm->reduce_scatter ? comm->reduce_scatter(comm->ctx, a, c, o->n) : -1;
     case LK_COUNT: return -1;
     }
     return 0;

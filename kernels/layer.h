@@ -17,8 +17,9 @@ extern "C" { // layer_cuda.cu maps GEMMs with layer_op_gemm_call
 #endif
 
 /* One tensor-parallel rank's weights and their gradients (row-major; x W multiplies from the
- * right), LAYER_WEIGHTS of each, in LayerBuf order (w[b - LB_FIRST_WEIGHT]): Wqkv (h, 3h/t),
- * Wo (h/t, h), W1 (h, f/t), W2 (f/t, h), and the two layer norms' gamma|beta (2h). */
+ * right), LAYER_WEIGHTS of each, in LayerBuf order (w[b - LB_FIRST_WEIGHT]): Wqkv (h, (q +
+ * 2k)/t for query and key/value widths q and k), Wo (q/t, h), W1 (h, f/t; SwiGLU: gate | up,
+ * 2f/t), W2 (f/t, h), and the two norms' gamma|beta (2h; RMSNorm: gamma, h). */
 typedef struct {
     LayerShape sh;
     float *w[LAYER_WEIGHTS]; // owned
@@ -46,11 +47,16 @@ typedef struct {
     LayerTiming timing;
 } LayerScratch;
 
-/* The tensor-parallel all-reduce of a pass (layer_ops' ALLREDUCE): sums buf (n floats) over
- * the t ranks in place. Returns 0, or -1 (the pass stops). */
+/* The tensor-parallel collectives of a pass (layer_ops' ALLREDUCE, ALLGATHER and
+ * REDUCE_SCATTER): allreduce sums buf (n floats) over the t ranks in place; allgather puts
+ * every rank's in (n floats) into out (t n, rank order); reduce_scatter puts this rank's n
+ * floats of the sum of every rank's in (t n) into out. Each returns 0, or -1 (the pass
+ * stops). */
 typedef struct {
     void *ctx;
     int (*allreduce)(void *ctx, float *buf, int64_t n);
+    int (*allgather)(void *ctx, const float *in, float *out, int64_t n);
+    int (*reduce_scatter)(void *ctx, const float *in, float *out, int64_t n);
 } LayerComm;
 
 /* Threads the BLAS library may use inside one call (pexec runs one worker per device, so 1). */

@@ -110,7 +110,7 @@ grep -q '^# nothing fits in 8 GiB' "$tmp/out" && ok "pplan --zero 0 says nothing
 zdb="$tmp/zero.db"
 $pplan --db "$zdb" --top 3 $zset $scn >"$tmp/z" 2>/dev/null
 rc=$?
-zero=$(grep '^ *1 ' "$tmp/z" | awk '{ print $17 }')
+zero=$(grep '^ *1 ' "$tmp/z" | awk '{ print $18 }')
 [ $rc = 0 ] && [ "${zero:-0}" -ge 1 ] && grep -q '^#   the same with zero 0: its weights, gradients and optimizer state alone need' "$tmp/z" \
     && ok "pplan solves it with zero = $zero and says why zero = 0 does not fit" \
     || nok "pplan solves the memory-bound model with zero >= 1" "exit $rc, zero '$zero'" "$(head -c 600 "$tmp/z")"

@@ -99,10 +99,14 @@ $psim --no-db --json --set model.recompute=full scenarios/gpt13b.scn >"$tmp/j" 2
 full=$(json_num activations_gib "$tmp/j")
 $psim --no-db --json scenarios/gpt13b.scn >"$tmp/j" 2>&1
 none=$(json_num activations_gib "$tmp/j")
-# device 0 keeps 8 micro-batches: 5 layers of 2sbh (full) vs 5 layers of sbh(34 + 5as/h), plus
-# the embedding's sbh either way (sbh = 2048 x 5120 bytes for bf16), in GiB
+$psim --no-db --json --set model.dropout=0.1 scenarios/gpt13b.scn >"$tmp/j" 2>&1
+dropout=$(json_num activations_gib "$tmp/j")
+# device 0 keeps 8 micro-batches: 5 layers of 2sbh (full) vs 5 layers of sbh(34 + 5as/h) with
+# dropout (Korthikanti et al. 2022) and sbh(32 + 2as/h) without (no masks, no dropout output),
+# plus the embedding's sbh either way (sbh = 2048 x 5120 bytes for bf16), in GiB
 near "full recompute keeps 2sbh per layer" "$full" "$(awk 'BEGIN { sbh = 2048 * 5120; printf "%.17g", 8 * (5 * 2 * sbh + sbh) / 1073741824 }')" 1e-9
-near "no recompute keeps sbh(34 + 5as/h) per layer" "$none" "$(awk 'BEGIN { sbh = 2048 * 5120; printf "%.17g", 8 * (5 * sbh * (34 + 5 * 40 * 2048 / 5120) + sbh) / 1073741824 }')" 1e-9
+near "no recompute keeps sbh(34 + 5as/h) per layer with dropout" "$dropout" "$(awk 'BEGIN { sbh = 2048 * 5120; printf "%.17g", 8 * (5 * sbh * (34 + 5 * 40 * 2048 / 5120) + sbh) / 1073741824 }')" 1e-9
+near "no recompute keeps sbh(32 + 2as/h) per layer without" "$none" "$(awk 'BEGIN { sbh = 2048 * 5120; printf "%.17g", 8 * (5 * sbh * (32 + 2 * 40 * 2048 / 5120) + sbh) / 1073741824 }')" 1e-9
 
 # --- custom schedules: a dumped built-in fed back gives the same run --------------------------
 # roundtrip SCHEDULE [--set ...]: psim with SCHEDULE and with its dump as a custom schedule
@@ -155,7 +159,7 @@ near "stored makespan equals the printed one" "$got" 28.5 1e-9
 got=$(sql "$db" "select max(end_ns) - min(start_ns) from ops where run_id = 2")
 [ "$got" = 28500000 ] && ok "stored ops span the makespan in ns" || nok "stored ops span the makespan in ns" "$got"
 [ "$(sql "$db" 'pragma journal_mode')" = wal ] && ok "database in WAL mode" || nok "database in WAL mode"
-[ "$(sql "$db" 'pragma user_version')" = 7 ] && ok "schema version 7" || nok "schema version 7"
+[ "$(sql "$db" 'pragma user_version')" = 8 ] && ok "schema version 8" || nok "schema version 8"
 # memory over time: each device's highest sample is its peak, its last the static part
 got=$(sql "$db" "select count(*) from (select device, max(bytes) b from memory where run_id = 1 group by device) m
     join device_metrics d on d.run_id = 1 and d.device = m.device and d.name = 'peak_memory_gib'
@@ -541,6 +545,7 @@ b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.s
 # data and tensor parallelism (tests/cli_dp.sh)
 . tests/cli_dp.sh
 . tests/cli_pexec_dp.sh
+. tests/cli_modern.sh
 . tests/cli_hetero.sh
 . tests/cli_faults.sh
 . tests/cli_badinput.sh

@@ -247,6 +247,10 @@ static void ref_op(RefBufs *m, const LayerOp *o) {
     case LK_LAYERNORM_DW: ref_layernorm_bw(m, o, 1); break;
     case LK_ALLREDUCE: break; // one rank: the sum is the buffer
     case LK_COUNT: fail_msg("unknown kernel in %s", o->name); break;
+    case LK_SWIGLU: case LK_SWIGLU_BW: case LK_RMSNORM: case LK_RMSNORM_BW: case LK_RMSNORM_DW:
+    case LK_FLASH: case LK_FLASH_BW: case LK_ALLGATHER: case LK_REDUCE_SCATTER:
+        fail_msg("%s: the reference runs GPT's layer only", o->name); // test_layer checks these
+        break;
     case LK_GEMM: colmajor ? ref_gemm_colmajor(m, o) : ref_gemm(m, o); break;
     case LK_COPY: memcpy(c, a, (size_t)o->n * sizeof *c); break;
     case LK_GELU: for (int64_t i = 0; i < o->n; i++) c[i] = gelu(a[i]); break;

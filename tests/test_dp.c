@@ -232,26 +232,39 @@ static void test_tensor_halves_gemm_time(void **state) {
 }
 
 static void test_korthikanti_activations(void **state) {
-    (void)state; // sbh(10 + 24/t + 5as/(ht)) bytes a layer in 16 bits; selective sbh(10 + 24/t)
+    (void)state; // Korthikanti et al. 2022 Table 2, every row, for GPT-3 13B with dropout
+                 // (their model): bytes a layer in 16 bits, exact up to rounding
     Scenario s;
     char err[SCN_ERR_MAX];
-    assert_int_equal(scenario_parse(GPT13B, "g.scn", NULL, 0, &s, err), 0);
+    const char *drop[] = {"model.dropout=0.1"};
+    assert_int_equal(scenario_parse(GPT13B, "g.scn", drop, 1, &s, err), 0);
     double sbh = 2048.0 * 1 * 5120, as_h = 40.0 * 2048 / 5120;
-    for (int64_t t = 1; t <= 8; t *= 2) {
-        double want = sbh * (10 + 24.0 / t + 5 * as_h / t);
-        assert_true(fabs(memory_layer_activation_bytes_tp(&s.model, 1, t) - want) < 1e-15 * want);
-    }
+    for (int64_t t = 1; t <= 8; t *= 2)
+        for (int sp = 0; sp <= (t > 1); sp++) {
+            double rows[3] = {sp ? 34.0 / t + 5 * as_h / t : 10 + 24.0 / t + 5 * as_h / t, // none
+                              sp ? 34.0 / t : 10 + 24.0 / t,                              // selective
+                              sp ? 2.0 / t : 2};  // full: the layer's input (this rank's tokens)
+            for (int rc = 0; rc < 3; rc++) {
+                s.model.recompute = (Recompute)rc;
+                double got = memory_layer_activation_bytes_sp(&s.model, 1, t, sp);
+                if (fabs(got - sbh * rows[rc]) > 1e-14 * got)
+                    fail_msg("t %lld sp %d recompute %d: %.17g bytes, Table 2 %.17g",
+                             (long long)t, sp, rc, got, sbh * rows[rc]);
+            }
+        }
+    s.model.recompute = RECOMPUTE_NONE;
+    assert_true(memory_layer_activation_bytes_tp(&s.model, 1, 4) ==
+                memory_layer_activation_bytes_sp(&s.model, 1, 4, 0));
     assert_true(memory_layer_activation_bytes_tp(&s.model, 1, 1) ==
                 memory_layer_activation_bytes(&s.model, 1));
-    s.model.recompute = RECOMPUTE_SELECTIVE;
-    assert_true(fabs(memory_layer_activation_bytes_tp(&s.model, 1, 4) - sbh * 16) < 1e-6);
-    s.model.recompute = RECOMPUTE_FULL;
-    assert_true(fabs(memory_layer_activation_bytes_tp(&s.model, 1, 4) - sbh * 2) < 1e-6);
+    s.model.dropout = 0; // no masks, no dropout output: 2 of the 10 and 3 of the 5as/h go
+    assert_true(fabs(memory_layer_activation_bytes_tp(&s.model, 1, 4) -
+                     sbh * (8 + 24.0 / 4 + 2 * as_h / 4)) < 1e-14 * sbh);
     scenario_free(&s);
     // through the engine: the last device of 1F1B holds one micro-batch, 5 layers + the head
-    const char *t4[] = {"parallel.tensor=4"};
+    const char *t4[] = {"parallel.tensor=4", "model.dropout=0.1"};
     Sim x;
-    sim_run(&x, GPT13B, "dp.scn", t4, 1);
+    sim_run(&x, GPT13B, "dp.scn", t4, 2);
     double head = 4 * sbh * (1 + 51200.0 / (5120 * 4));
     double want = 5 * sbh * (10 + 24.0 / 4 + 5 * as_h / 4) + head;
     assert_true(fabs(x.mt.dev[7].activations_gib * GIB - want) < 1e-9 * want);

@@ -1,9 +1,12 @@
 /* tests/test_layer.c: the CPU twin (layer_ops' lists in fp32) against finite differences
- * (input gradient and every weight's gradient, the layer norms' included, of loss = sum(y R)),
- * with and without dropout; causality and sample independence of its attention; dropouts
- * that drop their share and the same elements in B as in F; W accumulating; and a layer split
- * over two tensor-parallel ranks (two threads, an in-process all-reduce) computing exactly the
- * unsplit layer's output and gradients. Shapes are tiny so every entry is checked. */
+ * (input gradient and every weight's gradient, the norms' included, of loss = sum(y R)),
+ * with and without dropout, for GPT's layer and the modern one (GQA with a head dimension
+ * other than h / heads, SwiGLU, RMSNorm, flash attention); flash attention computing what
+ * the standard kernels compute; causality and sample independence of its attention;
+ * dropouts that drop their share and the same elements in B as in F; W accumulating; and a
+ * layer split over two tensor-parallel ranks (two threads, in-process collectives), with and
+ * without sequence parallelism, computing the unsplit layer's output and gradients. Shapes
+ * are tiny so every entry is checked. */
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -194,6 +197,28 @@ static int pair_allreduce(void *ctx, float *buf, int64_t n) {
     return mine ? 0 : -1;
 }
 
+/* The all-gather (each rank's n floats, rank order) and the reduce-scatter (this rank's n of
+ * the sum of both ranks' 2n): post, read, then a barrier before either buffer changes. */
+static int pair_allgather(void *ctx, const float *in, float *out, int64_t n) {
+    PairComm *c = ctx;
+    Pair *p = c->pair;
+    p->slot[c->rank] = (float *)in;
+    pthread_barrier_wait(&p->bar);
+    for (int k = 0; k < 2; k++) memcpy(out + k * n, p->slot[k], (size_t)n * sizeof *out);
+    pthread_barrier_wait(&p->bar);
+    return 0;
+}
+
+static int pair_reduce_scatter(void *ctx, const float *in, float *out, int64_t n) {
+    PairComm *c = ctx;
+    Pair *p = c->pair;
+    p->slot[c->rank] = (float *)in;
+    pthread_barrier_wait(&p->bar);
+    for (int64_t i = 0; i < n; i++) out[i] = p->slot[0][c->rank * n + i] + p->slot[1][c->rank * n + i];
+    pthread_barrier_wait(&p->bar);
+    return 0;
+}
+
 typedef struct {
     Twin tw;
     PairComm pc;
@@ -204,35 +229,56 @@ typedef struct {
 
 static void *rank_main(void *arg) {
     Rank *k = arg;
-    LayerComm comm = {&k->pc, pair_allreduce};
+    LayerComm comm = {&k->pc, pair_allreduce, pair_allgather, pair_reduce_scatter};
     k->rc = layer_pass(&k->tw.l, OP_F, &k->tw.a, &k->tw.s, k->x, k->y, &comm);
     if (!k->rc) k->rc = layer_pass(&k->tw.l, OP_B, &k->tw.a, &k->tw.s, k->r, k->dx, &comm);
     if (!k->rc) k->rc = layer_pass(&k->tw.l, OP_W, &k->tw.a, &k->tw.s, NULL, NULL, &comm);
     return NULL;
 }
 
-/* Element (i, j) of rank r's shard of weight w, in the whole layer's weight (rows, cols). */
-static int64_t whole_index(int w, int r, int64_t i, int64_t j) {
-    int64_t h = H, hq = H / 2, fl = 4;
+/* The widths of shape sh's whole layer: query and key/value widths, MLP width. */
+typedef struct { int64_t h, q, kv, f, up; } Widths;
+
+static Widths widths_of(const LayerShape *sh) {
+    int64_t hd = sh->head_dim > 0 ? sh->head_dim : sh->hidden / sh->heads;
+    return (Widths){sh->hidden, sh->heads * hd, (sh->kv_heads > 0 ? sh->kv_heads : sh->heads) * hd,
+                    sh->ffn, sh->swiglu ? 2 : 1};
+}
+
+/* Element (i, j) of rank r's shard (of two) of weight w, in the whole layer's weight. */
+static int64_t whole_index(const LayerShape *sh, int w, int r, int64_t i, int64_t j) {
+    Widths W = widths_of(sh);
+    int64_t hq = W.q / 2, hk = W.kv / 2, fl = W.f / 2;
     switch (LB_FIRST_WEIGHT + w) {
-    case LB_WQKV: return i * 3 * h + (j / hq) * h + r * hq + j % hq; // q, k, v blocks
-    case LB_WO: return (r * hq + i) * h + j;
-    case LB_W1: return i * 8 + r * fl + j;
-    case LB_W2: return (r * fl + i) * h + j;
-    default: return i * 0 + j; // the layer norms: replicated
+    case LB_WQKV: // q, k, v blocks
+        return i * (W.q + 2 * W.kv) + (j < hq ? r * hq + j : j < hq + hk ? W.q + r * hk + j - hq
+                                                          : W.q + W.kv + r * hk + j - hq - hk);
+    case LB_WO: return (r * hq + i) * W.h + j;
+    case LB_W1: return i * W.f * W.up + (j < fl ? r * fl + j : W.f + r * fl + j - fl);
+    case LB_W2: return (r * fl + i) * W.h + j;
+    default: return i * 0 + j; // the norms: replicated
     }
 }
 
-static int64_t shard_cols(int w) {
-    static const int64_t cols[LAYER_WEIGHTS] = {3 * H / 2, H, 4, H, 2 * H, 2 * H};
-    return cols[w];
+static int64_t shard_cols(const LayerShape *sh, int w) {
+    Widths W = widths_of(sh);
+    switch (LB_FIRST_WEIGHT + w) {
+    case LB_WQKV: return (W.q + 2 * W.kv) / 2;
+    case LB_W1: return W.f * W.up / 2;
+    case LB_LN1: case LB_LN2: return layer_buf_elems(sh, (LayerBuf)(LB_FIRST_WEIGHT + w));
+    default: return W.h;
+    }
 }
 
-static void test_two_tensor_ranks_equal_one(void **state) {
-    (void)state;
-    LayerShape one = SH, two = SH;
-    one.dropout = two.dropout = 0.25f;
-    two.tensor = 2;
+static int close_to(float got, float want) { return fabsf(got - want) <= 1e-5f * (1 + fabsf(want)); }
+
+/* The layer of shape one split over two tensor-parallel ranks (sequence parallel when sp:
+ * each rank takes half the tokens) computes the unsplit layer's outputs and gradients: its
+ * weights are the whole layer's shards, its GEMM gradients their shards, its norms'
+ * gradients the whole's (sequence parallel: the two ranks' halves add up to it). */
+static void check_two_ranks(LayerShape one, int sp) {
+    LayerShape two = one;
+    two.tensor = 2, two.seqpar = (uint8_t)sp;
     float x[T * H], r[T * H];
     fill(x, T * H, 3), fill(r, T * H, 4);
     Twin whole;
@@ -245,36 +291,116 @@ static void test_two_tensor_ranks_equal_one(void **state) {
     pthread_barrier_init(&pair.bar, NULL, 2);
     Rank k[2];
     pthread_t th[2];
+    int64_t rows = sp ? T / 2 : T; // of the residual stream on a rank
     for (int i = 0; i < 2; i++) {
         LayerShape sh = two;
         sh.rank = i;
         twin_init(&k[i].tw, &sh, 21);
         k[i].pc = (PairComm){&pair, i};
-        k[i].x = x, k[i].r = r;
+        k[i].x = x + (sp ? i * rows * H : 0), k[i].r = r + (sp ? i * rows * H : 0);
         assert_int_equal(pthread_create(&th[i], NULL, rank_main, &k[i]), 0);
     }
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(k[i].rc, 0);
-        for (int e = 0; e < T * H; e++) {
-            assert_true(fabsf(k[i].y[e] - y[e]) <= 1e-5f * (1 + fabsf(y[e])));
-            assert_true(fabsf(k[i].dx[e] - dx[e]) <= 1e-5f * (1 + fabsf(dx[e])));
-        }
+        int64_t at = sp ? i * rows * H : 0;
+        for (int64_t e = 0; e < rows * H; e++)
+            if (!close_to(k[i].y[e], y[at + e]) || !close_to(k[i].dx[e], dx[at + e]))
+                fail_msg("rank %d row element %lld: y %g dx %g, the whole layer's %g %g", i,
+                         (long long)e, (double)k[i].y[e], (double)k[i].dx[e], (double)y[at + e],
+                         (double)dx[at + e]);
         for (int w = 0; w < LAYER_WEIGHTS; w++) {
             int64_t n = layer_buf_elems(&k[i].tw.l.sh, (LayerBuf)(LB_FIRST_WEIGHT + w));
+            int norm = LB_FIRST_WEIGHT + w == LB_LN1 || LB_FIRST_WEIGHT + w == LB_LN2;
             for (int64_t e = 0; e < n; e++) {
-                int64_t at = whole_index(w, i, e / shard_cols(w), e % shard_cols(w));
-                if (fabsf(k[i].tw.l.w[w][e] - whole.l.w[w][at]) > 0)
+                int64_t j = whole_index(&one, w, i, e / shard_cols(&one, w), e % shard_cols(&one, w));
+                float g = k[i].tw.l.g[w][e] + (sp && norm ? k[1 - i].tw.l.g[w][e] : 0);
+                if (k[i].tw.l.w[w][e] != whole.l.w[w][j])
                     fail_msg("rank %d weight %d [%lld] is not the whole layer's", i, w, (long long)e);
-                if (fabsf(k[i].tw.l.g[w][e] - whole.l.g[w][at]) > 1e-5f * (1 + fabsf(whole.l.g[w][at])))
+                if (!close_to(g, whole.l.g[w][j]))
                     fail_msg("rank %d gradient %d [%lld]: %g, the whole layer's %g", i, w,
-                             (long long)e, (double)k[i].tw.l.g[w][e], (double)whole.l.g[w][at]);
+                             (long long)e, (double)g, (double)whole.l.g[w][j]);
             }
         }
-        twin_free(&k[i].tw);
     }
+    for (int i = 0; i < 2; i++) twin_free(&k[i].tw);
     pthread_barrier_destroy(&pair.bar);
     twin_free(&whole);
+}
+
+static void test_two_tensor_ranks_equal_one(void **state) {
+    (void)state;
+    LayerShape sh = SH;
+    sh.dropout = 0.25f;
+    check_two_ranks(sh, 0);
+}
+
+/* ---- the modern layer: GQA, SwiGLU, RMSNorm, flash attention, sequence parallelism ---- */
+
+/* Two query heads sharing one key/value head of width 3 (not h / heads), SwiGLU, RMSNorm. */
+static const LayerShape MODERN = {.samples = 2, .seq = 3, .hidden = 4, .heads = 2, .ffn = 8,
+                                  .kv_heads = 1, .head_dim = 3, .swiglu = 1, .rms = 1};
+
+static void test_gradients_modern(void **state) {
+    (void)state;
+    check_gradients(&MODERN);
+    LayerShape flash = MODERN;
+    flash.flash = 1;
+    check_gradients(&flash);
+    LayerShape drop = MODERN; // GQA's grouped GEMMs with the attention dropout
+    drop.dropout = 0.25f;
+    check_gradients(&drop);
+}
+
+static void test_flash_equals_standard(void **state) {
+    (void)state; // the same weights (the draw does not depend on the kernel): the same layer
+    LayerShape flash = MODERN;
+    flash.flash = 1;
+    Twin a, b;
+    twin_init(&a, &MODERN, 5), twin_init(&b, &flash, 5);
+    float x[T * H], r[T * H], ya[T * H], yb[T * H], da[T * H], db[T * H];
+    fill(x, T * H, 6), fill(r, T * H, 7);
+    pass(&a, OP_F, x, ya), pass(&b, OP_F, x, yb);
+    pass(&a, OP_B, r, da), pass(&b, OP_B, r, db);
+    pass(&a, OP_W, NULL, NULL), pass(&b, OP_W, NULL, NULL);
+    for (int e = 0; e < T * H; e++) assert_true(close_to(yb[e], ya[e]) && close_to(db[e], da[e]));
+    for (int w = 0; w < LAYER_WEIGHTS; w++)
+        for (int64_t e = 0; e < layer_buf_elems(&MODERN, (LayerBuf)(LB_FIRST_WEIGHT + w)); e++)
+            assert_true(close_to(b.l.g[w][e], a.l.g[w][e]));
+    assert_int_equal(layer_buf_elems(&flash, LB_SCORE), 0); // no s x s buffer kept or used
+    assert_int_equal(layer_buf_elems(&flash, LB_LSE), 2 * 2 * 3);
+    twin_free(&a), twin_free(&b);
+}
+
+static void test_two_ranks_modern_and_sequence_parallel(void **state) {
+    (void)state;
+    LayerShape gqa = MODERN;
+    gqa.kv_heads = 2; // t = 2 divides the key/value heads: one each
+    check_two_ranks(gqa, 0);
+    check_two_ranks(gqa, 1);
+    gqa.flash = 1;
+    check_two_ranks(gqa, 1);
+    LayerShape gpt = SH; // GPT's layer with its dropouts, sequence parallel: the same masks
+    gpt.dropout = 0.25f;
+    check_two_ranks(gpt, 1);
+}
+
+static void test_sequence_parallel_ops(void **state) {
+    (void)state; // F: 2 all-gathers, 2 reduce-scatters; B the same; W re-gathers the two
+                 // norms' outputs (Korthikanti et al. 2022 section 4.2.2); nothing all-reduced
+    LayerShape sh = MODERN;
+    sh.kv_heads = 2, sh.tensor = 2, sh.seqpar = 1;
+    LayerOp ops[LAYER_OPS_MAX];
+    int want[3][3] = {{0, 2, 2}, {0, 2, 2}, {0, 2, 0}}; // all-reduce, all-gather, reduce-scatter
+    for (int k = 0; k < 3; k++) {
+        int n = layer_ops(&sh, (OpKind)k, ops), got[3] = {0, 0, 0};
+        for (int i = 0; i < n; i++)
+            got[0] += ops[i].kernel == LK_ALLREDUCE, got[1] += ops[i].kernel == LK_ALLGATHER,
+            got[2] += ops[i].kernel == LK_REDUCE_SCATTER;
+        for (int c = 0; c < 3; c++) assert_int_equal(got[c], want[k][c]);
+    }
+    assert_int_equal(layer_buf_elems(&sh, LB_X), T / 2 * H); // the stream: half the tokens
+    assert_int_equal(layer_buf_elems(&sh, LB_DO), T * H);    // what W needs: all of them
 }
 
 int main(void) {
@@ -285,6 +411,10 @@ int main(void) {
         cmocka_unit_test(test_causal_and_per_sample),
         cmocka_unit_test(test_weight_gradients_accumulate),
         cmocka_unit_test(test_two_tensor_ranks_equal_one),
+        cmocka_unit_test(test_gradients_modern),
+        cmocka_unit_test(test_flash_equals_standard),
+        cmocka_unit_test(test_two_ranks_modern_and_sequence_parallel),
+        cmocka_unit_test(test_sequence_parallel_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -284,7 +284,7 @@ static void test_memory_forces_split(void **state) {
     assert_int_equal(pl.balance.bottleneck_ns, brute(&s, &pr, &pl, 2, 1));
     plan_free(&pl), program_free(&pr), scenario_free(&s);
     // on 4 devices the same limit moves a layer at no cost in time: still the best that fits
-    load(&s, 12, 2048, 4, "1f1b", 1, 32000, "device.0.memory_gib=10", NULL);
+    load(&s, 12, 2048, 4, "1f1b", 1, 32000, "device.0.memory_gib=10", "model.dropout=0.1"); // masks kept: 10 GiB binds
     plan_of(&s, &pr, &pl);
     check_split(&s, &pl, 4);
     assert_int_equal(pl.balance.memory_device, 0);

@@ -125,6 +125,26 @@ static void test_tensor_divides_node(void **state) {
     scenario_free(&s);
 }
 
+/* Sequence parallelism is on for every t > 1 point unless the scenario gives it; given, every
+ * t > 1 point takes the scenario's value; t = 1 points never have it. */
+static void test_sequence_parallel_rule(void **state) {
+    (void)state;
+    static const char *const off[] = {"parallel.sequence=false"};
+    for (int given = 0; given < 2; given++) {
+        Scenario s;
+        load(off, given, &s);
+        SearchPoint *pts;
+        size_t n = enumerate(&s, 8, 16, "1f1b", &pts), wide = 0;
+        for (size_t i = 0; i < n; i++) {
+            wide += pts[i].cfg.tensor > 1;
+            assert_int_equal(pts[i].cfg.sequence, !given && pts[i].cfg.tensor > 1);
+        }
+        assert_true(wide > 0);
+        free(pts);
+        scenario_free(&s);
+    }
+}
+
 /* psim's steps for one point, written out here (not through search.c): load with the
  * overrides, build and check, engine, metrics. */
 static void simulate_alone(const SearchConfig *c, Metrics *mt, double *makespan) {
@@ -297,6 +317,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_counts_from_arithmetic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tensor_divides_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sequence_parallel_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_point_as_psim_runs_it, setup, teardown),
         cmocka_unit_test(test_rank_ties),
         cmocka_unit_test_setup_teardown(test_why_from_the_numbers, setup, teardown),

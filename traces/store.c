@@ -23,14 +23,15 @@ struct Store {
     char *path; // owned copy, for error messages
 };
 
-/* The ops table (schema 4: streams allreduce and optimizer added to the CHECK; 6: tensor;
- * 7: reduce_scatter and all_gather). */
+/* The ops table (schema 4: streams allreduce and optimizer added to the CHECK; 6: tensor; 7:
+ * tensor_allgather and tensor_reduce_scatter; 8: reduce_scatter and all_gather). */
 #define OPS_TABLE(name)                                                                        \
     "CREATE TABLE " name " ("                                                                  \
     " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"                          \
     " device INTEGER NOT NULL,"                                                                \
     " stream TEXT NOT NULL CHECK (stream = 'compute' OR stream = 'send' OR stream = 'recv'"    \
     " OR stream = 'allreduce' OR stream = 'optimizer' OR stream = 'tensor'"                    \
+    " OR stream = 'tensor_allgather' OR stream = 'tensor_reduce_scatter'"                     \
     " OR stream = 'reduce_scatter' OR stream = 'all_gather'),"                                 \
     " kind TEXT NOT NULL CHECK (kind = 'F' OR kind = 'B' OR kind = 'W' OR kind = 'BW'),"       \
     " micro_batch INTEGER, chunk INTEGER,"                                                     \
@@ -75,8 +76,9 @@ static const char SCHEMA_V3[] =
     "ALTER TABLE runs ADD COLUMN sweep INTEGER REFERENCES sweeps(id);";
 
 /* Versions 4, 6 and 7: the ops CHECK accepts new streams (4: the data-parallel 'allreduce' and
- * 'optimizer'; 6: pexec's tensor-parallel all-reduces, 'tensor'; 7: ZeRO's 'reduce_scatter'
- * and 'all_gather'). SQLite cannot alter a
+ * 'optimizer'; 6: pexec's tensor-parallel all-reduces, 'tensor'; 7: sequence parallelism's
+ * 'tensor_allgather' and 'tensor_reduce_scatter'; 8: ZeRO's 'reduce_scatter' and
+ * 'all_gather'). SQLite cannot alter a
  * CHECK, so an older table is copied into the current one, once for any older version (fresh
  * files get it from SCHEMA). */
 static const char SCHEMA_OPS_COPY[] =
@@ -136,9 +138,9 @@ static const char SCHEMA_V5[] =
     " throughput_tokens_per_s REAL, tflops_per_gpu REAL, mfu REAL,"
     " PRIMARY KEY (search_id, point)) WITHOUT ROWID;";
 
-/* Version 7: the ZeRO level of each search point (older points searched none: 0). The ops
- * streams of version 7 come with SCHEMA_OPS_COPY. */
-static const char SCHEMA_V7[] =
+/* Version 8: the ZeRO level of each search point (older points searched none: 0). The ops
+ * streams of versions 7 and 8 come with SCHEMA_OPS_COPY. */
+static const char SCHEMA_V8[] =
     "ALTER TABLE search_points ADD COLUMN zero INTEGER NOT NULL DEFAULT 0;";
 
 static void set_err(char *err, size_t len, const char *fmt, ...)
@@ -260,7 +262,7 @@ static int set_wal(Store *s, char *err, size_t len) {
 }
 
 /* Creates the schema in a fresh file, or upgrades an older one step by step (v1 -> v2 -> v3
- * -> v4 -> v5 -> v6 -> v7), in one transaction. Another process may be
+ * -> v4 -> v5 -> v6 -> v7 -> v8), in one transaction. Another process may be
  * doing the same, so the version is read again inside the write transaction, and the loser
  * finds the current version and does nothing. */
 static int create_schema(Store *s, char *err, size_t len) {
@@ -269,17 +271,17 @@ static int create_schema(Store *s, char *err, size_t len) {
     int64_t version = 0;
     rc = read_version(s, &version, err, len);
     int64_t has_zero = 0; // a file taken back to an older version by hand may keep the column
-    if (rc == SQLITE_OK && version >= 5 && version < 7)
+    if (rc == SQLITE_OK && version >= 5 && version < 8)
         rc = query_int(s, "SELECT count(*) FROM pragma_table_info('search_points') WHERE name ="
                        " 'zero'", &has_zero);
     if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION) {
         char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + sizeof SCHEMA_V3 + sizeof SCHEMA_OPS_COPY +
-                 sizeof SCHEMA_V4 + sizeof SCHEMA_V5 + sizeof SCHEMA_V7 + 64];
+                 sizeof SCHEMA_V4 + sizeof SCHEMA_V5 + sizeof SCHEMA_V8 + 64];
         snprintf(sql, sizeof sql, "%s%s%s%s%s%s%sPRAGMA user_version = %d;",
                  version == 0 ? SCHEMA : "", version < 2 ? SCHEMA_V2 : "",
                  version < 3 ? SCHEMA_V3 : "", version > 0 ? SCHEMA_OPS_COPY : "",
                  version < 4 ? SCHEMA_V4 : "", version < 5 ? SCHEMA_V5 : "",
-                 version < 7 && !has_zero ? SCHEMA_V7 : "", STORE_SCHEMA_VERSION);
+                 version < 8 && !has_zero ? SCHEMA_V8 : "", STORE_SCHEMA_VERSION);
         rc = exec(s, sql, version == 0 ? "cannot create the schema"
                                        : "cannot upgrade the schema", err, len);
     }

@@ -50,17 +50,17 @@ static void unload(LoadedRun *r) {
 }
 
 static void line(const char *what, double pred, double meas) {
-    printf("%-24s %13.3f %13.3f %+9.2f %%\n", what, pred, meas, 100 * compare_error(pred, meas));
+    printf("%-28s %13.3f %13.3f %+9.2f %%\n", what, pred, meas, 100 * compare_error(pred, meas));
 }
 
 static void report(int64_t pid, const LoadedRun *p, int64_t mid, const LoadedRun *m) {
     printf("# run %lld (%s, %s) predicted vs run %lld (%s, %s) measured%s\n", (long long)pid,
            p->row.tool, p->row.schedule, (long long)mid, m->row.tool, m->row.schedule,
            m->row.iterations > 1 ? "; first iteration left out as warm-up" : "");
-    printf("# %-22s %13s %13s %11s\n", "what", "predicted_ms", "measured_ms", "error");
+    printf("# %-26s %13s %13s %11s\n", "what", "predicted_ms", "measured_ms", "error");
     line("makespan", p->st.makespan_ms, m->st.makespan_ms);
     if (!isnan(p->bubble_rate) && !isnan(m->bubble_rate))
-        printf("%-24s %12.2f%% %12.2f%% %+9.2f pt\n", "bubble rate", 100 * p->bubble_rate,
+        printf("%-28s %12.2f%% %12.2f%% %+9.2f pt\n", "bubble rate", 100 * p->bubble_rate,
                100 * m->bubble_rate, 100 * (p->bubble_rate - m->bubble_rate));
     for (int k = 0; k < OP_KIND_COUNT; k++) {
         if (!p->st.kind_n[k] || !m->st.kind_n[k]) continue;
@@ -68,12 +68,14 @@ static void report(int64_t pid, const LoadedRun *p, int64_t mid, const LoadedRun
         snprintf(what, sizeof what, "%s (mean)", op_kind_name((OpKind)k));
         line(what, p->st.kind_ms[k], m->st.kind_ms[k]);
         snprintf(what, sizeof what, "%s (spread, sd)", op_kind_name((OpKind)k));
-        printf("%-24s %13.3f %13.3f\n", what, p->st.kind_sd_ms[k], m->st.kind_sd_ms[k]);
+        printf("%-28s %13.3f %13.3f\n", what, p->st.kind_sd_ms[k], m->st.kind_sd_ms[k]);
     }
     if (p->st.xfers && m->st.xfers) line("transfer (mean)", p->st.xfer_ms, m->st.xfer_ms);
     static const struct { Stream s; const char *what; } lanes[] = {
         {STREAM_COLLECTIVE, "allreduce (mean)"}, {STREAM_OPTIMIZER, "optimizer (mean)"},
         {STREAM_TENSOR, "tensor allreduce (mean)"},
+        {STREAM_TENSOR_GATHER, "tensor allgather (mean)"},
+        {STREAM_TENSOR_SCATTER, "tensor reduce-scatter (mean)"},
         {STREAM_REDUCE_SCATTER, "reduce_scatter (mean)"}, {STREAM_ALL_GATHER, "all_gather (mean)"}};
     for (size_t i = 0; i < sizeof lanes / sizeof lanes[0]; i++) {
         Stream s = lanes[i].s;
@@ -84,7 +86,7 @@ static void report(int64_t pid, const LoadedRun *p, int64_t mid, const LoadedRun
                    stream_name(s), p->st.lane_n[s] ? "predicted" : "measured",
                    (long long)(p->st.lane_n[s] + m->st.lane_n[s]),
                    p->st.lane_n[s] ? p->st.lane_ms[s] : m->st.lane_ms[s],
-                   s == STREAM_TENSOR && m->st.lane_n[s]
+                   stream_is_tensor(s) && m->st.lane_n[s]
                        ? "; psim places them only with the roofline (not with measured [costs] "
                          "or the flat model)"
                        : "");

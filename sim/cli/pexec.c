@@ -25,6 +25,7 @@
 #include "exec/cuda.h"
 #endif
 #include "kernels/layer.h"
+#include "sim/model/cost.h"
 #include "sim/run/run.h"
 #include "sim/sched/sched_file.h"
 
@@ -300,9 +301,7 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
     if (!b) return rc;
     const ScnModel *m = &r->scn.model;
     ExecSpec spec = {.pr = &r->prog, .pl = &r->plan, .seed = 1,
-                     .shape = {.samples = (int32_t)r->scn.batch.micro_batch_size,
-                               .seq = (int32_t)m->seq_len, .hidden = (int32_t)m->hidden,
-                               .heads = (int32_t)m->heads, .ffn = (int32_t)m->ffn_hidden},
+                     .shape = cost_model_shape(m, r->scn.batch.micro_batch_size),
                      .iterations = (int32_t)r->scn.batch.iterations,
                      .watchdog_s = o->watchdog_s, .drop_send_of = o->drop_send,
                      .rendezvous = o->rendezvous, .kill_device = o->kill_device,
@@ -320,7 +319,8 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
     layer_set_blas_threads(1);
     if (runenv_add(&r->env, "backend", exec_backend_name(b)) != 0 || (!cuda && cpu_env(&r->env)))
         return fprintf(stderr, "pexec: out of memory\n"), 1;
-    spec.shape.dropout = (float)m->dropout; // the scenario's dropouts, as psim prices them
+    spec.shape.elem = 0, spec.shape.vocab = 0; // the executors' own (fp32), no LM head yet
+    spec.shape.seqpar = r->scn.parallel.sequence && spec.tensor > 1;
     if (!cuda && host_memory_refused(&spec, mpi, o->scale)) return 1;
     char why[512];
     Exec *ex = NULL;
@@ -399,6 +399,19 @@ int main(int argc, char **argv) {
                     "parallel.data=1 and parallel.tensor=1 and leave costs.optimizer_ms unset\n",
                     r.scn.path, (long long)r.scn.parallel.data, (long long)r.scn.parallel.tensor,
                     r.scn.costs.optimizer_ms > 0 ? ", costs.optimizer_ms set" : "");
+        rc = 2;
+    }
+    const ScnModel *md = &r.scn.model;
+    if (rc == 0 && !o.dump && o.backend == RUN_BACKEND_CUDA &&
+        (scenario_kv_heads(md) != md->heads || scenario_attn_width(md) != md->hidden ||
+         md->mlp != MLP_GELU || md->norm != NORM_LAYERNORM || md->attention != ATTENTION_STANDARD)) {
+        if (rank == 0)
+            fprintf(stderr, "pexec: %s: kv_heads = %lld, head_dim = %lld, mlp = %s, norm = %s, "
+                    "attention = %s: the CUDA backend runs GPT's layer only (multi-head "
+                    "attention of width hidden, GELU, layer norm, standard attention); use "
+                    "--backend cpu, which runs every layer psim prices\n", r.scn.path,
+                    (long long)scenario_kv_heads(md), (long long)scenario_head_dim(md),
+                    mlp_name(md->mlp), norm_name(md->norm), attention_name(md->attention));
         rc = 2;
     }
     int64_t workers = (int64_t)r.prog.devices * scenario_data(&r.scn) * // p d t

@@ -11,10 +11,26 @@
 #include "sim/model/layer_ops.h"
 #include "sim/model/memory.h"
 
+LayerShape cost_model_shape(const ScnModel *m, int64_t b) {
+    return (LayerShape){.samples = (int32_t)b, .seq = (int32_t)m->seq_len,
+                        .hidden = (int32_t)m->hidden, .heads = (int32_t)m->heads,
+                        .ffn = (int32_t)m->ffn_hidden, .dropout = (float)m->dropout,
+                        .elem = dtype_bytes(m->dtype), .vocab = (int32_t)m->vocab,
+                        .kv_heads = (int32_t)scenario_kv_heads(m),
+                        .head_dim = (int32_t)scenario_head_dim(m),
+                        .swiglu = m->mlp == MLP_SWIGLU, .rms = m->norm == NORM_RMSNORM,
+                        .flash = m->attention == ATTENTION_FLASH};
+}
+
+LayerShape cost_layer_shape(const Scenario *s) {
+    LayerShape sh = cost_model_shape(&s->model, s->batch.micro_batch_size);
+    sh.tensor = (int32_t)scenario_tensor(s);
+    sh.seqpar = s->parallel.sequence && sh.tensor > 1;
+    return sh;
+}
+
 void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, double *w) {
-    LayerShape sh = {.samples = (int32_t)b, .seq = (int32_t)m->seq_len,
-                     .hidden = (int32_t)m->hidden, .heads = (int32_t)m->heads,
-                     .ffn = (int32_t)m->ffn_hidden};
+    LayerShape sh = cost_model_shape(m, b);
     *f = layer_ops_flops(&sh, OP_F);
     *bwd = layer_ops_flops(&sh, OP_B);
     *w = layer_ops_flops(&sh, OP_W);
@@ -146,20 +162,30 @@ static double gemm_quantisation(const Roof *r, const LayerOp *o) {
     return best;
 }
 
+/* The achievable rate of a kernel with inner dimension K (FLOP/ns): a long reduction keeps
+ * the tensor cores fed, a short one (attention's head dimension) less so, K / (K + 64)
+ * against a 4096-deep GEMM's. */
+static double depth_rate(const Roof *r, int64_t K) {
+    double depth = (double)K / ((double)K + 64) / (4096.0 / (4096.0 + 64));
+    return r->peak * r->gemm_eff * (depth < 1 ? depth : 1);
+}
+
 /* A kernel's time (ns, without its launch): a GEMM at its shape's share of the achievable
- * rate unless its bytes take longer; a ring all-reduce over t GPUs of a node; else its bytes
- * at the memory bandwidth. */
+ * rate unless its bytes take longer; flash attention likewise at its head dimension's rate
+ * for the FLOPs it executes; a ring collective over the t GPUs of a node (an all-reduce
+ * 2(t - 1) steps moving 2(t - 1)/t of the buffer, an all-gather or a reduce-scatter half of
+ * that); else its bytes at the memory bandwidth. */
 static double kernel_ns(const Scenario *s, const Roof *r, const LayerOp *o) {
-    if (o->kernel == LK_GEMM) {
-        double depth = (double)o->K / ((double)o->K + 64) / (4096.0 / (4096.0 + 64));
-        double rate = r->peak * r->gemm_eff * gemm_quantisation(r, o) * (depth < 1 ? depth : 1);
-        double compute = o->flops / rate, memory = o->bytes / r->bw;
+    if (o->kernel == LK_GEMM || o->kernel == LK_FLASH || o->kernel == LK_FLASH_BW) {
+        double rate = depth_rate(r, o->K) * (o->kernel == LK_GEMM ? gemm_quantisation(r, o) : 1);
+        double compute = o->flops * o->work / rate, memory = o->bytes / r->bw;
         return compute > memory ? compute : memory;
     }
-    if (o->kernel == LK_ALLREDUCE) {
+    if (layer_kernel_is_collective(o->kernel)) {
         double t = (double)scenario_tensor(s), bw = s->net.intra_bandwidth_gbs *
                                                     s->net.collective_efficiency;
-        double ring = 2 * (t - 1) * s->net.collective_latency_us * 1e3 + 2 * (t - 1) / t * o->bytes / bw;
+        double half = o->kernel == LK_ALLREDUCE ? 2 : 1;
+        double ring = half * (t - 1) * (s->net.collective_latency_us * 1e3 + o->bytes / t / bw);
         return ring * (1 - s->parallel.tp_overlap);
     }
     return o->bytes / r->bw;
@@ -176,16 +202,6 @@ static void price_ops(const Scenario *s, const Roof *r, const LayerOp *ops, int 
     }
 }
 
-/* The shape one tensor-parallel rank runs for scenario s. */
-static LayerShape shape_of(const Scenario *s) {
-    const ScnModel *m = &s->model;
-    return (LayerShape){.samples = (int32_t)s->batch.micro_batch_size, .seq = (int32_t)m->seq_len,
-                        .hidden = (int32_t)m->hidden, .heads = (int32_t)m->heads,
-                        .ffn = (int32_t)m->ffn_hidden, .tensor = (int32_t)scenario_tensor(s),
-                        .dropout = (float)m->dropout, .elem = dtype_bytes(m->dtype),
-                        .vocab = (int32_t)m->vocab};
-}
-
 /* [costs] scale_* factor of class i in pass k (1 when not given). */
 static double pass_scale(const Scenario *s, OpKind k, int i) {
     const ScnTimeList *t = k == OP_F   ? &s->costs.scale_forward
@@ -197,7 +213,7 @@ static double pass_scale(const Scenario *s, OpKind k, int i) {
 /* Prices every pass on a device of figures r. */
 static void prices_of(const Scenario *s, const Roof *r, CostPrices *out) {
     memset(out, 0, sizeof *out);
-    LayerShape sh = shape_of(s);
+    LayerShape sh = cost_layer_shape(s);
     LayerOp ops[LAYER_OPS_MAX];
     for (int k = 0; k < 3; k++) {
         price_ops(s, r, ops, layer_ops(&sh, (OpKind)k, ops), 0, out->layer[k]);
@@ -235,8 +251,9 @@ static void walk_ops(SpanWalk *w, const LayerOp *ops, int n, OpKind pass, int on
         double f = pass_scale(w->s, pass, ops[i].cls), l = pass_scale(w->s, pass, COST_LAUNCH);
         double t = f * kernel_ns(w->s, &w->r, &ops[i]);
         w->at += l * w->r.launch_ns * (double)ops[i].repeat;
-        if (ops[i].kernel == LK_ALLREDUCE && w->n++ < w->max)
-            w->out[w->n - 1] = (CostSpan){.start_ns = w->at, .ns = t, .bytes = ops[i].bytes};
+        if (layer_kernel_is_collective(ops[i].kernel) && w->n++ < w->max)
+            w->out[w->n - 1] = (CostSpan){.start_ns = w->at, .ns = t, .bytes = ops[i].bytes,
+                                          .kernel = ops[i].kernel};
         w->at += t;
     }
 }
@@ -262,15 +279,17 @@ static void walk_pass(SpanWalk *w, const LayerShape *sh, OpKind pass, int64_t la
 
 int cost_op_allreduces(const Scenario *s, const Plan *pl, int32_t st, OpKind kind,
                        CostSpan *out, int max) {
-    if (s->hw.cost_model != COST_ROOFLINE || scenario_tensor(s) <= 1 || kind == OP_W ||
+    if (s->hw.cost_model != COST_ROOFLINE || scenario_tensor(s) <= 1 ||
         s->costs.forward_ms >= 0 || s->costs.stage_forward.n)
         return 0;
     SpanWalk w = {.s = s, .r = roof_of(s, plan_device_of(pl, st)), .out = out, .max = max,
                   .at = s->hw.op_overhead_us * 1e3};
-    LayerShape sh = shape_of(s);
+    LayerShape sh = cost_layer_shape(s);
     int first = plan_stage_is_first(pl, st), last = plan_stage_is_last(pl, st);
-    walk_pass(&w, &sh, kind == OP_F ? OP_F : OP_B, pl->layers[st], first, last);
-    return w.n; // a BW op's W part has no all-reduce
+    if (kind != OP_W) walk_pass(&w, &sh, kind == OP_F ? OP_F : OP_B, pl->layers[st], first, last);
+    if (kind == OP_W || kind == OP_BW) // W's collectives: sequence parallelism's all-gathers
+        walk_pass(&w, &sh, OP_W, pl->layers[st], first, last);
+    return w.n;
 }
 
 /* The split of a stage's F, B and W for n layers (first: with the embedding, last: with the
@@ -614,8 +633,8 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, siz
         cost_free(out);
         return -1;
     }
-    out->xfer_bytes = s->batch.micro_batch_size * s->model.seq_len * s->model.hidden *
-                      dtype_bytes(s->model.dtype);
+    LayerShape sh = cost_layer_shape(s); // sequence parallel: each rank sends its s/t tokens
+    out->xfer_bytes = layer_rows(&sh) * s->model.hidden * dtype_bytes(s->model.dtype);
     out->stride = scenario_data(s) * scenario_tensor(s);
     out->tp_ar_ns = tp_allreduce_ns(s);
     CostPartition cp; // the roofline's prices of each kind of device, made once

@@ -67,6 +67,7 @@ typedef struct {
                           //   the op by LayerClass, then launch and per-op overhead
                           //   (roofline only; flat and measured [costs]: all 0)
     int64_t xfer_bytes;   // bytes of one activation or gradient crossing a stage boundary
+                          //   (one tensor rank's: s/t tokens with sequence parallelism)
     int64_t xfer_intra_ns; // ns of one transfer between devices of one node
     int64_t xfer_inter_ns; // ns of one transfer between nodes
     int32_t gpus_per_node; // physical GPUs per node
@@ -109,10 +110,16 @@ static inline const double *cost_op_split(const CostModel *c, int32_t stage, OpK
 }
 const char *cost_split_name(int i); // "gemm", "attention", "memory", "tp_comm", "launch"
 
+/* The layer's shape (layer_ops.h) for model m on micro-batches of b samples, without
+ * parallelism; and as one tensor-parallel rank of scenario s runs it (t, sequence
+ * parallelism, rank 0). */
+LayerShape cost_model_shape(const ScnModel *m, int64_t b);
+LayerShape cost_layer_shape(const Scenario *s);
+
 /* FLOPs of one transformer layer on one micro-batch of b samples, for F, B (input gradient)
- * and W (weight gradient): the sums of the layer's op lists (layer_ops_flops), i.e. with
- * linear = 8bsh^2 + 4bshf and attention = 4bs^2h, F = linear + attention, B = linear +
- * 2 attention, W = linear (24bsh^2 + ... when f = 4h). */
+ * and W (weight gradient): the sums of the layer's op lists (layer_ops_flops), i.e. for GPT
+ * with linear = 8bsh^2 + 4bshf and attention = 4bs^2h, F = linear + attention, B = linear +
+ * 2 attention, W = linear (24bsh^2 + ... when f = 4h); layer_ops.h has the general form. */
 void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, double *w);
 
 /* FLOPs of the LM head (logits, 2bshV) on one micro-batch for F, B and W each. The embedding
@@ -197,11 +204,13 @@ int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
  * and bytes, as the roofline prices the op's kernels one after another. */
 typedef struct {
     double start_ns, ns, bytes;
+    int kernel; // LK_ALLREDUCE, LK_ALLGATHER or LK_REDUCE_SCATTER
 } CostSpan;
 
-/* The all-reduces inside one op of kind on stage st (one micro-batch), in the order they run,
- * at most max of them into out; returns how many there are (may exceed max). 0 without tensor
- * parallelism, with the flat model or measured [costs], and for W. */
+/* The tensor-parallel collectives inside one op of kind on stage st (one micro-batch), in the
+ * order they run, at most max of them into out; returns how many there are (may exceed max).
+ * 0 without tensor parallelism and with the flat model or measured [costs]; W has some only
+ * with sequence parallelism (its all-gathers). */
 int cost_op_allreduces(const Scenario *s, const Plan *pl, int32_t st, OpKind kind,
                        CostSpan *out, int max);
 

@@ -10,24 +10,34 @@
 /* A shape's dimensions on one tensor-parallel rank. */
 typedef struct {
     int64_t T, h, s, b;  // tokens, hidden, sequence, samples
-    int64_t hl, hd, hq;  // this rank's heads, head dimension, this rank's attention width
-    int64_t fl;          // this rank's MLP columns
-    int64_t ld;          // row length of qkv: 3 hq
+    int64_t Tn;          // tokens of the residual stream here: T, or T/t (sequence parallel)
+    int64_t hl, kl, g;   // this rank's query heads, key/value heads, query heads per kv head
+    int64_t hd, hq, hk;  // head dimension; this rank's query width hl hd and kv width kl hd
+    int64_t fl, fw;      // this rank's MLP columns; the width of u (2 fl with SwiGLU)
+    int64_t ld;          // row length of qkv: hq + 2 hk
     int64_t ss, as;      // one head's scores s^2; one sample's scores of all local heads
-    int t, drop;         // tensor-parallel ranks; whether the dropouts run
+    int64_t nst;         // statistics per norm row: 2 (mean, rstd) or 1 (RMSNorm's rstd)
+    int t, drop, sp;     // tensor-parallel ranks; whether the dropouts run; sequence parallel
+    int flash;
 } Dims;
 
 static Dims dims_of(const LayerShape *sh) {
     Dims d = {.T = layer_tokens(sh), .h = sh->hidden, .s = sh->seq, .b = sh->samples,
-              .t = layer_tp(sh), .drop = sh->dropout > 0};
-    d.hl = sh->heads / d.t, d.hd = sh->hidden / sh->heads, d.hq = d.hl * d.hd;
-    d.fl = sh->ffn / d.t, d.ld = 3 * d.hq, d.ss = d.s * d.s, d.as = d.hl * d.ss;
+              .Tn = layer_rows(sh), .t = layer_tp(sh), .drop = sh->dropout > 0,
+              .sp = sh->seqpar && layer_tp(sh) > 1, .flash = sh->flash != 0};
+    int64_t kv = sh->kv_heads > 0 ? sh->kv_heads : sh->heads;
+    d.hd = sh->head_dim > 0 ? sh->head_dim : sh->hidden / sh->heads;
+    d.hl = sh->heads / d.t, d.kl = kv / d.t > 0 ? kv / d.t : 1, d.g = d.hl / d.kl;
+    d.hq = d.hl * d.hd, d.hk = d.kl * d.hd, d.ld = d.hq + 2 * d.hk;
+    d.fl = sh->ffn / d.t, d.fw = sh->swiglu ? 2 * d.fl : d.fl;
+    d.ss = d.s * d.s, d.as = d.hl * d.ss, d.nst = sh->rms ? 1 : 2;
     return d;
 }
 
 int layer_buf_elem_bytes(const LayerShape *sh, LayerBuf b) {
     int fp32 = b == LB_SCORE || b == LB_DPROBD || b == LB_DPROB || b == LB_ST1 || b == LB_ST2 ||
-               (b >= LB_FIRST_GRAD && b < LB_LAYER_END) || b == LB_LOGITS || b == LB_GVOCAB;
+               b == LB_LSE || (b >= LB_FIRST_GRAD && b < LB_LAYER_END) || b == LB_LOGITS ||
+               b == LB_GVOCAB;
     return fp32 ? 4 : sh->elem > 0 ? sh->elem : 2;
 }
 
@@ -36,18 +46,23 @@ int64_t layer_buf_elems(const LayerShape *sh, LayerBuf b) {
     switch (b) {
     case LB_QKV: case LB_DQKV: return d.T * d.ld;
     case LB_CTX: case LB_DCTX: return d.T * d.hq;
-    case LB_U: case LB_GELU: case LB_DU: case LB_DGELU: return d.T * d.fl;
-    case LB_PROB: case LB_SCORE: case LB_DPROB: case LB_DSCORE: return d.b * d.as;
-    case LB_PROBD: case LB_DPROBD: return d.drop ? d.b * d.as : 0; // only with dropout
-    case LB_ST1: case LB_ST2: return 2 * d.T;
+    case LB_U: case LB_DU: return d.T * d.fw;
+    case LB_GELU: case LB_DGELU: return d.T * d.fl;
+    case LB_PROB: case LB_SCORE: case LB_DPROB: case LB_DSCORE: return d.flash ? 0 : d.b * d.as;
+    case LB_PROBD: case LB_DPROBD: return d.drop && !d.flash ? d.b * d.as : 0; // with dropout
+    case LB_LSE: return d.flash ? d.b * d.hl * d.s : 0;
+    case LB_ST1: case LB_ST2: return d.nst * d.Tn;
     case LB_WQKV: case LB_GQKV: return d.h * d.ld;
     case LB_WO: case LB_GO: return d.hq * d.h;
-    case LB_W1: case LB_G1: case LB_W2: case LB_G2: return d.h * d.fl;
-    case LB_LN1: case LB_LN2: case LB_GLN1: case LB_GLN2: return 2 * d.h;
+    case LB_W1: case LB_G1: return d.h * d.fw;
+    case LB_W2: case LB_G2: return d.fl * d.h;
+    case LB_LN1: case LB_LN2: case LB_GLN1: case LB_GLN2: return d.nst * d.h;
+    case LB_FULL: return d.sp ? d.T * d.h : 0;
+    case LB_DO: case LB_DA: return d.T * d.h; // the full sequence, for W
     case LB_LOGITS: return d.T * (sh->vocab / d.t);
     case LB_WVOCAB: case LB_GVOCAB: return d.h * (sh->vocab / d.t);
     case LB_COUNT: return 0;
-    default: return d.T * d.h; // IN, OUT, X, XN1, X1, XN2, DO, DXN2, DA, DXN1, A, O, DX1
+    default: return d.Tn * d.h; // IN, OUT, X, XN1, X1, XN2, DXN2, DXN1, DX1, A, O
     }
 }
 
@@ -63,6 +78,8 @@ typedef struct {
 static LayerOp *push(List *l, LayerOp op) {
     op.batch = op.batch ? op.batch : 1;
     op.repeat = op.repeat ? op.repeat : 1;
+    op.group = op.group ? op.group : 1;
+    op.work = 1;
     l->o[l->n] = op;
     return &l->o[l->n++];
 }
@@ -76,16 +93,19 @@ static void gemm(List *l, const char *name, LayerClass cls, int ta, int tb, int6
                       .alpha = alpha, .beta = beta});
 }
 
-/* An attention GEMM of one (sample, local head): batched over heads, repeated over samples,
- * with operand offsets offs, batch strides sab and repeat strides rab (a, b, c). */
+/* An attention GEMM of one (sample, local query head): batched over heads, repeated over
+ * samples, with operand offsets offs, batch strides sab and repeat strides rab (a, b, c);
+ * the operands flagged in grouped (1 a, 2 b, 4 c) are the head's key/value group's. */
 static void heads(List *l, const char *name, int ta, int tb, int64_t M, int64_t N, int64_t K,
                   float alpha, LayerBuf a, int64_t lda, LayerBuf b, int64_t ldb, LayerBuf c,
-                  int64_t ldc, const int64_t offs[3], const int64_t sab[3], const int64_t rab[3]) {
+                  int64_t ldc, const int64_t offs[3], const int64_t sab[3], const int64_t rab[3],
+                  int grouped) {
     gemm(l, name, LC_ATTENTION, ta, tb, M, N, K, alpha, a, lda, b, ldb, 0, c, ldc);
     LayerOp *o = &l->o[l->n - 1];
     o->a_off = offs[0], o->b_off = offs[1], o->c_off = offs[2];
     o->batch = l->d.hl, o->sa = sab[0], o->sb = sab[1], o->sc = sab[2];
     o->repeat = l->d.b, o->ra = rab[0], o->rb = rab[1], o->rc = rab[2];
+    o->group = l->d.g, o->grouped = (uint8_t)(l->d.g > 1 ? grouped : 0);
 }
 
 static LayerOp *elementwise(List *l, const char *name, LayerKernel k, LayerClass cls, LayerBuf a,
@@ -99,10 +119,12 @@ static void dropout(List *l, const char *name, LayerKernel k, LayerClass cls, La
                     LayerBuf b, LayerBuf c, int64_t n, uint32_t salt) {
     float p = l->sh->dropout > 0 ? l->sh->dropout : 0;
     LayerOp *o = elementwise(l, name, k, cls, a, b, c, n, 0);
+    const Dims *d = &l->d;
     o->p = p, o->salt = salt, o->alpha = 1.0f / (1.0f - p);
-    o->mask_blk = n, o->mask_stride = 0, o->mask_off = 0;
+    // a hidden dropout draws the masks of its rows of the whole micro-batch (sequence parallel:
+    // this rank's T/t), so every split drops what the unsplit layer drops
+    o->mask_blk = n, o->mask_stride = 0, o->mask_off = d->sp ? (l->sh->rank % d->t) * n : 0;
     if (salt == 0) { // the attention scores: this rank's heads of each sample, among all heads
-        const Dims *d = &l->d;
         o->mask_blk = d->as, o->mask_stride = d->as * d->t;
         o->mask_off = (int64_t)(l->sh->rank % d->t) * d->as;
     }
@@ -110,9 +132,13 @@ static void dropout(List *l, const char *name, LayerKernel k, LayerClass cls, La
     o->keep_min = keep >= 4294967295.0 ? 4294967295u : (uint32_t)keep;
 }
 
-static void layernorm(List *l, const char *name, LayerKernel k, LayerBuf a, LayerBuf b,
-                      LayerBuf c, LayerBuf stats, LayerBuf w, float beta) {
-    LayerOp *o = elementwise(l, name, k, LC_MEMORY, a, b, c, l->d.T, l->d.h);
+/* The layer's norm (layer norm or RMSNorm) of kind k, one of F, B, W, over the stream's rows. */
+static void norm(List *l, const char *name, OpKind k, LayerBuf a, LayerBuf b, LayerBuf c,
+                 LayerBuf stats, LayerBuf w, float beta) {
+    static const LayerKernel kinds[2][3] = {{LK_LAYERNORM, LK_LAYERNORM_BW, LK_LAYERNORM_DW},
+                                            {LK_RMSNORM, LK_RMSNORM_BW, LK_RMSNORM_DW}};
+    LayerOp *o = elementwise(l, name, kinds[l->sh->rms != 0][k], LC_MEMORY, a, b, c, l->d.Tn,
+                             l->d.h);
     o->d = stats, o->w = w, o->beta = beta;
 }
 
@@ -120,59 +146,78 @@ static void allreduce(List *l, const char *name, LayerBuf c) {
     if (l->d.t > 1) elementwise(l, name, LK_ALLREDUCE, LC_COMM, c, c, c, l->d.T * l->d.h, 0);
 }
 
-/* ---- the passes ---- */
+/* Sequence parallelism's collectives over the hidden width: this rank's T/t rows of a to all
+ * T rows of c, and the sum of a's T rows to this rank's T/t of c. */
+static void allgather(List *l, const char *name, LayerBuf a, LayerBuf c) {
+    elementwise(l, name, LK_ALLGATHER, LC_COMM, a, a, c, l->d.Tn * l->d.h, 0);
+}
+static void reduce_scatter(List *l, const char *name, LayerBuf a, LayerBuf c) {
+    elementwise(l, name, LK_REDUCE_SCATTER, LC_COMM, a, a, c, l->d.Tn * l->d.h, 0);
+}
 
-static void forward(List *l) {
+/* A column-parallel GEMM's input: the norm's output itself, or (sequence parallel) its
+ * all-gather into FULL. */
+static LayerBuf gathered(List *l, const char *name, LayerBuf local) {
+    if (!l->d.sp) return local;
+    allgather(l, name, local, LB_FULL);
+    return LB_FULL;
+}
+
+/* Where a row-parallel GEMM writes its partial sum (FULL with sequence parallelism), and the
+ * collective that makes it whole in out: an all-reduce in place, or a reduce-scatter. */
+static LayerBuf partial(List *l, LayerBuf out) { return l->d.sp ? LB_FULL : out; }
+static void reduce(List *l, const char *ar_name, const char *rs_name, LayerBuf out) {
+    if (l->d.sp) reduce_scatter(l, rs_name, LB_FULL, out);
+    else allreduce(l, ar_name, out);
+}
+
+/* ---- attention ---- */
+
+static void attention_forward(List *l) {
     const Dims *d = &l->d;
-    int64_t T = d->T, h = d->h, s = d->s, ld = d->ld, hq = d->hq, hd = d->hd;
+    int64_t s = d->s, ld = d->ld, hq = d->hq, hk = d->hk, hd = d->hd;
     float scale = 1.0f / sqrtf((float)hd);
+    if (d->flash) {
+        LayerOp *o = elementwise(l, "flash_attn", LK_FLASH, LC_ATTENTION, LB_QKV, LB_QKV, LB_CTX,
+                                 d->b * d->hl * s, s);
+        o->d = LB_LSE, o->M = s, o->N = hk, o->K = hd, o->b_off = hq, o->lda = ld, o->ldc = hq;
+        o->batch = d->hl, o->repeat = d->b, o->ra = s * ld, o->rc = s * hq, o->alpha = scale;
+        o->group = d->g, o->grouped = 2;
+        return;
+    }
     LayerBuf probs = d->drop ? LB_PROBD : LB_PROB; // what attention multiplies V by
-    elementwise(l, "copy_x", LK_COPY, LC_MEMORY, LB_IN, LB_IN, LB_X, T * h, 0);
-    layernorm(l, "ln1", LK_LAYERNORM, LB_X, LB_X, LB_XN1, LB_ST1, LB_LN1, 0);
-    gemm(l, "qkv", LC_GEMM, 0, 0, T, ld, h, 1, LB_XN1, h, LB_WQKV, ld, 0, LB_QKV, ld);
     heads(l, "score", 0, 1, s, s, hd, scale, LB_QKV, ld, LB_QKV, ld, LB_SCORE, s,
-          (int64_t[]){0, hq, 0}, (int64_t[]){hd, hd, d->ss}, (int64_t[]){s * ld, s * ld, d->as});
+          (int64_t[]){0, hq, 0}, (int64_t[]){hd, hd, d->ss}, (int64_t[]){s * ld, s * ld, d->as}, 2);
     elementwise(l, "softmax", LK_SOFTMAX, LC_ATTENTION, LB_SCORE, LB_SCORE, LB_PROB,
                 d->b * d->hl * s, s);
     if (d->drop)
         dropout(l, "attn_dropout", LK_DROPOUT, LC_ATTENTION, LB_PROB, LB_PROB, LB_PROBD,
                 d->b * d->as, 0);
     heads(l, "attn_v", 0, 0, s, hd, s, 1, probs, s, LB_QKV, ld, LB_CTX, hq,
-          (int64_t[]){0, 2 * hq, 0}, (int64_t[]){d->ss, hd, hd},
-          (int64_t[]){d->as, s * ld, s * hq});
-    gemm(l, "out_proj", LC_GEMM, 0, 0, T, h, hq, 1, LB_CTX, hq, LB_WO, h, 0, LB_A, h);
-    allreduce(l, "out_proj_allreduce", LB_A);
-    dropout(l, "residual1", LK_DROPOUT_ADD, LC_MEMORY, LB_A, LB_X, LB_X1, T * h, 1);
-    layernorm(l, "ln2", LK_LAYERNORM, LB_X1, LB_X1, LB_XN2, LB_ST2, LB_LN2, 0);
-    gemm(l, "mlp_up", LC_GEMM, 0, 0, T, d->fl, h, 1, LB_XN2, h, LB_W1, d->fl, 0, LB_U, d->fl);
-    elementwise(l, "gelu", LK_GELU, LC_MEMORY, LB_U, LB_U, LB_GELU, T * d->fl, 0);
-    gemm(l, "mlp_down", LC_GEMM, 0, 0, T, h, d->fl, 1, LB_GELU, d->fl, LB_W2, h, 0, LB_O, h);
-    allreduce(l, "mlp_down_allreduce", LB_O);
-    dropout(l, "residual2", LK_DROPOUT_ADD, LC_MEMORY, LB_O, LB_X1, LB_OUT, T * h, 2);
+          (int64_t[]){0, hq + hk, 0}, (int64_t[]){d->ss, hd, hd},
+          (int64_t[]){d->as, s * ld, s * hq}, 2);
 }
 
-static void backward_input(List *l) {
+static void attention_backward(List *l) {
     const Dims *d = &l->d;
-    int64_t T = d->T, h = d->h, s = d->s, ld = d->ld, hq = d->hq, hd = d->hd, fl = d->fl;
+    int64_t s = d->s, ld = d->ld, hq = d->hq, hk = d->hk, hd = d->hd;
     float scale = 1.0f / sqrtf((float)hd);
+    if (d->flash) {
+        LayerOp *o = elementwise(l, "flash_attn_bw", LK_FLASH_BW, LC_ATTENTION, LB_QKV, LB_DCTX,
+                                 LB_DQKV, d->b * d->hl * s, s);
+        o->d = LB_LSE, o->w = LB_CTX, o->M = s, o->N = hk, o->K = hd, o->b_off = hq;
+        o->lda = ld, o->ldb = hq, o->ldc = ld, o->batch = d->hl, o->repeat = d->b;
+        o->ra = s * ld, o->rb = s * hq, o->rc = s * ld, o->alpha = scale;
+        o->group = d->g, o->grouped = 2;
+        return;
+    }
     LayerBuf probs = d->drop ? LB_PROBD : LB_PROB, dprobs = d->drop ? LB_DPROBD : LB_DPROB;
-    if (d->drop) dropout(l, "mlp_dropout_bw", LK_DROPOUT, LC_MEMORY, LB_IN, LB_IN, LB_DO, T * h, 2);
-    else elementwise(l, "copy_dy", LK_COPY, LC_MEMORY, LB_IN, LB_IN, LB_DO, T * h, 0);
-    gemm(l, "mlp_down_dx", LC_GEMM, 0, 1, T, fl, h, 1, LB_DO, h, LB_W2, h, 0, LB_DGELU, fl);
-    elementwise(l, "gelu_bw", LK_GELU_BW, LC_MEMORY, LB_DGELU, LB_U, LB_DU, T * fl, 0);
-    gemm(l, "mlp_up_dx", LC_GEMM, 0, 1, T, h, fl, 1, LB_DU, fl, LB_W1, fl, 0, LB_DXN2, h);
-    allreduce(l, "mlp_up_dx_allreduce", LB_DXN2);
-    elementwise(l, "copy_dx1", LK_COPY, LC_MEMORY, LB_IN, LB_IN, LB_DX1, T * h, 0);
-    layernorm(l, "ln2_bw", LK_LAYERNORM_BW, LB_DXN2, LB_X1, LB_DX1, LB_ST2, LB_LN2, 1);
-    if (d->drop) dropout(l, "attn_out_dropout_bw", LK_DROPOUT, LC_MEMORY, LB_DX1, LB_DX1, LB_DA, T * h, 1);
-    else elementwise(l, "copy_da", LK_COPY, LC_MEMORY, LB_DX1, LB_DX1, LB_DA, T * h, 0);
-    gemm(l, "out_proj_dx", LC_GEMM, 0, 1, T, hq, h, 1, LB_DA, h, LB_WO, h, 0, LB_DCTX, hq);
     heads(l, "attn_dv", 1, 0, s, hd, s, 1, probs, s, LB_DCTX, hq, LB_DQKV, ld,
-          (int64_t[]){0, 0, 2 * hq}, (int64_t[]){d->ss, hd, hd},
-          (int64_t[]){d->as, s * hq, s * ld});
+          (int64_t[]){0, 0, hq + hk}, (int64_t[]){d->ss, hd, hd},
+          (int64_t[]){d->as, s * hq, s * ld}, 4);
     heads(l, "attn_dprob", 0, 1, s, s, hd, 1, LB_DCTX, hq, LB_QKV, ld, dprobs, s,
-          (int64_t[]){0, 2 * hq, 0}, (int64_t[]){hd, hd, d->ss},
-          (int64_t[]){s * hq, s * ld, d->as});
+          (int64_t[]){0, hq + hk, 0}, (int64_t[]){hd, hd, d->ss},
+          (int64_t[]){s * hq, s * ld, d->as}, 2);
     if (d->drop)
         dropout(l, "attn_dropout_bw", LK_DROPOUT, LC_ATTENTION, LB_DPROBD, LB_DPROBD, LB_DPROB,
                 d->b * d->as, 0);
@@ -181,25 +226,80 @@ static void backward_input(List *l) {
     sm->alpha = scale;
     heads(l, "attn_dq", 0, 0, s, hd, s, 1, LB_DSCORE, s, LB_QKV, ld, LB_DQKV, ld,
           (int64_t[]){0, hq, 0}, (int64_t[]){d->ss, hd, hd},
-          (int64_t[]){d->as, s * ld, s * ld});
+          (int64_t[]){d->as, s * ld, s * ld}, 2);
     heads(l, "attn_dk", 1, 0, s, hd, s, 1, LB_DSCORE, s, LB_QKV, ld, LB_DQKV, ld,
           (int64_t[]){0, 0, hq}, (int64_t[]){d->ss, hd, hd},
-          (int64_t[]){d->as, s * ld, s * ld});
-    gemm(l, "qkv_dx", LC_GEMM, 0, 1, T, h, ld, 1, LB_DQKV, ld, LB_WQKV, ld, 0, LB_DXN1, h);
-    allreduce(l, "qkv_dx_allreduce", LB_DXN1);
-    elementwise(l, "copy_dx", LK_COPY, LC_MEMORY, LB_DX1, LB_DX1, LB_OUT, T * h, 0);
-    layernorm(l, "ln1_bw", LK_LAYERNORM_BW, LB_DXN1, LB_X, LB_OUT, LB_ST1, LB_LN1, 1);
+          (int64_t[]){d->as, s * ld, s * ld}, 4);
+}
+
+/* ---- the passes ---- */
+
+static void forward(List *l) {
+    const Dims *d = &l->d;
+    int64_t T = d->T, Tn = d->Tn, h = d->h, ld = d->ld, hq = d->hq, fl = d->fl, fw = d->fw;
+    elementwise(l, "copy_x", LK_COPY, LC_MEMORY, LB_IN, LB_IN, LB_X, Tn * h, 0);
+    norm(l, "ln1", OP_F, LB_X, LB_X, LB_XN1, LB_ST1, LB_LN1, 0);
+    LayerBuf in1 = gathered(l, "ln1_allgather", LB_XN1);
+    gemm(l, "qkv", LC_GEMM, 0, 0, T, ld, h, 1, in1, h, LB_WQKV, ld, 0, LB_QKV, ld);
+    attention_forward(l);
+    gemm(l, "out_proj", LC_GEMM, 0, 0, T, h, hq, 1, LB_CTX, hq, LB_WO, h, 0, partial(l, LB_A), h);
+    reduce(l, "out_proj_allreduce", "out_proj_reduce_scatter", LB_A);
+    dropout(l, "residual1", LK_DROPOUT_ADD, LC_MEMORY, LB_A, LB_X, LB_X1, Tn * h, 1);
+    norm(l, "ln2", OP_F, LB_X1, LB_X1, LB_XN2, LB_ST2, LB_LN2, 0);
+    LayerBuf in2 = gathered(l, "ln2_allgather", LB_XN2);
+    gemm(l, "mlp_up", LC_GEMM, 0, 0, T, fw, h, 1, in2, h, LB_W1, fw, 0, LB_U, fw);
+    if (l->sh->swiglu) elementwise(l, "swiglu", LK_SWIGLU, LC_MEMORY, LB_U, LB_U, LB_GELU, T, fl);
+    else elementwise(l, "gelu", LK_GELU, LC_MEMORY, LB_U, LB_U, LB_GELU, T * fl, 0);
+    gemm(l, "mlp_down", LC_GEMM, 0, 0, T, h, fl, 1, LB_GELU, fl, LB_W2, h, 0, partial(l, LB_O), h);
+    reduce(l, "mlp_down_allreduce", "mlp_down_reduce_scatter", LB_O);
+    dropout(l, "residual2", LK_DROPOUT_ADD, LC_MEMORY, LB_O, LB_X1, LB_OUT, Tn * h, 2);
+}
+
+/* The gradient of a residual's dropout, from src (this rank's rows) into the full dst that
+ * the row-parallel GEMM's input gradient and W need (all-gathered with sequence parallelism,
+ * through the free scratch tmp). */
+static void dropout_grad(List *l, const char *drop_name, const char *copy_name,
+                         const char *gather_name, LayerBuf src, LayerBuf tmp, LayerBuf dst,
+                         uint32_t salt) {
+    const Dims *d = &l->d;
+    LayerBuf local = d->sp ? tmp : dst;
+    if (d->drop) dropout(l, drop_name, LK_DROPOUT, LC_MEMORY, src, src, local, d->Tn * d->h, salt);
+    else if (!d->sp) elementwise(l, copy_name, LK_COPY, LC_MEMORY, src, src, dst, d->T * d->h, 0);
+    if (d->sp) allgather(l, gather_name, d->drop ? tmp : src, dst);
+}
+
+static void backward_input(List *l) {
+    const Dims *d = &l->d;
+    int64_t T = d->T, Tn = d->Tn, h = d->h, ld = d->ld, hq = d->hq, fl = d->fl, fw = d->fw;
+    dropout_grad(l, "mlp_dropout_bw", "copy_dy", "dy_allgather", LB_IN, LB_A, LB_DO, 2);
+    gemm(l, "mlp_down_dx", LC_GEMM, 0, 1, T, fl, h, 1, LB_DO, h, LB_W2, h, 0, LB_DGELU, fl);
+    if (l->sh->swiglu)
+        elementwise(l, "swiglu_bw", LK_SWIGLU_BW, LC_MEMORY, LB_DGELU, LB_U, LB_DU, T, fl);
+    else elementwise(l, "gelu_bw", LK_GELU_BW, LC_MEMORY, LB_DGELU, LB_U, LB_DU, T * fl, 0);
+    gemm(l, "mlp_up_dx", LC_GEMM, 0, 1, T, h, fw, 1, LB_DU, fw, LB_W1, fw, 0, partial(l, LB_DXN2), h);
+    reduce(l, "mlp_up_dx_allreduce", "mlp_up_dx_reduce_scatter", LB_DXN2);
+    elementwise(l, "copy_dx1", LK_COPY, LC_MEMORY, LB_IN, LB_IN, LB_DX1, Tn * h, 0);
+    norm(l, "ln2_bw", OP_B, LB_DXN2, LB_X1, LB_DX1, LB_ST2, LB_LN2, 1);
+    dropout_grad(l, "attn_out_dropout_bw", "copy_da", "dx1_allgather", LB_DX1, LB_O, LB_DA, 1);
+    gemm(l, "out_proj_dx", LC_GEMM, 0, 1, T, hq, h, 1, LB_DA, h, LB_WO, h, 0, LB_DCTX, hq);
+    attention_backward(l);
+    gemm(l, "qkv_dx", LC_GEMM, 0, 1, T, h, ld, 1, LB_DQKV, ld, LB_WQKV, ld, 0, partial(l, LB_DXN1), h);
+    reduce(l, "qkv_dx_allreduce", "qkv_dx_reduce_scatter", LB_DXN1);
+    elementwise(l, "copy_dx", LK_COPY, LC_MEMORY, LB_DX1, LB_DX1, LB_OUT, Tn * h, 0);
+    norm(l, "ln1_bw", OP_B, LB_DXN1, LB_X, LB_OUT, LB_ST1, LB_LN1, 1);
 }
 
 static void backward_weight(List *l) {
     const Dims *d = &l->d;
-    int64_t T = d->T, h = d->h, ld = d->ld, hq = d->hq, fl = d->fl;
+    int64_t T = d->T, h = d->h, ld = d->ld, hq = d->hq, fl = d->fl, fw = d->fw;
     gemm(l, "mlp_down_dw", LC_GEMM, 1, 0, fl, h, T, 1, LB_GELU, fl, LB_DO, h, 1, LB_G2, h);
-    gemm(l, "mlp_up_dw", LC_GEMM, 1, 0, h, fl, T, 1, LB_XN2, h, LB_DU, fl, 1, LB_G1, fl);
-    layernorm(l, "ln2_dw", LK_LAYERNORM_DW, LB_DXN2, LB_X1, LB_GLN2, LB_ST2, LB_COUNT, 1);
+    LayerBuf in2 = gathered(l, "ln2_allgather_w", LB_XN2);
+    gemm(l, "mlp_up_dw", LC_GEMM, 1, 0, h, fw, T, 1, in2, h, LB_DU, fw, 1, LB_G1, fw);
+    norm(l, "ln2_dw", OP_W, LB_DXN2, LB_X1, LB_GLN2, LB_ST2, LB_COUNT, 1);
     gemm(l, "out_proj_dw", LC_GEMM, 1, 0, hq, h, T, 1, LB_CTX, hq, LB_DA, h, 1, LB_GO, h);
-    gemm(l, "qkv_dw", LC_GEMM, 1, 0, h, ld, T, 1, LB_XN1, h, LB_DQKV, ld, 1, LB_GQKV, ld);
-    layernorm(l, "ln1_dw", LK_LAYERNORM_DW, LB_DXN1, LB_X, LB_GLN1, LB_ST1, LB_COUNT, 1);
+    LayerBuf in1 = gathered(l, "ln1_allgather_w", LB_XN1);
+    gemm(l, "qkv_dw", LC_GEMM, 1, 0, h, ld, T, 1, in1, h, LB_DQKV, ld, 1, LB_GQKV, ld);
+    norm(l, "ln1_dw", OP_W, LB_DXN1, LB_X, LB_GLN1, LB_ST1, LB_COUNT, 1);
 }
 
 /* ---- around the layers ---- */
@@ -210,8 +310,9 @@ static void head_lists(List *l, OpKind pass) {
     const Dims *d = &l->d;
     int64_t T = d->T, h = d->h, Vl = l->sh->vocab / d->t;
     if (pass == OP_F) {
-        layernorm(l, "ln_final", LK_LAYERNORM, LB_IN, LB_IN, LB_XN1, LB_ST1, LB_LN1, 0);
-        gemm(l, "logits", LC_GEMM, 0, 0, T, Vl, h, 1, LB_XN1, h, LB_WVOCAB, Vl, 0, LB_LOGITS, Vl);
+        norm(l, "ln_final", OP_F, LB_IN, LB_IN, LB_XN1, LB_ST1, LB_LN1, 0);
+        LayerBuf in = gathered(l, "ln_final_allgather", LB_XN1);
+        gemm(l, "logits", LC_GEMM, 0, 0, T, Vl, h, 1, in, h, LB_WVOCAB, Vl, 0, LB_LOGITS, Vl);
         elementwise(l, "cross_entropy", LK_SOFTMAX, LC_MEMORY, LB_LOGITS, LB_LOGITS, LB_LOGITS,
                     T, Vl);
         for (int i = 0; i < 3 && d->t > 1; i++) // max, sum and the target's logit per token
@@ -220,12 +321,14 @@ static void head_lists(List *l, OpKind pass) {
     } else if (pass == OP_B) {
         elementwise(l, "cross_entropy_bw", LK_COPY, LC_MEMORY, LB_LOGITS, LB_LOGITS, LB_LOGITS,
                     T * Vl, 0);
-        gemm(l, "logits_dx", LC_GEMM, 0, 1, T, h, Vl, 1, LB_LOGITS, Vl, LB_WVOCAB, Vl, 0, LB_DXN1, h);
-        allreduce(l, "logits_dx_allreduce", LB_DXN1);
-        layernorm(l, "ln_final_bw", LK_LAYERNORM_BW, LB_DXN1, LB_X, LB_OUT, LB_ST1, LB_LN1, 0);
+        gemm(l, "logits_dx", LC_GEMM, 0, 1, T, h, Vl, 1, LB_LOGITS, Vl, LB_WVOCAB, Vl, 0,
+             partial(l, LB_DXN1), h);
+        reduce(l, "logits_dx_allreduce", "logits_dx_reduce_scatter", LB_DXN1);
+        norm(l, "ln_final_bw", OP_B, LB_DXN1, LB_X, LB_OUT, LB_ST1, LB_LN1, 0);
     } else if (pass == OP_W) {
-        gemm(l, "logits_dw", LC_GEMM, 1, 0, h, Vl, T, 1, LB_XN1, h, LB_LOGITS, Vl, 1, LB_GVOCAB, Vl);
-        layernorm(l, "ln_final_dw", LK_LAYERNORM_DW, LB_DXN1, LB_X, LB_GLN1, LB_ST1, LB_COUNT, 1);
+        LayerBuf in = gathered(l, "ln_final_allgather_w", LB_XN1);
+        gemm(l, "logits_dw", LC_GEMM, 1, 0, h, Vl, T, 1, in, h, LB_LOGITS, Vl, 1, LB_GVOCAB, Vl);
+        norm(l, "ln_final_dw", OP_W, LB_DXN1, LB_X, LB_GLN1, LB_ST1, LB_COUNT, 1);
     }
 }
 
@@ -233,10 +336,12 @@ static void embed_lists(List *l, OpKind pass) {
     const Dims *d = &l->d;
     int64_t T = d->T, h = d->h;
     if (pass == OP_F) {
-        elementwise(l, "embedding", LK_COPY, LC_MEMORY, LB_WVOCAB, LB_WVOCAB, LB_OUT, T * h, 0);
-        allreduce(l, "embedding_allreduce", LB_OUT);
+        elementwise(l, "embedding", LK_COPY, LC_MEMORY, LB_WVOCAB, LB_WVOCAB, partial(l, LB_OUT),
+                    T * h, 0);
+        reduce(l, "embedding_allreduce", "embedding_reduce_scatter", LB_OUT);
     } else if (pass == OP_W) {
-        LayerOp *o = elementwise(l, "embedding_dw", LK_DROPOUT_ADD, LC_MEMORY, LB_IN, LB_GVOCAB,
+        LayerBuf in = gathered(l, "embedding_dy_allgather", LB_IN);
+        LayerOp *o = elementwise(l, "embedding_dw", LK_DROPOUT_ADD, LC_MEMORY, in, LB_GVOCAB,
                                  LB_GVOCAB, T * h, 0); // the rows' gradients added in
         o->alpha = 1, o->mask_blk = o->n;
     }
@@ -260,40 +365,84 @@ static double bytes_of(const LayerShape *sh, LayerBuf b, double elems) {
     return b == LB_COUNT ? 0 : elems * layer_buf_elem_bytes(sh, b);
 }
 
+/* Bytes of `mats` matrices of an operand, `groups` of them distinct when grouped. */
+static double operand_bytes(const LayerShape *sh, const LayerOp *o, LayerBuf b, int flag,
+                            double elems) {
+    double mats = (double)(o->batch * o->repeat);
+    if (o->grouped & flag) mats /= (double)o->group;
+    return bytes_of(sh, b, elems * mats);
+}
+
 static void count(const LayerShape *sh, LayerOp *o) {
     double n = (double)o->n, cells = o->cols ? n * (double)o->cols : n;
+    double t = (double)layer_tp(sh);
     switch ((LayerKernel)o->kernel) {
     case LK_GEMM: {
         double cnt = (double)(o->batch * o->repeat);
         o->flops = 2.0 * (double)o->M * (double)o->N * (double)o->K * cnt;
-        o->bytes = bytes_of(sh, o->a, (double)o->M * (double)o->K * cnt) +
-                   bytes_of(sh, o->b, (double)o->K * (double)o->N * cnt) +
-                   bytes_of(sh, o->c, (double)o->M * (double)o->N * cnt) * (o->beta != 0 ? 2 : 1);
+        o->bytes = operand_bytes(sh, o, o->a, 1, (double)o->M * (double)o->K) +
+                   operand_bytes(sh, o, o->b, 2, (double)o->K * (double)o->N) +
+                   operand_bytes(sh, o, o->c, 4, (double)o->M * (double)o->N) * (o->beta != 0 ? 2 : 1);
+        return;
+    }
+    case LK_FLASH: case LK_FLASH_BW: {
+        // per (sample, head): the scores' and the context's GEMMs, 2 s^2 d each; B has four
+        double heads = (double)(o->batch * o->repeat), s = (double)o->M, hd = (double)o->K;
+        double T = (double)o->repeat * s, q = T * (double)o->batch * hd;
+        double qkv = bytes_of(sh, o->a, T * (double)o->lda), ctx = bytes_of(sh, LB_CTX, q);
+        double lse = bytes_of(sh, o->d, heads * s);
+        int bw = o->kernel == LK_FLASH_BW;
+        o->flops = (bw ? 8.0 : 4.0) * heads * s * s * hd;
+        o->work = bw ? 0.625 : 0.5; // causal: half the blocks; B reruns the scores (5 of 4)
+        o->bytes = bw ? 2 * qkv + 2 * ctx + lse : qkv + ctx + lse;
         return;
     }
     case LK_SOFTMAX_BW: case LK_GELU_BW: case LK_DROPOUT_ADD:
         o->bytes = bytes_of(sh, o->a, cells) + bytes_of(sh, o->b, cells) + bytes_of(sh, o->c, cells);
         return;
-    case LK_LAYERNORM:
-        o->bytes = bytes_of(sh, o->a, cells) + bytes_of(sh, o->c, cells) +
-                   bytes_of(sh, o->d, 2 * n) + bytes_of(sh, o->w, 2.0 * (double)o->cols);
+    case LK_SWIGLU: // reads gate and up, writes their product
+        o->bytes = bytes_of(sh, o->a, 2 * cells) + bytes_of(sh, o->c, cells);
         return;
-    case LK_LAYERNORM_BW:
+    case LK_SWIGLU_BW:
+        o->bytes = bytes_of(sh, o->a, cells) + bytes_of(sh, o->b, 2 * cells) +
+                   bytes_of(sh, o->c, 2 * cells);
+        return;
+    case LK_LAYERNORM: case LK_RMSNORM: {
+        double st = o->kernel == LK_RMSNORM ? 1 : 2;
+        o->bytes = bytes_of(sh, o->a, cells) + bytes_of(sh, o->c, cells) +
+                   bytes_of(sh, o->d, st * n) + bytes_of(sh, o->w, st * (double)o->cols);
+        return;
+    }
+    case LK_LAYERNORM_BW: case LK_RMSNORM_BW: {
+        double st = o->kernel == LK_RMSNORM_BW ? 1 : 2;
         o->bytes = bytes_of(sh, o->a, cells) + bytes_of(sh, o->b, cells) +
                    bytes_of(sh, o->c, cells) * (o->beta != 0 ? 2 : 1) +
-                   bytes_of(sh, o->d, 2 * n) + bytes_of(sh, o->w, (double)o->cols);
+                   bytes_of(sh, o->d, st * n) + bytes_of(sh, o->w, (double)o->cols);
         return;
-    case LK_LAYERNORM_DW:
+    }
+    case LK_LAYERNORM_DW: case LK_RMSNORM_DW: {
+        double st = o->kernel == LK_RMSNORM_DW ? 1 : 2;
         o->bytes = bytes_of(sh, o->a, cells) + bytes_of(sh, o->b, cells) +
-                   bytes_of(sh, o->d, 2 * n) + 2 * bytes_of(sh, o->c, 2.0 * (double)o->cols);
+                   bytes_of(sh, o->d, st * n) + 2 * bytes_of(sh, o->c, st * (double)o->cols);
         return;
+    }
     case LK_ALLREDUCE:
         o->bytes = bytes_of(sh, o->c, n);
+        return;
+    case LK_ALLGATHER: // the collective's size: the whole gathered buffer
+        o->bytes = bytes_of(sh, o->c, t * n);
+        return;
+    case LK_REDUCE_SCATTER:
+        o->bytes = bytes_of(sh, o->a, t * n);
         return;
     default: // COPY, SOFTMAX, GELU, DROPOUT: read a, write c
         o->bytes = bytes_of(sh, o->a, cells) + bytes_of(sh, o->c, cells);
         return;
     }
+}
+
+int layer_kernel_is_collective(int kernel) {
+    return kernel == LK_ALLREDUCE || kernel == LK_ALLGATHER || kernel == LK_REDUCE_SCATTER;
 }
 
 int layer_ops(const LayerShape *sh, OpKind pass, LayerOp *ops) {

@@ -6,16 +6,26 @@
  * fp32 on OpenBLAS, the GPU layer kernels/layer_cuda.h in bf16 on cuBLAS) and the cost model
  * (cost.h) prices them, so prediction and measurement cannot drift apart.
  *
- * The layer is GPT's pre-norm block as Megatron-LM runs it without sequence parallelism:
- *   F:  xn1 = LN1(x); qkv = xn1 Wqkv; P = softmax_causal(q k^T / sqrt(d)); Pd = dropout(P);
+ * The layer is the pre-norm block as Megatron-LM runs it (GPT's by default):
+ *   F:  xn1 = N1(x); qkv = xn1 Wqkv; P = softmax_causal(q k^T / sqrt(d)); Pd = dropout(P);
  *       ctx = Pd v; a = ctx Wo; [all-reduce a]; x1 = x + dropout(a);
- *       xn2 = LN2(x1); u = xn2 W1; g = GELU(u); o = g W2; [all-reduce o]; y = x1 + dropout(o)
+ *       xn2 = N2(x1); u = xn2 W1; g = act(u); o = g W2; [all-reduce o]; y = x1 + dropout(o)
  *   B:  the input gradient, keeping what W needs;  W: the weight gradients (GEMMs and the
- *       layer norms' gamma and beta).
+ *       norms' gamma and beta).
+ * The shape's options: grouped-query attention (kv_heads < heads: each key/value head serves
+ * heads / kv_heads query heads, so K and V are narrower and shared), any head dimension,
+ * SwiGLU (u holds gate | up, g = SiLU(gate) up), RMSNorm (no mean, no beta), flash attention
+ * (one fused kernel each way that keeps no s x s scores, only a log-sum-exp per query and
+ * head, and recomputes the probabilities in B).
  * With t-way tensor parallelism (Megatron: Wqkv and W1 split by columns, Wo and W2 by rows)
- * one rank runs heads/t heads and ffn/t MLP columns and all-reduces a and o in F and the
- * input gradients of the two column-parallel GEMMs in B; layer norms and dropouts run on the
- * whole hidden width on every rank. No biases (they fuse into the kernels around them). Pure
+ * one rank runs heads/t query heads, kv_heads/t key/value heads and ffn/t MLP columns and
+ * all-reduces a and o in F and the input gradients of the two column-parallel GEMMs in B;
+ * norms and dropouts run on the whole hidden width on every rank. With sequence parallelism
+ * (Korthikanti et al. 2022) the layer's input and output, the norms, dropouts and residuals
+ * hold this rank's T/t tokens (rows rank T/t .. of the micro-batch's T = b s): each
+ * all-reduce becomes a reduce-scatter, an all-gather brings the full sequence before each
+ * column-parallel GEMM (of the norms' outputs in F and again in W, of the output gradients
+ * in B), as Megatron-LM does. No biases (they fuse into the kernels around them). Pure
  * C, no I/O. */
 #ifndef PIPESIM_LAYER_OPS_H
 #define PIPESIM_LAYER_OPS_H
@@ -41,24 +51,37 @@ typedef struct {
     int32_t elem;     // bytes of an activation or weight element (2: bf16/fp16, 4: fp32);
                       //   0: 2. Scores, gradients of weights and statistics are fp32.
     int32_t vocab;    // V, for the LM head's and the embedding's lists (layer_head_ops)
+    int32_t kv_heads; // key/value heads (GQA), divide heads and are divided by t; 0: heads
+    int32_t head_dim; // 0: hidden / heads
+    uint8_t swiglu;   // MLP: SiLU(gate) x up, W1 = gate | up (2 ffn/t columns on a rank)
+    uint8_t rms;      // RMSNorm: y = x rstd gamma (no mean, no beta)
+    uint8_t flash;    // fused attention (LK_FLASH, LK_FLASH_BW); needs dropout = 0
+    uint8_t seqpar;   // sequence parallelism (t > 1, t divides b s)
 } LayerShape;
 
 static inline int64_t layer_tokens(const LayerShape *sh) {
     return (int64_t)sh->samples * sh->seq;
 }
 static inline int32_t layer_tp(const LayerShape *sh) { return sh->tensor > 1 ? sh->tensor : 1; }
+/* Tokens of this rank's residual stream: T, or T/t with sequence parallelism. */
+static inline int64_t layer_rows(const LayerShape *sh) {
+    return sh->seqpar && layer_tp(sh) > 1 ? layer_tokens(sh) / layer_tp(sh) : layer_tokens(sh);
+}
 
 /* The buffers an op reads and writes. IN/OUT are the pass's input and output (x and y for F,
- * dy and dx for B). Then what a micro-batch keeps from F (X .. GELU) and from B for W (DO ..
- * DXN1), a device's scratch for one pass (SCORE .. DX1), and the layer's weights and their
- * gradients. LN1/LN2 hold gamma then beta (2h); ST1/ST2 a layer norm's mean and 1/std per
- * token (2T, interleaved). Element counts: layer_buf_elems. */
+ * dy and dx for B). Then what a micro-batch keeps from F (X .. LSE) and from B for W (DO ..
+ * DXN1), a device's scratch for one pass (SCORE .. FULL), and the layer's weights and their
+ * gradients. LN1/LN2 hold gamma then beta (2h; RMSNorm: gamma, h); ST1/ST2 a norm's mean and
+ * 1/std per token (2 per row, interleaved; RMSNorm: 1/rms, 1 per row); LSE flash attention's
+ * log-sum-exp per (sample, head, query). FULL is sequence parallelism's full-sequence
+ * scratch: an all-gathered input or a partial sum before its reduce-scatter. Element
+ * counts: layer_buf_elems. */
 typedef enum {
     LB_IN, LB_OUT,
     LB_X, LB_XN1, LB_ST1, LB_QKV, LB_PROB, LB_PROBD, LB_CTX, LB_X1, LB_XN2, LB_ST2, LB_U,
-    LB_GELU,
+    LB_GELU, LB_LSE,
     LB_DO, LB_DU, LB_DXN2, LB_DA, LB_DQKV, LB_DXN1,
-    LB_SCORE, LB_DPROBD, LB_DPROB, LB_DSCORE, LB_DGELU, LB_DCTX, LB_A, LB_O, LB_DX1,
+    LB_SCORE, LB_DPROBD, LB_DPROB, LB_DSCORE, LB_DGELU, LB_DCTX, LB_A, LB_O, LB_DX1, LB_FULL,
     LB_WQKV, LB_WO, LB_W1, LB_W2, LB_LN1, LB_LN2,
     LB_GQKV, LB_GO, LB_G1, LB_G2, LB_GLN1, LB_GLN2,
     LB_LOGITS, LB_WVOCAB, LB_GVOCAB, // the LM head's and embedding's (layer_head_ops)
@@ -73,12 +96,15 @@ typedef enum {
 #define LB_LAYER_END LB_LOGITS    // the layer's own buffers end here; the executors hold
                                   //   LB_IN .. LB_LAYER_END - 1
 
-/* The kernels. n counts rows for SOFTMAX*, LAYERNORM* (cols wide each), elements otherwise.
+/* The kernels. n counts rows for SOFTMAX*, *NORM* (cols wide each), elements otherwise.
  *   GEMM          c = alpha op(a) op(b) + beta c (below)
  *   COPY          c = a
  *   SOFTMAX       c = causal softmax of a's rows (row r is query position r mod cols)
  *   SOFTMAX_BW    c = a (b - rowsum(a b)) alpha, a the softmax output, b its gradient
  *   GELU          c = GELU(a) (tanh approximation);  GELU_BW  c = a GELU'(b)
+ *   SWIGLU        n rows of cols: c[r, j] = SiLU(a[r, j]) a[r, cols + j] (a: gate | up)
+ *   SWIGLU_BW     c[r, j] = a[r, j] up SiLU'(gate), c[r, cols + j] = a[r, j] SiLU(gate), with
+ *                 gate | up = b's row r (a: the output's gradient, n x cols)
  *   DROPOUT       c = a alpha when layer_dropout_hash(seed, salt, j) >= keep_min, else 0,
  *                 j = (i / mask_blk) mask_stride + mask_off + i % mask_blk:
  *                 the pass's seed (its layer and micro-batch), the op's salt and i alone
@@ -88,10 +114,25 @@ typedef enum {
  *   LAYERNORM_BW  c = beta c + rstd (g - mean(g) - xh mean(g xh)), g = a gamma, xh the
  *                 normalised b (the layer norm's input) from the stats d
  *   LAYERNORM_DW  c[0..cols) += sum over rows of a xh (d gamma), c[cols..2 cols) += sum of a
- *   ALLREDUCE     c = the sum of c over the t tensor-parallel ranks (a collective) */
+ *   RMSNORM       c = a rstd gamma per row, rstd = 1 / sqrt(mean(a^2) + eps) into d, w = gamma
+ *   RMSNORM_BW    c = beta c + rstd (g - xh mean(g xh)), g = a gamma, xh = b rstd
+ *   RMSNORM_DW    c[0..cols) += sum over rows of a xh
+ *   FLASH         causal attention of `batch` query heads on each of `repeat` samples in one
+ *                 kernel: head i's queries at column i K of a (rows M = s, lda wide), its key
+ *                 and value head i / group at columns b_off + (i / group) K and
+ *                 b_off + N + (i / group) K of a; c (rows ldc wide) gets head i's context at
+ *                 column i K, d its log-sum-exp per query (repeat x batch x M), alpha the
+ *                 scale 1 / sqrt(K)
+ *   FLASH_BW      its gradient: from a (qkv), w (the context), b (its gradient, ldb wide) and
+ *                 d, c = dqkv (laid out as a, overwritten), the probabilities recomputed
+ *   ALLREDUCE     c = the sum of c over the t tensor-parallel ranks (a collective)
+ *   ALLGATHER     c (t n elements) = every rank's a (n elements) in rank order
+ *   REDUCE_SCATTER c (n elements) = this rank's n of the sum of a (t n) over the ranks */
 typedef enum {
     LK_GEMM, LK_COPY, LK_SOFTMAX, LK_SOFTMAX_BW, LK_GELU, LK_GELU_BW, LK_DROPOUT,
     LK_DROPOUT_ADD, LK_LAYERNORM, LK_LAYERNORM_BW, LK_LAYERNORM_DW, LK_ALLREDUCE,
+    LK_SWIGLU, LK_SWIGLU_BW, LK_RMSNORM, LK_RMSNORM_BW, LK_RMSNORM_DW, LK_FLASH, LK_FLASH_BW,
+    LK_ALLGATHER, LK_REDUCE_SCATTER,
     LK_COUNT
 } LayerKernel;
 
@@ -115,6 +156,10 @@ typedef struct {
     int64_t M, N, K, lda, ldb, ldc;
     int64_t batch, sa, sb, sc;
     int64_t repeat, ra, rb, rc;
+    int64_t group;        // GEMM, FLASH: batch entry i reads matrix i / group of each operand
+                          //   flagged in grouped (GQA's shared keys and values); 0: 1
+    uint8_t grouped;      // 1 a, 2 b, 4 c; a grouped c accumulates (the group's first entry
+                          //   with beta, the others add)
     float alpha, beta;    // dropouts: alpha = 1 / (1 - p), the kept elements' scale
     float p;              // dropout probability
     uint32_t keep_min;    // dropouts: keep element i iff layer_dropout_hash(...) >= keep_min
@@ -125,16 +170,21 @@ typedef struct {
                           //   a tensor-parallel rank: its heads among all; else i itself)
     int64_t n;            // rows (softmax, layer norm) or elements written
     int64_t cols;         // row length (softmax: s; layer norm: h)
-    double flops;         // GEMM: 2 M N K batch repeat; others 0 (the model FLOPs of MFU)
+    double flops;         // GEMM: 2 M N K batch repeat; FLASH: its two GEMMs', FLASH_BW
+                          //   its four (as the unfused kernels); others 0 (the model FLOPs
+                          //   of MFU)
+    double work;          // the FLOPs the kernel executes / flops: 1, but flash attention
+                          //   skips the causal mask's upper blocks (F 1/2) and recomputes
+                          //   the scores in B (5/4 x 1/2); the cost model times work x flops
     double bytes;         // least memory traffic: operands read once, results written (and
                           //   read when accumulated), at each buffer's element size; an
                           //   all-reduce: the bytes of its buffer (the collective's size)
 } LayerOp;
 
-#define LAYER_OPS_MAX 32
+#define LAYER_OPS_MAX 40
 
 /* Bytes of one element of buffer b for shape sh on the GPU: 4 for scores, their gradients,
- * layer-norm statistics and the weights' gradients (fp32), sh->elem for the rest. */
+ * norm statistics, log-sum-exps and the weights' gradients (fp32), sh->elem for the rest. */
 int layer_buf_elem_bytes(const LayerShape *sh, LayerBuf b);
 
 /* Elements of buffer b for shape sh, as one tensor-parallel rank holds it (IN/OUT: T h). */
@@ -153,9 +203,14 @@ int layer_ops(const LayerShape *sh, OpKind pass, LayerOp *ops);
 int layer_head_ops(const LayerShape *sh, OpKind pass, LayerOp *ops);
 int layer_embed_ops(const LayerShape *sh, OpKind pass, LayerOp *ops);
 
-/* Sums over a pass's list: FLOPs (GEMMs only: F = (linear + attention) / t, B = (linear +
- * 2 attention) / t, W = linear / t, with linear = 8Th^2 + 4Thf and attention = 4Tsh for T =
- * b s tokens; exact in doubles while below 2^53) and bytes. */
+/* Whether a kernel is a tensor-parallel collective (all-reduce, all-gather, reduce-scatter). */
+int layer_kernel_is_collective(int kernel);
+
+/* Sums over a pass's list: FLOPs (GEMMs and flash attention: F = (linear + attention) / t,
+ * B = (linear + 2 attention) / t, W = linear / t, with linear = 2T(2hq + 2hk) + 2Thfm for T =
+ * b s tokens, q and k the query and key/value widths, m = 2 (GELU) or 3 (SwiGLU), and
+ * attention = 4Tsq: GPT's 8Th^2 + 4Thf and 4Tsh; exact in doubles while below 2^53) and
+ * bytes. */
 double layer_ops_flops(const LayerShape *sh, OpKind pass);
 double layer_ops_bytes(const LayerShape *sh, OpKind pass);
 

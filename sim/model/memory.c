@@ -31,15 +31,40 @@ double memory_model_params(const ScnModel *m) {
 }
 
 double memory_layer_activation_bytes(const ScnModel *m, int64_t b) {
-    return memory_layer_activation_bytes_tp(m, b, 1);
+    return memory_layer_activation_bytes_sp(m, b, 1, 0);
 }
 
 double memory_layer_activation_bytes_tp(const ScnModel *m, int64_t b, int64_t t) {
-    double s = (double)m->seq_len, h = (double)m->hidden, a = (double)m->heads, tp = (double)t;
-    double per_sbh = m->recompute == RECOMPUTE_FULL        ? 2.0
-                     : m->recompute == RECOMPUTE_SELECTIVE ? 10.0 + 24.0 / tp
-                                                           : 10.0 + 24.0 / tp + 5.0 * a * s / (h * tp);
-    return s * (double)b * h * per_sbh * (dtype_bytes(m->dtype) / 2.0);
+    return memory_layer_activation_bytes_sp(m, b, t, 0);
+}
+
+/* Bytes per token of one layer's kept activations for 16-bit types, by part: what every
+ * tensor-parallel rank keeps whole (the residual stream's: norm inputs and outputs, the two
+ * hidden dropouts' masks; 1/t of it with sequence parallelism), what it keeps 1/t of (q, k
+ * and v, attention's output, the MLP's activations), and the attention core (s x s scores
+ * per head, 1/t). */
+typedef struct { double stream, split, core; } ActParts;
+
+static ActParts act_parts(const ScnModel *m) {
+    double h = (double)m->hidden, s = (double)m->seq_len, a = (double)m->heads;
+    double q = (double)scenario_attn_width(m);
+    double k = (double)(scenario_kv_heads(m) * scenario_head_dim(m)), f = (double)m->ffn_hidden;
+    double drop = m->dropout > 0 ? 1 : 0;
+    ActParts p = {.stream = 8.0 * h + 2.0 * drop * h,
+                  .split = 2.0 * (q + 2.0 * k) + 2.0 * q + (m->mlp == MLP_SWIGLU ? 6.0 : 4.0) * f};
+    // standard: softmax output (2 bytes), with dropout its mask (1) and output (2);
+    // flash: a log-sum-exp (fp32) per query and head
+    p.core = m->attention == ATTENTION_FLASH ? 4.0 * a : (2.0 + 3.0 * drop) * a * s;
+    return p;
+}
+
+double memory_layer_activation_bytes_sp(const ScnModel *m, int64_t b, int64_t t, int sp) {
+    double tp = (double)(t > 1 ? t : 1), sigma = sp && t > 1 ? tp : 1;
+    ActParts p = act_parts(m);
+    double per_token = m->recompute == RECOMPUTE_FULL ? 2.0 * (double)m->hidden / sigma
+                       : p.stream / sigma + p.split / tp +
+                             (m->recompute == RECOMPUTE_SELECTIVE ? 0 : p.core / tp);
+    return (double)m->seq_len * (double)b * per_token * (dtype_bytes(m->dtype) / 2.0);
 }
 
 double memory_optimizer_bytes_per_param(const ScnModel *m) {
@@ -49,13 +74,21 @@ double memory_optimizer_bytes_per_param(const ScnModel *m) {
 }
 
 double memory_layer_w_pending_bytes(const ScnModel *m, int64_t b) {
-    return memory_layer_w_pending_bytes_tp(m, b, 1);
+    return memory_layer_w_pending_bytes_sp(m, b, 1, 0);
 }
 
 double memory_layer_w_pending_bytes_tp(const ScnModel *m, int64_t b, int64_t t) {
-    double sb = (double)m->seq_len * (double)b, h = (double)m->hidden, f = (double)m->ffn_hidden;
-    double bytes = dtype_bytes(m->dtype) * sb * (4.0 * h + (4.0 * h + 2.0 * f) / (double)t);
-    double act = memory_layer_activation_bytes_tp(m, b, t);
+    return memory_layer_w_pending_bytes_sp(m, b, t, 0);
+}
+
+double memory_layer_w_pending_bytes_sp(const ScnModel *m, int64_t b, int64_t t, int sp) {
+    double h = (double)m->hidden, f = (double)m->ffn_hidden, tp = (double)(t > 1 ? t : 1);
+    double q = (double)scenario_attn_width(m), sigma = sp && t > 1 ? tp : 1;
+    double k = (double)(scenario_kv_heads(m) * scenario_head_dim(m));
+    double fw = m->mlp == MLP_SWIGLU ? 2.0 * f : f;
+    double elems = 2.0 * h / sigma + 2.0 * h + (2.0 * q + 2.0 * k + f + fw) / tp;
+    double bytes = dtype_bytes(m->dtype) * (double)m->seq_len * (double)b * elems;
+    double act = memory_layer_activation_bytes_sp(m, b, t, sp);
     return bytes < act ? bytes : act;
 }
 
@@ -78,8 +111,9 @@ void memory_stage_footprint(const Scenario *s, int64_t nlayers, int first, int l
     if (first) ends += sq * b * h;
     if (last) ends += 4.0 * sq * b * h * (1.0 + (double)m->vocab / (h * t));
     int64_t tp = scenario_tensor(s), mb = s->batch.micro_batch_size;
-    *act = layers * memory_layer_activation_bytes_tp(m, mb, tp) + ends;
-    *w_pending = layers * memory_layer_w_pending_bytes_tp(m, mb, tp) + ends;
+    int sp = s->parallel.sequence;
+    *act = layers * memory_layer_activation_bytes_sp(m, mb, tp, sp) + ends;
+    *w_pending = layers * memory_layer_w_pending_bytes_sp(m, mb, tp, sp) + ends;
 }
 
 void memory_per_param(const Scenario *s, int32_t weight_versions, MemoryPerParam *out) {

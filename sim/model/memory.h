@@ -2,7 +2,7 @@
  * asynchronous schedules keep), gradients and optimizer state, and the activations one
  * (micro-batch, chunk) keeps from its forward to its backward (Korthikanti et al. 2022, with
  * the recompute modes of the scenario). With tensor parallelism t every figure is one GPU's
- * share (Korthikanti et al. 2022 without sequence parallelism). Data parallelism keeps full
+ * share (Korthikanti et al. 2022, with or without sequence parallelism). Data parallelism keeps full
  * weights, gradients and optimizer state on every replica unless [parallel] zero shards them
  * over the d replicas (Rajbhandari et al. 2020, Figure 1; memory_per_param): zero = 1 holds
  * 1/d of the optimizer state, 2 also 1/d of the gradients, 3 also 1/d of the weights, i.e.
@@ -54,26 +54,34 @@ double memory_head_params(const ScnModel *m);
 double memory_model_params(const ScnModel *m);
 
 /* Activation bytes one layer keeps for one micro-batch of b samples until its backward, for
- * 16-bit types (Korthikanti et al. 2022, eqs. 1-3), doubled for fp32:
- *   none sbh(34 + 5as/h); selective 34sbh (the attention core is recomputed);
- *   full 2sbh (only the layer input; the rest is rebuilt one layer at a time in the
- *   backward, a transient this model leaves out). */
+ * 16-bit types (doubled for fp32), on one of t tensor-parallel GPUs, with sequence
+ * parallelism when sp (Korthikanti et al. 2022, generalised to the model's shapes): per token
+ *   stream / t' + split / t + core / t,   t' = t with sequence parallelism, else 1,
+ *   stream = 8h (the two norms' inputs and outputs) + 2h with dropout (the two masks),
+ *   split  = 2(q + 2k) (q, k, v) + 2q (attention's output) + 4f (GELU's input and output;
+ *            SwiGLU 6f: gate, up and their product),
+ *   core   = 2as (the softmax output) + 3as with dropout (its mask and output), or 4a for
+ *            flash attention (a log-sum-exp per query and head),
+ * with q = heads x head_dim, k = kv_heads x head_dim, a = heads. Selective recomputation
+ * drops core, full keeps only the layer's input, 2h / t'. GPT with dropout (q = k = h, f =
+ * 4h) gives Table 2: sbh(10 + 24/t + 5as/(ht)); sequence parallel sbh(34/t + 5as/(ht));
+ * selective sbh(10 + 24/t) and sbh(34/t); t = 1: sbh(34 + 5as/h) (eqs. 1-3); full 2sbh
+ * (2sbh/t sequence parallel: the input kept is this rank's tokens). Without dropout the
+ * masks and the dropout's output are not kept (PyTorch returns the input for p = 0). */
 double memory_layer_activation_bytes(const ScnModel *m, int64_t b);
-/* The same on one of t tensor-parallel GPUs without sequence parallelism (Korthikanti et al.
- * 2022, Table 2): none sbh(10 + 24/t + 5as/(ht)), selective sbh(10 + 24/t), full 2sbh (the
- * layer input is not split). t = 1 gives the formulas above. */
 double memory_layer_activation_bytes_tp(const ScnModel *m, int64_t b, int64_t t);
+double memory_layer_activation_bytes_sp(const ScnModel *m, int64_t b, int64_t t, int sp);
 
 /* Bytes of one layer's activations a split backward keeps from B until W: the inputs of the
- * four weight GEMMs (QKV, attention output, MLP in and out: sb(3h + f) elements) and the
- * gradients of their outputs (sb(5h + f)), 2sb(8h + 2f) bytes for 16-bit types, 32sbh when
- * f = 4h (at most the layer's activations). B gives back the rest (Qi et al. 2023 §2.3:
- * M_W < M_B). */
+ * four weight GEMMs and the gradients of their outputs (Qi et al. 2023 section 2.3: M_W <
+ * M_B). With t-way tensor parallelism the norms' outputs (whole, or 1/t with sequence
+ * parallelism, which gathers them again in W) and the output gradients of the attention-out
+ * and MLP-out GEMMs (2h a token, whole) stay, the rest is split: 2sb(2h/t' + 2h + (2q + 2k +
+ * f + f_up)/t) bytes for 16-bit types (f_up = f, or 2f with SwiGLU), at most the layer's
+ * activations; GPT: 2sb(8h + 2f), 32sbh when f = 4h and t = 1. */
 double memory_layer_w_pending_bytes(const ScnModel *m, int64_t b);
-/* With t-way tensor parallelism the inputs of the QKV and MLP-in GEMMs and the output
- * gradients of the attention-out and MLP-out GEMMs (4h a token) stay whole, the rest (4h + 2f)
- * is split: 2sb(4h + (4h + 2f)/t) bytes for 16-bit types, at most the layer's activations. */
 double memory_layer_w_pending_bytes_tp(const ScnModel *m, int64_t b, int64_t t);
+double memory_layer_w_pending_bytes_sp(const ScnModel *m, int64_t b, int64_t t, int sp);
 
 /* Parameters one GPU holds for stage st: its layers, the embedding (V + s)h on a first stage,
  * the output embedding Vh and final norm 2h on a last stage, all divided by the tensor

@@ -17,15 +17,18 @@
  * reduce, W or BW; bytes: the gradient bytes); an OPTIMIZER row is a device's optimizer step
  * (kind BW), which starts after the device's compute and all-reduces of the iteration. A
  * TENSOR row is one tensor-parallel all-reduce inside a layer's pass (kind: the op whose pass
- * it is in, F, B or BW; bytes: the buffer summed); it lies within that op's compute row, so
- * it is a part of the compute time, not more of it (pexec measures them; psim prices them
- * inside F and B and has no such rows). With [parallel] zero >= 1 a chunk's all-reduce is a
- * REDUCE_SCATTER row (kind W or BW, as the all-reduce's) before the optimizer step and an
- * ALL_GATHER row of its updated parameters after it (kind F: the forward that needs them);
- * both carry the chunk's gradient bytes. */
+ * it is in, F, B, W or BW; bytes: the buffer summed); TENSOR_GATHER and TENSOR_SCATTER rows
+ * are sequence parallelism's all-gathers and reduce-scatters (bytes: the whole sequence's
+ * buffer, gathered or reduced). Each lies within its op's compute row, so it is a part of the
+ * compute time, not more of it (pexec measures them; psim places them as the roofline prices
+ * them inside the op). With [parallel] zero >= 1 a chunk's all-reduce is a REDUCE_SCATTER row
+ * (kind W or BW, as the all-reduce's) before the optimizer step and an ALL_GATHER row of its
+ * updated parameters after it (kind F: the forward that needs them); both carry the chunk's
+ * gradient bytes. */
 typedef enum {
     STREAM_COMPUTE = 0, STREAM_SEND = 1, STREAM_RECV = 2, STREAM_COLLECTIVE = 3,
-    STREAM_OPTIMIZER = 4, STREAM_TENSOR = 5, STREAM_REDUCE_SCATTER = 6, STREAM_ALL_GATHER = 7,
+    STREAM_OPTIMIZER = 4, STREAM_TENSOR = 5, STREAM_TENSOR_GATHER = 6, STREAM_TENSOR_SCATTER = 7,
+    STREAM_REDUCE_SCATTER = 8, STREAM_ALL_GATHER = 9,
     STREAM_COUNT
 } Stream;
 /* The data-parallel tail's rows (all-reduce, optimizer, reduce-scatter, all-gather), which
@@ -33,6 +36,11 @@ typedef enum {
 static inline int stream_is_tail(int s) {
     return s == STREAM_COLLECTIVE || s == STREAM_OPTIMIZER || s == STREAM_REDUCE_SCATTER ||
            s == STREAM_ALL_GATHER;
+}
+
+/* A tensor-parallel collective's row (inside a compute row), of any of the three kinds. */
+static inline int stream_is_tensor(int s) {
+    return s == STREAM_TENSOR || s == STREAM_TENSOR_GATHER || s == STREAM_TENSOR_SCATTER;
 }
 
 typedef struct {

@@ -659,28 +659,27 @@ int run_simulate(Run *r, char *err, size_t errlen) {
     return e;
 }
 
-/* psim's tensor-parallel all-reduce rows (STREAM_TENSOR, as pexec measures them): inside
- * each F, B and BW compute row, where the roofline places each all-reduce among the op's
- * kernels, stretched with the row when [variability] changed its length. Added after the
+/* psim's tensor-parallel collective rows (STREAM_TENSOR and sequence parallelism's
+ * TENSOR_GATHER and TENSOR_SCATTER, as pexec measures them): inside each compute row, where
+ * the roofline places each collective among the op's kernels, stretched with the row when
+ * [variability] changed its length. Added after the
  * metrics, which do not count them. Returns 0, or -1 when out of memory. */
 static int tensor_rows(Run *r) {
     const Program *pr = &r->prog;
     int32_t S = program_stages(pr);
     enum { MAXSPANS = 4096 };
     CostSpan *spans = malloc(MAXSPANS * sizeof *spans);
-    int *n = calloc((size_t)S * 2, sizeof *n); // spans of (stage, F or B) computed, -1 - count
-    CostSpan **at = calloc((size_t)S * 2, sizeof *at);
+    int *n = calloc((size_t)S * OP_KIND_COUNT, sizeof *n); // spans of (stage, kind), -1 - count
+    CostSpan **at = calloc((size_t)S * OP_KIND_COUNT, sizeof *at);
     int rc = spans && n && at ? 0 : -1;
     size_t rows = r->tl.n;
     for (size_t i = 0; rc == 0 && i < rows; i++) {
         TimelineOp op = r->tl.ops[i];
-        if (op.stream != STREAM_COMPUTE || op.kind == OP_W) continue;
+        if (op.stream != STREAM_COMPUTE) continue;
         int32_t st = program_stage_of(pr, op.device, op.chunk);
-        int k = op.kind == OP_F ? 0 : 1;
-        size_t c = (size_t)st * 2 + (size_t)k;
-        if (n[c] == 0) { // first op of this stage and kind: price its all-reduces once
-            int got = cost_op_allreduces(&r->scn, &r->plan, st, op.kind == OP_F ? OP_F : OP_B,
-                                         spans, MAXSPANS);
+        size_t c = (size_t)st * OP_KIND_COUNT + (size_t)op.kind;
+        if (n[c] == 0) { // first op of this stage and kind: price its collectives once
+            int got = cost_op_allreduces(&r->scn, &r->plan, st, (OpKind)op.kind, spans, MAXSPANS);
             if (got > MAXSPANS) got = MAXSPANS;
             n[c] = -1 - got;
             if (got && !(at[c] = malloc((size_t)got * sizeof *spans))) rc = -1;
@@ -692,7 +691,10 @@ static int tensor_rows(Run *r) {
         for (int j = 0; rc == 0 && j < cnt; j++) {
             const CostSpan *x = &at[c][j];
             TimelineOp t = op;
-            t.stream = STREAM_TENSOR, t.peer = -1, t.bytes = (int64_t)x->bytes;
+            t.stream = x->kernel == LK_ALLGATHER        ? STREAM_TENSOR_GATHER
+                       : x->kernel == LK_REDUCE_SCATTER ? STREAM_TENSOR_SCATTER
+                                                        : STREAM_TENSOR;
+            t.peer = -1, t.bytes = (int64_t)x->bytes;
             t.start_ns = op.start_ns + llround(x->start_ns * stretch);
             t.end_ns = t.start_ns + llround(x->ns * stretch);
             if (t.end_ns > op.end_ns) t.end_ns = op.end_ns;
@@ -700,7 +702,7 @@ static int tensor_rows(Run *r) {
             rc = timeline_push(&r->tl, &t);
         }
     }
-    for (int32_t i = 0; at && i < S * 2; i++) free(at[i]);
+    for (int32_t i = 0; at && i < S * OP_KIND_COUNT; i++) free(at[i]);
     free(at), free(n), free(spans);
     return rc;
 }

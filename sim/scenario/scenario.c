@@ -929,6 +929,7 @@ static void fill_derived(Parser *P) {
     Scenario *s = P->s;
     if (!GIVEN(P, "model", "name")) default_name(P->name, s->model.name);
     if (!GIVEN(P, "model", "ffn_hidden")) s->model.ffn_hidden = 4 * s->model.hidden;
+    s->parallel.sequence_given = GIVEN(P, "parallel", "sequence");
     if (!GIVEN(P, "model", "kv_heads")) s->model.kv_heads = s->model.heads;
     if (!GIVEN(P, "model", "head_dim") && s->model.heads > 0)
         s->model.head_dim = s->model.hidden / s->model.heads;

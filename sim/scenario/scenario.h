@@ -150,6 +150,7 @@ typedef struct {
     int64_t zero;        // ZeRO stage over the d replicas (Rajbhandari et al. 2020), 0..3:
                          //   1 shards the optimizer state, 2 also the gradients, 3 also the
                          //   weights (memory.h, cost.h); needs d > 1 when > 0; default 0
+    int sequence_given;  // the file or a --set gives sequence (else pplan turns it on with t > 1)
 } ScnParallel;
 
 typedef struct {

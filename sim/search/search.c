@@ -162,7 +162,9 @@ int search_enumerate(const Scenario *s, const SearchSpace *sp, SearchPoint **out
     PointList l = {0};
     int64_t G = sp->gpus, B = sp->global_batch;
     for (int64_t t = 1; rc == 0 && t <= s->hw.gpus_per_node && t <= G; t *= 2) {
-        if (s->model.heads % t || s->hw.gpus_per_node % t || G % t) continue;
+        if (s->model.heads % t || scenario_kv_heads(&s->model) % t || s->model.ffn_hidden % t ||
+            s->hw.gpus_per_node % t || G % t)
+            continue;
         for (int64_t p = 1; rc == 0 && p <= G / t && p <= SCN_MAX_STAGES; p++) {
             int64_t d = G / t / p;
             if ((G / t) % p || B % d || p > s->model.layers) continue;
@@ -170,6 +172,8 @@ int search_enumerate(const Scenario *s, const SearchSpace *sp, SearchPoint **out
                 if ((B / d) % b || B / d / b > SCN_MAX_MICRO_BATCHES) continue;
                 SearchConfig c = {.stages = (int32_t)p, .data = (int32_t)d, .tensor = (int32_t)t,
                                   .micro_batch_size = b, .micro_batches = B / d / b};
+                c.sequence = t > 1 && s->model.seq_len % t == 0 &&
+                             (s->parallel.sequence_given ? s->parallel.sequence : 1);
                 for (int k = 0; rc == 0 && k < nsched; k++) {
                     c.schedule = scheds[k]->name;
                     rc = add_schedule(&l, s, scheds[k], c, zero, nz);
@@ -208,6 +212,7 @@ int search_point_sets(const SearchConfig *c, char sets[SEARCH_NSETS][SEARCH_SET_
     SET("batch.micro_batches=%lld", (long long)c->micro_batches);
     SET("batch.iterations=1");
     SET("model.recompute=%s", recompute_name(c->recompute));
+    SET("parallel.sequence=%s", c->sequence ? "true" : "false");
     SET("parallel.zero=%d", c->zero);
 #undef SET
     return k;
@@ -387,15 +392,16 @@ size_t search_rank(const SearchPoint *pts, size_t n, size_t *order) {
 /* ---- report ------------------------------------------------------------------------------- */
 
 static void config_text(const SearchConfig *c, char *buf, size_t len) {
-    int n = snprintf(buf, len, "%s p=%d v=%d d=%d t=%d b=%lld m=%lld recompute=%s", c->schedule,
-                     c->stages, c->chunks, c->data, c->tensor, (long long)c->micro_batch_size,
+    int n = snprintf(buf, len, "%s p=%d v=%d d=%d t=%d%s b=%lld m=%lld recompute=%s",
+                     c->schedule, c->stages, c->chunks, c->data, c->tensor,
+                     c->sequence ? " sp" : "", (long long)c->micro_batch_size,
                      (long long)c->micro_batches, recompute_name(c->recompute));
     if (c->zero && n > 0 && (size_t)n < len) snprintf(buf + n, len - (size_t)n, " zero=%d", c->zero);
 }
 
 /* The keys where b differs from a, as "p=8 (winner 4), ...". */
 static void config_diff(const SearchConfig *a, const SearchConfig *b, char *buf, size_t len) {
-    char x[9][48];
+    char x[10][48];
     int k = 0;
     if (strcmp(a->schedule, b->schedule)) snprintf(x[k++], 48, "schedule %s", b->schedule);
 #define DIFF(field, name)                                                                      \
@@ -415,6 +421,8 @@ static void config_diff(const SearchConfig *a, const SearchConfig *b, char *buf,
     if (a->recompute != b->recompute)
         snprintf(x[k++], 48, "recompute %s (not %s)", recompute_name(b->recompute),
                  recompute_name(a->recompute));
+    if (a->sequence != b->sequence)
+        snprintf(x[k++], 48, "sequence parallel %s", b->sequence ? "on" : "off");
     buf[0] = '\0';
     for (int i = 0; i < k; i++)
         snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", i ? ", " : "", x[i]);
@@ -465,7 +473,7 @@ static const char *deciding(const SearchPoint *w, const SearchPoint *r, double *
 
 static void why_one(FILE *f, const Scenario *s, const SearchPoint *w, const SearchPoint *r,
                     int rank) {
-    char diff[480]; // 9 differences of at most 48 bytes with separators
+    char diff[576]; // up to 10 differences of at most 48 bytes with separators
     double cw, bw, ow, cr, br, orr;
     split(w, &cw, &bw, &ow);
     split(r, &cr, &br, &orr);
@@ -596,13 +604,14 @@ void search_report(FILE *f, const char *path, const char *const *base_sets, int 
             "%zu invalid\n", n, c[SEARCH_OK], c[SEARCH_STATIC], s->hw.memory_gib,
             c[SEARCH_MEMORY], s->hw.memory_gib, c[SEARCH_INVALID]);
     fprintf(f, "# rank  tokens_per_s  tflops_per_gpu  mfu_%%  bubble_%%  peak_gib  memory_gib  "
-            "iteration_ms  schedule        p   v   d   t     b     m  recompute  zero\n");
+            "iteration_ms  schedule        p   v   d   t  sp     b     m  recompute  zero\n");
     for (size_t k = 0; k < nrank && k < top; k++) {
         const SearchPoint *p = &pts[order[k]];
         fprintf(f, "%6zu %13.0f %15.1f %6.2f %9.2f %9.2f %11g %13.3f  %-13s %3d %3d %3d %3d "
-                "%5lld %5lld  %-9s %5d\n", k + 1, p->tokens_per_s, p->tflops_per_gpu, 100 * p->mfu,
+                "%3s %5lld %5lld  %-9s %5d\n", k + 1, p->tokens_per_s, p->tflops_per_gpu, 100 * p->mfu,
                 100 * p->bubble_rate, p->peak_gib, s->hw.memory_gib, p->makespan_ms,
                 p->cfg.schedule, p->cfg.stages, p->cfg.chunks, p->cfg.data, p->cfg.tensor,
+                p->cfg.sequence ? "on" : "-",
                 (long long)p->cfg.micro_batch_size, (long long)p->cfg.micro_batches,
                 recompute_name(p->cfg.recompute), p->cfg.zero);
     }

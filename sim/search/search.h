@@ -14,7 +14,7 @@
 #include "sim/model/cost.h"
 #include "sim/scenario/scenario.h"
 
-#define SEARCH_NSETS 11   // --set overrides one point adds to the user's
+#define SEARCH_NSETS 12   // --set overrides one point adds to the user's
 #define SEARCH_SET_MAX 80 // bytes of one of them
 #define SEARCH_MAX_POINTS 200000
 
@@ -37,6 +37,8 @@ typedef struct {
     int64_t micro_batches;     // m per iteration (d x m x b = global batch)
     Recompute recompute;
     int32_t zero;              // [parallel] zero: 0 with d = 1, one of SearchSpace.zero else
+    int sequence;              // sequence parallelism: the scenario's when it gives one, else
+                               //   on whenever t > 1 (and t divides b s)
 } SearchConfig;
 
 /* One point and what simulating it gave. Metrics are those of one iteration; tokens_per_s
