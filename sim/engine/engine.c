@@ -362,7 +362,8 @@ static void device_tail(Engine *e, int32_t d, const int64_t *ready, const uint8_
     int64_t free_ns = 0; // when the collective lane is free
     for (int32_t i = 0; i < v; i++) {
         int32_t ch = order[i], st = program_stage_of(e->pr, d, ch);
-        if (ready[ch] < 0 || zero >= 3) continue; // no backward of this chunk in the run
+        if (ready[ch] < 0 || zero >= 3) continue; // no backward of this chunk in the run (or
+                                                  // zero 3, which scatters inside the ops)
         int64_t start = ready[ch] > free_ns ? ready[ch] : free_ns;
         int64_t ns = zero ? cost_reduce_scatter_ns(e->c, d, st) : cost_allreduce_ns(e->c, d, st);
         TimelineOp row = {.start_ns = start, .end_ns = start + ns,

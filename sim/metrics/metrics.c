@@ -56,9 +56,6 @@ typedef struct {
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-/* allreduce_ms, allreduce_exposed_ms and optimizer_ms from the collective and optimizer rows
- * (metrics.h); all 0 without them. Memory is one cell per (iteration, device), less than the
- * timeline's own rows. -1 out of memory. */
 /* zero = 3: the collectives inside the compute rows (cost.h's z3_ns), per iteration (mean),
  * of the device with the most: an F, B or BW gathers its chunk's weights, a W or BW
  * reduce-scatters its gradients. O(rows + p). -1 out of memory. */
@@ -86,6 +83,9 @@ static int zero3_metrics(const Program *pr, const CostModel *c, const Timeline *
     return 0;
 }
 
+/* allreduce_ms, allreduce_exposed_ms, optimizer_ms and zero = 1, 2's reduce_scatter_ms and
+ * all_gather_ms from the tail's rows (metrics.h); all 0 without them. Memory is one cell per
+ * (iteration, device), less than the timeline's own rows. -1 out of memory. */
 static int tail_metrics(const Timeline *tl, int64_t m, int64_t iterations, int32_t p,
                         Metrics *out) {
     int any = 0;
