@@ -233,14 +233,17 @@ static Layer *stage_layers(ExecDev *dv, int32_t st) {
     return &((CpuState *)ex->be)->layers[dv->g * ex->nlayers + ex->layer_at[st]];
 }
 
-/* After op (the last backward of its chunk in this round): the chunk's gradients summed over
- * the replicas, one allreduce row (bytes: the fp32 gradients). With sequence parallelism the
+/* The data-parallel collective of chunk ch over the replicas, one row (bytes: the chunk's
+ * fp32 buffers): after its last backward (op) the gradients all-reduced (zero = 0: an
+ * allreduce row) or reduce-scattered (a reduce_scatter row); with zero after the step its
+ * weights all-gathered (gather: an all_gather row, kind F). With sequence parallelism the
  * norms' gradients of each tensor rank cover its tokens only: they are summed over the
  * tensor ranks first (as Megatron-LM does before the optimizer), so every rank steps the
  * same gamma and beta. */
-static int chunk_allreduce(ExecDev *dv, const ProgramOp *op) {
+static int chunk_collective(ExecDev *dv, const ProgramOp *op, int32_t ch, int gather) {
     Exec *ex = dv->ex;
-    int32_t st = program_stage_of(ex->spec.pr, dv->d, op->chunk);
+    const CpuState *cs = ex->be;
+    int32_t st = program_stage_of(ex->spec.pr, dv->d, ch), zero = ex->spec.zero;
     Layer *l = stage_layers(dv, st);
     int64_t t0 = exec_now_ns(ex), bytes = 0;
     for (int64_t k = 0; k < ex->spec.pl->layers[st]; k++)
@@ -248,21 +251,26 @@ static int chunk_allreduce(ExecDev *dv, const ProgramOp *op) {
             int64_t n = layer_buf_elems(&dv->shape, (LayerBuf)(LB_FIRST_GRAD + i));
             bytes += n * (int64_t)sizeof(float);
             int norm = LB_FIRST_GRAD + i == LB_GLN1 || LB_FIRST_GRAD + i == LB_GLN2;
-            if (norm && dv->shape.seqpar && ex->T > 1 &&
-                ((CpuState *)ex->be)->allreduce(dv, CPU_OVER_TENSOR, l[k].g[i], n))
+            if (!gather && norm && dv->shape.seqpar && ex->T > 1 &&
+                cs->allreduce(dv, CPU_OVER_TENSOR, l[k].g[i], n))
                 return -1;
-            if (ex->D > 1 && ((CpuState *)ex->be)->allreduce(dv, CPU_OVER_DATA, l[k].g[i], n))
-                return -1;
+            if (ex->D < 2) continue;
+            int rc = gather ? cs->zero_all_gather(dv, l[k].w[i], n)
+                     : zero ? cs->zero_reduce_scatter(dv, l[k].g[i], n)
+                            : cs->allreduce(dv, CPU_OVER_DATA, l[k].g[i], n);
+            if (rc) return -1;
         }
-    TimelineOp row = exec_row(ex, dv->d, -1, (OpKind)op->kind, 0, op->chunk, STREAM_COLLECTIVE,
-                              bytes, t0, exec_now_ns(ex));
+    Stream s = gather ? STREAM_ALL_GATHER : zero ? STREAM_REDUCE_SCATTER : STREAM_COLLECTIVE;
+    TimelineOp row = exec_row(ex, dv->d, -1, gather ? OP_F : (OpKind)op->kind, 0, (int16_t)ch,
+                              s, bytes, t0, exec_now_ns(ex));
     exec_row_push(dv, &row);
     return 0;
 }
 
-/* Every layer of the worker's chunks steps w -= lr g: one optimizer row. With zero, the
- * gradients are zeroed instead (before the round's first op). */
-static void sgd_step(ExecDev *dv, int zero) {
+/* Every layer of the worker's chunks steps w -= lr g (with zero >= 1 on the replica's shard
+ * of each buffer only): one optimizer row. With clear, the gradients are zeroed instead
+ * (before the round's first op). */
+static void sgd_step(ExecDev *dv, int clear) {
     Exec *ex = dv->ex;
     float lr = ex->spec.lr;
     int64_t t0 = exec_now_ns(ex);
@@ -271,14 +279,16 @@ static void sgd_step(ExecDev *dv, int zero) {
         Layer *l = stage_layers(dv, st);
         for (int64_t k = 0; k < ex->spec.pl->layers[st]; k++)
             for (int i = 0; i < LAYER_WEIGHTS; i++) {
-                int64_t n = layer_buf_elems(&dv->shape, (LayerBuf)(LB_FIRST_GRAD + i));
+                int64_t n = layer_buf_elems(&dv->shape, (LayerBuf)(LB_FIRST_GRAD + i)), lo = 0,
+                        hi = n;
                 float *w = l[k].w[i], *g = l[k].g[i];
-                if (zero) memset(g, 0, (size_t)n * sizeof *g);
+                if (ex->spec.zero && ex->D > 1) cpu_shard(n, dv->replica, ex->D, &lo, &hi);
+                if (clear) memset(g, 0, (size_t)n * sizeof *g);
                 else
-                    for (int64_t e = 0; e < n; e++) w[e] -= lr * g[e];
+                    for (int64_t e = lo; e < hi; e++) w[e] -= lr * g[e];
             }
     }
-    if (zero) return;
+    if (clear) return;
     TimelineOp row = exec_row(ex, dv->d, -1, OP_BW, 0, 0, STREAM_OPTIMIZER, 0, t0,
                               exec_now_ns(ex));
     exec_row_push(dv, &row);
@@ -312,9 +322,12 @@ void cpu_device_ops(ExecDev *dv) {
         }
         if (exec_op(dv, i) != 0) break;
         const ProgramOp *op = &sp->pr->ops[sp->pr->start[dv->d] + i];
-        if (sp->tail && last[op->chunk] == i && chunk_allreduce(dv, op) != 0) break;
+        if (sp->tail && last[op->chunk] == i && chunk_collective(dv, op, op->chunk, 0) != 0)
+            break;
     }
     if (sp->tail && !exec_failed(ex)) sgd_step(dv, 0);
+    for (int32_t ch = 0; sp->tail && sp->zero && ch < sp->pr->chunks && !exec_failed(ex); ch++)
+        if (last[ch] >= 0 && chunk_collective(dv, NULL, ch, 1) != 0) break;
 }
 
 /* ---- threads: in-process channels ---- */
@@ -459,6 +472,41 @@ static int threads_reduce_scatter(ExecDev *dv, CpuOver over, const float *in, fl
     return group_meet(dv, gr, over);
 }
 
+/* zero >= 1: the replicas' reduce-scatter, each summing its own shard of every member's
+ * buffer in replica order (threads_allreduce's sums, bit for bit) into the group's sum, then
+ * taking it back; each reads only its shard of the sum, so two meetings suffice. */
+static int threads_zero_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
+    Exec *ex = dv->ex;
+    Group *gr = &((Threads *)ex->be)->data[(int64_t)dv->d * ex->T + dv->trank];
+    int64_t lo, hi;
+    cpu_shard(n, dv->replica, gr->n, &lo, &hi);
+    gr->buf[dv->replica] = buf;
+    if (group_meet(dv, gr, CPU_OVER_DATA) != 0) return -1;
+    for (int64_t i = lo; i < hi; i++) {
+        float s = gr->buf[0][i];
+        for (int32_t k = 1; k < gr->n; k++) s += gr->buf[k][i];
+        gr->sum[i] = s;
+    }
+    if (group_meet(dv, gr, CPU_OVER_DATA) != 0) return -1; // every shard read
+    memcpy(buf + lo, gr->sum + lo, (size_t)(hi - lo) * sizeof *buf);
+    return 0;
+}
+
+/* The all-gather: every member copies the others' shards out of their buffers, and none
+ * leaves (to post another buffer) before all have copied. */
+static int threads_zero_all_gather(ExecDev *dv, float *buf, int64_t n) {
+    Exec *ex = dv->ex;
+    Group *gr = &((Threads *)ex->be)->data[(int64_t)dv->d * ex->T + dv->trank];
+    gr->buf[dv->replica] = buf;
+    if (group_meet(dv, gr, CPU_OVER_DATA) != 0) return -1;
+    for (int32_t k = 0; k < gr->n; k++) {
+        int64_t lo, hi;
+        cpu_shard(n, k, gr->n, &lo, &hi);
+        if (k != dv->replica) memcpy(buf + lo, gr->buf[k] + lo, (size_t)(hi - lo) * sizeof *buf);
+    }
+    return group_meet(dv, gr, CPU_OVER_DATA);
+}
+
 void cpu_not_taken(ExecDev *dv, const ProgramOp *op, int grad, int32_t dst) {
     char name[64];
     exec_fail(dv->ex, 1, "device %d (%s) waited %g s for device %d to take its %s (watchdog; "
@@ -576,6 +624,8 @@ static int threads_create(Exec *ex, char *why, size_t whylen) {
     cs->allreduce = threads_allreduce;
     cs->allgather = threads_allgather;
     cs->reduce_scatter = threads_reduce_scatter;
+    cs->zero_reduce_scatter = threads_zero_reduce_scatter;
+    cs->zero_all_gather = threads_zero_all_gather;
     cs->ch = calloc((size_t)ex->W * ex->W * 2, sizeof *cs->ch);
     if (!cs->ch || groups_create(ex, ts) != 0)
         return snprintf(why, whylen, "out of host memory"), 1;

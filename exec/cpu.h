@@ -26,7 +26,19 @@ typedef struct {
      * group size x n, out: this member's n of the sum), the same contract. */
     int (*allgather)(ExecDev *dv, CpuOver over, const float *in, float *out, int64_t n);
     int (*reduce_scatter)(ExecDev *dv, CpuOver over, const float *in, float *out, int64_t n);
+    /* zero >= 1, over the worker's data group: zero_reduce_scatter leaves in buf's shard of this
+     * replica (cpu_shard) the sum of that shard over the replicas, summed in replica order as
+     * allreduce sums it, and the rest of buf as it was; zero_all_gather copies every other
+     * replica's shard of its buf into this one's. 0, or -1 with the run failed. */
+    int (*zero_reduce_scatter)(ExecDev *dv, float *buf, int64_t n);
+    int (*zero_all_gather)(ExecDev *dv, float *buf, int64_t n);
 } CpuState;
+
+/* Replica r's shard of an n-element buffer over d replicas: [*lo, *hi) = [n r / d,
+ * n (r+1) / d), the slices threads_allreduce sums, so shards cover the buffer once. */
+static inline void cpu_shard(int64_t n, int32_t r, int32_t d, int64_t *lo, int64_t *hi) {
+    *lo = n * r / d, *hi = n * (r + 1) / d;
+}
 
 /* A worker's state (ExecDev.be). */
 typedef struct {
@@ -59,7 +71,9 @@ int cpu_send_dropped(ExecDev *dv, void *data);
 
 /* Worker dv's ops of this round in program order; with the tail, its gradients zeroed first,
  * each chunk's gradients all-reduced over the replicas after the chunk's last backward (an
- * allreduce row), and the SGD step after the last op (an optimizer row). With --kill-after or
+ * allreduce row), and the SGD step after the last op (an optimizer row); with zero >= 1 a
+ * reduce-scatter instead (a reduce_scatter row), the step on the replica's shard, then each
+ * chunk's weights all-gathered in chunk order (an all_gather row, kind F). With --kill-after or
  * --stall-after the device (its replica 0's tensor rank 0) dies (a rank: SIGKILL, a thread:
  * returns) or stalls there (a rank: SIGSTOP; a thread: waits until the run failed, at most one
  * watchdog) telling no one. */

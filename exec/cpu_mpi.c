@@ -268,6 +268,64 @@ static int ranks_reduce_scatter(ExecDev *dv, CpuOver over, const float *in, floa
     return ranks_wait(dv, over, rc, &req, "reduce-scatter");
 }
 
+/* The shards of n elements over the D replicas (the data communicator's ranks are the
+ * replicas, key = replica): counts and displacements, in ints for MPI. */
+static int shard_counts(const Exec *ex, int64_t n, int **counts, int **displs) {
+    *counts = malloc((size_t)ex->D * sizeof **counts);
+    *displs = malloc((size_t)ex->D * sizeof **displs);
+    if (!*counts || !*displs) return free(*counts), free(*displs), -1;
+    for (int32_t r = 0; r < ex->D; r++) {
+        int64_t lo, hi;
+        cpu_shard(n, r, ex->D, &lo, &hi);
+        (*counts)[r] = (int)(hi - lo), (*displs)[r] = (int)lo;
+    }
+    return 0;
+}
+
+/* zero >= 1: MPI_Ireduce_scatter into a scratch shard, copied back to this replica's shard
+ * of buf (MPI_IN_PLACE would put it at buf's start). */
+static int ranks_zero_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
+    Exec *ex = dv->ex;
+    Ranks *rs = ex->be;
+    if (rs->over[CPU_OVER_DATA] == MPI_COMM_NULL) return 0;
+    int *counts, *displs;
+    if (shard_counts(ex, n, &counts, &displs) != 0) return exec_fail(ex, 1, "out of host memory"), -1;
+    int mine = counts[dv->replica], at = displs[dv->replica];
+    float *shard = malloc((size_t)(mine ? mine : 1) * sizeof *shard);
+    int rc = -1;
+    if (shard) {
+        MPI_Request req = MPI_REQUEST_NULL;
+        pthread_mutex_lock(&rs->mpi_mu);
+        int e = MPI_Ireduce_scatter(buf, shard, counts, MPI_FLOAT, MPI_SUM,
+                                    rs->over[CPU_OVER_DATA], &req);
+        pthread_mutex_unlock(&rs->mpi_mu);
+        rc = ranks_wait(dv, CPU_OVER_DATA, e, &req, "reduce-scatter");
+        if (rc == 0) memcpy(buf + at, shard, (size_t)mine * sizeof *buf);
+    } else {
+        exec_fail(ex, 1, "out of host memory");
+    }
+    if (rc == 0) free(shard); // else MPI may still write it: the job ends, the shard leaks
+    free(counts), free(displs);
+    return rc;
+}
+
+/* The all-gather of every replica's shard, in place (MPI_Iallgatherv). */
+static int ranks_zero_all_gather(ExecDev *dv, float *buf, int64_t n) {
+    Exec *ex = dv->ex;
+    Ranks *rs = ex->be;
+    if (rs->over[CPU_OVER_DATA] == MPI_COMM_NULL) return 0;
+    int *counts, *displs;
+    if (shard_counts(ex, n, &counts, &displs) != 0) return exec_fail(ex, 1, "out of host memory"), -1;
+    MPI_Request req = MPI_REQUEST_NULL;
+    pthread_mutex_lock(&rs->mpi_mu);
+    int e = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
+                            rs->over[CPU_OVER_DATA], &req);
+    pthread_mutex_unlock(&rs->mpi_mu);
+    int rc = ranks_wait(dv, CPU_OVER_DATA, e, &req, "all-gather");
+    free(counts), free(displs);
+    return rc;
+}
+
 /* This rank's tensor and data communicators (every rank calls it: MPI_Comm_split is
  * collective). 0, or -1. */
 static int split_groups(Exec *ex, Ranks *rs) {
@@ -494,6 +552,8 @@ static int ranks_create(Exec *ex, char *why, size_t whylen) {
     rs->cpu.allreduce = ranks_allreduce;
     rs->cpu.allgather = ranks_allgather;
     rs->cpu.reduce_scatter = ranks_reduce_scatter;
+    rs->cpu.zero_reduce_scatter = ranks_zero_reduce_scatter;
+    rs->cpu.zero_all_gather = ranks_zero_all_gather;
     if (split_groups(ex, rs) != 0)
         return snprintf(why, whylen, "rank %d: MPI_Comm_split failed", ex->rank), 1;
     rs->clock_off = calloc((size_t)size, sizeof *rs->clock_off);

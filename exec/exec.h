@@ -70,6 +70,11 @@ typedef struct {
                              //   replicas, after the device's last op every layer steps
                              //   w -= lr g, and the next iteration starts from zero gradients
     float lr;                // the SGD step's learning rate (tail only)
+    int32_t zero;            // [parallel] zero with d > 1 (CPU backends): 1 and 2 reduce-scatter
+                             //   a chunk's gradients instead (replica r keeps the sum of its
+                             //   shard, elements [n r / d, n (r+1) / d) of every buffer), step
+                             //   only that shard, then all-gather every chunk's weights; the
+                             //   buffers stay whole in memory. 3 is refused (status 2)
 } ExecSpec;
 
 typedef struct Exec Exec;

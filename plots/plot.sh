@@ -40,7 +40,7 @@ for run in "$@"; do
         from ops where run_id = $run and stream in ('compute', 'optimizer')
         order by device, start_ns" >>"$data"
     sqlite3 -separator ' ' "$db" "select $row + device, start_ns / 1e6, end_ns / 1e6
-        from ops where run_id = $run and stream = 'allreduce'" >>"$colls"
+        from ops where run_id = $run and stream in ('allreduce', 'reduce_scatter', 'all_gather')" >>"$colls"
     sqlite3 -separator ' ' "$db" "select $row + device, start_ns / 1e6, end_ns / 1e6
         from ops where run_id = $run and stream = 'send'" >>"$xfers"
     d=0

@@ -42,3 +42,33 @@ expect "an unknown all-reduce algorithm is refused" 2 "unknown allreduce 'mesh';
     && [ "$(awk '$4 == 5' "$tmp/dpfig/ops-1.dat" | wc -l)" = 8 ] \
     && ok "the timeline figure draws 8 all-reduces and 8 optimizer steps" \
     || nok "the timeline figure draws 8 all-reduces and 8 optimizer steps" "$(head -c 300 "$tmp/e")"
+
+# --- ZeRO: the same gpt13b d = 8; zero = 1 splits the all-reduce into a reduce-scatter and an
+# all-gather of half its time each (ring over 8 NVLink GPUs: 7 alpha + 7/8 n / beta), divides
+# the optimizer step by 8 and stores the two halves under their own streams
+zdb="$tmp/zero.db"
+$psim --db "$zdb" --json --set parallel.data=8 --set parallel.zero=1 scenarios/gpt13b.scn >"$tmp/z1" 2>"$tmp/e"
+rs=$(awk 'BEGIN { h = 5120; n = 2 * (5 * (12 * h * h + 13 * h) + (51200 + 2048) * h);
+                  printf "%.6f", int(7 * 10e3 + 7 / 8 * n / 450 + 0.5) / 1e6 }')
+near "zero=1: the reduce-scatter is the ring's half ($rs ms)" "$(json_num reduce_scatter_ms "$tmp/z1")" "$rs" 1e-9
+$psim --no-db --json --set parallel.data=8 scenarios/gpt13b.scn >"$tmp/z0" 2>"$tmp/e"
+near "zero=1: reduce-scatter + all-gather = zero=0's all-reduce" \
+    "$(awk -v a="$(json_num reduce_scatter_ms "$tmp/z1")" -v b="$(json_num all_gather_ms "$tmp/z1")" 'BEGIN { printf "%.6f", a + b }')" \
+    "$(json_num allreduce_ms "$tmp/z0")" 1e-9
+near "zero=1: no all-reduce left" "$(json_num allreduce_ms "$tmp/z1")" 0 0
+near "zero=1: the optimizer step is zero=0's / 8" \
+    "$(awk -v a="$(json_num optimizer_ms "$tmp/z1")" 'BEGIN { printf "%.6f", 8 * a }')" "$(json_num optimizer_ms "$tmp/z0")" 1e-5
+near "zero=1: device 0's optimizer state is zero=0's / 8" \
+    "$(awk -v a="$(json_num optimizer_gib "$tmp/z1")" 'BEGIN { printf "%.9f", 8 * a }')" "$(json_num optimizer_gib "$tmp/z0")" 1e-9
+[ "$(sql "$zdb" "select group_concat(stream || ':' || n, ' ') from (select stream, count(*) n from ops where stream <> 'compute' and stream <> 'send' and stream <> 'recv' group by stream order by stream)")" = "all_gather:8 optimizer:8 reduce_scatter:8" ] \
+    && ok "zero=1 stores a reduce_scatter and an all_gather row per device, no allreduce" \
+    || nok "zero=1 stores a reduce_scatter and an all_gather row per device" "$(sql "$zdb" "select stream, count(*) from ops group by stream")"
+$psim --no-db --set parallel.data=8 --set parallel.zero=2 scenarios/gpt13b.scn >"$tmp/s" 2>&1
+grep -q '^gradient reduce-scatter .*zero = 2: ring over 8 replicas, intra-node links' "$tmp/s" \
+    && grep -q '^parameter all-gather ' "$tmp/s" && ! grep -q '^gradient all-reduce' "$tmp/s" \
+    && ok "the summary names the reduce-scatter and all-gather, not an all-reduce" \
+    || nok "the summary names the reduce-scatter and all-gather" "$(head -n 14 "$tmp/s")"
+expect "zero with data = 1 is refused, naming the file and line" 2 \
+    "zero.scn:[0-9]+: zero = 2 shards over the data-parallel replicas, but data = 1; use data > 1 or zero = 0" \
+    sh -c "sed 's/^\[pipeline\]/[parallel]\nzero = 2\n[pipeline]/' scenarios/gpt13b.scn > $tmp/zero.scn && $psim --no-db $tmp/zero.scn"
+expect "zero out of range is refused" 2 "zero" $psim --no-db --set parallel.data=2 --set parallel.zero=4 scenarios/gpt13b.scn

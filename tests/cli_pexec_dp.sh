@@ -37,6 +37,47 @@ grep -Eq '^allreduce \(mean\) +[0-9.]+ +[0-9.]+ +[-+][0-9.]+ %$' "$tmp/cmp" \
     && ok "pcompare shows the all-reduce and optimizer errors and names the tensor rows psim lacks" \
     || nok "pcompare shows the all-reduce and optimizer errors and names the tensor rows psim lacks" "$(head -c 600 "$tmp/cmp")"
 
+# --- zero = 1 on threads: p = 2, d = 2, two iterations; each replica reduce-scatters its
+# gradients, steps its half and all-gathers the other's: the weights of every worker equal
+# zero = 0's (the shard sums are the all-reduce's, summed in the same order)
+set -- --set pipeline.stages=2 --set parallel.data=2 --set batch.micro_batches=2 \
+    --set batch.iterations=2 --set costs.optimizer_ms=0.1 $small
+PEXEC_GRADS_OUT="$tmp/z0" $pexec --no-db --quiet "$@" scenarios/tiny-1f1b.scn
+PEXEC_GRADS_OUT="$tmp/z1" $pexec --no-db --quiet --set parallel.zero=1 "$@" scenarios/tiny-1f1b.scn
+fine=1
+for w in 0 1 2 3; do
+    grep '^w' "$tmp/z0.$w" >"$tmp/z0w" && grep '^w' "$tmp/z1.$w" >"$tmp/z1w" || fine=0
+    paste -d ' ' "$tmp/z0w" "$tmp/z1w" | awk '{ d = $6 - $12; if (d < 0) d = -d; a = $6 < 0 ? -$6 : $6
+        if ($1 $2 $3 $4 $5 != $7 $8 $9 $10 $11 || d > 1e-6 * (1 + a)) bad++; n++ }
+        END { exit !(n > 1000 && !bad) }' || fine=0
+done
+[ $fine = 1 ] && ok "pexec zero=1 d=2: every worker's weights after two steps equal zero=0's (1e-6)" \
+    || nok "pexec zero=1 d=2: every worker's weights equal zero=0's" "$(head -n 2 "$tmp/z1.0")"
+db="$tmp/pz.db"
+set -- --set pipeline.stages=2 --set parallel.data=2 --set batch.micro_batches=2 --set parallel.zero=1 $small
+$psim --db "$db" --quiet "$@" scenarios/tiny-1f1b.scn
+$pexec --db "$db" --quiet "$@" scenarios/tiny-1f1b.scn 2>"$tmp/err"
+got=$(sql "$db" "select group_concat(stream || ':' || kind || ':' || n, ' ') from (select stream, kind, count(*) n
+                 from ops where run_id = 2 and stream not in ('compute', 'send', 'recv') group by 1, 2 order by 1, 2)")
+[ "$got" = "all_gather:F:2 optimizer:BW:2 reduce_scatter:BW:2" ] \
+    && ok "pexec zero=1 stores a reduce_scatter, an optimizer and an all_gather row a device, no allreduce" \
+    || nok "pexec zero=1 stores reduce_scatter, optimizer and all_gather rows" "$got" "$(head -c 300 "$tmp/err")"
+got=$(sql "$db" "select abs((select value from metrics where run_id = 2 and name = 'reduce_scatter_ms') -
+                 (select max(s) from (select sum(end_ns - start_ns) / 1e6 s from ops where run_id = 2
+                  and stream = 'reduce_scatter' group by device))) < 1e-6
+                 and (select count(*) from ops where run_id = 2 and stream = 'all_gather' and start_ns <
+                  (select max(end_ns) from ops o where o.run_id = 2 and o.stream = 'optimizer' and o.device = ops.device)) = 0")
+[ "$got" = 1 ] && ok "reduce_scatter_ms is the longest device's rows; every all-gather follows its device's step" \
+    || nok "reduce_scatter_ms is the longest device's rows; every all-gather follows its step" "$got"
+$pcompare --db "$db" 1 2 >"$tmp/cmp" 2>&1
+grep -Eq '^reduce_scatter \(mean\) +[0-9.]+ +[0-9.]+ +[-+][0-9.]+ %$' "$tmp/cmp" \
+    && grep -Eq '^all_gather \(mean\) +[0-9.]+ +[0-9.]+ +[-+][0-9.]+ %$' "$tmp/cmp" \
+    && ! grep -q '^allreduce' "$tmp/cmp" \
+    && ok "pcompare gives the reduce-scatter's and the all-gather's errors" \
+    || nok "pcompare gives the reduce-scatter's and the all-gather's errors" "$(head -c 600 "$tmp/cmp")"
+expect "pexec refuses zero = 3 (exit 2)" 2 "parallel.zero = 3: pexec runs zero = 1 and 2" \
+    $pexec --no-db "$@" --set parallel.zero=3 scenarios/tiny-1f1b.scn
+
 # --- refused: the CUDA backend (exit 2 before looking for a GPU), a tensor width that does not
 # divide the heads left by --scale (the scenario's own check, run again after scaling)
 expect "pexec --backend cuda refuses tensor parallelism (exit 2)" 2 \
@@ -69,6 +110,15 @@ if command -v mpirun >/dev/null 2>&1; then
             || nok "mpirun -np 4 p=$p d=$d t=$t: every worker's gradients and weights equal the threads'" "$(head -c 300 "$tmp/out")"
         rm -f "$tmp"/th.* "$tmp"/mp.*
     done
+    # zero = 1 on ranks (MPI_Ireduce_scatter, MPI_Iallgatherv): the threads' zero = 1 weights
+    set -- --set pipeline.stages=2 --set parallel.data=2 --set batch.micro_batches=2 \
+        --set batch.iterations=2 --set costs.optimizer_ms=0.1 --set parallel.zero=1 $small
+    PEXEC_GRADS_OUT="$tmp/mp" $mpi 4 $pexec --no-db --quiet "$@" scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
+    fine=1
+    for w in 0 1 2 3; do same "$tmp/z1.$w" "$tmp/mp.$w" || fine=0; done
+    [ $fine = 1 ] && ok "mpirun -np 4 zero=1 d=2: every worker's gradients and weights equal the threads' (1e-6)" \
+        || nok "mpirun -np 4 zero=1 d=2: every worker's gradients and weights equal the threads'" "$(head -c 300 "$tmp/out")"
+    rm -f "$tmp"/mp.*
     $mpi 3 $pexec --no-db --set parallel.tensor=2 --set pipeline.stages=2 $small scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
     [ $? = 2 ] && grep -q "mpirun started 3 ranks but the scenario has stages x data x tensor = 2 x 1 x 2 = 4 workers; use mpirun -np 4" "$tmp/out" \
         && ok "pexec under mpirun names p*d*t when -np does not match (exit 2)" \

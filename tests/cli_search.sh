@@ -101,3 +101,29 @@ eval "$cmd" >"$tmp/sv.json" 2>/dev/null
 got=$(printf '%.3f' "$(json_num makespan_ms "$tmp/sv.json")")
 [ -n "$table" ] && [ "$got" = "$table" ] && ok "pplan plays the scenario's straggler as psim does ($got ms)" \
     || nok "pplan plays the scenario's straggler as psim does" "$got vs $table"
+
+# --- ZeRO as a searched dimension: 8 layers on 16 one-GPU nodes force d >= 2; in 8 GiB no
+# zero = 0 point fits (its weights, gradients and Adam state alone are over), zero >= 1 does
+zset="--gpus 16 --global-batch 16 --schedules 1f1b --set model.layers=8 --set hardware.gpus_per_node=1 --set hardware.memory_gib=8"
+expect "pplan --zero 0: a memory-bound model does not fit without ZeRO" 3 "" $pplan --no-db --zero 0 $zset $scn
+grep -q '^# nothing fits in 8 GiB' "$tmp/out" && ok "pplan --zero 0 says nothing fits in 8 GiB" || nok "pplan --zero 0 says nothing fits in 8 GiB" "$(head -c 300 "$tmp/out")"
+zdb="$tmp/zero.db"
+$pplan --db "$zdb" --top 3 $zset $scn >"$tmp/z" 2>/dev/null
+rc=$?
+zero=$(grep '^ *1 ' "$tmp/z" | awk '{ print $18 }')
+[ $rc = 0 ] && [ "${zero:-0}" -ge 1 ] && grep -q '^#   the same with zero 0: its weights, gradients and optimizer state alone need' "$tmp/z" \
+    && ok "pplan solves it with zero = $zero and says why zero = 0 does not fit" \
+    || nok "pplan solves the memory-bound model with zero >= 1" "exit $rc, zero '$zero'" "$(head -c 600 "$tmp/z")"
+[ "$(sql "$zdb" "select count(*) from search_points where zero = 0 and status = 'ok'") $(sql "$zdb" "select count(distinct zero) from search_points")" = "0 3" ] \
+    && ok "pplan stores each point's zero level (0, 1 and 3; no zero = 0 point fits)" \
+    || nok "pplan stores each point's zero level" "$(sql "$zdb" "select zero, status, count(*) from search_points group by 1, 2")"
+table=$(grep '^ *1 ' "$tmp/z" | awk '{ print $8 }')
+cmd=$(grep '^psim ' "$tmp/z" | sed "s#^psim#$psim --no-db --json#")
+echo "$cmd" | grep -q -- "--set parallel.zero=$zero " && eval "$cmd" >"$tmp/zw.json" 2>/dev/null
+got=$(printf '%.3f' "$(json_num makespan_ms "$tmp/zw.json")")
+[ "$got" = "$table" ] && [ "$(json_num zero "$tmp/zw.json")" = "$zero" ] \
+    && ok "the winner's psim command sets parallel.zero=$zero and gives its iteration ($got ms)" \
+    || nok "the winner's psim command sets parallel.zero and gives its iteration" "$got vs $table"
+expect "pplan --zero 4 is refused" 2 "--zero 4: give distinct levels from 0 to 3" $pplan --no-db --zero 4 $zset $scn
+expect "pplan --set parallel.zero is refused (the search chooses it)" 2 "the search chooses parallel.zero" \
+    $pplan --no-db --set parallel.zero=1 $zset $scn

@@ -359,9 +359,9 @@ static void test_version_4_gains_run_env(void **state) {
 /* Three points of a search: one that fit (rank 1), one dropped statically (never simulated:
  * NaN metrics stored as NULL), one dropped after simulating. */
 static const StoreSearchPoint POINTS[] = {
-    {"1f1b", 4, 1, 2, 1, 1, 8, "none", "ok", NULL, 1, 20, 30, 100, 0.25, 5e5, 400, 0.4},
-    {"gpipe", 2, 1, 4, 1, 1, 4, "none", "static", NULL, 0, 90, NAN, NAN, NAN, NAN, NAN, NAN},
-    {"zb-h2", 4, 1, 2, 1, 2, 4, "full", "memory", "", 0, 20, 85, 90, 0.1, 6e5, 450, 0.45},
+    {"1f1b", 4, 1, 2, 1, 1, 8, "none", "ok", NULL, 1, 20, 30, 100, 0.25, 5e5, 400, 0.4, 1},
+    {"gpipe", 2, 1, 4, 1, 1, 4, "none", "static", NULL, 0, 90, NAN, NAN, NAN, NAN, NAN, NAN, 0},
+    {"zb-h2", 4, 1, 2, 1, 2, 4, "full", "memory", "", 0, 20, 85, 90, 0.1, 6e5, 450, 0.45, 3},
 };
 
 static StoreSearchInfo search_info(void) {
@@ -393,6 +393,8 @@ static void test_search_round_trip(void **state) {
     assert_int_equal(sql_int("SELECT count(*) FROM search_points WHERE reason IS NOT NULL"), 0);
     assert_int_equal(sql_int("SELECT micro_batches * micro_batch_size * data FROM search_points"
                              " WHERE search_id = 1 AND point = 2"), 16);
+    assert_int_equal(sql_int("SELECT sum(zero * (point + 1)) FROM search_points WHERE"
+                             " search_id = 1"), 1 * 1 + 0 * 2 + 3 * 3);
     assert_int_equal(sql_int("SELECT dropped_static + dropped_memory + fit FROM searches WHERE"
                              " id = 1"), 3);
     assert_int_equal(sql_int("SELECT count(*) FROM runs"), 0); // a search stores no runs
@@ -605,12 +607,12 @@ static void test_failed_write_rolls_back(void **state) {
     Timeline tl = hand_timeline();
     assert_true(write_run(s, &tl) > 0);
     TimelineOp bad = ROWS[0];
-    bad.stream = 9; // not a stream: the CHECK fails after the run and NROWS rows went in
+    bad.stream = 99; // not a stream: the CHECK fails after the run and NROWS rows went in
     assert_int_equal(timeline_push(&tl, &bad), 0);
     assert_int_equal(write_run(s, &tl), -1);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "nothing of it was kept"));
-    assert_non_null(strstr(err, "timeline row 9 (device 1, stream 9, kind 0)"));
+    assert_non_null(strstr(err, "timeline row 9 (device 1, stream 99, kind 0)"));
     assert_non_null(strstr(err, "CHECK constraint failed"));
     tl.ops[tl.n - 1].stream = STREAM_SEND;
     tl.ops[tl.n - 1].kind = 9; // not a kind

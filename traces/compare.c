@@ -34,8 +34,7 @@ int timeline_stats(const Timeline *tl, int32_t devices, int32_t chunks, int32_t 
             xfer_ns += ns, out->xfers++;
             size_t l = (size_t)r->peer * (size_t)devices + (size_t)r->device;
             out->link_ms[l] += ns / 1e6, out->link_n[l]++;
-        } else if (r->stream == STREAM_COLLECTIVE || r->stream == STREAM_OPTIMIZER ||
-                   stream_is_tensor(r->stream)) {
+        } else if (stream_is_tail(r->stream) || stream_is_tensor(r->stream)) {
             out->lane_ms[r->stream] += ns / 1e6, out->lane_n[r->stream]++;
         } else if (r->stream == STREAM_COMPUTE) {
             size_t k = ((size_t)r->device * (size_t)chunks + (size_t)r->chunk) * OP_KIND_COUNT + r->kind;

@@ -22,7 +22,8 @@ typedef struct {
     int64_t xfers;
     double lane_ms[STREAM_COUNT]; // mean row of the collective lanes (STREAM_COLLECTIVE: a
     int64_t lane_n[STREAM_COUNT]; //   chunk's gradient all-reduce, STREAM_OPTIMIZER: a step,
-                                  //   STREAM_TENSOR: one tensor-parallel all-reduce); 0 rows
+                                  //   STREAM_TENSOR: one tensor-parallel all-reduce,
+                                  //   STREAM_REDUCE_SCATTER, STREAM_ALL_GATHER: ZeRO's); 0 rows
                                   //   for the other streams
     double makespan_ms; // last end - first start over the rows counted
 } TimelineStats;

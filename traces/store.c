@@ -24,14 +24,15 @@ struct Store {
 };
 
 /* The ops table (schema 4: streams allreduce and optimizer added to the CHECK; 6: tensor; 7:
- * tensor_allgather and tensor_reduce_scatter). */
+ * tensor_allgather and tensor_reduce_scatter; 8: reduce_scatter and all_gather). */
 #define OPS_TABLE(name)                                                                        \
     "CREATE TABLE " name " ("                                                                  \
     " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"                          \
     " device INTEGER NOT NULL,"                                                                \
     " stream TEXT NOT NULL CHECK (stream = 'compute' OR stream = 'send' OR stream = 'recv'"    \
     " OR stream = 'allreduce' OR stream = 'optimizer' OR stream = 'tensor'"                    \
-    " OR stream = 'tensor_allgather' OR stream = 'tensor_reduce_scatter'),"                    \
+    " OR stream = 'tensor_allgather' OR stream = 'tensor_reduce_scatter'"                     \
+    " OR stream = 'reduce_scatter' OR stream = 'all_gather'),"                                 \
     " kind TEXT NOT NULL CHECK (kind = 'F' OR kind = 'B' OR kind = 'W' OR kind = 'BW'),"       \
     " micro_batch INTEGER, chunk INTEGER,"                                                     \
     " peer INTEGER," /* NULL for compute rows (TimelineOp.peer == -1) */                      \
@@ -76,7 +77,8 @@ static const char SCHEMA_V3[] =
 
 /* Versions 4, 6 and 7: the ops CHECK accepts new streams (4: the data-parallel 'allreduce' and
  * 'optimizer'; 6: pexec's tensor-parallel all-reduces, 'tensor'; 7: sequence parallelism's
- * 'tensor_allgather' and 'tensor_reduce_scatter'). SQLite cannot alter a
+ * 'tensor_allgather' and 'tensor_reduce_scatter'; 8: ZeRO's 'reduce_scatter' and
+ * 'all_gather'). SQLite cannot alter a
  * CHECK, so an older table is copied into the current one, once for any older version (fresh
  * files get it from SCHEMA). */
 static const char SCHEMA_OPS_COPY[] =
@@ -135,6 +137,11 @@ static const char SCHEMA_V5[] =
     " static_gib REAL, peak_memory_gib REAL, makespan_ms REAL, bubble_rate REAL,"
     " throughput_tokens_per_s REAL, tflops_per_gpu REAL, mfu REAL,"
     " PRIMARY KEY (search_id, point)) WITHOUT ROWID;";
+
+/* Version 8: the ZeRO level of each search point (older points searched none: 0). The ops
+ * streams of versions 7 and 8 come with SCHEMA_OPS_COPY. */
+static const char SCHEMA_V8[] =
+    "ALTER TABLE search_points ADD COLUMN zero INTEGER NOT NULL DEFAULT 0;";
 
 static void set_err(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -255,7 +262,7 @@ static int set_wal(Store *s, char *err, size_t len) {
 }
 
 /* Creates the schema in a fresh file, or upgrades an older one step by step (v1 -> v2 -> v3
- * -> v4 -> v5 -> v6), in one transaction. Another process may be
+ * -> v4 -> v5 -> v6 -> v7 -> v8), in one transaction. Another process may be
  * doing the same, so the version is read again inside the write transaction, and the loser
  * finds the current version and does nothing. */
 static int create_schema(Store *s, char *err, size_t len) {
@@ -263,14 +270,18 @@ static int create_schema(Store *s, char *err, size_t len) {
     if (rc != SQLITE_OK) return rc;
     int64_t version = 0;
     rc = read_version(s, &version, err, len);
+    int64_t has_zero = 0; // a file taken back to an older version by hand may keep the column
+    if (rc == SQLITE_OK && version >= 5 && version < 8)
+        rc = query_int(s, "SELECT count(*) FROM pragma_table_info('search_points') WHERE name ="
+                       " 'zero'", &has_zero);
     if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION) {
         char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + sizeof SCHEMA_V3 + sizeof SCHEMA_OPS_COPY +
-                 sizeof SCHEMA_V4 + sizeof SCHEMA_V5 + 64];
-        snprintf(sql, sizeof sql, "%s%s%s%s%s%sPRAGMA user_version = %d;",
+                 sizeof SCHEMA_V4 + sizeof SCHEMA_V5 + sizeof SCHEMA_V8 + 64];
+        snprintf(sql, sizeof sql, "%s%s%s%s%s%s%sPRAGMA user_version = %d;",
                  version == 0 ? SCHEMA : "", version < 2 ? SCHEMA_V2 : "",
                  version < 3 ? SCHEMA_V3 : "", version > 0 ? SCHEMA_OPS_COPY : "",
                  version < 4 ? SCHEMA_V4 : "", version < 5 ? SCHEMA_V5 : "",
-                 STORE_SCHEMA_VERSION);
+                 version < 8 && !has_zero ? SCHEMA_V8 : "", STORE_SCHEMA_VERSION);
         rc = exec(s, sql, version == 0 ? "cannot create the schema"
                                        : "cannot upgrade the schema", err, len);
     }
@@ -535,7 +546,8 @@ static TimelineOp op_from_row(sqlite3_stmt *st) {
         .bytes = sqlite3_column_int64(st, 8)};
 }
 
-/* Order: device, then compute < send < recv < allreduce < optimizer (not alphabetical, hence the CASE), then start,
+/* Order: device, then compute < send < recv < allreduce < the other lanes (optimizer,
+ * reduce-scatter, all-gather, tensor; not alphabetical, hence the CASE), then start,
  * then insertion order. The index finds the run's rows; SQLite sorts them, O(n log n). */
 int store_ops_load(Store *s, int64_t run_id, Timeline *tl) {
     sqlite3_stmt *st;
@@ -771,7 +783,8 @@ static int insert_search_points(Store *s, int64_t id, const StoreSearchPoint *p,
         "INSERT INTO search_points (search_id, point, schedule, stages, chunks, data, tensor,"
         " micro_batch_size, micro_batches, recompute, status, reason, rank, static_gib,"
         " peak_memory_gib, makespan_ms, bubble_rate, throughput_tokens_per_s, tflops_per_gpu,"
-        " mfu) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL);
+        " mfu, zero) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1,
+        &st, NULL);
     if (rc != SQLITE_OK) return rc;
     sqlite3_bind_int64(st, 1, id);
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
@@ -791,6 +804,7 @@ static int insert_search_points(Store *s, int64_t id, const StoreSearchPoint *p,
         for (int k = 0; k < 7; k++)
             if (isnan(reals[k])) sqlite3_bind_null(st, 14 + k);
             else sqlite3_bind_double(st, 14 + k, reals[k]);
+        sqlite3_bind_int64(st, 21, q->zero);
         rc = step_reset(st);
     }
     sqlite3_finalize(st);

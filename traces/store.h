@@ -15,8 +15,10 @@
  * 4 the ops streams 'allreduce' and 'optimizer', and failed runs: runs.error, with triggers
  * holding runs.status to 'complete' or 'failed'; 5 the searches and search_points tables of
  * pplan, and run_env: what each run ran on, as text; 6 the ops stream 'tensor', pexec's
- * tensor-parallel all-reduces). */
-#define STORE_SCHEMA_VERSION 7
+ * tensor-parallel all-reduces; 7 'tensor_allgather' and 'tensor_reduce_scatter', sequence
+ * parallelism's; 8 'reduce_scatter' and 'all_gather', the data-parallel collectives of
+ * [parallel] zero >= 1, and search_points.zero). */
+#define STORE_SCHEMA_VERSION 8
 
 typedef struct Store Store;
 
@@ -166,6 +168,7 @@ typedef struct {
     double static_gib;         // GiB, weights + grads + optimizer of the fullest device
     double peak_gib;           // GiB, simulated peak of the fullest device
     double makespan_ms, bubble_rate, tokens_per_s, tflops_per_gpu, mfu;
+    int64_t zero;              // [parallel] zero, 0..3 (schema 7)
 } StoreSearchPoint;
 
 /* store_search_write appends a search and its n points (point = index in pts) in one

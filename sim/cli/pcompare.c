@@ -75,7 +75,8 @@ static void report(int64_t pid, const LoadedRun *p, int64_t mid, const LoadedRun
         {STREAM_COLLECTIVE, "allreduce (mean)"}, {STREAM_OPTIMIZER, "optimizer (mean)"},
         {STREAM_TENSOR, "tensor allreduce (mean)"},
         {STREAM_TENSOR_GATHER, "tensor allgather (mean)"},
-        {STREAM_TENSOR_SCATTER, "tensor reduce-scatter (mean)"}};
+        {STREAM_TENSOR_SCATTER, "tensor reduce-scatter (mean)"},
+        {STREAM_REDUCE_SCATTER, "reduce_scatter (mean)"}, {STREAM_ALL_GATHER, "all_gather (mean)"}};
     for (size_t i = 0; i < sizeof lanes / sizeof lanes[0]; i++) {
         Stream s = lanes[i].s;
         if (p->st.lane_n[s] && m->st.lane_n[s])
@@ -115,8 +116,8 @@ static int usage(int status) {
     fprintf(status ? stderr : stdout,
             "usage: pcompare [--db PATH] [--tolerance FRACTION] PREDICTED_RUN MEASURED_RUN\n"
             "Compares two runs of one scenario stored by psim and pexec: makespan, mean op\n"
-            "time per kind and per device and chunk, transfers, and the all-reduces and\n"
-            "optimizer steps both runs have, with relative errors\n"
+            "time per kind and per device and chunk, transfers, and the all-reduces (ZeRO:\n"
+            "reduce-scatters and all-gathers) and optimizer steps both runs have, with relative errors\n"
             "(predicted - measured) / measured. Exit status 3 when the makespan error is\n"
             "beyond the tolerance (e.g. 0.1 for 10%%).\n");
     return status;

@@ -309,7 +309,8 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
                      .devices_per_gpu = (int32_t)r->scn.hw.devices_per_gpu, .warmup = 1,
                      .data = (int32_t)scenario_data(&r->scn),
                      .tensor = (int32_t)scenario_tensor(&r->scn),
-                     .tail = scenario_has_tail(&r->scn), .lr = PEXEC_SGD_LR};
+                     .tail = scenario_has_tail(&r->scn), .lr = PEXEC_SGD_LR,
+                     .zero = (int32_t)scenario_zero(&r->scn)};
     int cuda = o->backend == RUN_BACKEND_CUDA;
 #ifdef PIPESIM_CUDA
     spec.green = !env_is("PEXEC_CUDA_PARTITION", "streams");

@@ -58,7 +58,8 @@ static int64_t chrome_run(FILE *f, int64_t id, const StoreRunRow *row, const Tim
                           int64_t pid0, int64_t *flow_id, int *first) {
     static const char *const THREAD[STREAM_COUNT] = {"compute", "send", "recv", "allreduce",
                                                      "optimizer", "tensor", "tensor all-gather",
-                                                     "tensor reduce-scatter"};
+                                                     "tensor reduce-scatter", "reduce_scatter",
+                                                     "all_gather"};
     for (int32_t d = 0; d < row->devices; d++) {
         fprintf(f, "%s\n{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%lld,\"args\":{\"name\":"
                 "\"run %lld ", *first ? "" : ",", (long long)(pid0 + d), (long long)id);

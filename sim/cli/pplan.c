@@ -14,7 +14,7 @@
 #include "sim/run/version.h"
 
 typedef struct {
-    const char *scenario, *db, *schedules;
+    const char *scenario, *db, *schedules, *zero;
     const char *sets[RUN_MAX_SETS];
     int nsets;
     int64_t gpus, global_batch, top;
@@ -28,7 +28,7 @@ static void usage(FILE *f) {
             "Searches every way to run the scenario's model on N GPUs with B samples per\n"
             "iteration: pipeline stages p, chunks v, data-parallel replicas d, tensor-parallel\n"
             "width t, micro-batch size b and count m (p x d x t = N, d x m x b = B), schedule\n"
-            "and recompute. Drops what does not fit in memory_gib, simulates the rest on every\n"
+            "recompute and, with d > 1, the ZeRO level. Drops what does not fit in memory_gib, simulates the rest on every\n"
             "core exactly as psim would, prints the best as a table with the psim command of\n"
             "the winner and why it wins, and stores the search in SQLite.\n\n"
             "options:\n"
@@ -37,6 +37,9 @@ static void usage(FILE *f) {
             "  --top K            print the best K (default 10)\n"
             "  --schedules LIST   comma-separated schedules to search (default, in this order:\n"
             "                     %s)\n"
+            "  --zero LIST        ZeRO levels to try when d > 1 (default 0,1,3: zero 2 only\n"
+            "                     saves memory over 1 in pipesim's model, at a cost it does\n"
+            "                     not price; --zero 0 searches without ZeRO)\n"
             "  --set SEC.KEY=VAL  override a scenario key before searching (not one the search\n"
             "                     chooses), e.g. --set hardware.memory_gib=40\n"
             "  --hf CONFIG.json   take the [model] keys the scenario does not give from a\n"
@@ -61,14 +64,15 @@ static int64_t whole(const char *arg, int64_t max) {
 static const char *const CHOSEN[] = {
     "pipeline.schedule", "pipeline.stages", "pipeline.chunks", "pipeline.partition",
     "parallel.data", "parallel.tensor", "batch.micro_batch_size", "batch.micro_batches",
-    "batch.iterations", "model.recompute"};
+    "batch.iterations", "model.recompute", "parallel.zero"};
 
 static int check_set(const char *arg) {
     const char *eq = strchr(arg, '=');
     for (size_t i = 0; eq && i < sizeof CHOSEN / sizeof CHOSEN[0]; i++)
         if (strlen(CHOSEN[i]) == (size_t)(eq - arg) && strncmp(arg, CHOSEN[i], eq - arg) == 0) {
             fprintf(stderr, "pplan: --set %s: the search chooses %s for every configuration; "
-                    "leave it out (use --schedules to limit the schedules)\n", arg, CHOSEN[i]);
+                    "leave it out (use --schedules to limit the schedules, --zero the ZeRO "
+                    "levels)\n", arg, CHOSEN[i]);
             return 2;
         }
     if (!eq) {
@@ -95,10 +99,10 @@ static int options_parse(int argc, char **argv, PlanOptions *o) {
         {"set", required_argument, 0, 's'},    {"jobs", required_argument, 0, 'j'},
         {"db", required_argument, 0, 'd'},     {"no-db", no_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
-        {"hf", required_argument, 0, 'H'},
+        {"hf", required_argument, 0, 'H'},     {"zero", required_argument, 0, 'z'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->db = "pipesim.db", o->top = 10;
+    o->db = "pipesim.db", o->top = 10, o->zero = "0,1,3";
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     o->jobs = cores > 0 ? (int)(cores < 256 ? cores : 256) : 1;
     opterr = 0;
@@ -110,6 +114,7 @@ static int options_parse(int argc, char **argv, PlanOptions *o) {
         case 't': if (!(o->top = number("top", optarg, 1 << 20, "10"))) return 2; break;
         case 'j': if (!(o->jobs = (int)number("jobs", optarg, 256, "2"))) return 2; break;
         case 'S': o->schedules = optarg; break;
+        case 'z': o->zero = optarg; break;
         case 'd': o->db = optarg; break;
         case 'n': o->db = NULL; break;
         case 's':
@@ -132,7 +137,7 @@ static int options_parse(int argc, char **argv, PlanOptions *o) {
         case 'V': printf("pplan %s\n", PIPESIM_VERSION); exit(0);
         default:
             fprintf(stderr, "pplan: %s: %s; see pplan --help\n", argv[optind - 1],
-                    ch == ':' || (optopt && strchr("gBtjSdsH", optopt)) ? "needs a value"
+                    ch == ':' || (optopt && strchr("gBtjSdsHz", optopt)) ? "needs a value"
                                                                         : "unknown option");
             return 2;
         }
@@ -171,7 +176,7 @@ static int store_search(const PlanOptions *o, const Scenario *s, const SearchPoi
             .schedule = p->cfg.schedule, .stages = p->cfg.stages, .chunks = p->cfg.chunks,
             .data = p->cfg.data, .tensor = p->cfg.tensor,
             .micro_batch_size = p->cfg.micro_batch_size, .micro_batches = p->cfg.micro_batches,
-            .recompute = recompute_name(p->cfg.recompute), .status = search_status_name(p->status),
+            .recompute = recompute_name(p->cfg.recompute), .zero = p->cfg.zero, .status = search_status_name(p->status),
             .reason = p->reason, .static_gib = p->status == SEARCH_INVALID ? nan : p->static_gib,
             .peak_gib = run ? p->peak_gib : nan, .makespan_ms = run ? p->makespan_ms : nan,
             .bubble_rate = run ? p->bubble_rate : nan, .tokens_per_s = run ? p->tokens_per_s : nan,
@@ -223,7 +228,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "pplan: warning: %s: [costs] forward_ms and backward_ms price a whole "
                 "device's layers at one micro-batch size, whatever p, b and t are; the search "
                 "varies them, so its times hold only where they were measured\n", o.scenario);
-    SearchSpace space = {.gpus = o.gpus, .global_batch = o.global_batch, .schedules = o.schedules};
+    SearchSpace space = {.gpus = o.gpus, .global_batch = o.global_batch, .schedules = o.schedules,
+                         .zero = o.zero};
     SearchPoint *pts = NULL;
     size_t n = 0;
     if (rc == 0 && (rc = search_enumerate(&s, &space, &pts, &n, err, sizeof err)) == -1) {

@@ -346,9 +346,13 @@ static size_t rows_now(const Engine *e) {
 
 /* Rows of device d's tail: its chunks' all-reduces in order of readiness (ready[ch], the end
  * of the chunk's last backward; ties in chunk order) one at a time on the collective lane,
- * then the optimizer step once its compute (ending at done) and all-reduces are over. */
+ * then the optimizer step once its compute (ending at done) and all-reduces are over. With
+ * zero = 1 or 2 each all-reduce is a reduce-scatter, and after the (sharded) step each chunk's
+ * parameters are all-gathered, in chunk order, on the same lane; zero = 3 has its collectives
+ * inside the ops, so its tail is the step alone (cost.h). */
 static void device_tail(Engine *e, int32_t d, const int64_t *ready, const uint8_t *kind,
                         int64_t done) {
+    int32_t zero = e->c->zero;
     int32_t v = e->pr->chunks, order[SCN_MAX_CHUNKS];
     for (int32_t i = 0; i < v; i++) { // insertion sort: v is small
         int32_t j = i;
@@ -358,12 +362,14 @@ static void device_tail(Engine *e, int32_t d, const int64_t *ready, const uint8_
     int64_t free_ns = 0; // when the collective lane is free
     for (int32_t i = 0; i < v; i++) {
         int32_t ch = order[i], st = program_stage_of(e->pr, d, ch);
-        if (ready[ch] < 0) continue; // no backward of this chunk in the run
+        if (ready[ch] < 0 || zero >= 3) continue; // no backward of this chunk in the run (or
+                                                  // zero 3, which scatters inside the ops)
         int64_t start = ready[ch] > free_ns ? ready[ch] : free_ns;
-        TimelineOp row = {.start_ns = start, .end_ns = start + cost_allreduce_ns(e->c, d, st),
+        int64_t ns = zero ? cost_reduce_scatter_ns(e->c, d, st) : cost_allreduce_ns(e->c, d, st);
+        TimelineOp row = {.start_ns = start, .end_ns = start + ns,
                           .bytes = e->c->grad_bytes[st], .device = d, .peer = -1,
                           .micro_batch = e->mb_base, .chunk = (int16_t)ch, .kind = kind[ch],
-                          .stream = STREAM_COLLECTIVE};
+                          .stream = zero ? STREAM_REDUCE_SCATTER : STREAM_COLLECTIVE};
         record(e, &row);
         free_ns = row.end_ns;
     }
@@ -373,6 +379,17 @@ static void device_tail(Engine *e, int32_t d, const int64_t *ready, const uint8_
     TimelineOp row = {.start_ns = start, .end_ns = start + opt, .device = d, .peer = -1,
                       .micro_batch = e->mb_base, .kind = OP_BW, .stream = STREAM_OPTIMIZER};
     record(e, &row);
+    free_ns = row.end_ns;
+    for (int32_t ch = 0; zero > 0 && zero < 3 && ch < v; ch++) {
+        if (ready[ch] < 0) continue;
+        int32_t st = program_stage_of(e->pr, d, ch);
+        TimelineOp ag = {.start_ns = free_ns, .end_ns = free_ns + cost_all_gather_ns(e->c, d, st),
+                         .bytes = e->c->grad_bytes[st], .device = d, .peer = -1,
+                         .micro_batch = e->mb_base, .chunk = (int16_t)ch, .kind = OP_F,
+                         .stream = STREAM_ALL_GATHER};
+        record(e, &ag);
+        free_ns = ag.end_ns;
+    }
 }
 
 /* The data-parallel tail of the run of the Program whose rows start at tl->ops[first]
@@ -516,9 +533,10 @@ int engine_run_varied(const Program *pr, const CostModel *c, const Variability *
     // OpEnd keys: the scenario limits (4096 devices, 2e8 ops) are far inside these.
     assert(e.p < (1 << END_DEV_BITS) &&
            (double)pr->nops * runs < (double)(1ULL << (64 - END_DEV_BITS)));
-    // each run's rows, with a tail also an all-reduce per stage and a step per device
+    // each run's rows, with a tail also an all-reduce (ZeRO: a reduce-scatter and an
+    // all-gather) per stage and a step per device
     size_t per_run = rc == 0 ? (size_t)rows_per_run(&e) : 0;
-    if (c->tail) per_run += (size_t)program_stages(pr) + (size_t)e.p;
+    if (c->tail) per_run += (size_t)(c->zero ? 2 : 1) * (size_t)program_stages(pr) + (size_t)e.p;
     for (int32_t k = 0; k < runs && rc == 0; k++)
         rc = run_checkpointed(&e, k, per_run * (size_t)(runs - k), why, whylen);
     if (e.row) tl->n = (size_t)(e.row - tl->ops);

@@ -127,7 +127,7 @@ int memory_compute(const Scenario *s, const Plan *pl, const Program *pr, const T
     for (int32_t d = 0; d < pr->devices && rc == 0; d++) {
         DeviceMemory *dm = &out[d];
         memory_device_static(s, pl, pr, d, dm);
-        double fixed = dm->weight_bytes + dm->grad_bytes + dm->optimizer_bytes, bytes = 0;
+        double fixed = memory_static_bytes(dm), bytes = 0;
         int32_t held = 0;
         const MemEvent *ev = me.ev;
         size_t i = me.first[d], n = me.first[d + 1];

@@ -51,19 +51,46 @@ static int iteration_times(const Timeline *tl, int64_t m, int64_t iterations, in
 
 /* Per (iteration, device) figures of the data-parallel tail, ns. */
 typedef struct {
-    int64_t compute_end, allreduce, optimizer, tail_end;
+    int64_t compute_end, allreduce, optimizer, reduce_scatter, all_gather, tail_end;
 } TailCell;
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-/* allreduce_ms, allreduce_exposed_ms and optimizer_ms from the collective and optimizer rows
- * (metrics.h); all 0 without them. Memory is one cell per (iteration, device), less than the
- * timeline's own rows. -1 out of memory. */
+/* zero = 3: the collectives inside the compute rows (cost.h's z3_ns), per iteration (mean),
+ * of the device with the most: an F, B or BW gathers its chunk's weights, a W or BW
+ * reduce-scatters its gradients. O(rows + p). -1 out of memory. */
+static int zero3_metrics(const Program *pr, const CostModel *c, const Timeline *tl,
+                         int64_t iterations, Metrics *out) {
+    if (!c || !c->z3_ns) return 0;
+    double *sum = calloc(2 * (size_t)pr->devices, sizeof *sum); // [2d] gathers, [2d+1] scatters
+    if (!sum) return -1;
+    for (size_t i = 0; i < tl->n; i++) {
+        const TimelineOp *r = &tl->ops[i];
+        if (r->stream != STREAM_COMPUTE || r->device < 0 || r->device >= pr->devices ||
+            r->chunk < 0 || r->chunk >= pr->chunks)
+            continue;
+        int32_t st = program_stage_of(pr, r->device, r->chunk);
+        if (r->kind != OP_W) sum[2 * r->device] += (double)cost_zero3_ns(c, st, OP_F);
+        if (r->kind == OP_W || r->kind == OP_BW)
+            sum[2 * r->device + 1] += (double)cost_zero3_ns(c, st, OP_W);
+    }
+    for (int32_t d = 0; d < pr->devices; d++) {
+        double ag = sum[2 * d] / 1e6 / (double)iterations, rs = sum[2 * d + 1] / 1e6 / (double)iterations;
+        if (ag > out->all_gather_ms) out->all_gather_ms = ag;
+        if (rs > out->reduce_scatter_ms) out->reduce_scatter_ms = rs;
+    }
+    free(sum);
+    return 0;
+}
+
+/* allreduce_ms, allreduce_exposed_ms, optimizer_ms and zero = 1, 2's reduce_scatter_ms and
+ * all_gather_ms from the tail's rows (metrics.h); all 0 without them. Memory is one cell per
+ * (iteration, device), less than the timeline's own rows. -1 out of memory. */
 static int tail_metrics(const Timeline *tl, int64_t m, int64_t iterations, int32_t p,
                         Metrics *out) {
     int any = 0;
     for (size_t i = 0; i < tl->n && !any; i++) // tensor rows lie inside compute rows
-        any = tl->ops[i].stream >= STREAM_COLLECTIVE && !stream_is_tensor(tl->ops[i].stream);
+        any = stream_is_tail(tl->ops[i].stream);
     if (!any) return 0;
     TailCell *cell = calloc((size_t)iterations * (size_t)p, sizeof *cell);
     if (!cell) return -1;
@@ -76,20 +103,25 @@ static int tail_metrics(const Timeline *tl, int64_t m, int64_t iterations, int32
         if (r->stream == STREAM_COMPUTE) c->compute_end = max64(c->compute_end, r->end_ns);
         if (r->stream == STREAM_COLLECTIVE) c->allreduce += ns;
         if (r->stream == STREAM_OPTIMIZER) c->optimizer += ns;
-        if (r->stream >= STREAM_COLLECTIVE && !stream_is_tensor(r->stream))
+        if (r->stream == STREAM_REDUCE_SCATTER) c->reduce_scatter += ns;
+        if (r->stream == STREAM_ALL_GATHER) c->all_gather += ns;
+        if (stream_is_tail(r->stream))
             c->tail_end = max64(c->tail_end, r->end_ns);
     }
-    int64_t ar = 0, exposed = 0, opt = 0;
+    int64_t ar = 0, exposed = 0, opt = 0, rs = 0, ag = 0;
     for (int64_t k = 0; k < iterations; k++) {
-        int64_t ar_k = 0, opt_k = 0, end = 0, base = 0;
+        int64_t ar_k = 0, opt_k = 0, rs_k = 0, ag_k = 0, end = 0, base = 0;
         for (int32_t d = 0; d < p; d++) {
             const TailCell *c = &cell[k * p + d];
             ar_k = max64(ar_k, c->allreduce), opt_k = max64(opt_k, c->optimizer);
+            rs_k = max64(rs_k, c->reduce_scatter), ag_k = max64(ag_k, c->all_gather);
             end = max64(end, max64(c->compute_end, c->tail_end));
             base = max64(base, c->compute_end + c->optimizer);
         }
-        ar += ar_k, opt += opt_k, exposed += max64(0, end - base);
+        ar += ar_k, opt += opt_k, exposed += max64(0, end - base), rs += rs_k, ag += ag_k;
     }
+    out->reduce_scatter_ms = ns_to_ms(rs) / (double)iterations;
+    out->all_gather_ms = ns_to_ms(ag) / (double)iterations;
     out->allreduce_ms = ns_to_ms(ar) / (double)iterations;
     out->allreduce_exposed_ms = ns_to_ms(exposed) / (double)iterations;
     out->optimizer_ms = ns_to_ms(opt) / (double)iterations;
@@ -158,6 +190,7 @@ int metrics_compute_lost(const Scenario *s, const Plan *pl, const Program *pr,
         dm->weights_gib = mem[d].weight_bytes / GIB;
         dm->grads_gib = mem[d].grad_bytes / GIB;
         dm->optimizer_gib = mem[d].optimizer_bytes / GIB;
+        dm->gather_gib = mem[d].gather_bytes / GIB;
         dm->activations_gib = mem[d].activation_bytes / GIB;
         dm->peak_memory_gib = mem[d].peak_bytes / GIB;
         dm->weight_versions = mem[d].weight_versions;
@@ -184,8 +217,10 @@ int metrics_compute_lost(const Scenario *s, const Plan *pl, const Program *pr,
     out->hardware_flops *= (double)s->batch.micro_batches / pl->pipes;
     out->hardware_flops *= (double)scenario_data(s);
     out->devices_total = scenario_devices_total(s);
+    out->zero = (int32_t)scenario_zero(s);
     out->global_batch = scenario_data(s) * s->batch.micro_batches * s->batch.micro_batch_size;
-    if (tail_metrics(tl, s->batch.micro_batches, s->batch.iterations, p, out) != 0) {
+    if (tail_metrics(tl, s->batch.micro_batches, s->batch.iterations, p, out) != 0 ||
+        zero3_metrics(pr, c, tl, s->batch.iterations, out) != 0) {
         free(sp), free(mem), metrics_free(out);
         return -1;
     }

@@ -37,7 +37,8 @@ typedef struct {
     double span_ms;          // last compute end - first compute start on this device
     int32_t peak_activations;
     double peak_memory_gib;  // weights + grads + optimizer + peak activations
-    double weights_gib, grads_gib, optimizer_gib, activations_gib;
+    double weights_gib, grads_gib, optimizer_gib, activations_gib; // ZeRO's shards with zero
+    double gather_gib;       // zero = 3: the gathered unit's weights peak_memory_gib counts
     int32_t layers;          // transformer layers held (all chunks)
     int32_t weight_versions; // weight copies kept at once (async schedules stash them)
     int32_t staleness;       // weight updates between a micro-batch's forward and the update
@@ -77,6 +78,14 @@ typedef struct {
     double allreduce_exposed_ms;     // per iteration (mean): how much later the iteration
                                      //   ends than it would with free all-reduces
     double optimizer_ms;             // per iteration (mean): the longest optimizer step
+    double reduce_scatter_ms;        // per iteration (mean), zero >= 1: the longest device's
+                                     //   gradient reduce-scatters (zero 1, 2: its tail rows;
+                                     //   3: those inside its compute ops); allreduce_ms is
+                                     //   then 0 and allreduce_exposed_ms the exposed part of
+                                     //   the tail's reduce-scatters and all-gathers
+    double all_gather_ms;            // per iteration (mean), zero >= 1: the same for the
+                                     //   parameter all-gathers
+    int32_t zero;                    // the ZeRO stage (scenario_zero), 0..3
     DeviceMetrics *dev;              // owned: [devices]
     MemTrace mem;                    // owned: every device's memory over the run
 } Metrics;

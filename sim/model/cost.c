@@ -85,6 +85,13 @@ int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
     return to_ns(2.0 * km1 * alpha + 2.0 * km1 / (double)k * n);
 }
 
+int64_t cost_reduce_scatter_formula_ns(int64_t k, double latency_us, double bandwidth_gbs,
+                                       double bytes) {
+    if (k < 2) return 0;
+    double alpha = latency_us * 1e3, n = bytes / bandwidth_gbs, km1 = (double)(k - 1);
+    return to_ns(km1 * alpha + km1 / (double)k * n);
+}
+
 /* One tensor-parallel all-reduce of an activation (b*s*h elements) over the t GPUs of a node. */
 static int64_t tp_allreduce_ns(const Scenario *s) {
     double bytes = (double)s->batch.micro_batch_size * (double)s->model.seq_len *
@@ -504,11 +511,51 @@ static double optimizer_traffic(const ScnModel *m) {
     return wb + 2.0 * (wb + memory_optimizer_bytes_per_param(m));
 }
 
+/* ZeRO's collectives of stage st on intra- (inter = 0) or inter-node links (1): the ring
+ * reduce-scatter of its gradients and the all-gather of its parameters, from the ring
+ * all-reduce so that the two add up to it; [costs] allreduce_ms is split the same way. */
+static void zero_pair(const Scenario *s, double bytes, int inter, int64_t *rs, int64_t *ag) {
+    const ScnNetwork *n = &s->net;
+    double lat = inter ? n->inter_latency_us : n->intra_latency_us;
+    double bw = inter ? n->inter_bandwidth_gbs : n->intra_bandwidth_gbs;
+    int64_t d = scenario_data(s);
+    int64_t ar = s->costs.allreduce_ms >= 0
+                     ? ms_to_ns(s->costs.allreduce_ms)
+                     : cost_allreduce_formula_ns(ALLREDUCE_RING, d, lat, bw, bytes);
+    *rs = s->costs.allreduce_ms >= 0 ? ar / 2 : cost_reduce_scatter_formula_ns(d, lat, bw, bytes);
+    *ag = ar - *rs;
+}
+
+/* zero >= 1: the reduce-scatters and all-gathers of every stage, the optimizer step on a 1/d
+ * shard, and with zero = 3 the exposed collectives inside each op (cost.h), added to op_ns.
+ * Needs price_tail's grad_bytes and opt_ns and the placement (stride, gpus_per_node). Returns
+ * 0, or -1 out of memory. */
+static int price_zero(const Scenario *s, const Plan *pl, CostModel *c) {
+    c->zero = (int32_t)scenario_zero(s);
+    if (!c->zero) return 0;
+    c->rs_ns = calloc((size_t)pl->stages * 2, sizeof *c->rs_ns);
+    c->ag_ns = calloc((size_t)pl->stages * 2, sizeof *c->ag_ns);
+    if (c->zero >= 3) c->z3_ns = calloc((size_t)pl->stages * OP_KIND_COUNT, sizeof *c->z3_ns);
+    if (!c->rs_ns || !c->ag_ns || (c->zero >= 3 && !c->z3_ns)) return -1;
+    for (int32_t st = 0; st < pl->stages; st++) {
+        for (int inter = 0; inter < 2; inter++)
+            zero_pair(s, (double)c->grad_bytes[st], inter, &c->rs_ns[2 * st + inter],
+                      &c->ag_ns[2 * st + inter]);
+        if (c->zero < 3) continue;
+        int32_t dev = plan_device_of(pl, st);
+        int64_t rs = cost_reduce_scatter_ns(c, dev, st), ag = cost_all_gather_ns(c, dev, st);
+        int64_t *z = &c->z3_ns[(int64_t)st * OP_KIND_COUNT], *ns = &c->op_ns[(int64_t)st * OP_KIND_COUNT];
+        z[OP_F] = ag, z[OP_B] = ag, z[OP_W] = rs, z[OP_BW] = ag + rs;
+        for (int k = 0; k < OP_KIND_COUNT; k++) ns[k] += z[k];
+    }
+    return 0;
+}
+
 /* The data-parallel tail of each stage (when d > 1 or optimizer_ms > 0): its gradient
  * all-reduce over the d replicas on intra- and inter-node links ([costs] allreduce_ms
  * replaces both), and its optimizer step, from [costs] optimizer_ms (a device's share, each
- * of v chunks 1/v) or memory-bound: the bytes it moves at the HBM bandwidth. Returns 0, or
- * -1 out of memory. */
+ * of v chunks 1/v) or memory-bound: the bytes it moves at the HBM bandwidth; with zero >= 1
+ * a 1/d shard of either, then price_zero. Returns 0, or -1 out of memory. */
 static int price_tail(const Scenario *s, const Plan *pl, CostModel *c) {
     c->tail = scenario_has_tail(s);
     c->data = (int32_t)scenario_data(s);
@@ -520,6 +567,7 @@ static int price_tail(const Scenario *s, const Plan *pl, CostModel *c) {
     const ScnNetwork *n = &s->net;
     Allreduce a = s->parallel.allreduce;
     int64_t d = scenario_data(s);
+    double shard = scenario_zero(s) >= 1 ? (double)d : 1.0; // ZeRO steps 1/d of the parameters
     for (int32_t st = 0; st < pl->stages; st++) {
         double params = memory_stage_params(s, pl, st); // one GPU's share: / t
         double bytes = params * dtype_bytes(s->model.dtype);
@@ -531,12 +579,13 @@ static int price_tail(const Scenario *s, const Plan *pl, CostModel *c) {
                                : cost_allreduce_formula_ns(a, d, n->inter_latency_us,
                                                            n->inter_bandwidth_gbs, bytes);
         c->opt_ns[st] = s->costs.optimizer_ms >= 0
-                            ? ms_to_ns(s->costs.optimizer_ms / pl->chunks)
+                            ? ms_to_ns(s->costs.optimizer_ms / pl->chunks / shard)
                             : to_ns(params * optimizer_traffic(&s->model) /
                                     (s->hw.hbm_bandwidth_gbs *
-                                     (s->hw.cost_model == COST_ROOFLINE ? s->hw.memory_efficiency : 1)));
+                                     (s->hw.cost_model == COST_ROOFLINE ? s->hw.memory_efficiency : 1)) /
+                                    shard);
     }
-    return 0;
+    return price_zero(s, pl, c);
 }
 
 /* The latency and bandwidth a pair has without an override (the class cost_pair_ns picks). */
@@ -591,12 +640,13 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, siz
     CostPartition cp; // the roofline's prices of each kind of device, made once
     cost_partition_init(&cp, s);
     for (int32_t st = 0; st < pl->stages; st++) price_stage(s, pl, &cp.flops, &cp, st, out);
+    out->gpus_per_node = pl->gpus_per_node; // price_tail's ZeRO-3 part places the replicas
+    out->devices_per_gpu = (int32_t)s->hw.devices_per_gpu;
     if (price_tail(s, pl, out) != 0) {
         cost_free(out);
         return -1;
     }
-    out->gpus_per_node = pl->gpus_per_node;
-    out->devices_per_gpu = (int32_t)s->hw.devices_per_gpu;
+
     if (s->costs.overlap_fb_ms > 0) out->fused_ns = ms_to_ns(s->costs.overlap_fb_ms / pl->chunks);
     if (s->costs.comm_ms >= 0) {
         out->xfer_intra_ns = out->xfer_inter_ns = out->xfer_same_gpu_ns = ms_to_ns(s->costs.comm_ms);
@@ -621,6 +671,7 @@ void cost_free(CostModel *c) {
     free(c->op_flops);
     free(c->op_hw_flops), free(c->op_split);
     free(c->grad_bytes), free(c->ar_ns), free(c->opt_ns);
+    free(c->rs_ns), free(c->ag_ns), free(c->z3_ns);
     free(c->links);
     memset(c, 0, sizeof *c);
 }

@@ -19,7 +19,27 @@
  * measured ones. Transfers are alpha-beta: latency + bytes / bandwidth of the link between the
  * two devices (a [link.A-B] override, else same GPU, same node or across nodes), or the fixed
  * comm_ms. Data parallelism (d replicas) adds each chunk's gradient all-reduce and an optimizer
- * step. */
+ * step. With [parallel] zero (Rajbhandari et al. 2020; Megatron-LM's distributed optimizer):
+ *   zero = 1, 2: each chunk's all-reduce becomes a ring reduce-scatter of its gradients (when
+ *     its last backward ends, overlapping the cool-down as the all-reduce did), the optimizer
+ *     step updates the device's 1/d shard (opt_ns / d), and then an all-gather of the updated
+ *     parameters (same bytes) runs for each chunk, in chunk order, exposed: the next
+ *     iteration's forward needs them. A ring reduce-scatter or all-gather of n bytes moves
+ *     (k-1)/k n per GPU in k-1 steps, (k-1) alpha + (k-1)/k n / beta: half the ring
+ *     all-reduce, and the all-gather is priced as the ring all-reduce less the reduce-scatter
+ *     (both rounded once), so RS + AG = AR exactly. NCCL has no tree reduce-scatter or
+ *     all-gather, so allreduce = tree only changes zero = 0. [costs] allreduce_ms is split in
+ *     the same two parts. zero = 2 communicates as zero = 1 (its gradient shards only save
+ *     memory here; a real ZeRO-2 that drops the full gradient reduce-scatters every
+ *     micro-batch, which is not priced).
+ *   zero = 3: also the weights are sharded, so every op gathers its chunk's weights over the
+ *     d replicas before it runs (F and B an all-gather; W none, it needs no weights) and
+ *     reduce-scatters its weight gradients after (W, BW), each a ring collective of the
+ *     chunk's parameter bytes on the d replicas' links (intra-node when they share a node,
+ *     as the all-reduce). They are priced EXPOSED, inside the op's time (z3_ns, added to
+ *     op_ns): no prefetch behind the previous op's compute, so the figure is the upper bound
+ *     FSDP's prefetching works down from; the op's split by kernel class leaves them out. The
+ *     iteration's tail is then only the sharded optimizer step (the next forward gathers). */
 #ifndef PIPESIM_COST_H
 #define PIPESIM_COST_H
 
@@ -69,6 +89,15 @@ typedef struct {
     int64_t *ar_ns;       // owned, [2*stage + inter]: ns of that all-reduce when the d replicas
                           //   share a node (inter = 0) or not (1)
     int64_t *opt_ns;      // owned, [stage]: ns of the optimizer step of the stage's parameters
+                          //   (of its 1/d shard with zero >= 1)
+    int32_t zero;         // scenario_zero: 0 all-reduce; >= 1 reduce-scatter + all-gather
+    int64_t *rs_ns;       // owned, [2*stage + inter] (NULL unless zero >= 1): the ring
+                          //   reduce-scatter of the stage's gradients (grad_bytes) over d
+    int64_t *ag_ns;       // owned, same layout: the ring all-gather of its parameters,
+                          //   ring all-reduce - rs_ns, so rs_ns + ag_ns is the ring all-reduce
+    int64_t *z3_ns;       // owned, [stage*OP_KIND_COUNT + kind] (NULL unless zero = 3): the
+                          //   exposed ZeRO-3 collectives op_ns includes: F, B one all-gather,
+                          //   W one reduce-scatter, BW both, on the stage's device's links
     int64_t tp_ar_ns;     // one tensor-parallel all-reduce of an activation (t GPUs), in F, B
 } CostModel;
 
@@ -140,6 +169,26 @@ static inline int cost_dp_inter(const CostModel *c, int32_t d) {
 static inline int64_t cost_allreduce_ns(const CostModel *c, int32_t d, int32_t st) {
     return c->ar_ns[2 * (int64_t)st + cost_dp_inter(c, d)];
 }
+
+/* zero >= 1: the reduce-scatter of stage st's gradients and the all-gather of its
+ * parameters, held by pipeline device d (rs_ns, ag_ns on the links cost_dp_inter picks). */
+static inline int64_t cost_reduce_scatter_ns(const CostModel *c, int32_t d, int32_t st) {
+    return c->rs_ns[2 * (int64_t)st + cost_dp_inter(c, d)];
+}
+static inline int64_t cost_all_gather_ns(const CostModel *c, int32_t d, int32_t st) {
+    return c->ag_ns[2 * (int64_t)st + cost_dp_inter(c, d)];
+}
+/* zero = 3: ns of the collectives inside one op of kind on stage st (0 otherwise). */
+static inline int64_t cost_zero3_ns(const CostModel *c, int32_t st, OpKind kind) {
+    return c->z3_ns ? c->z3_ns[(int64_t)st * OP_KIND_COUNT + kind] : 0;
+}
+
+/* Ring reduce-scatter (equally all-gather) of n bytes over k GPUs: k-1 steps, (k-1)/k n sent
+ * per GPU: (k-1) alpha + (k-1)/k n / beta, rounded to ns once; 0 for k = 1. Half of the ring
+ * all-reduce below before rounding; cost_build prices the all-gather as the ring all-reduce
+ * less this, so the two add up to the all-reduce exactly. */
+int64_t cost_reduce_scatter_formula_ns(int64_t k, double latency_us, double bandwidth_gbs,
+                                       double bytes);
 
 /* All-reduce of n bytes over k GPUs on links of latency_us and bandwidth_gbs (alpha-beta):
  * ring (NCCL's ring: a reduce-scatter and an all-gather, 2(k-1) steps of n/k bytes)

@@ -116,14 +116,34 @@ void memory_stage_footprint(const Scenario *s, int64_t nlayers, int first, int l
     *w_pending = layers * memory_layer_w_pending_bytes_sp(m, mb, tp, sp) + ends;
 }
 
+void memory_per_param(const Scenario *s, int32_t weight_versions, MemoryPerParam *out) {
+    double wb = dtype_bytes(s->model.dtype), d = (double)scenario_data(s);
+    int64_t z = scenario_zero(s);
+    out->weight = wb * weight_versions / (z >= 3 ? d : 1.0);
+    out->grad = wb / (z >= 2 ? d : 1.0);
+    out->optimizer = memory_optimizer_bytes_per_param(&s->model) / (z >= 1 ? d : 1.0);
+}
+
+double memory_zero_gather_bytes(const Scenario *s, int64_t nlayers, int first, int last) {
+    if (scenario_zero(s) < 3) return 0;
+    const ScnModel *m = &s->model;
+    double unit = nlayers > 0 ? memory_layer_params(m) : 0;
+    if (first && memory_embedding_params(m) > unit) unit = memory_embedding_params(m);
+    if (last && memory_head_params(m) > unit) unit = memory_head_params(m);
+    double d = (double)scenario_data(s);
+    return (1.0 - 1.0 / d) * unit / (double)scenario_tensor(s) * dtype_bytes(m->dtype);
+}
+
 int64_t memory_stage_layer_cap(const Scenario *s, const PartitionStage *st) {
     double gib = s->device ? s->device[st->device].memory_gib : s->hw.memory_gib;
-    double wb = dtype_bytes(s->model.dtype), ver = st->weight_versions;
-    double per_param = wb * ver + wb + memory_optimizer_bytes_per_param(&s->model);
+    MemoryPerParam pp;
+    memory_per_param(s, st->weight_versions, &pp);
+    double per_param = pp.weight + pp.grad + pp.optimizer;
     double p1, a1, w1, p0, a0, w0;
     memory_stage_footprint(s, 1, st->first, st->last, &p1, &a1, &w1);
     memory_stage_footprint(s, 0, st->first, st->last, &p0, &a0, &w0);
-    double fixed = p0 * per_param + st->inflight * a0;           // embedding / head
+    double fixed = p0 * per_param + st->inflight * a0 +            // embedding / head
+                   memory_zero_gather_bytes(s, 1, st->first, st->last); // zero = 3: a unit
     double layer = (p1 - p0) * per_param + st->inflight * (a1 - a0);
     double room = gib * GIB / st->chunks - fixed;
     return room < layer ? 0 : (int64_t)(room / layer);
@@ -141,16 +161,21 @@ void memory_plan_footprint(const Scenario *s, const Plan *pl, int32_t st, double
 
 void memory_device_static(const Scenario *s, const Plan *pl, const Program *pr, int32_t d,
                           DeviceMemory *dm) {
-    int wb = dtype_bytes(s->model.dtype);
     memset(dm, 0, sizeof *dm);
     for (int32_t c = 0; c < pr->chunks; c++) {
         double params, act, pending;
-        memory_plan_footprint(s, pl, program_stage_of(pr, d, c), &params, &act, &pending);
+        int32_t st = program_stage_of(pr, d, c);
+        memory_plan_footprint(s, pl, st, &params, &act, &pending);
         dm->params += params;
+        double gather = memory_zero_gather_bytes(s, pl->layers[st], plan_stage_is_first(pl, st),
+                                                 plan_stage_is_last(pl, st));
+        if (gather > dm->gather_bytes) dm->gather_bytes = gather;
     }
     dm->weight_versions = pr->weight_versions ? pr->weight_versions[d] : 1;
-    dm->weight_bytes = dm->params * wb * dm->weight_versions;
-    dm->grad_bytes = dm->params * wb;
-    dm->optimizer_bytes = dm->params * memory_optimizer_bytes_per_param(&s->model);
+    MemoryPerParam pp;
+    memory_per_param(s, dm->weight_versions, &pp);
+    dm->weight_bytes = dm->params * pp.weight;
+    dm->grad_bytes = dm->params * pp.grad;
+    dm->optimizer_bytes = dm->params * pp.optimizer;
 }
 

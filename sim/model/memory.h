@@ -2,9 +2,18 @@
  * asynchronous schedules keep), gradients and optimizer state, and the activations one
  * (micro-batch, chunk) keeps from its forward to its backward (Korthikanti et al. 2022, with
  * the recompute modes of the scenario). With tensor parallelism t every figure is one GPU's
- * share (Korthikanti et al. 2022, with or without sequence parallelism); data parallelism keeps full
- * gradients and optimizer state on every replica (no ZeRO). Memory over a run, replayed from
- * a Timeline, is sim/metrics/memory_trace.h. */
+ * share (Korthikanti et al. 2022, with or without sequence parallelism). Data parallelism keeps full
+ * weights, gradients and optimizer state on every replica unless [parallel] zero shards them
+ * over the d replicas (Rajbhandari et al. 2020, Figure 1; memory_per_param): zero = 1 holds
+ * 1/d of the optimizer state, 2 also 1/d of the gradients, 3 also 1/d of the weights, i.e.
+ * (2 + 2 + K) Psi, (2 + 2) Psi + K Psi / d, 2 Psi + (2 + K) Psi / d and (2 + 2 + K) Psi / d
+ * bytes for Psi parameters in 16 bits (K = 12, mixed-precision Adam). Transients: zero = 2's
+ * full-gradient bucket before its reduce-scatter is ignored (a bucket is a small part of a
+ * stage); zero = 3 counts one unit's gathered weights (gather_bytes: the largest of a layer, the
+ * embedding or the LM head of the device's stages, full, less the shard already held) as held
+ * all the time, since some unit is gathered whenever the device computes (FSDP's prefetch of the
+ * next unit, which would double it, is not counted). Memory over a run, replayed from a
+ * Timeline, is sim/metrics/memory_trace.h. */
 #ifndef PIPESIM_MEMORY_H
 #define PIPESIM_MEMORY_H
 
@@ -22,6 +31,8 @@ typedef struct {
     double weight_bytes;       // in the model's dtype, all versions
     double grad_bytes;
     double optimizer_bytes;
+    double gather_bytes;       // zero = 3: one unit's weights gathered for its pass (transient,
+                               //   counted as held); 0 otherwise
     double activation_bytes;   // peak over the run
     int32_t peak_activations;  // most (micro-batch, chunk) activations held at once
     double peak_bytes;         // most bytes held at once: the static part + activations
@@ -82,6 +93,20 @@ double memory_stage_params(const Scenario *s, const Plan *pl, int32_t st);
  * (fp32 master, momentum, variance), 8 for fp32; SGD with momentum 8 and 4. */
 double memory_optimizer_bytes_per_param(const ScnModel *m);
 
+/* Bytes one GPU holds per parameter of its stages: weights (weight_versions copies, in the
+ * dtype), gradients (dtype) and optimizer state, each divided by d where the scenario's ZeRO
+ * stage shards it (scenario_zero: 1 optimizer, 2 also gradients, 3 also weights). */
+typedef struct {
+    double weight, grad, optimizer; // bytes per parameter
+} MemoryPerParam;
+void memory_per_param(const Scenario *s, int32_t weight_versions, MemoryPerParam *out);
+
+/* zero = 3: bytes of the largest unit (a layer; the embedding on a first stage, the LM head on
+ * a last one) of a stage of nlayers layers gathered for its pass: its full weights on one of t
+ * tensor-parallel GPUs less the 1/d shard held, (1 - 1/d) x params / t x dtype bytes. 0 for
+ * zero < 3. */
+double memory_zero_gather_bytes(const Scenario *s, int64_t nlayers, int first, int last);
+
 /* Parameters of a stage of nlayers layers (with the embedding when first, the output
  * embedding and final layer norm when last), the activation bytes it keeps per micro-batch,
  * and the part of them a split backward keeps from B to W (the embedding's and the LM head's
@@ -101,8 +126,16 @@ void memory_plan_footprint(const Scenario *s, const Plan *pl, int32_t st, double
 
 /* The static part of device d's memory (everything but activations, which are zero): the
  * parameters of its stages and their weights (weight_versions copies), gradients and
- * optimizer state. */
+ * optimizer state as memory_per_param shards them, and zero = 3's gathered unit (the
+ * largest over its stages). */
 void memory_device_static(const Scenario *s, const Plan *pl, const Program *pr, int32_t d,
                           DeviceMemory *dm);
+
+/* What the static part adds up to: weights + gradients + optimizer state + gathered weights,
+ * bytes. Everything that sums the static part (the memory trace, pplan's static drop) calls
+ * this. */
+static inline double memory_static_bytes(const DeviceMemory *dm) {
+    return dm->weight_bytes + dm->grad_bytes + dm->optimizer_bytes + dm->gather_bytes;
+}
 
 #endif

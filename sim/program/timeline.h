@@ -21,12 +21,22 @@
  * are sequence parallelism's all-gathers and reduce-scatters (bytes: the whole sequence's
  * buffer, gathered or reduced). Each lies within its op's compute row, so it is a part of the
  * compute time, not more of it (pexec measures them; psim places them as the roofline prices
- * them inside the op). */
+ * them inside the op). With [parallel] zero >= 1 a chunk's all-reduce is a REDUCE_SCATTER row
+ * (kind W or BW, as the all-reduce's) before the optimizer step and an ALL_GATHER row of its
+ * updated parameters after it (kind F: the forward that needs them); both carry the chunk's
+ * gradient bytes. */
 typedef enum {
     STREAM_COMPUTE = 0, STREAM_SEND = 1, STREAM_RECV = 2, STREAM_COLLECTIVE = 3,
     STREAM_OPTIMIZER = 4, STREAM_TENSOR = 5, STREAM_TENSOR_GATHER = 6, STREAM_TENSOR_SCATTER = 7,
+    STREAM_REDUCE_SCATTER = 8, STREAM_ALL_GATHER = 9,
     STREAM_COUNT
 } Stream;
+/* The data-parallel tail's rows (all-reduce, optimizer, reduce-scatter, all-gather), which
+ * come after the compute of an iteration; tensor rows lie inside compute rows. */
+static inline int stream_is_tail(int s) {
+    return s == STREAM_COLLECTIVE || s == STREAM_OPTIMIZER || s == STREAM_REDUCE_SCATTER ||
+           s == STREAM_ALL_GATHER;
+}
 
 /* A tensor-parallel collective's row (inside a compute row), of any of the three kinds. */
 static inline int stream_is_tensor(int s) {
@@ -84,7 +94,7 @@ int memtrace_push(MemTrace *m, const MemSample *s);
 void memtrace_free(MemTrace *m);
 
 /* Names used in storage, JSON and tables: "compute", "send", "recv", "allreduce", "optimizer",
- * "tensor" (op kinds: program.h). stream_parse returns the Stream, or -1 for an unknown name. */
+ * "tensor", "reduce_scatter", "all_gather" (op kinds: program.h). stream_parse returns the Stream, or -1 for an unknown name. */
 const char *stream_name(Stream s);
 int stream_parse(const char *name);
 

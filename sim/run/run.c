@@ -333,10 +333,11 @@ int run_prepare(const RunOptions *o, Run *sm) {
     X(tflops_per_gpu) X(mfu) X(model_flops) X(peak_tflops) X(devices_total) X(global_batch)  \
     X(allreduce_ms) X(allreduce_exposed_ms) X(optimizer_ms) X(iteration_min_ms)               \
     X(iteration_max_ms) X(iteration_std_ms) X(lost_ms) X(hardware_flops)                      \
-    X(hardware_tflops_per_gpu)
+    X(hardware_tflops_per_gpu) X(zero) X(reduce_scatter_ms) X(all_gather_ms)
 #define DEVICE_METRICS(X)                                                                      \
     X(busy_ms) X(idle_ms) X(span_ms) X(peak_activations) X(peak_memory_gib) X(weights_gib)    \
-    X(grads_gib) X(optimizer_gib) X(activations_gib) X(layers) X(weight_versions) X(staleness)
+    X(grads_gib) X(optimizer_gib) X(activations_gib) X(layers) X(weight_versions) X(staleness) \
+    X(gather_gib)
 #define COUNT(name) +1
 enum { NRUN_METRICS = 0 RUN_METRICS(COUNT), NDEVICE_METRICS = 0 DEVICE_METRICS(COUNT) };
 
@@ -595,12 +596,26 @@ static void print_summary(const RunOptions *o, const Run *sm) {
     printf("%-22s %14.0f tokens/s\n", "throughput", mt->throughput_tokens_per_s);
     printf("%-22s %14.1f TFLOP/s\n", "per GPU", mt->tflops_per_gpu);
     printf("%-22s %14.2f %%\n", "MFU", 100.0 * mt->mfu);
-    if (sm->cost.tail) {
+    if (sm->cost.tail && !mt->zero) {
         printf("%-22s %14.3f ms  per iteration, %.3f ms exposed (%s over %lld replicas, "
                "%s links)\n", "gradient all-reduce", mt->allreduce_ms, mt->allreduce_exposed_ms,
                allreduce_name(s->parallel.allreduce), (long long)s->parallel.data,
                cost_dp_inter(&sm->cost, 0) ? "inter-node" : "intra-node");
         printf("%-22s %14.3f ms  per iteration\n", "optimizer step", mt->optimizer_ms);
+    } else if (sm->cost.tail) { // ZeRO: no all-reduce; its two halves, where they run
+        const char *links = cost_dp_inter(&sm->cost, 0) ? "inter-node" : "intra-node";
+        printf("%-22s %14.3f ms  per iteration (zero = %d: ring over %lld replicas, %s links; "
+               "%s)\n", "gradient reduce-scatter", mt->reduce_scatter_ms, mt->zero,
+               (long long)s->parallel.data, links,
+               mt->zero >= 3 ? "after every W/BW, inside the ops" : "after each chunk's last backward");
+        printf("%-22s %14.3f ms  per iteration (%s)\n", "parameter all-gather", mt->all_gather_ms,
+               mt->zero >= 3 ? "before every F and B/BW, inside the ops, not prefetched"
+                             : "after the optimizer step, before the next forward");
+        if (mt->zero < 3)
+            printf("%-22s %14.3f ms  per iteration of the two\n", "exposed collectives",
+                   mt->allreduce_exposed_ms);
+        printf("%-22s %14.3f ms  per iteration (a 1/%lld shard)\n", "optimizer step",
+               mt->optimizer_ms, (long long)s->parallel.data);
     }
     if (mt->devices_total != mt->devices)
         printf("%-22s %14lld GPUs (p x d x t), global batch %lld samples\n", "devices",
@@ -625,6 +640,12 @@ static void print_summary(const RunOptions *o, const Run *sm) {
                dm->grads_gib, dm->optimizer_gib, dm->activations_gib, dm->peak_memory_gib,
                d == mt->bottleneck ? "  <- busiest" : "");
     }
+    if (mt->zero)
+        printf("# zero = %d over %lld replicas: weights_gib, grads_gib and optim_gib are one "
+               "replica's shards%s; peak_gib adds %.2f GiB of one unit's gathered weights on "
+               "device 0\n", mt->zero, (long long)s->parallel.data,
+               mt->zero == 1 ? " (optimizer state only)" : mt->zero == 2 ? " (not the weights)" : "",
+               mt->dev[0].gather_gib);
     if (!sm->split) return;
     if (is_pexec(o->prog))
         printf("\n# device    gemm_ms  attention_ms  memory_ms  tp_comm_ms  launch_ms   "

@@ -177,6 +177,7 @@ static const KeyDef KEYS[] = {
     {"parallel", "allreduce", T_ALLREDUCE, F(parallel.allreduce), "ring", false, 0, 0, 0, "ring"},
     {"parallel", "tp_overlap", T_DOUBLE, F(parallel.tp_overlap), "0", false, 0, 1, 0, "0.5"},
     {"parallel", "sequence", T_BOOL, F(parallel.sequence), "false", false, 0, 0, 0, "true"},
+    {"parallel", "zero", T_INT, F(parallel.zero), "0", false, 0, 3, 0, "1"},
     {"hardware", "gpu", T_GPU, F(hw.gpu), NULL, false, 0, 0, 0, "h100"}, // none
     {"hardware", "peak_tflops", T_DOUBLE, F(hw.peak_tflops), NULL, false, 0, 1e6, RANGE_OPEN_LO, "989"}, // preset
     {"hardware", "cost_model", T_COST_MODEL, F(hw.cost_model), "roofline", false, 0, 0, 0, "roofline"},
@@ -1318,6 +1319,10 @@ static int check_parallel(Parser *P) {
                     "= %lld and tensor = %lld need a GPU for each replica and tensor rank; use "
                     "devices_per_gpu = 1, or data = tensor = 1", (long long)s->hw.devices_per_gpu,
                     (long long)d, (long long)t);
+    if (s->parallel.zero > 0 && d == 1)
+        return fail(P, blame(P, w, 2, "parallel.zero", "parallel.data"),
+                    "zero = %lld shards over the data-parallel replicas, but data = 1; use "
+                    "data > 1 or zero = 0", (long long)s->parallel.zero);
     bool tail = scenario_has_tail(s);
     for (size_t i = 0; tail && i < sizeof ASYNC_SCHEDULES / sizeof *ASYNC_SCHEDULES; i++)
         if (strcmp(s->pipeline.schedule, ASYNC_SCHEDULES[i]) == 0)

@@ -147,6 +147,9 @@ typedef struct {
     int sequence;        // sequence parallelism (Korthikanti et al. 2022) with t > 1: norms
                          //   and dropouts on s/t tokens, each all-reduce a reduce-scatter
                          //   and an all-gather; default 0
+    int64_t zero;        // ZeRO stage over the d replicas (Rajbhandari et al. 2020), 0..3:
+                         //   1 shards the optimizer state, 2 also the gradients, 3 also the
+                         //   weights (memory.h, cost.h); needs d > 1 when > 0; default 0
     int sequence_given;  // the file or a --set gives sequence (else pplan turns it on with t > 1)
 } ScnParallel;
 
@@ -287,6 +290,11 @@ static inline int64_t scenario_data(const Scenario *s) {
 }
 static inline int64_t scenario_tensor(const Scenario *s) {
     return s->parallel.tensor > 1 ? s->parallel.tensor : 1;
+}
+/* The ZeRO stage the run shards with: parallel.zero over d > 1 replicas, else 0 (nothing to
+ * shard over; the parser refuses zero > 0 with d = 1, a hand-built Scenario may have it). */
+static inline int64_t scenario_zero(const Scenario *s) {
+    return scenario_data(s) > 1 ? s->parallel.zero : 0;
 }
 static inline int64_t scenario_devices_total(const Scenario *s) {
     return s->pipeline.stages * scenario_data(s) * scenario_tensor(s);

@@ -104,8 +104,34 @@ static int point_add(PointList *l, const SearchConfig *c) {
     return 0;
 }
 
-/* Every chunk count and recompute mode of one schedule at (t, p, d, b, m). */
-static int add_schedule(PointList *l, const Scenario *s, const Schedule *sc, SearchConfig c) {
+#define MAX_ZERO 4
+
+/* The ZeRO levels to try with d > 1, from a list such as "0,1,3"; 2 with err for a bad one. */
+static int zero_pick(const char *list, int32_t *out, int *n, char *err, size_t errlen) {
+    *n = 0;
+    if (!list) return out[(*n)++] = 0, 0;
+    for (const char *c = list; *c; c++) {
+        if (*c == ',') continue;
+        int dup = 0;
+        for (int i = 0; i < *n; i++) dup |= out[i] == *c - '0';
+        if (*c < '0' || *c > '3' || (c[1] && c[1] != ',') || dup) {
+            snprintf(err, errlen, "--zero %s: give distinct levels from 0 to 3, comma-separated, "
+                     "e.g. --zero 0,1,3", list);
+            return 2;
+        }
+        out[(*n)++] = *c - '0';
+    }
+    if (*n == 0) {
+        snprintf(err, errlen, "--zero %s: name at least one level, e.g. --zero 0", list);
+        return 2;
+    }
+    return 0;
+}
+
+/* Every chunk count, recompute mode and ZeRO level (nz of zero; 0 alone with d = 1) of one
+ * schedule at (t, p, d, b, m). */
+static int add_schedule(PointList *l, const Scenario *s, const Schedule *sc, SearchConfig c,
+                        const int32_t *zero, int nz) {
     int64_t pipes = sc->pipes > 1 ? sc->pipes : 1, L = s->model.layers;
     for (int64_t v = 1; v <= SCN_MAX_CHUNKS && c.stages * v <= L * pipes; v++) {
         SchedParams sp = {.devices = c.stages, .chunks = (int32_t)v,
@@ -117,8 +143,11 @@ static int add_schedule(PointList *l, const Scenario *s, const Schedule *sc, Sea
         c.chunks = (int32_t)v;
         for (int r = RECOMPUTE_NONE; r <= RECOMPUTE_FULL; r++) {
             c.recompute = (Recompute)r;
-            int rc = point_add(l, &c);
-            if (rc) return rc;
+            for (int z = 0; z < (c.data > 1 ? nz : 1); z++) {
+                c.zero = c.data > 1 ? zero[z] : 0;
+                int rc = point_add(l, &c);
+                if (rc) return rc;
+            }
         }
     }
     return 0;
@@ -127,7 +156,9 @@ static int add_schedule(PointList *l, const Scenario *s, const Schedule *sc, Sea
 int search_enumerate(const Scenario *s, const SearchSpace *sp, SearchPoint **out, size_t *n,
                      char *err, size_t errlen) {
     const Schedule *scheds[MAX_SCHEDULES];
-    int nsched, rc = schedules_pick(sp->schedules, scheds, &nsched, err, errlen);
+    int32_t zero[MAX_ZERO];
+    int nsched, nz = 0, rc = schedules_pick(sp->schedules, scheds, &nsched, err, errlen);
+    if (rc == 0) rc = zero_pick(sp->zero, zero, &nz, err, errlen);
     PointList l = {0};
     int64_t G = sp->gpus, B = sp->global_batch;
     for (int64_t t = 1; rc == 0 && t <= s->hw.gpus_per_node && t <= G; t *= 2) {
@@ -145,7 +176,7 @@ int search_enumerate(const Scenario *s, const SearchSpace *sp, SearchPoint **out
                              (s->parallel.sequence_given ? s->parallel.sequence : 1);
                 for (int k = 0; rc == 0 && k < nsched; k++) {
                     c.schedule = scheds[k]->name;
-                    rc = add_schedule(&l, s, scheds[k], c);
+                    rc = add_schedule(&l, s, scheds[k], c, zero, nz);
                 }
             }
         }
@@ -182,6 +213,7 @@ int search_point_sets(const SearchConfig *c, char sets[SEARCH_NSETS][SEARCH_SET_
     SET("batch.iterations=1");
     SET("model.recompute=%s", recompute_name(c->recompute));
     SET("parallel.sequence=%s", c->sequence ? "true" : "false");
+    SET("parallel.zero=%d", c->zero);
 #undef SET
     return k;
 }
@@ -195,7 +227,7 @@ static double static_bytes(const Run *r, int32_t *fullest) {
     for (int32_t d = 0; d < r->prog.devices; d++) {
         DeviceMemory dm;
         memory_device_static(&r->scn, &r->plan, &r->prog, d, &dm);
-        double fixed = dm.weight_bytes + dm.grad_bytes + dm.optimizer_bytes;
+        double fixed = memory_static_bytes(&dm);
         if (fixed > most) most = fixed, *fullest = d;
     }
     return most;
@@ -214,7 +246,8 @@ static void fill_metrics(const Run *r, SearchPoint *pt) {
     pt->busy_ms = busy / mt->devices;
     pt->bubble_rate = mt->bubble_rate;
     pt->tokens_per_s = mt->throughput_tokens_per_s;
-    pt->allreduce_ms = mt->allreduce_ms;
+    pt->allreduce_ms = mt->allreduce_ms + (mt->zero && mt->zero < 3 ? mt->reduce_scatter_ms +
+                                                                         mt->all_gather_ms : 0);
     pt->allreduce_exposed_ms = mt->allreduce_exposed_ms;
     pt->tflops_per_gpu = mt->tflops_per_gpu;
     pt->mfu = mt->mfu;
@@ -359,15 +392,16 @@ size_t search_rank(const SearchPoint *pts, size_t n, size_t *order) {
 /* ---- report ------------------------------------------------------------------------------- */
 
 static void config_text(const SearchConfig *c, char *buf, size_t len) {
-    snprintf(buf, len, "%s p=%d v=%d d=%d t=%d%s b=%lld m=%lld recompute=%s", c->schedule,
-             c->stages, c->chunks, c->data, c->tensor, c->sequence ? " sp" : "",
-             (long long)c->micro_batch_size, (long long)c->micro_batches,
-             recompute_name(c->recompute));
+    int n = snprintf(buf, len, "%s p=%d v=%d d=%d t=%d%s b=%lld m=%lld recompute=%s",
+                     c->schedule, c->stages, c->chunks, c->data, c->tensor,
+                     c->sequence ? " sp" : "", (long long)c->micro_batch_size,
+                     (long long)c->micro_batches, recompute_name(c->recompute));
+    if (c->zero && n > 0 && (size_t)n < len) snprintf(buf + n, len - (size_t)n, " zero=%d", c->zero);
 }
 
 /* The keys where b differs from a, as "p=8 (winner 4), ...". */
 static void config_diff(const SearchConfig *a, const SearchConfig *b, char *buf, size_t len) {
-    char x[9][48];
+    char x[10][48];
     int k = 0;
     if (strcmp(a->schedule, b->schedule)) snprintf(x[k++], 48, "schedule %s", b->schedule);
 #define DIFF(field, name)                                                                      \
@@ -382,6 +416,7 @@ static void config_diff(const SearchConfig *a, const SearchConfig *b, char *buf,
     DIFF(tensor, "t");
     DIFF(micro_batch_size, "b");
     DIFF(micro_batches, "m");
+    DIFF(zero, "zero");
 #undef DIFF
     if (a->recompute != b->recompute)
         snprintf(x[k++], 48, "recompute %s (not %s)", recompute_name(b->recompute),
@@ -438,7 +473,7 @@ static const char *deciding(const SearchPoint *w, const SearchPoint *r, double *
 
 static void why_one(FILE *f, const Scenario *s, const SearchPoint *w, const SearchPoint *r,
                     int rank) {
-    char diff[512];
+    char diff[576]; // up to 10 differences of at most 48 bytes with separators
     double cw, bw, ow, cr, br, orr;
     split(w, &cw, &bw, &ow);
     split(r, &cr, &br, &orr);
@@ -459,20 +494,28 @@ static void why_one(FILE *f, const Scenario *s, const SearchPoint *w, const Sear
             s->hw.memory_gib, what, tidy(ms));
 }
 
-static int same_but_recompute(const SearchConfig *a, const SearchConfig *b) {
+/* Whether a and b are one configuration but for the recompute mode (zero = 0), or but for the
+ * ZeRO level (zero = 1). */
+static int same_but(const SearchConfig *a, const SearchConfig *b, int zero) {
     return strcmp(a->schedule, b->schedule) == 0 && a->stages == b->stages &&
            a->chunks == b->chunks && a->data == b->data && a->tensor == b->tensor &&
            a->micro_batch_size == b->micro_batch_size && a->micro_batches == b->micro_batches &&
-           a->recompute != b->recompute;
+           (zero ? a->recompute == b->recompute && a->zero != b->zero
+                 : a->recompute != b->recompute && a->zero == b->zero);
+}
+static int same_but_recompute(const SearchConfig *a, const SearchConfig *b) {
+    return same_but(a, b, 0);
 }
 
-/* The winner's configuration under the other recompute modes: what each would cost or need. */
-static void why_recompute(FILE *f, const Scenario *s, const SearchPoint *w, const SearchPoint *pts,
-                          size_t n) {
+/* The winner's configuration under the other recompute modes (zero = 0) or ZeRO levels
+ * (zero = 1): what each would cost or need. */
+static void why_other(FILE *f, const Scenario *s, const SearchPoint *w, const SearchPoint *pts,
+                      size_t n, int zero) {
     for (size_t i = 0; i < n; i++) {
         const SearchPoint *p = &pts[i];
-        if (!same_but_recompute(&w->cfg, &p->cfg)) continue;
-        fprintf(f, "#   the same with recompute %s: ", recompute_name(p->cfg.recompute));
+        if (!same_but(&w->cfg, &p->cfg, zero)) continue;
+        if (zero) fprintf(f, "#   the same with zero %d: ", p->cfg.zero);
+        else fprintf(f, "#   the same with recompute %s: ", recompute_name(p->cfg.recompute));
         if (p->status == SEARCH_OK)
             fprintf(f, "fits (%.1f GiB) but gives %.2f %% fewer tokens/s (compute %+.1f ms)\n",
                     p->peak_gib, 100.0 * (1 - p->tokens_per_s / w->tokens_per_s),
@@ -502,13 +545,17 @@ void search_why(FILE *f, const Scenario *s, const SearchPoint *pts, size_t n,
     class_text(w, NULL, cls, sizeof cls);
     fprintf(f, "\n# why: %s\n#   its iteration: %.1f ms = compute %.1f%s%s%s + bubble %.1f + "
             "other %.1f ms (other: what lies outside the longest device span: start-up, "
-            "transfers, the gradient all-reduce's exposed %.1f of %.1f ms, the optimizer step); "
+            "transfers, the %s exposed %.1f of %.1f ms, the optimizer step); "
             "peak %.1f of %g GiB on device %d (%.1f GiB to spare)\n",
             cfg, w->makespan_ms, c, cls[0] ? " [" : "", cls, cls[0] ? "]" : "", b, o,
+            w->cfg.zero == 0   ? "gradient all-reduce's"
+            : w->cfg.zero < 3 ? "gradient reduce-scatter's and parameter all-gather's"
+                              : "tail's (zero 3 gathers and scatters inside the ops)",
             w->allreduce_exposed_ms, w->allreduce_ms, w->peak_gib, s->hw.memory_gib, w->fullest,
             s->hw.memory_gib - w->peak_gib);
     for (size_t k = 1; k < nrank && k <= 3; k++) why_one(f, s, w, &pts[order[k]], (int)k + 1);
-    why_recompute(f, s, w, pts, n);
+    why_other(f, s, w, pts, n, 0);
+    why_other(f, s, w, pts, n, 1);
     const SearchPoint *faster = NULL; // the fastest simulated point that did not fit
     for (size_t i = 0; i < n; i++)
         if (pts[i].status == SEARCH_MEMORY && pts[i].tokens_per_s > w->tokens_per_s &&
@@ -557,16 +604,16 @@ void search_report(FILE *f, const char *path, const char *const *base_sets, int 
             "%zu invalid\n", n, c[SEARCH_OK], c[SEARCH_STATIC], s->hw.memory_gib,
             c[SEARCH_MEMORY], s->hw.memory_gib, c[SEARCH_INVALID]);
     fprintf(f, "# rank  tokens_per_s  tflops_per_gpu  mfu_%%  bubble_%%  peak_gib  memory_gib  "
-            "iteration_ms  schedule        p   v   d   t  sp     b     m  recompute\n");
+            "iteration_ms  schedule        p   v   d   t  sp     b     m  recompute  zero\n");
     for (size_t k = 0; k < nrank && k < top; k++) {
         const SearchPoint *p = &pts[order[k]];
         fprintf(f, "%6zu %13.0f %15.1f %6.2f %9.2f %9.2f %11g %13.3f  %-13s %3d %3d %3d %3d "
-                "%3s %5lld %5lld  %s\n", k + 1, p->tokens_per_s, p->tflops_per_gpu, 100 * p->mfu,
+                "%3s %5lld %5lld  %-9s %5d\n", k + 1, p->tokens_per_s, p->tflops_per_gpu, 100 * p->mfu,
                 100 * p->bubble_rate, p->peak_gib, s->hw.memory_gib, p->makespan_ms,
                 p->cfg.schedule, p->cfg.stages, p->cfg.chunks, p->cfg.data, p->cfg.tensor,
                 p->cfg.sequence ? "on" : "-",
                 (long long)p->cfg.micro_batch_size, (long long)p->cfg.micro_batches,
-                recompute_name(p->cfg.recompute));
+                recompute_name(p->cfg.recompute), p->cfg.zero);
     }
     if (nrank == 0) {
         fprintf(f, "# nothing fits in %g GiB; use more GPUs or a smaller global batch\n",

@@ -14,7 +14,7 @@
 #include "sim/model/cost.h"
 #include "sim/scenario/scenario.h"
 
-#define SEARCH_NSETS 11   // --set overrides one point adds to the user's
+#define SEARCH_NSETS 12   // --set overrides one point adds to the user's
 #define SEARCH_SET_MAX 80 // bytes of one of them
 #define SEARCH_MAX_POINTS 200000
 
@@ -36,6 +36,7 @@ typedef struct {
     int64_t micro_batch_size;  // b, samples
     int64_t micro_batches;     // m per iteration (d x m x b = global batch)
     Recompute recompute;
+    int32_t zero;              // [parallel] zero: 0 with d = 1, one of SearchSpace.zero else
     int sequence;              // sequence parallelism: the scenario's when it gives one, else
                                //   on whenever t > 1 (and t divides b s)
 } SearchConfig;
@@ -52,8 +53,10 @@ typedef struct {
     double busy_ms;         // ms, mean compute time per pipeline device
     double bubble_rate;     // Metrics.bubble_rate
     double tokens_per_s;    // Metrics.throughput_tokens_per_s: all d replicas together
-    double allreduce_ms;    // ms, Metrics.allreduce_ms: the gradient all-reduce of an iteration
-    double allreduce_exposed_ms; // ms, the part of it the cool-down did not hide
+    double allreduce_ms;    // ms, the data-parallel collectives of an iteration's tail:
+                            //   Metrics.allreduce_ms, with zero 1, 2 reduce_scatter_ms +
+                            //   all_gather_ms (zero 3 has them inside its ops)
+    double allreduce_exposed_ms; // ms, the part of them the cool-down did not hide
     double tflops_per_gpu;  // Metrics.tflops_per_gpu
     double mfu;             // Metrics.mfu
     double split_ms[COST_SPLIT]; // ms per iteration, mean per pipeline device, of each class
@@ -69,15 +72,17 @@ typedef struct {
     int64_t gpus;         // p x d x t
     int64_t global_batch; // samples per iteration, d x m x b
     const char *schedules;
+    const char *zero;     // ZeRO levels tried when d > 1, comma-separated digits 0..3 in the
+                          //   order given; NULL: 0 only (pplan's default is "0,1,3")
 } SearchSpace;
 
 /* search_enumerate lists every point of the space for the scenario base (already loaded with
  * the user's overrides), in a fixed order: tensor, stages, micro_batch_size, schedule, chunks,
- * recompute, each ascending (schedules in table order). Rules: t a power of two that divides
+ * recompute, zero, each ascending (schedules in table order, zero levels as listed). Rules: t a power of two that divides
  * heads and gpus_per_node; p x d x t = gpus; d x m x b = global batch; v as each schedule's
  * own validate accepts (1 .. layers / p tried); at least one layer per stage of a model copy
  * (partition = balanced). Returns 0 with *out (malloc'd, *n points, all pending), or 2 with a
- * message in err (a bad schedule list, no point at all, more than SEARCH_MAX_POINTS), or -1
+ * message in err (a bad schedule or zero list, no point at all, more than SEARCH_MAX_POINTS), or -1
  * out of memory. */
 int search_enumerate(const Scenario *base, const SearchSpace *sp, SearchPoint **out, size_t *n,
                      char *err, size_t errlen);
