@@ -27,13 +27,28 @@ typedef struct {
     Metrics mt;
 } Sim;
 
+static inline void sim_steps(Sim *x);
+
 /* name stands in for the file name in messages. */
 static inline void sim_run(Sim *x, const char *text, const char *name, const char *const *sets,
                            int nsets) {
     char err[SCN_ERR_MAX];
-    CostPartition cp;
     memset(x, 0, sizeof *x);
     if (scenario_parse(text, name, sets, nsets, &x->s, err) != 0) fail_msg("scenario: %s", err);
+    sim_steps(x);
+}
+
+/* The same for a scenario file (its relative paths, e.g. hf_config, from its directory). */
+static inline void sim_run_file(Sim *x, const char *path, const char *const *sets, int nsets) {
+    char err[SCN_ERR_MAX];
+    memset(x, 0, sizeof *x);
+    if (scenario_load(path, sets, nsets, &x->s, err) != 0) fail_msg("scenario: %s", err);
+    sim_steps(x);
+}
+
+static inline void sim_steps(Sim *x) {
+    char err[SCN_ERR_MAX];
+    CostPartition cp;
     SchedParams sp = scenario_sched_params(&x->s);
     SchedIssue issue;
     const Schedule *sc = sched_find(x->s.pipeline.schedule);
