@@ -154,6 +154,10 @@ bench: $(BUILD)/bench_engine $(BENCH_CUDA) $(BIN)/pplan
 	@$(BIN)/pplan --no-db --top 3 --gpus 64 --global-batch 1024 scenarios/gpt13b.scn \
 	    > $(BUILD)/bench_pplan.txt
 	@sed -n '2,7p' $(BUILD)/bench_pplan.txt
+	@echo "# pplan --gpus 16384 --global-batch 2048 scenarios/llama3-405b.scn (every core):"
+	@$(BIN)/pplan --no-db --top 3 --gpus 16384 --global-batch 2048 scenarios/llama3-405b.scn \
+	    > $(BUILD)/bench_pplan405.txt
+	@sed -n '2,7p' $(BUILD)/bench_pplan405.txt
 
 # The whole suite under AddressSanitizer and UBSan, in a separate build tree.
 asan:
