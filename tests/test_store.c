@@ -359,9 +359,9 @@ static void test_version_4_gains_run_env(void **state) {
 /* Three points of a search: one that fit (rank 1), one dropped statically (never simulated:
  * NaN metrics stored as NULL), one dropped after simulating. */
 static const StoreSearchPoint POINTS[] = {
-    {"1f1b", 4, 1, 2, 1, 1, 8, "none", "ok", NULL, 1, 20, 30, 100, 0.25, 5e5, 400, 0.4, 1},
-    {"gpipe", 2, 1, 4, 1, 1, 4, "none", "static", NULL, 0, 90, NAN, NAN, NAN, NAN, NAN, NAN, 0},
-    {"zb-h2", 4, 1, 2, 1, 2, 4, "full", "memory", "", 0, 20, 85, 90, 0.1, 6e5, 450, 0.45, 3},
+    {"1f1b", 4, 1, 2, 1, 1, 8, "none", "ok", NULL, 1, 20, 30, 100, 0.25, 5e5, 400, 0.4, 1, 1},
+    {"gpipe", 2, 1, 4, 1, 1, 4, "none", "static", NULL, 0, 90, NAN, NAN, NAN, NAN, NAN, NAN, 0, 1},
+    {"zb-h2", 4, 1, 2, 1, 2, 4, "full", "memory", "", 0, 20, 85, 90, 0.1, 6e5, 450, 0.45, 3, 16},
 };
 
 static StoreSearchInfo search_info(void) {
@@ -395,6 +395,8 @@ static void test_search_round_trip(void **state) {
                              " WHERE search_id = 1 AND point = 2"), 16);
     assert_int_equal(sql_int("SELECT sum(zero * (point + 1)) FROM search_points WHERE"
                              " search_id = 1"), 1 * 1 + 0 * 2 + 3 * 3);
+    assert_int_equal(sql_int("SELECT sum(context * (point + 1)) FROM search_points WHERE"
+                             " search_id = 1"), 1 * 1 + 1 * 2 + 16 * 3);
     assert_int_equal(sql_int("SELECT dropped_static + dropped_memory + fit FROM searches WHERE"
                              " id = 1"), 3);
     assert_int_equal(sql_int("SELECT count(*) FROM runs"), 0); // a search stores no runs

@@ -138,10 +138,12 @@ static const char SCHEMA_V5[] =
     " throughput_tokens_per_s REAL, tflops_per_gpu REAL, mfu REAL,"
     " PRIMARY KEY (search_id, point)) WITHOUT ROWID;";
 
-/* Version 8: the ZeRO level of each search point (older points searched none: 0). The ops
- * streams of versions 7 and 8 come with SCHEMA_OPS_COPY. */
+/* Version 8: the ZeRO level and the context-parallel width of each search point (older points
+ * searched neither: 0 and 1). The ops streams of versions 7 and 8 come with SCHEMA_OPS_COPY. */
 static const char SCHEMA_V8[] =
     "ALTER TABLE search_points ADD COLUMN zero INTEGER NOT NULL DEFAULT 0;";
+static const char SCHEMA_V8_CONTEXT[] =
+    "ALTER TABLE search_points ADD COLUMN context INTEGER NOT NULL DEFAULT 1;";
 
 static void set_err(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -270,18 +272,23 @@ static int create_schema(Store *s, char *err, size_t len) {
     if (rc != SQLITE_OK) return rc;
     int64_t version = 0;
     rc = read_version(s, &version, err, len);
-    int64_t has_zero = 0; // a file taken back to an older version by hand may keep the column
+    // a file taken back to an older version by hand may keep the columns
+    int64_t has_zero = 0, has_context = 0;
     if (rc == SQLITE_OK && version >= 5 && version < 8)
         rc = query_int(s, "SELECT count(*) FROM pragma_table_info('search_points') WHERE name ="
                        " 'zero'", &has_zero);
+    if (rc == SQLITE_OK && version >= 5 && version < 8)
+        rc = query_int(s, "SELECT count(*) FROM pragma_table_info('search_points') WHERE name ="
+                       " 'context'", &has_context);
     if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION) {
         char sql[sizeof SCHEMA + sizeof SCHEMA_V2 + sizeof SCHEMA_V3 + sizeof SCHEMA_OPS_COPY +
-                 sizeof SCHEMA_V4 + sizeof SCHEMA_V5 + sizeof SCHEMA_V8 + 64];
-        snprintf(sql, sizeof sql, "%s%s%s%s%s%s%sPRAGMA user_version = %d;",
+                 sizeof SCHEMA_V4 + sizeof SCHEMA_V5 + sizeof SCHEMA_V8 + sizeof SCHEMA_V8_CONTEXT + 64];
+        snprintf(sql, sizeof sql, "%s%s%s%s%s%s%s%sPRAGMA user_version = %d;",
                  version == 0 ? SCHEMA : "", version < 2 ? SCHEMA_V2 : "",
                  version < 3 ? SCHEMA_V3 : "", version > 0 ? SCHEMA_OPS_COPY : "",
                  version < 4 ? SCHEMA_V4 : "", version < 5 ? SCHEMA_V5 : "",
-                 version < 8 && !has_zero ? SCHEMA_V8 : "", STORE_SCHEMA_VERSION);
+                 version < 8 && !has_zero ? SCHEMA_V8 : "",
+                 version < 8 && !has_context ? SCHEMA_V8_CONTEXT : "", STORE_SCHEMA_VERSION);
         rc = exec(s, sql, version == 0 ? "cannot create the schema"
                                        : "cannot upgrade the schema", err, len);
     }
@@ -783,7 +790,8 @@ static int insert_search_points(Store *s, int64_t id, const StoreSearchPoint *p,
         "INSERT INTO search_points (search_id, point, schedule, stages, chunks, data, tensor,"
         " micro_batch_size, micro_batches, recompute, status, reason, rank, static_gib,"
         " peak_memory_gib, makespan_ms, bubble_rate, throughput_tokens_per_s, tflops_per_gpu,"
-        " mfu, zero) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1,
+        " mfu, zero, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " ?, ?, ?)", -1,
         &st, NULL);
     if (rc != SQLITE_OK) return rc;
     sqlite3_bind_int64(st, 1, id);
@@ -805,6 +813,7 @@ static int insert_search_points(Store *s, int64_t id, const StoreSearchPoint *p,
             if (isnan(reals[k])) sqlite3_bind_null(st, 14 + k);
             else sqlite3_bind_double(st, 14 + k, reals[k]);
         sqlite3_bind_int64(st, 21, q->zero);
+        sqlite3_bind_int64(st, 22, q->context > 1 ? q->context : 1);
         rc = step_reset(st);
     }
     sqlite3_finalize(st);

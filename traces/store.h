@@ -168,7 +168,8 @@ typedef struct {
     double static_gib;         // GiB, weights + grads + optimizer of the fullest device
     double peak_gib;           // GiB, simulated peak of the fullest device
     double makespan_ms, bubble_rate, tokens_per_s, tflops_per_gpu, mfu;
-    int64_t zero;              // [parallel] zero, 0..3 (schema 7)
+    int64_t zero;              // [parallel] zero, 0..3 (schema 8)
+    int64_t context;           // [parallel] context, c >= 1 (schema 8)
 } StoreSearchPoint;
 
 /* store_search_write appends a search and its n points (point = index in pts) in one

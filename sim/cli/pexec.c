@@ -401,6 +401,14 @@ int main(int argc, char **argv) {
                     r.scn.costs.optimizer_ms > 0 ? ", costs.optimizer_ms set" : "");
         rc = 2;
     }
+    if (rc == 0 && !o.dump && scenario_context(&r.scn) > 1) {
+        if (rank == 0)
+            fprintf(stderr, "pexec: %s: parallel.context = %lld: psim prices context "
+                    "parallelism (attention of s/c queries against every key, the key/value "
+                    "all-gather), but pexec does not run it yet; use parallel.context=1\n",
+                    r.scn.path, (long long)scenario_context(&r.scn));
+        rc = 2;
+    }
     const ScnModel *md = &r.scn.model;
     if (rc == 0 && !o.dump && o.backend == RUN_BACKEND_CUDA &&
         (scenario_kv_heads(md) != md->heads || scenario_attn_width(md) != md->hidden ||

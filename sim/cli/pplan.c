@@ -14,7 +14,7 @@
 #include "sim/run/version.h"
 
 typedef struct {
-    const char *scenario, *db, *schedules, *zero;
+    const char *scenario, *db, *schedules, *zero, *context;
     const char *sets[RUN_MAX_SETS];
     int nsets;
     int64_t gpus, global_batch, top;
@@ -40,6 +40,8 @@ static void usage(FILE *f) {
             "  --zero LIST        ZeRO levels to try when d > 1 (default 0,1,3: zero 2 only\n"
             "                     saves memory over 1 in pipesim's model, at a cost it does\n"
             "                     not price; --zero 0 searches without ZeRO)\n"
+            "  --context LIST     context-parallel widths c to try (default 1 and each power\n"
+            "                     of two that leaves a GPU 8192 tokens of a sample or more)\n"
             "  --set SEC.KEY=VAL  override a scenario key before searching (not one the search\n"
             "                     chooses), e.g. --set hardware.memory_gib=40\n"
             "  --hf CONFIG.json   take the [model] keys the scenario does not give from a\n"
@@ -100,7 +102,7 @@ static int options_parse(int argc, char **argv, PlanOptions *o) {
         {"db", required_argument, 0, 'd'},     {"no-db", no_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {"hf", required_argument, 0, 'H'},     {"zero", required_argument, 0, 'z'},
-        {0, 0, 0, 0}};
+        {"context", required_argument, 0, 'c'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->db = "pipesim.db", o->top = 10, o->zero = "0,1,3";
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -115,6 +117,7 @@ static int options_parse(int argc, char **argv, PlanOptions *o) {
         case 'j': if (!(o->jobs = (int)number("jobs", optarg, 256, "2"))) return 2; break;
         case 'S': o->schedules = optarg; break;
         case 'z': o->zero = optarg; break;
+        case 'c': o->context = optarg; break;
         case 'd': o->db = optarg; break;
         case 'n': o->db = NULL; break;
         case 's':
@@ -137,7 +140,7 @@ static int options_parse(int argc, char **argv, PlanOptions *o) {
         case 'V': printf("pplan %s\n", PIPESIM_VERSION); exit(0);
         default:
             fprintf(stderr, "pplan: %s: %s; see pplan --help\n", argv[optind - 1],
-                    ch == ':' || (optopt && strchr("gBtjSdsHz", optopt)) ? "needs a value"
+                    ch == ':' || (optopt && strchr("gBtjSdsHzc", optopt)) ? "needs a value"
                                                                         : "unknown option");
             return 2;
         }
@@ -176,7 +179,8 @@ static int store_search(const PlanOptions *o, const Scenario *s, const SearchPoi
             .schedule = p->cfg.schedule, .stages = p->cfg.stages, .chunks = p->cfg.chunks,
             .data = p->cfg.data, .tensor = p->cfg.tensor,
             .micro_batch_size = p->cfg.micro_batch_size, .micro_batches = p->cfg.micro_batches,
-            .recompute = recompute_name(p->cfg.recompute), .zero = p->cfg.zero, .status = search_status_name(p->status),
+            .recompute = recompute_name(p->cfg.recompute), .zero = p->cfg.zero,
+            .context = p->cfg.context, .status = search_status_name(p->status),
             .reason = p->reason, .static_gib = p->status == SEARCH_INVALID ? nan : p->static_gib,
             .peak_gib = run ? p->peak_gib : nan, .makespan_ms = run ? p->makespan_ms : nan,
             .bubble_rate = run ? p->bubble_rate : nan, .tokens_per_s = run ? p->tokens_per_s : nan,
@@ -229,7 +233,7 @@ int main(int argc, char **argv) {
                 "device's layers at one micro-batch size, whatever p, b and t are; the search "
                 "varies them, so its times hold only where they were measured\n", o.scenario);
     SearchSpace space = {.gpus = o.gpus, .global_batch = o.global_batch, .schedules = o.schedules,
-                         .zero = o.zero};
+                         .zero = o.zero, .context = o.context};
     SearchPoint *pts = NULL;
     size_t n = 0;
     if (rc == 0 && (rc = search_enumerate(&s, &space, &pts, &n, err, sizeof err)) == -1) {

@@ -26,6 +26,7 @@ LayerShape cost_layer_shape(const Scenario *s) {
     LayerShape sh = cost_model_shape(&s->model, s->batch.micro_batch_size);
     sh.tensor = (int32_t)scenario_tensor(s);
     sh.seqpar = s->parallel.sequence && sh.tensor > 1;
+    sh.context = (int32_t)scenario_context(s);
     return sh;
 }
 
@@ -181,6 +182,14 @@ static double kernel_ns(const Scenario *s, const Roof *r, const LayerOp *o) {
         double compute = o->flops * o->work / rate, memory = o->bytes / r->bw;
         return compute > memory ? compute : memory;
     }
+    if (layer_kernel_is_collective(o->kernel) && o->over) { // over the c context ranks
+        double c = (double)scenario_context(s), t = (double)scenario_tensor(s);
+        int inter = t * c > (double)s->hw.gpus_per_node; // the context group leaves the node
+        double bw = (inter ? s->net.inter_bandwidth_gbs : s->net.intra_bandwidth_gbs) *
+                    s->net.collective_efficiency;
+        double lat = inter ? s->net.inter_latency_us : s->net.collective_latency_us;
+        return (c - 1) * (lat * 1e3 + o->bytes / c / bw);
+    }
     if (layer_kernel_is_collective(o->kernel)) {
         double t = (double)scenario_tensor(s), bw = s->net.intra_bandwidth_gbs *
                                                     s->net.collective_efficiency;
@@ -251,7 +260,7 @@ static void walk_ops(SpanWalk *w, const LayerOp *ops, int n, OpKind pass, int on
         double f = pass_scale(w->s, pass, ops[i].cls), l = pass_scale(w->s, pass, COST_LAUNCH);
         double t = f * kernel_ns(w->s, &w->r, &ops[i]);
         w->at += l * w->r.launch_ns * (double)ops[i].repeat;
-        if (layer_kernel_is_collective(ops[i].kernel) && w->n++ < w->max)
+        if (layer_kernel_is_collective(ops[i].kernel) && !ops[i].over && w->n++ < w->max)
             w->out[w->n - 1] = (CostSpan){.start_ns = w->at, .ns = t, .bytes = ops[i].bytes,
                                           .kernel = ops[i].kernel};
         w->at += t;
@@ -518,7 +527,7 @@ static void zero_pair(const Scenario *s, double bytes, int inter, int64_t *rs, i
     const ScnNetwork *n = &s->net;
     double lat = inter ? n->inter_latency_us : n->intra_latency_us;
     double bw = inter ? n->inter_bandwidth_gbs : n->intra_bandwidth_gbs;
-    int64_t d = scenario_data(s);
+    int64_t d = scenario_dp_group(s); // the replicas and, with context parallelism, their c ranks
     int64_t ar = s->costs.allreduce_ms >= 0
                      ? ms_to_ns(s->costs.allreduce_ms)
                      : cost_allreduce_formula_ns(ALLREDUCE_RING, d, lat, bw, bytes);
@@ -558,7 +567,7 @@ static int price_zero(const Scenario *s, const Plan *pl, CostModel *c) {
  * a 1/d shard of either, then price_zero. Returns 0, or -1 out of memory. */
 static int price_tail(const Scenario *s, const Plan *pl, CostModel *c) {
     c->tail = scenario_has_tail(s);
-    c->data = (int32_t)scenario_data(s);
+    c->data = (int32_t)scenario_dp_group(s);
     if (!c->tail) return 0;
     c->grad_bytes = calloc((size_t)pl->stages, sizeof *c->grad_bytes);
     c->ar_ns = calloc((size_t)pl->stages * 2, sizeof *c->ar_ns);
@@ -566,7 +575,7 @@ static int price_tail(const Scenario *s, const Plan *pl, CostModel *c) {
     if (!c->grad_bytes || !c->ar_ns || !c->opt_ns) return -1;
     const ScnNetwork *n = &s->net;
     Allreduce a = s->parallel.allreduce;
-    int64_t d = scenario_data(s);
+    int64_t d = scenario_dp_group(s); // d replicas x c context ranks hold the same weights
     double shard = scenario_zero(s) >= 1 ? (double)d : 1.0; // ZeRO steps 1/d of the parameters
     for (int32_t st = 0; st < pl->stages; st++) {
         double params = memory_stage_params(s, pl, st); // one GPU's share: / t
@@ -635,7 +644,7 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, siz
     }
     LayerShape sh = cost_layer_shape(s); // sequence parallel: each rank sends its s/t tokens
     out->xfer_bytes = layer_rows(&sh) * s->model.hidden * dtype_bytes(s->model.dtype);
-    out->stride = scenario_data(s) * scenario_tensor(s);
+    out->stride = scenario_data(s) * scenario_context(s) * scenario_tensor(s);
     out->tp_ar_ns = tp_allreduce_ns(s);
     CostPartition cp; // the roofline's prices of each kind of device, made once
     cost_partition_init(&cp, s);

@@ -76,14 +76,15 @@ typedef struct {
     CostLink *links;       // owned: [link_mask + 1] slots, NULL when no [link.A-B] is given
     uint32_t link_mask;    // slots - 1 (a power of two, at least twice the links)
     int64_t fused_ns;     // one overlapped F&B pair (OPF_FUSED_NEXT); 0: the two ops' sum
-    // Placement as in Megatron-LM (tensor rank fastest, then data, then pipeline): GPU =
-    // pipeline_rank * stride + data_rank * t + tensor_rank, node = GPU / gpus_per_node. The
-    // engine simulates data replica 0, tensor rank 0; all replicas run the same timeline.
-    int64_t stride;       // GPUs between consecutive pipeline ranks, d * t (0 or 1: adjacent)
+    // Placement as in Megatron-LM (tensor rank fastest, then context, data, pipeline): GPU =
+    // pipeline_rank * stride + data_rank * c t + context_rank * t + tensor_rank, node = GPU /
+    // gpus_per_node. The engine simulates data replica 0, context and tensor rank 0; all
+    // replicas run the same timeline.
+    int64_t stride;       // GPUs between consecutive pipeline ranks, d c t (0 or 1: adjacent)
     // The data-parallel tail of each iteration (tail = 1 when d > 1 or optimizer_ms > 0):
     // every chunk's gradient all-reduce over the d replicas, then the optimizer step.
     int32_t tail;
-    int32_t data;         // d, replicas in each all-reduce
+    int32_t data;         // d c: the replicas and their context ranks in each all-reduce
     int64_t *grad_bytes;  // owned, [stage] (NULL when !tail): gradient bytes a GPU all-reduces
                           //   for the stage, its parameters x dtype bytes / t
     int64_t *ar_ns;       // owned, [2*stage + inter]: ns of that all-reduce when the d replicas

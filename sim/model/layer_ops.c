@@ -17,8 +17,14 @@ typedef struct {
     int64_t ld;          // row length of qkv: hq + 2 hk
     int64_t ss, as;      // one head's scores s^2; one sample's scores of all local heads
     int64_t nst;         // statistics per norm row: 2 (mean, rstd) or 1 (RMSNorm's rstd)
+    int64_t c, sq;       // context-parallel ranks; this rank's queries of a sample, s / c
     int t, drop, sp;     // tensor-parallel ranks; whether the dropouts run; sequence parallel
     int flash;
+    // where attention finds the keys and values and puts their gradients: in qkv itself, or
+    // (context parallel) in KV and DKV, all of the sequence's: buffers, column of K and of V,
+    // row length
+    LayerBuf kv, dkv;
+    int64_t koff, voff, kld;
 } Dims;
 
 static Dims dims_of(const LayerShape *sh) {
@@ -30,7 +36,11 @@ static Dims dims_of(const LayerShape *sh) {
     d.hl = sh->heads / d.t, d.kl = kv / d.t > 0 ? kv / d.t : 1, d.g = d.hl / d.kl;
     d.hq = d.hl * d.hd, d.hk = d.kl * d.hd, d.ld = d.hq + 2 * d.hk;
     d.fl = sh->ffn / d.t, d.fw = sh->swiglu ? 2 * d.fl : d.fl;
-    d.ss = d.s * d.s, d.as = d.hl * d.ss, d.nst = sh->rms ? 1 : 2;
+    d.c = sh->context > 1 ? sh->context : 1, d.sq = d.s / d.c;
+    d.ss = d.sq * d.s, d.as = d.hl * d.ss, d.nst = sh->rms ? 1 : 2;
+    int cp = d.c > 1;
+    d.kv = cp ? LB_KV : LB_QKV, d.dkv = cp ? LB_DKV : LB_DQKV;
+    d.koff = cp ? 0 : d.hq, d.voff = d.koff + d.hk, d.kld = cp ? 2 * d.hk : d.ld;
     return d;
 }
 
@@ -50,7 +60,8 @@ int64_t layer_buf_elems(const LayerShape *sh, LayerBuf b) {
     case LB_GELU: case LB_DGELU: return d.T * d.fl;
     case LB_PROB: case LB_SCORE: case LB_DPROB: case LB_DSCORE: return d.flash ? 0 : d.b * d.as;
     case LB_PROBD: case LB_DPROBD: return d.drop && !d.flash ? d.b * d.as : 0; // with dropout
-    case LB_LSE: return d.flash ? d.b * d.hl * d.s : 0;
+    case LB_LSE: return d.flash ? d.b * d.hl * d.sq : 0;
+    case LB_KV: case LB_DKV: return d.c > 1 ? d.b * d.s * 2 * d.hk : 0;
     case LB_ST1: case LB_ST2: return d.nst * d.Tn;
     case LB_WQKV: case LB_GQKV: return d.h * d.ld;
     case LB_WO: case LB_GO: return d.hq * d.h;
@@ -173,63 +184,75 @@ static void reduce(List *l, const char *ar_name, const char *rs_name, LayerBuf o
 
 /* ---- attention ---- */
 
+/* Context parallelism's exchange: every rank's keys and values to all c (F), their
+ * gradients summed back to the rank whose tokens they are (B). */
+static void context_collective(List *l, const char *name, LayerKernel k, LayerBuf a, LayerBuf c) {
+    if (l->d.c <= 1) return;
+    LayerOp *o = elementwise(l, name, k, LC_COMM, a, a, c, l->d.T * 2 * l->d.hk, 0);
+    o->over = 1;
+}
+
 static void attention_forward(List *l) {
     const Dims *d = &l->d;
-    int64_t s = d->s, ld = d->ld, hq = d->hq, hk = d->hk, hd = d->hd;
+    int64_t s = d->s, sq = d->sq, ld = d->ld, hq = d->hq, hk = d->hk, hd = d->hd, kld = d->kld;
     float scale = 1.0f / sqrtf((float)hd);
+    context_collective(l, "kv_allgather", LK_ALLGATHER, LB_QKV, LB_KV);
     if (d->flash) {
-        LayerOp *o = elementwise(l, "flash_attn", LK_FLASH, LC_ATTENTION, LB_QKV, LB_QKV, LB_CTX,
-                                 d->b * d->hl * s, s);
-        o->d = LB_LSE, o->M = s, o->N = hk, o->K = hd, o->b_off = hq, o->lda = ld, o->ldc = hq;
-        o->batch = d->hl, o->repeat = d->b, o->ra = s * ld, o->rc = s * hq, o->alpha = scale;
+        LayerOp *o = elementwise(l, "flash_attn", LK_FLASH, LC_ATTENTION, LB_QKV, d->kv, LB_CTX,
+                                 d->b * d->hl * sq, s);
+        o->d = LB_LSE, o->M = sq, o->N = hk, o->K = hd, o->b_off = hq, o->lda = ld, o->ldc = hq;
+        o->batch = d->hl, o->repeat = d->b, o->ra = sq * ld, o->rc = sq * hq, o->alpha = scale;
         o->group = d->g, o->grouped = 2;
         return;
     }
     LayerBuf probs = d->drop ? LB_PROBD : LB_PROB; // what attention multiplies V by
-    heads(l, "score", 0, 1, s, s, hd, scale, LB_QKV, ld, LB_QKV, ld, LB_SCORE, s,
-          (int64_t[]){0, hq, 0}, (int64_t[]){hd, hd, d->ss}, (int64_t[]){s * ld, s * ld, d->as}, 2);
+    heads(l, "score", 0, 1, sq, s, hd, scale, LB_QKV, ld, d->kv, kld, LB_SCORE, s,
+          (int64_t[]){0, d->koff, 0}, (int64_t[]){hd, hd, d->ss},
+          (int64_t[]){sq * ld, s * kld, d->as}, 2);
     elementwise(l, "softmax", LK_SOFTMAX, LC_ATTENTION, LB_SCORE, LB_SCORE, LB_PROB,
-                d->b * d->hl * s, s);
+                d->b * d->hl * sq, s);
     if (d->drop)
         dropout(l, "attn_dropout", LK_DROPOUT, LC_ATTENTION, LB_PROB, LB_PROB, LB_PROBD,
                 d->b * d->as, 0);
-    heads(l, "attn_v", 0, 0, s, hd, s, 1, probs, s, LB_QKV, ld, LB_CTX, hq,
-          (int64_t[]){0, hq + hk, 0}, (int64_t[]){d->ss, hd, hd},
-          (int64_t[]){d->as, s * ld, s * hq}, 2);
+    heads(l, "attn_v", 0, 0, sq, hd, s, 1, probs, s, d->kv, kld, LB_CTX, hq,
+          (int64_t[]){0, d->voff, 0}, (int64_t[]){d->ss, hd, hd},
+          (int64_t[]){d->as, s * kld, sq * hq}, 2);
 }
 
 static void attention_backward(List *l) {
     const Dims *d = &l->d;
-    int64_t s = d->s, ld = d->ld, hq = d->hq, hk = d->hk, hd = d->hd;
+    int64_t s = d->s, sq = d->sq, ld = d->ld, hq = d->hq, hk = d->hk, hd = d->hd, kld = d->kld;
+    int64_t dkoff = d->c > 1 ? 0 : hq; // in DKV or in DQKV
     float scale = 1.0f / sqrtf((float)hd);
     if (d->flash) {
         LayerOp *o = elementwise(l, "flash_attn_bw", LK_FLASH_BW, LC_ATTENTION, LB_QKV, LB_DCTX,
-                                 LB_DQKV, d->b * d->hl * s, s);
-        o->d = LB_LSE, o->w = LB_CTX, o->M = s, o->N = hk, o->K = hd, o->b_off = hq;
+                                 LB_DQKV, d->b * d->hl * sq, s);
+        o->d = LB_LSE, o->w = LB_CTX, o->M = sq, o->N = hk, o->K = hd, o->b_off = hq;
         o->lda = ld, o->ldb = hq, o->ldc = ld, o->batch = d->hl, o->repeat = d->b;
-        o->ra = s * ld, o->rb = s * hq, o->rc = s * ld, o->alpha = scale;
+        o->ra = sq * ld, o->rb = sq * hq, o->rc = sq * ld, o->alpha = scale;
         o->group = d->g, o->grouped = 2;
-        return;
+    } else {
+        LayerBuf probs = d->drop ? LB_PROBD : LB_PROB, dprobs = d->drop ? LB_DPROBD : LB_DPROB;
+        heads(l, "attn_dv", 1, 0, s, hd, sq, 1, probs, s, LB_DCTX, hq, d->dkv, kld,
+              (int64_t[]){0, 0, dkoff + hk}, (int64_t[]){d->ss, hd, hd},
+              (int64_t[]){d->as, sq * hq, s * kld}, 4);
+        heads(l, "attn_dprob", 0, 1, sq, s, hd, 1, LB_DCTX, hq, d->kv, kld, dprobs, s,
+              (int64_t[]){0, d->voff, 0}, (int64_t[]){hd, hd, d->ss},
+              (int64_t[]){sq * hq, s * kld, d->as}, 2);
+        if (d->drop)
+            dropout(l, "attn_dropout_bw", LK_DROPOUT, LC_ATTENTION, LB_DPROBD, LB_DPROBD,
+                    LB_DPROB, d->b * d->as, 0);
+        LayerOp *sm = elementwise(l, "softmax_bw", LK_SOFTMAX_BW, LC_ATTENTION, LB_PROB,
+                                  LB_DPROB, LB_DSCORE, d->b * d->hl * sq, s);
+        sm->alpha = scale;
+        heads(l, "attn_dq", 0, 0, sq, hd, s, 1, LB_DSCORE, s, d->kv, kld, LB_DQKV, ld,
+              (int64_t[]){0, d->koff, 0}, (int64_t[]){d->ss, hd, hd},
+              (int64_t[]){d->as, s * kld, sq * ld}, 2);
+        heads(l, "attn_dk", 1, 0, s, hd, sq, 1, LB_DSCORE, s, LB_QKV, ld, d->dkv, kld,
+              (int64_t[]){0, 0, dkoff}, (int64_t[]){d->ss, hd, hd},
+              (int64_t[]){d->as, sq * ld, s * kld}, 4);
     }
-    LayerBuf probs = d->drop ? LB_PROBD : LB_PROB, dprobs = d->drop ? LB_DPROBD : LB_DPROB;
-    heads(l, "attn_dv", 1, 0, s, hd, s, 1, probs, s, LB_DCTX, hq, LB_DQKV, ld,
-          (int64_t[]){0, 0, hq + hk}, (int64_t[]){d->ss, hd, hd},
-          (int64_t[]){d->as, s * hq, s * ld}, 4);
-    heads(l, "attn_dprob", 0, 1, s, s, hd, 1, LB_DCTX, hq, LB_QKV, ld, dprobs, s,
-          (int64_t[]){0, hq + hk, 0}, (int64_t[]){hd, hd, d->ss},
-          (int64_t[]){s * hq, s * ld, d->as}, 2);
-    if (d->drop)
-        dropout(l, "attn_dropout_bw", LK_DROPOUT, LC_ATTENTION, LB_DPROBD, LB_DPROBD, LB_DPROB,
-                d->b * d->as, 0);
-    LayerOp *sm = elementwise(l, "softmax_bw", LK_SOFTMAX_BW, LC_ATTENTION, LB_PROB, LB_DPROB,
-                              LB_DSCORE, d->b * d->hl * s, s);
-    sm->alpha = scale;
-    heads(l, "attn_dq", 0, 0, s, hd, s, 1, LB_DSCORE, s, LB_QKV, ld, LB_DQKV, ld,
-          (int64_t[]){0, hq, 0}, (int64_t[]){d->ss, hd, hd},
-          (int64_t[]){d->as, s * ld, s * ld}, 2);
-    heads(l, "attn_dk", 1, 0, s, hd, s, 1, LB_DSCORE, s, LB_QKV, ld, LB_DQKV, ld,
-          (int64_t[]){0, 0, hq}, (int64_t[]){d->ss, hd, hd},
-          (int64_t[]){d->as, s * ld, s * ld}, 4);
+    context_collective(l, "kv_grad_reduce_scatter", LK_REDUCE_SCATTER, LB_DKV, LB_DQKV);
 }
 
 /* ---- the passes ---- */
@@ -386,15 +409,18 @@ static void count(const LayerShape *sh, LayerOp *o) {
         return;
     }
     case LK_FLASH: case LK_FLASH_BW: {
-        // per (sample, head): the scores' and the context's GEMMs, 2 s^2 d each; B has four
-        double heads = (double)(o->batch * o->repeat), s = (double)o->M, hd = (double)o->K;
-        double T = (double)o->repeat * s, q = T * (double)o->batch * hd;
+        // per (sample, head): the scores' and the context's GEMMs, 2 sq sk d each for sq
+        // queries and sk keys; B has four
+        double heads = (double)(o->batch * o->repeat), sq = (double)o->M, sk = (double)o->cols;
+        double hd = (double)o->K, T = (double)o->repeat * sq, q = T * (double)o->batch * hd;
         double qkv = bytes_of(sh, o->a, T * (double)o->lda), ctx = bytes_of(sh, LB_CTX, q);
-        double lse = bytes_of(sh, o->d, heads * s);
+        double lse = bytes_of(sh, o->d, heads * sq), kv = 0;
+        if (o->b == LB_KV) // context parallel: the whole sequence's keys and values
+            kv = bytes_of(sh, LB_KV, (double)layer_buf_elems(sh, LB_KV));
         int bw = o->kernel == LK_FLASH_BW;
-        o->flops = (bw ? 8.0 : 4.0) * heads * s * s * hd;
+        o->flops = (bw ? 8.0 : 4.0) * heads * sq * sk * hd;
         o->work = bw ? 0.625 : 0.5; // causal: half the blocks; B reruns the scores (5 of 4)
-        o->bytes = bw ? 2 * qkv + 2 * ctx + lse : qkv + ctx + lse;
+        o->bytes = bw ? 2 * (qkv + kv) + 2 * ctx + lse : qkv + kv + ctx + lse;
         return;
     }
     case LK_SOFTMAX_BW: case LK_GELU_BW: case LK_DROPOUT_ADD:
@@ -430,10 +456,10 @@ static void count(const LayerShape *sh, LayerOp *o) {
         o->bytes = bytes_of(sh, o->c, n);
         return;
     case LK_ALLGATHER: // the collective's size: the whole gathered buffer
-        o->bytes = bytes_of(sh, o->c, t * n);
+        o->bytes = bytes_of(sh, o->c, (o->over ? (double)(sh->context > 1 ? sh->context : 1) : t) * n);
         return;
     case LK_REDUCE_SCATTER:
-        o->bytes = bytes_of(sh, o->a, t * n);
+        o->bytes = bytes_of(sh, o->a, (o->over ? (double)(sh->context > 1 ? sh->context : 1) : t) * n);
         return;
     default: // COPY, SOFTMAX, GELU, DROPOUT: read a, write c
         o->bytes = bytes_of(sh, o->a, cells) + bytes_of(sh, o->c, cells);

@@ -57,10 +57,14 @@ typedef struct {
     uint8_t rms;      // RMSNorm: y = x rstd gamma (no mean, no beta)
     uint8_t flash;    // fused attention (LK_FLASH, LK_FLASH_BW); needs dropout = 0
     uint8_t seqpar;   // sequence parallelism (t > 1, t divides b s)
+    int32_t context;  // c, context parallelism: this rank's s/c tokens of each sample attend to
+                      //   all s keys and values, all-gathered over the c ranks (priced; the
+                      //   executors do not run it); 0 or 1: none
 } LayerShape;
 
+/* Tokens of one micro-batch on this rank: b s, or b s / c with context parallelism. */
 static inline int64_t layer_tokens(const LayerShape *sh) {
-    return (int64_t)sh->samples * sh->seq;
+    return (int64_t)sh->samples * sh->seq / (sh->context > 1 ? sh->context : 1);
 }
 static inline int32_t layer_tp(const LayerShape *sh) { return sh->tensor > 1 ? sh->tensor : 1; }
 /* Tokens of this rank's residual stream: T, or T/t with sequence parallelism. */
@@ -74,14 +78,17 @@ static inline int64_t layer_rows(const LayerShape *sh) {
  * gradients. LN1/LN2 hold gamma then beta (2h; RMSNorm: gamma, h); ST1/ST2 a norm's mean and
  * 1/std per token (2 per row, interleaved; RMSNorm: 1/rms, 1 per row); LSE flash attention's
  * log-sum-exp per (sample, head, query). FULL is sequence parallelism's full-sequence
- * scratch: an all-gathered input or a partial sum before its reduce-scatter. Element
- * counts: layer_buf_elems. */
+ * scratch: an all-gathered input or a partial sum before its reduce-scatter. KV and DKV are
+ * context parallelism's: every rank's keys and values of the whole sequence (b s x 2 kv
+ * width, kept for B) and their gradients before the reduce-scatter. Element counts:
+ * layer_buf_elems. */
 typedef enum {
     LB_IN, LB_OUT,
     LB_X, LB_XN1, LB_ST1, LB_QKV, LB_PROB, LB_PROBD, LB_CTX, LB_X1, LB_XN2, LB_ST2, LB_U,
-    LB_GELU, LB_LSE,
+    LB_GELU, LB_LSE, LB_KV,
     LB_DO, LB_DU, LB_DXN2, LB_DA, LB_DQKV, LB_DXN1,
     LB_SCORE, LB_DPROBD, LB_DPROB, LB_DSCORE, LB_DGELU, LB_DCTX, LB_A, LB_O, LB_DX1, LB_FULL,
+    LB_DKV,
     LB_WQKV, LB_WO, LB_W1, LB_W2, LB_LN1, LB_LN2,
     LB_GQKV, LB_GO, LB_G1, LB_G2, LB_GLN1, LB_GLN2,
     LB_LOGITS, LB_WVOCAB, LB_GVOCAB, // the LM head's and embedding's (layer_head_ops)
@@ -160,6 +167,7 @@ typedef struct {
                           //   flagged in grouped (GQA's shared keys and values); 0: 1
     uint8_t grouped;      // 1 a, 2 b, 4 c; a grouped c accumulates (the group's first entry
                           //   with beta, the others add)
+    uint8_t over;         // collectives: 0 the t tensor ranks, 1 the c context ranks
     float alpha, beta;    // dropouts: alpha = 1 / (1 - p), the kept elements' scale
     float p;              // dropout probability
     uint32_t keep_min;    // dropouts: keep element i iff layer_dropout_hash(...) >= keep_min

@@ -110,14 +110,25 @@ void memory_stage_footprint(const Scenario *s, int64_t nlayers, int first, int l
     *params = stage_params(s, nlayers, first, last);
     if (first) ends += sq * b * h;
     if (last) ends += 4.0 * sq * b * h * (1.0 + (double)m->vocab / (h * t));
-    int64_t tp = scenario_tensor(s), mb = s->batch.micro_batch_size;
+    int64_t tp = scenario_tensor(s), mb = s->batch.micro_batch_size, c = scenario_context(s);
     int sp = s->parallel.sequence;
-    *act = layers * memory_layer_activation_bytes_sp(m, mb, tp, sp) + ends;
-    *w_pending = layers * memory_layer_w_pending_bytes_sp(m, mb, tp, sp) + ends;
+    ends /= (double)c; // a context rank's tokens
+    *act = layers * memory_layer_activation_bytes_cp(m, mb, tp, sp, c) + ends;
+    *w_pending = layers * memory_layer_w_pending_bytes_sp(m, mb, tp, sp) / (double)c + ends;
+}
+
+double memory_layer_activation_bytes_cp(const ScnModel *m, int64_t b, int64_t t, int sp,
+                                        int64_t c) {
+    double act = memory_layer_activation_bytes_sp(m, b, t, sp);
+    if (c <= 1) return act;
+    double kv = (double)(scenario_kv_heads(m) * scenario_head_dim(m)); // K and V, each kv wide
+    double tp = (double)(t > 1 ? t : 1);
+    return act / (double)c + 2.0 * 2.0 * kv / tp * (double)m->seq_len * (double)b *
+                                 (dtype_bytes(m->dtype) / 2.0);
 }
 
 void memory_per_param(const Scenario *s, int32_t weight_versions, MemoryPerParam *out) {
-    double wb = dtype_bytes(s->model.dtype), d = (double)scenario_data(s);
+    double wb = dtype_bytes(s->model.dtype), d = (double)scenario_dp_group(s);
     int64_t z = scenario_zero(s);
     out->weight = wb * weight_versions / (z >= 3 ? d : 1.0);
     out->grad = wb / (z >= 2 ? d : 1.0);
@@ -130,7 +141,7 @@ double memory_zero_gather_bytes(const Scenario *s, int64_t nlayers, int first, i
     double unit = nlayers > 0 ? memory_layer_params(m) : 0;
     if (first && memory_embedding_params(m) > unit) unit = memory_embedding_params(m);
     if (last && memory_head_params(m) > unit) unit = memory_head_params(m);
-    double d = (double)scenario_data(s);
+    double d = (double)scenario_dp_group(s);
     return (1.0 - 1.0 / d) * unit / (double)scenario_tensor(s) * dtype_bytes(m->dtype);
 }
 

@@ -71,6 +71,11 @@ double memory_model_params(const ScnModel *m);
 double memory_layer_activation_bytes(const ScnModel *m, int64_t b);
 double memory_layer_activation_bytes_tp(const ScnModel *m, int64_t b, int64_t t);
 double memory_layer_activation_bytes_sp(const ScnModel *m, int64_t b, int64_t t, int sp);
+/* With c-way context parallelism: a rank keeps its s/c tokens' share, 1/c of the above (the
+ * attention core's s x s scores are its s/c queries' against every key), plus the whole
+ * sequence's all-gathered keys and values for B, 2 x 2 s b k / t bytes for 16-bit types. */
+double memory_layer_activation_bytes_cp(const ScnModel *m, int64_t b, int64_t t, int sp,
+                                        int64_t c);
 
 /* Bytes of one layer's activations a split backward keeps from B until W: the inputs of the
  * four weight GEMMs and the gradients of their outputs (Qi et al. 2023 section 2.3: M_W <

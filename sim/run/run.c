@@ -574,11 +574,21 @@ static void print_summary(const RunOptions *o, const Run *sm) {
         snprintf(how, sizeof how, "%.0f TFLOP/s, roofline: GEMMs up to x %.3g, %.0f GB/s x %.2g",
                  mt->peak_tflops, s->hw.gemm_efficiency, s->hw.hbm_bandwidth_gbs,
                  s->hw.memory_efficiency);
-    printf("# %s: %s, p=%d v=%d d=%lld t=%lld m=%lld b=%lld, %lld layers, %s on %s (%s)\n",
+    char ctx[32] = "";
+    if (scenario_context(s) > 1) snprintf(ctx, sizeof ctx, " c=%lld", (long long)scenario_context(s));
+    printf("# %s: %s, p=%d v=%d d=%lld t=%lld%s m=%lld b=%lld, %lld layers, %s on %s (%s)\n",
            s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
-           (long long)s->parallel.data, (long long)s->parallel.tensor,
+           (long long)s->parallel.data, (long long)s->parallel.tensor, ctx,
            (long long)s->batch.micro_batches, (long long)s->batch.micro_batch_size,
            (long long)s->model.layers, dtype_name(s->model.dtype), gpu_label(s), how);
+    // the GPUs that sum a stage's gradients: the replicas, and their context ranks
+    char group[96];
+    if (scenario_context(s) > 1)
+        snprintf(group, sizeof group, "%lld GPUs (%lld replicas x %lld context ranks)",
+                 (long long)scenario_dp_group(s), (long long)s->parallel.data,
+                 (long long)scenario_context(s));
+    else
+        snprintf(group, sizeof group, "%lld replicas", (long long)s->parallel.data);
     const ScnModel *md = &s->model;
     printf("# model: %.4g B parameters; attention %lld heads (%lld key/value) x %lld, %s; "
            "mlp %s %lld; %s; %s positions; %s embeddings%s%s\n",
@@ -597,16 +607,15 @@ static void print_summary(const RunOptions *o, const Run *sm) {
     printf("%-22s %14.1f TFLOP/s\n", "per GPU", mt->tflops_per_gpu);
     printf("%-22s %14.2f %%\n", "MFU", 100.0 * mt->mfu);
     if (sm->cost.tail && !mt->zero) {
-        printf("%-22s %14.3f ms  per iteration, %.3f ms exposed (%s over %lld replicas, "
+        printf("%-22s %14.3f ms  per iteration, %.3f ms exposed (%s over %s, "
                "%s links)\n", "gradient all-reduce", mt->allreduce_ms, mt->allreduce_exposed_ms,
-               allreduce_name(s->parallel.allreduce), (long long)s->parallel.data,
+               allreduce_name(s->parallel.allreduce), group,
                cost_dp_inter(&sm->cost, 0) ? "inter-node" : "intra-node");
         printf("%-22s %14.3f ms  per iteration\n", "optimizer step", mt->optimizer_ms);
     } else if (sm->cost.tail) { // ZeRO: no all-reduce; its two halves, where they run
         const char *links = cost_dp_inter(&sm->cost, 0) ? "inter-node" : "intra-node";
-        printf("%-22s %14.3f ms  per iteration (zero = %d: ring over %lld replicas, %s links; "
-               "%s)\n", "gradient reduce-scatter", mt->reduce_scatter_ms, mt->zero,
-               (long long)s->parallel.data, links,
+        printf("%-22s %14.3f ms  per iteration (zero = %d: ring over %s, %s links; "
+               "%s)\n", "gradient reduce-scatter", mt->reduce_scatter_ms, mt->zero, group, links,
                mt->zero >= 3 ? "after every W/BW, inside the ops" : "after each chunk's last backward");
         printf("%-22s %14.3f ms  per iteration (%s)\n", "parameter all-gather", mt->all_gather_ms,
                mt->zero >= 3 ? "before every F and B/BW, inside the ops, not prefetched"
@@ -615,11 +624,12 @@ static void print_summary(const RunOptions *o, const Run *sm) {
             printf("%-22s %14.3f ms  per iteration of the two\n", "exposed collectives",
                    mt->allreduce_exposed_ms);
         printf("%-22s %14.3f ms  per iteration (a 1/%lld shard)\n", "optimizer step",
-               mt->optimizer_ms, (long long)s->parallel.data);
+               mt->optimizer_ms, (long long)scenario_dp_group(s));
     }
     if (mt->devices_total != mt->devices)
-        printf("%-22s %14lld GPUs (p x d x t), global batch %lld samples\n", "devices",
-               (long long)mt->devices_total, (long long)mt->global_batch);
+        printf("%-22s %14lld GPUs (p x d x t%s), global batch %lld samples\n", "devices",
+               (long long)mt->devices_total, scenario_context(s) > 1 ? " x c" : "",
+               (long long)mt->global_batch);
     printf("%-22s %14lld ops, %lld transfers of %.2f MiB\n",
            strcmp(o->prog, "psim") == 0 ? "simulated" : "measured",
            (long long)mt->ops, (long long)mt->transfers,
@@ -641,9 +651,9 @@ static void print_summary(const RunOptions *o, const Run *sm) {
                d == mt->bottleneck ? "  <- busiest" : "");
     }
     if (mt->zero)
-        printf("# zero = %d over %lld replicas: weights_gib, grads_gib and optim_gib are one "
+        printf("# zero = %d over %s: weights_gib, grads_gib and optim_gib are one "
                "replica's shards%s; peak_gib adds %.2f GiB of one unit's gathered weights on "
-               "device 0\n", mt->zero, (long long)s->parallel.data,
+               "device 0\n", mt->zero, group,
                mt->zero == 1 ? " (optimizer state only)" : mt->zero == 2 ? " (not the weights)" : "",
                mt->dev[0].gather_gib);
     if (!sm->split) return;

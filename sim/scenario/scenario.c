@@ -178,6 +178,7 @@ static const KeyDef KEYS[] = {
     {"parallel", "tp_overlap", T_DOUBLE, F(parallel.tp_overlap), "0", false, 0, 1, 0, "0.5"},
     {"parallel", "sequence", T_BOOL, F(parallel.sequence), "false", false, 0, 0, 0, "true"},
     {"parallel", "zero", T_INT, F(parallel.zero), "0", false, 0, 3, 0, "1"},
+    {"parallel", "context", T_INT, F(parallel.context), "1", false, 1, 1 << 16, 0, "16"},
     {"hardware", "gpu", T_GPU, F(hw.gpu), NULL, false, 0, 0, 0, "h100"}, // none
     {"hardware", "peak_tflops", T_DOUBLE, F(hw.peak_tflops), NULL, false, 0, 1e6, RANGE_OPEN_LO, "989"}, // preset
     {"hardware", "cost_model", T_COST_MODEL, F(hw.cost_model), "roofline", false, 0, 0, 0, "roofline"},
@@ -1308,18 +1309,32 @@ static int check_parallel(Parser *P) {
                     "sequence = true gives each of the tensor = %lld GPUs seq_len / t tokens, "
                     "but %lld does not divide evenly; use a tensor that divides seq_len",
                     (long long)t, (long long)s->model.seq_len);
-    if ((double)s->pipeline.stages * (double)d * (double)t > (double)(1 << 24))
-        return fail(P, blame(P, w, 3, "parallel.data", "parallel.tensor", "pipeline.stages"),
-                    "stages x data x tensor = %.0f devices; at most %d, so use fewer",
-                    (double)s->pipeline.stages * (double)d * (double)t, 1 << 24);
-    if (s->hw.devices_per_gpu > 1 && d * t > 1)
-        return fail(P, blame(P, w, 3, "hardware.devices_per_gpu", "parallel.data",
-                             "parallel.tensor"),
+    int64_t c = s->parallel.context;
+    if ((double)s->pipeline.stages * (double)d * (double)t * (double)c > (double)(1 << 24))
+        return fail(P, blame(P, w, 4, "parallel.data", "parallel.tensor", "parallel.context",
+                             "pipeline.stages"),
+                    "stages x data x tensor x context = %.0f devices; at most %d, so use fewer",
+                    (double)s->pipeline.stages * (double)d * (double)t * (double)c, 1 << 24);
+    if (s->hw.devices_per_gpu > 1 && d * t * c > 1)
+        return fail(P, blame(P, w, 4, "hardware.devices_per_gpu", "parallel.data",
+                             "parallel.tensor", "parallel.context"),
                     "devices_per_gpu = %lld puts several pipeline devices on one GPU, but data "
-                    "= %lld and tensor = %lld need a GPU for each replica and tensor rank; use "
-                    "devices_per_gpu = 1, or data = tensor = 1", (long long)s->hw.devices_per_gpu,
-                    (long long)d, (long long)t);
-    if (s->parallel.zero > 0 && d == 1)
+                    "= %lld, tensor = %lld and context = %lld need a GPU for each replica and "
+                    "rank; use devices_per_gpu = 1, or data = tensor = context = 1",
+                    (long long)s->hw.devices_per_gpu, (long long)d, (long long)t, (long long)c);
+    if (c > 1 && s->model.seq_len % (2 * c) != 0)
+        return fail(P, blame(P, w, 2, "parallel.context", "model.seq_len"),
+                    "context = %lld splits each sample into 2 x %lld chunks (rank i takes "
+                    "chunks i and 2c - 1 - i, so causal attention's work is even), but "
+                    "seq_len = %lld is not a multiple of %lld; use a context that divides "
+                    "seq_len / 2", (long long)c, (long long)c, (long long)s->model.seq_len,
+                    (long long)(2 * c));
+    if (c > 1 && s->hw.cost_model == COST_FLAT)
+        return fail(P, blame(P, w, 2, "parallel.context", "hardware.cost_model"),
+                    "context = %lld is priced by the roofline's kernels (attention of s/c "
+                    "queries against every key, the key/value all-gather), but cost_model = "
+                    "flat; use cost_model = roofline or context = 1", (long long)c);
+    if (s->parallel.zero > 0 && d * c == 1)
         return fail(P, blame(P, w, 2, "parallel.zero", "parallel.data"),
                     "zero = %lld shards over the data-parallel replicas, but data = 1; use "
                     "data > 1 or zero = 0", (long long)s->parallel.zero);

@@ -151,6 +151,10 @@ typedef struct {
                          //   1 shards the optimizer state, 2 also the gradients, 3 also the
                          //   weights (memory.h, cost.h); needs d > 1 when > 0; default 0
     int sequence_given;  // the file or a --set gives sequence (else pplan turns it on with t > 1)
+    int64_t context;     // c, context parallelism: every sample's tokens split over c GPUs
+                         //   (2c chunks, rank i taking chunks i and 2c - 1 - i, so causal
+                         //   attention's work is even), keys and values all-gathered as in
+                         //   the Llama 3 report; default 1
 } ScnParallel;
 
 typedef struct {
@@ -296,12 +300,21 @@ static inline int64_t scenario_tensor(const Scenario *s) {
 static inline int64_t scenario_zero(const Scenario *s) {
     return scenario_data(s) > 1 ? s->parallel.zero : 0;
 }
+static inline int64_t scenario_context(const Scenario *s) {
+    return s->parallel.context > 1 ? s->parallel.context : 1;
+}
 static inline int64_t scenario_devices_total(const Scenario *s) {
-    return s->pipeline.stages * scenario_data(s) * scenario_tensor(s);
+    return s->pipeline.stages * scenario_data(s) * scenario_tensor(s) * scenario_context(s);
+}
+/* The GPUs that hold the same weights of a stage and tensor rank and sum their gradients:
+ * the d replicas times the c context ranks (Megatron-LM's data-parallel group with context
+ * parallelism); ZeRO shards over them. */
+static inline int64_t scenario_dp_group(const Scenario *s) {
+    return scenario_data(s) * scenario_context(s);
 }
 /* Whether iterations end with the data-parallel tail (all-reduces, optimizer step). */
 static inline int scenario_has_tail(const Scenario *s) {
-    return scenario_data(s) > 1 || s->costs.optimizer_ms > 0;
+    return scenario_dp_group(s) > 1 || s->costs.optimizer_ms > 0;
 }
 const char *jitter_name(Jitter j);
 const char *cost_model_name(CostModelKind k);

@@ -105,6 +105,42 @@ static int point_add(PointList *l, const SearchConfig *c) {
 }
 
 #define MAX_ZERO 4
+#define MAX_CONTEXT 32
+
+/* The context-parallel widths to try, from a list such as "1,2,16" (each c >= 1 with 2c
+ * dividing seq_len), or by default 1 and every power of two leaving a rank 8192 tokens of a
+ * sample or more; 2 with err for a bad list. */
+static int context_pick(const char *list, const Scenario *s, int32_t *out, int *n, char *err,
+                        size_t errlen) {
+    int64_t seq = s->model.seq_len;
+    *n = 0;
+    if (!list) {
+        out[(*n)++] = 1;
+        for (int64_t c = 2; *n < MAX_CONTEXT && seq % (2 * c) == 0 && seq / c >= 8192; c *= 2)
+            out[(*n)++] = (int32_t)c;
+        return 0;
+    }
+    for (const char *p = list; *p;) {
+        char *end;
+        long c = strtol(p, &end, 10);
+        int dup = 0;
+        for (int i = 0; i < *n; i++) dup |= out[i] == c;
+        if (end == p || c < 1 || c > (1 << 16) || (*end && *end != ',') || dup ||
+            (c > 1 && seq % (2 * c) != 0) || *n == MAX_CONTEXT) {
+            snprintf(err, errlen, "--context %s: give distinct widths c, comma-separated, each "
+                     "1 or with 2c dividing seq_len = %lld (at most %d), e.g. --context 1,2,4",
+                     list, (long long)seq, MAX_CONTEXT);
+            return 2;
+        }
+        out[(*n)++] = (int32_t)c;
+        p = *end ? end + 1 : end;
+    }
+    if (*n == 0) {
+        snprintf(err, errlen, "--context %s: name at least one width, e.g. --context 1", list);
+        return 2;
+    }
+    return 0;
+}
 
 /* The ZeRO levels to try with d > 1, from a list such as "0,1,3"; 2 with err for a bad one. */
 static int zero_pick(const char *list, int32_t *out, int *n, char *err, size_t errlen) {
@@ -128,8 +164,8 @@ static int zero_pick(const char *list, int32_t *out, int *n, char *err, size_t e
     return 0;
 }
 
-/* Every chunk count, recompute mode and ZeRO level (nz of zero; 0 alone with d = 1) of one
- * schedule at (t, p, d, b, m). */
+/* Every chunk count, recompute mode and ZeRO level (nz of zero; 0 alone with d c = 1) of one
+ * schedule at (c, t, p, d, b, m). */
 static int add_schedule(PointList *l, const Scenario *s, const Schedule *sc, SearchConfig c,
                         const int32_t *zero, int nz) {
     int64_t pipes = sc->pipes > 1 ? sc->pipes : 1, L = s->model.layers;
@@ -143,8 +179,9 @@ static int add_schedule(PointList *l, const Scenario *s, const Schedule *sc, Sea
         c.chunks = (int32_t)v;
         for (int r = RECOMPUTE_NONE; r <= RECOMPUTE_FULL; r++) {
             c.recompute = (Recompute)r;
-            for (int z = 0; z < (c.data > 1 ? nz : 1); z++) {
-                c.zero = c.data > 1 ? zero[z] : 0;
+            int shards = c.data * c.context > 1; // ZeRO shards over the d c GPUs
+            for (int z = 0; z < (shards ? nz : 1); z++) {
+                c.zero = shards ? zero[z] : 0;
                 int rc = point_add(l, &c);
                 if (rc) return rc;
             }
@@ -156,37 +193,44 @@ static int add_schedule(PointList *l, const Scenario *s, const Schedule *sc, Sea
 int search_enumerate(const Scenario *s, const SearchSpace *sp, SearchPoint **out, size_t *n,
                      char *err, size_t errlen) {
     const Schedule *scheds[MAX_SCHEDULES];
-    int32_t zero[MAX_ZERO];
-    int nsched, nz = 0, rc = schedules_pick(sp->schedules, scheds, &nsched, err, errlen);
+    int32_t zero[MAX_ZERO], ctx[MAX_CONTEXT];
+    int nsched, nz = 0, nc = 0, rc = schedules_pick(sp->schedules, scheds, &nsched, err, errlen);
     if (rc == 0) rc = zero_pick(sp->zero, zero, &nz, err, errlen);
+    if (rc == 0) rc = context_pick(sp->context, s, ctx, &nc, err, errlen);
     PointList l = {0};
-    int64_t G = sp->gpus, B = sp->global_batch;
-    for (int64_t t = 1; rc == 0 && t <= s->hw.gpus_per_node && t <= G; t *= 2) {
-        if (s->model.heads % t || scenario_kv_heads(&s->model) % t || s->model.ffn_hidden % t ||
-            s->hw.gpus_per_node % t || G % t)
-            continue;
-        for (int64_t p = 1; rc == 0 && p <= G / t && p <= SCN_MAX_STAGES; p++) {
-            int64_t d = G / t / p;
-            if ((G / t) % p || B % d || p > s->model.layers) continue;
-            for (int64_t b = 1; rc == 0 && b <= B / d && b <= 1 << 16; b++) {
-                if ((B / d) % b || B / d / b > SCN_MAX_MICRO_BATCHES) continue;
-                SearchConfig c = {.stages = (int32_t)p, .data = (int32_t)d, .tensor = (int32_t)t,
-                                  .micro_batch_size = b, .micro_batches = B / d / b};
-                c.sequence = t > 1 && s->model.seq_len % t == 0 &&
-                             (s->parallel.sequence_given ? s->parallel.sequence : 1);
-                for (int k = 0; rc == 0 && k < nsched; k++) {
-                    c.schedule = scheds[k]->name;
-                    rc = add_schedule(&l, s, scheds[k], c, zero, nz);
+    int64_t B = sp->global_batch;
+    for (int i = 0; rc == 0 && i < nc; i++) {
+        int64_t cp = ctx[i], G = sp->gpus / cp; // GPUs of one context rank
+        if (sp->gpus % cp) continue;
+        for (int64_t t = 1; rc == 0 && t <= s->hw.gpus_per_node && t <= G; t *= 2) {
+            if (s->model.heads % t || scenario_kv_heads(&s->model) % t ||
+                s->model.ffn_hidden % t || s->hw.gpus_per_node % t || G % t)
+                continue;
+            for (int64_t p = 1; rc == 0 && p <= G / t && p <= SCN_MAX_STAGES; p++) {
+                int64_t d = G / t / p;
+                if ((G / t) % p || B % d || p > s->model.layers) continue;
+                for (int64_t b = 1; rc == 0 && b <= B / d && b <= 1 << 16; b++) {
+                    if ((B / d) % b || B / d / b > SCN_MAX_MICRO_BATCHES) continue;
+                    SearchConfig c = {.stages = (int32_t)p, .data = (int32_t)d,
+                                      .tensor = (int32_t)t, .context = (int32_t)cp,
+                                      .micro_batch_size = b, .micro_batches = B / d / b};
+                    c.sequence = t > 1 && s->model.seq_len % t == 0 &&
+                                 (s->parallel.sequence_given ? s->parallel.sequence : 1);
+                    for (int k = 0; rc == 0 && k < nsched; k++) {
+                        c.schedule = scheds[k]->name;
+                        rc = add_schedule(&l, s, scheds[k], c, zero, nz);
+                    }
                 }
             }
         }
     }
+    int64_t G = sp->gpus;
     if (rc == 2 && l.n == SEARCH_MAX_POINTS)
         snprintf(err, errlen, "more than %d configurations; search fewer --schedules or a "
                  "smaller --global-batch", SEARCH_MAX_POINTS);
     else if (rc == 0 && l.n == 0)
         snprintf(err, errlen, "no configuration of %lld GPUs runs a global batch of %lld: "
-                 "p x d x t = gpus (t a power of two dividing heads = %lld and "
+                 "p x d x t x c = gpus (t a power of two dividing heads = %lld and "
                  "gpus_per_node = %lld, p at most layers = %lld) with d dividing the global "
                  "batch, and each schedule's own rules; try another --gpus or --global-batch",
                  (long long)G, (long long)B, (long long)s->model.heads,
@@ -214,6 +258,7 @@ int search_point_sets(const SearchConfig *c, char sets[SEARCH_NSETS][SEARCH_SET_
     SET("model.recompute=%s", recompute_name(c->recompute));
     SET("parallel.sequence=%s", c->sequence ? "true" : "false");
     SET("parallel.zero=%d", c->zero);
+    SET("parallel.context=%d", c->context > 1 ? c->context : 1);
 #undef SET
     return k;
 }
@@ -396,12 +441,15 @@ static void config_text(const SearchConfig *c, char *buf, size_t len) {
                      c->schedule, c->stages, c->chunks, c->data, c->tensor,
                      c->sequence ? " sp" : "", (long long)c->micro_batch_size,
                      (long long)c->micro_batches, recompute_name(c->recompute));
-    if (c->zero && n > 0 && (size_t)n < len) snprintf(buf + n, len - (size_t)n, " zero=%d", c->zero);
+    if (c->zero && n > 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, " zero=%d", c->zero);
+    if (c->context > 1 && n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, " c=%d", c->context);
 }
 
 /* The keys where b differs from a, as "p=8 (winner 4), ...". */
 static void config_diff(const SearchConfig *a, const SearchConfig *b, char *buf, size_t len) {
-    char x[10][48];
+    char x[11][48];
     int k = 0;
     if (strcmp(a->schedule, b->schedule)) snprintf(x[k++], 48, "schedule %s", b->schedule);
 #define DIFF(field, name)                                                                      \
@@ -417,6 +465,7 @@ static void config_diff(const SearchConfig *a, const SearchConfig *b, char *buf,
     DIFF(micro_batch_size, "b");
     DIFF(micro_batches, "m");
     DIFF(zero, "zero");
+    DIFF(context, "c");
 #undef DIFF
     if (a->recompute != b->recompute)
         snprintf(x[k++], 48, "recompute %s (not %s)", recompute_name(b->recompute),
@@ -499,8 +548,8 @@ static void why_one(FILE *f, const Scenario *s, const SearchPoint *w, const Sear
 static int same_but(const SearchConfig *a, const SearchConfig *b, int zero) {
     return strcmp(a->schedule, b->schedule) == 0 && a->stages == b->stages &&
            a->chunks == b->chunks && a->data == b->data && a->tensor == b->tensor &&
-           a->micro_batch_size == b->micro_batch_size && a->micro_batches == b->micro_batches &&
-           (zero ? a->recompute == b->recompute && a->zero != b->zero
+           a->context == b->context && a->micro_batch_size == b->micro_batch_size &&
+           a->micro_batches == b->micro_batches && (zero ? a->recompute == b->recompute && a->zero != b->zero
                  : a->recompute != b->recompute && a->zero == b->zero);
 }
 static int same_but_recompute(const SearchConfig *a, const SearchConfig *b) {
@@ -604,16 +653,16 @@ void search_report(FILE *f, const char *path, const char *const *base_sets, int 
             "%zu invalid\n", n, c[SEARCH_OK], c[SEARCH_STATIC], s->hw.memory_gib,
             c[SEARCH_MEMORY], s->hw.memory_gib, c[SEARCH_INVALID]);
     fprintf(f, "# rank  tokens_per_s  tflops_per_gpu  mfu_%%  bubble_%%  peak_gib  memory_gib  "
-            "iteration_ms  schedule        p   v   d   t  sp     b     m  recompute  zero\n");
+            "iteration_ms  schedule        p   v   d   t  sp     b     m  recompute  zero    c\n");
     for (size_t k = 0; k < nrank && k < top; k++) {
         const SearchPoint *p = &pts[order[k]];
         fprintf(f, "%6zu %13.0f %15.1f %6.2f %9.2f %9.2f %11g %13.3f  %-13s %3d %3d %3d %3d "
-                "%3s %5lld %5lld  %-9s %5d\n", k + 1, p->tokens_per_s, p->tflops_per_gpu, 100 * p->mfu,
+                "%3s %5lld %5lld  %-9s %5d %4d\n", k + 1, p->tokens_per_s, p->tflops_per_gpu, 100 * p->mfu,
                 100 * p->bubble_rate, p->peak_gib, s->hw.memory_gib, p->makespan_ms,
                 p->cfg.schedule, p->cfg.stages, p->cfg.chunks, p->cfg.data, p->cfg.tensor,
                 p->cfg.sequence ? "on" : "-",
                 (long long)p->cfg.micro_batch_size, (long long)p->cfg.micro_batches,
-                recompute_name(p->cfg.recompute), p->cfg.zero);
+                recompute_name(p->cfg.recompute), p->cfg.zero, p->cfg.context);
     }
     if (nrank == 0) {
         fprintf(f, "# nothing fits in %g GiB; use more GPUs or a smaller global batch\n",

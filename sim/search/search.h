@@ -14,7 +14,7 @@
 #include "sim/model/cost.h"
 #include "sim/scenario/scenario.h"
 
-#define SEARCH_NSETS 12   // --set overrides one point adds to the user's
+#define SEARCH_NSETS 13   // --set overrides one point adds to the user's
 #define SEARCH_SET_MAX 80 // bytes of one of them
 #define SEARCH_MAX_POINTS 200000
 
@@ -36,7 +36,8 @@ typedef struct {
     int64_t micro_batch_size;  // b, samples
     int64_t micro_batches;     // m per iteration (d x m x b = global batch)
     Recompute recompute;
-    int32_t zero;              // [parallel] zero: 0 with d = 1, one of SearchSpace.zero else
+    int32_t zero;              // [parallel] zero: 0 with d c = 1, one of SearchSpace.zero else
+    int32_t context;           // c, context-parallel GPUs per (stage, tensor rank), >= 1
     int sequence;              // sequence parallelism: the scenario's when it gives one, else
                                //   on whenever t > 1 (and t divides b s)
 } SearchConfig;
@@ -69,17 +70,21 @@ typedef struct {
  * pipedream-2bw have no flush, so one iteration is not their steady state and their
  * gradients are stale: they are left out, and refused when named). */
 typedef struct {
-    int64_t gpus;         // p x d x t
+    int64_t gpus;         // p x d x t x c
     int64_t global_batch; // samples per iteration, d x m x b
     const char *schedules;
     const char *zero;     // ZeRO levels tried when d > 1, comma-separated digits 0..3 in the
                           //   order given; NULL: 0 only (pplan's default is "0,1,3")
+    const char *context;  // context-parallel widths, comma-separated; NULL: 1 and each power
+                          //   of two c that leaves every rank at least 8192 tokens of a sample
+                          //   (context parallelism pays only for long sequences)
 } SearchSpace;
 
 /* search_enumerate lists every point of the space for the scenario base (already loaded with
- * the user's overrides), in a fixed order: tensor, stages, micro_batch_size, schedule, chunks,
- * recompute, zero, each ascending (schedules in table order, zero levels as listed). Rules: t a power of two that divides
- * heads and gpus_per_node; p x d x t = gpus; d x m x b = global batch; v as each schedule's
+ * the user's overrides), in a fixed order: context, tensor, stages, micro_batch_size, schedule,
+ * chunks, recompute, zero, each ascending (schedules in table order, zero and context as
+ * listed). Rules: t a power of two that divides heads and gpus_per_node; c with 2c dividing
+ * seq_len; p x d x t x c = gpus; d x m x b = global batch; v as each schedule's
  * own validate accepts (1 .. layers / p tried); at least one layer per stage of a model copy
  * (partition = balanced). Returns 0 with *out (malloc'd, *n points, all pending), or 2 with a
  * message in err (a bad schedule or zero list, no point at all, more than SEARCH_MAX_POINTS), or -1
