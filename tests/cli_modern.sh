@@ -75,3 +75,21 @@ if command -v mpirun >/dev/null 2>&1; then
 else
     echo "# MPI modern-layer tests skipped: no mpirun (install openmpi-bin)"
 fi
+
+# --- context parallelism: priced by psim and pplan, refused where it cannot be -------------
+expect "context must split seq_len into 2c even chunks (exit 2)" 2 \
+    "parallel.context=3: context = 3 splits each sample into 2 x 3 chunks" \
+    $psim --no-db --set parallel.context=3 $llama
+expect "context is the roofline's, not the flat model's (exit 2)" 2 \
+    "is priced by the roofline's kernels" \
+    $psim --no-db --set parallel.context=2 --set hardware.cost_model=flat --set hardware.efficiency=0.5 $llama
+expect "pexec refuses context parallelism (exit 2)" 2 \
+    "parallel.context = 2: psim prices context parallelism" $pexec --no-db --set parallel.context=2 $llama
+expect "pplan --context names a width that does not split seq_len (exit 2)" 2 \
+    "--context 5: give distinct widths c" \
+    "$(dirname "$psim")/pplan" --no-db --gpus 8 --global-batch 8 --context 5 $llama
+$psim --no-db --json --set parallel.context=2 $llama >"$tmp/c2.json" 2>&1
+$psim --no-db --json $llama >"$tmp/c1.json" 2>&1
+got=$(awk -v a="$(json_num devices_total "$tmp/c2.json")" -v b="$(json_num devices_total "$tmp/c1.json")" \
+      'BEGIN { print (a == 2 * b) ? "yes" : "no" }')
+[ "$got" = yes ] && ok "context = 2 doubles the GPUs (p d t c)" || nok "context = 2 doubles the GPUs (p d t c)" "$got"

@@ -145,6 +145,43 @@ static void test_sequence_parallel_rule(void **state) {
     }
 }
 
+/* Context parallelism: by default only widths that leave a GPU 8192 tokens of a sample or
+ * more (none at this scenario's length), as listed otherwise; p d t c = gpus throughout. */
+static void test_context_widths(void **state) {
+    (void)state;
+    static const char *const longer[] = {"model.seq_len=32768"};
+    Scenario s;
+    load(longer, 1, &s);
+    char err[512];
+    size_t n = 0;
+    SearchPoint *pts;
+    int seen[5] = {0};
+    SearchSpace sp = {.gpus = 8, .global_batch = 16, .schedules = "1f1b"};
+    assert_int_equal(search_enumerate(&s, &sp, &pts, &n, err, sizeof err), 0);
+    for (size_t i = 0; i < n; i++) {
+        const SearchConfig *c = &pts[i].cfg;
+        assert_int_equal(c->stages * c->data * c->tensor * c->context, 8);
+        assert_true(c->context == 1 || c->context == 2 || c->context == 4);
+        seen[c->context]++;
+    }
+    assert_true(seen[1] && seen[2] && seen[4]); // 32768 / 4 = 8192: the last one allowed
+    free(pts);
+    sp.context = "1,8";
+    assert_int_equal(search_enumerate(&s, &sp, &pts, &n, err, sizeof err), 0);
+    for (size_t i = 0; i < n; i++) assert_true(pts[i].cfg.context == 1 || pts[i].cfg.context == 8);
+    free(pts);
+    sp.context = "3"; // 2c = 6 does not divide 32768
+    assert_int_equal(search_enumerate(&s, &sp, &pts, &n, err, sizeof err), 2);
+    assert_non_null(strstr(err, "--context 3"));
+    scenario_free(&s);
+    load(NULL, 0, &s); // this scenario's own length: no context parallelism by default
+    sp.context = NULL;
+    assert_int_equal(search_enumerate(&s, &sp, &pts, &n, err, sizeof err), 0);
+    for (size_t i = 0; i < n; i++) assert_int_equal(pts[i].cfg.context, 1);
+    free(pts);
+    scenario_free(&s);
+}
+
 /* psim's steps for one point, written out here (not through search.c): load with the
  * overrides, build and check, engine, metrics. */
 static void simulate_alone(const SearchConfig *c, Metrics *mt, double *makespan) {
@@ -318,6 +355,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_counts_from_arithmetic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tensor_divides_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequence_parallel_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_context_widths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_point_as_psim_runs_it, setup, teardown),
         cmocka_unit_test(test_rank_ties),
         cmocka_unit_test_setup_teardown(test_why_from_the_numbers, setup, teardown),
