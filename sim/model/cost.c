@@ -175,7 +175,9 @@ static double depth_rate(const Roof *r, int64_t K) {
  * rate unless its bytes take longer; flash attention likewise at its head dimension's rate
  * for the FLOPs it executes; a ring collective over the t GPUs of a node (an all-reduce
  * 2(t - 1) steps moving 2(t - 1)/t of the buffer, an all-gather or a reduce-scatter half of
- * that); else its bytes at the memory bandwidth. */
+ * that), or over the c context ranks (c - 1 steps, NVLink while t c GPUs fit a node, else
+ * the network's latency and bandwidth; tp_overlap does not hide it); else its bytes at the
+ * memory bandwidth. */
 static double kernel_ns(const Scenario *s, const Roof *r, const LayerOp *o) {
     if (o->kernel == LK_GEMM || o->kernel == LK_FLASH || o->kernel == LK_FLASH_BW) {
         double rate = depth_rate(r, o->K) * (o->kernel == LK_GEMM ? gemm_quantisation(r, o) : 1);

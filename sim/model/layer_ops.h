@@ -129,7 +129,8 @@ typedef enum {
  *                 and value head i / group at columns b_off + (i / group) K and
  *                 b_off + N + (i / group) K of a; c (rows ldc wide) gets head i's context at
  *                 column i K, d its log-sum-exp per query (repeat x batch x M), alpha the
- *                 scale 1 / sqrt(K)
+ *                 scale 1 / sqrt(K); cols keys a sample (s). With context parallelism (b =
+ *                 KV, priced only) M = s/c queries attend to the cols = s gathered keys
  *   FLASH_BW      its gradient: from a (qkv), w (the context), b (its gradient, ldb wide) and
  *                 d, c = dqkv (laid out as a, overwritten), the probabilities recomputed
  *   ALLREDUCE     c = the sum of c over the t tensor-parallel ranks (a collective)
