@@ -2,9 +2,10 @@
 # F/B/W/BW coloured, micro-batch numbers on the boxes wide enough for them, transfers as thin
 # grey bars under their sender's row, idle time left blank. Set with -e before the script:
 #   data (columns: row start_ms end_ms kind(1=F 2=B 3=W 4=BW 5=optimizer step) micro_batch,
-#   -1 for no label), xfers (columns: row start_ms end_ms), colls (gradient all-reduces, the
-#   same columns, drawn above the row), dp (1: name all-reduces and optimizer steps in the
-#   key), out, title, rows (rows in all), ylabels ('("label" row, ...)').
+#   -1 for no label), xfers (columns: row start_ms end_ms), colls (gradient all-reduces, or
+#   ZeRO's reduce-scatters and all-gathers, the same columns, drawn above the row), dp (1:
+#   name them and the optimizer steps in the key), out, title, rows (rows in all), ylabels
+#   ('("label" row, ...)').
 if (!exists("data")) data = "ops.dat"
 if (!exists("out")) out = "timeline.png"
 if (!exists("title")) title = "pipeline timeline"
@@ -34,7 +35,7 @@ plot data using (($2 + $3) / 2):1:(($3 - $2) / 2):(0.34):(color($4)) \
      (exists("xfers") ? xfers : NaN) using (($2 + $3) / 2):($1 + 0.42):(($3 - $2) / 2 + 0.02):(0.04) \
          with boxxyerror lc rgb "#888888" fs solid 1.0 noborder title "send", \
      (exists("colls") ? colls : NaN) using (($2 + $3) / 2):($1 - 0.42):(($3 - $2) / 2):(0.04) \
-         with boxxyerror lc rgb "#76b7b2" fs solid 1.0 noborder title (dp ? "all-reduce" : ""), \
+         with boxxyerror lc rgb "#76b7b2" fs solid 1.0 noborder title (dp ? "gradient collectives" : ""), \
      NaN with boxes lc rgb "#b07aa1" title (dp ? "optimizer" : ""), \
      NaN with boxes lc rgb "#4e79a7" title "F", \
      NaN with boxes lc rgb "#e15759" title "B+W (BW)", \
