@@ -15,5 +15,9 @@ set xlabel "time (ms)"
 set ylabel "GiB"
 set grid lc rgb "#dddddd"
 set key outside right
+# the limit inside the frame, not on its border: autoscale the data, then leave 5% above both
+stats data using 3 nooutput
+top = (limit > STATS_max ? limit : STATS_max) * 1.05
+set yrange [0:top]
 plot for [d = 0:devices - 1] data index d using 2:3 with steps lw 1.5 title sprintf("device %d", d), \
      (limit > 0 ? limit : 1/0) with lines dt 2 lc rgb "#cc0000" title (limit > 0 ? "memory_gib" : "")
