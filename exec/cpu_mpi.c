@@ -230,7 +230,7 @@ static int ranks_wait(ExecDev *dv, CpuOver over, int rc, MPI_Request *req, const
     }
     if (done == 1) return 0;
     if (done < 0)
-        exec_fail(ex, 1, "device %d (replica %d, tensor rank %d): MPI failed in an %s "
+        exec_fail(ex, 1, "device %d (replica %d, tensor rank %d): MPI failed in the %s "
                   "(a peer may have died)", dv->d, dv->replica, dv->trank, what);
     else if (!exec_failed(ex))
         cpu_group_timed_out(dv, over);
