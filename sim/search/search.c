@@ -510,7 +510,8 @@ static const char *deciding(const SearchPoint *w, const SearchPoint *r, double *
     split(r, &cr, &br, &orr);
     const char *name = "bubble";
     *ms = br - bw;
-    if (fabs(orr - ow) > fabs(*ms)) name = "other (transfers, exposed all-reduce, optimizer)", *ms = orr - ow;
+    if (fabs(orr - ow) > fabs(*ms))
+        name = "other (transfers, exposed gradient collectives, optimizer)", *ms = orr - ow;
     int any = 0;
     for (int i = 0; i < COST_SPLIT; i++) any |= w->split_ms[i] > 0;
     if (!any && fabs(cr - cw) > fabs(*ms)) name = "compute", *ms = cr - cw;
@@ -532,13 +533,14 @@ static void why_one(FILE *f, const Scenario *s, const SearchPoint *w, const Sear
     double ms;
     const char *what = deciding(w, r, &ms);
     fprintf(f, "#   #%d differs in %s: %.2f %% fewer tokens/s; its iteration is %+.1f ms "
-            "(compute %+.1f%s%s%s, bubble %+.1f, other %+.1f ms of which exposed all-reduce "
+            "(compute %+.1f%s%s%s, bubble %+.1f, other %+.1f ms of which exposed %s "
             "%+.1f; bubble rate %.1f %% vs %.1f %%); peak %.1f GiB vs %.1f of %g; largest change: %s "
             "%+.1f ms\n",
             rank, diff[0] ? diff : "nothing (a tie)",
             100.0 * (1 - r->tokens_per_s / w->tokens_per_s), tidy(r->makespan_ms - w->makespan_ms),
             tidy(cr - cw), cls[0] ? " [" : "", cls, cls[0] ? "]" : "", tidy(br - bw),
-            tidy(orr - ow), tidy(r->allreduce_exposed_ms - w->allreduce_exposed_ms),
+            tidy(orr - ow), w->cfg.zero || r->cfg.zero ? "gradient collectives" : "all-reduce",
+            tidy(r->allreduce_exposed_ms - w->allreduce_exposed_ms),
             100 * r->bubble_rate, 100 * w->bubble_rate, r->peak_gib, w->peak_gib,
             s->hw.memory_gib, what, tidy(ms));
 }
