@@ -123,6 +123,13 @@ if command -v mpirun >/dev/null 2>&1; then
     [ $? = 2 ] && grep -q "mpirun started 3 ranks but the scenario has stages x data x tensor = 2 x 1 x 2 = 4 workers; use mpirun -np 4" "$tmp/out" \
         && ok "pexec under mpirun names p*d*t when -np does not match (exit 2)" \
         || nok "pexec under mpirun names p*d*t when -np does not match (exit 2)" "$(head -c 300 "$tmp/out")"
+    # ranks started with different --set values: refused at the start (exit 2), naming the
+    # rank and the line, instead of running two programs that meet only at the watchdog
+    $mpi 1 $pexec --no-db --quiet --set batch.iterations=1 scenarios/tiny-cpu.scn : \
+        -np 1 $pexec --no-db --quiet --set batch.iterations=2 scenarios/tiny-cpu.scn >"$tmp/out" 2>&1
+    [ $? = 2 ] && grep -q "the ranks were started with different scenarios.*rank 1's resolved scenario differs at line [0-9]*: rank 0 has 'iterations = 1', rank 1 'iterations = 2'" "$tmp/out" \
+        && ok "pexec under mpirun refuses ranks given different --set values, naming rank and line (exit 2)" \
+        || nok "pexec under mpirun refuses ranks given different --set values, naming rank and line (exit 2)" "$(head -c 400 "$tmp/out")"
 else
     echo "# MPI data/tensor tests skipped: no mpirun (install openmpi-bin)"
 fi

@@ -118,6 +118,57 @@ static int failed_run(const RunOptions *o, Run *r, Exec *ex, int mpi, int rank,
     return 1;
 }
 
+#ifdef PIPESIM_MPI
+/* Under mpirun every rank parses the scenario itself: ranks started with different --set
+ * values, or a different file, would run different programs and meet only at the watchdog.
+ * Each rank's resolved scenario (scenario_format: every key as it was taken) is compared
+ * with rank 0's; on any difference every rank returns 2 and rank 0 names the first rank and
+ * line that differ. rc is this rank's status so far (a rank that could not parse differs). */
+static int ranks_agree(int rc, const Run *r, int rank, int size) {
+    char *mine = rc == 0 ? scenario_format(&r->scn) : NULL;
+    long long len = mine ? (long long)strlen(mine) : -1;
+    long long *lens = malloc((size_t)size * sizeof *lens);
+    if (!lens || MPI_Allgather(&len, 1, MPI_LONG_LONG, lens, 1, MPI_LONG_LONG,
+                               MPI_COMM_WORLD) != MPI_SUCCESS) {
+        free(mine), free(lens);
+        return 1;
+    }
+    char *first = malloc((size_t)(lens[0] > 0 ? lens[0] : 0) + 1);
+    int ok = first != NULL && lens[0] >= 0;
+    if (ok && rank == 0) memcpy(first, mine, (size_t)lens[0] + 1);
+    if (ok) MPI_Bcast(first, (int)lens[0] + 1, MPI_CHAR, 0, MPI_COMM_WORLD);
+    int differs = !ok || !mine || strcmp(mine, first) != 0, any = 0;
+    MPI_Allreduce(&differs, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (any) { // say where: this rank's first line that is not rank 0's
+        char what[256] = "";
+        if (differs && rank != 0 && mine && ok) {
+            const char *a = first, *b = mine;
+            int line = 1;
+            while (*a && *a == *b) line += *a == '\n', a++, b++;
+            while (a > first && a[-1] != '\n') a--, b--;
+            snprintf(what, sizeof what, "rank %d's resolved scenario differs at line %d: rank 0 "
+                     "has '%.*s', rank %d '%.*s'", rank, line, (int)strcspn(a, "\n"), a, rank,
+                     (int)strcspn(b, "\n"), b);
+        } else if (differs && rank != 0) {
+            snprintf(what, sizeof what, "rank %d could not load the scenario", rank);
+        }
+        char *all = calloc((size_t)size, sizeof what);
+        if (all)
+            MPI_Gather(what, sizeof what, MPI_CHAR, all, sizeof what, MPI_CHAR, 0, MPI_COMM_WORLD);
+        for (int k = 1; rank == 0 && all && k < size; k++)
+            if (all[(size_t)k * sizeof what]) {
+                fprintf(stderr, "pexec: %s: the ranks were started with different scenarios "
+                        "(each rank must get the same file and --set options): %s\n",
+                        r->scn.path, all + (size_t)k * sizeof what);
+                break;
+            }
+        free(all);
+    }
+    free(mine), free(first), free(lens);
+    return any ? (rc ? rc : 2) : rc;
+}
+#endif
+
 /* What a CPU run ran on, beside every run's pairs (runenv_add_base): the backend, OpenBLAS's
  * build, the MPI library of a build with MPI (callable before MPI_Init), and the OPENBLAS_* and
  * OMP_* variables that steer the BLAS threads. Collected before the run, so a failed run
@@ -390,6 +441,9 @@ int main(int argc, char **argv) {
 #endif
     Run r = {0};
     rc = run_prepare(&o, &r);
+#ifdef PIPESIM_MPI
+    if (mpi) rc = ranks_agree(rc, &r, rank, size);
+#endif
     if (rc == 0 && !o.dump && o.backend == RUN_BACKEND_CUDA &&
         (scenario_has_tail(&r.scn) || scenario_tensor(&r.scn) > 1)) {
         if (rank == 0)
