@@ -161,3 +161,36 @@ got=$?
 [ "$got" = 1 ] && grep -Eq "pexec: this run needs about [0-9.]+ GiB of host memory .* more than the [0-9.]+ GiB available; try --scale [0-9]+" "$tmp/err" \
     && [ "$(sql "$db" 'select count(*) from runs')" = 2 ] \
     && ok "pexec refuses a model the host cannot hold, naming a --scale" || nok "pexec refuses a model the host cannot hold, naming a --scale" "exit $got" "$(head -c 300 "$tmp/err")"
+
+# --- readers open read-only and never create (issue 22, item 8) -----------------------------
+rdir="$tmp/readers"
+rm -rf "$rdir" && mkdir -p "$rdir"
+pexport="$(dirname "$psim")/pexport"
+pcompare="$(dirname "$psim")/pcompare"
+pcalibrate="$(dirname "$psim")/pcalibrate"
+for tool in "$pexport|--metrics-csv 1" "$pcompare|1 1" "$pcalibrate|1"; do
+    name=${tool%%|*}
+    $name --db "$rdir/typo.db" ${tool#*|} >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    [ "$got" = 1 ] && [ ! -e "$rdir/typo.db" ] && grep -q "no database '$rdir/typo.db'.*readers never create one" "$tmp/err" \
+        && ok "$(basename "$name") on a missing database says so and creates nothing" \
+        || nok "$(basename "$name") on a missing database says so and creates nothing" "exit $got" "$(head -c 300 "$tmp/err")" "$(ls "$rdir")"
+done
+: >"$rdir/empty.db"
+$pexport --db "$rdir/empty.db" --metrics-csv 1 >"$tmp/out" 2>"$tmp/err"
+[ $? = 1 ] && [ ! -s "$rdir/empty.db" ] && grep -q "is an empty database" "$tmp/err" \
+    && ok "pexport on an empty file refuses it and leaves it empty" \
+    || nok "pexport on an empty file refuses it and leaves it empty" "$(head -c 300 "$tmp/err")"
+# a database whose wal-index cannot be made (as on read-only media or a directory the user
+# may not write: here a folder takes the -shm file's name) is still read, as immutable
+$psim --quiet --db "$rdir/x.db" scenarios/tiny-cpu.scn 2>/dev/null
+rm -f "$rdir/x.db-wal" "$rdir/x.db-shm" && mkdir "$rdir/x.db-shm"
+before=$(cksum <"$rdir/x.db")
+fine=1
+$pexport --db "$rdir/x.db" --metrics-csv 1 | grep -q '^makespan_ms,' || fine=0
+$pcompare --db "$rdir/x.db" 1 1 | grep -q '^makespan ' || fine=0
+$pcalibrate --db "$rdir/x.db" 1 >/dev/null 2>&1; [ $? -le 2 ] || fine=0 # a psim run: refused, not a crash
+[ "$fine" = 1 ] && [ "$(cksum <"$rdir/x.db")" = "$before" ] \
+    && ok "readers read a database without a wal-index, as immutable, and leave it as it was" \
+    || nok "readers read a database without a wal-index, as immutable, and leave it as it was" "$fine"
+rmdir "$rdir/x.db-shm"

@@ -18,6 +18,8 @@
 // seconds (eight psim runs of 900k ops at once lost four of them at 10 s)
 #define STORE_BUSY_MS 600000
 
+#define SCN_PATH_MAX_STORE 4200 // a database path as an escaped immutable URI
+
 struct Store {
     sqlite3 *db;
     char *path; // owned copy, for error messages
@@ -342,6 +344,82 @@ int store_open(const char *path, Store **out, char *err, size_t errlen) {
         s->db = NULL;
         sqlite3_sleep(RETRY_MS);
         rc = open_once(s, err, errlen);
+    }
+    if (rc != SQLITE_OK) {
+        store_close(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+/* Opens path read-only (as immutable when not even the wal-index can be opened: read-only
+ * media or directory) and reads its version. SQLITE_OK or the failure, described in err. */
+static int open_reading(Store *s, int immutable, int64_t *version, char *err, size_t len) {
+    char uri[SCN_PATH_MAX_STORE];
+    int flags = SQLITE_OPEN_READONLY;
+    const char *name = s->path;
+    if (immutable) {
+        sqlite3_str *u = sqlite3_str_new(NULL);
+        sqlite3_str_appendall(u, "file:");
+        for (const char *c = s->path; *c; c++) // the URI's reserved characters, escaped
+            if (strchr("?#%", *c)) sqlite3_str_appendf(u, "%%%02X", (unsigned char)*c);
+            else sqlite3_str_appendchar(u, 1, *c);
+        sqlite3_str_appendall(u, "?immutable=1");
+        char *text = sqlite3_str_finish(u);
+        snprintf(uri, sizeof uri, "%s", text ? text : "");
+        sqlite3_free(text);
+        name = uri, flags |= SQLITE_OPEN_URI;
+    }
+    int rc = sqlite3_open_v2(name, &s->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        set_err(err, len, "cannot open database '%s' for reading: %s", s->path,
+                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        return rc;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+    return read_version(s, version, err, len);
+}
+
+int store_open_reader(const char *path, Store **out, char *err, size_t errlen) {
+    *out = NULL;
+    struct stat sb;
+    if (!path || !*path || stat(path, &sb) != 0) {
+        set_err(err, errlen, "no database '%s'; give the --db that psim or pexec wrote to "
+                "(readers never create one)", path ? path : "");
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        set_err(err, errlen, "database '%s' is not a regular file; give the file psim or pexec "
+                "wrote to", path);
+        return -1;
+    }
+    Store *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path))) {
+        set_err(err, errlen, "database '%s': out of memory", path);
+        free(s);
+        return -1;
+    }
+    int64_t version = 0;
+    int rc = open_reading(s, 0, &version, err, errlen);
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_NOTADB && (rc & 0xff) != SQLITE_BUSY) {
+        sqlite3_close(s->db), s->db = NULL; // no wal-index to be had: read it as it is
+        rc = open_reading(s, 1, &version, err, errlen);
+    }
+    if (rc == SQLITE_OK && version == 0) {
+        set_err(err, errlen, "'%s' is an empty database, not one psim or pexec wrote; give "
+                "another --db", path);
+        rc = SQLITE_NOTADB;
+    }
+    if (rc == SQLITE_OK && version < STORE_SCHEMA_VERSION) { // an older file: upgrade it once
+        store_close(s);
+        if (store_open(path, out, err, errlen) == 0) return 0;
+        size_t at = strlen(err);
+        snprintf(err + at, errlen > at ? errlen - at : 0, " (it has schema version %lld, older "
+                 "than this pipesim's %d: reading it needs one upgrade, which needs write "
+                 "access)", (long long)version, STORE_SCHEMA_VERSION);
+        return -1;
     }
     if (rc != SQLITE_OK) {
         store_close(s);

@@ -68,6 +68,12 @@ typedef struct {
  * Returns 0 and sets *out; on failure returns -1 with a one-line reason in err (which names
  * the path and what to do) and *out = NULL. Refuses user_version > STORE_SCHEMA_VERSION. */
 int store_open(const char *path, Store **out, char *err, size_t errlen);
+/* store_open_reader is the readers' open (pexport, pcompare, pcalibrate): the file must exist
+ * (it is never created); a current schema is opened read-only, so a database the user may
+ * only read (a shared one, read-only media: then as immutable) serves; an older schema is
+ * upgraded as store_open would, which needs write access (the message says so when it is
+ * missing). Returns 0 and sets *out, or -1 with err. */
+int store_open_reader(const char *path, Store **out, char *err, size_t errlen);
 void store_close(Store *s);
 
 /* store_run_write appends one run: its info (with its environment, info->env), every Timeline

@@ -174,7 +174,7 @@ int main(int argc, char **argv) {
     }
     Store *db;
     char err[SCN_ERR_MAX];
-    if (store_open(path, &db, err, sizeof err) != 0) {
+    if (store_open_reader(path, &db, err, sizeof err) != 0) {
         fprintf(stderr, "pcalibrate: %s\n", err);
         return 1;
     }

@@ -156,7 +156,7 @@ int main(int argc, char **argv) {
     }
     Store *db;
     char err[512];
-    if (store_open(path, &db, err, sizeof err) != 0) {
+    if (store_open_reader(path, &db, err, sizeof err) != 0) {
         fprintf(stderr, "pcompare: %s\n", err);
         return 1;
     }

@@ -189,7 +189,7 @@ int main(int argc, char **argv) {
     if (a >= argc || (!chrome && a + 1 != argc)) return usage();
     Store *db;
     char err[512];
-    if (store_open(path, &db, err, sizeof err) != 0) {
+    if (store_open_reader(path, &db, err, sizeof err) != 0) {
         fprintf(stderr, "pexport: %s\n", err);
         return 1;
     }
