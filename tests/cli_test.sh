@@ -518,6 +518,21 @@ got=$?
 wait $holder
 [ "$got" = 0 ] && [ "$(sql "$db" 'select count(*) from runs')" = 2 ] \
     && ok "a run waits out another writer's 12 s lock and is stored" || nok "a run waits out another writer's 12 s lock and is stored" "exit $got" "$(head -c 300 "$tmp/err")"
+# held past the wait (PIPESIM_DB_WAIT_S=1 here): the run is not dropped but kept in a side
+# database beside it, named in the message, and the exit status says the --db did not get it
+rm -f "$tmp"/lock.db.unsaved-*.db
+(echo "begin immediate;"; echo "insert into sweeps default values;"; sleep 4; echo "commit;") | sqlite3 "$db" >/dev/null 2>&1 &
+holder=$!
+sleep 0.5
+PIPESIM_DB_WAIT_S=1 $psim --db "$db" --quiet scenarios/tiny-1f1b.scn 2>"$tmp/err"
+got=$?
+wait $holder
+side=$(ls "$tmp"/lock.db.unsaved-*.db 2>/dev/null | head -n 1)
+[ "$got" = 1 ] && [ -n "$side" ] && [ "$(sql "$side" "select count(*) from runs where status = 'complete'")" = 1 ] \
+    && [ "$(sql "$side" "select count(*) from ops")" -gt 0 ] && grep -q "the run is kept in $side instead" "$tmp/err" \
+    && [ "$(sql "$db" 'select count(*) from runs')" = 2 ] \
+    && ok "a run that cannot be stored past the wait is kept whole in a side database it names (exit 1)" \
+    || nok "a run that cannot be stored past the wait is kept whole in a side database it names (exit 1)" "exit $got" "$side" "$(head -c 400 "$tmp/err")"
 # a writer killed mid-run leaves whole runs only
 db="$tmp/kill.db"
 $psim --db "$db" --quiet --set batch.micro_batches=4096 --set pipeline.stages=8 scenarios/gpt13b.scn &

@@ -16,7 +16,15 @@
 // ms a writer or opener waits for another process before failing: long, since a run that
 // cannot be stored is lost work, and another writer's large run can hold the lock for many
 // seconds (eight psim runs of 900k ops at once lost four of them at 10 s)
-#define STORE_BUSY_MS 600000
+#define STORE_BUSY_MS 600000 // default; PIPESIM_DB_WAIT_S sets it (0 .. 86400 s)
+
+/* How long a writer waits for the database (ms). */
+static int busy_ms(void) {
+    const char *v = getenv("PIPESIM_DB_WAIT_S");
+    char *end;
+    double s = v ? strtod(v, &end) : -1;
+    return v && end != v && !*end && s >= 0 && s <= 86400 ? (int)(s * 1000) : STORE_BUSY_MS;
+}
 
 #define SCN_PATH_MAX_STORE 4200 // a database path as an escaped immutable URI
 
@@ -161,7 +169,9 @@ static const char *rc_hint(int rc) {
     switch (rc & 0xff) { // primary code of an extended one
     case SQLITE_CANTOPEN: return "; check that the directory exists and is writable";
     case SQLITE_READONLY: return "; the file or its directory is read-only";
-    case SQLITE_BUSY: return "; another process held the database for 10 minutes, retry";
+    case SQLITE_BUSY:
+        return "; another process held the database longer than the wait (PIPESIM_DB_WAIT_S, "
+               "default 600 s), retry";
     case SQLITE_FULL: return "; the disk is full";
     case SQLITE_CORRUPT: return "; the file is damaged, pass another --db";
     default: return "";
@@ -213,7 +223,7 @@ static int db_connect(Store *s, char *err, size_t len) {
         return SQLITE_READONLY;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+    sqlite3_busy_timeout(s->db, busy_ms());
     return SQLITE_OK;
 }
 
@@ -314,7 +324,7 @@ static int open_once(Store *s, char *err, size_t len) {
 
 /* Processes opening one new file at once race: of two simultaneous switches to WAL SQLite
  * fails one with SQLITE_BUSY at once (waiting could deadlock), without calling the busy
- * handler. So a busy open is closed and tried again every 20 ms, sleeping STORE_BUSY_MS at
+ * handler. So a busy open is closed and tried again every 20 ms, sleeping busy_ms() at
  * most in all (plus any busy-handler wait inside an attempt). */
 int store_open(const char *path, Store **out, char *err, size_t errlen) {
     enum { RETRY_MS = 20 };
@@ -339,7 +349,7 @@ int store_open(const char *path, Store **out, char *err, size_t errlen) {
         return -1;
     }
     int rc = open_once(s, err, errlen);
-    for (int waited = 0; (rc & 0xff) == SQLITE_BUSY && waited < STORE_BUSY_MS; waited += RETRY_MS) {
+    for (int waited = 0; (rc & 0xff) == SQLITE_BUSY && waited < busy_ms(); waited += RETRY_MS) {
         sqlite3_close(s->db);
         s->db = NULL;
         sqlite3_sleep(RETRY_MS);
@@ -378,7 +388,7 @@ static int open_reading(Store *s, int immutable, int64_t *version, char *err, si
         return rc;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+    sqlite3_busy_timeout(s->db, busy_ms());
     return read_version(s, version, err, len);
 }
 

@@ -391,10 +391,11 @@ static const char *const PASS_SPLIT_METRICS[3][COST_SPLIT] = {
 
 /* Stores sm: complete with its metrics and memory when error is NULL, else as failed with
  * only the rows measured before the failure. Returns an exit status. */
-static int store_run(const RunOptions *o, const Run *sm, const char *error, int64_t *run_id) {
+static int store_in(const RunOptions *o, const Run *sm, const char *error, const char *db,
+                    int64_t *run_id) {
     char err[512], host[256] = "";
     Store *st;
-    if (store_open(o->db, &st, err, sizeof err) != 0) {
+    if (store_open(db, &st, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         return 1;
     }
@@ -452,6 +453,25 @@ done:
     free(resolved), free(overrides), free(dm);
     runenv_free(&env);
     store_close(st);
+    return rc;
+}
+
+/* Stores the run in o->db; when that fails (the database locked past the wait, full, not
+ * writable) the run is not lost: it goes to DB.unsaved-PID.db beside it, a database of its
+ * own the user is told about. Returns 1 either way when o->db did not get it. */
+static int store_run(const RunOptions *o, const Run *sm, const char *error, int64_t *run_id) {
+    int rc = store_in(o, sm, error, o->db, run_id);
+    char side[4200];
+    if (rc == 0 || snprintf(side, sizeof side, "%s.unsaved-%ld.db", o->db, (long)getpid()) >=
+                       (int)sizeof side)
+        return rc;
+    int64_t id = 0;
+    if (store_in(o, sm, error, side, &id) == 0)
+        fprintf(stderr, "%s: the run is kept in %s instead (run %lld there): read it with "
+                "--db %s, or try again when %s is free\n", o->prog, side, (long long)id, side,
+                o->db);
+    else
+        fprintf(stderr, "%s: the run could not be kept in %s either; it is lost\n", o->prog, side);
     return rc;
 }
 
