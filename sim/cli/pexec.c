@@ -48,7 +48,8 @@ static void on_term_install(int rank) {
     snprintf(term_msg, sizeof term_msg, "pexec: rank %d on %s: ended by mpirun (SIGTERM) "
              "before this rank finished: another rank died or ended the job, or mpirun was "
              "interrupted; if a rank died, nothing is stored (under mpirun --enable-recovery "
-             "the survivors end on the watchdog and rank 0 stores the run as failed)\n",
+             "the survivors end on the watchdog and rank 0 stores the run as failed); when "
+             "rank 0 reported a failure first, its line says whether it stored the run\n",
              rank, host);
     signal(SIGTERM, on_term);
 }
