@@ -86,6 +86,12 @@ if command -v mpirun >/dev/null 2>&1; then
         (select count(distinct device) from ops where run_id = r.id) from runs r where id = 2")
     [ "$st" = 1 ] && [ "$got" = "failed|1|1" ] \
         && ok "MPI: a stalled rank under plain mpirun: rank 0 stores the failed run naming rank 1, exit 1" || nok "MPI: a stalled rank under plain mpirun" "exit $st, $got" "$(head -c 600 "$tmp/out")"
+    # ... and no rank says the run is not stored (rank 0 stored it); one ended by SIGTERM
+    # points to rank 0's line
+    ! grep -q "so it is not stored" "$tmp/out" && grep -q "stored run 2 in .* as failed" "$tmp/out" \
+        && { ! grep -q "ended by mpirun (SIGTERM)" "$tmp/out" || grep -q "its line says whether it stored the run" "$tmp/out"; } \
+        && ok "MPI: beside rank 0's stored failed run no rank claims it was not stored" \
+        || nok "MPI: beside rank 0's stored failed run no rank claims it was not stored" "$(head -c 800 "$tmp/out")"
     # with --enable-recovery the survivor ends on its watchdog and stores what it measured
     # shellcheck disable=SC2086
     $mpi --enable-recovery -np 2 $pexec --db "$db" --kill-after 1:5 --watchdog 0.3 $two >"$tmp/out" 2>&1
