@@ -148,40 +148,56 @@ static float dot(const float *x, const float *y, int64_t n) {
     return s;
 }
 
-/* Causal attention of one (sample, head) at a time, one query row at a time: the scores
- * against keys 0..q, their maximum, then the context as the exp-weighted sum of values and
- * the log-sum-exp. No s x s buffer, as a flash-attention kernel. */
-static void flash(const LayerOp *o, const float *qkv, float *ctx, float *lse) {
+/* Flash attention on the CPU: one (sample, head) at a time, FLASH_BQ queries at a time. A
+ * block's scores against the keys up to its last query (the causal blocks only) are one
+ * sgemm into a FLASH_BQ x s scratch, softmax rows within it (the log-sum-exp kept), the
+ * context another sgemm: no s x s buffer, and the work of causal flash attention (half the
+ * score blocks). B rebuilds each block's probabilities from the log-sum-exp and runs the four
+ * gradient GEMMs on it. Returns 0, or -1 out of memory. */
+#define FLASH_BQ 64
+
+static void sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *a,
+                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)M, (int)N, (int)K, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+static int flash(const LayerOp *o, const float *qkv, float *ctx, float *lse) {
     int64_t s = o->M, hd = o->K;
+    float *sc = malloc((size_t)(FLASH_BQ * s) * sizeof *sc);
+    if (!sc) return -1;
     for (int64_t r = 0; r < o->repeat; r++)
         for (int64_t i = 0; i < o->batch; i++) {
             const float *q = qkv + r * o->ra + i * hd;
             const float *k = qkv + r * o->ra + o->b_off + mat(o, 2, i) * hd, *v = k + o->N;
             float *out = ctx + r * o->rc + i * hd, *l = lse + (r * o->batch + i) * s;
-            for (int64_t x = 0; x < s; x++) {
-                const float *qx = q + x * o->lda;
-                float mx = -INFINITY, sum = 0, *ox = out + x * o->ldc;
-                for (int64_t y = 0; y <= x; y++) {
-                    float sc = o->alpha * dot(qx, k + y * o->lda, hd);
-                    mx = sc > mx ? sc : mx;
+            for (int64_t q0 = 0; q0 < s; q0 += FLASH_BQ) {
+                int64_t nq = s - q0 < FLASH_BQ ? s - q0 : FLASH_BQ, nk = q0 + nq;
+                sgemm(0, 1, nq, nk, hd, o->alpha, q + q0 * o->lda, o->lda, k, o->lda, 0, sc, nk);
+                for (int64_t x = 0; x < nq; x++) { // row x is query q0 + x: keys 0 .. q0 + x
+                    float *row = sc + x * nk, mx = -INFINITY, sum = 0;
+                    int64_t last = q0 + x;
+                    for (int64_t y = 0; y <= last; y++) mx = row[y] > mx ? row[y] : mx;
+                    for (int64_t y = 0; y <= last; y++) sum += row[y] = expf(row[y] - mx);
+                    for (int64_t y = 0; y <= last; y++) row[y] /= sum;
+                    for (int64_t y = last + 1; y < nk; y++) row[y] = 0;
+                    l[q0 + x] = mx + logf(sum);
                 }
-                for (int64_t e = 0; e < hd; e++) ox[e] = 0;
-                for (int64_t y = 0; y <= x; y++) {
-                    float p = expf(o->alpha * dot(qx, k + y * o->lda, hd) - mx);
-                    sum += p;
-                    for (int64_t e = 0; e < hd; e++) ox[e] += p * v[y * o->lda + e];
-                }
-                for (int64_t e = 0; e < hd; e++) ox[e] /= sum;
-                l[x] = mx + logf(sum);
+                sgemm(0, 0, nq, hd, nk, 1, sc, nk, v, o->lda, 0, out + q0 * o->ldc, o->ldc);
             }
         }
+    free(sc);
+    return 0;
 }
 
-/* Its gradient: P rebuilt from the log-sum-exp, dV += P^T dO, dP = dO V^T,
- * dS = P (dP - rowsum(dO O)) scale, dQ = dS K, dK += dS^T Q (the group's heads add up). */
-static void flash_bw(const LayerOp *o, const float *qkv, const float *dctx, const float *ctx,
-                     const float *lse, float *dqkv) {
+/* Its gradient, a block of queries at a time: P from the log-sum-exp, dV += P^T dO,
+ * dP = dO V^T, dS = P (dP - rowsum(dO O)) scale, dQ = dS K, dK += dS^T Q (the group's query
+ * heads add up into their key/value head). */
+static int flash_bw(const LayerOp *o, const float *qkv, const float *dctx, const float *ctx,
+                    const float *lse, float *dqkv) {
     int64_t s = o->M, hd = o->K;
+    float *p = malloc((size_t)(2 * FLASH_BQ * s) * sizeof *p), *dp = p ? p + FLASH_BQ * s : NULL;
+    if (!p) return -1;
     memset(dqkv, 0, (size_t)(o->repeat * s * o->ldc) * sizeof *dqkv);
     for (int64_t r = 0; r < o->repeat; r++)
         for (int64_t i = 0; i < o->batch; i++) {
@@ -190,21 +206,27 @@ static void flash_bw(const LayerOp *o, const float *qkv, const float *dctx, cons
             const float *dout = dctx + r * o->rb + i * hd, *out = ctx + r * o->rb + i * hd;
             const float *l = lse + (r * o->batch + i) * s;
             float *dq = dqkv + r * o->rc + i * hd, *dk = dqkv + r * o->rc + kv, *dv = dk + o->N;
-            for (int64_t x = 0; x < s; x++) {
-                const float *qx = q + x * o->lda, *dox = dout + x * o->ldb;
-                float D = dot(dox, out + x * o->ldb, hd);
-                for (int64_t y = 0; y <= x; y++) {
-                    const float *ky = k + y * o->lda, *vy = v + y * o->lda;
-                    float p = expf(o->alpha * dot(qx, ky, hd) - l[x]);
-                    float ds = p * (dot(dox, vy, hd) - D) * o->alpha;
-                    for (int64_t e = 0; e < hd; e++) {
-                        dv[y * o->ldc + e] += p * dox[e];
-                        dq[x * o->ldc + e] += ds * ky[e];
-                        dk[y * o->ldc + e] += ds * qx[e];
+            for (int64_t q0 = 0; q0 < s; q0 += FLASH_BQ) {
+                int64_t nq = s - q0 < FLASH_BQ ? s - q0 : FLASH_BQ, nk = q0 + nq;
+                const float *qb = q + q0 * o->lda, *dob = dout + q0 * o->ldb;
+                sgemm(0, 1, nq, nk, hd, o->alpha, qb, o->lda, k, o->lda, 0, p, nk);
+                sgemm(0, 1, nq, nk, hd, 1, dob, o->ldb, v, o->lda, 0, dp, nk);
+                for (int64_t x = 0; x < nq; x++) {
+                    float *pr = p + x * nk, *dpr = dp + x * nk;
+                    float D = dot(dob + x * o->ldb, out + (q0 + x) * o->ldb, hd);
+                    int64_t last = q0 + x;
+                    for (int64_t y = 0; y < nk; y++) {
+                        float pv = y <= last ? expf(pr[y] - l[q0 + x]) : 0;
+                        pr[y] = pv, dpr[y] = pv * (dpr[y] - D) * o->alpha;
                     }
                 }
+                sgemm(1, 0, nk, hd, nq, 1, p, nk, dob, o->ldb, 1, dv, o->ldc);
+                sgemm(0, 0, nq, hd, nk, 1, dp, nk, k, o->lda, 1, dq + q0 * o->ldc, o->ldc);
+                sgemm(1, 0, nk, hd, nq, 1, dp, nk, qb, o->lda, 1, dk, o->ldc);
             }
         }
+    free(p);
+    return 0;
 }
 
 #define GELU_C 0.7978845608028654f // sqrt(2/pi)
@@ -375,8 +397,8 @@ static int run_op(const PassBufs *m, const LayerOp *o, const LayerComm *comm) {
     case LK_RMSNORM: rmsnorm(a, c, m->b[o->d], w, o->n, o->cols); break;
     case LK_RMSNORM_BW: rmsnorm_bw(a, b, d, w, c, o->beta, o->n, o->cols); break;
     case LK_RMSNORM_DW: rmsnorm_dw(a, b, d, c, o->n, o->cols); break;
-    case LK_FLASH: flash(o, a, c, m->b[o->d]); break;
-    case LK_FLASH_BW: flash_bw(o, a, b, w, d, c); break;
+    case LK_FLASH: return flash(o, a, c, m->b[o->d]);
+    case LK_FLASH_BW: return flash_bw(o, a, b, w, d, c);
     case LK_ALLREDUCE: return comm && comm->allreduce ? comm->allreduce(comm->ctx, c, o->n) : -1;
     case LK_ALLGATHER:
         return comm && comm->allgather ? comm->allgather(comm->ctx, a, c, o->n) : -1;

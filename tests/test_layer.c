@@ -372,6 +372,35 @@ static void test_flash_equals_standard(void **state) {
     twin_free(&a), twin_free(&b);
 }
 
+static void test_flash_blocks_equal_standard(void **state) {
+    (void)state; // 130 queries: the CPU kernel's three blocks of 64, the last one short
+    const LayerShape std = {.samples = 2, .seq = 130, .hidden = 8, .heads = 2, .ffn = 16,
+                            .kv_heads = 1, .head_dim = 4, .swiglu = 1, .rms = 1};
+    LayerShape fl = std;
+    fl.flash = 1;
+    int64_t n = 2 * 130 * 8;
+    float *x = malloc((size_t)n * 6 * sizeof *x), *r = x + n, *ya = r + n, *yb = ya + n;
+    float *da = yb + n, *db = da + n;
+    assert_non_null(x);
+    fill(x, n, 11), fill(r, n, 12);
+    Twin a, b;
+    twin_init(&a, &std, 9), twin_init(&b, &fl, 9);
+    pass(&a, OP_F, x, ya), pass(&b, OP_F, x, yb);
+    pass(&a, OP_B, r, da), pass(&b, OP_B, r, db);
+    pass(&a, OP_W, NULL, NULL), pass(&b, OP_W, NULL, NULL);
+    for (int64_t e = 0; e < n; e++)
+        if (fabsf(yb[e] - ya[e]) > 1e-5f * (1 + fabsf(ya[e])) || fabsf(db[e] - da[e]) > 1e-4f * (1 + fabsf(da[e])))
+            fail_msg("element %lld: flash y %g dx %g, standard %g %g", (long long)e, (double)yb[e],
+                     (double)db[e], (double)ya[e], (double)da[e]);
+    for (int w = 0; w < LAYER_WEIGHTS; w++)
+        for (int64_t e = 0; e < layer_buf_elems(&std, (LayerBuf)(LB_FIRST_WEIGHT + w)); e++)
+            if (fabsf(b.l.g[w][e] - a.l.g[w][e]) > 1e-4f * (1 + fabsf(a.l.g[w][e])))
+                fail_msg("weight %d [%lld]: flash %g, standard %g", w, (long long)e,
+                         (double)b.l.g[w][e], (double)a.l.g[w][e]);
+    twin_free(&a), twin_free(&b);
+    free(x);
+}
+
 static void test_two_ranks_modern_and_sequence_parallel(void **state) {
     (void)state;
     LayerShape gqa = MODERN;
@@ -413,6 +442,7 @@ int main(void) {
         cmocka_unit_test(test_two_tensor_ranks_equal_one),
         cmocka_unit_test(test_gradients_modern),
         cmocka_unit_test(test_flash_equals_standard),
+        cmocka_unit_test(test_flash_blocks_equal_standard),
         cmocka_unit_test(test_two_ranks_modern_and_sequence_parallel),
         cmocka_unit_test(test_sequence_parallel_ops),
     };
