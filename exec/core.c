@@ -399,11 +399,6 @@ int exec_create(const ExecSpec *spec, const ExecBackend *b, Exec **out, char *wh
                          "--backend cpu, or set parallel.data=1 and parallel.tensor=1 and leave "
                          "costs.optimizer_ms unset", b->name, ex->D, ex->T,
                          spec->tail ? ", with the tail" : "");
-    if (rc == 0 && spec->zero >= 3)
-        rc = 2, snprintf(why, whylen, "parallel.zero = %d: pexec runs zero = 1 and 2 (a "
-                         "reduce-scatter, the step on a 1/d shard, an all-gather), not zero = "
-                         "3's gathers inside every op; use parallel.zero=1 or 2, or psim for "
-                         "zero = 3", spec->zero);
     int kv = spec->shape.kv_heads > 0 ? spec->shape.kv_heads : spec->shape.heads;
     if (rc == 0 && (spec->shape.heads % ex->T || spec->shape.ffn % ex->T || kv % ex->T))
         rc = 2, snprintf(why, whylen, "parallel.tensor = %d must divide model.heads (%d), "

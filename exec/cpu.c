@@ -42,15 +42,48 @@ static void cpu_buf_free(ExecDev *dv, void *buf) {
     free(buf);
 }
 
+/* zero = 3 (ZeRO-3, FSDP) on a layer: between passes a replica's truth is its shard of each
+ * weight and gradient. gather: before F, B and BW the other replicas' shards of the weights
+ * are all-gathered; scatter: W and BW compute this pass's gradient alone (the shard's sum so
+ * far set aside, the buffer zeroed), reduce-scatter it over the replicas and add the shard's
+ * sum back, so every micro-batch's gradient is scattered once, as ZeRO-3 does. Inside the
+ * op's compute row, outside the kernel classes' split (as psim prices them). 0, or -1. */
+static int zero3(ExecDev *dv, Layer *l, int gather, float **keep) {
+    Exec *ex = dv->ex;
+    const CpuState *cs = ex->be;
+    for (int i = 0; i < LAYER_WEIGHTS; i++) {
+        int64_t n = layer_buf_elems(&dv->shape, (LayerBuf)(LB_FIRST_GRAD + i)), lo, hi;
+        cpu_shard(n, dv->replica, ex->D, &lo, &hi);
+        if (gather) {
+            if (cs->zero_all_gather(dv, l->w[i], n)) return -1;
+        } else if (!keep[i]) { // before the pass: set the shard's sum aside, start from zero
+            if (!(keep[i] = malloc((size_t)(hi - lo + 1) * sizeof(float)))) return -1;
+            memcpy(keep[i], l->g[i] + lo, (size_t)(hi - lo) * sizeof(float));
+            memset(l->g[i], 0, (size_t)n * sizeof(float));
+        } else { // after it: this pass's gradient summed over the replicas, into the shard
+            if (cs->zero_reduce_scatter(dv, l->g[i], n)) return -1;
+            for (int64_t e = lo; e < hi; e++) l->g[i][e] += keep[i][e - lo];
+        }
+    }
+    return 0;
+}
+
 static int cpu_pass(ExecDev *dv, OpKind pass, int64_t layer, void *acts, const void *in,
                     void *out) {
     Exec *ex = dv->ex;
     CpuState *cs = ex->be;
     CpuDev *cd = dv->be;
     Layer *l = &cs->layers[dv->g * ex->nlayers + layer];
-    if (layer_pass(l, pass, acts, &cd->scratch, in, out, ex->T > 1 ? &cd->comm : NULL) == 0)
-        return 0;
-    if (exec_failed(ex)) return -1; // an all-reduce failed, saying why
+    int z3 = ex->spec.zero >= 3 && ex->D > 1, rc = 0;
+    float *keep[LAYER_WEIGHTS] = {0};
+    int scatter = z3 && (pass == OP_W || pass == OP_BW);
+    if (z3 && pass != OP_W) rc = zero3(dv, l, 1, keep);
+    if (rc == 0 && scatter) rc = zero3(dv, l, 0, keep);
+    if (rc == 0) rc = layer_pass(l, pass, acts, &cd->scratch, in, out, ex->T > 1 ? &cd->comm : NULL);
+    if (rc == 0 && scatter) rc = zero3(dv, l, 0, keep);
+    for (int i = 0; i < LAYER_WEIGHTS; i++) free(keep[i]);
+    if (rc == 0) return 0;
+    if (exec_failed(ex)) return -1; // a collective failed, saying why
     return exec_fail(dv->ex, 1, "device %d: layer %lld's pass failed", dv->d, (long long)layer), -1;
 }
 
@@ -254,12 +287,13 @@ static int chunk_collective(ExecDev *dv, const ProgramOp *op, int32_t ch, int ga
             if (!gather && norm && dv->shape.seqpar && ex->T > 1 &&
                 cs->allreduce(dv, CPU_OVER_TENSOR, l[k].g[i], n))
                 return -1;
-            if (ex->D < 2) continue;
+            if (ex->D < 2 || zero >= 3) continue; // zero 3 scattered inside every W and BW
             int rc = gather ? cs->zero_all_gather(dv, l[k].w[i], n)
                      : zero ? cs->zero_reduce_scatter(dv, l[k].g[i], n)
                             : cs->allreduce(dv, CPU_OVER_DATA, l[k].g[i], n);
             if (rc) return -1;
         }
+    if (zero >= 3 && ex->D > 1) return 0; // no tail collective of its own: no row
     Stream s = gather ? STREAM_ALL_GATHER : zero ? STREAM_REDUCE_SCATTER : STREAM_COLLECTIVE;
     TimelineOp row = exec_row(ex, dv->d, -1, gather ? OP_F : (OpKind)op->kind, 0, (int16_t)ch,
                               s, bytes, t0, exec_now_ns(ex));
@@ -326,8 +360,19 @@ void cpu_device_ops(ExecDev *dv) {
             break;
     }
     if (sp->tail && !exec_failed(ex)) sgd_step(dv, 0);
-    for (int32_t ch = 0; sp->tail && sp->zero && ch < sp->pr->chunks && !exec_failed(ex); ch++)
-        if (last[ch] >= 0 && chunk_collective(dv, NULL, ch, 1) != 0) break;
+    int z3 = sp->zero >= 3 && ex->D > 1; // its next F gathers; after the last round the model
+    int final = ex->round == sp->iterations / sp->pr->iterations - 1; // is made whole, untimed
+    for (int32_t ch = 0; sp->tail && sp->zero && ch < sp->pr->chunks && !exec_failed(ex); ch++) {
+        if (last[ch] < 0) continue;
+        if (z3 && final) {
+            int32_t st = program_stage_of(sp->pr, dv->d, ch);
+            Layer *l = stage_layers(dv, st);
+            for (int64_t k = 0; k < sp->pl->layers[st]; k++)
+                if (zero3(dv, &l[k], 1, NULL) != 0) return;
+        } else if (!z3 && chunk_collective(dv, NULL, ch, 1) != 0) {
+            break;
+        }
+    }
 }
 
 /* ---- threads: in-process channels ---- */

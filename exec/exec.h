@@ -74,7 +74,9 @@ typedef struct {
                              //   a chunk's gradients instead (replica r keeps the sum of its
                              //   shard, elements [n r / d, n (r+1) / d) of every buffer), step
                              //   only that shard, then all-gather every chunk's weights; the
-                             //   buffers stay whole in memory. 3 is refused (status 2)
+                             //   buffers stay whole in memory. 3 gathers each layer's weights
+                             //   before its F, B and BW and reduce-scatters each W's and BW's
+                             //   own gradients (exec/cpu.c zero3), no tail collective
 } ExecSpec;
 
 typedef struct Exec Exec;

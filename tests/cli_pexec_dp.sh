@@ -75,8 +75,30 @@ grep -Eq '^reduce_scatter \(mean\) +[0-9.]+ +[0-9.]+ +[-+][0-9.]+ %$' "$tmp/cmp"
     && ! grep -q '^allreduce' "$tmp/cmp" \
     && ok "pcompare gives the reduce-scatter's and the all-gather's errors" \
     || nok "pcompare gives the reduce-scatter's and the all-gather's errors" "$(head -c 600 "$tmp/cmp")"
-expect "pexec refuses zero = 3 (exit 2)" 2 "parallel.zero = 3: pexec runs zero = 1 and 2" \
-    $pexec --no-db "$@" --set parallel.zero=3 scenarios/tiny-1f1b.scn
+# --- zero = 3: each layer's weights gathered before F and BW, each BW's gradients scattered,
+# no tail collective (as psim prices it: no reduce_scatter or all_gather rows on either side);
+# the weights after two steps equal zero = 0's
+set -- --set pipeline.stages=2 --set parallel.data=2 --set batch.micro_batches=2 \
+    --set batch.iterations=2 --set costs.optimizer_ms=0.1 $small
+PEXEC_GRADS_OUT="$tmp/z3" $pexec --no-db --quiet --set parallel.zero=3 "$@" scenarios/tiny-1f1b.scn
+fine=1
+for w in 0 1 2 3; do
+    grep '^w' "$tmp/z0.$w" >"$tmp/z0w" && grep '^w' "$tmp/z3.$w" >"$tmp/z3w" || fine=0
+    paste -d ' ' "$tmp/z0w" "$tmp/z3w" | awk '{ d = $6 - $12; if (d < 0) d = -d; a = $6 < 0 ? -$6 : $6
+        if ($1 $2 $3 $4 $5 != $7 $8 $9 $10 $11 || d > 1e-6 * (1 + a)) bad++; n++ }
+        END { exit !(n > 1000 && !bad) }' || fine=0
+done
+[ $fine = 1 ] && ok "pexec zero=3 d=2: every worker's weights after two steps equal zero=0's (1e-6)" \
+    || nok "pexec zero=3 d=2: every worker's weights equal zero=0's" "$(head -n 2 "$tmp/z3.0")"
+db="$tmp/pz3.db"
+set -- --set pipeline.stages=2 --set parallel.data=2 --set batch.micro_batches=2 --set parallel.zero=3 $small
+$psim --db "$db" --quiet "$@" scenarios/tiny-1f1b.scn
+$pexec --db "$db" --quiet "$@" scenarios/tiny-1f1b.scn 2>"$tmp/err"
+got=$(sql "$db" "select group_concat(run_id || ':' || stream || ':' || n, ' ') from (select run_id, stream, count(*) n
+                 from ops where stream not in ('compute', 'send', 'recv') group by 1, 2 order by 1, 2)")
+[ "$got" = "1:optimizer:2 2:optimizer:2" ] \
+    && ok "zero=3: psim and pexec store only the optimizer rows beside the ops (the collectives are inside them)" \
+    || nok "zero=3: psim and pexec store only the optimizer rows beside the ops" "$got" "$(head -c 300 "$tmp/err")"
 
 # --- refused: the CUDA backend (exit 2 before looking for a GPU), a tensor width that does not
 # divide the heads left by --scale (the scenario's own check, run again after scaling)
@@ -118,6 +140,14 @@ if command -v mpirun >/dev/null 2>&1; then
     for w in 0 1 2 3; do same "$tmp/z1.$w" "$tmp/mp.$w" || fine=0; done
     [ $fine = 1 ] && ok "mpirun -np 4 zero=1 d=2: every worker's gradients and weights equal the threads' (1e-6)" \
         || nok "mpirun -np 4 zero=1 d=2: every worker's gradients and weights equal the threads'" "$(head -c 300 "$tmp/out")"
+    set -- --set pipeline.stages=2 --set parallel.data=2 --set batch.micro_batches=2 \
+        --set batch.iterations=2 --set costs.optimizer_ms=0.1 --set parallel.zero=3 $small
+    PEXEC_GRADS_OUT="$tmp/t3" $pexec --no-db --quiet "$@" scenarios/tiny-1f1b.scn
+    PEXEC_GRADS_OUT="$tmp/m3" $mpi 4 $pexec --no-db --quiet "$@" scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
+    fine=1
+    for w in 0 1 2 3; do same "$tmp/t3.$w" "$tmp/m3.$w" || fine=0; done
+    [ $fine = 1 ] && ok "mpirun -np 4 zero=3 d=2: every worker's gradients and weights equal the threads' (1e-6)" \
+        || nok "mpirun -np 4 zero=3 d=2: every worker's gradients and weights equal the threads'" "$(head -c 300 "$tmp/out")"
     rm -f "$tmp"/mp.*
     $mpi 3 $pexec --no-db --set parallel.tensor=2 --set pipeline.stages=2 $small scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
     [ $? = 2 ] && grep -q "mpirun started 3 ranks but the scenario has stages x data x tensor = 2 x 1 x 2 = 4 workers; use mpirun -np 4" "$tmp/out" \
