@@ -127,3 +127,28 @@ got=$(printf '%.3f' "$(json_num makespan_ms "$tmp/zw.json")")
 expect "pplan --zero 4 is refused" 2 "--zero 4: give distinct levels from 0 to 3" $pplan --no-db --zero 4 $zset $scn
 expect "pplan --set parallel.zero is refused (the search chooses it)" 2 "the search chooses parallel.zero" \
     $pplan --no-db --set parallel.zero=1 $zset $scn
+
+# --- pplan --json: the same ranking, machine-readable, its sets reproducing each point ------
+pplan_bin="$(dirname "$psim")/pplan"
+$pplan_bin --no-db --top 3 --gpus 8 --global-batch 16 scenarios/tiny-cpu.scn >"$tmp/pt.txt" 2>/dev/null
+$pplan_bin --no-db --json --top 3 --gpus 8 --global-batch 16 scenarios/tiny-cpu.scn >"$tmp/pj.json" 2>/dev/null
+want=$(grep '^ *1 ' "$tmp/pt.txt" | awk '{ print $2 }')
+got=$(sed -n 's/^ *"tokens_per_s": \([0-9.e+]*\),*$/\1/p' "$tmp/pj.json" | head -n 1 | awk '{ printf "%.0f", $1 }')
+[ -n "$want" ] && [ "$want" = "$got" ] && [ "$(grep -c '"rank":' "$tmp/pj.json")" = 3 ] \
+    && ok "pplan --json ranks as the table does (the best's tokens/s $got, 3 points)" \
+    || nok "pplan --json ranks as the table does" "table $want, json $got"
+if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["configurations"] == d["fit"] + d["dropped_static"] + d["dropped_memory"] + d["invalid"]' "$tmp/pj.json" \
+        && ok "pplan --json is valid JSON and its counts add up" || nok "pplan --json is valid JSON and its counts add up"
+fi
+# the winner's sets, given to psim, give its iteration time
+set --
+for a in $(sed -n '/"sets": \[/,/\]/p' "$tmp/pj.json" | head -n 20 | sed -n 's/^ *"\([a-z_.]*=[^"]*\)",*$/\1/p' | head -n 13); do set -- "$@" --set "$a"; done
+it=$($psim --no-db --json "$@" scenarios/tiny-cpu.scn 2>/dev/null | sed -n 's/.*"iteration_ms": \([0-9.e+]*\).*/\1/p')
+jt=$(sed -n 's/^ *"iteration_ms": \([0-9.e+]*\),*$/\1/p' "$tmp/pj.json" | head -n 1)
+awk -v a="$it" -v b="$jt" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= 1e-9 * b) }' \
+    && ok "psim with the JSON winner's sets gives its iteration_ms ($jt)" || nok "psim with the JSON winner's sets gives its iteration_ms" "$it vs $jt ($*)"
+$pplan_bin --no-db --json --gpus 8 --global-batch 16 --set hardware.memory_gib=0.001 scenarios/tiny-cpu.scn >"$tmp/pj0.json" 2>/dev/null
+st=$?
+[ "$st" = 3 ] && grep -q '"best": \[\]' "$tmp/pj0.json" && ok "pplan --json when nothing fits: an empty best and exit 3" \
+    || nok "pplan --json when nothing fits: an empty best and exit 3" "exit $st" "$(head -c 300 "$tmp/pj0.json")"

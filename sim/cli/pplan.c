@@ -18,7 +18,7 @@ typedef struct {
     const char *sets[RUN_MAX_SETS];
     int nsets;
     int64_t gpus, global_batch, top;
-    int jobs;
+    int jobs, json;
     char hf_set[SCN_PATH_MAX + 32]; // --hf PATH as "model.hf_config=PATH", in sets[]
 } PlanOptions;
 
@@ -40,6 +40,7 @@ static void usage(FILE *f) {
             "  --zero LIST        ZeRO levels to try when d > 1 (default 0,1,3: zero 2 only\n"
             "                     saves memory over 1 in pipesim's model, at a cost it does\n"
             "                     not price; --zero 0 searches without ZeRO)\n"
+            "  --json             the ranking as one JSON object on stdout instead of the tables\n"
             "  --context LIST     context-parallel widths c to try (default 1 and each power\n"
             "                     of two that leaves a GPU 8192 tokens of a sample or more)\n"
             "  --set SEC.KEY=VAL  override a scenario key before searching (not one the search\n"
@@ -102,7 +103,8 @@ static int options_parse(int argc, char **argv, PlanOptions *o) {
         {"db", required_argument, 0, 'd'},     {"no-db", no_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {"hf", required_argument, 0, 'H'},     {"zero", required_argument, 0, 'z'},
-        {"context", required_argument, 0, 'c'}, {0, 0, 0, 0}};
+        {"context", required_argument, 0, 'c'}, {"json", no_argument, 0, 'J'},
+        {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->db = "pipesim.db", o->top = 10, o->zero = "0,1,3";
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -118,6 +120,7 @@ static int options_parse(int argc, char **argv, PlanOptions *o) {
         case 'S': o->schedules = optarg; break;
         case 'z': o->zero = optarg; break;
         case 'c': o->context = optarg; break;
+        case 'J': o->json = 1; break;
         case 'd': o->db = optarg; break;
         case 'n': o->db = NULL; break;
         case 's':
@@ -255,8 +258,12 @@ int main(int argc, char **argv) {
         rc = 1;
     } else {
         nrank = search_rank(pts, n, order);
-        search_report(stdout, o.scenario, o.sets, o.nsets, &s, &space, pts, n, order, nrank,
-                      (size_t)o.top);
+        if (!o.json)
+            search_report(stdout, o.scenario, o.sets, o.nsets, &s, &space, pts, n, order, nrank,
+                          (size_t)o.top);
+        else if (search_report_json(stdout, o.scenario, o.sets, o.nsets, &s, &space, pts, n,
+                                    order, nrank, (size_t)o.top) != 0)
+            fprintf(stderr, "pplan: cannot write the JSON (out of memory, or stdout failed)\n"), rc = 1;
         int64_t id = 0;
         rc = o.db ? store_search(&o, &s, pts, n, order, nrank, wall_ms, &id) : 0;
         fprintf(stderr, "pplan: %zu configurations in %.2f s on %d processes", n, wall_ms / 1e3,

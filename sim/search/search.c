@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "sim/engine/engine.h"
 #include "sim/model/memory.h"
 #include "sim/run/run.h"
@@ -680,4 +682,61 @@ void search_report(FILE *f, const char *path, const char *const *base_sets, int 
     shell_arg(f, path);
     fputc('\n', f);
     search_why(f, s, pts, n, order, nrank);
+}
+
+/* One number, or null for NaN (JSON has none). */
+static json_t *number(double x) { return isnan(x) ? json_null() : json_real(x); }
+
+int search_report_json(FILE *f, const char *path, const char *const *base_sets, int nbase,
+                       const Scenario *s, const SearchSpace *sp, const SearchPoint *pts,
+                       size_t n, const size_t *order, size_t nrank, size_t top) {
+    size_t c[5];
+    search_count(pts, n, c);
+    json_t *root = json_object(), *best = json_array(), *base = json_array();
+    int rc = root && best && base ? 0 : -1;
+    for (int i = 0; rc == 0 && i < nbase; i++) rc = json_array_append_new(base, json_string(base_sets[i]));
+    for (size_t k = 0; rc == 0 && k < nrank && k < top; k++) {
+        const SearchPoint *p = &pts[order[k]];
+        char sets[SEARCH_NSETS][SEARCH_SET_MAX];
+        int ns = search_point_sets(&p->cfg, sets);
+        json_t *set = json_array();
+        for (int i = 0; set && i < ns; i++) json_array_append_new(set, json_string(sets[i]));
+        json_t *o = json_pack("{s:I, s:s, s:i, s:i, s:i, s:i, s:b, s:i, s:I, s:I, s:s, s:i,"
+                              " s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+                              "rank", (json_int_t)(k + 1), "schedule", p->cfg.schedule,
+                              "stages", p->cfg.stages, "chunks", p->cfg.chunks, "data",
+                              p->cfg.data, "tensor", p->cfg.tensor, "sequence",
+                              p->cfg.sequence != 0, "context", p->cfg.context > 1 ? p->cfg.context : 1,
+                              "micro_batch_size", (json_int_t)p->cfg.micro_batch_size,
+                              "micro_batches", (json_int_t)p->cfg.micro_batches, "recompute",
+                              recompute_name(p->cfg.recompute), "zero", p->cfg.zero,
+                              "tokens_per_s", number(p->tokens_per_s), "tflops_per_gpu",
+                              number(p->tflops_per_gpu), "mfu", number(p->mfu), "bubble_rate",
+                              number(p->bubble_rate), "peak_gib", number(p->peak_gib),
+                              "static_gib", number(p->static_gib), "iteration_ms",
+                              number(p->makespan_ms), "allreduce_exposed_ms",
+                              number(p->allreduce_exposed_ms), "sets", set ? set : json_array());
+        rc = o ? json_array_append_new(best, o) : -1;
+    }
+    if (rc == 0)
+        rc = json_object_set_new(root, "scenario", json_string(path)) ||
+             json_object_set_new(root, "model", json_string(s->model.name)) ||
+             json_object_set_new(root, "gpu", json_string(s->hw.gpu[0] ? s->hw.gpu : "custom")) ||
+             json_object_set_new(root, "gpus", json_integer(sp->gpus)) ||
+             json_object_set_new(root, "global_batch", json_integer(sp->global_batch)) ||
+             json_object_set_new(root, "seq_len", json_integer(s->model.seq_len)) ||
+             json_object_set_new(root, "memory_gib", json_real(s->hw.memory_gib)) ||
+             json_object_set_new(root, "configurations", json_integer((json_int_t)n)) ||
+             json_object_set_new(root, "fit", json_integer((json_int_t)c[SEARCH_OK])) ||
+             json_object_set_new(root, "dropped_static", json_integer((json_int_t)c[SEARCH_STATIC])) ||
+             json_object_set_new(root, "dropped_memory", json_integer((json_int_t)c[SEARCH_MEMORY])) ||
+             json_object_set_new(root, "invalid", json_integer((json_int_t)c[SEARCH_INVALID])) ||
+             json_object_set_new(root, "overrides", base) ||
+             json_object_set_new(root, "best", best) ? -1 : 0;
+    else json_decref(best), json_decref(base);
+    if (rc == 0 && (json_dumpf(root, f, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) ||
+                    fputc('\n', f) == EOF))
+        rc = -1;
+    json_decref(root);
+    return rc;
 }

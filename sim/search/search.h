@@ -121,6 +121,13 @@ void search_report(FILE *f, const char *path, const char *const *base_sets, int 
                    const Scenario *base, const SearchSpace *sp, const SearchPoint *pts,
                    size_t n, const size_t *order, size_t nrank, size_t top);
 
+/* The same ranking as one JSON object (jansson): the search's size and counts, the user's
+ * overrides, and the best `top` points, each with its configuration, metrics (null where not
+ * simulated) and the --set list psim takes for it. 0, or -1 when out of memory or f fails. */
+int search_report_json(FILE *f, const char *path, const char *const *base_sets, int nbase,
+                       const Scenario *base, const SearchSpace *sp, const SearchPoint *pts,
+                       size_t n, const size_t *order, size_t nrank, size_t top);
+
 /* The "why" part alone: the winner order[0] against order[1..k] (k <= 3). */
 void search_why(FILE *f, const Scenario *base, const SearchPoint *pts, size_t n,
                 const size_t *order, size_t nrank);
