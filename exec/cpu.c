@@ -48,19 +48,22 @@ static void cpu_buf_free(ExecDev *dv, void *buf) {
  * far set aside, the buffer zeroed), reduce-scatter it over the replicas and add the shard's
  * sum back, so every micro-batch's gradient is scattered once, as ZeRO-3 does. Inside the
  * op's compute row, outside the kernel classes' split (as psim prices them). 0, or -1. */
-static int zero3(ExecDev *dv, Layer *l, int gather, float **keep) {
+typedef enum { Z3_GATHER, Z3_SET_ASIDE, Z3_SCATTER } Zero3Step;
+
+static int zero3(ExecDev *dv, Layer *l, Zero3Step step, float **keep) {
     Exec *ex = dv->ex;
     const CpuState *cs = ex->be;
     for (int i = 0; i < LAYER_WEIGHTS; i++) {
         int64_t n = layer_buf_elems(&dv->shape, (LayerBuf)(LB_FIRST_GRAD + i)), lo, hi;
         cpu_shard(n, dv->replica, ex->D, &lo, &hi);
-        if (gather) {
+        size_t shard = (size_t)(hi - lo) * sizeof(float);
+        if (step == Z3_GATHER) {
             if (cs->zero_all_gather(dv, l->w[i], n)) return -1;
-        } else if (!keep[i]) { // before the pass: set the shard's sum aside, start from zero
-            if (!(keep[i] = malloc((size_t)(hi - lo + 1) * sizeof(float)))) return -1;
-            memcpy(keep[i], l->g[i] + lo, (size_t)(hi - lo) * sizeof(float));
+        } else if (step == Z3_SET_ASIDE) { // the shard's sum so far; the pass starts from zero
+            if (!(keep[i] = malloc(shard + sizeof(float)))) return -1;
+            memcpy(keep[i], l->g[i] + lo, shard);
             memset(l->g[i], 0, (size_t)n * sizeof(float));
-        } else { // after it: this pass's gradient summed over the replicas, into the shard
+        } else { // this pass's gradient summed over the replicas, into the shard
             if (cs->zero_reduce_scatter(dv, l->g[i], n)) return -1;
             for (int64_t e = lo; e < hi; e++) l->g[i][e] += keep[i][e - lo];
         }
@@ -77,10 +80,10 @@ static int cpu_pass(ExecDev *dv, OpKind pass, int64_t layer, void *acts, const v
     int z3 = ex->spec.zero >= 3 && ex->D > 1, rc = 0;
     float *keep[LAYER_WEIGHTS] = {0};
     int scatter = z3 && (pass == OP_W || pass == OP_BW);
-    if (z3 && pass != OP_W) rc = zero3(dv, l, 1, keep);
-    if (rc == 0 && scatter) rc = zero3(dv, l, 0, keep);
+    if (z3 && pass != OP_W) rc = zero3(dv, l, Z3_GATHER, keep);
+    if (rc == 0 && scatter) rc = zero3(dv, l, Z3_SET_ASIDE, keep);
     if (rc == 0) rc = layer_pass(l, pass, acts, &cd->scratch, in, out, ex->T > 1 ? &cd->comm : NULL);
-    if (rc == 0 && scatter) rc = zero3(dv, l, 0, keep);
+    if (rc == 0 && scatter) rc = zero3(dv, l, Z3_SCATTER, keep);
     for (int i = 0; i < LAYER_WEIGHTS; i++) free(keep[i]);
     if (rc == 0) return 0;
     if (exec_failed(ex)) return -1; // a collective failed, saying why
@@ -368,7 +371,7 @@ void cpu_device_ops(ExecDev *dv) {
             int32_t st = program_stage_of(sp->pr, dv->d, ch);
             Layer *l = stage_layers(dv, st);
             for (int64_t k = 0; k < sp->pl->layers[st]; k++)
-                if (zero3(dv, &l[k], 1, NULL) != 0) return;
+                if (zero3(dv, &l[k], Z3_GATHER, NULL) != 0) return;
         } else if (!z3 && chunk_collective(dv, NULL, ch, 1) != 0) {
             break;
         }

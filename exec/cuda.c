@@ -466,10 +466,7 @@ static int comms_init(Exec *ex) {
 /* rank < 0: this process drives every GPU; else it is MPI rank `rank` of `size` on the GPU
  * of its node-local rank `local`. */
 static int create(Exec *ex, int rank, int size, int local, char *why, size_t whylen) {
-    const LayerShape *sh = &ex->spec.shape;
-    if ((sh->kv_heads > 0 && sh->kv_heads != sh->heads) ||
-        (sh->head_dim > 0 && sh->head_dim * sh->heads != sh->hidden) || sh->swiglu || sh->rms ||
-        sh->flash || sh->seqpar)
+    if (!layer_shape_is_gpt(&ex->spec.shape))
         return snprintf(why, whylen, "the CUDA backend runs GPT's layer only (multi-head "
                         "attention, GELU, layer norm, standard attention, no sequence "
                         "parallelism); run this model with --backend cpu"), 2;

@@ -26,8 +26,6 @@ static int busy_ms(void) {
     return v && end != v && !*end && s >= 0 && s <= 86400 ? (int)(s * 1000) : STORE_BUSY_MS;
 }
 
-#define SCN_PATH_MAX_STORE 4200 // a database path as an escaped immutable URI
-
 struct Store {
     sqlite3 *db;
     char *path; // owned copy, for error messages
@@ -366,9 +364,7 @@ int store_open(const char *path, Store **out, char *err, size_t errlen) {
 /* Opens path read-only (as immutable when not even the wal-index can be opened: read-only
  * media or directory) and reads its version. SQLITE_OK or the failure, described in err. */
 static int open_reading(Store *s, int immutable, int64_t *version, char *err, size_t len) {
-    char uri[SCN_PATH_MAX_STORE];
-    int flags = SQLITE_OPEN_READONLY;
-    const char *name = s->path;
+    char *uri = NULL;
     if (immutable) {
         sqlite3_str *u = sqlite3_str_new(NULL);
         sqlite3_str_appendall(u, "file:");
@@ -376,12 +372,14 @@ static int open_reading(Store *s, int immutable, int64_t *version, char *err, si
             if (strchr("?#%", *c)) sqlite3_str_appendf(u, "%%%02X", (unsigned char)*c);
             else sqlite3_str_appendchar(u, 1, *c);
         sqlite3_str_appendall(u, "?immutable=1");
-        char *text = sqlite3_str_finish(u);
-        snprintf(uri, sizeof uri, "%s", text ? text : "");
-        sqlite3_free(text);
-        name = uri, flags |= SQLITE_OPEN_URI;
+        if (!(uri = sqlite3_str_finish(u))) {
+            set_err(err, len, "database '%s': out of memory", s->path);
+            return SQLITE_NOMEM;
+        }
     }
-    int rc = sqlite3_open_v2(name, &s->db, flags, NULL);
+    int rc = sqlite3_open_v2(uri ? uri : s->path, &s->db,
+                             SQLITE_OPEN_READONLY | (uri ? SQLITE_OPEN_URI : 0), NULL);
+    sqlite3_free(uri);
     if (rc != SQLITE_OK) {
         set_err(err, len, "cannot open database '%s' for reading: %s", s->path,
                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));

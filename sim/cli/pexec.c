@@ -465,9 +465,8 @@ int main(int argc, char **argv) {
         rc = 2;
     }
     const ScnModel *md = &r.scn.model;
-    if (rc == 0 && !o.dump && o.backend == RUN_BACKEND_CUDA &&
-        (scenario_kv_heads(md) != md->heads || scenario_attn_width(md) != md->hidden ||
-         md->mlp != MLP_GELU || md->norm != NORM_LAYERNORM || md->attention != ATTENTION_STANDARD)) {
+    LayerShape shape = cost_model_shape(md, 1);
+    if (rc == 0 && !o.dump && o.backend == RUN_BACKEND_CUDA && !layer_shape_is_gpt(&shape)) {
         if (rank == 0)
             fprintf(stderr, "pexec: %s: kv_heads = %lld, head_dim = %lld, mlp = %s, norm = %s, "
                     "attention = %s: the CUDA backend runs GPT's layer only (multi-head "

@@ -184,20 +184,16 @@ static double kernel_ns(const Scenario *s, const Roof *r, const LayerOp *o) {
         double compute = o->flops * o->work / rate, memory = o->bytes / r->bw;
         return compute > memory ? compute : memory;
     }
-    if (layer_kernel_is_collective(o->kernel) && o->over) { // over the c context ranks
-        double c = (double)scenario_context(s), t = (double)scenario_tensor(s);
-        int inter = t * c > (double)s->hw.gpus_per_node; // the context group leaves the node
+    if (layer_kernel_is_collective(o->kernel)) { // a ring over the k ranks of its group
+        double t = (double)scenario_tensor(s), c = (double)scenario_context(s);
+        double k = o->over ? c : t;
+        int inter = o->over && t * c > (double)s->hw.gpus_per_node; // context leaves the node
         double bw = (inter ? s->net.inter_bandwidth_gbs : s->net.intra_bandwidth_gbs) *
                     s->net.collective_efficiency;
         double lat = inter ? s->net.inter_latency_us : s->net.collective_latency_us;
-        return (c - 1) * (lat * 1e3 + o->bytes / c / bw);
-    }
-    if (layer_kernel_is_collective(o->kernel)) {
-        double t = (double)scenario_tensor(s), bw = s->net.intra_bandwidth_gbs *
-                                                    s->net.collective_efficiency;
-        double half = o->kernel == LK_ALLREDUCE ? 2 : 1;
-        double ring = half * (t - 1) * (s->net.collective_latency_us * 1e3 + o->bytes / t / bw);
-        return ring * (1 - s->parallel.tp_overlap);
+        double steps = (o->kernel == LK_ALLREDUCE ? 2 : 1) * (k - 1);
+        double ring = steps * (lat * 1e3 + o->bytes / k / bw);
+        return o->over ? ring : ring * (1 - s->parallel.tp_overlap);
     }
     return o->bytes / r->bw;
 }

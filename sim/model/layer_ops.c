@@ -455,16 +455,21 @@ static void count(const LayerShape *sh, LayerOp *o) {
     case LK_ALLREDUCE:
         o->bytes = bytes_of(sh, o->c, n);
         return;
-    case LK_ALLGATHER: // the collective's size: the whole gathered buffer
-        o->bytes = bytes_of(sh, o->c, (o->over ? (double)(sh->context > 1 ? sh->context : 1) : t) * n);
+    case LK_ALLGATHER: case LK_REDUCE_SCATTER: { // the collective's size: the whole buffer
+        double group = o->over ? (double)(sh->context > 1 ? sh->context : 1) : t;
+        o->bytes = bytes_of(sh, o->kernel == LK_ALLGATHER ? o->c : o->a, group * n);
         return;
-    case LK_REDUCE_SCATTER:
-        o->bytes = bytes_of(sh, o->a, (o->over ? (double)(sh->context > 1 ? sh->context : 1) : t) * n);
-        return;
+    }
     default: // COPY, SOFTMAX, GELU, DROPOUT: read a, write c
         o->bytes = bytes_of(sh, o->a, cells) + bytes_of(sh, o->c, cells);
         return;
     }
+}
+
+int layer_shape_is_gpt(const LayerShape *sh) {
+    return (sh->kv_heads <= 0 || sh->kv_heads == sh->heads) &&
+           (sh->head_dim <= 0 || sh->head_dim * sh->heads == sh->hidden) && !sh->swiglu &&
+           !sh->rms && !sh->flash && !sh->seqpar && sh->context <= 1;
 }
 
 int layer_kernel_is_collective(int kernel) {

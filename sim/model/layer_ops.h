@@ -212,6 +212,10 @@ int layer_ops(const LayerShape *sh, OpKind pass, LayerOp *ops);
 int layer_head_ops(const LayerShape *sh, OpKind pass, LayerOp *ops);
 int layer_embed_ops(const LayerShape *sh, OpKind pass, LayerOp *ops);
 
+/* Whether sh is GPT's layer (multi-head attention of width hidden, GELU, layer norm, standard
+ * attention, no sequence or context parallelism): all the CUDA backend runs. */
+int layer_shape_is_gpt(const LayerShape *sh);
+
 /* Whether a kernel is a tensor-parallel collective (all-reduce, all-gather, reduce-scatter). */
 int layer_kernel_is_collective(int kernel);
 

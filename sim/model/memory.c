@@ -6,13 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One norm's parameters: gamma and beta (layer norm) or gamma (RMSNorm), h each. */
+static double norm_params(const ScnModel *m) {
+    return (m->norm == NORM_RMSNORM ? 1.0 : 2.0) * (double)m->hidden;
+}
+
 double memory_layer_params(const ScnModel *m) {
     double h = (double)m->hidden, f = (double)m->ffn_hidden, hq = (double)scenario_attn_width(m);
     double hkv = (double)(scenario_kv_heads(m) * scenario_head_dim(m)), bias = m->bias ? 1 : 0;
     double attention = h * (2.0 * hq + 2.0 * hkv) + bias * (hq + 2.0 * hkv + h);
     double mlp = m->mlp == MLP_SWIGLU ? 3.0 * h * f + bias * (2.0 * f + h)
                                       : 2.0 * h * f + bias * (f + h);
-    double norms = (m->norm == NORM_RMSNORM ? 1.0 : 2.0) * 2.0 * h;
+    double norms = 2.0 * norm_params(m);
     return attention + mlp + norms;
 }
 
@@ -22,7 +27,7 @@ double memory_embedding_params(const ScnModel *m) {
 }
 
 double memory_head_params(const ScnModel *m) {
-    return (double)m->vocab * (double)m->hidden + (m->norm == NORM_RMSNORM ? 1.0 : 2.0) * (double)m->hidden;
+    return (double)m->vocab * (double)m->hidden + norm_params(m);
 }
 
 double memory_model_params(const ScnModel *m) {
