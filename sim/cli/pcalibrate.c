@@ -28,11 +28,12 @@
  * goes to the stage the schedule placed there), and the mean transfer as comm_ms. Returns 0,
  * or -1 when out of memory or when the schedule cannot be rebuilt. */
 static int fit_stages(Scenario *s, const TimelineStats *st) {
-    const Schedule *sc = sched_find(s->pipeline.schedule);
-    SchedParams sp = scenario_sched_params(s);
-    SchedIssue issue = {0};
-    Program pr;
-    if (!sc || sc->build(&sp, &pr, &issue) != 0) return -1;
+    Program pr = {0};
+    Plan pl = {0};
+    CostModel cm = {0};
+    char err[SCN_ERR_MAX];
+    if (run_build(s, 0, &pr, &pl, &cm, err, sizeof err) != 0) return -1;
+    plan_free(&pl), cost_free(&cm);
     int32_t S = program_stages(&pr);
     int split = st->kind_n[OP_W] > 0; // B and W measured apart, else BW holds both
     ScnTimeList *t[3] = {&s->costs.stage_forward, &s->costs.stage_backward, &s->costs.stage_weight};
@@ -94,12 +95,7 @@ static int fit_model(Scenario *s, Store *db, int64_t id, char *notes, size_t nle
     s->hw.op_overhead_us = 0;
     Run r = {0};
     r.scn = *s; // borrowed: not freed with r
-    CostPartition cp;
-    SchedParams sp = scenario_sched_params(s);
-    const Schedule *sc = sched_find(s->pipeline.schedule);
-    int rc = !sc || sc->build(&sp, &r.prog, NULL) != 0 ? -1 : 0;
-    if (rc == 0) rc = plan_build_program(s, &r.prog, cost_partition_init(&cp, s), &r.plan, err, errlen);
-    if (rc == 0) rc = cost_build(s, &r.plan, &r.cost, err, errlen);
+    int rc = run_build(s, 1, &r.prog, &r.plan, &r.cost, err, errlen);
     if (rc == 0) rc = run_split(&r);
     if (rc != 0) {
         if (!err[0]) snprintf(err, errlen, "the run's scenario cannot be priced");

@@ -275,8 +275,104 @@ static int load(const RunOptions *o, Scenario *s, char err[SCN_ERR_MAX]) {
     return scenario_load(o->scenario, sets, o->nsets + 5, s, err);
 }
 
-int run_prepare(const RunOptions *o, Run *sm) {
+/* What a searched schedule orders against, from a plan and its prices: each stage's op times,
+ * the transfer to the next stage (none when both sit on one device), its activations and
+ * what its B keeps until W (memory.h), and each device's memory_gib less its static part. */
+typedef struct {
+    SchedCost sc;
+    int64_t *xfer;
+    double *act, *wp, *room;
+} SearchInputs;
+
+static void search_inputs_free(SearchInputs *in) {
+    free(in->xfer), free(in->act), free(in->wp), free(in->room);
+}
+
+static int search_inputs(const Scenario *s, const Plan *pl, const Program *pr,
+                         const CostModel *c, SearchInputs *in) {
+    int32_t S = program_stages(pr);
+    in->xfer = calloc((size_t)S, sizeof *in->xfer);
+    in->act = calloc((size_t)S, sizeof *in->act), in->wp = calloc((size_t)S, sizeof *in->wp);
+    in->room = calloc((size_t)pr->devices, sizeof *in->room);
+    if (!in->xfer || !in->act || !in->wp || !in->room) return search_inputs_free(in), -1;
+    for (int32_t st = 0; st < S; st++) {
+        double params;
+        memory_plan_footprint(s, pl, st, &params, &in->act[st], &in->wp[st]);
+        int32_t a = pr->device_of[st], b = st + 1 < S ? pr->device_of[st + 1] : a;
+        in->xfer[st] = a != b ? cost_xfer_ns(c, a, b) : 0;
+    }
+    for (int32_t d = 0; d < pr->devices; d++) {
+        DeviceMemory dm;
+        memory_device_static(s, pl, pr, d, &dm);
+        in->room[d] = s->device[d].memory_gib * GIB - memory_static_bytes(&dm);
+    }
+    in->sc = (SchedCost){.stages = S, .op_ns = c->op_ns, .xfer_ns = in->xfer, .act = in->act,
+                         .w_pending = in->wp, .room = in->room};
+    return 0;
+}
+
+/* Builds s's schedule into pr and checks it. Returns 0; 2 with err (the schedule's issue or
+ * the checker's complaint); -1 out of memory. */
+static int build_checked(const Scenario *s, const SchedParams *sp, Program *pr, char *err,
+                         size_t errlen) {
+    const Schedule *sc = sched_find(s->pipeline.schedule);
+    SchedIssue issue = {0};
+    int rc = sc->build(sp, pr, &issue);
+    if (rc != 0) {
+        if (rc > 0) snprintf(err, errlen, "%s", issue.msg);
+        return rc < 0 ? -1 : 2;
+    }
+    if (program_check(pr, err, errlen) == 0) return 0;
+    char why[SCN_ERR_MAX];
+    snprintf(why, sizeof why, "%s", err);
+    snprintf(err, errlen, "%s: schedule %s gives an invalid program: %s",
+             sp->file && sp->file[0] ? sp->file : s->path, sc->name, why);
+    program_free(pr);
+    return 2;
+}
+
+int run_build(const Scenario *s, int priced, Program *pr, Plan *pl, CostModel *c, char *err,
+              size_t errlen) {
+    const Schedule *sc = sched_find(s->pipeline.schedule);
+    SchedParams sp = scenario_sched_params(s);
+    if (sc->searched && sp.activation_limit <= 0) sp.activation_limit = sp.devices; // first pass
+    err[0] = '\0';
+    int rc = build_checked(s, &sp, pr, err, errlen);
+    if (rc != 0 || (!priced && !sc->searched)) return rc;
     CostPartition cp;
+    int64_t *seen = NULL; // the prices the last search ordered against
+    for (int round = 0;; round++) {
+        rc = plan_build_program(s, pr, cost_partition_init(&cp, s), pl, err, errlen);
+        if (rc == 0) rc = cost_build(s, pl, c, err, errlen);
+        if (rc != 0) break;
+        size_t n = (size_t)c->stages * OP_KIND_COUNT;
+        if (!sc->searched || round == 2 || (seen && !memcmp(seen, c->op_ns, n * sizeof *seen)))
+            break;
+        SearchInputs in;
+        free(seen);
+        seen = malloc(n * sizeof *seen);
+        if (!seen || search_inputs(s, pl, pr, c, &in) != 0) {
+            rc = -1;
+            break;
+        }
+        memcpy(seen, c->op_ns, n * sizeof *seen);
+        sp.cost = &in.sc;
+        sp.activation_limit = s->pipeline.activation_limit;
+        Program next;
+        rc = build_checked(s, &sp, &next, err, errlen);
+        search_inputs_free(&in);
+        sp.cost = NULL;
+        if (rc != 0) break;
+        program_free(pr), plan_free(pl), cost_free(c);
+        *pr = next;
+    }
+    free(seen);
+    if (rc != 0) program_free(pr), plan_free(pl), cost_free(c);
+    if (rc > 0) rc = 2;
+    return rc;
+}
+
+int run_prepare(const RunOptions *o, Run *sm) {
     char err[SCN_ERR_MAX];
     int rc = load(o, &sm->scn, err);
     if (rc != 0) {
@@ -290,38 +386,20 @@ int run_prepare(const RunOptions *o, Run *sm) {
                 "measures the real run's jitter and plays no straggler or failure\n", o->prog,
                 sm->scn.path);
     sm->sched = sched_find(sm->scn.pipeline.schedule);
-    SchedParams sp = scenario_sched_params(&sm->scn);
-    SchedIssue issue = {0};
-    rc = sm->sched->build(&sp, &sm->prog, &issue);
+    rc = run_build(&sm->scn, !o->dump, &sm->prog, &sm->plan, &sm->cost, err, sizeof err);
     if (rc != 0) {
         if (rc < 0) return oom(o);
-        fprintf(stderr, "%s: %s\n", o->prog, issue.msg);
-        return 2;
-    }
-    if (program_check(&sm->prog, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s: schedule %s gives an invalid program: %s\n", o->prog,
-                sp.file && sp.file[0] ? sp.file : sm->scn.path, sm->sched->name, err);
+        fprintf(stderr, "%s: %s\n", o->prog, err);
         return 2;
     }
     if (o->dump) return 0;
     if (sm->prog.iterations > 1 && scenario_has_tail(&sm->scn)) {
+        SchedParams sp = scenario_sched_params(&sm->scn);
         fprintf(stderr, "%s: %s: the schedule covers %d iterations with no flush, and the "
                 "data-parallel all-reduce and optimizer step are modelled only between "
                 "flushed iterations; use parallel.data = 1 without costs.optimizer_ms, or a "
                 "schedule file with one iteration\n", o->prog,
                 sp.file && sp.file[0] ? sp.file : sm->scn.path, sm->prog.iterations);
-        return 2;
-    }
-    rc = plan_build_program(&sm->scn, &sm->prog, cost_partition_init(&cp, &sm->scn), &sm->plan, err, sizeof err);
-    if (rc != 0) {
-        if (rc < 0) return oom(o);
-        fprintf(stderr, "%s: %s\n", o->prog, err);
-        return 2;
-    }
-    rc = cost_build(&sm->scn, &sm->plan, &sm->cost, err, sizeof err);
-    if (rc != 0) {
-        if (rc < 0) return oom(o);
-        fprintf(stderr, "%s: %s\n", o->prog, err);
         return 2;
     }
     return 0;

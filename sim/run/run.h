@@ -74,6 +74,17 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o);
  * least SCN_PATH_MAX + 32). Returns 0, or 2 with a message when PATH is empty or too long. */
 int run_hf_set(const char *prog, const char *path, char *out, size_t len);
 
+/* The Program of scenario s, checked, and with priced also its Plan and CostModel. A searched
+ * schedule (schedule.h: zb-1p, zb-2p, zb-auto) orders its ops against the plan's prices, so
+ * for one the three are always built: first at unit costs (zb-auto with the 1F1B limit of p
+ * activations when it has none), then again against that plan's prices and memory, and the
+ * plan and prices redone for the order found, a third time when they changed (a balanced
+ * partition that moved layers). Returns 0; 2 with err set (bad input: the schedule's issue,
+ * the checker's complaint, the plan's or the prices'); -1 out of memory. On failure all three
+ * are freed. */
+int run_build(const Scenario *s, int priced, Program *pr, Plan *pl, CostModel *c, char *err,
+              size_t errlen);
+
 /* run_prepare loads the scenario, builds and checks the Program, and (unless o->dump) the plan
  * and the cost model. Returns an exit status. */
 int run_prepare(const RunOptions *o, Run *r);

@@ -172,6 +172,7 @@ static const KeyDef KEYS[] = {
     {"pipeline", "chunks", T_INT, F(pipeline.chunks), "1", false, 1, SCN_MAX_CHUNKS, 0, "1"},
     {"pipeline", "partition", T_PARTITION, F(pipeline.partition), "uniform", false, 0, 0, 0, "uniform"},
     {"pipeline", "schedule_file", T_PATH, F(pipeline.schedule_file), NULL, false, 0, 0, 0, "my.sched"}, // none
+    {"pipeline", "activation_limit", T_DOUBLE, F(pipeline.activation_limit), "0", false, 0, 1 << 20, 0, "16"},
     {"parallel", "data", T_INT, F(parallel.data), "1", false, 1, 1 << 20, 0, "8"},
     {"parallel", "tensor", T_INT, F(parallel.tensor), "1", false, 1, 1 << 10, 0, "8"},
     {"parallel", "allreduce", T_ALLREDUCE, F(parallel.allreduce), "ring", false, 0, 0, 0, "ring"},
@@ -1251,6 +1252,16 @@ static int check_schedule(Parser *P) {
         return fail(P, where_key(P, key_index("pipeline", "schedule_file"), w),
                     "schedule_file is only read with schedule = custom, and schedule = %s; "
                     "remove it or set schedule = custom", s->pipeline.schedule);
+    if (s->pipeline.activation_limit > 0 && strcmp(s->pipeline.schedule, "zb-auto") != 0)
+        return fail(P, where_key(P, key_index("pipeline", "activation_limit"), w),
+                    "activation_limit is only read with schedule = zb-auto (zb-1p and zb-2p "
+                    "fix theirs at p and 2p), and schedule = %s; remove it or set schedule = "
+                    "zb-auto", s->pipeline.schedule);
+    if (s->pipeline.activation_limit > 0 && s->pipeline.activation_limit < 1)
+        return fail(P, where_key(P, key_index("pipeline", "activation_limit"), w),
+                    "activation_limit = %g holds less than one micro-batch's activations, and "
+                    "every schedule needs one; use 1 or more, or 0 to take it from memory_gib",
+                    s->pipeline.activation_limit);
     SchedIssue issue = {.key = "pipeline.schedule"};
     if (sc->validate(&sp, &issue) != 0) {
         int k = key_named(issue.key); // the schedule decides which key is wrong
@@ -1549,7 +1560,8 @@ SchedParams scenario_sched_params(const Scenario *s) {
                          .chunks = (int32_t)s->pipeline.chunks,
                          .micro_batches = (int32_t)s->batch.micro_batches,
                          .iterations = (int32_t)s->batch.iterations,
-                         .file = s->pipeline.schedule_file};
+                         .file = s->pipeline.schedule_file,
+                         .activation_limit = s->pipeline.activation_limit};
 }
 
 int scenario_parse(const char *text, const char *name, const char *const *sets, int nsets,

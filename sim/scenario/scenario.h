@@ -79,6 +79,8 @@ typedef struct {
     int64_t npartition;             // entries in partition_layers
     char schedule_file[SCN_PATH_MAX]; // custom: path to open (a relative path in the file is
                                       // taken from the scenario's directory), else ""
+    double activation_limit;        // zb-auto: micro-batches' activations a device may hold;
+                                    //   0 (default): what memory_gib leaves after the static part
 } ScnPipeline;
 
 /* Factors in each of [costs] scale_forward, scale_backward, scale_weight: one per kernel class

@@ -12,6 +12,9 @@ extern const Schedule SCHED_PIPEDREAM_2BW;
 extern const Schedule SCHED_ZB_H1;
 extern const Schedule SCHED_ZB_H2;
 extern const Schedule SCHED_ZB_V;
+extern const Schedule SCHED_ZB_1P;
+extern const Schedule SCHED_ZB_2P;
+extern const Schedule SCHED_ZB_AUTO;
 extern const Schedule SCHED_DUALPIPE;
 extern const Schedule SCHED_DUALPIPEV;
 extern const Schedule SCHED_CUSTOM;
@@ -25,6 +28,9 @@ static const Schedule *const SCHEDULES[] = {
     &SCHED_ZB_H1,
     &SCHED_ZB_H2,
     &SCHED_ZB_V,
+    &SCHED_ZB_1P,
+    &SCHED_ZB_2P,
+    &SCHED_ZB_AUTO,
     &SCHED_DUALPIPE,
     &SCHED_DUALPIPEV,
     &SCHED_CUSTOM,
@@ -52,4 +58,9 @@ const char *sched_names(void) {
 int32_t sched_pipes(const char *name) {
     const Schedule *sc = sched_find(name);
     return sc && sc->pipes > 1 ? sc->pipes : 1;
+}
+
+int sched_searched(const char *name) {
+    const Schedule *sc = sched_find(name);
+    return sc && sc->searched;
 }

@@ -37,6 +37,13 @@ static const char *left_out(const char *name) {
     return NULL;
 }
 
+/* Searchable schedules a search tries only when --schedules names them: zb-auto searches
+ * the same orders under the limit the device's memory sets, which is what a plan needs, and
+ * zb-1p and zb-2p only fix that limit at p and 2p activations. */
+static int by_name_only(const char *name) {
+    return strcmp(name, "zb-1p") == 0 || strcmp(name, "zb-2p") == 0;
+}
+
 const char *search_schedule_names(void) {
     static char names[4096];
     if (names[0]) return names;
@@ -44,7 +51,7 @@ const char *search_schedule_names(void) {
     size_t len = 0;
     for (char *save = NULL, *w = all ? strtok_r(all, ", ", &save) : NULL; w;
          w = strtok_r(NULL, ", ", &save))
-        if (!left_out(w)) {
+        if (!left_out(w) && !by_name_only(w)) {
             int n = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", w);
             len = n > 0 && len + (size_t)n < sizeof names ? len + (size_t)n : len;
         }
@@ -70,9 +77,9 @@ static int schedules_pick(const char *list, const Schedule **out, int *n, char *
     for (char *save = NULL, *w = strtok_r(buf, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
         const Schedule *sc = sched_find(w);
         const char *why = sc ? left_out(w) : NULL;
-        if (!list && why) continue;
+        if (!list && (why || by_name_only(w))) continue;
         if (!sc || why) {
-            snprintf(err, errlen, "--schedules: %s %s%s; searchable: %s", w,
+            snprintf(err, errlen, "--schedules: %s %s%s; searchable: %s, and by name zb-1p, zb-2p", w,
                      sc ? "is left out of searches: " : "is not a schedule", sc ? why : "",
                      search_schedule_names());
             return 2;
