@@ -568,6 +568,7 @@ b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.s
 . tests/cli_variability.sh
 . tests/cli_cuda.sh
 . tests/cli_search.sh
+. tests/cli_schedsearch.sh
 . tests/cli_hf.sh
 # published end-to-end runs (tests/cli_published.sh)
 . tests/cli_published.sh

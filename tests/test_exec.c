@@ -344,7 +344,8 @@ static void test_pipelines_match_one_device(void **state) {
     static const struct { const char *name; int32_t p, v, m; } cases[] = {
         {"gpipe", 2, 1, 4},       {"1f1b", 4, 1, 4},  {"interleaved", 2, 2, 4},
         {"zb-h1", 2, 1, 4},       {"zb-h2", 4, 1, 4}, {"zb-v", 2, 2, 4},
-        {"dualpipev", 2, 2, 4},   {"pipedream", 2, 1, 4}};
+        {"dualpipev", 2, 2, 4},   {"pipedream", 2, 1, 4}, {"zb-1p", 2, 1, 4},
+        {"zb-2p", 4, 1, 4}};
     char why[512];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int32_t m = cases[c].m;

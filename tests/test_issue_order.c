@@ -70,7 +70,8 @@ static void test_every_schedule(void **state) {
     static const struct { const char *name; int32_t p, v, m; } cases[] = {
         {"gpipe", 4, 1, 8},     {"1f1b", 4, 1, 8},      {"1f1b", 4, 1, 2},  {"interleaved", 4, 2, 8},
         {"zb-h1", 4, 1, 8},     {"zb-h2", 4, 1, 8},     {"zb-v", 4, 2, 8},  {"dualpipev", 4, 2, 8},
-        {"dualpipe", 4, 2, 8},  {"pipedream", 4, 1, 8}, {"1f1b", 1, 1, 4}};
+        {"dualpipe", 4, 2, 8},  {"pipedream", 4, 1, 8}, {"1f1b", 1, 1, 4},  {"zb-1p", 4, 1, 8},
+        {"zb-2p", 4, 1, 8}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         Program pr;
         build(cases[c].name, cases[c].p, cases[c].v, cases[c].m, &pr);

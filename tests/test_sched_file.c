@@ -49,7 +49,8 @@ static void test_builtins_round_trip(void **state) {
         {"interleaved", 4, 2, 8, 1}, {"interleaved", 3, 4, 9, 1}, {"interleaved", 2, 3, 2, 1},
         {"zb-h1", 4, 1, 9, 1}, {"zb-h2", 5, 1, 12, 1}, {"zb-v", 4, 2, 10, 1}, {"zb-v", 1, 2, 3, 1},
         {"pipedream", 4, 1, 5, 3}, {"pipedream-2bw", 3, 1, 4, 2}, {"dualpipe", 4, 2, 8, 1},
-        {"dualpipe", 6, 2, 14, 1}, {"dualpipev", 4, 2, 9, 1}};
+        {"dualpipe", 6, 2, 14, 1}, {"dualpipev", 4, 2, 9, 1}, {"zb-1p", 4, 1, 9, 1},
+        {"zb-2p", 5, 1, 12, 1}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         SchedParams sp = {.devices = cases[i].p, .chunks = cases[i].v, .micro_batches = cases[i].m,
                           .iterations = cases[i].k};

@@ -311,11 +311,10 @@ static int search_inputs(const Scenario *s, const Plan *pl, const Program *pr,
     return 0;
 }
 
-/* Builds s's schedule into pr and checks it. Returns 0; 2 with err (the schedule's issue or
+/* Builds schedule sc of scenario s into pr and checks it. Returns 0; 2 with err (the schedule's issue or
  * the checker's complaint); -1 out of memory. */
-static int build_checked(const Scenario *s, const SchedParams *sp, Program *pr, char *err,
-                         size_t errlen) {
-    const Schedule *sc = sched_find(s->pipeline.schedule);
+static int build_checked(const Scenario *s, const Schedule *sc, const SchedParams *sp,
+                         Program *pr, char *err, size_t errlen) {
     SchedIssue issue = {0};
     int rc = sc->build(sp, pr, &issue);
     if (rc != 0) {
@@ -335,9 +334,9 @@ int run_build(const Scenario *s, int priced, Program *pr, Plan *pl, CostModel *c
               size_t errlen) {
     const Schedule *sc = sched_find(s->pipeline.schedule);
     SchedParams sp = scenario_sched_params(s);
-    if (sc->searched && sp.activation_limit <= 0) sp.activation_limit = sp.devices; // first pass
     err[0] = '\0';
-    int rc = build_checked(s, &sp, pr, err, errlen);
+    // a searched schedule's first order is its stand-in's (same placement), for the prices
+    int rc = build_checked(s, sc->searched ? sched_find(sc->stand_in) : sc, &sp, pr, err, errlen);
     if (rc != 0 || (!priced && !sc->searched)) return rc;
     CostPartition cp;
     int64_t *seen = NULL; // the prices the last search ordered against
@@ -357,9 +356,8 @@ int run_build(const Scenario *s, int priced, Program *pr, Plan *pl, CostModel *c
         }
         memcpy(seen, c->op_ns, n * sizeof *seen);
         sp.cost = &in.sc;
-        sp.activation_limit = s->pipeline.activation_limit;
         Program next;
-        rc = build_checked(s, &sp, &next, err, errlen);
+        rc = build_checked(s, sc, &sp, &next, err, errlen);
         search_inputs_free(&in);
         sp.cost = NULL;
         if (rc != 0) break;
@@ -617,7 +615,7 @@ static void print_json(const Run *sm, int64_t run_id) {
         DEVICE_METRICS(JSON_DEV)
         for (int i = 0; sm->split && i < COST_SPLIT; i++)
             printf(", \"%s\": %.17g", SPLIT_METRICS[i], sm->split[d * COST_SPLIT + i]);
-        printf("}");
+        printf(", \"memory_gib\": %.17g}", s->device[d].memory_gib); // the device's limit
     }
     printf("\n]}\n");
 }

@@ -76,8 +76,8 @@ int run_hf_set(const char *prog, const char *path, char *out, size_t len);
 
 /* The Program of scenario s, checked, and with priced also its Plan and CostModel. A searched
  * schedule (schedule.h: zb-1p, zb-2p, zb-auto) orders its ops against the plan's prices, so
- * for one the three are always built: first at unit costs (zb-auto with the 1F1B limit of p
- * activations when it has none), then again against that plan's prices and memory, and the
+ * for one the three are always built: first with its stand-in's order (the handcrafted
+ * schedule of the same placement), then ordered against that plan's prices and memory, and the
  * plan and prices redone for the order found, a third time when they changed (a balanced
  * partition that moved layers). Returns 0; 2 with err set (bad input: the schedule's issue,
  * the checker's complaint, the plan's or the prices'); -1 out of memory. On failure all three

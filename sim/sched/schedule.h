@@ -51,6 +51,8 @@ typedef struct {
     int32_t pipes;       // model copies run as separate stage chains (DualPipe: 2); 0 means 1
     int searched;        // 1: the order depends on SchedParams.cost (build it with the real
                          //   costs, after the plan; run.c)
+    const char *stand_in; // searched: a schedule of the same placement whose order the plan
+                          //   is first priced with (run.c), so the search runs once
     /* Returns 0 when the schedule can run with these parameters, else -1 and fills issue. */
     int (*validate)(const SchedParams *sp, SchedIssue *issue);
     /* Builds the per-device Program (sp already validated). Returns 0; -1 out of memory; 2

@@ -28,11 +28,11 @@ static const Schedule *const SCHEDULES[] = {
     &SCHED_ZB_H1,
     &SCHED_ZB_H2,
     &SCHED_ZB_V,
+    &SCHED_DUALPIPE,
+    &SCHED_DUALPIPEV,
     &SCHED_ZB_1P,
     &SCHED_ZB_2P,
     &SCHED_ZB_AUTO,
-    &SCHED_DUALPIPE,
-    &SCHED_DUALPIPEV,
     &SCHED_CUSTOM,
 };
 #define NSCHEDULES (sizeof SCHEDULES / sizeof SCHEDULES[0])

@@ -16,14 +16,16 @@
  * ZB-H2: 2(p-s)-1); K is non-increasing in s, so a forward's input is always placed first.
  * Before each op a stage runs its pending W's (oldest first) that fit in the wait for the op's
  * input without delaying it, more W's where the memory limit asks (before an F that would not
- * fit), and, under the "eager" setting, one more W when the wait is shorter than a W (before an
- * F only, or before any op): the paper's binary choices. The W's left run at the end.
- * The search: K from five starts (1F1B's, ZB-H2's, the memory cap, and the forwards that fill
- * the wait for the first gradient, without and with p-1-s more, as the paper's appendix B
- * derives), each under the three eager settings; then coordinate descent on single K_s by
- * +-1, 2, 4 while it improves. ZB-H1 (for zb-1p) and ZB-H2 (zb-2p, zb-auto), played at the
- * same costs, are candidates too when they fit the limit, so a searched schedule is never
- * longer than a handcrafted one that fits (zb-1p: ZB-H1, zb-2p: both). Cost: O(p m) a play, O(p) plays a pass.
+ * fit), and, under an eager setting, one more W when the wait is shorter than a W (before an F
+ * only, before an F and any op of the first stage, whose backwards nobody waits for, or before
+ * any op): the paper's binary choices. The W's left run at the end.
+ * The search: K from four starts (1F1B's, ZB-H2's, and the forwards that fill the wait for the
+ * first gradient with or without one more), each under the four eager settings; then descent
+ * from the best, moving one K_s, or all from a stage on, or all up to it, by +-1, 2, 4 while
+ * that improves, within a fixed budget of op placements. ZB-H1 and ZB-H2, played at the same
+ * costs, are candidates too when they fit the limit, so a searched schedule is never longer
+ * than a handcrafted one that fits (zb-1p: ZB-H1; zb-2p: both). Cost: O(p m) a play, 16 plays
+ * and the budget's.
  * Not here: the paper's ILP refinement; several chunks per device (zb-v is handcrafted). */
 #include <math.h>
 #include <stdint.h>
@@ -46,13 +48,11 @@ typedef struct {
     int64_t *e, *first;    // [s] when the stage is free; its first op's start
     double *mem;           // [s] activation bytes held
     int32_t *nf, *nb, *nw; // [s] F's, B's and W's placed
-    int8_t *take;          // [s] dynamic rounds: whether the stage runs a forward this round
     ProgramOp *ops;        // [s*3m + k], NULL: times only
     int64_t span, makespan;
 } Play;
 
 enum { EAGER_NEVER, EAGER_BEFORE_F, EAGER_FIRST_STAGE, EAGER_ALWAYS, EAGER_COUNT };
-enum { DYN_COUNT = 3, POLICIES = EAGER_COUNT * DYN_COUNT }; // a policy: eager * DYN_COUNT + dyn
 
 static void put(const Zb *z, Play *pl, int32_t s, OpKind kind, int64_t ready) {
     int32_t m = z->m, j = kind == OP_F ? pl->nf[s]++ : kind == OP_B ? pl->nb[s]++ : pl->nw[s]++;
@@ -109,38 +109,14 @@ static void play_spans(const Zb *z, Play *pl) {
     pl->makespan = hi - lo;
 }
 
-/* Whether stage s runs one more forward before B(i) in round i >= 1 of a dynamic play: it
- * must when it has not run F(i); otherwise only when the next stage does too (so no lead
- * grows after the warm-up) and either it leads the next stage by fewer than two forwards or
- * the forward fits in its wait for B(i) (dyn 1: ends by the gradient's arrival; dyn 2: starts
- * before it), the arrival estimated from the next stage's clock. */
-static int wants_forward(const Zb *z, const Play *pl, int32_t s, int32_t i, int dyn,
-                         const int8_t *take) {
-    int32_t p = z->p;
-    if (pl->nf[s] >= z->m) return 0;
-    if (pl->nf[s] <= i) return 1;
-    if (s == p - 1) return 0; // its B(i) is ready: a forward now only delays it
-    if (!take[s + 1]) return 0;
-    if (pl->nf[s] - pl->nf[s + 1] < 2) return 1;
-    int64_t arrive = pl->e[s + 1] + z->f[s + 1] + z->b[s + 1] + z->x[s];
-    return dyn == 1 ? pl->e[s] + z->f[s] <= arrive : pl->e[s] < arrive;
-}
-
-/* Plays the rounds for warm-ups K under one policy: eager (see place) and dyn, 0 for K_s
- * forwards ahead in every round, else K_s only in the first round and wants_forward after.
- * Returns 0, or -1 when memory runs out (the limit is below what K needs). */
-static int play(const Zb *z, const int32_t *K, int eager, int dyn, Play *pl) {
+/* Plays the rounds for warm-ups K under one eager setting (see place). Returns 0, or -1 when
+ * memory runs out (the limit is below what K needs). */
+static int play(const Zb *z, const int32_t *K, int eager, Play *pl) {
     int32_t p = z->p, m = z->m;
     play_reset(z, pl);
     for (int32_t i = 0; i < m; i++) {
-        if (dyn && i > 0) {
-            for (int32_t s = p - 1; s >= 0; s--) pl->take[s] = (int8_t)wants_forward(z, pl, s, i, dyn, pl->take);
-            for (int32_t s = p - 1; s > 0; s--) // a forward needs its input: the stage before
-                if (pl->take[s] && pl->nf[s - 1] == pl->nf[s]) pl->take[s - 1] = 1;
-        }
         for (int32_t s = 0; s < p; s++) {
-            int32_t ahead = dyn ? (i == 0 ? K[s] : pl->nf[s] + pl->take[s] - i) : K[s];
-            int32_t target = i + ahead < m ? i + ahead : m;
+            int32_t target = i + K[s] < m ? i + K[s] : m;
             while (pl->nf[s] < target) {
                 int64_t r = s == 0 ? 0 : pl->fend[(int64_t)(s - 1) * m + pl->nf[s]] + z->x[s - 1];
                 if (place(z, pl, s, OP_F, r, eager) != 0) return -1;
@@ -197,14 +173,14 @@ static int better(int64_t span, int64_t makespan, int64_t best_span, int64_t bes
     return span < best_span || (span == best_span && makespan < best_makespan);
 }
 
-/* Best policy for K (only: that one; -1 all): its spans in *span, *makespan (INT64_MAX when
- * none fits). Returns the policy, or -1. */
-static int best_policy(const Zb *z, const int32_t *K, Play *pl, int64_t *span, int64_t *makespan,
-                       int only) {
+/* Best eager setting for K (only: that one; -1 all): its spans in *span, *makespan
+ * (INT64_MAX when none fits). Returns the setting, or -1. */
+static int best_eager(const Zb *z, const int32_t *K, Play *pl, int64_t *span, int64_t *makespan,
+                      int only) {
     int best = -1;
     *span = *makespan = INT64_MAX;
-    for (int e = only < 0 ? 0 : only; e < (only < 0 ? POLICIES : only + 1); e++)
-        if (play(z, K, e / DYN_COUNT, e % DYN_COUNT, pl) == 0 &&
+    for (int e = only < 0 ? 0 : only; e < (only < 0 ? EAGER_COUNT : only + 1); e++)
+        if (play(z, K, e, pl) == 0 &&
             better(pl->span, pl->makespan, *span, *makespan))
             *span = pl->span, *makespan = pl->makespan, best = e;
     return best;
@@ -222,7 +198,7 @@ static void clamp_warmups(int32_t p, const int32_t *cap, int32_t *K) {
 /* Op placements the descent may spend (a play places 3pm): a fixed count, not a time, so the
  * result is the same on every machine; about 10 ms on one core. At (16, 64) it allows some
  * 650 plays, at (64, 256) 40. */
-#define DESCENT_BUDGET 2000000
+#define DESCENT_BUDGET 500000
 
 typedef struct {
     int32_t *K, *cap, *tryK;
@@ -235,9 +211,8 @@ typedef struct {
  * 3.1): from the last stage back, the forwards stage s can run from its first one (when the
  * forward chain reaches it) until B(0) arrives from stage s + 1 as delayed by that stage's own
  * warm-up; `over` 0 takes the most that end before it arrives, 1 one more (the paper's binary
- * choice: a bubble shorter than F before B(0) instead of a delay), plus `extra` x (p-1-s)
- * (appendix B: the forwards that remove the bubbles before B(0) on every stage). */
-static void fill_warmups(const Zb *z, const int32_t *cap, int over, int extra, int32_t *K) {
+ * choice: a bubble shorter than F before B(0) instead of a delay). */
+static void fill_warmups(const Zb *z, const int32_t *cap, int over, int32_t *K) {
     int32_t p = z->p;
     int64_t reach = 0, b0_end = 0; // when the F chain reaches stage s; B(0) ends on stage s + 1
     int64_t *at = malloc((size_t)p * sizeof *at);
@@ -251,7 +226,6 @@ static void fill_warmups(const Zb *z, const int32_t *cap, int over, int extra, i
         int64_t k = arrive > at[s] ? (arrive - at[s]) / f : 1;
         if (over && at[s] + k * f < arrive) k++;
         if (k < 1) k = 1;
-        if (s < p - 1) k += extra * (p - 1 - s);
         if (k > cap[s]) k = cap[s];
         int64_t ready = at[s] + k * f > arrive ? at[s] + k * f : arrive;
         b0_end = ready + z->b[s];
@@ -260,19 +234,20 @@ static void fill_warmups(const Zb *z, const int32_t *cap, int over, int extra, i
     free(at);
 }
 
-/* The starting warm-ups (1F1B's, ZB-H2's, the memory cap, and the four fills), the best under
- * each eager setting into se. */
+/* The starting warm-ups (1F1B's, ZB-H2's and the two fills), the best under each setting into
+ * se. (The memory cap and the fills with appendix B's p-1-s more forwards never won over the
+ * tests' grid and Table 5 and pplan's gpt13b search, so they are not tried.) */
 static void search_starts(const Zb *z, Play *pl, Search *se) {
     int32_t p = z->p;
-    for (int start = 0; start < 7; start++) {
+    for (int start = 0; start < 4; start++) {
         for (int32_t s = 0; s < p; s++) {
-            int64_t k = start == 0 ? p - s : start == 1 ? 2 * (p - s) - 1 : z->m;
+            int64_t k = start == 0 ? p - s : 2 * (p - s) - 1;
             se->tryK[s] = (int32_t)(k < z->m ? k : z->m);
         }
-        if (start >= 3) fill_warmups(z, se->cap, (start - 3) & 1, (start - 3) >> 1, se->tryK);
+        if (start >= 2) fill_warmups(z, se->cap, start - 2, se->tryK);
         clamp_warmups(p, se->cap, se->tryK);
         int64_t span, makespan;
-        int e = best_policy(z, se->tryK, pl, &span, &makespan, -1);
+        int e = best_eager(z, se->tryK, pl, &span, &makespan, -1);
         if (e >= 0 && better(span, makespan, se->span, se->makespan)) {
             memcpy(se->K, se->tryK, (size_t)p * sizeof *se->K);
             se->span = span, se->makespan = makespan, se->eager = e;
@@ -295,7 +270,7 @@ static int try_move(const Zb *z, Play *pl, Search *se, int32_t lo, int32_t hi, i
         if (se->tryK[s] > se->tryK[s - 1]) return 0;
     int64_t span, makespan;
     se->plays_left--;
-    if (best_policy(z, se->tryK, pl, &span, &makespan, se->eager) < 0 ||
+    if (best_eager(z, se->tryK, pl, &span, &makespan, se->eager) < 0 ||
         !better(span, makespan, se->span, se->makespan))
         return 0;
     memcpy(se->K, se->tryK, (size_t)p * sizeof *se->K);
@@ -318,7 +293,7 @@ static void search_descend(const Zb *z, Play *pl, Search *se) {
                             try_move(z, pl, se, 0, s, STEPS[k]);
     }
     int64_t span, makespan;
-    int e = best_policy(z, se->K, pl, &span, &makespan, -1);
+    int e = best_eager(z, se->K, pl, &span, &makespan, -1);
     if (e >= 0 && better(span, makespan, se->span, se->makespan))
         se->span = span, se->makespan = makespan, se->eager = e;
 }
@@ -377,8 +352,7 @@ static int zb_search_build(const SchedParams *sp, const char *name, double limit
     Play pl = {.fend = malloc(pm * sizeof *pl.fend), .bend = malloc(pm * sizeof *pl.bend),
                .e = malloc((size_t)p * sizeof *pl.e), .first = malloc((size_t)p * sizeof *pl.first),
                .mem = malloc((size_t)p * sizeof *pl.mem), .nf = malloc((size_t)p * sizeof *pl.nf),
-               .nb = malloc((size_t)p * sizeof *pl.nb), .nw = malloc((size_t)p * sizeof *pl.nw),
-               .take = calloc((size_t)p, sizeof *pl.take)};
+               .nb = malloc((size_t)p * sizeof *pl.nb), .nw = malloc((size_t)p * sizeof *pl.nw)};
     Search se = {.K = malloc((size_t)p * sizeof *se.K), .cap = malloc((size_t)p * sizeof *se.cap),
                  .tryK = malloc((size_t)p * sizeof *se.tryK), .eager = -1,
                  .span = INT64_MAX, .makespan = INT64_MAX};
@@ -386,7 +360,7 @@ static int zb_search_build(const SchedParams *sp, const char *name, double limit
     Program hp = {0};
     int64_t hand_span = INT64_MAX, hand_makespan = INT64_MAX;
     rc = -1;
-    if (!pl.fend || !pl.bend || !pl.e || !pl.first || !pl.mem || !pl.nf || !pl.nb || !pl.nw || !pl.take ||
+    if (!pl.fend || !pl.bend || !pl.e || !pl.first || !pl.mem || !pl.nf || !pl.nb || !pl.nw ||
         !se.K || !se.cap || !se.tryK || !ops)
         goto done;
     for (int32_t s = 0; s < p; s++) {
@@ -424,7 +398,7 @@ static int zb_search_build(const SchedParams *sp, const char *name, double limit
         goto done;
     }
     pl.ops = ops;
-    play(&z, se.K, se.eager / DYN_COUNT, se.eager % DYN_COUNT, &pl);
+    play(&z, se.K, se.eager, &pl);
     if (program_init(out, p, 1, m, PLACE_LOOPED, (int64_t)pm * 3) != 0) goto done;
     for (int32_t s = 0; s < p; s++)
         for (int64_t k = 0; k < 3 * (int64_t)m; k++) {
@@ -436,7 +410,7 @@ static int zb_search_build(const SchedParams *sp, const char *name, double limit
 done:
     if (hp.ops) program_free(&hp);
     free(pl.fend), free(pl.bend), free(pl.e), free(pl.first), free(pl.mem), free(pl.nf),
-        free(pl.nb), free(pl.nw), free(pl.take), free(se.K), free(se.cap), free(se.tryK), free(ops);
+        free(pl.nb), free(pl.nw), free(se.K), free(se.cap), free(se.tryK), free(ops);
     zb_free(&z);
     return rc;
 }
@@ -472,6 +446,7 @@ static int zb_auto_build(const SchedParams *sp, Program *out, SchedIssue *issue)
 
 const Schedule SCHED_ZB_1P = {
     .name = "zb-1p",
+    .stand_in = "zb-h1",
     .summary = "zero bubble, searched at the costs under 1F1B's memory, p activations (Qi et al.)",
     .searched = 1,
     .validate = zb_1p_validate,
@@ -480,6 +455,7 @@ const Schedule SCHED_ZB_1P = {
 
 const Schedule SCHED_ZB_2P = {
     .name = "zb-2p",
+    .stand_in = "zb-h1",
     .summary = "zero bubble, searched at the costs under twice 1F1B's memory (Qi et al.)",
     .searched = 1,
     .validate = zb_2p_validate,
@@ -488,6 +464,7 @@ const Schedule SCHED_ZB_2P = {
 
 const Schedule SCHED_ZB_AUTO = {
     .name = "zb-auto",
+    .stand_in = "zb-h1",
     .summary = "zero bubble, searched under pipeline.activation_limit or what memory_gib leaves",
     .searched = 1,
     .validate = zb_auto_validate,
