@@ -158,18 +158,8 @@ static double search_ms(const char *name, int32_t p, int32_t m, int64_t *span) {
             c.xfer_intra_ns = c.xfer_inter_ns = 0;
             Timeline tl = {0};
             char why[256];
-            if (engine_run(&pr, &c, 1, &tl, why, sizeof why) == 0) {
-                int64_t first[256], last[256];
-                for (int32_t d = 0; d < p; d++) first[d] = INT64_MAX, last[d] = 0;
-                for (size_t i = 0; i < tl.n; i++) {
-                    const TimelineOp *o = &tl.ops[i];
-                    if (o->stream != STREAM_COMPUTE) continue;
-                    if (o->start_ns < first[o->device]) first[o->device] = o->start_ns;
-                    if (o->end_ns > last[o->device]) last[o->device] = o->end_ns;
-                }
-                for (int32_t d = 0; d < p; d++)
-                    if (last[d] - first[d] > *span) *span = last[d] - first[d];
-            }
+            if (engine_run(&pr, &c, 1, &tl, why, sizeof why) == 0)
+                *span = timeline_longest_span(&tl, p, NULL);
             timeline_free(&tl), cost_free(&c);
         }
         program_free(&pr);

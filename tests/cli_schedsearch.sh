@@ -36,7 +36,7 @@ expect "activation_limit with zb-h1: exit 2 naming the line" 2 "al.scn:12: .*onl
     "$psim" --no-db "$tmp/al.scn"
 expect "activation_limit below one micro-batch: exit 2" 2 "--set pipeline.activation_limit=0.5: .*less than one micro-batch" \
     "$psim" --no-db --set pipeline.schedule=zb-auto --set pipeline.activation_limit=0.5 "$tmp/al.scn"
-expect "zb-1p with two chunks: exit 2" 2 "zb-1p searches the order of one model chunk" \
+expect "zb-1p with two chunks: exit 2" 2 "zb-1p runs one model chunk per device, not 2" \
     "$psim" --no-db --set pipeline.schedule=zb-1p --set pipeline.chunks=2 --set pipeline.activation_limit=0 "$tmp/al.scn"
 # a limit given: the fullest device holds at most that many micro-batches' activations
 "$psim" --no-db --json --set pipeline.schedule=zb-auto --set pipeline.activation_limit=2 "$tmp/al.scn" >"$tmp/al.json" 2>/dev/null

@@ -67,16 +67,7 @@ static int64_t engine_span(const Program *pr, int64_t f, int64_t b, int64_t w, i
     Timeline tl = {0};
     char why[512];
     assert_int_equal(engine_run(pr, &c, 1, &tl, why, sizeof why), 0);
-    int64_t first[MAXP], last[MAXP], span = 0;
-    for (int32_t d = 0; d < pr->devices; d++) first[d] = INT64_MAX, last[d] = 0;
-    for (size_t i = 0; i < tl.n; i++) {
-        const TimelineOp *r = &tl.ops[i];
-        if (r->stream != STREAM_COMPUTE) continue;
-        if (r->start_ns < first[r->device]) first[r->device] = r->start_ns;
-        if (r->end_ns > last[r->device]) last[r->device] = r->end_ns;
-    }
-    for (int32_t d = 0; d < pr->devices; d++)
-        if (last[d] - first[d] > span) span = last[d] - first[d];
+    int64_t span = timeline_longest_span(&tl, pr->devices, NULL);
     timeline_free(&tl);
     cost_free(&c);
     return span;

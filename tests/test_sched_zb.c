@@ -40,21 +40,7 @@ static int64_t spans(const char *name, int32_t p, int32_t v, int32_t m, int64_t 
     Timeline tl = {0};
     char why[512];
     assert_int_equal(engine_run(&pr, &c, 1, &tl, why, sizeof why), 0);
-    int64_t first[64], last[64], span = 0;
-    for (int32_t d = 0; d < p; d++) first[d] = INT64_MAX, last[d] = 0;
-    for (size_t i = 0; i < tl.n; i++) {
-        const TimelineOp *r = &tl.ops[i];
-        if (r->stream != STREAM_COMPUTE) continue;
-        if (r->start_ns < first[r->device]) first[r->device] = r->start_ns;
-        if (r->end_ns > last[r->device]) last[r->device] = r->end_ns;
-    }
-    int64_t lo = INT64_MAX, hi = 0;
-    for (int32_t d = 0; d < p; d++) {
-        if (last[d] - first[d] > span) span = last[d] - first[d];
-        if (first[d] < lo) lo = first[d];
-        if (last[d] > hi) hi = last[d];
-    }
-    if (whole) *whole = hi - lo;
+    int64_t span = timeline_longest_span(&tl, p, whole);
     timeline_free(&tl);
     cost_free(&c);
     program_free(&pr);

@@ -81,3 +81,25 @@ int stream_parse(const char *name) {
         if (strcmp(STREAM_NAMES[i], name) == 0) return i;
     return -1;
 }
+
+int64_t timeline_longest_span(const Timeline *t, int32_t devices, int64_t *makespan) {
+    int64_t *first = malloc((size_t)devices * 2 * sizeof *first), *last = first + devices;
+    int64_t span = 0, lo = INT64_MAX, hi = 0;
+    if (!first) return -1;
+    for (int32_t d = 0; d < devices; d++) first[d] = INT64_MAX, last[d] = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const TimelineOp *r = &t->ops[i];
+        if (r->stream != STREAM_COMPUTE || r->device < 0 || r->device >= devices) continue;
+        if (r->start_ns < first[r->device]) first[r->device] = r->start_ns;
+        if (r->end_ns > last[r->device]) last[r->device] = r->end_ns;
+    }
+    for (int32_t d = 0; d < devices; d++) {
+        if (first[d] == INT64_MAX) continue;
+        if (last[d] - first[d] > span) span = last[d] - first[d];
+        if (first[d] < lo) lo = first[d];
+        if (last[d] > hi) hi = last[d];
+    }
+    if (makespan) *makespan = lo == INT64_MAX ? 0 : hi - lo;
+    free(first);
+    return span;
+}

@@ -89,6 +89,11 @@ static inline int timeline_push(Timeline *t, const TimelineOp *op) {
     return 0;
 }
 void timeline_free(Timeline *t);
+
+/* The longest device span of t's compute rows over devices 0..devices-1 (first start to last
+ * end on one device: what bubble_rate divides by, as Qi et al. count it), in ns; *makespan,
+ * when not NULL, gets the first start to the last end over all of them. O(rows). */
+int64_t timeline_longest_span(const Timeline *t, int32_t devices, int64_t *makespan);
 /* The same for memory samples. */
 int memtrace_push(MemTrace *m, const MemSample *s);
 void memtrace_free(MemTrace *m);

@@ -79,6 +79,10 @@ int sched_dualpipe_program(const SchedParams *sp, int32_t copies, Program *out);
  * 0, or -1 with issue naming the key (name is the schedule, for the message). */
 int sched_dualpipe_check(const char *name, const SchedParams *sp, SchedIssue *issue);
 
+/* The check of the schedules that run one chunk per device (zb.c): 0, or -1 with issue naming
+ * pipeline.chunks and pointing to zb-v. */
+int sched_one_chunk(const char *name, const SchedParams *sp, SchedIssue *issue);
+
 /* Whether the named schedule orders its ops by the costs it is given (SchedParams.cost). */
 int sched_searched(const char *name);
 

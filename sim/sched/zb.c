@@ -35,7 +35,7 @@
 
 #include "sim/sched/schedule.h"
 
-static int one_chunk(const char *name, const SchedParams *sp, SchedIssue *issue) {
+int sched_one_chunk(const char *name, const SchedParams *sp, SchedIssue *issue) {
     if (sp->chunks == 1) return 0;
     issue->key = "pipeline.chunks";
     snprintf(issue->msg, sizeof issue->msg,
@@ -46,11 +46,11 @@ static int one_chunk(const char *name, const SchedParams *sp, SchedIssue *issue)
 }
 
 static int zb_h1_validate(const SchedParams *sp, SchedIssue *issue) {
-    return one_chunk("zb-h1", sp, issue);
+    return sched_one_chunk("zb-h1", sp, issue);
 }
 
 static int zb_h2_validate(const SchedParams *sp, SchedIssue *issue) {
-    return one_chunk("zb-h2", sp, issue);
+    return sched_one_chunk("zb-h2", sp, issue);
 }
 
 typedef enum { ROUND_FB, ROUND_BF } Round; // FB: F, B, due W's; BF: B, due W's, F

@@ -415,23 +415,14 @@ done:
     return rc;
 }
 
-static int one_chunk(const char *name, const SchedParams *sp, SchedIssue *issue) {
-    if (sp->chunks == 1) return 0;
-    issue->key = "pipeline.chunks";
-    snprintf(issue->msg, sizeof issue->msg, "%s searches the order of one model chunk per "
-             "device, not %d; set chunks = 1, or use schedule = zb-v for two chunks in a V",
-             name, sp->chunks);
-    return -1;
-}
-
 static int zb_1p_validate(const SchedParams *sp, SchedIssue *issue) {
-    return one_chunk("zb-1p", sp, issue);
+    return sched_one_chunk("zb-1p", sp, issue);
 }
 static int zb_2p_validate(const SchedParams *sp, SchedIssue *issue) {
-    return one_chunk("zb-2p", sp, issue);
+    return sched_one_chunk("zb-2p", sp, issue);
 }
 static int zb_auto_validate(const SchedParams *sp, SchedIssue *issue) {
-    return one_chunk("zb-auto", sp, issue);
+    return sched_one_chunk("zb-auto", sp, issue);
 }
 
 static int zb_1p_build(const SchedParams *sp, Program *out, SchedIssue *issue) {
