@@ -150,7 +150,7 @@ int cpu_create(Exec *ex, int (*mine)(const Exec *ex, int32_t w), char *why, size
             rc = -1;
         if (cd)
             cd->comm = (LayerComm){dv, cpu_tensor_allreduce, cpu_tensor_allgather,
-                                   cpu_tensor_reduce_scatter};
+                                   cpu_tensor_reduce_scatter, NULL, NULL};
         if (cd && !(cd->last_bw = malloc((size_t)ex->spec.pr->chunks * sizeof *cd->last_bw)))
             rc = -1;
     }
