@@ -67,7 +67,8 @@ TimelineOp exec_row(const Exec *ex, int32_t d, int32_t peer, OpKind kind, int32_
 }
 
 void exec_row_push(ExecDev *dv, const TimelineOp *row) {
-    if (dv->g != 0) return; // replica 0's tensor rank 0 stands for the others, as in psim
+    if (dv->g != 0) return; // replica 0's context and tensor rank 0 stands for the others,
+                            //   as in psim
     if (timeline_push(&dv->tl, row) != 0) exec_fail(dv->ex, 1, "out of memory for the timeline");
 }
 
@@ -134,7 +135,8 @@ static int layers_run(ExecDev *dv, const ProgramOp *op, int32_t st, ExecSlot *in
         if (!acts) return exec_fail(ex, 1, "device %d: out of memory for activations", dv->d), -1;
         ex->acts[slot] = acts;
         int64_t mb = ((int64_t)ex->round * ex->D + dv->replica) * ex->m + op->micro_batch; // its
-                                          // number in the run: replicas draw their own dropouts
+                  // number in the run: replicas draw their own dropouts, a replica's context
+                  // ranks its (their masks drawn at their tokens' positions)
         for (int64_t i = 0; i < nl; i++)
             if (k->acts_new(dv, layer_pass_seed(exec_layer_seed(ex, st, i), mb), &acts[i]) != 0)
                 return -1;
@@ -239,7 +241,7 @@ static void split_add(ExecDev *dv, const ProgramOp *op, double op_ns) {
     LayerTiming t;
     k->timing(dv, &t);
     int32_t runs = ex->spec.iterations / ex->spec.pr->iterations;
-    if (dv->replica != 0 || dv->trank != 0 || (runs > 1 && ex->round == 0)) return;
+    if (dv->g != 0 || (runs > 1 && ex->round == 0)) return;
     double kernels = 0;
     for (int p = 0; p < 3; p++)
         for (int c = 0; c < LC_COUNT; c++) dv->split.ns[p][c] += t.ns[p][c], kernels += t.ns[p][c];
@@ -252,13 +254,14 @@ static void split_add(ExecDev *dv, const ProgramOp *op, double op_ns) {
 double exec_host_bytes(const ExecSpec *spec, int per_worker) {
     const Program *pr = spec->pr;
     int32_t S = program_stages(pr), t = spec->tensor > 1 ? spec->tensor : 1;
-    int32_t d = spec->data > 1 ? spec->data : 1;
+    int32_t d = spec->data > 1 ? spec->data : 1, c = spec->context > 1 ? spec->context : 1;
     LayerShape sh = spec->shape;
-    sh.tensor = t, sh.rank = 0;
+    sh.tensor = t, sh.rank = 0, sh.context = c, sh.crank = 0;
     double weights = 0, acts = 0, scratch = 0, data = 4.0 * (double)layer_rows(&sh) * sh.hidden;
     for (int b = LB_FIRST_WEIGHT; b < LB_LAYER_END; b++) weights += 4.0 * (double)layer_buf_elems(&sh, (LayerBuf)b);
     for (int b = LB_FIRST_ACT; b < LB_FIRST_SCRATCH; b++) acts += 4.0 * (double)layer_buf_elems(&sh, (LayerBuf)b);
     for (int b = LB_FIRST_SCRATCH; b < LB_FIRST_WEIGHT; b++) scratch += 4.0 * (double)layer_buf_elems(&sh, (LayerBuf)b);
+    scratch += 4.0 * (double)layer_buf_elems(&sh, LB_KV) * (c + 1) / c; // the K/V staging
     int64_t *now = calloc((size_t)S, sizeof *now), *peak = calloc((size_t)S, sizeof *peak);
     if (!now || !peak) return free(now), free(peak), 0;
     double total = 0, most = 0;
@@ -274,7 +277,7 @@ double exec_host_bytes(const ExecSpec *spec, int per_worker) {
             if (pr->device_of[st] == dv)
                 mine += (double)spec->pl->layers[st] * (weights + (double)peak[st] * acts) +
                         (double)peak[st] * 2 * data; // its kept outputs and their gradients
-        total += mine * d * t;
+        total += mine * d * c * t;
         if (mine > most) most = mine;
     }
     free(now), free(peak);
@@ -283,8 +286,8 @@ double exec_host_bytes(const ExecSpec *spec, int per_worker) {
 
 int exec_split(const Exec *ex, int32_t d, double pass_ms[3][LC_COUNT + 1]) {
     if (d < 0 || d >= ex->spec.pr->devices || !ex->b->kernels->timing) return -1;
-    const ExecDev *dv = exec_worker((Exec *)ex, d, 0); // replica 0, tensor rank 0: here, or
-                                                       // gathered to MPI rank 0
+    const ExecDev *dv = exec_worker((Exec *)ex, d, 0); // group 0: here, or gathered to MPI
+                                                       // rank 0
     if (!dv || dv->split_rounds == 0) return -1;
     double per = (double)dv->split_rounds * ex->spec.pr->iterations * 1e6; // ns -> ms per iteration
     for (int p = 0; p < 3; p++) {
@@ -373,7 +376,8 @@ int exec_create(const ExecSpec *spec, const ExecBackend *b, Exec **out, char *wh
     const Program *pr = spec->pr;
     ex->p = pr->devices, ex->S = program_stages(pr), ex->m = pr->micro_batches;
     ex->D = spec->data > 1 ? spec->data : 1, ex->T = spec->tensor > 1 ? spec->tensor : 1;
-    ex->G = ex->D * ex->T, ex->W = ex->p * ex->G;
+    ex->C = spec->context > 1 ? spec->context : 1;
+    ex->DP = ex->D * ex->C, ex->G = ex->DP * ex->T, ex->W = ex->p * ex->G;
     LayerShape sh0 = exec_shape(ex, 0);
     ex->floats = layer_rows(&sh0) * sh0.hidden; // a tensor rank's T/t tokens when sequence parallel
     pthread_mutex_init(&ex->mu, NULL);
@@ -389,25 +393,32 @@ int exec_create(const ExecSpec *spec, const ExecBackend *b, Exec **out, char *wh
     if (rc) snprintf(why, whylen, "out of host memory");
     for (int32_t w = 0; rc == 0 && w < ex->W; w++) {
         int32_t g = w % ex->G;
-        ex->devs[w] = (ExecDev){.ex = ex, .d = w / ex->G, .replica = g / ex->T,
-                                .trank = g % ex->T, .g = g, .w = w,
-                                .shape = exec_shape(ex, g % ex->T)};
+        ExecDev *dv = &ex->devs[w];
+        *dv = (ExecDev){.ex = ex, .d = w / ex->G, .replica = g / (ex->C * ex->T),
+                        .crank = g / ex->T % ex->C, .trank = g % ex->T, .dp = g / ex->T, .g = g,
+                        .w = w, .shape = exec_shape(ex, g % ex->T)};
+        dv->shape.crank = dv->crank;
     }
     if (rc == 0 && (ex->G > 1 || spec->tail) && !b->layer_of)
         rc = 2, snprintf(why, whylen, "the %s backend runs one pipeline replica without tensor "
-                         "parallelism or an optimizer step (data = %d, tensor = %d%s); use "
-                         "--backend cpu, or set parallel.data=1 and parallel.tensor=1 and leave "
-                         "costs.optimizer_ms unset", b->name, ex->D, ex->T,
+                         "or context parallelism or an optimizer step (data = %d, tensor = %d, "
+                         "context = %d%s); use --backend cpu, or set parallel.data=1, "
+                         "parallel.tensor=1 and parallel.context=1 and leave costs.optimizer_ms "
+                         "unset", b->name, ex->D, ex->T, ex->C,
                          spec->tail ? ", with the tail" : "");
+    if (rc == 0 && ex->C > 1 && spec->shape.seq % (2 * ex->C))
+        rc = 2, snprintf(why, whylen, "parallel.context = %d splits each sample into 2 x %d "
+                         "chunks, but seq_len = %d is not a multiple of %d; pick a context that "
+                         "divides seq_len / 2", ex->C, ex->C, spec->shape.seq, 2 * ex->C);
     int kv = spec->shape.kv_heads > 0 ? spec->shape.kv_heads : spec->shape.heads;
     if (rc == 0 && (spec->shape.heads % ex->T || spec->shape.ffn % ex->T || kv % ex->T))
         rc = 2, snprintf(why, whylen, "parallel.tensor = %d must divide model.heads (%d), "
                          "model.kv_heads (%d) and model.ffn_hidden (%d); pick a divisor of all "
                          "three", ex->T, spec->shape.heads, kv, spec->shape.ffn);
-    if (rc == 0 && spec->shape.seqpar && ex->T > 1 && layer_tokens(&spec->shape) % ex->T)
-        rc = 2, snprintf(why, whylen, "parallel.sequence splits micro_batch_size x seq_len = "
-                         "%lld tokens over tensor = %d ranks; pick a tensor that divides them",
-                         (long long)layer_tokens(&spec->shape), ex->T);
+    if (rc == 0 && spec->shape.seqpar && ex->T > 1 && layer_tokens(&sh0) % ex->T)
+        rc = 2, snprintf(why, whylen, "parallel.sequence splits micro_batch_size x seq_len / "
+                         "context = %lld tokens over tensor = %d ranks; pick a tensor that "
+                         "divides them", (long long)layer_tokens(&sh0), ex->T);
     if (rc == 0) rc = b->create(ex, why, whylen);
     if (rc != 0) {
         exec_free(ex);
@@ -443,22 +454,25 @@ int exec_grads(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t
     return ex->b->grads(ex, stage, k, out, why, whylen);
 }
 
-int exec_layer_of(Exec *ex, int32_t replica, int32_t trank, int32_t stage, int32_t k, Layer *out,
-                  char *why, size_t whylen) {
+int exec_layer_of(Exec *ex, int32_t replica, int32_t crank, int32_t trank, int32_t stage,
+                  int32_t k, Layer *out, char *why, size_t whylen) {
     if (stage < 0 || stage >= ex->S || k < 0 || k >= ex->spec.pl->layers[stage])
         return snprintf(why, whylen, "no layer %d of stage %d", k, stage), -1;
-    if (replica < 0 || replica >= ex->D || trank < 0 || trank >= ex->T)
-        return snprintf(why, whylen, "no replica %d tensor rank %d (data = %d, tensor = %d)",
-                        replica, trank, ex->D, ex->T), -1;
+    if (replica < 0 || replica >= ex->D || crank < 0 || crank >= ex->C || trank < 0 ||
+        trank >= ex->T)
+        return snprintf(why, whylen, "no replica %d context rank %d tensor rank %d (data = %d, "
+                        "context = %d, tensor = %d)", replica, crank, trank, ex->D, ex->C,
+                        ex->T), -1;
     if (!ex->b->layer_of)
         return snprintf(why, whylen, "the %s backend does not read layers back", ex->b->name), -1;
-    int32_t w = exec_worker(ex, ex->spec.pr->device_of[stage], replica * ex->T + trank)->w;
+    int32_t g = (replica * ex->C + crank) * ex->T + trank;
+    int32_t w = exec_worker(ex, ex->spec.pr->device_of[stage], g)->w;
     return ex->b->layer_of(ex, w, stage, k, out, why, whylen);
 }
 
 LayerShape exec_shape(const Exec *ex, int32_t trank) {
     LayerShape sh = ex->spec.shape;
-    sh.tensor = ex->T, sh.rank = trank;
+    sh.tensor = ex->T, sh.rank = trank, sh.context = ex->C, sh.crank = 0;
     return sh;
 }
 

@@ -25,17 +25,21 @@ typedef struct {
     int owned;
 } ExecSlot;
 
-/* One worker as the core sees it: a pipeline device of one replica and tensor rank. */
+/* One worker as the core sees it: a pipeline device of one replica, context rank and tensor
+ * rank. */
 typedef struct ExecDev {
     Exec *ex;
     int32_t d;        // pipeline device
     int32_t replica;  // data-parallel replica, 0 .. D-1
+    int32_t crank;    // context rank, 0 .. C-1
     int32_t trank;    // tensor rank, 0 .. T-1
-    int32_t g;        // its group, replica T + trank: which copy of the slots, buffers, layers
+    int32_t dp;       // its place among the DP = D C workers that sum a chunk's gradients and
+                      //   shard them (ZeRO): replica C + crank
+    int32_t g;        // its group, dp T + trank: which copy of the slots, buffers, layers
     int32_t w;        // worker index, d G + g (exec.h's order; the MPI rank)
-    LayerShape shape; // spec.shape with tensor = T, rank = trank
-    Timeline tl;      // its rows since the last merge (exec_rows_merge); replica 0's tensor
-                      //   rank 0's only (exec_row_push drops the others')
+    LayerShape shape; // spec.shape with tensor = T, rank = trank, context = C and crank
+    Timeline tl;      // its rows since the last merge (exec_rows_merge); group 0's only
+                      //   (exec_row_push drops the others')
     LayerTiming split; // measured rounds' kernel time by pass and class (exec_split)
     double outside_ns[3]; // measured rounds' op time outside the kernels, by pass
     int32_t split_rounds; // rounds added into split (0: none measured)
@@ -98,8 +102,10 @@ struct Exec {
     ExecSpec spec;
     const ExecBackend *b;
     int32_t p, S, m;          // devices, stages, micro-batches of one Program run
-    int32_t D, T, G, W;       // replicas, tensor ranks, groups D T, workers p G
-    int64_t floats;           // elements of one activation or gradient: b s h
+    int32_t D, C, T;          // replicas, context ranks, tensor ranks
+    int32_t DP, G, W;         // workers summing a gradient D C, groups D C T, workers p G
+    int64_t floats;           // elements of one activation or gradient: b s h (a rank's
+                              //   s/c tokens with context, s/(c t) sequence parallel)
     int64_t nlayers;          // layers of all stages
     int64_t *layer_at;        // owned: [S] index of the stage's first layer
     ExecDev *devs;            // owned: [W] by worker index

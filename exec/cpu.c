@@ -1,11 +1,11 @@
 /* exec/cpu.c: the CPU backends' shared parts (cpu.h) and exec_cpu_threads: one thread per
- * worker (device, replica, tensor rank) in every round, joined at its end (the flush), data
- * between devices through in-process channels as strict as NCCL's: one ordered channel per
- * (sender, receiver, activations or gradients), and a receiver that finds another message than
- * the one it expects at the head of its channel fails (NCCL would hang or hand it the wrong
- * tensor); all-reduces through in-process groups that sum in member order, so a run's results
- * are the same bit for bit every time. A wait longer than the watchdog fails with the op that
- * waits, instead of hanging. */
+ * worker (device, replica, context rank, tensor rank) in every round, joined at its end (the
+ * flush), data between devices through in-process channels as strict as NCCL's: one ordered
+ * channel per (sender, receiver, activations or gradients), and a receiver that finds another
+ * message than the one it expects at the head of its channel fails (NCCL would hang or hand
+ * it the wrong tensor); collectives through in-process groups that sum in member order, so a
+ * run's results are the same bit for bit every time. A wait longer than the watchdog fails
+ * with the op that waits, instead of hanging. */
 #include "exec/cpu.h"
 
 #include <errno.h>
@@ -42,9 +42,10 @@ static void cpu_buf_free(ExecDev *dv, void *buf) {
     free(buf);
 }
 
-/* zero = 3 (ZeRO-3, FSDP) on a layer: between passes a replica's truth is its shard of each
- * weight and gradient. gather: before F, B and BW the other replicas' shards of the weights
- * are all-gathered; scatter: W and BW compute this pass's gradient alone (the shard's sum so
+/* zero = 3 (ZeRO-3, FSDP) on a layer: between passes a data group member's truth (a replica's,
+ * or with context parallelism a replica's context rank's) is its shard of each weight and
+ * gradient. gather: before F, B and BW the other members' shards of the weights are
+ * all-gathered; scatter: W and BW compute this pass's gradient alone (the shard's sum so
  * far set aside, the buffer zeroed), reduce-scatter it over the replicas and add the shard's
  * sum back, so every micro-batch's gradient is scattered once, as ZeRO-3 does. Inside the
  * op's compute row, outside the kernel classes' split (as psim prices them). 0, or -1. */
@@ -55,7 +56,7 @@ static int zero3(ExecDev *dv, Layer *l, Zero3Step step, float **keep) {
     const CpuState *cs = ex->be;
     for (int i = 0; i < LAYER_WEIGHTS; i++) {
         int64_t n = layer_buf_elems(&dv->shape, (LayerBuf)(LB_FIRST_GRAD + i)), lo, hi;
-        cpu_shard(n, dv->replica, ex->D, &lo, &hi);
+        cpu_shard(n, dv->dp, ex->DP, &lo, &hi);
         size_t shard = (size_t)(hi - lo) * sizeof(float);
         if (step == Z3_GATHER) {
             if (cs->zero_all_gather(dv, l->w[i], n)) return -1;
@@ -77,12 +78,14 @@ static int cpu_pass(ExecDev *dv, OpKind pass, int64_t layer, void *acts, const v
     CpuState *cs = ex->be;
     CpuDev *cd = dv->be;
     Layer *l = &cs->layers[dv->g * ex->nlayers + layer];
-    int z3 = ex->spec.zero >= 3 && ex->D > 1, rc = 0;
+    int z3 = ex->spec.zero >= 3 && ex->DP > 1, rc = 0;
     float *keep[LAYER_WEIGHTS] = {0};
     int scatter = z3 && (pass == OP_W || pass == OP_BW);
     if (z3 && pass != OP_W) rc = zero3(dv, l, Z3_GATHER, keep);
     if (rc == 0 && scatter) rc = zero3(dv, l, Z3_SET_ASIDE, keep);
-    if (rc == 0) rc = layer_pass(l, pass, acts, &cd->scratch, in, out, ex->T > 1 ? &cd->comm : NULL);
+    if (rc == 0)
+        rc = layer_pass(l, pass, acts, &cd->scratch, in, out,
+                        ex->T > 1 || ex->C > 1 ? &cd->comm : NULL);
     if (rc == 0 && scatter) rc = zero3(dv, l, Z3_SCATTER, keep);
     for (int i = 0; i < LAYER_WEIGHTS; i++) free(keep[i]);
     if (rc == 0) return 0;
@@ -135,6 +138,18 @@ static int cpu_tensor_reduce_scatter(void *ctx, const float *in, float *out, int
     return 0;
 }
 
+/* Context parallelism's K/V exchange over the context group: no row of its own (psim places
+ * none), its time inside the op's compute row and the kernel split's comm class. */
+static int cpu_context_allgather(void *ctx, const float *in, float *out, int64_t n) {
+    ExecDev *dv = ctx;
+    return ((CpuState *)dv->ex->be)->allgather(dv, CPU_OVER_CONTEXT, in, out, n);
+}
+
+static int cpu_context_reduce_scatter(void *ctx, const float *in, float *out, int64_t n) {
+    ExecDev *dv = ctx;
+    return ((CpuState *)dv->ex->be)->reduce_scatter(dv, CPU_OVER_CONTEXT, in, out, n);
+}
+
 /* ---- state, data, timing ---- */
 
 int cpu_create(Exec *ex, int (*mine)(const Exec *ex, int32_t w), char *why, size_t whylen) {
@@ -150,7 +165,8 @@ int cpu_create(Exec *ex, int (*mine)(const Exec *ex, int32_t w), char *why, size
             rc = -1;
         if (cd)
             cd->comm = (LayerComm){dv, cpu_tensor_allreduce, cpu_tensor_allgather,
-                                   cpu_tensor_reduce_scatter};
+                                   cpu_tensor_reduce_scatter, cpu_context_allgather,
+                                   cpu_context_reduce_scatter};
         if (cd && !(cd->last_bw = malloc((size_t)ex->spec.pr->chunks * sizeof *cd->last_bw)))
             rc = -1;
     }
@@ -209,14 +225,20 @@ int cpu_layer_of(Exec *ex, int32_t w, int32_t stage, int32_t k, Layer *out, char
     return cpu_copy(ex, w, stage, k, out, 1, why, whylen);
 }
 
-/* The micro-batch's input: each replica its own; with sequence parallelism a tensor rank's
- * rows of it, so every split runs the same model on the same data. */
+/* The micro-batch's input: each replica its own; with context parallelism a context rank's
+ * two zigzag chunks of each sample (layer_position), and with sequence parallelism a tensor
+ * rank's rows of those, so every split runs the same model on the same data. */
 int cpu_batch(ExecDev *dv, int32_t mb, ExecSlot *out) {
-    int64_t all = layer_tokens(&dv->shape) * dv->shape.hidden, n = dv->ex->floats;
+    const LayerShape *sh = &dv->shape;
+    int64_t h = sh->hidden, s = sh->seq, all = (int64_t)sh->samples * s * h, n = dv->ex->floats;
+    int64_t sq = s / dv->ex->C, mine = layer_tokens(sh);
     float *x = malloc((size_t)all * sizeof *x);
     if (!x) return exec_fail(dv->ex, 1, "device %d: out of memory", dv->d), -1;
     exec_batch_fill(dv->replica * dv->ex->m + mb, x, all);
-    if (n < all) memmove(x, x + (int64_t)dv->trank * n, (size_t)n * sizeof *x);
+    for (int64_t t = 0; dv->ex->C > 1 && t < mine; t++) // rows only move down: in place
+        memmove(x + t * h, x + ((t / sq) * s + layer_position(sh, t % sq)) * h,
+                (size_t)h * sizeof *x);
+    if (n < mine * h) memmove(x, x + (int64_t)dv->trank * n, (size_t)n * sizeof *x);
     *out = (ExecSlot){x, NULL, 1};
     return 0;
 }
@@ -256,11 +278,14 @@ int cpu_send_dropped(ExecDev *dv, void *data) {
 /* ---- the data-parallel tail ---- */
 
 void cpu_group_timed_out(ExecDev *dv, CpuOver over) {
-    exec_fail(dv->ex, 1, "device %d (replica %d, tensor rank %d) waited %g s at a %s all-reduce "
-              "for its %s (watchdog): one of them died, stalled or failed", dv->d, dv->replica,
-              dv->trank, dv->ex->spec.watchdog_s,
-              over == CPU_OVER_TENSOR ? "tensor-parallel" : "data-parallel gradient",
-              over == CPU_OVER_TENSOR ? "tensor ranks" : "replicas");
+    static const char *const what[CPU_OVER_COUNT][2] = {
+        {"tensor-parallel collective", "tensor ranks"},
+        {"data-parallel gradient collective", "replicas and context ranks"},
+        {"context-parallel key/value exchange", "context ranks"}};
+    exec_fail(dv->ex, 1, "device %d (replica %d, context rank %d, tensor rank %d) waited %g s at "
+              "a %s for its %s (watchdog): one of them died, stalled or failed", dv->d,
+              dv->replica, dv->crank, dv->trank, dv->ex->spec.watchdog_s, what[over][0],
+              what[over][1]);
 }
 
 /* Worker dv's layers of stage st. */
@@ -269,7 +294,8 @@ static Layer *stage_layers(ExecDev *dv, int32_t st) {
     return &((CpuState *)ex->be)->layers[dv->g * ex->nlayers + ex->layer_at[st]];
 }
 
-/* The data-parallel collective of chunk ch over the replicas, one row (bytes: the chunk's
+/* The data-parallel collective of chunk ch over the replicas and their context ranks (the
+ * DP workers that hold the chunk's weights), one row (bytes: the chunk's
  * fp32 buffers): after its last backward (op) the gradients all-reduced (zero = 0: an
  * allreduce row) or reduce-scattered (a reduce_scatter row); with zero after the step its
  * weights all-gathered (gather: an all_gather row, kind F). With sequence parallelism the
@@ -290,13 +316,13 @@ static int chunk_collective(ExecDev *dv, const ProgramOp *op, int32_t ch, int ga
             if (!gather && norm && dv->shape.seqpar && ex->T > 1 &&
                 cs->allreduce(dv, CPU_OVER_TENSOR, l[k].g[i], n))
                 return -1;
-            if (ex->D < 2 || zero >= 3) continue; // zero 3 scattered inside every W and BW
+            if (ex->DP < 2 || zero >= 3) continue; // zero 3 scattered inside every W and BW
             int rc = gather ? cs->zero_all_gather(dv, l[k].w[i], n)
                      : zero ? cs->zero_reduce_scatter(dv, l[k].g[i], n)
                             : cs->allreduce(dv, CPU_OVER_DATA, l[k].g[i], n);
             if (rc) return -1;
         }
-    if (zero >= 3 && ex->D > 1) return 0; // no tail collective of its own: no row
+    if (zero >= 3 && ex->DP > 1) return 0; // no tail collective of its own: no row
     Stream s = gather ? STREAM_ALL_GATHER : zero ? STREAM_REDUCE_SCATTER : STREAM_COLLECTIVE;
     TimelineOp row = exec_row(ex, dv->d, -1, gather ? OP_F : (OpKind)op->kind, 0, (int16_t)ch,
                               s, bytes, t0, exec_now_ns(ex));
@@ -319,7 +345,7 @@ static void sgd_step(ExecDev *dv, int clear) {
                 int64_t n = layer_buf_elems(&dv->shape, (LayerBuf)(LB_FIRST_GRAD + i)), lo = 0,
                         hi = n;
                 float *w = l[k].w[i], *g = l[k].g[i];
-                if (ex->spec.zero && ex->D > 1) cpu_shard(n, dv->replica, ex->D, &lo, &hi);
+                if (ex->spec.zero && ex->DP > 1) cpu_shard(n, dv->dp, ex->DP, &lo, &hi);
                 if (clear) memset(g, 0, (size_t)n * sizeof *g);
                 else
                     for (int64_t e = lo; e < hi; e++) w[e] -= lr * g[e];
@@ -363,7 +389,7 @@ void cpu_device_ops(ExecDev *dv) {
             break;
     }
     if (sp->tail && !exec_failed(ex)) sgd_step(dv, 0);
-    int z3 = sp->zero >= 3 && ex->D > 1; // its next F gathers; after the last round the model
+    int z3 = sp->zero >= 3 && ex->DP > 1; // its next F gathers; after the last round the model
     int final = ex->round == sp->iterations / sp->pr->iterations - 1; // is made whole, untimed
     for (int32_t ch = 0; sp->tail && sp->zero && ch < sp->pr->chunks && !exec_failed(ex); ch++) {
         if (last[ch] < 0) continue;
@@ -416,9 +442,11 @@ typedef struct {
 
 typedef struct {
     CpuState cpu;       // first: the CPU backends' shared state
-    Group *tensor;      // owned: [p D] the T tensor ranks of (device, replica)
-    Group *data;        // owned: [p T] the D replicas of (device, tensor rank)
-    int64_t ngroups;    // p D + p T
+    Group *tensor;      // owned: [p DP] the T tensor ranks of (device, replica, context rank),
+                        //   then the others in the same array:
+    Group *data;        //   [p T] the DP = D C workers of (device, tensor rank), member dp
+    Group *context;     //   [p D T] the C context ranks of (device, replica, tensor rank)
+    int64_t ngroups;    // p DP + p T + p D T
 } Threads;
 
 static int64_t group_room(const Exec *ex) {
@@ -474,9 +502,10 @@ static int group_meet(ExecDev *dv, Group *gr, CpuOver over) {
 static Group *threads_group(ExecDev *dv, CpuOver over, int32_t *me) {
     Exec *ex = dv->ex;
     Threads *ts = ex->be;
-    *me = over == CPU_OVER_TENSOR ? dv->trank : dv->replica;
-    return over == CPU_OVER_TENSOR ? &ts->tensor[(int64_t)dv->d * ex->D + dv->replica]
-                                   : &ts->data[(int64_t)dv->d * ex->T + dv->trank];
+    *me = over == CPU_OVER_TENSOR ? dv->trank : over == CPU_OVER_DATA ? dv->dp : dv->crank;
+    if (over == CPU_OVER_TENSOR) return &ts->tensor[(int64_t)dv->d * ex->DP + dv->dp];
+    if (over == CPU_OVER_DATA) return &ts->data[(int64_t)dv->d * ex->T + dv->trank];
+    return &ts->context[((int64_t)dv->d * ex->D + dv->replica) * ex->T + dv->trank];
 }
 
 static int threads_allreduce(ExecDev *dv, CpuOver over, float *buf, int64_t n) {
@@ -520,15 +549,15 @@ static int threads_reduce_scatter(ExecDev *dv, CpuOver over, const float *in, fl
     return group_meet(dv, gr, over);
 }
 
-/* zero >= 1: the replicas' reduce-scatter, each summing its own shard of every member's
- * buffer in replica order (threads_allreduce's sums, bit for bit) into the group's sum, then
- * taking it back; each reads only its shard of the sum, so two meetings suffice. */
+/* zero >= 1: the data group's reduce-scatter, each member summing its own shard of every
+ * member's buffer in member order (threads_allreduce's sums, bit for bit) into the group's
+ * sum, then taking it back; each reads only its shard of the sum, so two meetings suffice. */
 static int threads_zero_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
     Exec *ex = dv->ex;
     Group *gr = &((Threads *)ex->be)->data[(int64_t)dv->d * ex->T + dv->trank];
     int64_t lo, hi;
-    cpu_shard(n, dv->replica, gr->n, &lo, &hi);
-    gr->buf[dv->replica] = buf;
+    cpu_shard(n, dv->dp, gr->n, &lo, &hi);
+    gr->buf[dv->dp] = buf;
     if (group_meet(dv, gr, CPU_OVER_DATA) != 0) return -1;
     for (int64_t i = lo; i < hi; i++) {
         float s = gr->buf[0][i];
@@ -545,12 +574,12 @@ static int threads_zero_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
 static int threads_zero_all_gather(ExecDev *dv, float *buf, int64_t n) {
     Exec *ex = dv->ex;
     Group *gr = &((Threads *)ex->be)->data[(int64_t)dv->d * ex->T + dv->trank];
-    gr->buf[dv->replica] = buf;
+    gr->buf[dv->dp] = buf;
     if (group_meet(dv, gr, CPU_OVER_DATA) != 0) return -1;
     for (int32_t k = 0; k < gr->n; k++) {
         int64_t lo, hi;
         cpu_shard(n, k, gr->n, &lo, &hi);
-        if (k != dv->replica) memcpy(buf + lo, gr->buf[k] + lo, (size_t)(hi - lo) * sizeof *buf);
+        if (k != dv->dp) memcpy(buf + lo, gr->buf[k] + lo, (size_t)(hi - lo) * sizeof *buf);
     }
     return group_meet(dv, gr, CPU_OVER_DATA);
 }
@@ -645,17 +674,19 @@ static int threads_receive(ExecDev *dv, int32_t src, int grad, int32_t stage, co
     return 0;
 }
 
-/* Group i of the tensor groups then the data groups (one array): tensor groups have T
- * members, data groups D. 0, or -1 out of memory (destroy frees what was made). */
+/* The tensor groups, then the data groups, then the context groups (one array): tensor
+ * groups have T members, data groups DP, context groups C. 0, or -1 out of memory (destroy
+ * frees what was made). */
 static int groups_create(Exec *ex, Threads *ts) {
-    ts->ngroups = (int64_t)ex->p * (ex->D + ex->T);
+    int64_t nt = (int64_t)ex->p * ex->DP, nd = (int64_t)ex->p * ex->T;
+    ts->ngroups = nt + nd + (int64_t)ex->p * ex->D * ex->T;
     ts->tensor = calloc((size_t)ts->ngroups, sizeof *ts->tensor);
     if (!ts->tensor) return -1;
-    ts->data = ts->tensor + (int64_t)ex->p * ex->D;
+    ts->data = ts->tensor + nt, ts->context = ts->data + nd;
     int64_t room = group_room(ex);
     for (int64_t i = 0; i < ts->ngroups; i++) {
         Group *gr = &ts->tensor[i];
-        gr->n = i < (int64_t)ex->p * ex->D ? ex->T : ex->D;
+        gr->n = i < nt ? ex->T : i < nt + nd ? ex->DP : ex->C;
         pthread_mutex_init(&gr->mu, NULL);
         pthread_cond_init(&gr->cv, NULL);
         gr->buf = calloc((size_t)gr->n, sizeof *gr->buf);

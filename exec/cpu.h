@@ -1,7 +1,8 @@
 /* exec/cpu.h: what the two CPU backends share (threads in exec/cpu.c, MPI ranks in
  * exec/cpu_mpi.c): the layer on OpenBLAS, a worker's state, its ops in program order with the
  * fault injection and the data-parallel tail (all-reduces, SGD step), host-clock spans, the
- * tensor and data all-reduces' rows. Not for use outside exec/. */
+ * tensor and data all-reduces' rows, the context group's K/V exchange. Not for use outside
+ * exec/. */
 #ifndef PIPESIM_EXEC_CPU_H
 #define PIPESIM_EXEC_CPU_H
 
@@ -10,9 +11,13 @@
 typedef struct Channel Channel;
 struct Pending;
 
-/* Which all-reduce: over the T tensor ranks of a (device, replica), or over the D replicas
- * of a (device, tensor rank). */
-typedef enum { CPU_OVER_TENSOR = 0, CPU_OVER_DATA = 1 } CpuOver;
+/* Which group a collective runs over: the T tensor ranks of a (device, replica, context
+ * rank); the DP = D C workers of a (device, tensor rank), member dp (the replicas and their
+ * context ranks, which hold the same weights); the C context ranks of a (device, replica,
+ * tensor rank), member crank. */
+typedef enum {
+    CPU_OVER_TENSOR = 0, CPU_OVER_DATA = 1, CPU_OVER_CONTEXT = 2, CPU_OVER_COUNT
+} CpuOver;
 
 /* Every CPU backend's state starts with this (ex->be). */
 typedef struct {
@@ -27,15 +32,16 @@ typedef struct {
     int (*allgather)(ExecDev *dv, CpuOver over, const float *in, float *out, int64_t n);
     int (*reduce_scatter)(ExecDev *dv, CpuOver over, const float *in, float *out, int64_t n);
     /* zero >= 1, over the worker's data group: zero_reduce_scatter leaves in buf's shard of this
-     * replica (cpu_shard) the sum of that shard over the replicas, summed in replica order as
-     * allreduce sums it, and the rest of buf as it was; zero_all_gather copies every other
-     * replica's shard of its buf into this one's. 0, or -1 with the run failed. */
+     * member (cpu_shard of its dp) the sum of that shard over the members, summed in member
+     * order as allreduce sums it, and the rest of buf as it was; zero_all_gather copies every
+     * other member's shard of its buf into this one's. 0, or -1 with the run failed. */
     int (*zero_reduce_scatter)(ExecDev *dv, float *buf, int64_t n);
     int (*zero_all_gather)(ExecDev *dv, float *buf, int64_t n);
 } CpuState;
 
-/* Replica r's shard of an n-element buffer over d replicas: [*lo, *hi) = [n r / d,
- * n (r+1) / d), the slices threads_allreduce sums, so shards cover the buffer once. */
+/* Member r's shard of an n-element buffer over a data group of d (the D C workers of a
+ * gradient): [*lo, *hi) = [n r / d, n (r+1) / d), the slices threads_allreduce sums, so
+ * shards cover the buffer once. */
 static inline void cpu_shard(int64_t n, int32_t r, int32_t d, int64_t *lo, int64_t *hi) {
     *lo = n * r / d, *hi = n * (r + 1) / d;
 }
@@ -43,7 +49,8 @@ static inline void cpu_shard(int64_t n, int32_t r, int32_t d, int64_t *lo, int64
 /* A worker's state (ExecDev.be). */
 typedef struct {
     LayerScratch scratch;   // one pass at a time
-    LayerComm comm;         // the tensor-parallel collectives of its passes (ctx: the ExecDev)
+    LayerComm comm;         // the tensor and context collectives of its passes (ctx: the
+                            //   ExecDev)
     const ProgramOp *op;    // the op whose layers run now (its tensor rows name it)
     int64_t *last_bw;       // owned: [chunks] the index of each chunk's last backward (W or
                             //   BW) in the device's program, -1 for none
@@ -79,7 +86,8 @@ int cpu_send_dropped(ExecDev *dv, void *data);
  * watchdog) telling no one. */
 void cpu_device_ops(ExecDev *dv);
 
-/* A tensor or data all-reduce that waited past the watchdog for its group (exec_fail). */
+/* A tensor, data or context collective that waited past the watchdog for its group
+ * (exec_fail). */
 void cpu_group_timed_out(ExecDev *dv, CpuOver over);
 
 /* The transports' failures, each naming the device and op (exec_fail): a send nobody took

@@ -1,13 +1,14 @@
-/* exec/cpu_mpi.c: exec_cpu_ranks: one worker (device, replica, tensor rank) per MPI rank,
- * rank = worker index (exec.h), the all-reduces on communicators split per tensor group and
- * per data group (MPI_Iallreduce, polled under the watchdog) (MPI initialised with
- * MPI_THREAD_SERIALIZED, MPI_ERRORS_RETURN on MPI_COMM_WORLD), MPI point-to-point as the
- * transport, the ranks' clocks aligned to rank 0's (ping-pongs before and after the run), rank
- * 0 gathering every rank's rows. Failures end every rank within about the watchdog time: the
- * rank that finds one tells the others (they stop with "rank R on HOST stopped: ..."), every
- * surviving rank sends rank 0 its rows and its reason, and rank 0 (if alive) waits up to
- * 2 x watchdog + 1 s for them; its message then names the first rank's own fault and the
- * ranks that never reported (dead or stalled). Also the links' latency and bandwidth fit. */
+/* exec/cpu_mpi.c: exec_cpu_ranks: one worker (device, replica, context rank, tensor rank) per
+ * MPI rank, rank = worker index (exec.h), the collectives on communicators split per tensor,
+ * data and context group (MPI_Iallreduce and its kin, polled under the watchdog; MPI
+ * initialised with MPI_THREAD_SERIALIZED, MPI_ERRORS_RETURN on MPI_COMM_WORLD), MPI
+ * point-to-point as the transport, the ranks' clocks aligned to rank 0's (ping-pongs before
+ * and after the run), rank 0 gathering every rank's rows. Failures end every rank within
+ * about the watchdog time: the rank that finds one tells the others (they stop with "rank R
+ * on HOST stopped: ..."), every surviving rank sends rank 0 its rows and its reason, and rank
+ * 0 (if alive) waits up to 2 x watchdog + 1 s for them; its message then names the first
+ * rank's own fault and the ranks that never reported (dead or stalled). Also the links'
+ * latency and bandwidth fit. */
 #ifdef PIPESIM_MPI
 #include <mpi.h>
 #include <signal.h>
@@ -29,8 +30,8 @@ typedef struct {
     int *reported;          // rank 0 after a failure: [rank] 1 when it sent its report
     MPI_Request notice;     // a failure notice from any rank (posted while the run runs)
     char notice_in[512];
-    MPI_Comm over[2];       // CpuOver: this rank's tensor group, its data group (MPI_COMM_NULL
-                            //   for a group of one)
+    MPI_Comm over[CPU_OVER_COUNT]; // CpuOver: this rank's tensor, data and context groups
+                            //   (MPI_COMM_NULL for a group of one)
 } Ranks;
 
 /* ---- the transport: tag 0 carries activations, tag 1 gradients, so MPI's per-(source, tag)
@@ -230,8 +231,9 @@ static int ranks_wait(ExecDev *dv, CpuOver over, int rc, MPI_Request *req, const
     }
     if (done == 1) return 0;
     if (done < 0)
-        exec_fail(ex, 1, "device %d (replica %d, tensor rank %d): MPI failed in the %s "
-                  "(a peer may have died)", dv->d, dv->replica, dv->trank, what);
+        exec_fail(ex, 1, "device %d (replica %d, context rank %d, tensor rank %d): MPI failed "
+                  "in the %s (a peer may have died)", dv->d, dv->replica, dv->crank, dv->trank,
+                  what);
     else if (!exec_failed(ex))
         cpu_group_timed_out(dv, over);
     return -1; // a pending collective is left behind: the job ends
@@ -268,21 +270,21 @@ static int ranks_reduce_scatter(ExecDev *dv, CpuOver over, const float *in, floa
     return ranks_wait(dv, over, rc, &req, "reduce-scatter");
 }
 
-/* The shards of n elements over the D replicas (the data communicator's ranks are the
- * replicas, key = replica): counts and displacements, in ints for MPI. */
+/* The shards of n elements over the DP members of the data group (the data communicator's
+ * ranks, key = dp): counts and displacements, in ints for MPI. */
 static int shard_counts(const Exec *ex, int64_t n, int **counts, int **displs) {
-    *counts = malloc((size_t)ex->D * sizeof **counts);
-    *displs = malloc((size_t)ex->D * sizeof **displs);
+    *counts = malloc((size_t)ex->DP * sizeof **counts);
+    *displs = malloc((size_t)ex->DP * sizeof **displs);
     if (!*counts || !*displs) return free(*counts), free(*displs), -1;
-    for (int32_t r = 0; r < ex->D; r++) {
+    for (int32_t r = 0; r < ex->DP; r++) {
         int64_t lo, hi;
-        cpu_shard(n, r, ex->D, &lo, &hi);
+        cpu_shard(n, r, ex->DP, &lo, &hi);
         (*counts)[r] = (int)(hi - lo), (*displs)[r] = (int)lo;
     }
     return 0;
 }
 
-/* zero >= 1: MPI_Ireduce_scatter into a scratch shard, copied back to this replica's shard
+/* zero >= 1: MPI_Ireduce_scatter into a scratch shard, copied back to this member's shard
  * of buf (MPI_IN_PLACE would put it at buf's start). */
 static int ranks_zero_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
     Exec *ex = dv->ex;
@@ -290,7 +292,7 @@ static int ranks_zero_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
     if (rs->over[CPU_OVER_DATA] == MPI_COMM_NULL) return 0;
     int *counts, *displs;
     if (shard_counts(ex, n, &counts, &displs) != 0) return exec_fail(ex, 1, "out of host memory"), -1;
-    int mine = counts[dv->replica], at = displs[dv->replica];
+    int mine = counts[dv->dp], at = displs[dv->dp];
     float *shard = malloc((size_t)(mine ? mine : 1) * sizeof *shard);
     int rc = -1;
     if (shard) {
@@ -309,7 +311,7 @@ static int ranks_zero_reduce_scatter(ExecDev *dv, float *buf, int64_t n) {
     return rc;
 }
 
-/* The all-gather of every replica's shard, in place (MPI_Iallgatherv). */
+/* The all-gather of every member's shard, in place (MPI_Iallgatherv). */
 static int ranks_zero_all_gather(ExecDev *dv, float *buf, int64_t n) {
     Exec *ex = dv->ex;
     Ranks *rs = ex->be;
@@ -326,13 +328,15 @@ static int ranks_zero_all_gather(ExecDev *dv, float *buf, int64_t n) {
     return rc;
 }
 
-/* This rank's tensor and data communicators (every rank calls it: MPI_Comm_split is
- * collective). 0, or -1. */
+/* This rank's tensor, data and context communicators (every rank calls it: MPI_Comm_split is
+ * collective), each ranked by the member's place in its group. 0, or -1. */
 static int split_groups(Exec *ex, Ranks *rs) {
     const ExecDev *me = &ex->devs[ex->rank];
-    int color[2] = {me->d * ex->D + me->replica, me->d * ex->T + me->trank};
-    int key[2] = {me->trank, me->replica}, size[2] = {ex->T, ex->D};
-    for (int o = 0; o < 2; o++) {
+    int color[CPU_OVER_COUNT] = {me->d * ex->DP + me->dp, me->d * ex->T + me->trank,
+                                 (me->d * ex->D + me->replica) * ex->T + me->trank};
+    int key[CPU_OVER_COUNT] = {me->trank, me->dp, me->crank};
+    int size[CPU_OVER_COUNT] = {ex->T, ex->DP, ex->C};
+    for (int o = 0; o < CPU_OVER_COUNT; o++) {
         rs->over[o] = MPI_COMM_NULL;
         if (MPI_Comm_split(MPI_COMM_WORLD, size[o] > 1 ? color[o] : MPI_UNDEFINED, key[o],
                            &rs->over[o]) != MPI_SUCCESS)
@@ -544,11 +548,11 @@ static int ranks_create(Exec *ex, char *why, size_t whylen) {
     pthread_mutex_init(&rs->mpi_mu, NULL);
     rs->notice = MPI_REQUEST_NULL;
     if (gethostname(rs->host, sizeof rs->host - 1) != 0) snprintf(rs->host, sizeof rs->host, "?");
-    rs->over[0] = rs->over[1] = MPI_COMM_NULL;
+    for (int o = 0; o < CPU_OVER_COUNT; o++) rs->over[o] = MPI_COMM_NULL;
     if (size != ex->W)
         return snprintf(why, whylen, "mpirun started %d ranks but the run has stages x data x "
-                        "tensor = %d x %d x %d = %d workers; use mpirun -np %d", size, ex->p,
-                        ex->D, ex->T, ex->W, ex->W), 2;
+                        "context x tensor = %d x %d x %d x %d = %d workers; use mpirun -np %d",
+                        size, ex->p, ex->D, ex->C, ex->T, ex->W, ex->W), 2;
     rs->cpu.allreduce = ranks_allreduce;
     rs->cpu.allgather = ranks_allgather;
     rs->cpu.reduce_scatter = ranks_reduce_scatter;
@@ -565,7 +569,7 @@ static void ranks_destroy(Exec *ex) {
     Ranks *rs = ex->be;
     if (!rs) return;
     cpu_destroy(ex);
-    for (int o = 0; o < 2; o++)
+    for (int o = 0; o < CPU_OVER_COUNT; o++)
         if (rs->over[o] != MPI_COMM_NULL && !ex->failed) MPI_Comm_free(&rs->over[o]);
     pthread_mutex_destroy(&rs->mpi_mu);
     free(rs->clock_off), free(rs->reported);

@@ -13,17 +13,21 @@
  * that died, stalled or lost a message (the watchdog), a thread or memory failure end the
  * run with a message naming the device and op, and the rows measured until then are kept.
  *
- * Data and tensor parallelism (the CPU backends): with d replicas and t tensor ranks the run
- * has p d t workers, worker w = (device d + replica) t + tensor rank (Megatron's order:
- * tensor fastest, then data, then pipeline; under MPI, rank w). Each replica runs the same
- * Program on its own micro-batches (replica r's micro-batch j is the batch of sample
- * r m + j), each tensor rank its Megatron shard of every layer, its pass's four all-reduces
- * summed over the t ranks of its (device, replica). With the tail, a chunk's gradients are
- * summed over the d replicas of its (device, tensor rank) after its last backward, then every
- * layer takes an SGD step. The measured Timeline holds replica 0's tensor rank 0's rows (the
- * view psim simulates; the others run the same ops): compute, transfers, a `tensor` row per
- * tensor-parallel all-reduce (inside its compute row), an `allreduce` row per chunk and an
- * `optimizer` row per device and iteration. */
+ * Data, context and tensor parallelism (the CPU backends): with d replicas, c context ranks
+ * and t tensor ranks the run has p d c t workers, worker w = ((device d + replica) c +
+ * context rank) t + tensor rank (Megatron's order, as psim numbers GPUs: tensor fastest, then
+ * context, data, pipeline; under MPI, rank w). Each replica runs the same Program on its own
+ * micro-batches (replica r's micro-batch j is the batch of sample r m + j), each context rank
+ * its two zigzag chunks of every sample (layer_position), each tensor rank its Megatron shard
+ * of every layer; a pass's tensor collectives run over the t ranks of its (device, replica,
+ * context rank), its K/V all-gather and dK/dV reduce-scatter over the c context ranks of its
+ * (device, replica, tensor rank). With the tail, a chunk's gradients are summed over the d c
+ * workers of its (device, tensor rank) (the replicas and their context ranks hold the same
+ * weights) after its last backward, then every layer takes an SGD step. The measured
+ * Timeline holds replica 0's context rank 0's tensor rank 0's rows (the view psim simulates;
+ * the others run the same ops): compute, transfers, a `tensor` row per tensor-parallel
+ * collective (inside its compute row; the K/V exchange has none, as psim places none), an
+ * `allreduce` row per chunk and an `optimizer` row per device and iteration. */
 #ifndef PIPESIM_EXEC_H
 #define PIPESIM_EXEC_H
 
@@ -61,18 +65,21 @@ typedef struct {
     int warmup;              // passes and NCCL connections run once before the first epoch
     int hang;                // fault injection: device hang_device's first op waits until the
     int32_t hang_device;     //   watchdog fires (which then releases it)
-    // data and tensor parallelism (the CPU backends; the others refuse them, status 2)
+    // data, context and tensor parallelism (the CPU backends; the others refuse them, status 2)
     int32_t data;            // d replicas of the pipeline (0: 1)
     int32_t tensor;          // t tensor ranks per stage (0: 1; divides heads and ffn); a
                              //   worker's shape is shape with tensor = t and its rank
+    int32_t context;         // c context ranks per stage and replica (0: 1; 2c divides seq): a
+                             //   worker's shape has context = c and its context rank
     int tail;                // iterations end with the data-parallel tail: after a chunk's
-                             //   last backward (W or BW) its gradients are summed over the d
-                             //   replicas, after the device's last op every layer steps
+                             //   last backward (W or BW) its gradients are summed over the d c
+                             //   workers, after the device's last op every layer steps
                              //   w -= lr g, and the next iteration starts from zero gradients
     float lr;                // the SGD step's learning rate (tail only)
-    int32_t zero;            // [parallel] zero with d > 1 (CPU backends): 1 and 2 reduce-scatter
-                             //   a chunk's gradients instead (replica r keeps the sum of its
-                             //   shard, elements [n r / d, n (r+1) / d) of every buffer), step
+    int32_t zero;            // [parallel] zero with d c > 1 (CPU backends): 1 and 2 reduce-
+                             //   scatter a chunk's gradients instead (the k-th of the d c workers,
+                             //   k = replica c + context rank, keeps the sum of its shard,
+                             //   elements [n k / dc, n (k+1) / dc) of every buffer), step
                              //   only that shard, then all-gather every chunk's weights; the
                              //   buffers stay whole in memory. 3 gathers each layer's weights
                              //   before its F, B and BW and reduce-scatters each W's and BW's
@@ -127,16 +134,18 @@ int exec_settle(Exec *ex);
 /* This process's MPI rank (0 without MPI). */
 int exec_rank(const Exec *ex);
 
-/* Copies the fp32 weight gradients of stage's k-th layer (replica 0, tensor rank 0) into
+/* Copies the fp32 weight gradients of stage's k-th layer (worker group 0: replica 0, context
+ * and tensor rank 0) into
  * out->g_* (out allocated with that rank's shape, exec_shape(ex, 0), e.g. by layer_init). 0,
  * or -1 with why. */
 int exec_grads(Exec *ex, int32_t stage, int32_t k, Layer *out, char *why, size_t whylen);
 
-/* Copies the weights and gradients of stage's k-th layer as replica `replica`'s tensor rank
- * `trank` holds them into out (allocated with exec_shape(ex, trank)). 0, or -1 with why: no
- * such layer or rank, a layer of another MPI rank, or a backend that cannot (CUDA). */
-int exec_layer_of(Exec *ex, int32_t replica, int32_t trank, int32_t stage, int32_t k, Layer *out,
-                  char *why, size_t whylen);
+/* Copies the weights and gradients of stage's k-th layer as replica `replica`'s context rank
+ * `crank`'s tensor rank `trank` holds them into out (allocated with exec_shape(ex, trank)).
+ * 0, or -1 with why: no such layer or rank, a layer of another MPI rank, or a backend that
+ * cannot (CUDA). */
+int exec_layer_of(Exec *ex, int32_t replica, int32_t crank, int32_t trank, int32_t stage,
+                  int32_t k, Layer *out, char *why, size_t whylen);
 
 /* Where pipeline device d's measured ops spent their time, per iteration (the first round
  * left out as warm-up when there are several, as the stored rows' statistics do): ms by pass
@@ -156,10 +165,11 @@ int exec_split(const Exec *ex, int32_t d, double pass_ms[3][LC_COUNT + 1]);
  * estimate made before allocating, so a run that cannot fit is refused instead of killed. */
 double exec_host_bytes(const ExecSpec *spec, int per_worker);
 
-/* The layer shape tensor rank trank runs: spec.shape with tensor = t and rank = trank. */
+/* The layer shape tensor rank trank runs: spec.shape with tensor = t, rank = trank, context
+ * = c and context rank 0 (the others' differ only in crank, which sizes nothing). */
 LayerShape exec_shape(const Exec *ex, int32_t trank);
 
-/* Workers (p d t) and whether worker w runs in this process (all of them with threads, one
+/* Workers (p d c t) and whether worker w runs in this process (all of them with threads, one
  * under MPI). */
 int32_t exec_workers(const Exec *ex);
 int exec_worker_here(const Exec *ex, int32_t w);

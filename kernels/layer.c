@@ -1,6 +1,7 @@
 /* kernels/layer.c: the CPU twin: runs layer_ops' lists in fp32. A GEMM op is one cblas_sgemm
  * (row-major) per (repeat, batch) matrix, i.e. per (sample, head) for attention; the row and
- * elementwise kernels are loops; an all-reduce is the caller's (LayerComm). */
+ * elementwise kernels are loops; a collective is the caller's (LayerComm), context
+ * parallelism's K/V exchange packed here into the contiguous blocks it moves. */
 #define _GNU_SOURCE // OpenBLAS's cblas.h declares thread-affinity calls with cpu_set_t
 #include "kernels/layer.h"
 
@@ -102,20 +103,28 @@ int layer_acts_init(LayerActs *a, const LayerShape *sh) {
 void layer_acts_free(LayerActs *a) { bufs_free(a->buf, NACTS); }
 
 int layer_scratch_init(LayerScratch *s, const LayerShape *sh) {
-    if (bufs_init(s->buf, NSCRATCH, LB_FIRST_SCRATCH, sh) == 0) return 0;
+    int64_t kv = layer_buf_elems(sh, LB_KV), c = sh->context > 1 ? sh->context : 1;
+    s->kv_stage = kv ? malloc((size_t)(kv + kv / c) * sizeof(float)) : NULL;
+    if (bufs_init(s->buf, NSCRATCH, LB_FIRST_SCRATCH, sh) == 0 && (!kv || s->kv_stage)) return 0;
     layer_scratch_free(s);
     return -1;
 }
-void layer_scratch_free(LayerScratch *s) { bufs_free(s->buf, NSCRATCH); }
+void layer_scratch_free(LayerScratch *s) {
+    bufs_free(s->buf, NSCRATCH);
+    free(s->kv_stage), s->kv_stage = NULL;
+}
 
-/* The memory of one pass: every buffer an op may name, and its dropouts' seed. */
+/* The memory of one pass: every buffer an op may name, the K/V exchange's staging, the shape
+ * (the positions of its tokens) and its dropouts' seed. */
 typedef struct {
     float *b[LB_COUNT + 1]; // [LB_COUNT]: NULL, for an operand an op does not use
+    float *stage;
+    const LayerShape *sh;
     uint64_t seed;
 } PassBufs;
 
 static PassBufs pass_bufs(Layer *l, LayerActs *a, LayerScratch *s, const float *in, float *out) {
-    PassBufs m = {{0}, a->seed};
+    PassBufs m = {{0}, s->kv_stage, &l->sh, a->seed};
     m.b[LB_IN] = (float *)in, m.b[LB_OUT] = out; // IN is only ever read
     for (int i = 0; i < NACTS; i++) m.b[LB_FIRST_ACT + i] = a->buf[i];
     for (int i = 0; i < NSCRATCH; i++) m.b[LB_FIRST_SCRATCH + i] = s->buf[i];
@@ -149,11 +158,12 @@ static float dot(const float *x, const float *y, int64_t n) {
 }
 
 /* Flash attention on the CPU: one (sample, head) at a time, FLASH_BQ queries at a time. A
- * block's scores against the keys up to its last query (the causal blocks only) are one
- * sgemm into a FLASH_BQ x s scratch, softmax rows within it (the log-sum-exp kept), the
- * context another sgemm: no s x s buffer, and the work of causal flash attention (half the
- * score blocks). B rebuilds each block's probabilities from the log-sum-exp and runs the four
- * gradient GEMMs on it. Returns 0, or -1 out of memory. */
+ * block's scores against the keys up to its last query's position (the causal blocks only)
+ * are one sgemm into a FLASH_BQ x s scratch, softmax rows within it (the log-sum-exp kept),
+ * the context another sgemm: no s x s buffer, and the work of causal flash attention (half
+ * the score blocks). A block never straddles two of context parallelism's chunks, so its
+ * queries' positions follow one another. B rebuilds each block's probabilities from the
+ * log-sum-exp and runs the four gradient GEMMs on it. Returns 0, or -1 out of memory. */
 #define FLASH_BQ 64
 
 static void sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *a,
@@ -162,28 +172,37 @@ static void sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, 
                 (int)M, (int)N, (int)K, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
-static int flash(const LayerOp *o, const float *qkv, float *ctx, float *lse) {
-    int64_t s = o->M, hd = o->K;
+/* Queries of the block that starts at q0: up to FLASH_BQ, within its run of consecutive
+ * positions (a sample's sq queries, or with context parallelism each of its two chunks). */
+static int64_t flash_block(const LayerShape *sh, int64_t sq, int64_t q0) {
+    int64_t run = sh->context > 1 ? sq / 2 : sq, left = run - q0 % run;
+    return left < FLASH_BQ ? left : FLASH_BQ;
+}
+
+static int flash(const LayerShape *sh, const LayerOp *o, const float *qkv, const float *kvb,
+                 float *ctx, float *lse) {
+    int64_t sq = o->M, s = o->cols, hd = o->K;
     float *sc = malloc((size_t)(FLASH_BQ * s) * sizeof *sc);
     if (!sc) return -1;
     for (int64_t r = 0; r < o->repeat; r++)
         for (int64_t i = 0; i < o->batch; i++) {
             const float *q = qkv + r * o->ra + i * hd;
-            const float *k = qkv + r * o->ra + o->b_off + mat(o, 2, i) * hd, *v = k + o->N;
-            float *out = ctx + r * o->rc + i * hd, *l = lse + (r * o->batch + i) * s;
-            for (int64_t q0 = 0; q0 < s; q0 += FLASH_BQ) {
-                int64_t nq = s - q0 < FLASH_BQ ? s - q0 : FLASH_BQ, nk = q0 + nq;
-                sgemm(0, 1, nq, nk, hd, o->alpha, q + q0 * o->lda, o->lda, k, o->lda, 0, sc, nk);
-                for (int64_t x = 0; x < nq; x++) { // row x is query q0 + x: keys 0 .. q0 + x
+            const float *k = kvb + r * o->kv_rs + o->kv_off + mat(o, 2, i) * hd, *v = k + o->N;
+            float *out = ctx + r * o->rc + i * hd, *l = lse + (r * o->batch + i) * sq;
+            for (int64_t q0 = 0, nq; q0 < sq; q0 += nq) {
+                nq = flash_block(sh, sq, q0);
+                int64_t p0 = layer_position(sh, q0), nk = p0 + nq; // keys 0 .. its last position
+                sgemm(0, 1, nq, nk, hd, o->alpha, q + q0 * o->lda, o->lda, k, o->kv_ld, 0, sc, nk);
+                for (int64_t x = 0; x < nq; x++) { // row x is at position p0 + x: keys 0 .. p0 + x
                     float *row = sc + x * nk, mx = -INFINITY, sum = 0;
-                    int64_t last = q0 + x;
+                    int64_t last = p0 + x;
                     for (int64_t y = 0; y <= last; y++) mx = row[y] > mx ? row[y] : mx;
                     for (int64_t y = 0; y <= last; y++) sum += row[y] = expf(row[y] - mx);
                     for (int64_t y = 0; y <= last; y++) row[y] /= sum;
                     for (int64_t y = last + 1; y < nk; y++) row[y] = 0;
                     l[q0 + x] = mx + logf(sum);
                 }
-                sgemm(0, 0, nq, hd, nk, 1, sc, nk, v, o->lda, 0, out + q0 * o->ldc, o->ldc);
+                sgemm(0, 0, nq, hd, nk, 1, sc, nk, v, o->kv_ld, 0, out + q0 * o->ldc, o->ldc);
             }
         }
     free(sc);
@@ -192,40 +211,87 @@ static int flash(const LayerOp *o, const float *qkv, float *ctx, float *lse) {
 
 /* Its gradient, a block of queries at a time: P from the log-sum-exp, dV += P^T dO,
  * dP = dO V^T, dS = P (dP - rowsum(dO O)) scale, dQ = dS K, dK += dS^T Q (the group's query
- * heads add up into their key/value head). */
-static int flash_bw(const LayerOp *o, const float *qkv, const float *dctx, const float *ctx,
-                    const float *lse, float *dqkv) {
-    int64_t s = o->M, hd = o->K;
+ * heads add up into their key/value head); dq into dqkv (laid out as qkv), dK and dV into
+ * dkvb (laid out as kvb; dqkv itself without context parallelism). */
+static int flash_bw(const LayerShape *sh, const LayerOp *o, const float *qkv, const float *kvb,
+                    const float *dctx, const float *ctx, const float *lse, float *dqkv,
+                    float *dkvb) {
+    int64_t sq = o->M, s = o->cols, hd = o->K;
     float *p = malloc((size_t)(2 * FLASH_BQ * s) * sizeof *p), *dp = p ? p + FLASH_BQ * s : NULL;
     if (!p) return -1;
-    memset(dqkv, 0, (size_t)(o->repeat * s * o->ldc) * sizeof *dqkv);
+    memset(dqkv, 0, (size_t)(o->repeat * sq * o->ldc) * sizeof *dqkv);
+    if (dkvb != dqkv) memset(dkvb, 0, (size_t)(o->repeat * o->kv_rs) * sizeof *dkvb);
     for (int64_t r = 0; r < o->repeat; r++)
         for (int64_t i = 0; i < o->batch; i++) {
-            int64_t kv = o->b_off + mat(o, 2, i) * hd;
-            const float *q = qkv + r * o->ra + i * hd, *k = qkv + r * o->ra + kv, *v = k + o->N;
+            int64_t kv = r * o->kv_rs + o->kv_off + mat(o, 2, i) * hd;
+            const float *q = qkv + r * o->ra + i * hd, *k = kvb + kv, *v = k + o->N;
             const float *dout = dctx + r * o->rb + i * hd, *out = ctx + r * o->rb + i * hd;
-            const float *l = lse + (r * o->batch + i) * s;
-            float *dq = dqkv + r * o->rc + i * hd, *dk = dqkv + r * o->rc + kv, *dv = dk + o->N;
-            for (int64_t q0 = 0; q0 < s; q0 += FLASH_BQ) {
-                int64_t nq = s - q0 < FLASH_BQ ? s - q0 : FLASH_BQ, nk = q0 + nq;
+            const float *l = lse + (r * o->batch + i) * sq;
+            float *dq = dqkv + r * o->rc + i * hd, *dk = dkvb + kv, *dv = dk + o->N;
+            for (int64_t q0 = 0, nq; q0 < sq; q0 += nq) {
+                nq = flash_block(sh, sq, q0);
+                int64_t p0 = layer_position(sh, q0), nk = p0 + nq;
                 const float *qb = q + q0 * o->lda, *dob = dout + q0 * o->ldb;
-                sgemm(0, 1, nq, nk, hd, o->alpha, qb, o->lda, k, o->lda, 0, p, nk);
-                sgemm(0, 1, nq, nk, hd, 1, dob, o->ldb, v, o->lda, 0, dp, nk);
+                sgemm(0, 1, nq, nk, hd, o->alpha, qb, o->lda, k, o->kv_ld, 0, p, nk);
+                sgemm(0, 1, nq, nk, hd, 1, dob, o->ldb, v, o->kv_ld, 0, dp, nk);
                 for (int64_t x = 0; x < nq; x++) {
                     float *pr = p + x * nk, *dpr = dp + x * nk;
                     float D = dot(dob + x * o->ldb, out + (q0 + x) * o->ldb, hd);
-                    int64_t last = q0 + x;
+                    int64_t last = p0 + x;
                     for (int64_t y = 0; y < nk; y++) {
                         float pv = y <= last ? expf(pr[y] - l[q0 + x]) : 0;
                         pr[y] = pv, dpr[y] = pv * (dpr[y] - D) * o->alpha;
                     }
                 }
-                sgemm(1, 0, nk, hd, nq, 1, p, nk, dob, o->ldb, 1, dv, o->ldc);
-                sgemm(0, 0, nq, hd, nk, 1, dp, nk, k, o->lda, 1, dq + q0 * o->ldc, o->ldc);
-                sgemm(1, 0, nk, hd, nq, 1, dp, nk, qb, o->lda, 1, dk, o->ldc);
+                sgemm(1, 0, nk, hd, nq, 1, p, nk, dob, o->ldb, 1, dv, o->kv_ld);
+                sgemm(0, 0, nq, hd, nk, 1, dp, nk, k, o->kv_ld, 1, dq + q0 * o->ldc, o->ldc);
+                sgemm(1, 0, nk, hd, nq, 1, dp, nk, qb, o->lda, 1, dk, o->kv_ld);
             }
         }
     free(p);
+    return 0;
+}
+
+/* ---- context parallelism's K/V exchange ---- */
+
+/* The row in KV (each sample's s rows in position order) of context rank r's row t. */
+static int64_t kv_row(const LayerShape *sh, int64_t r, int64_t t) {
+    int64_t sq = sh->seq / sh->context;
+    return (t / sq) * sh->seq + layer_zigzag(sh->seq, sh->context, r, t % sq);
+}
+
+/* F: this rank's K and V columns packed after the staging's c blocks, all-gathered into them
+ * (rank order), and every rank's rows laid into KV at their positions. */
+static int kv_allgather(const PassBufs *m, const LayerOp *o, const LayerComm *comm) {
+    const LayerShape *sh = m->sh;
+    int64_t w = o->N, rows = o->n / w, c = sh->context;
+    const float *a = m->b[o->a];
+    float *all = m->stage, *mine = all + c * o->n, *kv = m->b[o->c];
+    for (int64_t t = 0; t < rows; t++)
+        memcpy(mine + t * w, a + t * o->lda + o->a_off, (size_t)w * sizeof *mine);
+    if (!comm || !comm->context_allgather || comm->context_allgather(comm->ctx, mine, all, o->n))
+        return -1;
+    for (int64_t r = 0; r < c; r++)
+        for (int64_t t = 0; t < rows; t++)
+            memcpy(kv + kv_row(sh, r, t) * o->ldc, all + (r * rows + t) * w, (size_t)w * sizeof *kv);
+    return 0;
+}
+
+/* B: the gradients of every rank's rows taken from DKV in rank order, reduce-scattered (this
+ * rank's rows summed over the ranks), and put into DQKV's K and V columns. */
+static int kv_reduce_scatter(const PassBufs *m, const LayerOp *o, const LayerComm *comm) {
+    const LayerShape *sh = m->sh;
+    int64_t w = o->N, rows = o->n / w, c = sh->context;
+    const float *dkv = m->b[o->a];
+    float *all = m->stage, *mine = all + c * o->n, *dqkv = m->b[o->c];
+    for (int64_t r = 0; r < c; r++)
+        for (int64_t t = 0; t < rows; t++)
+            memcpy(all + (r * rows + t) * w, dkv + kv_row(sh, r, t) * o->lda, (size_t)w * sizeof *all);
+    if (!comm || !comm->context_reduce_scatter ||
+        comm->context_reduce_scatter(comm->ctx, all, mine, o->n))
+        return -1;
+    for (int64_t t = 0; t < rows; t++)
+        memcpy(dqkv + t * o->ldc + o->c_off, mine + t * w, (size_t)w * sizeof *dqkv);
     return 0;
 }
 
@@ -295,13 +361,19 @@ static void rmsnorm_dw(const float *dy, const float *x, const float *stats, floa
         for (int64_t j = 0; j < n; j++) g[j] += dy[r * n + j] * x[r * n + j] * stats[r];
 }
 
-/* Rows of a causal softmax over s columns: row r is query position i = r mod s, entries past
- * i are masked out (0). */
-static void softmax(const float *score, float *prob, int64_t rows, int64_t s) {
+/* The position of a causal softmax's row r: its query r mod M (M = 0: s) at its position. */
+static int64_t row_position(const LayerShape *sh, const LayerOp *o, int64_t r) {
+    return layer_position(sh, r % (o->M ? o->M : o->cols));
+}
+
+/* Rows of a causal softmax over s columns: row r's query is at position i (row_position),
+ * entries past i are masked out (0). */
+static void softmax(const LayerShape *sh, const LayerOp *o, const float *score, float *prob) {
+    int64_t rows = o->n, s = o->cols;
     for (int64_t r = 0; r < rows; r++) {
         const float *in = score + r * s;
         float *out = prob + r * s, mx = in[0], sum = 0;
-        int64_t i = r % s;
+        int64_t i = row_position(sh, o, r);
         for (int64_t j = 1; j <= i; j++) mx = in[j] > mx ? in[j] : mx;
         for (int64_t j = 0; j <= i; j++) sum += out[j] = expf(in[j] - mx);
         for (int64_t j = 0; j <= i; j++) out[j] /= sum;
@@ -310,20 +382,33 @@ static void softmax(const float *score, float *prob, int64_t rows, int64_t s) {
 }
 
 /* dS = P (dP - rowsum(dP P)) scale, per row. */
-static void softmax_bw(const float *p, const float *dp, float *ds, int64_t rows, int64_t s,
-                       float scale) {
+static void softmax_bw(const LayerShape *sh, const LayerOp *o, const float *p, const float *dp,
+                       float *ds) {
+    int64_t rows = o->n, s = o->cols;
+    float scale = o->alpha;
     for (int64_t r = 0; r < rows; r++) {
-        int64_t i = r % s, at = r * s;
+        int64_t i = row_position(sh, o, r), at = r * s;
         float dot = 0;
         for (int64_t j = 0; j <= i; j++) dot += dp[at + j] * p[at + j];
         for (int64_t j = 0; j < s; j++) ds[at + j] = p[at + j] * (dp[at + j] - dot) * scale;
     }
 }
 
+/* The element of the whole layer whose mask element i draws: (i / blk) stride + off + i % blk
+ * among this context rank's tokens, and with context parallelism its row moved to its
+ * token's position in the sample (rows of mask_row elements, sq of them a sample and head). */
+static int64_t mask_index(const LayerShape *sh, const LayerOp *o, int64_t i) {
+    int64_t j = (i / o->mask_blk) * o->mask_stride + o->mask_off + i % o->mask_blk;
+    if (!o->mask_row) return j;
+    int64_t row = j / o->mask_row, sq = sh->seq / sh->context;
+    return ((row / sq) * sh->seq + layer_position(sh, row % sq)) * o->mask_row + j % o->mask_row;
+}
+
 /* c = a kept (x alpha) or dropped, plus b when b is given (a residual). */
-static void dropout(const LayerOp *o, uint64_t seed, const float *a, const float *b, float *c) {
+static void dropout(const LayerShape *sh, const LayerOp *o, uint64_t seed, const float *a,
+                    const float *b, float *c) {
     for (int64_t i = 0; i < o->n; i++) {
-        int64_t j = (i / o->mask_blk) * o->mask_stride + o->mask_off + i % o->mask_blk;
+        int64_t j = mask_index(sh, o, i);
         float v = o->p > 0 && layer_dropout_hash(seed, o->salt, j) < o->keep_min ? 0
                   : a[i] * o->alpha;
         c[i] = b ? b[i] + v : v;
@@ -383,12 +468,12 @@ static int run_op(const PassBufs *m, const LayerOp *o, const LayerComm *comm) {
     switch ((LayerKernel)o->kernel) {
     case LK_GEMM: gemm(m, o); break;
     case LK_COPY: memcpy(c, a, (size_t)o->n * sizeof *c); break;
-    case LK_SOFTMAX: softmax(a, c, o->n, o->cols); break;
-    case LK_SOFTMAX_BW: softmax_bw(a, b, c, o->n, o->cols, o->alpha); break;
+    case LK_SOFTMAX: softmax(m->sh, o, a, c); break;
+    case LK_SOFTMAX_BW: softmax_bw(m->sh, o, a, b, c); break;
     case LK_GELU: for (int64_t i = 0; i < o->n; i++) c[i] = gelu(a[i]); break;
     case LK_GELU_BW: for (int64_t i = 0; i < o->n; i++) c[i] = a[i] * gelu_grad(b[i]); break;
-    case LK_DROPOUT: dropout(o, m->seed, a, NULL, c); break;
-    case LK_DROPOUT_ADD: dropout(o, m->seed, a, b, c); break;
+    case LK_DROPOUT: dropout(m->sh, o, m->seed, a, NULL, c); break;
+    case LK_DROPOUT_ADD: dropout(m->sh, o, m->seed, a, b, c); break;
     case LK_LAYERNORM: layernorm(a, c, m->b[o->d], w, o->n, o->cols); break;
     case LK_LAYERNORM_BW: layernorm_bw(a, b, d, w, c, o->beta, o->n, o->cols); break;
     case LK_LAYERNORM_DW: layernorm_dw(a, b, d, c, o->n, o->cols); break;
@@ -397,12 +482,14 @@ static int run_op(const PassBufs *m, const LayerOp *o, const LayerComm *comm) {
     case LK_RMSNORM: rmsnorm(a, c, m->b[o->d], w, o->n, o->cols); break;
     case LK_RMSNORM_BW: rmsnorm_bw(a, b, d, w, c, o->beta, o->n, o->cols); break;
     case LK_RMSNORM_DW: rmsnorm_dw(a, b, d, c, o->n, o->cols); break;
-    case LK_FLASH: return flash(o, a, c, m->b[o->d]);
-    case LK_FLASH_BW: return flash_bw(o, a, b, w, d, c);
+    case LK_FLASH: return flash(m->sh, o, a, m->b[o->kv], c, m->b[o->d]);
+    case LK_FLASH_BW: return flash_bw(m->sh, o, a, m->b[o->kv], b, w, d, c, m->b[o->dkv]);
     case LK_ALLREDUCE: return comm && comm->allreduce ? comm->allreduce(comm->ctx, c, o->n) : -1;
     case LK_ALLGATHER:
+        if (o->over) return kv_allgather(m, o, comm);
         return comm && comm->allgather ? comm->allgather(comm->ctx, a, c, o->n) : -1;
     case LK_REDUCE_SCATTER:
+        if (o->over) return kv_reduce_scatter(m, o, comm);
         return comm && comm->reduce_scatter ? comm->reduce_scatter(comm->ctx, a, c, o->n) : -1;
     case LK_COUNT: return -1;
     }

@@ -41,22 +41,28 @@ typedef struct {
 } LayerTiming;
 
 /* A device's scratch for one pass at a time: LB_SCORE .. LB_DX1 (buf[b - LB_FIRST_SCRATCH]),
+ * context parallelism's staging for its K/V exchange (the collectives move contiguous
+ * blocks in rank order: every rank's b s/c rows of the K and V columns, then this rank's),
  * and the time its passes took. */
 typedef struct {
     float *buf[LB_FIRST_WEIGHT - LB_FIRST_SCRATCH]; // owned
+    float *kv_stage; // owned: (c + 1) b s/c 2k/t floats for kv width k; NULL when c <= 1
     LayerTiming timing;
 } LayerScratch;
 
-/* The tensor-parallel collectives of a pass (layer_ops' ALLREDUCE, ALLGATHER and
- * REDUCE_SCATTER): allreduce sums buf (n floats) over the t ranks in place; allgather puts
- * every rank's in (n floats) into out (t n, rank order); reduce_scatter puts this rank's n
- * floats of the sum of every rank's in (t n) into out. Each returns 0, or -1 (the pass
- * stops). */
+/* The collectives of a pass (layer_ops' ALLREDUCE, ALLGATHER and REDUCE_SCATTER): over the
+ * t tensor ranks, allreduce sums buf (n floats) in place; allgather puts every rank's in (n
+ * floats) into out (t n, rank order); reduce_scatter puts this rank's n floats of the sum of
+ * every rank's in (t n) into out. context_allgather and context_reduce_scatter are the same
+ * two over the c context ranks (c n, rank order), for the K/V exchange. Each returns 0, or
+ * -1 (the pass stops). */
 typedef struct {
     void *ctx;
     int (*allreduce)(void *ctx, float *buf, int64_t n);
     int (*allgather)(void *ctx, const float *in, float *out, int64_t n);
     int (*reduce_scatter)(void *ctx, const float *in, float *out, int64_t n);
+    int (*context_allgather)(void *ctx, const float *in, float *out, int64_t n);
+    int (*context_reduce_scatter)(void *ctx, const float *in, float *out, int64_t n);
 } LayerComm;
 
 /* Threads the BLAS library may use inside one call (pexec runs one worker per device, so 1). */
@@ -85,8 +91,10 @@ void layer_scratch_free(LayerScratch *s);
  *   B: from the output gradient in (T, h), the input gradient out (T, h), keeping in a what
  *      W needs;
  *   W: adds this micro-batch's weight gradients to l->g (in and out unused, may be NULL).
- * out may not alias in. comm serves the all-reduces (NULL when the shape has t = 1). Returns
- * 0, or -1 when an all-reduce failed. */
+ * T is this rank's tokens (layer_rows): with context parallelism the rows of its two zigzag
+ * chunks of each sample, in that order (layer_position). out may not alias in. comm serves
+ * the collectives (NULL when the shape has t = 1 and c = 1). Returns 0, or -1 when a
+ * collective failed. */
 int layer_pass(Layer *l, OpKind pass, LayerActs *a, LayerScratch *s, const float *in, float *out,
                const LayerComm *comm);
 

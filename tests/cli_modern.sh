@@ -83,8 +83,14 @@ expect "context must split seq_len into 2c even chunks (exit 2)" 2 \
 expect "context is the roofline's, not the flat model's (exit 2)" 2 \
     "is priced by the roofline's kernels" \
     $psim --no-db --set parallel.context=2 --set hardware.cost_model=flat --set hardware.efficiency=0.5 $llama
-expect "pexec refuses context parallelism (exit 2)" 2 \
-    "parallel.context = 2: psim prices context parallelism" $pexec --no-db --set parallel.context=2 $llama
+expect "pexec --backend cuda refuses context parallelism (exit 2, before looking for a GPU)" 2 \
+    "parallel.context = 2: the CUDA backend does not run context parallelism" \
+    $pexec --no-db --backend cuda --set parallel.context=2 $llama
+cp $llama "$tmp/cp3.scn" && printf '\n[parallel]\ncontext = 3\n' >>"$tmp/cp3.scn"
+expect "pexec: 2c must divide seq_len, named at its line (exit 2)" 2 \
+    "cp3.scn:33: context = 3 splits each sample into 2 x 3 chunks" $pexec --no-db "$tmp/cp3.scn"
+expect "pexec: 2c must divide the seq_len --scale leaves (exit 2)" 2 \
+    "seq_len = 4 is not a multiple of 8" $pexec --no-db --scale 32 --set parallel.context=4 $llama
 expect "pplan --context names a width that does not split seq_len (exit 2)" 2 \
     "--context 5: give distinct widths c" \
     "$(dirname "$psim")/pplan" --no-db --gpus 8 --global-batch 8 --context 5 $llama
@@ -93,3 +99,83 @@ $psim --no-db --json $llama >"$tmp/c1.json" 2>&1
 got=$(awk -v a="$(json_num devices_total "$tmp/c2.json")" -v b="$(json_num devices_total "$tmp/c1.json")" \
       'BEGIN { print (a == 2 * b) ? "yes" : "no" }')
 [ "$got" = yes ] && ok "context = 2 doubles the GPUs (p d t c)" || nok "context = 2 doubles the GPUs (p d t c)" "$got"
+
+# --- context parallelism run for real: c = 2 ranks each take two zigzag chunks of every
+# sample, all-gather K and V in F and reduce-scatter their gradients in B, and sum the weight
+# gradients over the d x c workers. The rows are psim's: per device the same compute,
+# transfer, all-reduce and optimizer rows (the K/V exchange has none on either side: psim
+# prices it inside the op, pexec measures it there), and with t = 2 the tensor rows of c = 1
+db="$tmp/cp.db"
+small="--set batch.micro_batches=2 --set batch.iterations=2 --set model.hidden=32 --set model.ffn_hidden=64 --set model.seq_len=16"
+for set in "--set parallel.context=2" "--set parallel.context=2 --set parallel.tensor=2 --set parallel.sequence=true" \
+           "--set parallel.tensor=2 --set parallel.sequence=true" "--set parallel.context=2 --set parallel.zero=1"; do
+    $psim --db "$db" --quiet $small $set $llama
+    $pexec --db "$db" --quiet $small $set $llama 2>>"$tmp/err"
+done
+rows() { sql "$db" "select group_concat(device || ':' || stream || ':' || n, ' ') from (select device, stream, count(*) n
+                    from ops where run_id = $1 and stream $2 group by 1, 2 order by 1, 2)"; }
+got="$(rows 2 "not like 'tensor%'")"
+[ -n "$got" ] && [ "$got" = "$(rows 1 "not like 'tensor%'")" ] && [ -z "$(rows 2 "like 'tensor%'")" ] \
+    && ok "pexec c=2: per device psim's compute, send, recv, allreduce and optimizer rows, no collective rows of the K/V exchange" \
+    || nok "pexec c=2: per device psim's rows" "$got" "$(rows 1 "not like 'tensor%'")" "$(head -c 300 "$tmp/err")"
+got="$(rows 4 "like 'tensor%'")"
+[ -n "$got" ] && [ "$got" = "$(rows 6 "like 'tensor%'")" ] && [ "$(rows 3 "like 'tensor%'")" = "$(rows 5 "like 'tensor%'")" ] \
+    && [ "$(rows 4 "not like 'tensor%'")" = "$(rows 3 "not like 'tensor%'")" ] \
+    && ok "pexec and psim c=2 t=2: the tensor rows of c=1 on each side, the other rows psim's" \
+    || nok "pexec and psim c=2 t=2: the tensor rows of c=1 on each side" "$got" "$(rows 6 "like 'tensor%'")"
+got="$(rows 8 "not like 'tensor%'")"
+[ "$got" = "$(rows 7 "not like 'tensor%'")" ] && echo "$got" | grep -q '0:reduce_scatter:2' \
+    && ok "pexec c=2 zero=1 (d=1): psim's reduce_scatter and all_gather rows, sharded over the context ranks" \
+    || nok "pexec c=2 zero=1 (d=1): psim's reduce_scatter and all_gather rows" "$got" "$(rows 7 "not like 'tensor%'")"
+got=$(sql "$db" "select group_concat(distinct bytes) from ops where run_id = 2 and stream = 'send'")
+[ "$got" = 1024 ] && ok "a stage boundary sends the context rank's s/c tokens: b s/c h x 4 = 1 x 8 x 32 x 4 bytes" \
+    || nok "a stage boundary sends the context rank's s/c tokens" "$got"
+$pcompare --db "$db" 1 2 >"$tmp/cmp" 2>&1
+grep -Eq '^allreduce \(mean\) +[0-9.]+ +[0-9.]+ +[-+][0-9.]+ %$' "$tmp/cmp" && ! grep -q 'only the' "$tmp/cmp" \
+    && ok "pcompare pairs every c=2 row kind, the gradient all-reduce over the context ranks included" \
+    || nok "pcompare pairs every c=2 row kind" "$(head -c 800 "$tmp/cmp")"
+
+# the weights after two SGD steps: c = 2 equal c = 1 (1e-6 (1 + |w|); measured 3e-8: fp32 sums
+# in another order), flash and standard attention (with its dropouts, masks drawn by
+# position), each context rank of a device the same
+close() { paste -d ' ' "$1" "$2" | awk '$1 == "w" { d = $6 - $12; if (d < 0) d = -d; a = $6 < 0 ? -$6 : $6
+          if ($1 $2 $3 $4 $5 != $7 $8 $9 $10 $11 || d > 1e-6 * (1 + a)) bad++; n++ }
+          END { exit !(n > 1000 && !bad) }'; }
+set -- $small --set costs.optimizer_ms=0.1
+for attn in "flash" "standard --set model.dropout=0.1"; do
+    PEXEC_GRADS_OUT="$tmp/c1" $pexec --no-db --quiet "$@" --set model.attention=$attn $llama
+    PEXEC_GRADS_OUT="$tmp/c2" $pexec --no-db --quiet "$@" --set model.attention=$attn --set parallel.context=2 $llama
+    fine=1
+    for w in 0 1 2 3; do close "$tmp/c1.$((w / 2))" "$tmp/c2.$w" || fine=0; done
+    [ $fine = 1 ] && ok "pexec c=2 (${attn%% *} attention): every worker's weights after two steps equal c=1's (1e-6)" \
+        || nok "pexec c=2 (${attn%% *} attention): every worker's weights equal c=1's" "$(head -n 2 "$tmp/c2.0")"
+done
+PEXEC_GRADS_OUT="$tmp/c2" $pexec --no-db --quiet "$@" --set parallel.context=2 $llama
+PEXEC_GRADS_OUT="$tmp/z1" $pexec --no-db --quiet "$@" --set parallel.context=2 --set parallel.zero=1 $llama
+fine=1
+for w in 0 1 2 3; do
+    [ "$(grep '^w' "$tmp/c2.$w" | md5sum)" = "$(grep '^w' "$tmp/z1.$w" | md5sum)" ] || fine=0
+done
+[ $fine = 1 ] && ok "pexec c=2 zero=1 (d=1): the weights of zero=0, to the bit (the shards are the all-reduce's sums)" \
+    || nok "pexec c=2 zero=1 (d=1): the weights of zero=0" "$(diff "$tmp/c2.0" "$tmp/z1.0" | head -n 2)"
+if command -v mpirun >/dev/null 2>&1; then
+    PEXEC_GRADS_OUT="$tmp/mp" $mpi 4 $pexec --no-db --quiet "$@" --set parallel.context=2 $llama >"$tmp/out" 2>&1
+    fine=1
+    for w in 0 1 2 3; do same "$tmp/c2.$w" "$tmp/mp.$w" || fine=0; done
+    [ $fine = 1 ] && ok "mpirun -np 4 c=2: every worker's gradients and weights equal the threads' (1e-6)" \
+        || nok "mpirun -np 4 c=2: every worker's gradients and weights equal the threads'" "$(head -c 300 "$tmp/out")"
+    set -- "$@" --set parallel.context=2 --set parallel.tensor=2 --set parallel.sequence=true
+    PEXEC_GRADS_OUT="$tmp/th" $pexec --no-db --quiet "$@" $llama
+    PEXEC_GRADS_OUT="$tmp/mp" $mpi 8 $pexec --no-db --quiet "$@" $llama >"$tmp/out" 2>&1
+    fine=1
+    for w in 0 1 2 3 4 5 6 7; do same "$tmp/th.$w" "$tmp/mp.$w" || fine=0; done
+    [ $fine = 1 ] && ok "mpirun -np 8 c=2 t=2 sequence parallel: every worker's gradients and weights equal the threads' (1e-6)" \
+        || nok "mpirun -np 8 c=2 t=2 sequence parallel: every worker's gradients and weights equal the threads'" "$(head -c 300 "$tmp/out")"
+    $mpi 2 $pexec --no-db --set parallel.context=2 $llama >"$tmp/out" 2>&1
+    [ $? = 2 ] && grep -q "stages x data x context x tensor = 2 x 1 x 2 x 1 = 4 workers; use mpirun -np 4" "$tmp/out" \
+        && ok "pexec under mpirun counts the context ranks among the workers (exit 2)" \
+        || nok "pexec under mpirun counts the context ranks among the workers (exit 2)" "$(head -c 300 "$tmp/out")"
+else
+    echo "# MPI context-parallel tests skipped: no mpirun (install openmpi-bin)"
+fi
+rm -f "$tmp"/c1.* "$tmp"/c2.* "$tmp"/z1.* "$tmp"/th.* "$tmp"/mp.*

@@ -150,9 +150,9 @@ if command -v mpirun >/dev/null 2>&1; then
         || nok "mpirun -np 4 zero=3 d=2: every worker's gradients and weights equal the threads'" "$(head -c 300 "$tmp/out")"
     rm -f "$tmp"/mp.*
     $mpi 3 $pexec --no-db --set parallel.tensor=2 --set pipeline.stages=2 $small scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
-    [ $? = 2 ] && grep -q "mpirun started 3 ranks but the scenario has stages x data x tensor = 2 x 1 x 2 = 4 workers; use mpirun -np 4" "$tmp/out" \
-        && ok "pexec under mpirun names p*d*t when -np does not match (exit 2)" \
-        || nok "pexec under mpirun names p*d*t when -np does not match (exit 2)" "$(head -c 300 "$tmp/out")"
+    [ $? = 2 ] && grep -q "mpirun started 3 ranks but the scenario has stages x data x context x tensor = 2 x 1 x 1 x 2 = 4 workers; use mpirun -np 4" "$tmp/out" \
+        && ok "pexec under mpirun names p*d*c*t when -np does not match (exit 2)" \
+        || nok "pexec under mpirun names p*d*c*t when -np does not match (exit 2)" "$(head -c 300 "$tmp/out")"
     # ranks started with different --set values: refused at the start (exit 2), naming the
     # rank and the line, instead of running two programs that meet only at the watchdog
     $mpi 1 $pexec --no-db --quiet --set batch.iterations=1 scenarios/tiny-cpu.scn : \

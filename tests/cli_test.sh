@@ -341,7 +341,7 @@ if command -v mpirun >/dev/null 2>&1; then
     got=$(sql "$db" "select count(*) from ops where run_id = 1 and stream = 'recv'")
     [ "$got" = 16 ] && ok "MPI moves every activation and gradient (16 receives)" || nok "MPI moves every activation and gradient (16 receives)" "$got"
     $mpi 3 $pexec --no-db --set pipeline.stages=2 scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
-    [ $? != 0 ] && grep -q "mpirun started 3 ranks but the scenario has stages x data x tensor = 2 x 1 x 1 = 2 workers; use mpirun -np 2" "$tmp/out" \
+    [ $? != 0 ] && grep -q "mpirun started 3 ranks but the scenario has stages x data x context x tensor = 2 x 1 x 1 x 1 = 2 workers; use mpirun -np 2" "$tmp/out" \
         && ok "pexec names the right rank count" || nok "pexec names the right rank count" "$(head -c 300 "$tmp/out")"
     $mpi 2 $pexec --no-db --drop-send 0 --watchdog 0.3 --set pipeline.stages=2 --set batch.micro_batches=1 scenarios/tiny-1f1b.scn >"$tmp/out" 2>&1
     [ $? != 0 ] && grep -q "waited 0.3 s for its .* (watchdog)" "$tmp/out" \

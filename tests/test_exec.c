@@ -111,13 +111,20 @@ static Exec *start_parallel(const Program *pr, const Plan *pl, int32_t d, int32_
     return create(&spec);
 }
 
-/* Stage st's k-th layer as (replica, trank) holds it, into out (allocated here). */
-static void layer_read(Exec *ex, int32_t replica, int32_t trank, int32_t st, int32_t k,
-                       Layer *out) {
+/* Stage st's k-th layer as (replica, context rank crank, trank) holds it, into out (allocated
+ * here); layer_read: context rank 0's. */
+static void layer_read_at(Exec *ex, int32_t replica, int32_t crank, int32_t trank, int32_t st,
+                          int32_t k, Layer *out) {
     char why[512];
     LayerShape sh = exec_shape(ex, trank);
     assert_int_equal(layer_init(out, &sh, 0), 0);
-    if (exec_layer_of(ex, replica, trank, st, k, out, why, sizeof why) != 0) fail_msg("%s", why);
+    if (exec_layer_of(ex, replica, crank, trank, st, k, out, why, sizeof why) != 0)
+        fail_msg("%s", why);
+}
+
+static void layer_read(Exec *ex, int32_t replica, int32_t trank, int32_t st, int32_t k,
+                       Layer *out) {
+    layer_read_at(ex, replica, 0, trank, st, k, out);
 }
 
 /* t = 2 against t = 1 (1F1B and interleaved, p = 2, dropout on): every shard's gradients are
@@ -339,6 +346,87 @@ static void test_parallel_bad_tensor(void **state) {
     program_free(&pr), plan_free(&pl);
 }
 
+/* ---- context parallelism ---- */
+
+/* 1F1B p = 2, m = 4 on c context ranks (and t tensor ranks), dropout on; with the tail at lr 0
+ * (the gradients summed over the context ranks, the weights left alone). */
+static Exec *start_context(const Program *pr, const Plan *pl, int32_t c, int32_t t, int tail) {
+    ExecSpec spec = {.pr = pr, .pl = pl, .shape = SHAPE, .seed = 42, .iterations = 1,
+                     .watchdog_s = 5, .drop_send_of = -1, .tensor = t, .context = c,
+                     .tail = tail, .lr = 0};
+    return create(&spec);
+}
+
+/* c = 2 context ranks, alone and with t = 2: after the gradients' sum over the two context
+ * ranks (each saw its two zigzag chunks of every sample) both hold, bit for bit, the same
+ * gradients, which are the c = 1 run's within 1e-5 + 1e-4 |g| (fp32 sums in another order);
+ * the rows are c = 1's (the same compute, transfer and tensor rows: the K/V exchange has
+ * none, as psim places none) plus the tail's, and each transfer moves half the tokens. */
+static void test_context_ranks_match_one(void **state) {
+    (void)state;
+    char why[512];
+    for (int32_t t = 1; t <= 2; t++) {
+        Program pr;
+        Plan pl = plan(2, 1);
+        build("1f1b", 2, 1, 4, 1, &pr);
+        Exec *one = start_context(&pr, &pl, 1, t, 0), *cp = start_context(&pr, &pl, 2, t, 1);
+        Timeline t1 = {0}, t2 = {0};
+        if (exec_run(one, &t1, why, sizeof why) != 0) fail_msg("%s", why);
+        if (exec_run(cp, &t2, why, sizeof why) != 0) fail_msg("%s", why);
+        for (int32_t st = 0; st < 2; st++)
+            for (int32_t k = 0; k < pl.layers[st]; k++)
+                for (int32_t r = 0; r < t; r++) {
+                    Layer ref, a, b;
+                    layer_read(one, 0, r, st, k, &ref);
+                    layer_read_at(cp, 0, 0, r, st, k, &a);
+                    layer_read_at(cp, 0, 1, r, st, k, &b);
+                    for (int w = 0; w < LAYER_WEIGHTS; w++) {
+                        int64_t n = layer_buf_elems(&a.sh, (LayerBuf)(LB_FIRST_GRAD + w));
+                        if (memcmp(a.g[w], b.g[w], (size_t)n * sizeof(float)) != 0)
+                            fail_msg("t = %d: the context ranks' gradients differ after the "
+                                     "sum", t);
+                        for (int64_t e = 0; e < n; e++)
+                            if (fabsf(a.g[w][e] - ref.g[w][e]) > 1e-5f + 1e-4f * fabsf(ref.g[w][e]))
+                                fail_msg("t = %d stage %d layer %d weight %d [%lld]: c = 2 %g, "
+                                         "c = 1 %g", t, st, k, w, (long long)e,
+                                         (double)a.g[w][e], (double)ref.g[w][e]);
+                    }
+                    layer_free(&ref), layer_free(&a), layer_free(&b);
+                }
+        int n1[STREAM_COUNT] = {0}, n2[STREAM_COUNT] = {0};
+        for (size_t i = 0; i < t1.n; i++) n1[t1.ops[i].stream]++;
+        for (size_t i = 0; i < t2.n; i++) {
+            n2[t2.ops[i].stream]++;
+            if (t2.ops[i].stream == STREAM_SEND)
+                assert_int_equal(t2.ops[i].bytes, (int64_t)SHAPE.seq / 2 * SHAPE.hidden * 4);
+        }
+        for (int k = 0; k < STREAM_COUNT; k++)
+            assert_int_equal(n2[k], n1[k] + (k == STREAM_COLLECTIVE || k == STREAM_OPTIMIZER) * 2);
+        // 2 devices x 4 micro-batches x (F, BW) x 2 layers x 2 all-reduces
+        assert_int_equal(n1[STREAM_TENSOR], t > 1 ? 2 * 4 * 2 * 2 * 2 : 0);
+        timeline_free(&t1), timeline_free(&t2);
+        exec_free(one), exec_free(cp);
+        program_free(&pr), plan_free(&pl);
+    }
+}
+
+/* Bad context input: 2c must divide the sequence (status 2, saying so). */
+static void test_context_bad_split(void **state) {
+    (void)state;
+    Program pr;
+    Plan pl = plan(1, 1);
+    build("1f1b", 1, 1, 1, 1, &pr);
+    ExecSpec spec = {.pr = &pr, .pl = &pl, .shape = SHAPE, .seed = 42, .iterations = 1,
+                     .watchdog_s = 1, .drop_send_of = -1, .context = 4};
+    Exec *ex;
+    char why[512];
+    assert_int_equal(exec_create(&spec, &exec_cpu_threads, &ex, why, sizeof why), 2);
+    assert_null(ex);
+    if (!strstr(why, "parallel.context = 4 splits each sample into 2 x 4 chunks, but seq_len = 4"))
+        fail_msg("got '%s'", why);
+    program_free(&pr), plan_free(&pl);
+}
+
 static void test_pipelines_match_one_device(void **state) {
     (void)state;
     static const struct { const char *name; int32_t p, v, m; } cases[] = {
@@ -469,6 +557,10 @@ static void test_host_bytes(void **state) {
     d2.data = 2;
     assert_true(fabs(exec_host_bytes(&d2, 0) - 2 * exec_host_bytes(&b, 0)) < 1e-9 * exec_host_bytes(&b, 0));
     assert_true(exec_host_bytes(&d2, 1) == exec_host_bytes(&b, 1)); // one worker's
+    ExecSpec c2 = b; // c = 2: twice the workers, each with half the activations
+    c2.context = 2;
+    assert_true(exec_host_bytes(&c2, 0) > exec_host_bytes(&b, 0));
+    assert_true(exec_host_bytes(&c2, 1) < exec_host_bytes(&b, 1));
     program_free(&gp), program_free(&ofob), plan_free(&pl);
 }
 
@@ -586,6 +678,8 @@ int main(void) {
         cmocka_unit_test(test_sgd_step),
         cmocka_unit_test(test_parallel_rows),
         cmocka_unit_test(test_parallel_bad_tensor),
+        cmocka_unit_test(test_context_ranks_match_one),
+        cmocka_unit_test(test_context_bad_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

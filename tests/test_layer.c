@@ -166,70 +166,88 @@ static void test_weight_gradients_accumulate(void **state) {
     twin_free(&tw);
 }
 
-/* ---- two tensor-parallel ranks on two threads ---- */
+/* ---- a grid of c context x t tensor ranks on c t threads ---- */
 
+/* One group of ranks meeting in process (a tensor group or a context group): each posts its
+ * buffer, then all read, then a barrier before any buffer changes; sums in member order. */
 typedef struct {
     pthread_barrier_t bar;
-    float *slot[2];
-    int64_t n;
-} Pair;
+    int n;
+    const float *slot[4];
+} Group;
 
 typedef struct {
-    Pair *pair;
-    int rank;
-} PairComm;
+    Group *tensor, *context; // this rank's two groups
+    int trank, crank;
+} GridComm;
 
-/* Sums the two ranks' buffers: each posts its buffer, both add the other's into a copy of
- * their own, then both write back (three barriers, so neither overwrites what the other
- * still reads). */
-static int pair_allreduce(void *ctx, float *buf, int64_t n) {
-    PairComm *c = ctx;
-    Pair *p = c->pair;
-    p->slot[c->rank] = buf, p->n = n;
-    pthread_barrier_wait(&p->bar);
-    float *mine = malloc((size_t)n * sizeof *mine);
-    const float *other = p->slot[1 - c->rank];
-    for (int64_t i = 0; mine && i < n; i++) mine[i] = buf[i] + other[i];
-    pthread_barrier_wait(&p->bar);
-    if (mine) memcpy(buf, mine, (size_t)n * sizeof *mine);
-    free(mine);
-    pthread_barrier_wait(&p->bar);
-    return mine ? 0 : -1;
+static int group_allreduce(Group *g, int me, float *buf, int64_t n) {
+    g->slot[me] = buf;
+    pthread_barrier_wait(&g->bar);
+    float *sum = malloc((size_t)n * sizeof *sum);
+    for (int64_t i = 0; sum && i < n; i++) {
+        sum[i] = g->slot[0][i];
+        for (int k = 1; k < g->n; k++) sum[i] += g->slot[k][i];
+    }
+    pthread_barrier_wait(&g->bar);
+    if (sum) memcpy(buf, sum, (size_t)n * sizeof *sum);
+    free(sum);
+    pthread_barrier_wait(&g->bar);
+    return sum ? 0 : -1;
 }
 
-/* The all-gather (each rank's n floats, rank order) and the reduce-scatter (this rank's n of
- * the sum of both ranks' 2n): post, read, then a barrier before either buffer changes. */
-static int pair_allgather(void *ctx, const float *in, float *out, int64_t n) {
-    PairComm *c = ctx;
-    Pair *p = c->pair;
-    p->slot[c->rank] = (float *)in;
-    pthread_barrier_wait(&p->bar);
-    for (int k = 0; k < 2; k++) memcpy(out + k * n, p->slot[k], (size_t)n * sizeof *out);
-    pthread_barrier_wait(&p->bar);
+static int group_allgather(Group *g, int me, const float *in, float *out, int64_t n) {
+    g->slot[me] = in;
+    pthread_barrier_wait(&g->bar);
+    for (int k = 0; k < g->n; k++) memcpy(out + k * n, g->slot[k], (size_t)n * sizeof *out);
+    pthread_barrier_wait(&g->bar);
     return 0;
 }
 
-static int pair_reduce_scatter(void *ctx, const float *in, float *out, int64_t n) {
-    PairComm *c = ctx;
-    Pair *p = c->pair;
-    p->slot[c->rank] = (float *)in;
-    pthread_barrier_wait(&p->bar);
-    for (int64_t i = 0; i < n; i++) out[i] = p->slot[0][c->rank * n + i] + p->slot[1][c->rank * n + i];
-    pthread_barrier_wait(&p->bar);
+static int group_reduce_scatter(Group *g, int me, const float *in, float *out, int64_t n) {
+    g->slot[me] = in;
+    pthread_barrier_wait(&g->bar);
+    for (int64_t i = 0; i < n; i++) {
+        out[i] = g->slot[0][me * n + i];
+        for (int k = 1; k < g->n; k++) out[i] += g->slot[k][me * n + i];
+    }
+    pthread_barrier_wait(&g->bar);
     return 0;
+}
+
+static int grid_allreduce(void *ctx, float *buf, int64_t n) {
+    GridComm *c = ctx;
+    return group_allreduce(c->tensor, c->trank, buf, n);
+}
+static int grid_allgather(void *ctx, const float *in, float *out, int64_t n) {
+    GridComm *c = ctx;
+    return group_allgather(c->tensor, c->trank, in, out, n);
+}
+static int grid_reduce_scatter(void *ctx, const float *in, float *out, int64_t n) {
+    GridComm *c = ctx;
+    return group_reduce_scatter(c->tensor, c->trank, in, out, n);
+}
+static int grid_context_allgather(void *ctx, const float *in, float *out, int64_t n) {
+    GridComm *c = ctx;
+    return group_allgather(c->context, c->crank, in, out, n);
+}
+static int grid_context_reduce_scatter(void *ctx, const float *in, float *out, int64_t n) {
+    GridComm *c = ctx;
+    return group_reduce_scatter(c->context, c->crank, in, out, n);
 }
 
 typedef struct {
     Twin tw;
-    PairComm pc;
-    const float *x, *r;
-    float y[T * H], dx[T * H];
+    GridComm gc;
+    float *x, *r, *y, *dx; // owned: this rank's rows of the input and output gradient, outputs
+    int64_t rows;          // of the residual stream here
     int rc;
 } Rank;
 
 static void *rank_main(void *arg) {
     Rank *k = arg;
-    LayerComm comm = {&k->pc, pair_allreduce, pair_allgather, pair_reduce_scatter};
+    LayerComm comm = {&k->gc, grid_allreduce, grid_allgather, grid_reduce_scatter,
+                      grid_context_allgather, grid_context_reduce_scatter};
     k->rc = layer_pass(&k->tw.l, OP_F, &k->tw.a, &k->tw.s, k->x, k->y, &comm);
     if (!k->rc) k->rc = layer_pass(&k->tw.l, OP_B, &k->tw.a, &k->tw.s, k->r, k->dx, &comm);
     if (!k->rc) k->rc = layer_pass(&k->tw.l, OP_W, &k->tw.a, &k->tw.s, NULL, NULL, &comm);
@@ -245,10 +263,10 @@ static Widths widths_of(const LayerShape *sh) {
                     sh->ffn, sh->swiglu ? 2 : 1};
 }
 
-/* Element (i, j) of rank r's shard (of two) of weight w, in the whole layer's weight. */
-static int64_t whole_index(const LayerShape *sh, int w, int r, int64_t i, int64_t j) {
+/* Element (i, j) of rank r's shard (of t) of weight w, in the whole layer's weight. */
+static int64_t whole_index(const LayerShape *sh, int t, int w, int r, int64_t i, int64_t j) {
     Widths W = widths_of(sh);
-    int64_t hq = W.q / 2, hk = W.kv / 2, fl = W.f / 2;
+    int64_t hq = W.q / t, hk = W.kv / t, fl = W.f / t;
     switch (LB_FIRST_WEIGHT + w) {
     case LB_WQKV: // q, k, v blocks
         return i * (W.q + 2 * W.kv) + (j < hq ? r * hq + j : j < hq + hk ? W.q + r * hk + j - hq
@@ -260,73 +278,111 @@ static int64_t whole_index(const LayerShape *sh, int w, int r, int64_t i, int64_
     }
 }
 
-static int64_t shard_cols(const LayerShape *sh, int w) {
+static int64_t shard_cols(const LayerShape *sh, int t, int w) {
     Widths W = widths_of(sh);
     switch (LB_FIRST_WEIGHT + w) {
-    case LB_WQKV: return (W.q + 2 * W.kv) / 2;
-    case LB_W1: return W.f * W.up / 2;
+    case LB_WQKV: return (W.q + 2 * W.kv) / t;
+    case LB_W1: return W.f * W.up / t;
     case LB_LN1: case LB_LN2: return layer_buf_elems(sh, (LayerBuf)(LB_FIRST_WEIGHT + w));
     default: return W.h;
     }
 }
 
+/* Within 1e-5 (1 + |want|): the splits sum the same products in another order (a weight
+ * gradient over T/c tokens per context rank, then over the ranks; K's and V's gradients over
+ * each rank's queries, then reduce-scattered; a row-parallel GEMM over t partial sums), each
+ * fp32 sum off by a few ulps (1.2e-7 each), far below the bound; a wrong mask, position or
+ * row is off by the size of the values themselves. */
 static int close_to(float got, float want) { return fabsf(got - want) <= 1e-5f * (1 + fabsf(want)); }
 
-/* The layer of shape one split over two tensor-parallel ranks (sequence parallel when sp:
- * each rank takes half the tokens) computes the unsplit layer's outputs and gradients: its
- * weights are the whole layer's shards, its GEMM gradients their shards, its norms'
- * gradients the whole's (sequence parallel: the two ranks' halves add up to it). */
-static void check_two_ranks(LayerShape one, int sp) {
-    LayerShape two = one;
-    two.tensor = 2, two.seqpar = (uint8_t)sp;
-    float x[T * H], r[T * H];
-    fill(x, T * H, 3), fill(r, T * H, 4);
+/* The whole micro-batch's row of rank (crank, trank)'s row e of the residual stream: its
+ * tensor rank's share of the context rank's tokens (sequence parallel), at its position. */
+static int64_t whole_row(const LayerShape *sh, int64_t rows, int64_t e) {
+    int64_t tok = (sh->seqpar && sh->tensor > 1 ? sh->rank * rows : 0) + e;
+    int64_t c = sh->context > 1 ? sh->context : 1, sq = sh->seq / c;
+    return (tok / sq) * sh->seq + layer_position(sh, tok % sq);
+}
+
+/* The layer of shape one split over c context x t tensor ranks (sequence parallel when sp:
+ * each tensor rank takes 1/t of its context rank's tokens) computes the unsplit layer's
+ * outputs and gradients: each rank's output and input gradient rows are the whole layer's
+ * rows at their tokens' positions; its weights are the whole layer's shards; its GEMM
+ * gradients, summed over the c context ranks (each saw its tokens only), the whole's
+ * shards; its norms' gradients, summed over the context ranks (and the tensor ranks when
+ * sequence parallel), the whole's. */
+static void check_grid(LayerShape one, int c, int t, int sp) {
+    int64_t H_ = one.hidden, all = (int64_t)one.samples * one.seq;
+    float *x = malloc((size_t)(4 * all * H_) * sizeof *x), *r = x + all * H_;
+    float *y = r + all * H_, *dx = y + all * H_;
+    assert_non_null(x);
+    fill(x, all * H_, 3), fill(r, all * H_, 4);
     Twin whole;
     twin_init(&whole, &one, 21);
-    float y[T * H], dx[T * H];
     pass(&whole, OP_F, x, y);
     pass(&whole, OP_B, r, dx);
     pass(&whole, OP_W, NULL, NULL);
-    Pair pair;
-    pthread_barrier_init(&pair.bar, NULL, 2);
-    Rank k[2];
-    pthread_t th[2];
-    int64_t rows = sp ? T / 2 : T; // of the residual stream on a rank
-    for (int i = 0; i < 2; i++) {
-        LayerShape sh = two;
-        sh.rank = i;
+    Group tg[4], cg[4]; // tensor group of each context rank, context group of each tensor rank
+    for (int i = 0; i < c; i++) tg[i].n = t, pthread_barrier_init(&tg[i].bar, NULL, (unsigned)t);
+    for (int i = 0; i < t; i++) cg[i].n = c, pthread_barrier_init(&cg[i].bar, NULL, (unsigned)c);
+    Rank k[8];
+    pthread_t th[8];
+    int n = c * t;
+    for (int i = 0; i < n; i++) {
+        LayerShape sh = one;
+        sh.context = c, sh.crank = i / t, sh.tensor = t, sh.rank = i % t, sh.seqpar = (uint8_t)sp;
         twin_init(&k[i].tw, &sh, 21);
-        k[i].pc = (PairComm){&pair, i};
-        k[i].x = x + (sp ? i * rows * H : 0), k[i].r = r + (sp ? i * rows * H : 0);
-        assert_int_equal(pthread_create(&th[i], NULL, rank_main, &k[i]), 0);
+        k[i].gc = (GridComm){&tg[sh.crank], &cg[sh.rank], sh.rank, sh.crank};
+        k[i].rows = layer_rows(&sh);
+        k[i].x = malloc((size_t)(4 * k[i].rows * H_) * sizeof(float));
+        assert_non_null(k[i].x);
+        k[i].r = k[i].x + k[i].rows * H_, k[i].y = k[i].r + k[i].rows * H_;
+        k[i].dx = k[i].y + k[i].rows * H_;
+        for (int64_t e = 0; e < k[i].rows; e++) {
+            int64_t at = whole_row(&sh, k[i].rows, e) * H_;
+            memcpy(k[i].x + e * H_, x + at, (size_t)H_ * sizeof *x);
+            memcpy(k[i].r + e * H_, r + at, (size_t)H_ * sizeof *r);
+        }
     }
-    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < n; i++) assert_int_equal(pthread_create(&th[i], NULL, rank_main, &k[i]), 0);
+    for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < n; i++) {
+        const LayerShape *sh = &k[i].tw.l.sh;
         assert_int_equal(k[i].rc, 0);
-        int64_t at = sp ? i * rows * H : 0;
-        for (int64_t e = 0; e < rows * H; e++)
-            if (!close_to(k[i].y[e], y[at + e]) || !close_to(k[i].dx[e], dx[at + e]))
-                fail_msg("rank %d row element %lld: y %g dx %g, the whole layer's %g %g", i,
-                         (long long)e, (double)k[i].y[e], (double)k[i].dx[e], (double)y[at + e],
-                         (double)dx[at + e]);
+        for (int64_t e = 0; e < k[i].rows * H_; e++) {
+            int64_t at = whole_row(sh, k[i].rows, e / H_) * H_ + e % H_;
+            if (!close_to(k[i].y[e], y[at]) || !close_to(k[i].dx[e], dx[at]))
+                fail_msg("c %d t %d rank (%d, %d) row element %lld: y %g dx %g, the whole "
+                         "layer's %g %g", c, t, sh->crank, sh->rank, (long long)e,
+                         (double)k[i].y[e], (double)k[i].dx[e], (double)y[at], (double)dx[at]);
+        }
         for (int w = 0; w < LAYER_WEIGHTS; w++) {
-            int64_t n = layer_buf_elems(&k[i].tw.l.sh, (LayerBuf)(LB_FIRST_WEIGHT + w));
+            int64_t cnt = layer_buf_elems(sh, (LayerBuf)(LB_FIRST_WEIGHT + w));
             int norm = LB_FIRST_WEIGHT + w == LB_LN1 || LB_FIRST_WEIGHT + w == LB_LN2;
-            for (int64_t e = 0; e < n; e++) {
-                int64_t j = whole_index(&one, w, i, e / shard_cols(&one, w), e % shard_cols(&one, w));
-                float g = k[i].tw.l.g[w][e] + (sp && norm ? k[1 - i].tw.l.g[w][e] : 0);
+            for (int64_t e = 0; e < cnt; e++) {
+                int64_t cols = shard_cols(&one, t, w);
+                int64_t j = whole_index(&one, t, w, sh->rank, e / cols, e % cols);
+                float g = 0;
+                for (int q = 0; q < n; q++) // the same shard on the other context ranks
+                    if (k[q].tw.l.sh.rank == sh->rank || (sp && t > 1 && norm))
+                        g += k[q].tw.l.g[w][e];
                 if (k[i].tw.l.w[w][e] != whole.l.w[w][j])
                     fail_msg("rank %d weight %d [%lld] is not the whole layer's", i, w, (long long)e);
                 if (!close_to(g, whole.l.g[w][j]))
-                    fail_msg("rank %d gradient %d [%lld]: %g, the whole layer's %g", i, w,
-                             (long long)e, (double)g, (double)whole.l.g[w][j]);
+                    fail_msg("c %d t %d rank (%d, %d) gradient %d [%lld]: %g, the whole "
+                             "layer's %g", c, t, sh->crank, sh->rank, w, (long long)e, (double)g,
+                             (double)whole.l.g[w][j]);
             }
         }
     }
-    for (int i = 0; i < 2; i++) twin_free(&k[i].tw);
-    pthread_barrier_destroy(&pair.bar);
+    for (int i = 0; i < n; i++) twin_free(&k[i].tw), free(k[i].x);
+    for (int i = 0; i < c; i++) pthread_barrier_destroy(&tg[i].bar);
+    for (int i = 0; i < t; i++) pthread_barrier_destroy(&cg[i].bar);
     twin_free(&whole);
+    free(x);
 }
+
+/* Two tensor-parallel ranks (sequence parallel when sp) compute the unsplit layer. */
+static void check_two_ranks(LayerShape one, int sp) { check_grid(one, 1, 2, sp); }
 
 static void test_two_tensor_ranks_equal_one(void **state) {
     (void)state;
@@ -432,6 +488,52 @@ static void test_sequence_parallel_ops(void **state) {
     assert_int_equal(layer_buf_elems(&sh, LB_DO), T * H);    // what W needs: all of them
 }
 
+/* ---- context parallelism: c ranks each holding two zigzag chunks of every sample ---- */
+
+static void test_zigzag_positions(void **state) {
+    (void)state; // s = 8 in 2c = 4 chunks of 2: rank 0 holds chunks 0 and 3, rank 1 chunks 1, 2
+    LayerShape sh = {.samples = 1, .seq = 8, .hidden = 4, .heads = 2, .ffn = 8, .context = 2};
+    const int64_t want[2][4] = {{0, 1, 6, 7}, {2, 3, 4, 5}};
+    for (int r = 0; r < 2; r++)
+        for (int64_t q = 0; q < 4; q++) {
+            sh.crank = r;
+            assert_int_equal(layer_position(&sh, q), want[r][q]);
+        }
+    sh.context = 1;
+    assert_int_equal(layer_position(&sh, 5), 5);
+    assert_int_equal(layer_zigzag(16, 4, 1, 2), 12); // c = 4: rank 1 holds chunks 1 and 6
+    assert_int_equal(layer_zigzag(16, 4, 1, 3), 13);
+}
+
+/* c = 2 (and 4) context ranks, alone and with t = 2 tensor ranks (with and without sequence
+ * parallelism), compute the unsplit layer: GPT's with its dropouts (standard attention: the
+ * score, softmax and context kernels, masks drawn by position), and the modern one with GQA
+ * (two query heads a key/value head on every rank) in standard and flash attention. */
+static void test_context_ranks_equal_one(void **state) {
+    (void)state;
+    LayerShape gpt = {.samples = 2, .seq = 8, .hidden = 4, .heads = 2, .ffn = 8, .dropout = 0.25f};
+    check_grid(gpt, 2, 1, 0);
+    check_grid(gpt, 4, 1, 0);
+    check_grid(gpt, 2, 2, 0);
+    check_grid(gpt, 2, 2, 1);
+    LayerShape gqa = {.samples = 2, .seq = 8, .hidden = 8, .heads = 4, .ffn = 8, .kv_heads = 2,
+                      .head_dim = 3, .swiglu = 1, .rms = 1};
+    for (int flash = 0; flash <= 1; flash++) {
+        gqa.flash = (uint8_t)flash;
+        check_grid(gqa, 2, 1, 0);
+        check_grid(gqa, 2, 2, 0);
+        check_grid(gqa, 2, 2, 1);
+    }
+}
+
+static void test_context_flash_blocks(void **state) {
+    (void)state; // chunks of 65 tokens: each runs one block of 64 queries and one of 1, against
+                 // the keys up to the block's last position
+    const LayerShape fl = {.samples = 2, .seq = 260, .hidden = 8, .heads = 2, .ffn = 16,
+                           .kv_heads = 1, .head_dim = 4, .swiglu = 1, .rms = 1, .flash = 1};
+    check_grid(fl, 2, 1, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients),
@@ -445,6 +547,9 @@ int main(void) {
         cmocka_unit_test(test_flash_blocks_equal_standard),
         cmocka_unit_test(test_two_ranks_modern_and_sequence_parallel),
         cmocka_unit_test(test_sequence_parallel_ops),
+        cmocka_unit_test(test_zigzag_positions),
+        cmocka_unit_test(test_context_ranks_equal_one),
+        cmocka_unit_test(test_context_flash_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -173,6 +173,16 @@ static void test_optimizer_step_on_a_shard(void **state) {
     sim_run(&a, TINY, "z.scn", m, 3);
     assert_int_equal(a.c.opt_ns[0], 750000);
     sim_free(&a);
+    // d = 1, c = 8: the 8 context ranks hold the same weights, so zero = 1 shards over them
+    const char *c0[] = {"parallel.data=1", "parallel.context=8", "parallel.zero=0"};
+    const char *c1[] = {"parallel.data=1", "parallel.context=8", "parallel.zero=1"};
+    sim_run(&a, PAPER, "p.scn", c0, 3);
+    sim_run(&b, PAPER, "p.scn", c1, 3);
+    assert_int_equal(b.mt.zero, 1);
+    assert_true(b.c.zero == 1 && b.mt.allreduce_ms == 0 && b.mt.reduce_scatter_ms > 0);
+    assert_true(llabs(8 * b.c.opt_ns[0] - a.c.opt_ns[0]) <= 8);
+    sim_free(&a);
+    sim_free(&b);
 }
 
 static void test_1f1b_iteration_closed_form(void **state) {

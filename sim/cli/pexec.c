@@ -1,13 +1,14 @@
 /* sim/cli/pexec.c: the pexec command: the same scenario and the same checked Program as psim,
  * run for real (exec/exec.h), measured, stored and printed like psim's runs (sim/run/run.h),
- * so the two can be compared. Started plainly, it runs one thread per worker (CPU: p d t of
- * them, one per pipeline device, replica and tensor rank) or per GPU (--backend cuda, one
- * replica without tensor parallelism); started by mpirun (a build with MPI), one rank per
- * worker or GPU, rank 0 storing and printing. With the data-parallel tail (d > 1 or
- * costs.optimizer_ms set, as psim's) every iteration ends with the replicas' gradient
- * all-reduces and an SGD step of learning rate PEXEC_SGD_LR. Exit statuses as psim's; a run
- * that fails while it runs (a receive that mismatches, a watchdog that fires, a peer that
- * died) is an executor failure, 1, with host and rank in the message, and is stored as failed with the rows measured until then.
+ * so the two can be compared. Started plainly, it runs one thread per worker (CPU: p d c t of
+ * them, one per pipeline device, replica, context rank and tensor rank) or per GPU (--backend
+ * cuda, one replica without tensor or context parallelism); started by mpirun (a build with
+ * MPI), one rank per worker or GPU, rank 0 storing and printing. With the data-parallel tail
+ * (d c > 1 or costs.optimizer_ms set, as psim's) every iteration ends with the gradient
+ * all-reduces over the replicas and their context ranks and an SGD step of learning rate
+ * PEXEC_SGD_LR. Exit statuses as psim's; a run that fails while it runs (a receive that
+ * mismatches, a watchdog that fires, a peer that died) is an executor failure, 1, with host
+ * and rank in the message, and is stored as failed with the rows measured until then.
  * With the CUDA backend the run also stores the CUDA, NCCL and cuBLAS versions, the GPUs and
  * how they were partitioned (metrics and environment). */
 #include <signal.h>
@@ -65,9 +66,10 @@ static void on_term_install(int rank) {
  * message. */
 static int layers_out(Exec *ex, const Run *r, const char *prefix) {
     int32_t D = (int32_t)scenario_data(&r->scn), T = (int32_t)scenario_tensor(&r->scn);
+    int32_t C = (int32_t)scenario_context(&r->scn);
     for (int32_t w = 0; w < exec_workers(ex); w++) {
         if (!exec_worker_here(ex, w)) continue;
-        int32_t trank = w % T, replica = w / T % D, d = w / (D * T);
+        int32_t trank = w % T, crank = w / T % C, replica = w / (T * C) % D, d = w / (D * C * T);
         char path[4096], why[256];
         snprintf(path, sizeof path, "%s.%d", prefix, w);
         FILE *f = fopen(path, "w");
@@ -79,7 +81,7 @@ static int layers_out(Exec *ex, const Run *r, const char *prefix) {
             for (int32_t k = 0; k < r->plan.layers[st] && rc == 0; k++) {
                 Layer l;
                 if ((rc = layer_init(&l, &sh, 0)) != 0) break;
-                rc = exec_layer_of(ex, replica, trank, st, k, &l, why, sizeof why);
+                rc = exec_layer_of(ex, replica, crank, trank, st, k, &l, why, sizeof why);
                 for (int b = 0; b < LAYER_WEIGHTS && rc == 0; b++) {
                     int64_t n = layer_buf_elems(&sh, (LayerBuf)(LB_FIRST_GRAD + b));
                     for (int64_t e = 0; e < n; e++)
@@ -361,6 +363,7 @@ static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
                      .devices_per_gpu = (int32_t)r->scn.hw.devices_per_gpu, .warmup = 1,
                      .data = (int32_t)scenario_data(&r->scn),
                      .tensor = (int32_t)scenario_tensor(&r->scn),
+                     .context = (int32_t)scenario_context(&r->scn),
                      .tail = scenario_has_tail(&r->scn), .lr = PEXEC_SGD_LR,
                      .zero = (int32_t)scenario_zero(&r->scn)};
     int cuda = o->backend == RUN_BACKEND_CUDA;
@@ -445,6 +448,15 @@ int main(int argc, char **argv) {
 #ifdef PIPESIM_MPI
     if (mpi) rc = ranks_agree(rc, &r, rank, size);
 #endif
+    if (rc == 0 && !o.dump && o.backend == RUN_BACKEND_CUDA && scenario_context(&r.scn) > 1) {
+        if (rank == 0)
+            fprintf(stderr, "pexec: %s: parallel.context = %lld: the CUDA backend does not run "
+                    "context parallelism (the GPU layer has no key/value all-gather or "
+                    "position masks yet, and no NCCL collectives but sends and receives); use "
+                    "--backend cpu, which runs it on threads or MPI ranks, or set "
+                    "parallel.context=1\n", r.scn.path, (long long)scenario_context(&r.scn));
+        rc = 2;
+    }
     if (rc == 0 && !o.dump && o.backend == RUN_BACKEND_CUDA &&
         (scenario_has_tail(&r.scn) || scenario_tensor(&r.scn) > 1)) {
         if (rank == 0)
@@ -454,14 +466,6 @@ int main(int argc, char **argv) {
                     "parallel.data=1 and parallel.tensor=1 and leave costs.optimizer_ms unset\n",
                     r.scn.path, (long long)r.scn.parallel.data, (long long)r.scn.parallel.tensor,
                     r.scn.costs.optimizer_ms > 0 ? ", costs.optimizer_ms set" : "");
-        rc = 2;
-    }
-    if (rc == 0 && !o.dump && scenario_context(&r.scn) > 1) {
-        if (rank == 0)
-            fprintf(stderr, "pexec: %s: parallel.context = %lld: psim prices context "
-                    "parallelism (attention of s/c queries against every key, the key/value "
-                    "all-gather), but pexec does not run it yet; use parallel.context=1\n",
-                    r.scn.path, (long long)scenario_context(&r.scn));
         rc = 2;
     }
     const ScnModel *md = &r.scn.model;
@@ -476,14 +480,15 @@ int main(int argc, char **argv) {
                     mlp_name(md->mlp), norm_name(md->norm), attention_name(md->attention));
         rc = 2;
     }
-    int64_t workers = (int64_t)r.prog.devices * scenario_data(&r.scn) * // p d t
-                      scenario_tensor(&r.scn);
+    int64_t workers = (int64_t)r.prog.devices * scenario_data(&r.scn) * // p d c t
+                      scenario_context(&r.scn) * scenario_tensor(&r.scn);
 #ifdef PIPESIM_MPI
     if (rc == 0 && mpi && o.backend == RUN_BACKEND_CPU && size != workers) {
         if (rank == 0)
             fprintf(stderr, "pexec: %s: mpirun started %d ranks but the scenario has stages x "
-                    "data x tensor = %d x %lld x %lld = %lld workers; use mpirun -np %lld\n",
-                    r.scn.path, size, r.prog.devices, (long long)scenario_data(&r.scn),
+                    "data x context x tensor = %d x %lld x %lld x %lld = %lld workers; use "
+                    "mpirun -np %lld\n", r.scn.path, size, r.prog.devices,
+                    (long long)scenario_data(&r.scn), (long long)scenario_context(&r.scn),
                     (long long)scenario_tensor(&r.scn), (long long)workers, (long long)workers);
         rc = 2;
     }

@@ -100,8 +100,8 @@ static void gemm(List *l, const char *name, LayerClass cls, int ta, int tb, int6
                  float beta, LayerBuf c, int64_t ldc) {
     push(l, (LayerOp){.name = name, .kernel = LK_GEMM, .cls = (uint8_t)cls, .ta = (uint8_t)ta,
                       .tb = (uint8_t)tb, .a = a, .b = b, .c = c, .d = LB_COUNT, .w = LB_COUNT,
-                      .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
-                      .alpha = alpha, .beta = beta});
+                      .kv = LB_COUNT, .dkv = LB_COUNT, .M = M, .N = N, .K = K, .lda = lda,
+                      .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta});
 }
 
 /* An attention GEMM of one (sample, local query head): batched over heads, repeated over
@@ -122,8 +122,8 @@ static void heads(List *l, const char *name, int ta, int tb, int64_t M, int64_t 
 static LayerOp *elementwise(List *l, const char *name, LayerKernel k, LayerClass cls, LayerBuf a,
                             LayerBuf b, LayerBuf c, int64_t n, int64_t cols) {
     return push(l, (LayerOp){.name = name, .kernel = (uint8_t)k, .cls = (uint8_t)cls, .a = a,
-                             .b = b, .c = c, .d = LB_COUNT, .w = LB_COUNT, .n = n,
-                             .cols = cols});
+                             .b = b, .c = c, .d = LB_COUNT, .w = LB_COUNT, .kv = LB_COUNT,
+                             .dkv = LB_COUNT, .n = n, .cols = cols});
 }
 
 static void dropout(List *l, const char *name, LayerKernel k, LayerClass cls, LayerBuf a,
@@ -139,6 +139,7 @@ static void dropout(List *l, const char *name, LayerKernel k, LayerClass cls, La
         o->mask_blk = d->as, o->mask_stride = d->as * d->t;
         o->mask_off = (int64_t)(l->sh->rank % d->t) * d->as;
     }
+    if (d->c > 1) o->mask_row = salt == 0 ? d->s : d->h; // a query's scores, or a token's row
     double keep = floor((double)p * 4294967296.0);
     o->keep_min = keep >= 4294967295.0 ? 4294967295u : (uint32_t)keep;
 }
@@ -187,9 +188,12 @@ static void reduce(List *l, const char *ar_name, const char *rs_name, LayerBuf o
 /* Context parallelism's exchange: every rank's keys and values to all c (F), their
  * gradients summed back to the rank whose tokens they are (B). */
 static void context_collective(List *l, const char *name, LayerKernel k, LayerBuf a, LayerBuf c) {
-    if (l->d.c <= 1) return;
-    LayerOp *o = elementwise(l, name, k, LC_COMM, a, a, c, l->d.T * 2 * l->d.hk, 0);
-    o->over = 1;
+    const Dims *d = &l->d;
+    if (d->c <= 1) return;
+    LayerOp *o = elementwise(l, name, k, LC_COMM, a, a, c, d->T * 2 * d->hk, 0);
+    o->over = 1, o->N = 2 * d->hk; // K then V of each row: qkv's columns hq .. hq + 2 hk
+    if (k == LK_ALLGATHER) o->a_off = d->hq, o->lda = d->ld, o->ldc = o->N;
+    else o->c_off = d->hq, o->ldc = d->ld, o->lda = o->N;
 }
 
 static void attention_forward(List *l) {
@@ -203,6 +207,7 @@ static void attention_forward(List *l) {
         o->d = LB_LSE, o->M = sq, o->N = hk, o->K = hd, o->b_off = hq, o->lda = ld, o->ldc = hq;
         o->batch = d->hl, o->repeat = d->b, o->ra = sq * ld, o->rc = sq * hq, o->alpha = scale;
         o->group = d->g, o->grouped = 2;
+        o->kv = d->kv, o->kv_off = d->koff, o->kv_ld = kld, o->kv_rs = s * kld;
         return;
     }
     LayerBuf probs = d->drop ? LB_PROBD : LB_PROB; // what attention multiplies V by
@@ -210,7 +215,7 @@ static void attention_forward(List *l) {
           (int64_t[]){0, d->koff, 0}, (int64_t[]){hd, hd, d->ss},
           (int64_t[]){sq * ld, s * kld, d->as}, 2);
     elementwise(l, "softmax", LK_SOFTMAX, LC_ATTENTION, LB_SCORE, LB_SCORE, LB_PROB,
-                d->b * d->hl * sq, s);
+                d->b * d->hl * sq, s)->M = sq;
     if (d->drop)
         dropout(l, "attn_dropout", LK_DROPOUT, LC_ATTENTION, LB_PROB, LB_PROB, LB_PROBD,
                 d->b * d->as, 0);
@@ -231,6 +236,7 @@ static void attention_backward(List *l) {
         o->lda = ld, o->ldb = hq, o->ldc = ld, o->batch = d->hl, o->repeat = d->b;
         o->ra = sq * ld, o->rb = sq * hq, o->rc = sq * ld, o->alpha = scale;
         o->group = d->g, o->grouped = 2;
+        o->kv = d->kv, o->dkv = d->dkv, o->kv_off = d->koff, o->kv_ld = kld, o->kv_rs = s * kld;
     } else {
         LayerBuf probs = d->drop ? LB_PROBD : LB_PROB, dprobs = d->drop ? LB_DPROBD : LB_DPROB;
         heads(l, "attn_dv", 1, 0, s, hd, sq, 1, probs, s, LB_DCTX, hq, d->dkv, kld,
@@ -244,7 +250,7 @@ static void attention_backward(List *l) {
                     LB_DPROB, d->b * d->as, 0);
         LayerOp *sm = elementwise(l, "softmax_bw", LK_SOFTMAX_BW, LC_ATTENTION, LB_PROB,
                                   LB_DPROB, LB_DSCORE, d->b * d->hl * sq, s);
-        sm->alpha = scale;
+        sm->alpha = scale, sm->M = sq;
         heads(l, "attn_dq", 0, 0, sq, hd, s, 1, LB_DSCORE, s, d->kv, kld, LB_DQKV, ld,
               (int64_t[]){0, d->koff, 0}, (int64_t[]){d->ss, hd, hd},
               (int64_t[]){d->as, s * kld, sq * ld}, 2);

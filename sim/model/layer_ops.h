@@ -25,7 +25,11 @@
  * hold this rank's T/t tokens (rows rank T/t .. of the micro-batch's T = b s): each
  * all-reduce becomes a reduce-scatter, an all-gather brings the full sequence before each
  * column-parallel GEMM (of the norms' outputs in F and again in W, of the output gradients
- * in B), as Megatron-LM does. No biases (they fuse into the kernels around them). Pure
+ * in B), as Megatron-LM does. With c-way context parallelism (the Llama 3 report's
+ * all-gather form) a rank holds s/c tokens of each sample, two zigzag chunks
+ * (layer_position): its keys and values are all-gathered over the c ranks before attention
+ * (KV) and their gradients reduce-scattered back after it (DKV), and every causal mask is by
+ * position in the whole sample. No biases (they fuse into the kernels around them). Pure
  * C, no I/O. */
 #ifndef PIPESIM_LAYER_OPS_H
 #define PIPESIM_LAYER_OPS_H
@@ -58,9 +62,26 @@ typedef struct {
     uint8_t flash;    // fused attention (LK_FLASH, LK_FLASH_BW); needs dropout = 0
     uint8_t seqpar;   // sequence parallelism (t > 1, t divides b s)
     int32_t context;  // c, context parallelism: this rank's s/c tokens of each sample attend to
-                      //   all s keys and values, all-gathered over the c ranks (priced; the
-                      //   executors do not run it); 0 or 1: none
+                      //   all s keys and values, all-gathered over the c ranks (the CPU twin
+                      //   runs it; the GPU layer does not); 0 or 1: none
+    int32_t crank;    // this context rank, 0 .. c-1: which two of each sample's 2c chunks it
+                      //   holds (layer_position)
 } LayerShape;
+
+/* Context parallelism's zigzag split (the Llama 3 report): each sample's s tokens are 2c
+ * chunks of s/(2c), context rank r holds chunks r and 2c-1-r, in that order, so causal
+ * attention's work is the same on every rank. The position in its sample of rank r's token q
+ * (0 .. s/c - 1 of each sample); q itself when c <= 1. */
+static inline int64_t layer_zigzag(int64_t s, int64_t c, int64_t r, int64_t q) {
+    if (c <= 1) return q;
+    int64_t chunk = s / (2 * c);
+    return q < chunk ? r * chunk + q : (2 * c - 1 - r) * chunk + q - chunk;
+}
+/* The position of this rank's token q in its sample: causal masks (the softmax's and flash
+ * attention's) and the dropouts' masks follow it. */
+static inline int64_t layer_position(const LayerShape *sh, int64_t q) {
+    return layer_zigzag(sh->seq, sh->context, sh->crank, q);
+}
 
 /* Tokens of one micro-batch on this rank: b s, or b s / c with context parallelism. */
 static inline int64_t layer_tokens(const LayerShape *sh) {
@@ -80,8 +101,8 @@ static inline int64_t layer_rows(const LayerShape *sh) {
  * log-sum-exp per (sample, head, query). FULL is sequence parallelism's full-sequence
  * scratch: an all-gathered input or a partial sum before its reduce-scatter. KV and DKV are
  * context parallelism's: every rank's keys and values of the whole sequence (b s x 2 kv
- * width, kept for B) and their gradients before the reduce-scatter. Element counts:
- * layer_buf_elems. */
+ * width: each row K then V, each sample's s rows in position order; kept for B) and their
+ * gradients before the reduce-scatter, laid out alike. Element counts: layer_buf_elems. */
 typedef enum {
     LB_IN, LB_OUT,
     LB_X, LB_XN1, LB_ST1, LB_QKV, LB_PROB, LB_PROBD, LB_CTX, LB_X1, LB_XN2, LB_ST2, LB_U,
@@ -106,16 +127,21 @@ typedef enum {
 /* The kernels. n counts rows for SOFTMAX*, *NORM* (cols wide each), elements otherwise.
  *   GEMM          c = alpha op(a) op(b) + beta c (below)
  *   COPY          c = a
- *   SOFTMAX       c = causal softmax of a's rows (row r is query position r mod cols)
+ *   SOFTMAX       c = causal softmax of a's rows: row r is query q = r mod M (M = 0: cols) of
+ *                 its sample and head, at position layer_position(q), and keys (columns)
+ *                 past that position are masked out
  *   SOFTMAX_BW    c = a (b - rowsum(a b)) alpha, a the softmax output, b its gradient
  *   GELU          c = GELU(a) (tanh approximation);  GELU_BW  c = a GELU'(b)
  *   SWIGLU        n rows of cols: c[r, j] = SiLU(a[r, j]) a[r, cols + j] (a: gate | up)
  *   SWIGLU_BW     c[r, j] = a[r, j] up SiLU'(gate), c[r, cols + j] = a[r, j] SiLU(gate), with
  *                 gate | up = b's row r (a: the output's gradient, n x cols)
  *   DROPOUT       c = a alpha when layer_dropout_hash(seed, salt, j) >= keep_min, else 0,
- *                 j = (i / mask_blk) mask_stride + mask_off + i % mask_blk:
+ *                 j = (i / mask_blk) mask_stride + mask_off + i % mask_blk, and with
+ *                 context parallelism (mask_row > 0) j's row of mask_row elements moved to
+ *                 its token's position (layer_position) in the whole sequence:
  *                 the pass's seed (its layer and micro-batch), the op's salt and i alone
- *                 decide, so the same op in B (the gradient) drops the same elements
+ *                 decide, so the same op in B (the gradient) drops the same elements, and
+ *                 every split drops what the unsplit layer drops
  *   DROPOUT_ADD   c = b + DROPOUT(a) (a residual)
  *   LAYERNORM     c = (a - mean) rstd gamma + beta per row, the stats into d, w = gamma|beta
  *   LAYERNORM_BW  c = beta c + rstd (g - mean(g) - xh mean(g xh)), g = a gamma, xh the
@@ -125,17 +151,27 @@ typedef enum {
  *   RMSNORM_BW    c = beta c + rstd (g - xh mean(g xh)), g = a gamma, xh = b rstd
  *   RMSNORM_DW    c[0..cols) += sum over rows of a xh
  *   FLASH         causal attention of `batch` query heads on each of `repeat` samples in one
- *                 kernel: head i's queries at column i K of a (rows M = s, lda wide), its key
- *                 and value head i / group at columns b_off + (i / group) K and
- *                 b_off + N + (i / group) K of a; c (rows ldc wide) gets head i's context at
- *                 column i K, d its log-sum-exp per query (repeat x batch x M), alpha the
- *                 scale 1 / sqrt(K); cols keys a sample (s). With context parallelism (b =
- *                 KV, priced only) M = s/c queries attend to the cols = s gathered keys
- *   FLASH_BW      its gradient: from a (qkv), w (the context), b (its gradient, ldb wide) and
- *                 d, c = dqkv (laid out as a, overwritten), the probabilities recomputed
+ *                 kernel: head i's queries at column i K of a (M a sample, ra apart, rows lda
+ *                 wide; query q at position layer_position(q)), its key and value head
+ *                 i / group at columns kv_off + (i / group) K and kv_off + N + (i / group) K
+ *                 of kv (b = kv: qkv itself, or context parallelism's gathered KV; cols = s
+ *                 keys a sample in position order, kv_rs apart, rows kv_ld wide); c (rows ldc
+ *                 wide, rc apart) gets head i's context at column i K, d its log-sum-exp per
+ *                 query (repeat x batch x M), alpha the scale 1 / sqrt(K)
+ *   FLASH_BW      its gradient: from a (qkv), kv, w (the context), b (its gradient, ldb wide,
+ *                 rb apart) and d, c = dq (laid out as a, overwritten) and dkv = the keys' and
+ *                 values' gradients (laid out as kv, overwritten; dkv = c without context
+ *                 parallelism), the probabilities recomputed
  *   ALLREDUCE     c = the sum of c over the t tensor-parallel ranks (a collective)
- *   ALLGATHER     c (t n elements) = every rank's a (n elements) in rank order
- *   REDUCE_SCATTER c (n elements) = this rank's n of the sum of a (t n) over the ranks */
+ *   ALLGATHER     c (t n elements) = every rank's a (n elements) in rank order. Over the
+ *                 context ranks (over = 1): every rank's keys and values, the N = 2 kv width
+ *                 columns from column a_off of a's rows (lda wide, n / N rows), into c's rows
+ *                 (ldc = N wide) at their tokens' positions, each sample's s rows in position
+ *                 order (KV's layout)
+ *   REDUCE_SCATTER c (n elements) = this rank's n of the sum of a (t n) over the ranks. Over the
+ *                 context ranks: the sum over the ranks of a (laid out as KV, lda = N wide) at
+ *                 this rank's tokens' positions, into the N columns from column c_off of c's
+ *                 n / N rows (ldc wide) */
 typedef enum {
     LK_GEMM, LK_COPY, LK_SOFTMAX, LK_SOFTMAX_BW, LK_GELU, LK_GELU_BW, LK_DROPOUT,
     LK_DROPOUT_ADD, LK_LAYERNORM, LK_LAYERNORM_BW, LK_LAYERNORM_DW, LK_ALLREDUCE,
@@ -169,6 +205,10 @@ typedef struct {
     uint8_t grouped;      // 1 a, 2 b, 4 c; a grouped c accumulates (the group's first entry
                           //   with beta, the others add)
     uint8_t over;         // collectives: 0 the t tensor ranks, 1 the c context ranks
+    LayerBuf kv, dkv;     // FLASH, FLASH_BW: the keys' and values' buffer, FLASH_BW also their
+                          //   gradients' (QKV and DQKV, or context parallelism's KV and DKV)
+    int64_t kv_off, kv_ld, kv_rs; // their layout: the first key column, the row length, the
+                          //   elements from one sample's keys to the next
     float alpha, beta;    // dropouts: alpha = 1 / (1 - p), the kept elements' scale
     float p;              // dropout probability
     uint32_t keep_min;    // dropouts: keep element i iff layer_dropout_hash(...) >= keep_min
@@ -177,6 +217,9 @@ typedef struct {
     int64_t mask_blk, mask_stride, mask_off; // dropouts: element i draws the mask of the whole
                           //   layer's element (i / blk) stride + off + i % blk (attention on
                           //   a tensor-parallel rank: its heads among all; else i itself)
+    int64_t mask_row;     // dropouts with context parallelism: elements a token's row (h, or s
+                          //   for the attention scores), whose rows move to their positions;
+                          //   0: none
     int64_t n;            // rows (softmax, layer norm) or elements written
     int64_t cols;         // row length (softmax: s; layer norm: h)
     double flops;         // GEMM: 2 M N K batch repeat; FLASH: its two GEMMs', FLASH_BW

@@ -297,11 +297,6 @@ static inline int64_t scenario_data(const Scenario *s) {
 static inline int64_t scenario_tensor(const Scenario *s) {
     return s->parallel.tensor > 1 ? s->parallel.tensor : 1;
 }
-/* The ZeRO stage the run shards with: parallel.zero over d > 1 replicas, else 0 (nothing to
- * shard over; the parser refuses zero > 0 with d = 1, a hand-built Scenario may have it). */
-static inline int64_t scenario_zero(const Scenario *s) {
-    return scenario_data(s) > 1 ? s->parallel.zero : 0;
-}
 static inline int64_t scenario_context(const Scenario *s) {
     return s->parallel.context > 1 ? s->parallel.context : 1;
 }
@@ -313,6 +308,12 @@ static inline int64_t scenario_devices_total(const Scenario *s) {
  * parallelism); ZeRO shards over them. */
 static inline int64_t scenario_dp_group(const Scenario *s) {
     return scenario_data(s) * scenario_context(s);
+}
+/* The ZeRO stage the run shards with: parallel.zero over the d c > 1 GPUs of the gradient
+ * group, else 0 (nothing to shard over; the parser refuses zero > 0 with d c = 1, a
+ * hand-built Scenario may have it). */
+static inline int64_t scenario_zero(const Scenario *s) {
+    return scenario_dp_group(s) > 1 ? s->parallel.zero : 0;
 }
 /* Whether iterations end with the data-parallel tail (all-reduces, optimizer step). */
 static inline int scenario_has_tail(const Scenario *s) {
