@@ -185,11 +185,11 @@ fuzz:
 # sweep micro-batches x schedules and draw the bubble rates.
 run: all
 	$(BIN)/psim scenarios/gpt13b.scn
-	sh plots/plot.sh pipesim.db plots/out
-	sh plots/memory.sh pipesim.db plots/out
+	$(BIN)/pplot timeline pipesim.db plots/out latest
+	$(BIN)/pplot memory pipesim.db plots/out latest
 	$(BIN)/psim --quiet --sweep batch.micro_batches=8,16,32,64,128 \
 	    --sweep pipeline.schedule=gpipe,1f1b,zb-h1,zb-h2 scenarios/gpt13b.scn
-	sh plots/bubble.sh pipesim.db plots/out
+	$(BIN)/pplot bubble pipesim.db plots/out latest
 
 clean:
 	rm -rf build build-asan build-fuzz bin
