@@ -8,7 +8,7 @@
 #   sync (a collective or optimizer step of its own runs), exposed transfers (a receive is in
 #   flight), fill and drain (neither: the schedule's ramp and dependencies).
 # They sum to 1, and all but compute to the bubble rate. Writes dat (a block per m, a row per
-# configuration: label and the five shares in %; a part is named when it reaches 0.3% somewhere), prints "n N", "m M1 M2 ...", "cols ..." and "title TEXT".
+# configuration: "label" and the five shares in %; a part is named when it reaches 0.3% somewhere), prints "n N", "m M1 M2 ...", "cols ..." and "title TEXT".
 BEGIN { FS = "\t"; cfg_init() }
 FILENAME == ARGV[1] { cfg_line(); next }
 {
@@ -33,7 +33,7 @@ END {
             for (i = 1; i <= c; i++) {
                 r = rs[i]
                 if (cfg[r, "batch.micro_batches"] + 0 != ms[k]) continue
-                lab = ser_label[s]; gsub(/ /, "_", lab)
+                lab = "\"" ser_label[s] "\""
                 T = cfg_makespan[r]
                 if (T <= 0) T = maxend[r]
                 share(r, T)

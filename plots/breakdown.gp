@@ -1,6 +1,6 @@
 # plots/breakdown.gp: stacked bars of each configuration's device time (data: n blocks, one per
-# m (mvals: "8 16"), rows "label compute imbalance fill_drain exposed_transfers gradient_sync" in %, "_" in a
-# label drawn as a space), a group per m; the parts in cols only.
+# m (mvals: "8 16"), rows "label compute imbalance fill_drain exposed_transfers gradient_sync" in %, labels
+# in double quotes), a group per m; the parts in cols only.
 set ylabel "share of the devices' time (%)"
 set style data histograms
 set style histogram rowstacked title offset 0, -1.5
@@ -10,14 +10,13 @@ set yrange [0 : 100]
 set xtics rotate by -35 nomirror font ",9"
 set bmargin 9
 set key outside right top Left reverse samplen 2.5 width 0
-names = "- compute imbalance fill_and_drain exposed_transfers gradient_sync"
-unders(s) = strlen(s) == 0 ? "" : (s[1:1] eq "_" ? " " : s[1:1]) . unders(s[2:])
+names = '- compute imbalance "fill and drain" "exposed transfers" "gradient sync"'
 # a group per block, its parts in cols, from fixed pieces (an empty block would warn)
 cmd = ""
 do for [b = 1 : n] {
     cmd = cmd . sprintf("newhistogram \"m = \" . word(mvals, %d), ", b)
     do for [c in cols] {
-        cmd = cmd . sprintf("data index %d using %s:xtic(unders(strcol(1))) title (%d == 1 ? unders(word(names, %s)) : \"\") lc rgb scol(%s - 1) fs pattern spat(%s - 1) border lc rgb \"black\", ", b - 1, c, b, c, c, c)
+        cmd = cmd . sprintf("data index %d using %s:xtic(1) title (%d == 1 ? word(names, %s) : \"\") lc rgb scol(%s - 1) fs pattern spat(%s - 1) border lc rgb \"black\", ", b - 1, c, b, c, c, c)
     }
 }
 eval "plot " . cmd[1 : strlen(cmd) - 2]

@@ -16,10 +16,13 @@ interf(m, v) = 100.0 * ((p - 1.0) / v) / (m + (p - 1.0) / v)
 nv = words(vs)
 array CFDT[3] = [". ", "-. ", "-.. "]
 cfdt(k) = CFDT[(k - 1) % 3 + 1]
+# gnuplot evaluates an empty iteration's expressions once too: give them a v to read
+k = 1
+vv = nv > 0 ? vs : "1"
 
 plot for [i = 1 : n] data index (i - 1) using 1:(100 * $2) with linespoints lw 1.8 \
          lc rgb scol(i) dt sdt(i) pt spt(i) ps sps(i) title tl(i), \
      for [k = 1 : flush] flushf(x) with lines lw 1.4 lc rgb "#444444" dt (14, 8) \
          title sprintf("closed form (p-1)/(m+p-1), p=%d", p), \
-     for [k = 1 : nv] interf(x, word(vs, k) + 0) with lines lw 1.4 lc rgb "#777777" \
-         dt cfdt(k) title sprintf("closed form, interleaved v=%s", word(vs, k))
+     for [k = 1 : nv] interf(x, word(vv, k) + 0) with lines lw 1.4 lc rgb "#777777" \
+         dt cfdt(k) title sprintf("closed form, interleaved v=%s", word(vv, k))

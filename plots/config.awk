@@ -2,7 +2,9 @@
 # apart, one series per distinct configuration, its legend text and the figure's title. Read
 # with a figure's own awk program (awk -f config.awk -f PROGRAM.awk RUNS ...); RUNS is
 # lib.sh's runs_config output: id, resolved scenario lines joined by \037, tool, makespan_ms.
-# -v skip=KEY,KEY...: keys that are the figure's axes, not part of a configuration.
+# -v skip=KEY,KEY...: keys that are the figure's axes, not part of a configuration; -v
+# known_only=1: only the keys a legend names by letter (schedule, p, v, d, t, c, m, b, ZeRO,
+# recompute, partition, tool) tell runs apart, not calibrated [costs] or efficiencies.
 #
 # After cfg_read: cfg[id, "section.key"] = value for every run; cfg_ids[1..cfg_n] in id order.
 # cfg_series(ids) groups ids (space-separated) into series: ser_n, ser_ids[s], ser_key[s],
@@ -90,7 +92,7 @@ function cfg_series(ids,   n, list, i, j, k, key, s, t, lab, varies, first, sort
     split("", diff_keys)
     for (j = 1; j <= key_n; j++) {
         k = key_list[j]
-        if (k in skipped) continue
+        if ((k in skipped) || (known_only && !(k in key_rank))) continue
         for (i = 2; i <= n; i++) if (cfg[list[i], k] != cfg[list[1], k]) { varies[k] = 1; break }
     }
     for (j = 1; j <= key_order_n; j++) if (key_order[j] in varies) diff_keys[++diff_n] = key_order[j]

@@ -170,7 +170,7 @@ sweep_data() {
 # runs_meta ID...: runs.awk's lines for the runs into $tmpdir/runmeta; meta_of KIND [ID]: a value.
 runs_meta() {
     runs_config "$(id_in r.id "$@")" $(id_binds "$@") >"$tmpdir/runs"
-    awk -f "$here/config.awk" -f "$here/runs.awk" "$tmpdir/runs" >"$tmpdir/runmeta"
+    awk -v known_only=1 -f "$here/config.awk" -f "$here/runs.awk" "$tmpdir/runs" >"$tmpdir/runmeta"
 }
 meta_of() {
     if [ $# -gt 1 ]; then awk -F'\t' -v k="$1" -v id="$2" '$1 == k && $2 == id { print $3; exit }' "$tmpdir/runmeta"

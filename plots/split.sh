@@ -1,7 +1,7 @@
 # plots/split.sh, sourced by pplot with run ids in "$@": each device's time per iteration by
 # kernel class (gemm, attention, memory-bound, tp_comm, launch: the device metrics gemm_ms ..
 # launch_ms, psim's prediction or pexec's measurement) as stacked bars, the runs side by side
-# for each device. Data: one row per (device, run): label, the five classes in ms.
+# for each device. Data: one row per (device, run): "label", the five classes in ms.
 default_size 1000 520
 base=$(out_base split "$@")
 for r in "$@"; do
@@ -24,10 +24,9 @@ mkdir -p "$outdir" || fail "cannot make the folder '$outdir'"
 { echo "# label gemm_ms attention_ms memory_ms tp_comm_ms launch_ms (per iteration)"
   while IFS='	' read -r _ d r g a m t l; do
       is_uint "$r" || continue
-      lab=$(meta_of label "$r" | tr ' ' '_')
-      echo "d${d}:_run_${r}_${lab} $g $a $m $t $l"
+      echo "\"d$d: run $r $(meta_of label "$r")\" $g $a $m $t $l"
   done <"$tmpdir/split"; } >"$base.dat"
-cols=$(awk '!/^#/ { for (c = 2; c <= 6; c++) if ($c + 0 != 0) has[c] = 1 }
+cols=$(awk '!/^#/ { sub(/^"[^"]*" /, ""); for (c = 2; c <= 6; c++) if ($(c - 1) + 0 != 0) has[c] = 1 }
     END { for (c = 2; c <= 6; c++) if (has[c]) printf "%d ", c }' "$base.dat")
 draw split.gp data:="$base.dat" cols:="$cols" \
     title:="$(fig_title "Time per iteration by kernel class: runs $(echo "$*" | sed 's/ /, /g'), $(meta_of title)")"

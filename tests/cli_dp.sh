@@ -37,9 +37,9 @@ expect "data parallelism with an asynchronous schedule is refused" 2 "data = 2 w
 expect "an unknown all-reduce algorithm is refused" 2 "unknown allreduce 'mesh'; use ring or tree" \
     $psim --no-db --set parallel.allreduce=mesh scenarios/gpt13b.scn
 # the timeline figure draws the all-reduces (one bar per device and chunk) and optimizer steps
-"$(dirname "$psim")/pplot" timeline "$db" "$tmp/dpfig" 1 >/dev/null 2>"$tmp/e"
-[ -s "$tmp/dpfig/timeline-1.png" ] && [ "$(wc -l <"$tmp/dpfig/allreduce-1.dat")" = 8 ] \
-    && [ "$(awk '$4 == 5' "$tmp/dpfig/ops-1.dat" | wc -l)" = 8 ] \
+"$(dirname "$psim")/pplot" timeline "$db" "$tmp/dpfig" 1 --name dp >/dev/null 2>"$tmp/e"
+[ -s "$tmp/dpfig/dp.png" ] && [ "$(awk '/^$/ { b++ } b == 4 && NF == 3' "$tmp/dpfig/dp.dat" | wc -l)" = 8 ] \
+    && [ "$(awk '/^$/ { exit } NF == 7 && $6 == 5' "$tmp/dpfig/dp.dat" | wc -l)" = 8 ] && [ ! -s "$tmp/e" ] \
     && ok "the timeline figure draws 8 all-reduces and 8 optimizer steps" \
     || nok "the timeline figure draws 8 all-reduces and 8 optimizer steps" "$(head -c 300 "$tmp/e")"
 
