@@ -21,7 +21,7 @@ near "tokens/s count every replica" "$(json_num throughput_tokens_per_s "$tmp/j"
     && ok "one all-reduce and one optimizer row per device stored" || nok "one all-reduce and one optimizer row per device stored" "$(sql "$db" "select stream, count(*) from ops group by stream")"
 near "the stored exposed all-reduce is the printed one" "$(sql "$db" "select value from metrics where name = 'allreduce_exposed_ms'")" "$want" 1e-9
 $pexport --db "$db" --chrome 1 >"$tmp/trace.json" 2>"$tmp/e"
-grep -q '"name":"allreduce"' "$tmp/trace.json" && grep -q '"cat":"optimizer"' "$tmp/trace.json" \
+grep -q '"name":"d0 all-reduce"' "$tmp/trace.json" && grep -q '"cat":"optimizer"' "$tmp/trace.json" \
     && ok "pexport draws the allreduce and optimizer lanes" || nok "pexport draws the allreduce and optimizer lanes" "$(head -c 300 "$tmp/e")"
 $psim --no-db --set parallel.data=8 --set parallel.tensor=2 scenarios/gpt13b.scn >"$tmp/s" 2>&1
 grep -q '^# gpt13b: 1f1b, p=8 v=1 d=8 t=2 ' "$tmp/s" && grep -q '^gradient all-reduce .*inter-node' "$tmp/s" \
