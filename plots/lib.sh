@@ -71,6 +71,7 @@ draw() {
     done
     vars="$vars${gpvars:-}; "
     for fmt in $(echo "$formats" | tr ',' ' '); do
+        [ "$fmt" = none ] && continue
         out="$base.$fmt"
         gnuplot -e "fmt='$fmt'; out=$(gp_str "$out"); width=$width; height=$height; font=$(gp_str "$font"); $vars" \
             "$here/style.gp" "$here/$gpfile" 2>"$tmpdir/gp.err" || {

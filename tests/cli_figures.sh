@@ -195,3 +195,7 @@ sql "$tmp/crafted-sweep.db" "update runs set schedule = 'gpipe'';system(''touch 
 for f in timeline memory bubble throughput peak breakdown; do $pplot $f "$tmp/crafted-sweep.db" "$tmp/inj2" 1 --name "$f" >/dev/null 2>&1; done
 [ ! -e "$tmp/pwned5" ] && [ ! -e "$tmp/pwned6" ] && [ ! -e "$tmp/pwned7" ] && [ ! -e "$tmp/pwned9" ] && [ -s "$tmp/inj2/timeline.png" ] && [ -s "$tmp/inj2/bubble.png" ] \
     && ok "pplot runs nothing from stored text and still draws" || nok "pplot runs nothing from stored text and still draws" "$(ls "$tmp" | grep pwned) $(ls "$tmp/inj2" 2>&1 | tr '\n' ' ')"
+
+# --- make docs: the README's figures are the ones it draws, from data the code gives now -------
+sh plots/docs.sh --check >"$tmp/out" 2>"$tmp/err" && ok "the README's figures are the ones make docs draws (data hashes, names, files)" \
+    || nok "the README's figures are the ones make docs draws (run make docs)" "$(head -c 600 "$tmp/err")"
