@@ -15,7 +15,9 @@ if (fmt eq "svg") {
     set terminal svg size width, height dynamic noenhanced font font background rgb "white"
 } else {
     if (fmt eq "pdf") {
-        set terminal pdfcairo size (width / 72.0), (height / 72.0) noenhanced font font
+        # a pixel is a point; pdfcairo draws text at half its size unless told (fontscale 1:
+        # as the PNG, measured by rendering both; lines likewise thinner unless scaled)
+        set terminal pdfcairo size (width / 72.0), (height / 72.0) noenhanced font font fontscale 1.0 linewidth 1.6 pointscale 1.0
     } else {
         set terminal pngcairo size width, height noenhanced font font background rgb "white"
     }
