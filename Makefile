@@ -23,7 +23,7 @@ TEST_SRC = $(sort $(wildcard tests/test_*.c))
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS     = $(LIB_OBJ:.o=.d) $(KERN_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/sim/cli/%.d)
 
-.PHONY: all test bench asan run clean fuzz
+.PHONY: all test bench asan run clean fuzz docs
 all: $(TOOLS:%=$(BIN)/%) $(BIN)/pplot
 
 # The CUDA backend (kernels/layer_cuda.cu, exec/cuda.c) when nvcc is found: pexec and the
@@ -185,11 +185,16 @@ fuzz:
 # sweep micro-batches x schedules and draw the bubble rates.
 run: all
 	$(BIN)/psim scenarios/gpt13b.scn
-	sh plots/plot.sh pipesim.db plots/out
-	sh plots/memory.sh pipesim.db plots/out
+	$(BIN)/pplot timeline pipesim.db plots/out latest
+	$(BIN)/pplot memory pipesim.db plots/out latest
 	$(BIN)/psim --quiet --sweep batch.micro_batches=8,16,32,64,128 \
 	    --sweep pipeline.schedule=gpipe,1f1b,zb-h1,zb-h2 scenarios/gpt13b.scn
-	sh plots/bubble.sh pipesim.db plots/out
+	$(BIN)/pplot bubble pipesim.db plots/out latest
+
+# The README's figures, docs/*.png, from the shipped scenarios (plots/docs.sh; docs/figures.txt
+# lists each with the hash of its data, which a test recomputes).
+docs: all
+	sh plots/docs.sh docs
 
 clean:
 	rm -rf build build-asan build-fuzz bin

@@ -1,26 +1,33 @@
-# plots/error.gp: predicted vs measured error of the mean op time per device and op kind.
-# Set with -e: data (columns: device err_F err_B err_W err_BW, in %; "?" where absent), cols
-# (the columns that hold any value, e.g. "2 5"), out, title.
-if (!exists("out")) out = "error.png"
-if (out[strlen(out)-2:] eq "svg") { # 1-based, inclusive: the last 3 characters
-    set terminal svg size 900, 520 dynamic font "Helvetica,12"
-} else {
-    set terminal pngcairo size 900, 520 font "Helvetica,11"
-}
-set output out
-set termoption noenhanced
-set title title
+# plots/error.gp: (predicted - measured) / measured of the mean op time, in %, per device (rows of
+# data: device err_F err_B err_W err_BW, "?" where absent) as clustered bars from zero, one per
+# kind in cols (the data columns that hold a value, e.g. "2 5").
 set xlabel "device"
 set ylabel "(predicted - measured) / measured (%)"
 set datafile missing "?"
 set style data histograms
 set style histogram clustered gap 1
-set style fill solid 0.85 border rgb "#333333"
-set grid ytics lc rgb "#dddddd"
-set key top right
-set xzeroaxis lt -1
-set yrange [*<0 : 0<*] # bars grow from 0
+set boxwidth 0.9 relative
+set grid ytics
+set key outside right top Left reverse samplen 2.5 width 0
+set xzeroaxis lt -1 lw 1
+stats data using 2 nooutput # a frame that holds zero and every bar, whichever side
+lo = 0
+hi = 0
+do for [c in cols] {
+    stats data using (column(c + 0)) nooutput
+    lo = STATS_min < lo ? STATS_min : lo
+    hi = STATS_max > hi ? STATS_max : hi
+}
+if (hi - lo < 1) { lo = lo - 1; hi = hi + 1 } # all (near) zero: a frame of +-1%
+pad = (hi - lo) * 0.08
+set yrange [lo - (lo < 0 ? pad : 0) : hi + (hi > 0 ? pad : 0)]
+lift = (hi - lo) * 0.035
 names = "- F B W BW"
-colors = "0 0x4e79a7 0xf28e2b 0x59a14f 0xe15759"
+# each bar's value written at its end (a zero error is a number, not an empty frame): bar k of
+# N in a cluster is centred (k - (N - 1) / 2) / (N + gap) from the cluster's middle
+nc = words(cols)
+at(k) = (k - (nc - 1) / 2.0) / (nc + 1.0)
 plot for [c in cols] data using (column(c + 0)):xtic(1) title word(names, c + 0) \
-         lc rgb (word(colors, c + 0) + 0)
+         lc rgb scol(c - 1) fs pattern spat(c - 1) border lc rgb "black", \
+     for [k = 1 : nc] data using ($0 + at(k - 1)):(ev = column(word(cols, k) + 0), ev + (ev < 0 ? -lift : lift)):(sprintf("%+.1f%%", column(word(cols, k) + 0))) \
+         with labels font ",9" notitle

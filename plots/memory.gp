@@ -1,23 +1,16 @@
-# plots/memory.gp: memory per device over a run (step lines), from the store's memory table.
-# Set with -e: data = "memory.dat" (columns: device t_ms gib; one block per device, blocks
-# separated by two blank lines), devices, limit (memory_gib, 0 for none), out, title.
-if (!exists("out")) out = "memory.png"
-if (!exists("title")) title = "memory per device"
-if (out[strlen(out)-2:] eq "svg") { # 1-based, inclusive: the last 3 characters
-    set terminal svg size 1000, 560 dynamic font "Helvetica,12"
-} else {
-    set terminal pngcairo size 1000, 560 font "Helvetica,11"
-}
-set output out
-set termoption noenhanced
-set title title
+# plots/memory.gp: memory per device over a run as step lines from data (a block per device,
+# "t_ms gib", titles t1..tn), x from xmin to xmax (ms; the run's makespan), the device limit
+# (GiB, 0 for none) dashed inside the frame, note (a caption under the frame, "" for none).
 set xlabel "time (ms)"
-set ylabel "GiB"
-set grid lc rgb "#dddddd"
-set key outside right
-# the limit inside the frame, not on its border: autoscale the data, then leave 5% above both
-stats data using 3 nooutput
-top = (limit > STATS_max ? limit : STATS_max) * 1.05
-set yrange [0:top]
-plot for [d = 0:devices - 1] data index d using 2:3 with steps lw 1.5 title sprintf("device %d", d), \
-     (limit > 0 ? limit : 1/0) with lines dt 2 lc rgb "#cc0000" title (limit > 0 ? "memory_gib" : "")
+set ylabel "memory held (GiB)"
+stats data using 2 nooutput
+top = (limit > STATS_max ? limit : STATS_max) * 1.08
+set yrange [0 : top]
+if (xmax > xmin) { set xrange [xmin : xmax] }
+set key outside right top Left reverse samplen 3.5 width 0
+if (strlen(note) > 0) { set label 1 note at graph 0, graph -0.14 left font ",9" }
+haslimit = limit > 0 ? 1 : 0
+plot for [i = 1 : n] data index (i - 1) using 1:2 with steps lw 1.8 lc rgb scol(i) dt sdt(i) \
+         title tl(i), \
+     for [k = 1 : haslimit] limit with lines lw 2 lc rgb "#cc0000" dt (10, 5) \
+         title sprintf("device limit, memory_gib = %g", limit)

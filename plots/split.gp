@@ -1,25 +1,14 @@
-# plots/split.gp: stacked bars of each device's time per iteration by kernel class. Set with
-# -e: data (columns: label gemm attention memory tp_comm launch, ms), out, title.
-if (!exists("out")) out = "split.png"
-if (out[strlen(out)-2:] eq "svg") {
-    set terminal svg size 1000, 520 dynamic font "Helvetica,12"
-} else {
-    set terminal pngcairo size 1000, 520 font "Helvetica,11"
-}
-set output out
-set termoption noenhanced
-set title title
-set ylabel "ms per iteration"
+# plots/split.gp: stacked bars of each device's time per iteration by kernel class, from data
+# (rows: label gemm attention memory tp_comm launch, ms; labels in double quotes), the
+# classes in cols (the data columns with any time, e.g. "2 3 4 6") only.
+set ylabel "time per iteration (ms)"
 set style data histograms
 set style histogram rowstacked
-set style fill solid 0.85 border rgb "#333333"
 set boxwidth 0.7
-set grid ytics lc rgb "#dddddd"
+set grid ytics
 set yrange [0 : *]
 set xtics rotate by -30 nomirror
-set key outside top center horizontal
-plot data using 2:xtic(1) title "gemm" lc rgb "#4e79a7", \
-     '' using 3 title "attention" lc rgb "#f28e2b", \
-     '' using 4 title "memory-bound" lc rgb "#59a14f", \
-     '' using 5 title "tp_comm" lc rgb "#e15759", \
-     '' using 6 title "launch / outside kernels" lc rgb "#bab0ac"
+set key outside right top Left reverse samplen 2.5 width 0
+names = "- gemm attention memory-bound tp_comm launch"
+plot for [c in cols] data using (column(c + 0)):xtic(1) title word(names, c + 0) \
+         lc rgb scol(c - 1) fs pattern spat(c - 1) border lc rgb "black"

@@ -1,43 +1,57 @@
-# plots/timeline.gp: Gantt chart of compute ops, one row per (run, device) from the top,
-# F/B/W/BW coloured, micro-batch numbers on the boxes wide enough for them, transfers as thin
-# grey bars under their sender's row, idle time left blank. Set with -e before the script:
-#   data (columns: row start_ms end_ms kind(1=F 2=B 3=W 4=BW 5=optimizer step) micro_batch,
-#   -1 for no label), xfers (columns: row start_ms end_ms), colls (gradient all-reduces, or
-#   ZeRO's reduce-scatters and all-gathers, the same columns, drawn above the row), dp (1:
-#   name them and the optimizer steps in the key), out, title, rows (rows in all), ylabels
-#   ('("label" row, ...)').
-if (!exists("data")) data = "ops.dat"
-if (!exists("out")) out = "timeline.png"
-if (!exists("title")) title = "pipeline timeline"
-if (!exists("rows")) rows = 8
-if (out[strlen(out)-2:] eq "svg") { # 1-based, inclusive: the last 3 characters
-    set terminal svg size 1400, 140 + 40 * rows dynamic font "Helvetica,12"
-} else {
-    set terminal pngcairo size 1400, 140 + 40 * rows font "Helvetica,11"
-}
-set output out
-set termoption noenhanced
-stats data using 3 nooutput # before the y range, which would filter it
-span = STATS_max
-set title title
+# plots/timeline.gp: a Gantt chart from timeline.awk's data (index 0 boxes "row xlo xhi ylo yhi
+# kind mb", index 1 sends and index 2 collectives "row xlo xhi"), rows from the top, ytl the
+# row labels ("ROW DEVICE ...") of rows (0 .. rows - 1), nblock > 1 names blocks of rows (bl1, bm1: label, middle row),
+# kinds the kinds drawn ("1 2 5": F B W BW optimizer), nsend / ncoll how many bars, agg 1 when
+# the boxes are aggregated columns (caption says how), t0 t1 the window (ms).
 set xlabel "time (ms)"
-set yrange [rows - 0.5 : -0.5]
-if (exists("ylabels")) { eval "set ytics " . ylabels } else { set ytics 1 }
-set grid xtics lc rgb "#dddddd"
-set key outside top center horizontal
-set style fill solid 0.9 border rgb "#333333"
-color(k) = k == 1 ? 0x4e79a7 : k == 2 ? 0xf28e2b : k == 3 ? 0x59a14f : k == 5 ? 0xb07aa1 : 0xe15759
-label(s, e, mb) = (e - s) > span / 90 && mb >= 0 ? sprintf("%d", mb) : ""
-if (!exists("dp")) dp = 0 # 1: there are all-reduces (colls) and optimizer steps to name
-plot data using (($2 + $3) / 2):1:(($3 - $2) / 2):(0.34):(color($4)) \
-         with boxxyerror lc rgb variable notitle, \
-     data using (($2 + $3) / 2):1:(label($2, $3, $5)) with labels font ",8" tc rgb "white" notitle, \
-     (exists("xfers") ? xfers : NaN) using (($2 + $3) / 2):($1 + 0.42):(($3 - $2) / 2 + 0.02):(0.04) \
-         with boxxyerror lc rgb "#888888" fs solid 1.0 noborder title "send", \
-     (exists("colls") ? colls : NaN) using (($2 + $3) / 2):($1 - 0.42):(($3 - $2) / 2):(0.04) \
-         with boxxyerror lc rgb "#76b7b2" fs solid 1.0 noborder title (dp ? "gradient collectives" : ""), \
-     NaN with boxes lc rgb "#b07aa1" title (dp ? "optimizer" : ""), \
-     NaN with boxes lc rgb "#4e79a7" title "F", \
-     NaN with boxes lc rgb "#e15759" title "B+W (BW)", \
-     NaN with boxes lc rgb "#f28e2b" title "B", \
-     NaN with boxes lc rgb "#59a14f" title "W"
+set xrange [t0 : t1]
+set yrange [rows - 0.4 : -0.6]
+set ytics () scale 0
+do for [k = 1 : words(ytl) / 2] {
+    set ytics add (sprintf("d%s", word(ytl, 2 * k)) word(ytl, 2 * k - 1) + 0)
+}
+set grid xtics noytics
+set key outside top center horizontal samplen 2 width 1
+if (strlen(subtitle) > 0) { set title title . "\n" . subtitle }
+if (nblock > 1) {
+    longest = 0
+    do for [k = 1 : nblock] {
+        longest = strlen(value(sprintf("bl%d", k))) > longest ? strlen(value(sprintf("bl%d", k))) : longest
+        set label (10 + k) value(sprintf("bl%d", k)) at graph 0, first value(sprintf("bm%d", k)) \
+            right offset -4, 0
+    }
+    set lmargin longest + 6
+}
+if (strlen(caption) > 0) {
+    set bmargin 5
+    set label 1 caption at graph 0, graph 0 offset 0, -3.2 left font ",9"
+}
+# F dark solid, B light solid, W hatched, BW medium solid, optimizer cross-hatched: apart in grey too
+array KCOL[5] = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#555555"]
+array KPAT[5] = [3, 3, 5, 3, 2]
+array KNAME[5] = ["F", "B", "W", "BW (B+W fused)", "optimizer step"]
+array KTXT[5] = ["white", "black", "black", "black", "white"]
+# a solid fill where the kind has one (an SVG pattern is defined again for every box), no border
+# on aggregated columns
+kfill(k) = (KPAT[k] == 3 ? "fs solid 1.0" : sprintf("fs pattern %d", KPAT[k])) . (agg ? " noborder" : " border lc rgb \"#333333\"")
+drawn(k) = strstrt(" " . kinds . " ", sprintf(" %d ", k)) > 0 ? 1 : 0
+span = t1 - t0
+fits(lo, hi, mb) = (hi - lo) > span / 90 && mb >= 0
+# the plot command from fixed pieces, one per thing drawn (an empty loop over a data block
+# would still make gnuplot warn about it)
+cmd = ""
+do for [k = 1 : 5] {
+    if (drawn(k)) {
+        cmd = cmd . sprintf("data index 0 using ($6 == %d ? ($2 + $3) / 2 : NaN):(($4 + $5) / 2):2:3:4:5 with boxxyerror lc rgb KCOL[%d] %s title KNAME[%d], ", k, k, kfill(k), k)
+        if (!agg) {
+            cmd = cmd . sprintf("data index 0 using (($2 + $3) / 2):(($4 + $5) / 2):($6 == %d && fits($2, $3, $7) ? sprintf(\"%%d\", $7) : \"\") with labels font \",8\" tc rgb KTXT[%d] notitle, ", k, k)
+        }
+    }
+}
+if (nsend > 0) {
+    cmd = cmd . "data index 1 using (($2 + $3) / 2):($1 + 0.42):2:3:($1 + 0.39):($1 + 0.45) with boxxyerror lc rgb \"#888888\" fs solid 1.0 noborder title \"send\", "
+}
+if (ncoll > 0) {
+    cmd = cmd . "data index 2 using (($2 + $3) / 2):($1 - 0.42):2:3:($1 - 0.45):($1 - 0.39) with boxxyerror lc rgb \"#56B4E9\" fs solid 1.0 noborder title \"gradient collective\", "
+}
+eval "plot " . cmd[1 : strlen(cmd) - 2]

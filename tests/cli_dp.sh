@@ -21,7 +21,7 @@ near "tokens/s count every replica" "$(json_num throughput_tokens_per_s "$tmp/j"
     && ok "one all-reduce and one optimizer row per device stored" || nok "one all-reduce and one optimizer row per device stored" "$(sql "$db" "select stream, count(*) from ops group by stream")"
 near "the stored exposed all-reduce is the printed one" "$(sql "$db" "select value from metrics where name = 'allreduce_exposed_ms'")" "$want" 1e-9
 $pexport --db "$db" --chrome 1 >"$tmp/trace.json" 2>"$tmp/e"
-grep -q '"name":"allreduce"' "$tmp/trace.json" && grep -q '"cat":"optimizer"' "$tmp/trace.json" \
+grep -q '"name":"d0 all-reduce"' "$tmp/trace.json" && grep -q '"cat":"optimizer"' "$tmp/trace.json" \
     && ok "pexport draws the allreduce and optimizer lanes" || nok "pexport draws the allreduce and optimizer lanes" "$(head -c 300 "$tmp/e")"
 $psim --no-db --set parallel.data=8 --set parallel.tensor=2 scenarios/gpt13b.scn >"$tmp/s" 2>&1
 grep -q '^# gpt13b: 1f1b, p=8 v=1 d=8 t=2 ' "$tmp/s" && grep -q '^gradient all-reduce .*inter-node' "$tmp/s" \
@@ -37,9 +37,9 @@ expect "data parallelism with an asynchronous schedule is refused" 2 "data = 2 w
 expect "an unknown all-reduce algorithm is refused" 2 "unknown allreduce 'mesh'; use ring or tree" \
     $psim --no-db --set parallel.allreduce=mesh scenarios/gpt13b.scn
 # the timeline figure draws the all-reduces (one bar per device and chunk) and optimizer steps
-"$(dirname "$psim")/pplot" timeline "$db" "$tmp/dpfig" 1 >/dev/null 2>"$tmp/e"
-[ -s "$tmp/dpfig/timeline-1.png" ] && [ "$(wc -l <"$tmp/dpfig/allreduce-1.dat")" = 8 ] \
-    && [ "$(awk '$4 == 5' "$tmp/dpfig/ops-1.dat" | wc -l)" = 8 ] \
+"$(dirname "$psim")/pplot" timeline "$db" "$tmp/dpfig" 1 --name dp >/dev/null 2>"$tmp/e"
+[ -s "$tmp/dpfig/dp.png" ] && [ "$(awk '/^$/ { b++ } b == 4 && NF == 3' "$tmp/dpfig/dp.dat" | wc -l)" = 8 ] \
+    && [ "$(awk '/^$/ { exit } NF == 7 && $6 == 5' "$tmp/dpfig/dp.dat" | wc -l)" = 8 ] && [ ! -s "$tmp/e" ] \
     && ok "the timeline figure draws 8 all-reduces and 8 optimizer steps" \
     || nok "the timeline figure draws 8 all-reduces and 8 optimizer steps" "$(head -c 300 "$tmp/e")"
 

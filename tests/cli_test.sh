@@ -384,7 +384,7 @@ got=$(q "select count(*) from (select json_extract(value, '\$.id') i, group_conc
 n=$(q "select count(*) from $ev where json_extract(value, '\$.ph') = 's'")
 [ "$got" = 0 ] && [ "$n" = 96 ] && ok "each of the 96 sends has one flow arrow to its receive" || nok "each of the 96 sends has one flow arrow to its receive" "$got unpaired, $n flows"
 got=$(q "select count(distinct json_extract(value, '\$.pid')) from $ev where json_extract(value, '\$.ph') = 'X'")
-[ "$got" = 8 ] && ok "predicted and measured runs are separate processes (2 x 4 devices)" || nok "predicted and measured runs are separate processes" "$got"
+[ "$got" = 2 ] && ok "predicted and measured runs are separate processes (one per run)" || nok "predicted and measured runs are separate processes" "$got"
 got=$($pexport --db "$db" --csv 1 | wc -l)
 [ "$got" = $((want / 2 + 1)) ] && ok "CSV has a header and a row per op" || nok "CSV has a header and a row per op" "$got"
 $pexport --db "$db" --metrics-csv 1 | grep -q "^makespan_ms,33$" && ok "metrics CSV holds the makespan" || nok "metrics CSV holds the makespan"
@@ -395,6 +395,8 @@ sql "$tmp/crafted.db" "update runs set schedule = '1f1b\"}},{\"x\":\"' || char(1
 $pexport --db "$tmp/crafted.db" --chrome 1 >"$tmp/crafted.json" 2>"$tmp/err"
 [ "$(q "select json_valid(readfile('$tmp/crafted.json'))")" = 1 ] && ok "pexport escapes stored text in the Chrome trace" \
     || nok "pexport escapes stored text in the Chrome trace" "$(head -c 300 "$tmp/crafted.json")"
+
+. tests/cli_trace.sh
 
 # --- sweeps ----------------------------------------------------------------------------------
 db="$tmp/sweep.db"
@@ -410,76 +412,8 @@ $psim --db "$db" --quiet --sweep pipeline.schedule=1f1b,interleaved scenarios/ti
 expect "--sweep needs a database" 2 "--sweep stores every point; drop --no-db" $psim --no-db --sweep batch.micro_batches=4,8 scenarios/tiny-1f1b.scn
 expect "--sweep needs KEY=VALUES" 2 "--sweep micro: write SECTION.KEY=V1,V2" $psim --sweep micro scenarios/tiny-1f1b.scn
 
-# --- figures: the data behind them, and that gnuplot drew them -------------------------------
-db="$tmp/sweep.db" # sweep 1: m = 4, 8, 16 x gpipe, 1f1b on tiny-1f1b (p = 4)
-sh plots/bubble.sh "$db" "$tmp/fig" 1 2>"$tmp/err"
-got=$(awk 'NF == 3 { want = 3 / ($2 + 3); d = $3 - want; if (d < 0) d = -d; if (d > 1e-9) bad++; n++ } END { print n + 0, bad + 0 }' "$tmp/fig/bubble-1.dat")
-[ "$got" = "6 0" ] && ok "bubble figure data: 6 points on (p-1)/(m+p-1)" || nok "bubble figure data: 6 points on (p-1)/(m+p-1)" "$got" "$(cat "$tmp/err")"
-[ -s "$tmp/fig/bubble-1.png" ] && [ -s "$tmp/fig/bubble-1.svg" ] && ok "bubble figure drawn (PNG, SVG)" || nok "bubble figure drawn (PNG, SVG)" "$(cat "$tmp/err")"
-sh plots/memory.sh "$db" "$tmp/fig" 1 2>"$tmp/err"
-got=$(awk 'NF == 3' "$tmp/fig/memory-1.dat" | wc -l)
-want=$(sql "$db" "select count(*) from memory where run_id = 1")
-[ "$got" = "$want" ] && [ -s "$tmp/fig/memory-1.png" ] && ok "memory figure: one point per stored sample ($want), drawn" || nok "memory figure: one point per stored sample" "$got vs $want" "$(cat "$tmp/err")"
-top=$(awk 'NF == 3 && $3 > m { m = $3 } END { printf "%.9f", m }' "$tmp/fig/memory-1.dat")
-peak=$(sql "$db" "select printf('%.9f', max(value)) from device_metrics where run_id = 1 and name = 'peak_memory_gib'")
-[ "$top" = "$peak" ] && ok "memory figure peaks at peak_memory_gib" || nok "memory figure peaks at peak_memory_gib" "$top vs $peak"
-sh plots/plot.sh "$db" "$tmp/fig" 1 2>"$tmp/err"
-got=$(awk 'NF == 5' "$tmp/fig/ops-1.dat" | wc -l)
-[ "$got" = "$(sql "$db" "select count(*) from ops where run_id = 1 and stream = 'compute'")" ] && [ -s "$tmp/fig/timeline-1.png" ] \
-    && ok "timeline figure: one box per compute op, drawn" || nok "timeline figure: one box per compute op" "$got"
-sh plots/throughput.sh "$db" "$tmp/fig" 1 2>"$tmp/err"
-got=$(awk 'NF == 4 { want = $2 * 32 * 1000 / (($2 + 3) * 3); d = $3 - want; if (d < 0) d = -d; if (d > 1e-6 * want) bad++; n++ } END { print n + 0, bad + 0 }' "$tmp/fig/throughput-1.dat")
-[ "$got" = "6 0" ] && [ -s "$tmp/fig/throughput-1.png" ] && ok "throughput figure: m*s tokens per (m+p-1)(F+B), drawn" || nok "throughput figure: m*s tokens per (m+p-1)(F+B)" "$got" "$(cat "$tmp/err")"
-sh plots/error.sh "$tmp/loop.db" 2 1 "$tmp/fig" 2>"$tmp/err"
-got=$(awk '{ for (c = 2; c <= 5; c++) if ($c != "?") { n++; if ($c > 1e-3 || $c < -1e-3) bad++ } } END { print n + 0, bad + 0 }' "$tmp/fig/error-2-1.dat")
-[ "$got" = "4 0" ] && [ -s "$tmp/fig/error-2-1.png" ] && ok "error figure: calibrated per-stage errors are 0 (F, BW on 2 devices), drawn" || nok "error figure: calibrated per-stage errors are 0" "$got" "$(cat "$tmp/err")"
-db="$tmp/export.db" # run 1 psim, run 2 pexec of tiny-1f1b (p = 4)
-sh plots/plot.sh "$db" "$tmp/fig" 1 2 2>"$tmp/err"
-got=$(awk 'NF == 5 { n++; if ($1 > m) m = $1; if ($1 == 4) gap++ } END { print n + 0, m + 0, gap + 0 }' "$tmp/fig/ops-1-2.dat")
-[ "$got" = "128 8 0" ] && [ -s "$tmp/fig/timeline-1-2.png" ] && ok "stacked timeline: both runs' 128 ops, rows 0-3 and 5-8" || nok "stacked timeline: both runs' ops on separate rows" "$got" "$(cat "$tmp/err")"
-[ "$(wc -l <"$tmp/fig/xfers-1-2.dat")" = 96 ] && ok "stacked timeline: 96 transfers drawn" || nok "stacked timeline: 96 transfers drawn" "$(wc -l <"$tmp/fig/xfers-1-2.dat")"
-pplot="$(dirname "$psim")/pplot"
-db="$tmp/sweep.db"
-$pplot peak "$db" "$tmp/fig" 1 2>"$tmp/err"
-got=$(awk '{ print $1 }' "$tmp/fig/peak-1.dat" | tr '\n' ' ')
-top=$(sql "$db" "select printf('%.6f', max(value)) from device_metrics where name = 'peak_memory_gib' and run_id in (select id from runs where sweep = 1)")
-[ "$got" = "1f1b gpipe " ] && [ "$(awk '$2 > m { m = $2 } END { printf "%.6f", m }' "$tmp/fig/peak-1.dat")" = "$top" ] && [ -s "$tmp/fig/peak-1.png" ] \
-    && ok "pplot peak: one bar pair per schedule, topped by the sweep's peak" || nok "pplot peak: one bar pair per schedule" "$got" "$(cat "$tmp/err")"
-expect "pplot names its figures" 2 "timeline \[RUN...\]" $pplot nonsense
-# what reaches sqlite3 and gnuplot: ids are whole numbers that name something, names carry no
-# quote; nothing is created for a missing database or sweep
-(cd "$tmp" && for fig in timeline memory bubble throughput peak split; do
-    $pplot $fig "$db" "$tmp/inj" "1 union select writefile('pwned1','x')" 2>/dev/null
-    $pplot $fig "$db" "o';x=system('touch pwned2');y='" 1 2>/dev/null
-    $pplot $fig "$db" "$tmp/inj" '1;$(touch pwned3)' 2>/dev/null
-done; $pplot error "$db" "$tmp/inj" 1 '2`touch pwned4`' 2>/dev/null)
-[ ! -e "$tmp/pwned1" ] && [ ! -e "$tmp/pwned2" ] && [ ! -e "$tmp/pwned3" ] && [ ! -e "$tmp/pwned4" ] \
-    && ok "pplot runs no SQL or gnuplot command from its arguments" || nok "pplot runs no SQL or gnuplot command from its arguments" "$(ls "$tmp" | grep pwned)"
-# ... nor from text stored in a (shared) database: schedule and tool names, memory_gib
-cp "$db" "$tmp/crafted-sweep.db"
-sql "$tmp/crafted-sweep.db" "update runs set schedule = 'gpipe'';system(''touch $tmp/pwned5'');''', tool = 'psim'';system(''touch $tmp/pwned6'');''', resolved = replace(resolved, 'memory_gib = 80', 'memory_gib = 1;system(\"touch $tmp/pwned7\")') where id = 1" >/dev/null
-for fig in timeline memory; do $pplot $fig "$tmp/crafted-sweep.db" "$tmp/inj2" 1 2>/dev/null; done
-for fig in bubble throughput peak; do $pplot $fig "$tmp/crafted-sweep.db" "$tmp/inj2" 1 2>/dev/null; done
-[ ! -e "$tmp/pwned5" ] && [ ! -e "$tmp/pwned6" ] && [ ! -e "$tmp/pwned7" ] && [ -s "$tmp/inj2/timeline-1.png" ] && [ -s "$tmp/inj2/bubble-1.png" ] \
-    && ok "pplot runs nothing from stored text and still draws" || nok "pplot runs nothing from stored text and still draws" "$(ls "$tmp" | grep pwned) $(ls "$tmp/inj2" 2>&1 | tr '\n' ' ')"
-expect "pplot on a missing database" 2 "no database '$tmp/none.db'" $pplot memory "$tmp/none.db" "$tmp/fig2"
-[ ! -e "$tmp/none.db" ] && ok "pplot creates no database" || nok "pplot creates no database"
-expect "pplot on a missing sweep" 2 "there is no sweep 99 in" $pplot bubble "$db" "$tmp/fig3" 99
-[ ! -e "$tmp/fig3" ] && ok "pplot writes nothing for a missing sweep" || nok "pplot writes nothing for a missing sweep" "$(ls "$tmp/fig3")"
-# the split by kernel class: one bar per (device, run), each the run's stored classes
-db="$tmp/model.db"
-$pplot split "$db" "$tmp/fig" 2 1 2>"$tmp/err"
-got=$(awk '{ print $1 }' "$tmp/fig/split-2-1.dat" | tr '\n' ' ')
-want=$(sql "$db" "select value from device_metrics where run_id = 1 and device = 1 and name = 'memory_ms'")
-[ "$got" = "d0_psim_2 d0_pexec_1 d1_psim_2 d1_pexec_1 " ] \
-    && awk -v w="$want" '$1 == "d1_pexec_1" { d = $4 - w; found = 1 } END { exit !(found && w > 0 && d * d < 1e-12 * w * w) }' "$tmp/fig/split-2-1.dat" \
-    && [ -s "$tmp/fig/split-2-1.png" ] && ok "pplot split: a bar per device and run, the stored classes stacked" \
-    || nok "pplot split: a bar per device and run, the stored classes stacked" "$got" "$(cat "$tmp/err")"
-expect "pplot split takes run ids only" 2 "'1 union select 1' is not a run or sweep id" $pplot split "$db" "$tmp/fig" "1 union select 1"
-expect "pplot split refuses a folder name gnuplot would run" 2 "with a quote or a newline cannot be drawn" \
-    $pplot split "$db" "$tmp/o';x=system('touch $tmp/pwned');y='" 2
-[ ! -e "$tmp/pwned" ] && ok "pplot split ran nothing from a folder name" || nok "pplot split ran nothing from a folder name"
-expect "pplot split of a run without a split" 2 "run 1 has no split by kernel class" $pplot split "$tmp/sweep.db" "$tmp/fig" 1
+# --- figures (tests/cli_figures.sh) ------------------------------------------------------
+. tests/cli_figures.sh
 
 # --- storage safety ----------------------------------------------------------------------------
 expect "a database path that is not a regular file is refused" 1 "database '/dev/null' is not a regular file" \
