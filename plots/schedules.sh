@@ -19,6 +19,7 @@ settings() {
         echo "pipeline.chunks=2 pipeline.partition=3,2,3,2,3,2,3,2,3,2,3,2,3,2,3,2" ;;
     dualpipe) echo "pipeline.chunks=2" ;;
     pipedream | pipedream-2bw) echo "batch.iterations=4" ;;
+    zb-exact) echo "pipeline.stages=4 batch.micro_batches=6" ;; # p = 8, m = 32 is past its reach
     *) echo "" ;;
     esac
 }

@@ -49,3 +49,22 @@ else nok "zb-auto with activation_limit = 2 holds at most 2 micro-batches" "peak
 if grep -q " zb-auto " "$tmp/pp.txt" && ! "$pplan" --help 2>&1 | grep -q "zb-1p, "; then
     ok "pplan ranks zb-auto; zb-1p and zb-2p are not in its default list"
 else nok "pplan ranks zb-auto" "$(head -n 5 "$tmp/pp.txt")"; fi
+
+# zb-exact: the optimal order on a small pipeline is never longer than zb-auto's; too many
+# micro-batches, or a search the bound cannot close within its node limit, is refused (exit 2)
+sed '/activation_limit/d' "$tmp/al.scn" >"$tmp/ex.scn"
+small="--set pipeline.stages=3 --set model.layers=6 --set batch.micro_batches=6 --set pipeline.activation_limit=3"
+# shellcheck disable=SC2086
+"$psim" --no-db --json --set pipeline.schedule=zb-exact $small "$tmp/ex.scn" >"$tmp/ex.json" 2>"$tmp/ex.err"
+# shellcheck disable=SC2086
+"$psim" --no-db --json --set pipeline.schedule=zb-auto $small "$tmp/ex.scn" >"$tmp/ea.json" 2>/dev/null
+e=$(json_num iteration_ms "$tmp/ex.json") a=$(json_num iteration_ms "$tmp/ea.json")
+if [ -n "$e" ] && awk -v e="$e" -v a="$a" 'BEGIN { exit !(e <= a) }'; then
+    ok "zb-exact at p = 3, m = 6 is no longer than zb-auto ($e <= $a ms)"
+else nok "zb-exact at p = 3, m = 6 is no longer than zb-auto" "zb-exact $e, zb-auto $a" "$(cat "$tmp/ex.err")"; fi
+expect "zb-exact with 32 micro-batches: exit 2, pointing to zb-auto" 2 \
+    "--set batch.micro_batches=32: zb-exact searches p <= 8 stages and m <= 16 .*use zb-auto" \
+    "$psim" --no-db --set pipeline.schedule=zb-exact --set batch.micro_batches=32 "$tmp/ex.scn"
+expect "zb-exact past its node limit: exit 2, not a claim of optimality" 2 \
+    "zb-exact could not prove an order optimal within 20000000 branch-and-bound nodes at p = 4, m = 8" \
+    "$psim" --no-db --set pipeline.schedule=zb-exact --set pipeline.activation_limit=4 "$tmp/ex.scn"

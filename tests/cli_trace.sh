@@ -13,6 +13,7 @@ trace_settings() {
     zb-v | dualpipev) echo "--set pipeline.chunks=2 --set pipeline.partition=3,2,3,2,3,2,3,2,3,2,3,2,3,2,3,2" ;;
     dualpipe) echo "--set pipeline.chunks=2" ;;
     pipedream | pipedream-2bw) echo "--set batch.iterations=4" ;;
+    zb-exact) echo "--set pipeline.stages=4 --set batch.micro_batches=6" ;; # small enough to prove
     *) echo "" ;;
     esac
 }

@@ -1252,11 +1252,12 @@ static int check_schedule(Parser *P) {
         return fail(P, where_key(P, key_index("pipeline", "schedule_file"), w),
                     "schedule_file is only read with schedule = custom, and schedule = %s; "
                     "remove it or set schedule = custom", s->pipeline.schedule);
-    if (s->pipeline.activation_limit > 0 && strcmp(s->pipeline.schedule, "zb-auto") != 0)
+    if (s->pipeline.activation_limit > 0 && strcmp(s->pipeline.schedule, "zb-auto") != 0 &&
+        strcmp(s->pipeline.schedule, "zb-exact") != 0)
         return fail(P, where_key(P, key_index("pipeline", "activation_limit"), w),
-                    "activation_limit is only read with schedule = zb-auto (zb-1p and zb-2p "
-                    "fix theirs at p and 2p), and schedule = %s; remove it or set schedule = "
-                    "zb-auto", s->pipeline.schedule);
+                    "activation_limit is only read with schedule = zb-auto or zb-exact (zb-1p "
+                    "and zb-2p fix theirs at p and 2p), and schedule = %s; remove it or set "
+                    "schedule = zb-auto", s->pipeline.schedule);
     if (s->pipeline.activation_limit > 0 && s->pipeline.activation_limit < 1)
         return fail(P, where_key(P, key_index("pipeline", "activation_limit"), w),
                     "activation_limit = %g holds less than one micro-batch's activations, and "

@@ -15,6 +15,7 @@ extern const Schedule SCHED_ZB_V;
 extern const Schedule SCHED_ZB_1P;
 extern const Schedule SCHED_ZB_2P;
 extern const Schedule SCHED_ZB_AUTO;
+extern const Schedule SCHED_ZB_EXACT;
 extern const Schedule SCHED_DUALPIPE;
 extern const Schedule SCHED_DUALPIPEV;
 extern const Schedule SCHED_CUSTOM;
@@ -33,6 +34,7 @@ static const Schedule *const SCHEDULES[] = {
     &SCHED_ZB_1P,
     &SCHED_ZB_2P,
     &SCHED_ZB_AUTO,
+    &SCHED_ZB_EXACT,
     &SCHED_CUSTOM,
 };
 #define NSCHEDULES (sizeof SCHEDULES / sizeof SCHEDULES[0])

@@ -26,7 +26,8 @@
  * costs, are candidates too when they fit the limit, so a searched schedule is never longer
  * than a handcrafted one that fits (zb-1p: ZB-H1; zb-2p: both). Cost: O(p m) a play, 16 plays
  * and the budget's.
- * Not here: the paper's ILP refinement; several chunks per device (zb-v is handcrafted). */
+ * Not here: several chunks per device (zb-v is handcrafted). zb-exact (zb_exact.c) finds the
+ * optimum for small p and m, to measure this search against. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,13 +35,7 @@
 #include <string.h>
 
 #include "sim/sched/schedule.h"
-
-/* The problem: p stages (one per device), m micro-batches, per stage costs and memory. */
-typedef struct {
-    int32_t p, m;
-    int64_t *f, *b, *w, *x; // [p] ns; x[s]: stage s <-> s + 1 transfer, x[p-1] = 0
-    double *act, *wp, *limit; // [p] bytes: F keeps, B keeps until W, most held at once
-} Zb;
+#include "sim/sched/zb_search.h"
 
 /* One play's state: per (stage, micro-batch) F and B end times, per stage clock and counts. */
 typedef struct {
@@ -298,15 +293,15 @@ static void search_descend(const Zb *z, Play *pl, Search *se) {
         se->span = span, se->makespan = makespan, se->eager = e;
 }
 
-static void zb_free(Zb *z) {
+void zb_problem_free(Zb *z) {
     free(z->f), free(z->b), free(z->w), free(z->x), free(z->act), free(z->wp), free(z->limit);
 }
 
 /* The problem from sp: costs (or unit costs) and each device's limit, `limit` activations of
  * its stage (0: cost->room, at least one activation). Returns 0, -1 out of memory, 2 with
  * issue when the limit is unknown. */
-static int zb_init(const SchedParams *sp, const char *name, double limit, Zb *z,
-                   SchedIssue *issue) {
+int zb_problem_init(const SchedParams *sp, const char *name, double limit, Zb *z,
+                    SchedIssue *issue) {
     int32_t p = sp->devices;
     const SchedCost *c = sp->cost;
     *z = (Zb){.p = p, .m = sp->micro_batches};
@@ -314,7 +309,7 @@ static int zb_init(const SchedParams *sp, const char *name, double limit, Zb *z,
     z->w = malloc((size_t)p * sizeof *z->w), z->x = malloc((size_t)p * sizeof *z->x);
     z->act = malloc((size_t)p * sizeof *z->act), z->wp = malloc((size_t)p * sizeof *z->wp);
     z->limit = malloc((size_t)p * sizeof *z->limit);
-    if (!z->f || !z->b || !z->w || !z->x || !z->act || !z->wp || !z->limit) return zb_free(z), -1;
+    if (!z->f || !z->b || !z->w || !z->x || !z->act || !z->wp || !z->limit) return zb_problem_free(z), -1;
     for (int32_t s = 0; s < p; s++) {
         const int64_t *ns = c ? &c->op_ns[(int64_t)s * OP_KIND_COUNT] : NULL;
         z->f[s] = ns ? ns[OP_F] : 1, z->b[s] = ns ? ns[OP_B] : 1, z->w[s] = ns ? ns[OP_W] : 1;
@@ -329,7 +324,7 @@ static int zb_init(const SchedParams *sp, const char *name, double limit, Zb *z,
                      "pipeline.activation_limit (micro-batches' activations a device may hold, "
                      "e.g. %d for 1F1B's), or run it through psim, which takes it from "
                      "hardware.memory_gib", name, p);
-            zb_free(z);
+            zb_problem_free(z);
             return 2;
         }
         // below one activation (the static part alone overflows, say) no order fits; the
@@ -342,10 +337,10 @@ static int zb_init(const SchedParams *sp, const char *name, double limit, Zb *z,
 
 /* Builds the best order found into out: the searched warm-ups, or ZB-H1 or ZB-H2 when one of
  * them fits the limit and is at least as short. */
-static int zb_search_build(const SchedParams *sp, const char *name, double limit, Program *out,
-                           SchedIssue *issue) {
+int zb_search_build(const SchedParams *sp, const char *name, double limit, Program *out,
+                    SchedIssue *issue) {
     Zb z;
-    int rc = zb_init(sp, name, limit, &z, issue);
+    int rc = zb_problem_init(sp, name, limit, &z, issue);
     if (rc != 0) return rc;
     int32_t p = z.p, m = z.m;
     size_t pm = (size_t)p * (size_t)m;
@@ -411,7 +406,7 @@ done:
     if (hp.ops) program_free(&hp);
     free(pl.fend), free(pl.bend), free(pl.e), free(pl.first), free(pl.mem), free(pl.nf),
         free(pl.nb), free(pl.nw), free(se.K), free(se.cap), free(se.tryK), free(ops);
-    zb_free(&z);
+    zb_problem_free(&z);
     return rc;
 }
 

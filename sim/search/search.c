@@ -38,10 +38,12 @@ static const char *left_out(const char *name) {
 }
 
 /* Searchable schedules a search tries only when --schedules names them: zb-auto searches
- * the same orders under the limit the device's memory sets, which is what a plan needs, and
- * zb-1p and zb-2p only fix that limit at p and 2p activations. */
+ * the same orders under the limit the device's memory sets, which is what a plan needs,
+ * zb-1p and zb-2p only fix that limit at p and 2p activations, and zb-exact solves small
+ * pipelines only (p m <= 64), slowly. */
 static int by_name_only(const char *name) {
-    return strcmp(name, "zb-1p") == 0 || strcmp(name, "zb-2p") == 0;
+    return strcmp(name, "zb-1p") == 0 || strcmp(name, "zb-2p") == 0 ||
+           strcmp(name, "zb-exact") == 0;
 }
 
 const char *search_schedule_names(void) {
