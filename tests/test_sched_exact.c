@@ -25,18 +25,15 @@
 #include <cmocka.h>
 
 #include "cost_fixture.h"
+#include "zb_fixture.h"
 #include "sim/engine/engine.h"
 #include "sim/program/program.h"
 #include "sim/sched/sched_file.h"
 #include "sim/sched/schedule.h"
 #include "sim/sched/zb_search.h"
 
-#define MAXP 16 // a refused case has 9
-
 typedef struct {
-    int64_t ns[MAXP * OP_KIND_COUNT], xfer[MAXP];
-    double act[MAXP], wp[MAXP];
-    SchedCost sc;
+    Costs c;
     SchedParams sp;
 } Case;
 
@@ -44,26 +41,9 @@ typedef struct {
  * a limit of `limit` activations. */
 static void case_set(Case *c, int32_t p, int32_t m, int64_t f, int64_t b, int64_t w, int64_t x,
                      double wp, double limit) {
-    for (int32_t s = 0; s < p; s++) {
-        int64_t *n = &c->ns[s * OP_KIND_COUNT];
-        n[OP_F] = f, n[OP_B] = b, n[OP_W] = w, n[OP_BW] = b + w;
-        c->xfer[s] = x, c->act[s] = 1, c->wp[s] = wp;
-    }
-    c->sc = (SchedCost){.stages = p, .op_ns = c->ns, .xfer_ns = c->xfer, .act = c->act,
-                        .w_pending = c->wp};
+    costs_uniform(&c->c, p, f, b, w, x, wp);
     c->sp = (SchedParams){.devices = p, .chunks = 1, .micro_batches = m, .iterations = 1,
-                          .cost = &c->sc, .activation_limit = limit};
-}
-
-static int64_t engine_span(const Program *pr, int64_t f, int64_t b, int64_t w, int64_t x) {
-    CostModel c = cost_uniform(pr->devices, f, b, w, x, x, 1 << 20);
-    Timeline tl = {0};
-    char why[512];
-    assert_int_equal(engine_run(pr, &c, 1, &tl, why, sizeof why), 0);
-    int64_t span = timeline_longest_span(&tl, pr->devices, NULL);
-    timeline_free(&tl);
-    cost_free(&c);
-    return span;
+                          .cost = &c->c.sc, .activation_limit = limit};
 }
 
 static void build(const char *name, Case *c, Program *pr) {
@@ -83,20 +63,6 @@ static int64_t exact_span(int32_t p, int32_t m, int64_t f, int64_t b, int64_t w,
     int64_t span = engine_span(&pr, f, b, w, x);
     program_free(&pr);
     return span;
-}
-
-/* Most activation held on any device along its order, in activations. */
-static double peak_activation(const Program *pr, double wp) {
-    double peak = 0;
-    for (int32_t d = 0; d < pr->devices; d++) {
-        double held = 0;
-        for (int64_t i = pr->start[d]; i < pr->start[d + 1]; i++) {
-            OpKind k = (OpKind)pr->ops[i].kind;
-            held += k == OP_F ? 1 : k == OP_B ? wp - 1 : k == OP_W ? -wp : -1;
-            if (held > peak) peak = held;
-        }
-    }
-    return peak;
 }
 
 static void test_closed_forms(void **state) {
