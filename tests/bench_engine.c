@@ -134,7 +134,7 @@ static double cost_build_us(const char *model, int reps) {
 
 /* The searched schedule's build (its whole search) at F, B, W = 5, 6, 4 ns, no transfer time,
  * M_W = M_B / 2: fastest of up to 50 in about 1 s, in ms; and the longest device span found. */
-static double search_ms(const char *name, int32_t p, int32_t m, int64_t *span) {
+static double search_ms(const char *name, int32_t p, int32_t m, double limit, int64_t *span) {
     int64_t ns[256 * OP_KIND_COUNT], xfer[256] = {0};
     double act[256], wp[256];
     for (int32_t s = 0; s < p; s++) {
@@ -142,7 +142,8 @@ static double search_ms(const char *name, int32_t p, int32_t m, int64_t *span) {
         n[OP_F] = 5, n[OP_B] = 6, n[OP_W] = 4, n[OP_BW] = 10, act[s] = 1, wp[s] = 0.5;
     }
     SchedCost sc = {.stages = p, .op_ns = ns, .xfer_ns = xfer, .act = act, .w_pending = wp};
-    SchedParams sp = {.devices = p, .chunks = 1, .micro_batches = m, .iterations = 1, .cost = &sc};
+    SchedParams sp = {.devices = p, .chunks = 1, .micro_batches = m, .iterations = 1, .cost = &sc,
+                      .activation_limit = limit};
     double best = 1e30, spent = 0;
     *span = -1;
     for (int r = 0; r < 50 && spent < 1.0; r++) {
@@ -205,9 +206,23 @@ int main(int argc, char **argv) {
         for (int q = 0; q < 2; q++) {
             const char *name = q ? "zb-2p" : "zb-1p";
             int64_t span;
-            double ms = search_ms(name, SIZES[k][0], SIZES[k][1], &span);
+            double ms = search_ms(name, SIZES[k][0], SIZES[k][1], 0, &span);
             printf("%-10s %4d %5d %9.2f %8lld %8d\n", name, SIZES[k][0], SIZES[k][1], ms,
                    (long long)span, SIZES[k][1] * 15);
+        }
+    printf("\n# zb-exact under zb-1p's and zb-2p's limits (p and 2p activations), the same costs: "
+           "the proved optimum\n# and its search time beside the heuristic's span; -1: not "
+           "proved within the node limit\n");
+    printf("# %-8s %4s %5s %6s %9s %8s %8s\n", "schedule", "p", "m", "limit", "ms", "span", "heur");
+    static const int32_t SMALL[4][2] = {{2, 4}, {3, 6}, {4, 4}, {4, 8}};
+    for (int k = 0; k < 4; k++)
+        for (int q = 1; q <= 2; q++) {
+            int64_t span, heur;
+            int32_t p = SMALL[k][0], m = SMALL[k][1];
+            search_ms(q == 1 ? "zb-1p" : "zb-2p", p, m, 0, &heur);
+            double ms = search_ms("zb-exact", p, m, q * (double)p, &span);
+            printf("%-10s %4d %5d %5dp %9.2f %8lld %8lld\n", "zb-exact", p, m, q, ms,
+                   (long long)(ms < 0 ? -1 : span), (long long)heur);
         }
     double roof = cost_build_us("hardware.cost_model=roofline", 200);
     double flat = cost_build_us("hardware.efficiency=0.55", 200);
