@@ -495,6 +495,7 @@ b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.s
 . tests/cli_dp.sh
 . tests/cli_pexec_dp.sh
 . tests/cli_modern.sh
+. tests/cli_moe.sh
 . tests/cli_hetero.sh
 . tests/cli_faults.sh
 . tests/cli_badinput.sh

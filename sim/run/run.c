@@ -694,6 +694,13 @@ static void print_summary(const RunOptions *o, const Run *sm) {
            norm_name(md->norm), position_name(md->position),
            md->tied_embeddings ? "tied" : "untied", md->bias ? "" : ", no biases",
            s->parallel.sequence && scenario_tensor(s) > 1 ? "; sequence parallel" : "");
+    if (md->experts > 0)
+        printf("# experts: %lld of %lld layers MoE, %lld routed (top-%lld) + %lld shared of %lld; "
+               "%.4g B parameters active per token; expert parallel %lld\n",
+               (long long)scenario_moe_layers(md, 0, md->layers), (long long)md->layers,
+               (long long)md->experts, (long long)md->experts_per_token,
+               (long long)md->shared_experts, (long long)md->expert_ffn_hidden,
+               memory_model_active_params(md) / 1e9, (long long)scenario_expert(s));
     printf("%-22s %14.3f ms\n", "makespan", mt->makespan_ms);
     printf("%-22s %14.3f ms  (%lld iteration%s)\n", "iteration time", mt->iteration_ms,
            (long long)s->batch.iterations, s->batch.iterations == 1 ? "" : "s");
@@ -834,6 +841,7 @@ static int tensor_rows(Run *r) {
             TimelineOp t = op;
             t.stream = x->kernel == LK_ALLGATHER        ? STREAM_TENSOR_GATHER
                        : x->kernel == LK_REDUCE_SCATTER ? STREAM_TENSOR_SCATTER
+                       : x->kernel == LK_ALLTOALL       ? STREAM_EXPERT
                                                         : STREAM_TENSOR;
             t.peer = -1, t.bytes = (int64_t)x->bytes;
             t.start_ns = op.start_ns + llround(x->start_ns * stretch);
