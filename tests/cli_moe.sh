@@ -6,7 +6,8 @@ pexec="$(dirname "$psim")/pexec"
 mix=scenarios/mixtral-8x7b.scn
 
 # a scenario file with one MoE key wrong on a known line (the key replaced, or appended)
-moe_bad() { # NAME KEY=VALUE: $tmp/NAME.scn, mixtral with that key
+moe_bad() { # NAME KEY=VALUE: $tmp/NAME.scn, mixtral with that key (and its config beside it)
+    cp scenarios/mixtral-8x7b.json "$tmp/"
     sed "/^$(echo "$2" | cut -d= -f1) *=/d" $mix >"$tmp/$1.scn"
     sed -i "s/^\[model\]\$/[model]\n$(echo "$2" | sed 's/=/ = /')/" "$tmp/$1.scn"
 }

@@ -6,7 +6,7 @@
  * table, which a token only indexes; the report's 37B is that 36.6B rounded up) and Mixtral 8x7B's 46.7B total and 12.9B active per token
  * (Mistral AI, "Mixtral of experts", 2023; embeddings counted). The published figures are
  * rounded (671B to the billion: +-0.075%; 46.7B, 12.9B and 36.6B to 0.1B: +-0.11%, +-0.39%,
- * +-0.14%), so each tolerance is its rounding plus what the model leaves out (DeepSeek-V3's
+ * +-0.14%; Qwen1.5-MoE's below), so each tolerance is its rounding plus what the model leaves out (DeepSeek-V3's
  * MLA approximated by GQA of equal projection parameters, scenarios/deepseek-v3.scn: 0.05%).
  * FLOPs: the MoE block's extra over the dense MLP, 2T(hE + (k + s) 3 h f_e - 3 h f) a pass,
  * exact. The all-to-all: the alpha-beta formula for its placement (cost.h), inside one node,
@@ -57,6 +57,18 @@ static void test_published_parameter_counts(void **state) {
     load(&s, MIXTRAL, NULL, 0);
     assert_near_rel(memory_model_params(&s.model), 46.7e9, 0.0011, "Mixtral total");
     assert_near_rel(memory_model_active_params(&s.model), 12.9e9, 0.0039, "Mixtral active");
+    // Qwen1.5-MoE-A2.7B (the Qwen team's model card and blog, 2024: "14.3B parameters in total
+    // and 2.7B activated"; rounded to 0.1B: +-0.35% and +-1.9%), read from its shipped config
+    // (the shared expert of 5632 = 4 experts of 1408); its q, k, v biases and the shared
+    // expert's gate (under 0.01%) are left out
+    Scenario q;
+    const char *qwen[] = {"model.hf_config=scenarios/qwen1.5-moe-a2.7b.json", "parallel.expert=4"};
+    load(&q, MIXTRAL, qwen, 2);
+    assert_int_equal(q.model.experts, 60);
+    assert_int_equal(q.model.shared_experts, 4);
+    assert_near_rel(memory_model_params(&q.model), 14.3e9, 0.0035 + 0.0001, "Qwen1.5-MoE total");
+    assert_near_rel(memory_model_active_params(&q.model), 2.7e9, 0.019, "Qwen1.5-MoE active");
+    scenario_free(&q);
     // a dense model's activated parameters are all of them
     s.model.experts = 0;
     assert_true(memory_model_active_params(&s.model) == memory_model_params(&s.model));
