@@ -808,7 +808,8 @@ int run_simulate(Run *r, char *err, size_t errlen) {
 }
 
 /* psim's tensor-parallel collective rows (STREAM_TENSOR and sequence parallelism's
- * TENSOR_GATHER and TENSOR_SCATTER, as pexec measures them): inside each compute row, where
+ * TENSOR_GATHER and TENSOR_SCATTER, as pexec measures them), and the MoE layers' expert
+ * all-to-alls (STREAM_EXPERT): inside each compute row, where
  * the roofline places each collective among the op's kernels, stretched with the row when
  * [variability] changed its length. Added after the
  * metrics, which do not count them. Returns 0, or -1 when out of memory. */
@@ -845,7 +846,9 @@ static int tensor_rows(Run *r) {
                                                         : STREAM_TENSOR;
             t.peer = -1, t.bytes = (int64_t)x->bytes;
             t.start_ns = op.start_ns + llround(x->start_ns * stretch);
-            t.end_ns = t.start_ns + llround(x->ns * stretch);
+            // an all-to-all is the links' time: placed where it falls in a longer row (a
+            // DualPipe pair, where it runs beside the other op's computation), not stretched
+            t.end_ns = t.start_ns + llround(x->ns * (x->kernel == LK_ALLTOALL ? 1 : stretch));
             if (t.end_ns > op.end_ns) t.end_ns = op.end_ns;
             if (t.start_ns > t.end_ns) t.start_ns = t.end_ns;
             rc = timeline_push(&r->tl, &t);
