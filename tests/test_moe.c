@@ -26,6 +26,7 @@
 #include "sim_fixture.h"
 #include "sim/model/layer_ops.h"
 #include "sim/model/memory.h"
+#include "sim/search/search.h"
 
 #define DSV3 "scenarios/deepseek-v3.scn"
 #define MIXTRAL "scenarios/mixtral-8x7b.scn"
@@ -298,6 +299,45 @@ static void test_imbalance(void **state) {
     sim_free(&a), sim_free(&b);
 }
 
+/* pplan's space for an MoE model: t = 1 only, and each configuration once per power of two e
+ * dividing both experts (8) and d; e is set on every point (a dense model's points set none). */
+static void test_search_space(void **state) {
+    (void)state;
+    Scenario s;
+    load(&s, MIXTRAL, NULL, 0);
+    SearchSpace sp = {.gpus = 64, .global_batch = 256, .schedules = "1f1b", .zero = "0,1"};
+    SearchPoint *pts;
+    size_t n;
+    char err[256];
+    assert_int_equal(search_enumerate(&s, &sp, &pts, &n, err, sizeof err), 0);
+    size_t ones = 0, want = 0;
+    for (size_t i = 0; i < n; i++) {
+        const SearchConfig *c = &pts[i].cfg;
+        assert_int_equal(c->tensor, 1);
+        assert_true(c->expert >= 1 && 8 % c->expert == 0 && c->data % c->expert == 0);
+        assert_true((c->expert & (c->expert - 1)) == 0);
+        if (c->expert != 1) continue;
+        ones++;
+        for (int64_t e = 1; e <= 8; e *= 2) want += c->data % e == 0;
+    }
+    assert_true(ones > 0);
+    assert_int_equal(n, want);
+    char sets[SEARCH_NSETS][SEARCH_SET_MAX];
+    int k = search_point_sets(&pts[n - 1].cfg, sets);
+    char last[SEARCH_SET_MAX];
+    snprintf(last, sizeof last, "parallel.expert=%d", pts[n - 1].cfg.expert);
+    assert_string_equal(sets[k - 1], last);
+    free(pts);
+    s.model.experts = 0, s.parallel.expert = 1; // dense: no e, and t > 1 searched
+    assert_int_equal(search_enumerate(&s, &sp, &pts, &n, err, sizeof err), 0);
+    int any_t = 0;
+    for (size_t i = 0; i < n; i++) any_t |= pts[i].cfg.tensor > 1, assert_int_equal(pts[i].cfg.expert, 0);
+    assert_true(any_t);
+    assert_int_equal(search_point_sets(&pts[0].cfg, sets), SEARCH_NSETS - 1);
+    free(pts);
+    scenario_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_published_parameter_counts),
@@ -308,6 +348,7 @@ int main(void) {
         cmocka_unit_test(test_expert_rows),
         cmocka_unit_test(test_memory_with_expert_parallelism),
         cmocka_unit_test(test_imbalance),
+        cmocka_unit_test(test_search_space),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
