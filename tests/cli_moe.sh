@@ -50,3 +50,6 @@ got="$(sql "$db" "select count(*) from ops e where stream = 'expert' and not exi
                   and c.micro_batch = e.micro_batch and c.kind = e.kind and c.start_ns <= e.start_ns
                   and e.end_ns <= c.end_ns)")"
 [ "$got" = 0 ] && ok "every expert row lies inside its compute row" || nok "every expert row lies inside its compute row" "$got outside"
+expect "node-limited routing on a dense model: exit 2" 2 \
+    "expert_node_limit is a mixture-of-experts key, but experts = 0" \
+    $psim --no-db --set parallel.expert_node_limit=4 scenarios/gpt13b.scn

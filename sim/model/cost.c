@@ -65,6 +65,17 @@ double cost_alltoall_ns(const Scenario *s, double bytes) {
     if (m > e) m = e;
     const ScnNetwork *n = &s->net;
     double intra = 0, inter = 0, E = (double)e;
+    int64_t M = s->parallel.expert_node_limit, k = s->model.experts_per_token > 0 ? s->model.experts_per_token : 1;
+    if (M > 0 && e > m) { // node-limited: once a node over the network, then NVLink
+        double nodes = (double)((e + m - 1) / m), one = bytes / (double)k, kk = (double)k;
+        double reach = (double)(M < k ? M : k);
+        if (reach > nodes) reach = nodes;
+        double bw_i = n->intra_bandwidth_gbs * n->collective_efficiency;
+        double bw_n = n->inter_bandwidth_gbs * n->collective_efficiency;
+        intra = m > 1 ? n->collective_latency_us * 1e3 + kk * (double)(m - 1) / (double)m * one / bw_i : 0;
+        inter = n->inter_latency_us * 1e3 + reach * (nodes - 1) / nodes * one / bw_n;
+        return intra > inter ? intra : inter;
+    }
     if (m > 1)
         intra = n->collective_latency_us * 1e3 +
                 bytes * (double)(m - 1) / E / (n->intra_bandwidth_gbs * n->collective_efficiency);

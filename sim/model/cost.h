@@ -231,7 +231,14 @@ int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
  * m over the network, both at once (NCCL posts every send together), so
  *   max(collective_latency + (m - 1)/e bytes / (intra_bw x eff),
  *       inter_latency      + (e - m)/e bytes / (inter_bw x eff)),
- * a term only when it has peers; 0 for e = 1. Rounded to ns once. */
+ * a term only when it has peers; 0 for e = 1. With [parallel] expert_node_limit = M and the
+ * group over N = e / m nodes (DeepSeek-V3 section 3.2.2: a token goes to at most M nodes,
+ * once over InfiniBand to each, then over NVLink to its experts there), one copy of a token
+ * (bytes / k) crosses the network to each of min(M, k, N) nodes, (N - 1)/N of them remote on
+ * average, and each of its k copies but the one landing on its target GPU moves over NVLink:
+ *   max(collective_latency + k (m - 1)/m bytes/k / (intra_bw x eff),
+ *       inter_latency      + min(M, k, N) (N - 1)/N bytes/k / (inter_bw x eff)).
+ * Returns ns, not rounded (the op is rounded once). */
 double cost_alltoall_ns(const Scenario *s, double bytes);
 
 /* One tensor-parallel all-reduce inside an op: its start (ns from the op's start), duration

@@ -189,6 +189,7 @@ static const KeyDef KEYS[] = {
     {"parallel", "zero", T_INT, F(parallel.zero), "0", false, 0, 3, 0, "1"},
     {"parallel", "context", T_INT, F(parallel.context), "1", false, 1, 1 << 16, 0, "16"},
     {"parallel", "expert", T_INT, F(parallel.expert), "1", false, 1, 1 << 16, 0, "64"},
+    {"parallel", "expert_node_limit", T_INT, F(parallel.expert_node_limit), "0", false, 0, 1 << 16, 0, "4"},
     {"parallel", "expert_comm_sms", T_INT, F(parallel.expert_comm_sms), "20", false, 0, 1 << 20, 0, "20"},
     {"hardware", "gpu", T_GPU, F(hw.gpu), NULL, false, 0, 0, 0, "h100"}, // none
     {"hardware", "peak_tflops", T_DOUBLE, F(hw.peak_tflops), NULL, false, 0, 1e6, RANGE_OPEN_LO, "989"}, // preset
@@ -1220,10 +1221,12 @@ static int check_moe(Parser *P) {
     if (E == 0) {
         static const char *const NEED[] = {"model.experts_per_token", "model.shared_experts",
                                            "model.first_dense_layers", "model.capacity_factor",
-                                           "model.expert_hot_share", "parallel.expert"};
+                                           "model.expert_hot_share", "parallel.expert",
+                                           "parallel.expert_node_limit"};
         const char *bad = m->experts_per_token ? NEED[0] : m->shared_experts ? NEED[1]
                           : m->first_dense_layers ? NEED[2] : m->capacity_factor > 0 ? NEED[3]
-                          : m->expert_hot_share > 0 ? NEED[4] : e > 1 ? NEED[5] : NULL;
+                          : m->expert_hot_share > 0 ? NEED[4] : e > 1 ? NEED[5]
+                          : s->parallel.expert_node_limit ? NEED[6] : NULL;
         if (bad)
             return fail(P, blame(P, w, 2, bad, "model.experts"),
                         "%s is a mixture-of-experts key, but experts = 0 (every layer dense); "

@@ -178,6 +178,10 @@ typedef struct {
                          //   the d data-parallel ranks (consecutive data ranks: GPUs c t
                          //   apart), E/e each, tokens dispatched and combined by all-to-all;
                          //   divides d and E; default 1
+    int64_t expert_node_limit; // DeepSeek-V3's node-limited routing: a token goes to at most
+                         //   this many nodes, once over the network to each, then over NVLink
+                         //   to its experts there (cost.h); 0 (default): every routed copy
+                         //   sent on its own (Megatron-LM's all-to-all)
     int64_t expert_comm_sms; // SMs the all-to-all takes from computation while DualPipe's F&B
                          //   pairs overlap it (DeepSeek-V3: 20 of 132); default 20
 } ScnParallel;
