@@ -576,9 +576,13 @@ static void count(const LayerShape *sh, LayerOp *o) {
         o->bytes = bytes_of(sh, o->a, cells) + 8.0 * n * (double)(sh->topk > 0 ? sh->topk : 1) +
                    (o->c == LB_DROUTE ? bytes_of(sh, o->c, cells) : 0);
         return;
-    case LK_PERMUTE: // the rows moved, read and written; the accumulated output read again
-        o->bytes = 2 * bytes_of(sh, o->a, n) + (o->beta != 0 ? bytes_of(sh, o->c, n) : 0);
+    case LK_PERMUTE: { // n routed copies on the expert side, n / k on the token side, each
+        // moved once; an accumulated token-side output read again
+        double tok = n / (double)(sh->topk > 0 ? sh->topk : 1);
+        o->bytes = bytes_of(sh, o->a, n) + bytes_of(sh, o->c, tok) +
+                   (o->beta != 0 ? bytes_of(sh, o->c, tok) : 0);
         return;
+    }
     case LK_ALLTOALL: // the collective's size: the buffer this rank sends
         o->bytes = bytes_of(sh, o->c, n);
         return;

@@ -196,8 +196,9 @@ typedef enum {
  *                 n / N rows (ldc wide)
  *   ROUTE         the router's softmax and top-k over each of n rows of cols = E logits (B:
  *                 their gradient), reading the logits, writing k (index, weight) per row
- *   PERMUTE       n elements moved between token order and expert order (dispatch, combine
- *                 with the gate weights and the shared expert's output, and their gradients)
+ *   PERMUTE       n elements (the T k routed copies) moved between token order (n / k
+ *                 elements: a token read or written once, its copies summed with the gate
+ *                 weights) and expert order (dispatch, combine, their gradients)
  *   ALLTOALL      the n elements of c exchanged with the e expert-parallel ranks (each gets
  *                 n / e; bytes: the buffer sent, priced by cost.h's cost_alltoall_ns) */
 typedef enum {
