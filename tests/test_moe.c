@@ -327,6 +327,42 @@ static void test_imbalance(void **state) {
     sim_free(&a), sim_free(&b);
 }
 
+/* Bytes per kernel of the MoE block (bf16 activations and weights, fp32 router logits), one
+ * rank of Mixtral with e = 8 (E/e = 1 local expert of T k e / E = 8192 tokens), and an MoE
+ * layer's kept activations over the dense layer's: 4E + k (4h + 6 f_e) + 6 s f_e - 6 f bytes a
+ * token (SwiGLU, no recomputation). */
+static void test_moe_bytes_and_activations(void **state) {
+    (void)state;
+    Scenario s;
+    load(&s, MIXTRAL, NULL, 0);
+    LayerShape sh = cost_moe_shape(&s);
+    LayerOp ops[LAYER_OPS_MAX];
+    int n = layer_ops(&sh, OP_F, ops), seen = 0;
+    double T = 4096, h = 4096, E = 8, k = 2, fe = 14336, Tk = T * k;
+    for (int i = 0; i < n; i++) {
+        const LayerOp *o = &ops[i];
+        double want = -1;
+        if (!strcmp(o->name, "router")) want = 2 * (T * h + h * E) + 4 * T * E;
+        if (!strcmp(o->name, "route_topk")) want = 4 * T * E + 8 * T * k;
+        if (!strcmp(o->name, "dispatch_permute")) want = 2 * T * h + 2 * Tk * h;
+        if (!strcmp(o->name, "dispatch_alltoall") || !strcmp(o->name, "combine_alltoall")) want = 2 * Tk * h;
+        if (!strcmp(o->name, "experts_up")) want = 2 * (Tk * h + h * 2 * fe + Tk * 2 * fe);
+        if (!strcmp(o->name, "experts_down")) want = 2 * (Tk * fe + fe * h + Tk * h);
+        if (!strcmp(o->name, "combine")) want = 2 * Tk * h + 2 * T * h; // no shared expert
+        if (want < 0) continue;
+        seen++;
+        if (o->bytes != want) fail_msg("%s: %.17g bytes, want %.17g", o->name, o->bytes, want);
+    }
+    assert_int_equal(seen, 8);
+    s.model.recompute = RECOMPUTE_NONE;
+    double extra = 4 * E + k * (4 * h + 6 * fe) - 6 * 14336.0;
+    double got = memory_moe_layer_activation_bytes(&s.model, 1, 1) - memory_layer_activation_bytes(&s.model, 1);
+    assert_true(fabs(got - T * extra) <= 1e-12 * T * extra);
+    s.model.recompute = RECOMPUTE_FULL; // only the layer's input, as a dense layer
+    assert_true(memory_moe_layer_activation_bytes(&s.model, 1, 1) == memory_layer_activation_bytes(&s.model, 1));
+    scenario_free(&s);
+}
+
 /* pplan's space for an MoE model: t = 1 only, and each configuration once per power of two e
  * dividing both experts (8) and d; e is set on every point (a dense model's points set none). */
 static void test_search_space(void **state) {
@@ -376,6 +412,7 @@ int main(void) {
         cmocka_unit_test(test_expert_rows),
         cmocka_unit_test(test_memory_with_expert_parallelism),
         cmocka_unit_test(test_imbalance),
+        cmocka_unit_test(test_moe_bytes_and_activations),
         cmocka_unit_test(test_search_space),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
