@@ -491,6 +491,7 @@ static int run_op(const PassBufs *m, const LayerOp *o, const LayerComm *comm) {
     case LK_REDUCE_SCATTER:
         if (o->over) return kv_reduce_scatter(m, o, comm);
         return comm && comm->reduce_scatter ? comm->reduce_scatter(comm->ctx, a, c, o->n) : -1;
+    case LK_ROUTE: case LK_PERMUTE: case LK_ALLTOALL: // MoE: priced only, pexec refuses it
     case LK_COUNT: return -1;
     }
     return 0;

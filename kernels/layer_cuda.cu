@@ -431,6 +431,7 @@ static int run_elementwise(const Bufs *b, const LayerOp *o, char *why, size_t wh
         return run_gemm(b, o, why, whylen);
     case LK_SWIGLU: case LK_SWIGLU_BW: case LK_RMSNORM: case LK_RMSNORM_BW: case LK_RMSNORM_DW:
     case LK_FLASH: case LK_FLASH_BW: case LK_ALLGATHER: case LK_REDUCE_SCATTER:
+    case LK_ROUTE: case LK_PERMUTE: case LK_ALLTOALL:
         // exec/cuda.c refuses these shapes before any pass (the CPU twin runs them)
         return say(why, whylen, "%s: not on the CUDA backend yet", o->name);
     case LK_COUNT:

@@ -76,8 +76,8 @@ $psim --db "$db" --quiet scenarios/tiny-1f1b.scn
 sql "$db" "drop table run_env; drop table search_points; drop table searches; pragma user_version = 4" >/dev/null
 $psim --db "$db" --quiet scenarios/tiny-1f1b.scn
 got="$(sql "$db" 'pragma user_version')|$(sql "$db" "select count(*) from sqlite_master where name = 'run_env'")|$(sql "$db" 'select count(*) from run_env where run_id = 1')|$(sql "$db" 'select count(*) from run_env where run_id = 2')"
-[ "$got" = "8|1|0|4" ] && ok "a schema 4 file is upgraded to 8 with run_env (old run none, new run 4 keys)" \
-    || nok "a schema 4 file is upgraded to 8 with run_env" "$got"
+[ "$got" = "9|1|0|4" ] && ok "a schema 4 file is upgraded to 9 with run_env (old run none, new run 4 keys)" \
+    || nok "a schema 4 file is upgraded to 9 with run_env" "$got"
 expect "pexport --env-csv: a run from before run_env says so" 0 "run 1 has no stored environment" $pexport --db "$db" --env-csv 1
 [ "$(cat "$tmp/out")" = "name,value" ] && ok "pexport --env-csv of an old run prints only the header" \
     || nok "pexport --env-csv of an old run prints only the header" "$(head -c 200 "$tmp/out")"

@@ -159,7 +159,7 @@ near "stored makespan equals the printed one" "$got" 28.5 1e-9
 got=$(sql "$db" "select max(end_ns) - min(start_ns) from ops where run_id = 2")
 [ "$got" = 28500000 ] && ok "stored ops span the makespan in ns" || nok "stored ops span the makespan in ns" "$got"
 [ "$(sql "$db" 'pragma journal_mode')" = wal ] && ok "database in WAL mode" || nok "database in WAL mode"
-[ "$(sql "$db" 'pragma user_version')" = 8 ] && ok "schema version 8" || nok "schema version 8"
+[ "$(sql "$db" 'pragma user_version')" = 9 ] && ok "schema version 9" || nok "schema version 9"
 # memory over time: each device's highest sample is its peak, its last the static part
 got=$(sql "$db" "select count(*) from (select device, max(bytes) b from memory where run_id = 1 group by device) m
     join device_metrics d on d.run_id = 1 and d.device = m.device and d.name = 'peak_memory_gib'
@@ -495,6 +495,7 @@ b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.s
 . tests/cli_dp.sh
 . tests/cli_pexec_dp.sh
 . tests/cli_modern.sh
+. tests/cli_moe.sh
 . tests/cli_hetero.sh
 . tests/cli_faults.sh
 . tests/cli_badinput.sh

@@ -249,6 +249,7 @@ static void ref_op(RefBufs *m, const LayerOp *o) {
     case LK_COUNT: fail_msg("unknown kernel in %s", o->name); break;
     case LK_SWIGLU: case LK_SWIGLU_BW: case LK_RMSNORM: case LK_RMSNORM_BW: case LK_RMSNORM_DW:
     case LK_FLASH: case LK_FLASH_BW: case LK_ALLGATHER: case LK_REDUCE_SCATTER:
+    case LK_ROUTE: case LK_PERMUTE: case LK_ALLTOALL:
         fail_msg("%s: the reference runs GPT's layer only", o->name); // test_layer checks these
         break;
     case LK_GEMM: colmajor ? ref_gemm_colmajor(m, o) : ref_gemm(m, o); break;

@@ -32,7 +32,7 @@ struct Store {
 };
 
 /* The ops table (schema 4: streams allreduce and optimizer added to the CHECK; 6: tensor; 7:
- * tensor_allgather and tensor_reduce_scatter; 8: reduce_scatter and all_gather). */
+ * tensor_allgather and tensor_reduce_scatter; 8: reduce_scatter and all_gather; 9: expert). */
 #define OPS_TABLE(name)                                                                        \
     "CREATE TABLE " name " ("                                                                  \
     " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"                          \
@@ -40,7 +40,7 @@ struct Store {
     " stream TEXT NOT NULL CHECK (stream = 'compute' OR stream = 'send' OR stream = 'recv'"    \
     " OR stream = 'allreduce' OR stream = 'optimizer' OR stream = 'tensor'"                    \
     " OR stream = 'tensor_allgather' OR stream = 'tensor_reduce_scatter'"                     \
-    " OR stream = 'reduce_scatter' OR stream = 'all_gather'),"                                 \
+    " OR stream = 'reduce_scatter' OR stream = 'all_gather' OR stream = 'expert'),"            \
     " kind TEXT NOT NULL CHECK (kind = 'F' OR kind = 'B' OR kind = 'W' OR kind = 'BW'),"       \
     " micro_batch INTEGER, chunk INTEGER,"                                                     \
     " peer INTEGER," /* NULL for compute rows (TimelineOp.peer == -1) */                      \

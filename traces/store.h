@@ -17,8 +17,9 @@
  * pplan, and run_env: what each run ran on, as text; 6 the ops stream 'tensor', pexec's
  * tensor-parallel all-reduces; 7 'tensor_allgather' and 'tensor_reduce_scatter', sequence
  * parallelism's; 8 'reduce_scatter' and 'all_gather', the data-parallel collectives of
- * [parallel] zero >= 1, and search_points.zero). */
-#define STORE_SCHEMA_VERSION 8
+ * [parallel] zero >= 1, and search_points.zero; 9 'expert', the all-to-alls of MoE layers with
+ * expert parallelism). */
+#define STORE_SCHEMA_VERSION 9
 
 typedef struct Store Store;
 

@@ -76,7 +76,8 @@ static void report(int64_t pid, const LoadedRun *p, int64_t mid, const LoadedRun
         {STREAM_TENSOR, "tensor allreduce (mean)"},
         {STREAM_TENSOR_GATHER, "tensor allgather (mean)"},
         {STREAM_TENSOR_SCATTER, "tensor reduce-scatter (mean)"},
-        {STREAM_REDUCE_SCATTER, "reduce_scatter (mean)"}, {STREAM_ALL_GATHER, "all_gather (mean)"}};
+        {STREAM_REDUCE_SCATTER, "reduce_scatter (mean)"}, {STREAM_ALL_GATHER, "all_gather (mean)"},
+        {STREAM_EXPERT, "expert all-to-all (mean)"}};
     for (size_t i = 0; i < sizeof lanes / sizeof lanes[0]; i++) {
         Stream s = lanes[i].s;
         if (p->st.lane_n[s] && m->st.lane_n[s])

@@ -469,6 +469,13 @@ int main(int argc, char **argv) {
         rc = 2;
     }
     const ScnModel *md = &r.scn.model;
+    if (rc == 0 && !o.dump && md->experts > 0) { // psim prices MoE layers; no executor runs them
+        if (rank == 0)
+            fprintf(stderr, "pexec: %s: experts = %lld: pexec does not run mixture-of-experts "
+                    "layers yet (psim simulates them); use psim, or experts = 0\n", r.scn.path,
+                    (long long)md->experts);
+        rc = 2;
+    }
     LayerShape shape = cost_model_shape(md, 1);
     if (rc == 0 && !o.dump && o.backend == RUN_BACKEND_CUDA && !layer_shape_is_gpt(&shape)) {
         if (rank == 0)

@@ -82,7 +82,8 @@ static int slice_cmp(const void *pa, const void *pb) {
 static const char *track_name(int s) {
     static const char *const NAME[STREAM_COUNT] = {
         "compute", "send", "recv", "all-reduce", "optimizer", "tensor all-reduce",
-        "tensor all-gather", "tensor reduce-scatter", "reduce-scatter", "all-gather"};
+        "tensor all-gather", "tensor reduce-scatter", "reduce-scatter", "all-gather",
+        "expert all-to-all"};
     return s >= 0 && s < STREAM_COUNT ? NAME[s] : "?";
 }
 
@@ -95,7 +96,7 @@ static void slice_name(FILE *f, const TimelineOp *r) {
     case STREAM_COLLECTIVE: case STREAM_REDUCE_SCATTER: case STREAM_ALL_GATHER:
         fprintf(f, "%s chunk %d", track_name(r->stream), r->chunk); break;
     case STREAM_OPTIMIZER: fprintf(f, "optimizer step chunk %d", r->chunk); break;
-    case STREAM_TENSOR: case STREAM_TENSOR_GATHER: case STREAM_TENSOR_SCATTER:
+    case STREAM_TENSOR: case STREAM_TENSOR_GATHER: case STREAM_TENSOR_SCATTER: case STREAM_EXPERT:
         fprintf(f, "%s %s mb %d", track_name(r->stream), k, r->micro_batch); break;
     default: fprintf(f, "%s mb %d", k, r->micro_batch); break;
     }

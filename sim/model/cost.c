@@ -30,6 +30,61 @@ LayerShape cost_layer_shape(const Scenario *s) {
     return sh;
 }
 
+LayerShape cost_model_moe_shape(const ScnModel *m, int64_t b) {
+    LayerShape sh = cost_model_shape(m, b);
+    sh.moe = m->experts > 0;
+    sh.experts = (int32_t)m->experts, sh.topk = (int32_t)m->experts_per_token;
+    sh.shared = (int32_t)m->shared_experts;
+    sh.expert_ffn = (int32_t)(m->expert_ffn_hidden > 0 ? m->expert_ffn_hidden : m->ffn_hidden);
+    return sh;
+}
+
+double cost_expert_work(const Scenario *s) {
+    const ScnModel *m = &s->model;
+    if (m->capacity_factor > 0) return m->capacity_factor; // every expert padded to capacity
+    double E = (double)m->experts, e = (double)scenario_expert(s), hot = m->expert_hot_share;
+    if (E <= 1 || hot * E <= 1) return 1;
+    double w = e * (hot + (E / e - 1) * (1 - hot) / (E - 1));
+    return w > 1 ? w : 1;
+}
+
+LayerShape cost_moe_shape(const Scenario *s) {
+    LayerShape sh = cost_layer_shape(s), m = cost_model_moe_shape(&s->model, s->batch.micro_batch_size);
+    sh.moe = m.moe, sh.experts = m.experts, sh.topk = m.topk, sh.shared = m.shared;
+    sh.expert_ffn = m.expert_ffn;
+    sh.expert = (int32_t)scenario_expert(s);
+    sh.expert_work = (float)cost_expert_work(s);
+    return sh;
+}
+
+double cost_alltoall_ns(const Scenario *s, double bytes) {
+    int64_t e = scenario_expert(s);
+    if (e < 2) return 0;
+    int64_t spacing = scenario_context(s) * scenario_tensor(s), G = s->hw.gpus_per_node;
+    int64_t m = spacing > G ? 1 : G / spacing; // group members in a node
+    if (m > e) m = e;
+    const ScnNetwork *n = &s->net;
+    double intra = 0, inter = 0, E = (double)e;
+    int64_t M = s->parallel.expert_node_limit, k = s->model.experts_per_token > 0 ? s->model.experts_per_token : 1;
+    if (M > 0 && e > m) { // node-limited: once a node over the network, then NVLink
+        double nodes = (double)((e + m - 1) / m), one = bytes / (double)k, kk = (double)k;
+        double reach = (double)(M < k ? M : k);
+        if (reach > nodes) reach = nodes;
+        double bw_i = n->intra_bandwidth_gbs * n->collective_efficiency;
+        double bw_n = n->inter_bandwidth_gbs * n->collective_efficiency;
+        intra = m > 1 ? n->collective_latency_us * 1e3 + kk * (double)(m - 1) / (double)m * one / bw_i : 0;
+        inter = n->inter_latency_us * 1e3 + reach * (nodes - 1) / nodes * one / bw_n;
+        return intra > inter ? intra : inter;
+    }
+    if (m > 1)
+        intra = n->collective_latency_us * 1e3 +
+                bytes * (double)(m - 1) / E / (n->intra_bandwidth_gbs * n->collective_efficiency);
+    if (e > m)
+        inter = n->inter_latency_us * 1e3 +
+                bytes * (double)(e - m) / E / (n->inter_bandwidth_gbs * n->collective_efficiency);
+    return intra > inter ? intra : inter;
+}
+
 void cost_layer_flops(const ScnModel *m, int64_t b, double *f, double *bwd, double *w) {
     LayerShape sh = cost_model_shape(m, b);
     *f = layer_ops_flops(&sh, OP_F);
@@ -184,6 +239,7 @@ static double kernel_ns(const Scenario *s, const Roof *r, const LayerOp *o) {
         double compute = o->flops * o->work / rate, memory = o->bytes / r->bw;
         return compute > memory ? compute : memory;
     }
+    if (o->kernel == LK_ALLTOALL) return cost_alltoall_ns(s, o->bytes * o->work);
     if (layer_kernel_is_collective(o->kernel)) { // a ring over the k ranks of its group
         double t = (double)scenario_tensor(s), c = (double)scenario_context(s);
         double k = o->over ? c : t;
@@ -230,13 +286,28 @@ static void prices_of(const Scenario *s, const Roof *r, CostPrices *out) {
     if (s->model.recompute != RECOMPUTE_NONE)
         price_ops(s, r, ops, layer_ops(&sh, OP_F, ops),
                   s->model.recompute == RECOMPUTE_SELECTIVE, out->recompute);
+    if (s->model.experts > 0) { // an MoE layer's passes, and the all-to-alls among them
+        LayerShape ms = cost_moe_shape(s);
+        for (int k = 0; k < 3; k++) {
+            int n = layer_ops(&ms, (OpKind)k, ops);
+            price_ops(s, r, ops, n, 0, out->moe[k]);
+            for (int i = 0; i < n; i++)
+                if (ops[i].kernel == LK_ALLTOALL)
+                    out->moe_a2a[k] += pass_scale(s, (OpKind)k, LC_COMM) * kernel_ns(s, r, &ops[i]);
+        }
+        if (s->model.recompute != RECOMPUTE_NONE)
+            price_ops(s, r, ops, layer_ops(&ms, OP_F, ops),
+                      s->model.recompute == RECOMPUTE_SELECTIVE, out->moe_recompute);
+    }
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < COST_SPLIT; i++) {
             double f = pass_scale(s, (OpKind)k, i);
             out->sum_layer[k] += f * out->layer[k][i];
             out->sum_head[k] += f * out->head[k][i];
             out->sum_embed[k] += f * out->embed[k][i];
+            out->sum_moe[k] += f * out->moe[k][i];
             if (k == OP_F) out->sum_recompute += f * out->recompute[i];
+            if (k == OP_F) out->sum_moe_recompute += f * out->moe_recompute[i];
         }
 }
 
@@ -268,17 +339,22 @@ static void walk_ops(SpanWalk *w, const LayerOp *ops, int n, OpKind pass, int on
 /* One pass (F, B or W) of a stage: the head and embedding around its layers as the pass runs
  * them (F: embedding, layers, head; B and W: head, layers in reverse, embedding), B with its
  * recomputation of each layer's forward first. */
-static void walk_pass(SpanWalk *w, const LayerShape *sh, OpKind pass, int64_t layers, int first,
-                      int last) {
+static void walk_pass(SpanWalk *w, const LayerShape *sh, OpKind pass, int64_t first_layer,
+                      int64_t layers, int first, int last) {
     LayerOp ops[LAYER_OPS_MAX], re[LAYER_OPS_MAX], edge[LAYER_OPS_MAX];
+    LayerOp mops[LAYER_OPS_MAX], mre[LAYER_OPS_MAX];
+    LayerShape ms = cost_moe_shape(w->s);
     int n = layer_ops(sh, pass, ops), nre = layer_ops(sh, OP_F, re);
+    int mn = ms.moe ? layer_ops(&ms, pass, mops) : 0, mnre = ms.moe ? layer_ops(&ms, OP_F, mre) : 0;
     Recompute rc = w->s->model.recompute;
     if (pass == OP_F && first) walk_ops(w, edge, layer_embed_ops(sh, OP_F, edge), OP_F, 0);
     if (pass != OP_F && last) walk_ops(w, edge, layer_head_ops(sh, pass, edge), pass, 0);
-    for (int64_t k = 0; k < layers; k++) {
+    for (int64_t k = 0; k < layers; k++) { // B and W run the layers in reverse
+        int64_t i = pass == OP_F ? first_layer + k : first_layer + layers - 1 - k;
+        int moe = scenario_is_moe_layer(&w->s->model, i);
         if (pass == OP_B && rc != RECOMPUTE_NONE)
-            walk_ops(w, re, nre, OP_F, rc == RECOMPUTE_SELECTIVE);
-        walk_ops(w, ops, n, pass, 0);
+            walk_ops(w, moe ? mre : re, moe ? mnre : nre, OP_F, rc == RECOMPUTE_SELECTIVE);
+        walk_ops(w, moe ? mops : ops, moe ? mn : n, pass, 0);
     }
     if (pass == OP_F && last) walk_ops(w, edge, layer_head_ops(sh, OP_F, edge), OP_F, 0);
     if (pass != OP_F && first) walk_ops(w, edge, layer_embed_ops(sh, pass, edge), pass, 0);
@@ -286,30 +362,33 @@ static void walk_pass(SpanWalk *w, const LayerShape *sh, OpKind pass, int64_t la
 
 int cost_op_allreduces(const Scenario *s, const Plan *pl, int32_t st, OpKind kind,
                        CostSpan *out, int max) {
-    if (s->hw.cost_model != COST_ROOFLINE || scenario_tensor(s) <= 1 ||
+    if (s->hw.cost_model != COST_ROOFLINE || (scenario_tensor(s) <= 1 && scenario_expert(s) <= 1) ||
         s->costs.forward_ms >= 0 || s->costs.stage_forward.n)
         return 0;
     SpanWalk w = {.s = s, .r = roof_of(s, plan_device_of(pl, st)), .out = out, .max = max,
                   .at = s->hw.op_overhead_us * 1e3};
     LayerShape sh = cost_layer_shape(s);
     int first = plan_stage_is_first(pl, st), last = plan_stage_is_last(pl, st);
-    if (kind != OP_W) walk_pass(&w, &sh, kind == OP_F ? OP_F : OP_B, pl->layers[st], first, last);
+    int64_t fl = pl->first_layer[st];
+    if (kind != OP_W) walk_pass(&w, &sh, kind == OP_F ? OP_F : OP_B, fl, pl->layers[st], first, last);
     if (kind == OP_W || kind == OP_BW) // W's collectives: sequence parallelism's all-gathers
-        walk_pass(&w, &sh, OP_W, pl->layers[st], first, last);
+        walk_pass(&w, &sh, OP_W, fl, pl->layers[st], first, last);
     return w.n;
 }
 
 /* The split of a stage's F, B and W for n layers (first: with the embedding, last: with the
  * LM head), with the per-op overhead; BW is B and W as one op. */
-static void stage_split(const Scenario *s, const CostPrices *pr, double n, int first, int last,
-                        double split[OP_KIND_COUNT][COST_SPLIT]) {
+static void stage_split(const Scenario *s, const CostPrices *pr, double n, double nm, int first,
+                        int last, double split[OP_KIND_COUNT][COST_SPLIT]) {
     memset(split, 0, sizeof(double) * OP_KIND_COUNT * COST_SPLIT);
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < COST_SPLIT; i++) // B's recomputation reruns F's kernels
             split[k][i] = pass_scale(s, (OpKind)k, i) *
-                              (n * pr->layer[k][i] + (first ? pr->embed[k][i] : 0) +
-                               (last ? pr->head[k][i] : 0)) +
-                          (k == OP_B ? pass_scale(s, OP_F, i) * n * pr->recompute[i] : 0);
+                              ((n - nm) * pr->layer[k][i] + nm * pr->moe[k][i] +
+                               (first ? pr->embed[k][i] : 0) + (last ? pr->head[k][i] : 0)) +
+                          (k == OP_B ? pass_scale(s, OP_F, i) * ((n - nm) * pr->recompute[i] +
+                                                                 nm * pr->moe_recompute[i])
+                                     : 0);
     double over = s->hw.op_overhead_us * 1e3;
     for (int i = 0; i < COST_SPLIT; i++) split[OP_BW][i] = split[OP_B][i] + split[OP_W][i];
     for (int k = 0; k < OP_KIND_COUNT; k++) split[k][COST_LAUNCH] += over;
@@ -323,13 +402,21 @@ static int64_t split_ns(const double *split) {
 
 /* A stage's F + B + W on device prices pr (what partition = balanced evens out). */
 static int64_t roofline_stage_ns(const Scenario *s, const CostPrices *pr, int64_t layers,
-                                 int first, int last) {
-    double n = (double)layers, over = s->hw.op_overhead_us * 1e3;
+                                 int64_t moe_layers, int first, int last) {
+    double n = (double)layers, nm = (double)moe_layers, over = s->hw.op_overhead_us * 1e3;
     int64_t t = 0;
     for (int k = 0; k < 3; k++)
-        t += to_ns(n * pr->sum_layer[k] + (k == OP_B ? n * pr->sum_recompute : 0) +
+        t += to_ns((n - nm) * pr->sum_layer[k] + nm * pr->sum_moe[k] +
+                   (k == OP_B ? (n - nm) * pr->sum_recompute + nm * pr->sum_moe_recompute : 0) +
                    (first ? pr->sum_embed[k] : 0) + (last ? pr->sum_head[k] : 0) + over);
     return t;
+}
+
+/* The MoE layers the balanced search and the analytic stage time count in `layers` layers:
+ * all of them for an MoE model (the search does not know where a stage starts, so it prices
+ * every layer as the costlier MoE layer), none for a dense one. */
+static int64_t search_moe_layers(const Scenario *s, int64_t layers) {
+    return s->model.experts > 0 ? layers : 0;
 }
 
 /* The prices of device d: from cp's cache of the first kinds of device, else made in spare. */
@@ -362,14 +449,23 @@ static void prices_cache(CostPartition *cp) {
 void cost_flops_init(CostFlops *out, const Scenario *s) {
     cost_layer_flops(&s->model, s->batch.micro_batch_size, &out->f, &out->b, &out->w);
     out->head = cost_head_flops(&s->model, s->batch.micro_batch_size);
+    out->moe_f = out->moe_b = out->moe_w = 0;
+    if (s->model.experts > 0) { // one rank's balanced T k routed tokens, whatever e is
+        LayerShape ms = cost_model_moe_shape(&s->model, s->batch.micro_batch_size);
+        out->moe_f = layer_ops_flops(&ms, OP_F);
+        out->moe_b = layer_ops_flops(&ms, OP_B);
+        out->moe_w = layer_ops_flops(&ms, OP_W);
+    }
 }
 
-/* FLOPs of F, B, W and BW of n layers (and the LM head when head) on one micro-batch. */
-static void stage_flops(const CostFlops *lf, double n, int head, double fl[OP_KIND_COUNT]) {
+/* FLOPs of F, B, W and BW of n layers, nm of them MoE layers (and the LM head when head) on
+ * one micro-batch. */
+static void stage_flops(const CostFlops *lf, double n, double nm, int head,
+                        double fl[OP_KIND_COUNT]) {
     double h = head ? lf->head : 0.0;
-    fl[OP_F] = n * lf->f + h;
-    fl[OP_B] = n * lf->b + h;
-    fl[OP_W] = n * lf->w + h;
+    fl[OP_F] = (n - nm) * lf->f + nm * lf->moe_f + h;
+    fl[OP_B] = (n - nm) * lf->b + nm * lf->moe_b + h;
+    fl[OP_W] = (n - nm) * lf->w + nm * lf->moe_w + h;
     fl[OP_BW] = fl[OP_B] + fl[OP_W];
 }
 
@@ -382,21 +478,23 @@ static void analytic_ns(const Scenario *s, double n, const double *fl, double ra
     ns[OP_W] = tp_time(s, n, fl[OP_W], 0, rate, tp_ar_ns);
 }
 
-/* A layer's recomputation in B (recompute_ns) for n layers whose forward takes f_ns. */
-static int64_t stage_recompute_ns(const Scenario *s, const CostFlops *lf, double n,
+/* A layer's recomputation in B (recompute_ns) for n layers (nm of them MoE) whose forward
+ * takes f_ns; B - F is the attention core's FLOPs in either kind of layer. */
+static int64_t stage_recompute_ns(const Scenario *s, const CostFlops *lf, double n, double nm,
                                   const double *fl, int64_t f_ns) {
-    return recompute_ns(s, n * lf->f, n * (lf->b - lf->f), fl[OP_F], f_ns);
+    return recompute_ns(s, (n - nm) * lf->f + nm * lf->moe_f,
+                        (n - nm) * (lf->b - lf->f) + nm * (lf->moe_b - lf->moe_f), fl[OP_F], f_ns);
 }
 
 /* cost_stage_ns of the flat model with the layer's FLOPs and the tensor-parallel all-reduce
  * already priced. */
 static int64_t stage_ns(const Scenario *s, const CostFlops *lf, int64_t tp_ar_ns, int32_t device,
                         int64_t layers, int head) {
-    double fl[OP_KIND_COUNT], n = (double)layers;
+    double fl[OP_KIND_COUNT], n = (double)layers, nm = (double)search_moe_layers(s, layers);
     int64_t ns[OP_KIND_COUNT];
-    stage_flops(lf, n, head, fl);
+    stage_flops(lf, n, nm, head, fl);
     analytic_ns(s, n, fl, device_rate(s, device), tp_ar_ns, ns);
-    return ns[OP_F] + ns[OP_B] + ns[OP_W] + stage_recompute_ns(s, lf, n, fl, ns[OP_F]);
+    return ns[OP_F] + ns[OP_B] + ns[OP_W] + stage_recompute_ns(s, lf, n, nm, fl, ns[OP_F]);
 }
 
 int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int first, int head) {
@@ -406,7 +504,7 @@ int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int fir
     Roof r = roof_of(s, device);
     CostPrices pr;
     prices_of(s, &r, &pr);
-    return roofline_stage_ns(s, &pr, layers, first, head);
+    return roofline_stage_ns(s, &pr, layers, search_moe_layers(s, layers), first, head);
 }
 
 static int64_t partition_stage_ns(const void *ctx, const PartitionStage *st, int64_t layers) {
@@ -414,8 +512,8 @@ static int64_t partition_stage_ns(const void *ctx, const PartitionStage *st, int
     if (cp->s->hw.cost_model == COST_FLAT)
         return stage_ns(cp->s, &cp->flops, cp->tp_ar_ns, st->device, layers, st->last);
     CostPrices spare;
-    return roofline_stage_ns(cp->s, cached_prices(cp, st->device, &spare), layers, st->first,
-                             st->last);
+    return roofline_stage_ns(cp->s, cached_prices(cp, st->device, &spare), layers,
+                             search_moe_layers(cp->s, layers), st->first, st->last);
 }
 
 static int64_t partition_layer_cap(const void *ctx, const PartitionStage *st) {
@@ -452,39 +550,46 @@ static int measured_ns(const Scenario *s, const Plan *pl, int32_t st, int64_t *n
 }
 
 /* The FLOPs stage st executes in each op, its recomputation included (hardware FLOPs). */
-static void stage_hw_flops(const Scenario *s, const CostFlops *lf, double n, const double *fl,
-                           double *hw) {
-    double extra = s->model.recompute == RECOMPUTE_FULL        ? n * lf->f
-                   : s->model.recompute == RECOMPUTE_SELECTIVE ? n * (lf->b - lf->f)
-                                                               : 0.0;
+static void stage_hw_flops(const Scenario *s, const CostFlops *lf, double n, double nm,
+                           const double *fl, double *hw) {
+    double extra = s->model.recompute == RECOMPUTE_FULL ? (n - nm) * lf->f + nm * lf->moe_f
+                   : s->model.recompute == RECOMPUTE_SELECTIVE
+                       ? (n - nm) * (lf->b - lf->f) + nm * (lf->moe_b - lf->moe_f)
+                       : 0.0;
     for (int k = 0; k < OP_KIND_COUNT; k++) hw[k] = fl[k] + (k == OP_B || k == OP_BW ? extra : 0);
 }
 
 static void price_stage(const Scenario *s, const Plan *pl, const CostFlops *lf,
                         const CostPartition *cp, int32_t st, CostModel *c) {
     double n = (double)pl->layers[st];
+    double nm = (double)scenario_moe_layers(&s->model, pl->first_layer[st], pl->layers[st]);
     int32_t dev = plan_device_of(pl, st);
     int64_t at = (int64_t)st * OP_KIND_COUNT;
     double *fl = &c->op_flops[at], *split = &c->op_split[at * COST_SPLIT];
-    stage_flops(lf, n, plan_stage_is_last(pl, st), fl);
-    stage_hw_flops(s, lf, n, fl, &c->op_hw_flops[at]);
+    stage_flops(lf, n, nm, plan_stage_is_last(pl, st), fl);
+    stage_hw_flops(s, lf, n, nm, fl, &c->op_hw_flops[at]);
     int64_t *ns = &c->op_ns[at];
     int measured = measured_ns(s, pl, st, ns);
     if (!measured && s->hw.cost_model == COST_ROOFLINE) {
         CostPrices spare;
         double sp[OP_KIND_COUNT][COST_SPLIT];
-        stage_split(s, cached_prices(cp, dev, &spare), n, plan_stage_is_first(pl, st),
-                    plan_stage_is_last(pl, st), sp);
+        const CostPrices *pr = cached_prices(cp, dev, &spare);
+        stage_split(s, pr, n, nm, plan_stage_is_first(pl, st), plan_stage_is_last(pl, st), sp);
         for (int k = 0; k < OP_KIND_COUNT; k++) {
             memcpy(&split[k * COST_SPLIT], sp[k], sizeof sp[k]);
             if (k != OP_BW) ns[k] = split_ns(sp[k]);
+        }
+        if (c->a2a_ns) { // the all-to-alls inside each op, for DualPipe's overlap
+            int64_t *a = &c->a2a_ns[at];
+            for (int k = 0; k < 3; k++) a[k] = to_ns(nm * pr->moe_a2a[k]);
+            a[OP_BW] = a[OP_B] + a[OP_W];
         }
         ns[OP_BW] = ns[OP_B] + ns[OP_W] - to_ns(s->hw.op_overhead_us * 1e3); // one op, one overhead
         return;
     }
     // flat (and measured): whole ops, no split by kernel class (op_split stays 0)
     if (!measured) analytic_ns(s, n, fl, device_rate(s, dev), c->tp_ar_ns, ns);
-    ns[OP_B] += stage_recompute_ns(s, lf, n, fl, ns[OP_F]);
+    ns[OP_B] += stage_recompute_ns(s, lf, n, nm, fl, ns[OP_F]);
     ns[OP_BW] = ns[OP_B] + ns[OP_W];
 }
 
@@ -636,7 +741,15 @@ int cost_build(const Scenario *s, const Plan *pl, CostModel *out, char *err, siz
     out->op_flops = calloc(ops, sizeof *out->op_flops);
     out->op_hw_flops = calloc(ops, sizeof *out->op_hw_flops);
     out->op_split = calloc(ops * COST_SPLIT, sizeof *out->op_split);
-    if (!out->op_ns || !out->op_flops || !out->op_hw_flops || !out->op_split) {
+    out->overlap_slowdown = 1;
+    if (s->model.experts > 0 && scenario_expert(s) > 1 && s->hw.cost_model == COST_ROOFLINE) {
+        out->a2a_ns = calloc(ops, sizeof *out->a2a_ns);
+        int64_t sms = s->hw.sms, comm = s->parallel.expert_comm_sms;
+        if (sms > comm && comm > 0) out->overlap_slowdown = (double)sms / (double)(sms - comm);
+    }
+    int moe_oom = s->model.experts > 0 && scenario_expert(s) > 1 &&
+                  s->hw.cost_model == COST_ROOFLINE && !out->a2a_ns;
+    if (!out->op_ns || !out->op_flops || !out->op_hw_flops || !out->op_split || moe_oom) {
         cost_free(out);
         return -1;
     }
@@ -679,6 +792,6 @@ void cost_free(CostModel *c) {
     free(c->op_hw_flops), free(c->op_split);
     free(c->grad_bytes), free(c->ar_ns), free(c->opt_ns);
     free(c->rs_ns), free(c->ag_ns), free(c->z3_ns);
-    free(c->links);
+    free(c->links), free(c->a2a_ns);
     memset(c, 0, sizeof *c);
 }

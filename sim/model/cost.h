@@ -100,6 +100,13 @@ typedef struct {
                           //   exposed ZeRO-3 collectives op_ns includes: F, B one all-gather,
                           //   W one reduce-scatter, BW both, on the stage's device's links
     int64_t tp_ar_ns;     // one tensor-parallel all-reduce of an activation (t GPUs), in F, B
+    // Mixture of experts with expert parallelism (e > 1, roofline): the all-to-all time inside
+    // each op (its MoE layers' dispatch and combine, exposed in op_ns, as 1F1B and interleaved
+    // pay it), which DualPipe's overlapped F&B pairs hide behind the other op's computation
+    // (cost_fused_ns), and the slowdown of that computation while communication holds
+    // expert_comm_sms of the GPU's SMs: sms / (sms - expert_comm_sms).
+    int64_t *a2a_ns;      // owned, [stage*OP_KIND_COUNT + kind] (NULL without e > 1)
+    double overlap_slowdown; // >= 1
 } CostModel;
 
 /* An op's time split: the LayerClasses (GEMM, attention, memory-bound, tensor-parallel
@@ -116,6 +123,13 @@ const char *cost_split_name(int i); // "gemm", "attention", "memory", "tp_comm",
  * parallelism, rank 0). */
 LayerShape cost_model_shape(const ScnModel *m, int64_t b);
 LayerShape cost_layer_shape(const Scenario *s);
+/* An MoE layer's shape (moe = 1; experts, top-k, shared, expert width) for model m without
+ * parallelism, and as one rank of scenario s runs it (with e and the busiest rank's
+ * expert_work: capacity_factor when given, else from expert_hot_share: the rank holding the
+ * hottest expert gets e (hot + (E/e - 1)(1 - hot)/(E - 1)) of the balanced T k). */
+LayerShape cost_model_moe_shape(const ScnModel *m, int64_t b);
+LayerShape cost_moe_shape(const Scenario *s);
+double cost_expert_work(const Scenario *s);
 
 /* FLOPs of one transformer layer on one micro-batch of b samples, for F, B (input gradient)
  * and W (weight gradient): the sums of the layer's op lists (layer_ops_flops), i.e. for GPT
@@ -138,14 +152,23 @@ static inline int64_t cost_op_ns(const CostModel *c, int32_t stage, OpKind kind)
 static inline double cost_op_flops(const CostModel *c, int32_t stage, OpKind kind) {
     return c->op_flops[(int64_t)stage * OP_KIND_COUNT + kind];
 }
-/* Time of an overlapped pair (DualPipe's F&B): [costs] overlap_fb_ms when given, else the sum
- * of the two ops. Two compute streams on one GPU share its tensor cores, so a dense model
- * gains nothing from the overlap; DualPipe's gain is hiding MoE all-to-all and pipeline
- * transfers, which a measured overlap_fb_ms can express. */
+static inline int64_t cost_a2a_ns(const CostModel *c, int32_t stage, OpKind kind) {
+    return c->a2a_ns ? c->a2a_ns[(int64_t)stage * OP_KIND_COUNT + kind] : 0;
+}
+/* Time of an overlapped pair (DualPipe's F&B): [costs] overlap_fb_ms when given; else, when
+ * the two ops hold expert-parallel all-to-alls, the longer of their computation (the ops less
+ * their all-to-alls, slowed by overlap_slowdown: the SMs communication takes) and their
+ * all-to-alls (one micro-batch's run while the other computes, DeepSeek-V3 section 3.2.1);
+ * else the sum of the two ops. Two compute streams on one GPU share its tensor cores, so a
+ * dense model gains nothing from the overlap. */
 static inline int64_t cost_fused_ns(const CostModel *c, int32_t stage_a, OpKind kind_a,
                                     int32_t stage_b, OpKind kind_b) {
-    return c->fused_ns > 0 ? c->fused_ns
-                           : cost_op_ns(c, stage_a, kind_a) + cost_op_ns(c, stage_b, kind_b);
+    if (c->fused_ns > 0) return c->fused_ns;
+    int64_t ops = cost_op_ns(c, stage_a, kind_a) + cost_op_ns(c, stage_b, kind_b);
+    int64_t a2a = cost_a2a_ns(c, stage_a, kind_a) + cost_a2a_ns(c, stage_b, kind_b);
+    if (a2a <= 0) return ops;
+    double compute = (double)(ops - a2a) * c->overlap_slowdown;
+    return compute > (double)a2a ? (int64_t)(compute + 0.5) : a2a;
 }
 
 /* The physical GPU of pipeline device d (data replica 0, tensor rank 0): d * stride with data
@@ -201,6 +224,23 @@ int64_t cost_reduce_scatter_formula_ns(int64_t k, double latency_us, double band
 int64_t cost_allreduce_formula_ns(Allreduce algo, int64_t k, double latency_us,
                                   double bandwidth_gbs, double bytes);
 
+/* The expert-parallel all-to-all of `bytes` (what one rank sends, its own share included)
+ * over the e ranks of an expert group: each peer gets bytes / e. The group's ranks are e
+ * consecutive data-parallel ranks, `spacing` = c t GPUs apart, so m = min(e, gpus_per_node /
+ * spacing) of them share a node (1 when spacing > gpus_per_node): m - 1 peers over NVLink, e -
+ * m over the network, both at once (NCCL posts every send together), so
+ *   max(collective_latency + (m - 1)/e bytes / (intra_bw x eff),
+ *       inter_latency      + (e - m)/e bytes / (inter_bw x eff)),
+ * a term only when it has peers; 0 for e = 1. With [parallel] expert_node_limit = M and the
+ * group over N = e / m nodes (DeepSeek-V3 section 3.2.2: a token goes to at most M nodes,
+ * once over InfiniBand to each, then over NVLink to its experts there), one copy of a token
+ * (bytes / k) crosses the network to each of min(M, k, N) nodes, (N - 1)/N of them remote on
+ * average, and each of its k copies but the one landing on its target GPU moves over NVLink:
+ *   max(collective_latency + k (m - 1)/m bytes/k / (intra_bw x eff),
+ *       inter_latency      + min(M, k, N) (N - 1)/N bytes/k / (inter_bw x eff)).
+ * Returns ns, not rounded (the op is rounded once). */
+double cost_alltoall_ns(const Scenario *s, double bytes);
+
 /* One tensor-parallel all-reduce inside an op: its start (ns from the op's start), duration
  * and bytes, as the roofline prices the op's kernels one after another. */
 typedef struct {
@@ -226,6 +266,7 @@ int64_t cost_stage_ns(const Scenario *s, int32_t device, int64_t layers, int fir
 typedef struct {
     double f, b, w;
     double head;
+    double moe_f, moe_b, moe_w; // an MoE layer's (0 for a dense model)
 } CostFlops;
 void cost_flops_init(CostFlops *out, const Scenario *s);
 
@@ -236,6 +277,9 @@ void cost_flops_init(CostFlops *out, const Scenario *s);
 typedef struct {
     double layer[3][COST_SPLIT], recompute[COST_SPLIT], head[3][COST_SPLIT], embed[3][COST_SPLIT];
     double sum_layer[3], sum_recompute, sum_head[3], sum_embed[3];
+    // an MoE layer's (zero for a dense model), and the all-to-alls inside its passes (scaled)
+    double moe[3][COST_SPLIT], moe_recompute[COST_SPLIT], sum_moe[3], sum_moe_recompute;
+    double moe_a2a[3];
 } CostPrices;
 #define COST_PRICE_CACHE 8 // kinds of device whose prices a CostPartition keeps
 

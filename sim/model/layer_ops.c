@@ -25,6 +25,10 @@ typedef struct {
     // row length
     LayerBuf kv, dkv;
     int64_t koff, voff, kld;
+    // the MoE block (moe): routed experts, top-k, the local experts E/e, the tokens each
+    // computes (T k e / E, the balanced share), one expert's width and its up width
+    int moe;
+    int64_t E, k, El, Mx, fe, fwe;
 } Dims;
 
 static Dims dims_of(const LayerShape *sh) {
@@ -41,13 +45,20 @@ static Dims dims_of(const LayerShape *sh) {
     int cp = d.c > 1;
     d.kv = cp ? LB_KV : LB_QKV, d.dkv = cp ? LB_DKV : LB_DQKV;
     d.koff = cp ? 0 : d.hq, d.voff = d.koff + d.hk, d.kld = cp ? 2 * d.hk : d.ld;
+    if (sh->moe && sh->experts > 0) { // the shared experts are the dense MLP's W1/W2
+        int64_t e = sh->expert > 1 ? sh->expert : 1;
+        d.moe = 1, d.E = sh->experts, d.k = sh->topk, d.El = d.E / e;
+        d.Mx = d.T * d.k * e / d.E, d.fe = sh->expert_ffn, d.fwe = sh->swiglu ? 2 * d.fe : d.fe;
+        d.fl = (int64_t)sh->shared * d.fe / d.t, d.fw = sh->swiglu ? 2 * d.fl : d.fl;
+    }
     return d;
 }
 
 int layer_buf_elem_bytes(const LayerShape *sh, LayerBuf b) {
     int fp32 = b == LB_SCORE || b == LB_DPROBD || b == LB_DPROB || b == LB_ST1 || b == LB_ST2 ||
                b == LB_LSE || (b >= LB_FIRST_GRAD && b < LB_LAYER_END) || b == LB_LOGITS ||
-               b == LB_GVOCAB;
+               b == LB_GVOCAB || b == LB_ROUTE || b == LB_DROUTE || b == LB_GWR ||
+               b == LB_GE1 || b == LB_GE2;
     return fp32 ? 4 : sh->elem > 0 ? sh->elem : 2;
 }
 
@@ -72,6 +83,13 @@ int64_t layer_buf_elems(const LayerShape *sh, LayerBuf b) {
     case LB_DO: case LB_DA: return d.T * d.h; // the full sequence, for W
     case LB_LOGITS: return d.T * (sh->vocab / d.t);
     case LB_WVOCAB: case LB_GVOCAB: return d.h * (sh->vocab / d.t);
+    case LB_ROUTE: case LB_DROUTE: return d.T * d.E;
+    case LB_DISP: case LB_DDISP: case LB_EO: case LB_DEO: return d.El * d.Mx * d.h;
+    case LB_EU: case LB_DEU: return d.El * d.Mx * d.fwe;
+    case LB_EG: case LB_DEG: return d.El * d.Mx * d.fe;
+    case LB_WR: case LB_GWR: return d.moe ? d.h * d.E : 0;
+    case LB_WE1: case LB_GE1: return d.El * d.h * d.fwe;
+    case LB_WE2: case LB_GE2: return d.El * d.fe * d.h;
     case LB_COUNT: return 0;
     default: return d.Tn * d.h; // IN, OUT, X, XN1, X1, XN2, DXN2, DXN1, DX1, A, O
     }
@@ -261,6 +279,87 @@ static void attention_backward(List *l) {
     context_collective(l, "kv_grad_reduce_scatter", LK_REDUCE_SCATTER, LB_DKV, LB_DQKV);
 }
 
+/* ---- the MoE block (moe) ---- */
+
+/* One grouped GEMM over the E/e local experts: `El` matrices, operands `sa`, `sb`, `sc`
+ * elements apart, its executed work the busiest rank's share (expert_work). */
+static void experts_gemm(List *l, const char *name, int ta, int tb, int64_t M, int64_t N,
+                         int64_t K, LayerBuf a, int64_t lda, LayerBuf b, int64_t ldb, float beta,
+                         LayerBuf c, int64_t ldc) {
+    gemm(l, name, LC_GEMM, ta, tb, M, N, K, 1, a, lda, b, ldb, beta, c, ldc);
+    LayerOp *o = &l->o[l->n - 1];
+    o->batch = l->d.El;
+    o->sa = M * K, o->sb = K * N, o->sc = M * N;
+    o->work = l->sh->expert_work > 0 ? l->sh->expert_work : 1;
+}
+
+/* The expert-parallel exchange of buf (this rank's T k rows of h), when e > 1. */
+static void alltoall(List *l, const char *name, LayerBuf buf) {
+    if (l->sh->expert <= 1) return;
+    LayerOp *o = elementwise(l, name, LK_ALLTOALL, LC_COMM, buf, buf, buf,
+                             l->d.El * l->d.Mx * l->d.h, 0);
+    o->work = l->sh->expert_work > 0 ? l->sh->expert_work : 1;
+}
+
+static void moe_forward(List *l, LayerBuf in2) {
+    const Dims *d = &l->d;
+    int64_t T = d->T, h = d->h, E = d->E, Tk = d->El * d->Mx, fe = d->fe, fwe = d->fwe;
+    gemm(l, "router", LC_GEMM, 0, 0, T, E, h, 1, in2, h, LB_WR, E, 0, LB_ROUTE, E);
+    elementwise(l, "route_topk", LK_ROUTE, LC_MEMORY, LB_ROUTE, LB_ROUTE, LB_ROUTE, T, E);
+    if (d->fl > 0) { // the shared experts, into O
+        gemm(l, "shared_up", LC_GEMM, 0, 0, T, d->fw, h, 1, in2, h, LB_W1, d->fw, 0, LB_U, d->fw);
+        if (l->sh->swiglu) elementwise(l, "shared_swiglu", LK_SWIGLU, LC_MEMORY, LB_U, LB_U, LB_GELU, T, d->fl);
+        else elementwise(l, "shared_gelu", LK_GELU, LC_MEMORY, LB_U, LB_U, LB_GELU, T * d->fl, 0);
+        gemm(l, "shared_down", LC_GEMM, 0, 0, T, h, d->fl, 1, LB_GELU, d->fl, LB_W2, h, 0, LB_O, h);
+    }
+    elementwise(l, "dispatch_permute", LK_PERMUTE, LC_MEMORY, in2, in2, LB_DISP, Tk * h, 0);
+    alltoall(l, "dispatch_alltoall", LB_DISP);
+    experts_gemm(l, "experts_up", 0, 0, d->Mx, fwe, h, LB_DISP, h, LB_WE1, fwe, 0, LB_EU, fwe);
+    if (l->sh->swiglu) elementwise(l, "experts_swiglu", LK_SWIGLU, LC_MEMORY, LB_EU, LB_EU, LB_EG, Tk, fe);
+    else elementwise(l, "experts_gelu", LK_GELU, LC_MEMORY, LB_EU, LB_EU, LB_EG, Tk * fe, 0);
+    experts_gemm(l, "experts_down", 0, 0, d->Mx, h, fe, LB_EG, fe, LB_WE2, h, 0, LB_EO, h);
+    alltoall(l, "combine_alltoall", LB_EO);
+    LayerOp *c = elementwise(l, "combine", LK_PERMUTE, LC_MEMORY, LB_EO, LB_O, LB_O, Tk * h, 0);
+    c->beta = d->fl > 0; // adds to the shared experts' output
+}
+
+static void moe_backward_input(List *l) {
+    const Dims *d = &l->d;
+    int64_t T = d->T, h = d->h, E = d->E, Tk = d->El * d->Mx, fe = d->fe, fwe = d->fwe;
+    if (d->fl > 0) {
+        gemm(l, "shared_down_dx", LC_GEMM, 0, 1, T, d->fl, h, 1, LB_DO, h, LB_W2, h, 0, LB_DGELU, d->fl);
+        if (l->sh->swiglu)
+            elementwise(l, "shared_swiglu_bw", LK_SWIGLU_BW, LC_MEMORY, LB_DGELU, LB_U, LB_DU, T, d->fl);
+        else elementwise(l, "shared_gelu_bw", LK_GELU_BW, LC_MEMORY, LB_DGELU, LB_U, LB_DU, T * d->fl, 0);
+        gemm(l, "shared_up_dx", LC_GEMM, 0, 1, T, h, d->fw, 1, LB_DU, d->fw, LB_W1, d->fw, 0, LB_DXN2, h);
+    }
+    elementwise(l, "combine_bw", LK_PERMUTE, LC_MEMORY, LB_DO, LB_DO, LB_DEO, Tk * h, 0);
+    alltoall(l, "combine_alltoall_bw", LB_DEO);
+    experts_gemm(l, "experts_down_dx", 0, 1, d->Mx, fe, h, LB_DEO, h, LB_WE2, h, 0, LB_DEG, fe);
+    if (l->sh->swiglu)
+        elementwise(l, "experts_swiglu_bw", LK_SWIGLU_BW, LC_MEMORY, LB_DEG, LB_EU, LB_DEU, Tk, fe);
+    else elementwise(l, "experts_gelu_bw", LK_GELU_BW, LC_MEMORY, LB_DEG, LB_EU, LB_DEU, Tk * fe, 0);
+    experts_gemm(l, "experts_up_dx", 0, 1, d->Mx, h, fwe, LB_DEU, fwe, LB_WE1, fwe, 0, LB_DDISP, h);
+    alltoall(l, "dispatch_alltoall_bw", LB_DDISP);
+    LayerOp *p = elementwise(l, "dispatch_bw", LK_PERMUTE, LC_MEMORY, LB_DDISP, LB_DXN2, LB_DXN2,
+                             Tk * h, 0);
+    p->beta = d->fl > 0;
+    elementwise(l, "route_bw", LK_ROUTE, LC_MEMORY, LB_DROUTE, LB_ROUTE, LB_DROUTE, T, E);
+    gemm(l, "router_dx", LC_GEMM, 0, 1, T, h, E, 1, LB_DROUTE, E, LB_WR, E, 1, LB_DXN2, h);
+}
+
+static void moe_backward_weight(List *l, LayerBuf in2) {
+    const Dims *d = &l->d;
+    int64_t T = d->T, h = d->h, E = d->E, fe = d->fe, fwe = d->fwe;
+    experts_gemm(l, "experts_down_dw", 1, 0, fe, h, d->Mx, LB_EG, fe, LB_DEO, h, 1, LB_GE2, h);
+    experts_gemm(l, "experts_up_dw", 1, 0, h, fwe, d->Mx, LB_DISP, h, LB_DEU, fwe, 1, LB_GE1, fwe);
+    gemm(l, "router_dw", LC_GEMM, 1, 0, h, E, T, 1, in2, h, LB_DROUTE, E, 1, LB_GWR, E);
+    if (d->fl > 0) {
+        gemm(l, "shared_down_dw", LC_GEMM, 1, 0, d->fl, h, T, 1, LB_GELU, d->fl, LB_DO, h, 1, LB_G2, h);
+        gemm(l, "shared_up_dw", LC_GEMM, 1, 0, h, d->fw, T, 1, in2, h, LB_DU, d->fw, 1, LB_G1, d->fw);
+    }
+}
+
 /* ---- the passes ---- */
 
 static void forward(List *l) {
@@ -276,11 +375,15 @@ static void forward(List *l) {
     dropout(l, "residual1", LK_DROPOUT_ADD, LC_MEMORY, LB_A, LB_X, LB_X1, Tn * h, 1);
     norm(l, "ln2", OP_F, LB_X1, LB_X1, LB_XN2, LB_ST2, LB_LN2, 0);
     LayerBuf in2 = gathered(l, "ln2_allgather", LB_XN2);
-    gemm(l, "mlp_up", LC_GEMM, 0, 0, T, fw, h, 1, in2, h, LB_W1, fw, 0, LB_U, fw);
-    if (l->sh->swiglu) elementwise(l, "swiglu", LK_SWIGLU, LC_MEMORY, LB_U, LB_U, LB_GELU, T, fl);
-    else elementwise(l, "gelu", LK_GELU, LC_MEMORY, LB_U, LB_U, LB_GELU, T * fl, 0);
-    gemm(l, "mlp_down", LC_GEMM, 0, 0, T, h, fl, 1, LB_GELU, fl, LB_W2, h, 0, partial(l, LB_O), h);
-    reduce(l, "mlp_down_allreduce", "mlp_down_reduce_scatter", LB_O);
+    if (d->moe) {
+        moe_forward(l, in2);
+    } else {
+        gemm(l, "mlp_up", LC_GEMM, 0, 0, T, fw, h, 1, in2, h, LB_W1, fw, 0, LB_U, fw);
+        if (l->sh->swiglu) elementwise(l, "swiglu", LK_SWIGLU, LC_MEMORY, LB_U, LB_U, LB_GELU, T, fl);
+        else elementwise(l, "gelu", LK_GELU, LC_MEMORY, LB_U, LB_U, LB_GELU, T * fl, 0);
+        gemm(l, "mlp_down", LC_GEMM, 0, 0, T, h, fl, 1, LB_GELU, fl, LB_W2, h, 0, partial(l, LB_O), h);
+        reduce(l, "mlp_down_allreduce", "mlp_down_reduce_scatter", LB_O);
+    }
     dropout(l, "residual2", LK_DROPOUT_ADD, LC_MEMORY, LB_O, LB_X1, LB_OUT, Tn * h, 2);
 }
 
@@ -301,12 +404,16 @@ static void backward_input(List *l) {
     const Dims *d = &l->d;
     int64_t T = d->T, Tn = d->Tn, h = d->h, ld = d->ld, hq = d->hq, fl = d->fl, fw = d->fw;
     dropout_grad(l, "mlp_dropout_bw", "copy_dy", "dy_allgather", LB_IN, LB_A, LB_DO, 2);
-    gemm(l, "mlp_down_dx", LC_GEMM, 0, 1, T, fl, h, 1, LB_DO, h, LB_W2, h, 0, LB_DGELU, fl);
-    if (l->sh->swiglu)
-        elementwise(l, "swiglu_bw", LK_SWIGLU_BW, LC_MEMORY, LB_DGELU, LB_U, LB_DU, T, fl);
-    else elementwise(l, "gelu_bw", LK_GELU_BW, LC_MEMORY, LB_DGELU, LB_U, LB_DU, T * fl, 0);
-    gemm(l, "mlp_up_dx", LC_GEMM, 0, 1, T, h, fw, 1, LB_DU, fw, LB_W1, fw, 0, partial(l, LB_DXN2), h);
-    reduce(l, "mlp_up_dx_allreduce", "mlp_up_dx_reduce_scatter", LB_DXN2);
+    if (d->moe) {
+        moe_backward_input(l);
+    } else {
+        gemm(l, "mlp_down_dx", LC_GEMM, 0, 1, T, fl, h, 1, LB_DO, h, LB_W2, h, 0, LB_DGELU, fl);
+        if (l->sh->swiglu)
+            elementwise(l, "swiglu_bw", LK_SWIGLU_BW, LC_MEMORY, LB_DGELU, LB_U, LB_DU, T, fl);
+        else elementwise(l, "gelu_bw", LK_GELU_BW, LC_MEMORY, LB_DGELU, LB_U, LB_DU, T * fl, 0);
+        gemm(l, "mlp_up_dx", LC_GEMM, 0, 1, T, h, fw, 1, LB_DU, fw, LB_W1, fw, 0, partial(l, LB_DXN2), h);
+        reduce(l, "mlp_up_dx_allreduce", "mlp_up_dx_reduce_scatter", LB_DXN2);
+    }
     elementwise(l, "copy_dx1", LK_COPY, LC_MEMORY, LB_IN, LB_IN, LB_DX1, Tn * h, 0);
     norm(l, "ln2_bw", OP_B, LB_DXN2, LB_X1, LB_DX1, LB_ST2, LB_LN2, 1);
     dropout_grad(l, "attn_out_dropout_bw", "copy_da", "dx1_allgather", LB_DX1, LB_O, LB_DA, 1);
@@ -321,9 +428,13 @@ static void backward_input(List *l) {
 static void backward_weight(List *l) {
     const Dims *d = &l->d;
     int64_t T = d->T, h = d->h, ld = d->ld, hq = d->hq, fl = d->fl, fw = d->fw;
-    gemm(l, "mlp_down_dw", LC_GEMM, 1, 0, fl, h, T, 1, LB_GELU, fl, LB_DO, h, 1, LB_G2, h);
-    LayerBuf in2 = gathered(l, "ln2_allgather_w", LB_XN2);
-    gemm(l, "mlp_up_dw", LC_GEMM, 1, 0, h, fw, T, 1, in2, h, LB_DU, fw, 1, LB_G1, fw);
+    if (d->moe) {
+        moe_backward_weight(l, LB_XN2); // no sequence parallelism with experts (scenario.c)
+    } else {
+        gemm(l, "mlp_down_dw", LC_GEMM, 1, 0, fl, h, T, 1, LB_GELU, fl, LB_DO, h, 1, LB_G2, h);
+        LayerBuf in2 = gathered(l, "ln2_allgather_w", LB_XN2);
+        gemm(l, "mlp_up_dw", LC_GEMM, 1, 0, h, fw, T, 1, in2, h, LB_DU, fw, 1, LB_G1, fw);
+    }
     norm(l, "ln2_dw", OP_W, LB_DXN2, LB_X1, LB_GLN2, LB_ST2, LB_COUNT, 1);
     gemm(l, "out_proj_dw", LC_GEMM, 1, 0, hq, h, T, 1, LB_CTX, hq, LB_DA, h, 1, LB_GO, h);
     LayerBuf in1 = gathered(l, "ln1_allgather_w", LB_XN1);
@@ -461,6 +572,20 @@ static void count(const LayerShape *sh, LayerOp *o) {
     case LK_ALLREDUCE:
         o->bytes = bytes_of(sh, o->c, n);
         return;
+    case LK_ROUTE: // the logits (or their gradient) read, k (int32 index, fp32 weight) a row
+        o->bytes = bytes_of(sh, o->a, cells) + 8.0 * n * (double)(sh->topk > 0 ? sh->topk : 1) +
+                   (o->c == LB_DROUTE ? bytes_of(sh, o->c, cells) : 0);
+        return;
+    case LK_PERMUTE: { // n routed copies on the expert side, n / k on the token side, each
+        // moved once; an accumulated token-side output read again
+        double tok = n / (double)(sh->topk > 0 ? sh->topk : 1);
+        o->bytes = bytes_of(sh, o->a, n) + bytes_of(sh, o->c, tok) +
+                   (o->beta != 0 ? bytes_of(sh, o->c, tok) : 0);
+        return;
+    }
+    case LK_ALLTOALL: // the collective's size: the buffer this rank sends
+        o->bytes = bytes_of(sh, o->c, n);
+        return;
     case LK_ALLGATHER: case LK_REDUCE_SCATTER: { // the collective's size: the whole buffer
         double group = o->over ? (double)(sh->context > 1 ? sh->context : 1) : t;
         o->bytes = bytes_of(sh, o->kernel == LK_ALLGATHER ? o->c : o->a, group * n);
@@ -475,11 +600,12 @@ static void count(const LayerShape *sh, LayerOp *o) {
 int layer_shape_is_gpt(const LayerShape *sh) {
     return (sh->kv_heads <= 0 || sh->kv_heads == sh->heads) &&
            (sh->head_dim <= 0 || sh->head_dim * sh->heads == sh->hidden) && !sh->swiglu &&
-           !sh->rms && !sh->flash && !sh->seqpar && sh->context <= 1;
+           !sh->rms && !sh->flash && !sh->seqpar && sh->context <= 1 && !sh->moe;
 }
 
 int layer_kernel_is_collective(int kernel) {
-    return kernel == LK_ALLREDUCE || kernel == LK_ALLGATHER || kernel == LK_REDUCE_SCATTER;
+    return kernel == LK_ALLREDUCE || kernel == LK_ALLGATHER || kernel == LK_REDUCE_SCATTER ||
+           kernel == LK_ALLTOALL;
 }
 
 int layer_ops(const LayerShape *sh, OpKind pass, LayerOp *ops) {

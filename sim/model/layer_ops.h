@@ -66,6 +66,22 @@ typedef struct {
                       //   runs it; the GPU layer does not); 0 or 1: none
     int32_t crank;    // this context rank, 0 .. c-1: which two of each sample's 2c chunks it
                       //   holds (layer_position)
+    // Mixture of experts (moe = 1: this layer's MLP is the MoE block, layer_ops.c's moe_*):
+    // a router GEMM (h x E, fp32 logits) and its top-k; the shared experts as one MLP of
+    // shared x expert_ffn columns in W1/W2 (every token); the routed tokens permuted into
+    // expert order (dispatch), all-to-all to the e expert ranks when expert > 1, the local
+    // E/e experts as grouped GEMMs (one launch, E/e matrices of T k e / E tokens each, the
+    // balanced share), back by all-to-all and un-permuted with the gate weights (combine).
+    // Executors do not run it (pexec refuses MoE shapes); the cost model prices it.
+    uint8_t moe;
+    int32_t experts;     // E, routed experts of the layer
+    int32_t topk;        // k, experts per token
+    int32_t shared;      // shared experts
+    int32_t expert_ffn;  // one expert's MLP width
+    int32_t expert;      // e, expert-parallel ranks (divides E); 0 or 1: none
+    float expert_work;   // the busiest expert rank's routed tokens / the balanced T k (the
+                         //   imbalance or capacity padding, >= 1; 0: 1): scales the expert
+                         //   GEMMs' executed work and the all-to-all's bytes
 } LayerShape;
 
 /* Context parallelism's zigzag split (the Llama 3 report): each sample's s tokens are 2c
@@ -113,6 +129,12 @@ typedef enum {
     LB_WQKV, LB_WO, LB_W1, LB_W2, LB_LN1, LB_LN2,
     LB_GQKV, LB_GO, LB_G1, LB_G2, LB_GLN1, LB_GLN2,
     LB_LOGITS, LB_WVOCAB, LB_GVOCAB, // the LM head's and embedding's (layer_head_ops)
+    // the MoE block's (moe = 1; 0 elements otherwise): router logits (fp32, T x E) and their
+    // gradient, the dispatched tokens (T k x h), the experts' up output (T k x 2f_e with
+    // SwiGLU), activation (T k x f_e) and down output (T k x h), their gradients, the router's
+    // and the local experts' weights and weight gradients
+    LB_ROUTE, LB_DROUTE, LB_DISP, LB_DDISP, LB_EU, LB_DEU, LB_EG, LB_DEG, LB_EO, LB_DEO,
+    LB_WR, LB_WE1, LB_WE2, LB_GWR, LB_GE1, LB_GE2,
     LB_COUNT
 } LayerBuf;
 
@@ -171,12 +193,20 @@ typedef enum {
  *   REDUCE_SCATTER c (n elements) = this rank's n of the sum of a (t n) over the ranks. Over the
  *                 context ranks: the sum over the ranks of a (laid out as KV, lda = N wide) at
  *                 this rank's tokens' positions, into the N columns from column c_off of c's
- *                 n / N rows (ldc wide) */
+ *                 n / N rows (ldc wide)
+ *   ROUTE         the router's softmax and top-k over each of n rows of cols = E logits (B:
+ *                 their gradient), reading the logits, writing k (index, weight) per row
+ *   PERMUTE       n elements (the T k routed copies) moved between token order (n / k
+ *                 elements: a token read or written once, its copies summed with the gate
+ *                 weights) and expert order (dispatch, combine, their gradients)
+ *   ALLTOALL      the n elements of c exchanged with the e expert-parallel ranks (each gets
+ *                 n / e; bytes: the buffer sent, priced by cost.h's cost_alltoall_ns) */
 typedef enum {
     LK_GEMM, LK_COPY, LK_SOFTMAX, LK_SOFTMAX_BW, LK_GELU, LK_GELU_BW, LK_DROPOUT,
     LK_DROPOUT_ADD, LK_LAYERNORM, LK_LAYERNORM_BW, LK_LAYERNORM_DW, LK_ALLREDUCE,
     LK_SWIGLU, LK_SWIGLU_BW, LK_RMSNORM, LK_RMSNORM_BW, LK_RMSNORM_DW, LK_FLASH, LK_FLASH_BW,
     LK_ALLGATHER, LK_REDUCE_SCATTER,
+    LK_ROUTE, LK_PERMUTE, LK_ALLTOALL, // the MoE block's (priced only; no executor runs them)
     LK_COUNT
 } LayerKernel;
 
@@ -233,7 +263,7 @@ typedef struct {
                           //   all-reduce: the bytes of its buffer (the collective's size)
 } LayerOp;
 
-#define LAYER_OPS_MAX 40
+#define LAYER_OPS_MAX 48
 
 /* Bytes of one element of buffer b for shape sh on the GPU: 4 for scores, their gradients,
  * norm statistics, log-sum-exps and the weights' gradients (fp32), sh->elem for the rest. */

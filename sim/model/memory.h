@@ -31,6 +31,9 @@ typedef struct {
     double weight_bytes;       // in the model's dtype, all versions
     double grad_bytes;
     double optimizer_bytes;
+    double expert_params;      // of params, the routed experts' (1/e of each MoE layer's),
+                               //   whose ZeRO shards span the d/e ranks holding the same
+                               //   experts
     double gather_bytes;       // zero = 3: one unit's weights gathered for its pass (transient,
                                //   counted as held); 0 otherwise
     double activation_bytes;   // peak over the run
@@ -52,6 +55,24 @@ double memory_head_params(const ScnModel *m);
 /* The model's parameters, each counted once (a tied output embedding is the input's):
  * L layers + the embedding + the final norm (+ V h when untied). Llama 3 8B: 8.03e9. */
 double memory_model_params(const ScnModel *m);
+
+/* Mixture of experts (experts > 0): an MoE layer holds attention and norms as a dense layer,
+ * a router of h E, and E routed plus shared experts, each an MLP of expert_ffn_hidden (2hf_e
+ * or 3hf_e with SwiGLU, + biases); a token activates the router, its k routed and the shared
+ * experts. memory_moe_expert_params is the routed experts' part (what expert parallelism
+ * splits over e). The model's totals count the dense layers (first_dense_layers, and those
+ * moe_layer_freq skips) with the dense MLP of ffn_hidden. DeepSeek-V3: 671B total, 37B
+ * activated (tests/test_moe.c). */
+double memory_moe_layer_params(const ScnModel *m);
+double memory_moe_layer_active_params(const ScnModel *m);
+double memory_moe_expert_params(const ScnModel *m);
+double memory_model_active_params(const ScnModel *m);
+/* Activation bytes one MoE layer keeps per micro-batch of b samples (16-bit types; t = 1, as
+ * scenario.c requires for experts): the dense layer's with its MLP part replaced by the
+ * router's fp32 logits (4E a token), the shared experts' MLP activations, and per routed copy
+ * (k a token, the balanced share) the dispatched input and the expert's output (2h each) and
+ * the expert's up output and activation (6f_e SwiGLU, 4f_e GELU). */
+double memory_moe_layer_activation_bytes(const ScnModel *m, int64_t b, int64_t c);
 
 /* Activation bytes one layer keeps for one micro-batch of b samples until its backward, for
  * 16-bit types (doubled for fp32), on one of t tensor-parallel GPUs, with sequence
@@ -105,6 +126,9 @@ typedef struct {
     double weight, grad, optimizer; // bytes per parameter
 } MemoryPerParam;
 void memory_per_param(const Scenario *s, int32_t weight_versions, MemoryPerParam *out);
+/* The same for the routed experts' parameters with expert parallelism: ZeRO shards them over
+ * the d c / e GPUs that hold the same experts. */
+void memory_per_expert_param(const Scenario *s, int32_t weight_versions, MemoryPerParam *out);
 
 /* zero = 3: bytes of the largest unit (a layer; the embedding on a first stage, the LM head on
  * a last one) of a stage of nlayers layers gathered for its pass: its full weights on one of t

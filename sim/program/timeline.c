@@ -8,7 +8,7 @@
 
 static const char *const STREAM_NAMES[STREAM_COUNT] = {
     "compute", "send", "recv", "allreduce", "optimizer", "tensor", "tensor_allgather",
-    "tensor_reduce_scatter", "reduce_scatter", "all_gather"};
+    "tensor_reduce_scatter", "reduce_scatter", "all_gather", "expert"};
 
 /* Room for one more element in array a of *cap elements holding n, doubling from 1024.
  * Returns the array (perhaps moved), or NULL when out of memory (a is left as it was). */

@@ -28,7 +28,7 @@
 typedef enum {
     STREAM_COMPUTE = 0, STREAM_SEND = 1, STREAM_RECV = 2, STREAM_COLLECTIVE = 3,
     STREAM_OPTIMIZER = 4, STREAM_TENSOR = 5, STREAM_TENSOR_GATHER = 6, STREAM_TENSOR_SCATTER = 7,
-    STREAM_REDUCE_SCATTER = 8, STREAM_ALL_GATHER = 9,
+    STREAM_REDUCE_SCATTER = 8, STREAM_ALL_GATHER = 9, STREAM_EXPERT = 10,
     STREAM_COUNT
 } Stream;
 /* The data-parallel tail's rows (all-reduce, optimizer, reduce-scatter, all-gather), which
@@ -38,9 +38,12 @@ static inline int stream_is_tail(int s) {
            s == STREAM_ALL_GATHER;
 }
 
-/* A tensor-parallel collective's row (inside a compute row), of any of the three kinds. */
+/* A collective's row inside a compute row: tensor-parallel, of any of the three kinds, or an
+ * MoE layer's expert-parallel all-to-all (EXPERT: dispatch or combine, F and B; bytes: what
+ * one rank sends). */
 static inline int stream_is_tensor(int s) {
-    return s == STREAM_TENSOR || s == STREAM_TENSOR_GATHER || s == STREAM_TENSOR_SCATTER;
+    return s == STREAM_TENSOR || s == STREAM_TENSOR_GATHER || s == STREAM_TENSOR_SCATTER ||
+           s == STREAM_EXPERT;
 }
 
 typedef struct {

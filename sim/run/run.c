@@ -694,6 +694,13 @@ static void print_summary(const RunOptions *o, const Run *sm) {
            norm_name(md->norm), position_name(md->position),
            md->tied_embeddings ? "tied" : "untied", md->bias ? "" : ", no biases",
            s->parallel.sequence && scenario_tensor(s) > 1 ? "; sequence parallel" : "");
+    if (md->experts > 0)
+        printf("# experts: %lld of %lld layers MoE, %lld routed (top-%lld) + %lld shared of %lld; "
+               "%.4g B parameters active per token; expert parallel %lld\n",
+               (long long)scenario_moe_layers(md, 0, md->layers), (long long)md->layers,
+               (long long)md->experts, (long long)md->experts_per_token,
+               (long long)md->shared_experts, (long long)md->expert_ffn_hidden,
+               memory_model_active_params(md) / 1e9, (long long)scenario_expert(s));
     printf("%-22s %14.3f ms\n", "makespan", mt->makespan_ms);
     printf("%-22s %14.3f ms  (%lld iteration%s)\n", "iteration time", mt->iteration_ms,
            (long long)s->batch.iterations, s->batch.iterations == 1 ? "" : "s");
@@ -801,7 +808,8 @@ int run_simulate(Run *r, char *err, size_t errlen) {
 }
 
 /* psim's tensor-parallel collective rows (STREAM_TENSOR and sequence parallelism's
- * TENSOR_GATHER and TENSOR_SCATTER, as pexec measures them): inside each compute row, where
+ * TENSOR_GATHER and TENSOR_SCATTER, as pexec measures them), and the MoE layers' expert
+ * all-to-alls (STREAM_EXPERT): inside each compute row, where
  * the roofline places each collective among the op's kernels, stretched with the row when
  * [variability] changed its length. Added after the
  * metrics, which do not count them. Returns 0, or -1 when out of memory. */
@@ -834,10 +842,13 @@ static int tensor_rows(Run *r) {
             TimelineOp t = op;
             t.stream = x->kernel == LK_ALLGATHER        ? STREAM_TENSOR_GATHER
                        : x->kernel == LK_REDUCE_SCATTER ? STREAM_TENSOR_SCATTER
+                       : x->kernel == LK_ALLTOALL       ? STREAM_EXPERT
                                                         : STREAM_TENSOR;
             t.peer = -1, t.bytes = (int64_t)x->bytes;
             t.start_ns = op.start_ns + llround(x->start_ns * stretch);
-            t.end_ns = t.start_ns + llround(x->ns * stretch);
+            // an all-to-all is the links' time: placed where it falls in a longer row (a
+            // DualPipe pair, where it runs beside the other op's computation), not stretched
+            t.end_ns = t.start_ns + llround(x->ns * (x->kernel == LK_ALLTOALL ? 1 : stretch));
             if (t.end_ns > op.end_ns) t.end_ns = op.end_ns;
             if (t.start_ns > t.end_ns) t.start_ns = t.end_ns;
             rc = timeline_push(&r->tl, &t);

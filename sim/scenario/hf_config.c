@@ -1,7 +1,9 @@
 /* sim/scenario/hf_config.c: reads a Hugging Face config.json (Llama, Mistral, Qwen2, Gemma and
- * Gemma 2) with jansson into [model] key values, checking every field. Not here: mixtures of
- * experts (refused until pipesim models them), sliding-window attention (the window comes back
- * to the scenario parser, which checks it against seq_len), other families (refused). */
+ * Gemma 2; the mixtures of experts Mixtral, Qwen2-MoE and DeepSeek-V3) with jansson into
+ * [model] key values, checking every field. Not here: sliding-window attention (the window
+ * comes back to the scenario parser, which checks it against seq_len), DeepSeek's multi-head
+ * latent attention and multi-token prediction (refused through why_not: the scenario gives
+ * kv_heads, head_dim and layers itself), other families (refused). */
 #include "sim/scenario/hf_config.h"
 
 #include <assert.h>
@@ -28,9 +30,17 @@ static const Family FAMILIES[] = {
     {"qwen2", 0, "silu", 4096, 1},
     {"gemma", 1, "gelu_pytorch_tanh", 0, 0},
     {"gemma2", 1, "gelu_pytorch_tanh", 4096, 0},
+    {"mixtral", 0, "silu", 0, 0},       // MixtralConfig: sliding_window None
+    {"qwen2_moe", 0, "silu", 4096, 1},  // Qwen2MoeConfig
+    {"deepseek_v3", 0, "silu", 0, 0},   // DeepseekV3Config
 };
+/* The families whose expert fields pipesim reads (the others' must say at most 1 expert). */
+static int family_has_experts(const char *type) {
+    return strcmp(type, "mixtral") == 0 || strcmp(type, "qwen2_moe") == 0 ||
+           strcmp(type, "deepseek_v3") == 0;
+}
 #define NFAMILIES (sizeof FAMILIES / sizeof FAMILIES[0])
-#define FAMILY_LIST "llama, mistral, qwen2, gemma and gemma2"
+#define FAMILY_LIST "llama, mistral, qwen2, gemma, gemma2, mixtral, qwen2_moe and deepseek_v3"
 
 /* JSON types a field may have. */
 typedef enum {
@@ -95,22 +105,40 @@ static const Field FIELDS[] = {
     {"final_logit_softcapping", J_ANY, NULL},
     {"query_pre_attn_scalar", J_ANY, NULL},   // Gemma 2: the softmax scale
     {"cache_implementation", J_ANY, NULL},
-    // mixture of experts
-    {"num_local_experts", J_EXPERTS, NULL},   // Mixtral
-    {"num_experts", J_EXPERTS, NULL},         // Qwen2-MoE
-    {"n_routed_experts", J_EXPERTS, NULL},    // DeepSeek
-    {"n_shared_experts", J_ANY, NULL},
-    {"num_experts_per_tok", J_ANY, NULL},
-    {"moe_intermediate_size", J_ANY, NULL},
-    {"shared_expert_intermediate_size", J_ANY, NULL},
-    {"first_k_dense_replace", J_ANY, NULL},
-    {"moe_layer_freq", J_ANY, NULL},
-    {"decoder_sparse_step", J_ANY, NULL},
-    {"mlp_only_layers", J_ANY, NULL},
+    // mixture of experts (emit_moe maps them; only the families of family_has_experts may
+    // have more than one expert)
+    {"num_local_experts", J_EXPERTS, "experts"},   // Mixtral
+    {"num_experts", J_EXPERTS, "experts"},         // Qwen2-MoE
+    {"n_routed_experts", J_EXPERTS, "experts"},    // DeepSeek
+    {"n_shared_experts", J_INT_NULL, "shared_experts"},
+    {"num_experts_per_tok", J_INT_NULL, "experts_per_token"},
+    {"moe_intermediate_size", J_INT_NULL, "expert_ffn_hidden"},
+    {"shared_expert_intermediate_size", J_INT_NULL, NULL}, // Qwen2-MoE: shared_experts of it
+    {"first_k_dense_replace", J_INT_NULL, "first_dense_layers"},
+    {"moe_layer_freq", J_INT_NULL, "moe_layer_freq"},
+    {"decoder_sparse_step", J_INT_NULL, NULL},     // Qwen2-MoE: (i + 1) % step == 0
+    {"mlp_only_layers", J_ANY, NULL},              // Qwen2-MoE: dense layers (a prefix is read)
     {"norm_topk_prob", J_ANY, NULL},
     {"router_aux_loss_coef", J_ANY, NULL},
     {"output_router_logits", J_ANY, NULL},
     {"router_jitter_noise", J_ANY, NULL},
+    {"routed_scaling_factor", J_ANY, NULL},        // DeepSeek: the gate weights' scale
+    {"scoring_func", J_ANY, NULL},                 //   sigmoid gates: elementwise, as softmax
+    {"topk_method", J_ANY, NULL},                  //   group-limited routing: which experts,
+    {"n_group", J_ANY, NULL},                      //   not how many
+    {"topk_group", J_ANY, NULL},
+    {"aux_loss_alpha", J_ANY, NULL},
+    {"seq_aux", J_ANY, NULL},
+    {"ep_size", J_ANY, NULL},                      //   inference's expert parallelism
+    {"quantization_config", J_ANY, NULL},          //   the released FP8 weights' format
+    // DeepSeek's multi-head latent attention and multi-token prediction: refused through
+    // why_not on kv_heads, head_dim and layers, which the scenario may give itself
+    {"q_lora_rank", J_INT_NULL, NULL},
+    {"kv_lora_rank", J_INT_NULL, NULL},
+    {"qk_nope_head_dim", J_INT_NULL, NULL},
+    {"qk_rope_head_dim", J_INT_NULL, NULL},
+    {"v_head_dim", J_INT_NULL, NULL},
+    {"num_nextn_predict_layers", J_INT_NULL, NULL},
 };
 #define NFIELDS (sizeof FIELDS / sizeof FIELDS[0])
 #define SHAPE_FIELDS "num_hidden_layers, hidden_size, num_attention_heads, " \
@@ -197,7 +225,7 @@ static const json_t *get(const json_t *root, const char *name) {
 
 /* Appends one [model] value; value NULL leaves it to why_not. */
 static HfValue *emit(HfConfig *out, const char *key, const char *field, const char *value) {
-    assert(out->n < HF_MAX_VALUES); // map_fields emits at most one value per [model] key: 14
+    assert(out->n < HF_MAX_VALUES); // map_fields emits at most one value per [model] key: 20
     HfValue *v = &out->v[out->n++];
     *v = (HfValue){.key = key, .field = field};
     if (value) snprintf(v->value, sizeof v->value, "%s", value);
@@ -274,19 +302,23 @@ static int64_t window_of(const json_t *root, const Family *fam) {
     return window;
 }
 
-/* Checks every field of root, the expert counts first (a mixture of experts is named as
- * such, whatever other fields of its family come before); returns 0 or 2 with err set. */
+/* Checks every field of root, the expert counts first (a mixture of experts outside the
+ * families whose expert fields pipesim reads is named as such, whatever other fields of its
+ * family come before); returns 0 or 2 with err set. */
 static int check_fields(const json_t *root, const char *shown, char *err) {
     const char *name;
     json_t *v;
+    const json_t *t = get(root, "model_type");
+    int moe_family = t && json_is_string(t) && family_has_experts(json_string_value(t));
     for (size_t i = 0; i < NFIELDS; i++) {
         v = json_object_get(root, FIELDS[i].name);
         if (FIELDS[i].kind != J_EXPERTS || !v) continue;
         if (check_type(shown, FIELDS[i].name, J_EXPERTS, v, err)) return 2;
-        if (json_is_integer(v) && json_integer_value(v) > 1)
-            return say(err, "%s: %s = %lld makes this a mixture of experts; MoE is not "
-                       "modelled yet (pipesim prices dense layers), so use a dense model's "
-                       "config or write its [model] keys by hand", shown, FIELDS[i].name,
+        if (json_is_integer(v) && json_integer_value(v) > 1 && !moe_family)
+            return say(err, "%s: %s = %lld makes this a mixture of experts, which pipesim "
+                       "reads from mixtral, qwen2_moe and deepseek_v3 configs only; give "
+                       "that model_type, or write the [model] keys (experts, "
+                       "experts_per_token, ...) in the scenario", shown, FIELDS[i].name,
                        (long long)json_integer_value(v));
     }
     json_object_foreach((json_t *)root, name, v) { // the file's order: the first bad one is named
@@ -317,13 +349,103 @@ static const Family *family_of(const json_t *root, const char *shown, char *err)
     return NULL;
 }
 
+/* A value pipesim cannot take from the config: key from field, refused with why. */
+static void emit_refused(HfConfig *out, const char *key, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void emit_refused(HfConfig *out, const char *key, const char *field, const char *fmt, ...) {
+    HfValue *v = emit(out, key, field, NULL);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->why_not, sizeof v->why_not, fmt, ap);
+    va_end(ap);
+}
+
+static long long int_of(const json_t *root, const char *name) {
+    const json_t *v = get(root, name);
+    return v ? (long long)json_integer_value(v) : 0;
+}
+
+/* The MoE keys of the three families (DeepseekV3Config, MixtralConfig, Qwen2MoeConfig):
+ * Mixtral's experts are intermediate_size wide; Qwen2-MoE's one shared expert of
+ * shared_expert_intermediate_size is shared_experts of moe_intermediate_size (the same
+ * matrices stacked; its sigmoid gate, h parameters, is left out), its mlp_only_layers read
+ * when they are the first layers; DeepSeek's layer i is MoE when i >= first_k_dense_replace and
+ * i % moe_layer_freq == 0, pipesim's rule. */
+static void emit_moe(HfConfig *out, const json_t *root, const Family *fam) {
+    const char *ef = strcmp(fam->type, "mixtral") == 0 ? "num_local_experts"
+                     : strcmp(fam->type, "qwen2_moe") == 0 ? "num_experts" : "n_routed_experts";
+    if (int_of(root, ef) <= 1) return; // a dense model
+    emit_int(out, root, ef, "experts");
+    emit_int(out, root, "num_experts_per_tok", "experts_per_token");
+    if (strcmp(fam->type, "deepseek_v3") == 0) emit_int(out, root, "n_shared_experts", "shared_experts");
+    long long fe = int_of(root, "moe_intermediate_size"), sie = int_of(root, "shared_expert_intermediate_size");
+    if (strcmp(fam->type, "qwen2_moe") == 0 && sie > 0) {
+        char text[32];
+        snprintf(text, sizeof text, "%lld", fe > 0 ? sie / fe : 0);
+        if (fe > 0 && sie % fe == 0) emit(out, "shared_experts", "shared_expert_intermediate_size", text);
+        else
+            emit_refused(out, "shared_experts", "shared_expert_intermediate_size",
+                         "shared_expert_intermediate_size = %lld is not a multiple of "
+                         "moe_intermediate_size = %lld, and pipesim's shared experts are "
+                         "expert_ffn_hidden wide; give [model] shared_experts (the nearest "
+                         "whole number of experts)", sie, fe);
+    }
+    if (strcmp(fam->type, "mixtral") == 0) emit_int(out, root, "intermediate_size", "expert_ffn_hidden");
+    else emit_int(out, root, "moe_intermediate_size", "expert_ffn_hidden");
+    if (strcmp(fam->type, "deepseek_v3") == 0) {
+        emit_int(out, root, "first_k_dense_replace", "first_dense_layers");
+        emit_int(out, root, "moe_layer_freq", "moe_layer_freq");
+    }
+    if (strcmp(fam->type, "qwen2_moe") == 0) {
+        const json_t *dense = get(root, "mlp_only_layers");
+        size_t n = json_is_array(dense) ? json_array_size(dense) : 0, i;
+        json_t *e;
+        int prefix = 1;
+        json_array_foreach(dense, i, e) prefix &= json_is_integer(e) && json_integer_value(e) == (json_int_t)i;
+        char text[32];
+        snprintf(text, sizeof text, "%zu", n);
+        if (dense && !json_is_array(dense)) prefix = 0;
+        if (prefix && n) emit(out, "first_dense_layers", "mlp_only_layers", text);
+        else if (!prefix)
+            emit_refused(out, "first_dense_layers", "mlp_only_layers", "mlp_only_layers is not "
+                         "the list of the first layers [0, 1, ..., k-1], the only dense layers "
+                         "pipesim places; give [model] first_dense_layers and moe_layer_freq");
+        long long step = int_of(root, "decoder_sparse_step");
+        if (step > 1)
+            emit_refused(out, "moe_layer_freq", "decoder_sparse_step", "decoder_sparse_step = "
+                         "%lld makes layer i sparse when (i + 1) %% %lld == 0, and pipesim's MoE "
+                         "layers are those with i %% moe_layer_freq == 0; give [model] "
+                         "moe_layer_freq and first_dense_layers for the nearest layout", step, step);
+    }
+}
+
 /* Fills out from a checked root. */
 static void map_fields(const json_t *root, const Family *fam, HfConfig *out) {
-    emit_int(out, root, "num_hidden_layers", "layers");
+    long long mtp = int_of(root, "num_nextn_predict_layers");
+    if (mtp > 0)
+        emit_refused(out, "layers", "num_nextn_predict_layers", "num_nextn_predict_layers = %lld: "
+                     "DeepSeek's multi-token prediction (%lld more layer(s) and an LM head in "
+                     "training) is not modelled; give [model] layers = %lld to simulate the "
+                     "main model without it", mtp, mtp, int_of(root, "num_hidden_layers"));
+    else emit_int(out, root, "num_hidden_layers", "layers");
     emit_int(out, root, "hidden_size", "hidden");
     emit_int(out, root, "num_attention_heads", "heads");
-    emit_int(out, root, "num_key_value_heads", "kv_heads"); // absent or null: heads
-    emit_int(out, root, "head_dim", "head_dim");            // absent or null: hidden / heads
+    if (get(root, "kv_lora_rank") || get(root, "q_lora_rank")) { // DeepSeek's MLA
+        const char *why = "DeepSeek's multi-head latent attention (q_lora_rank = %lld, "
+                          "kv_lora_rank = %lld, heads of %lld + %lld rotary dims, values of %lld) "
+                          "is not modelled; give [model] kv_heads and head_dim of a grouped-query "
+                          "attention with as many projection parameters (DeepSeek-V3: kv_heads = 8, "
+                          "head_dim = 96, scenarios/deepseek-v3.scn)";
+        emit_refused(out, "kv_heads", "kv_lora_rank", why, int_of(root, "q_lora_rank"),
+                     int_of(root, "kv_lora_rank"), int_of(root, "qk_nope_head_dim"),
+                     int_of(root, "qk_rope_head_dim"), int_of(root, "v_head_dim"));
+        emit_refused(out, "head_dim", "kv_lora_rank", why, int_of(root, "q_lora_rank"),
+                     int_of(root, "kv_lora_rank"), int_of(root, "qk_nope_head_dim"),
+                     int_of(root, "qk_rope_head_dim"), int_of(root, "v_head_dim"));
+    } else {
+        emit_int(out, root, "num_key_value_heads", "kv_heads"); // absent or null: heads
+        emit_int(out, root, "head_dim", "head_dim");            // absent or null: hidden / heads
+    }
     emit_int(out, root, "vocab_size", "vocab");
     emit_int(out, root, "intermediate_size", "ffn_hidden");
     emit_mlp(out, root, fam);
@@ -346,6 +468,7 @@ static void map_fields(const json_t *root, const Family *fam, HfConfig *out) {
         snprintf(text, sizeof text, "%.17g", json_number_value(drop));
         emit(out, "dropout", "attention_dropout", text);
     }
+    emit_moe(out, root, fam);
     snprintf(out->model_type, sizeof out->model_type, "%s", fam->type);
     const json_t *maxpos = get(root, "max_position_embeddings");
     out->max_position = maxpos ? (int64_t)json_integer_value(maxpos) : 0;

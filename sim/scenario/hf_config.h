@@ -1,5 +1,5 @@
 /* sim/scenario/hf_config.h: a Hugging Face config.json of the Llama, Mistral, Qwen2 or Gemma
- * families read into the [model] keys it implies. This file only reads and checks the JSON;
+ * families, or of the mixtures of experts Mixtral, Qwen2-MoE and DeepSeek-V3, read into the [model] keys it implies. This file only reads and checks the JSON;
  * which value wins (the scenario's keys over the config's over the defaults) is the scenario
  * parser's business (scenario.c). No printing: errors come back as one line in err. */
 #ifndef PIPESIM_HF_CONFIG_H
@@ -10,7 +10,7 @@
 
 #include "sim/scenario/scenario.h"
 
-#define HF_MAX_VALUES 16
+#define HF_MAX_VALUES 24
 #define HF_FILE_MAX (1024 * 1024) // bytes; a config.json is about 1 KiB
 
 /* One [model] key as the config gives it. */
@@ -37,7 +37,7 @@ typedef struct {
  * the file cannot be read (err: "cannot read 'SHOWN': reason", for the caller to place); 2 for
  * bad input, with err one line "SHOWN: what is wrong; what would be right" ("SHOWN:LINE:COL:
  * ..." for malformed JSON): an unknown field, a field of the wrong JSON type, a mixture of
- * experts (not modelled yet), a model_type other than the five above. */
+ * experts outside mixtral, qwen2_moe and deepseek_v3, a model_type other than the eight. */
 int hf_config_read(const char *path, const char *shown, HfConfig *out, char err[SCN_ERR_MAX]);
 
 /* hf_config_parse is hf_config_read on n bytes already in memory (any bytes: a NUL or more

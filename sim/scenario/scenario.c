@@ -163,6 +163,14 @@ static const KeyDef KEYS[] = {
     {"model", "recompute", T_RECOMPUTE, F(model.recompute), "none", false, 0, 0, 0, "selective"},
     {"model", "optimizer", T_OPTIMIZER, F(model.optimizer), "adam", false, 0, 0, 0, "adam"},
     {"model", "dropout", T_DOUBLE, F(model.dropout), "0", false, 0, 0.95, 0, "0.1"},
+    {"model", "experts", T_INT, F(model.experts), "0", false, 0, 1 << 16, 0, "256"},
+    {"model", "experts_per_token", T_INT, F(model.experts_per_token), "0", false, 0, 1 << 16, 0, "8"},
+    {"model", "shared_experts", T_INT, F(model.shared_experts), "0", false, 0, 1 << 16, 0, "1"},
+    {"model", "expert_ffn_hidden", T_INT, F(model.expert_ffn_hidden), NULL, false, 1, 1 << 24, 0, "2048"}, // ffn_hidden
+    {"model", "first_dense_layers", T_INT, F(model.first_dense_layers), "0", false, 0, 1e5, 0, "3"},
+    {"model", "moe_layer_freq", T_INT, F(model.moe_layer_freq), "1", false, 1, 1e5, 0, "1"},
+    {"model", "capacity_factor", T_DOUBLE, F(model.capacity_factor), "0", false, 0, 1e4, 0, "1.25"},
+    {"model", "expert_hot_share", T_DOUBLE, F(model.expert_hot_share), "0", false, 0, 1, 0, "0.01"},
     {"model", "hf_config", T_PATH, F(hf_config), NULL, false, 0, 0, 0, "llama3-8b.json"}, // none
     {"batch", "micro_batch_size", T_INT, F(batch.micro_batch_size), "1", false, 1, 1 << 16, 0, "1"},
     {"batch", "micro_batches", T_INT, F(batch.micro_batches), NULL, true, 1, SCN_MAX_MICRO_BATCHES, 0, "32"},
@@ -180,6 +188,9 @@ static const KeyDef KEYS[] = {
     {"parallel", "sequence", T_BOOL, F(parallel.sequence), "false", false, 0, 0, 0, "true"},
     {"parallel", "zero", T_INT, F(parallel.zero), "0", false, 0, 3, 0, "1"},
     {"parallel", "context", T_INT, F(parallel.context), "1", false, 1, 1 << 16, 0, "16"},
+    {"parallel", "expert", T_INT, F(parallel.expert), "1", false, 1, 1 << 16, 0, "64"},
+    {"parallel", "expert_node_limit", T_INT, F(parallel.expert_node_limit), "0", false, 0, 1 << 16, 0, "4"},
+    {"parallel", "expert_comm_sms", T_INT, F(parallel.expert_comm_sms), "20", false, 0, 1 << 20, 0, "20"},
     {"hardware", "gpu", T_GPU, F(hw.gpu), NULL, false, 0, 0, 0, "h100"}, // none
     {"hardware", "peak_tflops", T_DOUBLE, F(hw.peak_tflops), NULL, false, 0, 1e6, RANGE_OPEN_LO, "989"}, // preset
     {"hardware", "cost_model", T_COST_MODEL, F(hw.cost_model), "roofline", false, 0, 0, 0, "roofline"},
@@ -983,6 +994,7 @@ static void fill_derived(Parser *P) {
     Scenario *s = P->s;
     if (!GIVEN(P, "model", "name")) default_name(P->name, s->model.name);
     if (!GIVEN(P, "model", "ffn_hidden")) s->model.ffn_hidden = 4 * s->model.hidden;
+    if (!GIVEN(P, "model", "expert_ffn_hidden")) s->model.expert_ffn_hidden = s->model.ffn_hidden;
     s->parallel.sequence_given = GIVEN(P, "parallel", "sequence");
     if (!GIVEN(P, "model", "kv_heads")) s->model.kv_heads = s->model.heads;
     if (!GIVEN(P, "model", "head_dim") && s->model.heads > 0)
@@ -1188,6 +1200,79 @@ static int check_model(Parser *P) {
         return fail(P, blame(P, w, 4, "batch.micro_batch_size", "model.seq_len", "model.hidden", "model.dtype"),
                     "one activation (micro_batch_size x seq_len x hidden) would be %.3g bytes; "
                     "at most 2^50", act);
+    return 1;
+}
+
+/* Mixture of experts: the MoE keys need experts > 0, and then must describe a routing that
+ * exists; expert parallelism splits experts and data ranks evenly. */
+static int64_t gcd64(int64_t a, int64_t b) {
+    while (b) {
+        int64_t r = a % b;
+        a = b, b = r;
+    }
+    return a;
+}
+
+static int check_moe(Parser *P) {
+    char w[WHERE_MAX];
+    const Scenario *s = P->s;
+    const ScnModel *m = &s->model;
+    int64_t E = m->experts, e = s->parallel.expert, d = s->parallel.data;
+    if (E == 0) {
+        static const char *const NEED[] = {"model.experts_per_token", "model.shared_experts",
+                                           "model.first_dense_layers", "model.capacity_factor",
+                                           "model.expert_hot_share", "parallel.expert",
+                                           "parallel.expert_node_limit"};
+        const char *bad = m->experts_per_token ? NEED[0] : m->shared_experts ? NEED[1]
+                          : m->first_dense_layers ? NEED[2] : m->capacity_factor > 0 ? NEED[3]
+                          : m->expert_hot_share > 0 ? NEED[4] : e > 1 ? NEED[5]
+                          : s->parallel.expert_node_limit ? NEED[6] : NULL;
+        if (bad)
+            return fail(P, blame(P, w, 2, bad, "model.experts"),
+                        "%s is a mixture-of-experts key, but experts = 0 (every layer dense); "
+                        "give experts = the routed experts per MoE layer (e.g. 8), or remove "
+                        "it", strchr(bad, '.') + 1);
+        return 1;
+    }
+    if (m->experts_per_token < 1 || m->experts_per_token > E)
+        return fail(P, blame(P, w, 2, "model.experts_per_token", "model.experts"),
+                    "experts_per_token = %lld with experts = %lld; each token is routed to "
+                    "top-k of the experts, so give 1 <= experts_per_token <= %lld (Mixtral 2, "
+                    "DeepSeek-V3 8)", (long long)m->experts_per_token, (long long)E, (long long)E);
+    if (scenario_moe_layers(m, 0, m->layers) == 0)
+        return fail(P, blame(P, w, 3, "model.first_dense_layers", "model.moe_layer_freq", "model.layers"),
+                    "first_dense_layers = %lld and moe_layer_freq = %lld leave no MoE layer "
+                    "among the %lld layers; use first_dense_layers < layers (DeepSeek-V3: 3 of "
+                    "61) or experts = 0", (long long)m->first_dense_layers,
+                    (long long)m->moe_layer_freq, (long long)m->layers);
+    if (m->expert_hot_share > 0 && m->expert_hot_share * (double)E < 1 - 1e-9)
+        return fail(P, blame(P, w, 2, "model.expert_hot_share", "model.experts"),
+                    "expert_hot_share = %g is below the balanced share 1/experts = %g; the "
+                    "hottest expert takes at least 1/%lld of the tokens, so give 0 (balanced) "
+                    "or a share in [%g, 1]", m->expert_hot_share, 1.0 / (double)E,
+                    (long long)E, 1.0 / (double)E);
+    if (s->parallel.tensor > 1)
+        return fail(P, blame(P, w, 2, "parallel.tensor", "model.experts"),
+                    "tensor = %lld with experts = %lld: pipesim does not split experts by "
+                    "tensor parallelism (DeepSeek-V3 trains with none); use tensor = 1 and "
+                    "expert parallelism (parallel.expert)", (long long)s->parallel.tensor,
+                    (long long)E);
+    if (E % e != 0 || d % e != 0)
+        return fail(P, blame(P, w, 3, "parallel.expert", "model.experts", "parallel.data"),
+                    "expert = %lld must divide experts = %lld (each rank holds experts / e) "
+                    "and data = %lld (the e ranks are data-parallel ranks); use e.g. expert "
+                    "= %lld", (long long)e, (long long)E, (long long)d,
+                    (long long)divisor_below(gcd64(E, d), e));
+    if (e > 1 && s->hw.cost_model == COST_FLAT)
+        return fail(P, blame(P, w, 2, "parallel.expert", "hardware.cost_model"),
+                    "expert = %lld is priced by the roofline's kernels (the all-to-all of "
+                    "every MoE layer), but cost_model = flat; use cost_model = roofline or "
+                    "expert = 1", (long long)e);
+    if (s->hw.sms > 0 && s->parallel.expert_comm_sms >= s->hw.sms)
+        return fail(P, blame(P, w, 2, "parallel.expert_comm_sms", "hardware.sms"),
+                    "expert_comm_sms = %lld leaves no SM of the %lld for computation; use "
+                    "fewer (DeepSeek-V3: 20 of 132)", (long long)s->parallel.expert_comm_sms,
+                    (long long)s->hw.sms);
     return 1;
 }
 
@@ -1551,7 +1636,7 @@ static int validate(Parser *P) {
     // The schedule speaks before the partition: "1f1b runs one chunk" beats "40 layers do not
     // split into 16 stages" when chunks = 2 was the mistake.
     return check_required(P) && resolve_numbered(P) && check_cost_model(P) && check_costs(P) && check_model(P) &&
-           check_schedule(P) && check_partition(P) && check_parallel(P) && check_variability(P);
+           check_schedule(P) && check_partition(P) && check_parallel(P) && check_moe(P) && check_variability(P);
 }
 
 /* ---- public ------------------------------------------------------------------------------- */

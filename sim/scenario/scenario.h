@@ -61,6 +61,23 @@ typedef struct {
     Recompute recompute;
     Optimizer optimizer;
     double dropout;     // probability of the attention and hidden dropouts, [0, 1); default 0
+    // Mixture of experts (layer_ops.h has what an MoE layer runs; 0 experts: every layer dense).
+    // Layer i (0-based) is an MoE layer when experts > 0, i >= first_dense_layers and
+    // i % moe_layer_freq == 0 (DeepSeek-V3's and Qwen-MoE's rule); its MLP is a router over
+    // `experts` routed experts of which each token takes experts_per_token (top-k), plus
+    // shared_experts that every token takes, each expert an MLP of expert_ffn_hidden (the
+    // model's mlp kind). The other layers keep the dense MLP of ffn_hidden.
+    int64_t experts;            // E, routed experts per MoE layer; default 0 (dense)
+    int64_t experts_per_token;  // k, top-k; 1..E, required with experts > 0
+    int64_t shared_experts;     // default 0
+    int64_t expert_ffn_hidden;  // default ffn_hidden
+    int64_t first_dense_layers; // default 0
+    int64_t moe_layer_freq;     // default 1
+    double capacity_factor;     // 0 (default): dropless; > 0: every expert computes exactly
+                                //   capacity_factor x its balanced share of tokens (padded,
+                                //   the excess dropped: GShard, Switch)
+    double expert_hot_share;    // the hottest expert's share of the routed tokens, [1/E, 1];
+                                //   0 (default): balanced, 1/E
 } ScnModel;
 
 typedef struct {
@@ -157,6 +174,16 @@ typedef struct {
                          //   (2c chunks, rank i taking chunks i and 2c - 1 - i, so causal
                          //   attention's work is even), keys and values all-gathered as in
                          //   the Llama 3 report; default 1
+    int64_t expert;      // e, expert parallelism: each MoE layer's E experts spread over e of
+                         //   the d data-parallel ranks (consecutive data ranks: GPUs c t
+                         //   apart), E/e each, tokens dispatched and combined by all-to-all;
+                         //   divides d and E; default 1
+    int64_t expert_node_limit; // DeepSeek-V3's node-limited routing: a token goes to at most
+                         //   this many nodes, once over the network to each, then over NVLink
+                         //   to its experts there (cost.h); 0 (default): every routed copy
+                         //   sent on its own (Megatron-LM's all-to-all)
+    int64_t expert_comm_sms; // SMs the all-to-all takes from computation while DualPipe's F&B
+                         //   pairs overlap it (DeepSeek-V3: 20 of 132); default 20
 } ScnParallel;
 
 typedef struct {
@@ -288,6 +315,20 @@ static inline int64_t scenario_head_dim(const ScnModel *m) {
 }
 static inline int64_t scenario_attn_width(const ScnModel *m) {
     return m->heads * scenario_head_dim(m);
+}
+/* Mixture of experts: whether layer i is an MoE layer, how many of the n layers from `first`
+ * are, and e (1 when not set). */
+static inline int scenario_is_moe_layer(const ScnModel *m, int64_t i) {
+    int64_t freq = m->moe_layer_freq > 1 ? m->moe_layer_freq : 1;
+    return m->experts > 0 && i >= m->first_dense_layers && i % freq == 0;
+}
+static inline int64_t scenario_moe_layers(const ScnModel *m, int64_t first, int64_t n) {
+    int64_t k = 0;
+    for (int64_t i = first; m->experts > 0 && i < first + n; i++) k += scenario_is_moe_layer(m, i);
+    return k;
+}
+static inline int64_t scenario_expert(const Scenario *s) {
+    return s->parallel.expert > 1 ? s->parallel.expert : 1;
 }
 /* d and t, read as 1 when not set (a Scenario built by hand, zeroed), and the devices in
  * all, p x d x t. */

@@ -193,8 +193,15 @@ static int add_schedule(PointList *l, const Scenario *s, const Schedule *sc, Sea
             int shards = c.data * c.context > 1; // ZeRO shards over the d c GPUs
             for (int z = 0; z < (shards ? nz : 1); z++) {
                 c.zero = shards ? zero[z] : 0;
-                int rc = point_add(l, &c);
-                if (rc) return rc;
+                // an MoE model: each power of two e dividing experts and d (0: dense, none)
+                int64_t E = s->model.experts;
+                for (int64_t e = E > 0 ? 1 : 0; e <= (E > 0 ? c.data : 0); e = e ? 2 * e : 1) {
+                    if (E > 0 && (E % e || c.data % e)) continue;
+                    c.expert = (int32_t)e;
+                    int rc = point_add(l, &c);
+                    if (rc) return rc;
+                    if (!e) break;
+                }
             }
         }
     }
@@ -215,7 +222,8 @@ int search_enumerate(const Scenario *s, const SearchSpace *sp, SearchPoint **out
         if (sp->gpus % cp) continue;
         for (int64_t t = 1; rc == 0 && t <= s->hw.gpus_per_node && t <= G; t *= 2) {
             if (s->model.heads % t || scenario_kv_heads(&s->model) % t ||
-                s->model.ffn_hidden % t || s->hw.gpus_per_node % t || G % t)
+                s->model.ffn_hidden % t || s->hw.gpus_per_node % t || G % t ||
+                (s->model.experts > 0 && t > 1))
                 continue;
             for (int64_t p = 1; rc == 0 && p <= G / t && p <= SCN_MAX_STAGES; p++) {
                 int64_t d = G / t / p;
@@ -270,6 +278,7 @@ int search_point_sets(const SearchConfig *c, char sets[SEARCH_NSETS][SEARCH_SET_
     SET("parallel.sequence=%s", c->sequence ? "true" : "false");
     SET("parallel.zero=%d", c->zero);
     SET("parallel.context=%d", c->context > 1 ? c->context : 1);
+    if (c->expert > 0) SET("parallel.expert=%d", c->expert);
 #undef SET
     return k;
 }
@@ -455,12 +464,14 @@ static void config_text(const SearchConfig *c, char *buf, size_t len) {
     if (c->zero && n > 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, " zero=%d", c->zero);
     if (c->context > 1 && n > 0 && (size_t)n < len)
-        snprintf(buf + n, len - (size_t)n, " c=%d", c->context);
+        n += snprintf(buf + n, len - (size_t)n, " c=%d", c->context);
+    if (c->expert > 1 && n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, " e=%d", c->expert);
 }
 
 /* The keys where b differs from a, as "p=8 (winner 4), ...". */
 static void config_diff(const SearchConfig *a, const SearchConfig *b, char *buf, size_t len) {
-    char x[11][48];
+    char x[12][48];
     int k = 0;
     if (strcmp(a->schedule, b->schedule)) snprintf(x[k++], 48, "schedule %s", b->schedule);
 #define DIFF(field, name)                                                                      \
@@ -477,6 +488,7 @@ static void config_diff(const SearchConfig *a, const SearchConfig *b, char *buf,
     DIFF(micro_batches, "m");
     DIFF(zero, "zero");
     DIFF(context, "c");
+    DIFF(expert, "e");
 #undef DIFF
     if (a->recompute != b->recompute)
         snprintf(x[k++], 48, "recompute %s (not %s)", recompute_name(b->recompute),
@@ -534,7 +546,7 @@ static const char *deciding(const SearchPoint *w, const SearchPoint *r, double *
 
 static void why_one(FILE *f, const Scenario *s, const SearchPoint *w, const SearchPoint *r,
                     int rank) {
-    char diff[576]; // up to 10 differences of at most 48 bytes with separators
+    char diff[640]; // up to 12 differences of at most 48 bytes with separators
     double cw, bw, ow, cr, br, orr;
     split(w, &cw, &bw, &ow);
     split(r, &cr, &br, &orr);
@@ -561,7 +573,8 @@ static void why_one(FILE *f, const Scenario *s, const SearchPoint *w, const Sear
 static int same_but(const SearchConfig *a, const SearchConfig *b, int zero) {
     return strcmp(a->schedule, b->schedule) == 0 && a->stages == b->stages &&
            a->chunks == b->chunks && a->data == b->data && a->tensor == b->tensor &&
-           a->context == b->context && a->micro_batch_size == b->micro_batch_size &&
+           a->context == b->context && a->expert == b->expert &&
+           a->micro_batch_size == b->micro_batch_size &&
            a->micro_batches == b->micro_batches && (zero ? a->recompute == b->recompute && a->zero != b->zero
                  : a->recompute != b->recompute && a->zero == b->zero);
 }
@@ -665,17 +678,21 @@ void search_report(FILE *f, const char *path, const char *const *base_sets, int 
             "gradients + optimizer state over %g GiB), %zu after (simulated peak over %g GiB), "
             "%zu invalid\n", n, c[SEARCH_OK], c[SEARCH_STATIC], s->hw.memory_gib,
             c[SEARCH_MEMORY], s->hw.memory_gib, c[SEARCH_INVALID]);
+    int moe = s->model.experts > 0; // an MoE model's table has e
     fprintf(f, "# rank  tokens_per_s  tflops_per_gpu  mfu_%%  bubble_%%  peak_gib  memory_gib  "
-            "iteration_ms  schedule        p   v   d   t  sp     b     m  recompute  zero    c\n");
+            "iteration_ms  schedule        p   v   d   t  sp     b     m  recompute  zero    c%s\n",
+            moe ? "    e" : "");
     for (size_t k = 0; k < nrank && k < top; k++) {
         const SearchPoint *p = &pts[order[k]];
         fprintf(f, "%6zu %13.0f %15.1f %6.2f %9.2f %9.2f %11g %13.3f  %-13s %3d %3d %3d %3d "
-                "%3s %5lld %5lld  %-9s %5d %4d\n", k + 1, p->tokens_per_s, p->tflops_per_gpu, 100 * p->mfu,
+                "%3s %5lld %5lld  %-9s %5d %4d", k + 1, p->tokens_per_s, p->tflops_per_gpu, 100 * p->mfu,
                 100 * p->bubble_rate, p->peak_gib, s->hw.memory_gib, p->makespan_ms,
                 p->cfg.schedule, p->cfg.stages, p->cfg.chunks, p->cfg.data, p->cfg.tensor,
                 p->cfg.sequence ? "on" : "-",
                 (long long)p->cfg.micro_batch_size, (long long)p->cfg.micro_batches,
                 recompute_name(p->cfg.recompute), p->cfg.zero, p->cfg.context);
+        if (moe) fprintf(f, " %4d", p->cfg.expert);
+        fputc('\n', f);
     }
     if (nrank == 0) {
         fprintf(f, "# nothing fits in %g GiB; use more GPUs or a smaller global batch\n",
@@ -725,6 +742,7 @@ int search_report_json(FILE *f, const char *path, const char *const *base_sets, 
                               "static_gib", number(p->static_gib), "iteration_ms",
                               number(p->makespan_ms), "allreduce_exposed_ms",
                               number(p->allreduce_exposed_ms), "sets", set ? set : json_array());
+        if (o && p->cfg.expert > 0) json_object_set_new(o, "expert", json_integer(p->cfg.expert));
         rc = o ? json_array_append_new(best, o) : -1;
     }
     if (rc == 0)

@@ -14,7 +14,7 @@
 #include "sim/model/cost.h"
 #include "sim/scenario/scenario.h"
 
-#define SEARCH_NSETS 13   // --set overrides one point adds to the user's
+#define SEARCH_NSETS 14   // --set overrides one point adds to the user's (at most)
 #define SEARCH_SET_MAX 80 // bytes of one of them
 #define SEARCH_MAX_POINTS 200000
 
@@ -40,6 +40,8 @@ typedef struct {
     int32_t context;           // c, context-parallel GPUs per (stage, tensor rank), >= 1
     int sequence;              // sequence parallelism: the scenario's when it gives one, else
                                //   on whenever t > 1 (and t divides b s)
+    int32_t expert;            // e, expert parallelism of an MoE model (>= 1); 0: a dense model
+                               //   (no parallel.expert set)
 } SearchConfig;
 
 /* One point and what simulating it gave. Metrics are those of one iteration; tokens_per_s
@@ -82,8 +84,9 @@ typedef struct {
 
 /* search_enumerate lists every point of the space for the scenario base (already loaded with
  * the user's overrides), in a fixed order: context, tensor, stages, micro_batch_size, schedule,
- * chunks, recompute, zero, each ascending (schedules in table order, zero and context as
- * listed). Rules: t a power of two that divides heads and gpus_per_node; c with 2c dividing
+ * chunks, recompute, zero, expert, each ascending (schedules in table order, zero and context
+ * as listed). An MoE model (experts > 0) is searched with t = 1 only (pipesim does not split
+ * experts by t) and every power of two e dividing both experts and d. Rules: t a power of two that divides heads and gpus_per_node; c with 2c dividing
  * seq_len; p x d x t x c = gpus; d x m x b = global batch; v as each schedule's
  * own validate accepts (1 .. layers / p tried); at least one layer per stage of a model copy
  * (partition = balanced). Returns 0 with *out (malloc'd, *n points, all pending), or 2 with a
