@@ -53,6 +53,17 @@ fig predicted gpt13b-dualpipe-timeline timeline "$run"
 # scaling: data parallelism 1 to 8 (8 to 64 GPUs), 1F1B and ZB-H1 (sweep 3)
 psim --sweep parallel.data=1,2,4,8 --sweep pipeline.schedule=1f1b,zb-h1 "$scn"
 fig predicted gpt13b-scaling scaling 3
+# one DualPipe F&B pair of DeepSeek-V3 on device 3: each micro-batch's all-to-alls (expert
+# stream) beside the other's computation; the window is the 21st fused pair there, 2 ms around
+psim "$root/scenarios/deepseek-v3.scn"
+run=$(sqlite3 -readonly "$db" "select max(id) from runs")
+win=$(sqlite3 -readonly -separator ' ' "$db" "select (a.start_ns - 2000000) / 1e6, (a.end_ns + 2000000) / 1e6
+    from ops a join ops b on b.run_id = a.run_id and b.device = a.device and b.stream = 'compute'
+    and b.start_ns = a.start_ns and b.end_ns = a.end_ns and b.kind != 'F'
+    where a.run_id = $run and a.device = 3 and a.stream = 'compute' and a.kind = 'F'
+    order by a.start_ns limit 1 offset 20")
+set -- $win
+fig predicted deepseek-v3-dualpipe-pair timeline "$run" --devices 3 --from-ms "$1" --to-ms "$2" --size 1000,250
 # every synchronous schedule's bubble and peak memory against m (its own script, no store)
 if [ "$check" = 1 ]; then
     step sh "$root/plots/schedule_sweep.sh" --data-only "$scn" "$tmp/draw/gpt13b-schedules-m.png" "$bin/psim"

@@ -3,12 +3,14 @@
 #   index 0, compute and optimizer: row xlo xhi ylo yhi kind mb (kind 1 F, 2 B, 3 W, 4 BW,
 #     5 optimizer step; mb -1 for none), times in ms; a fused pair (two compute ops of one
 #     device over the same interval, DualPipe's F&B) is one box split in two halves;
-#   index 1, sends: row xlo xhi;  index 2, data-parallel collectives: row xlo xhi.
+#   index 1, sends: row xlo xhi;  index 2, data-parallel collectives: row xlo xhi;
+#   index 3 and 4, the expert-parallel all-to-alls of forwards and of backwards (B, W, BW):
+#     row xlo xhi, drawn inside the F half and the backward half of the row.
 # -v rows="BLOCK:DEVICE:ROW ..." places devices; t0, t1 (ms) the window, ops clipped to it.
 # -v bins=N > 0 aggregates: each row is cut into N bins and every bin drawn as a column whose
 # segments' heights are the share of the bin each kind kept the device busy (neighbours
 # within 1/8 of each other merged), and sends and collectives closer than a bin
-# are merged. Sends and collectives are drawn at least -v minw ms wide (1.5 px). On stdout: "kinds K..." (the kinds drawn), "sends N", "colls N", "boxes N".
+# are merged. Sends and collectives are drawn at least -v minw ms wide (1.5 px). On stdout: "kinds K..." (the kinds drawn), "sends N", "colls N", "a2a NF NB" (forwards', backwards'), "boxes N".
 BEGIN {
     FS = "\t"
     n = split(rows, rl, " ")
@@ -18,7 +20,7 @@ BEGIN {
     for (i = 1; i <= 4; i++) kind_of[kn[i]] = i
     H = 0.34 # half a row's height
     w = bins > 0 ? (t1 - t0) / bins : 0
-    nbox = 0; nsend = 0; ncoll = 0
+    nbox = 0; nsend = 0; ncoll = 0; na2f = 0; na2b = 0
 }
 {
     key = $1 ":" $2
@@ -43,6 +45,8 @@ BEGIN {
         seg("s", r, s, e)
     } else if ($3 == "allreduce" || $3 == "reduce_scatter" || $3 == "all_gather") {
         seg("c", r, s, e)
+    } else if ($3 == "expert") {
+        seg($4 == "F" ? "f" : "b", r, s, e)
     }
 }
 END {
@@ -52,11 +56,16 @@ END {
     out_segs("s")
     print "" > dat; print "" > dat
     out_segs("c")
+    print "" > dat; print "" > dat
+    out_segs("f")
+    print "" > dat; print "" > dat
+    out_segs("b")
     kinds = ""
     for (k = 1; k <= 5; k++) if (has[k]) kinds = kinds " " k
     print "kinds" kinds
     print "sends " nsend
     print "colls " ncoll
+    print "a2a " na2f " " na2b
     print "boxes " nbox
 }
 function box(r, s, e, lo, hi, k, mb) {
@@ -103,7 +112,7 @@ function emit_col(r, b0, b1,   k, y, h) {
         y += h
     }
 }
-# sends (c = "s") and collectives ("c"), merged when closer than a bin while aggregating
+# sends (c = "s"), collectives ("c") and all-to-alls ("f", "b"), merged when closer than a bin while aggregating
 function seg(c, r, s, e) {
     if (e - s < minw) e = s + minw
     if (bins > 0 && (c, r) in cur_e && s <= cur_e[c, r] + w) { if (e > cur_e[c, r]) cur_e[c, r] = e; return }
@@ -112,9 +121,12 @@ function seg(c, r, s, e) {
 }
 function keep(c, r) {
     segs[c, ++nseg[c]] = r " " sprintf("%.6f %.6f", cur_s[c, r], cur_e[c, r])
-    if (c == "s") nsend++; else ncoll++
+    if (c == "s") nsend++; else if (c == "c") ncoll++; else if (c == "f") na2f++; else na2b++
 }
+# every block starts with a row of no point (NaN), so an empty one still counts as a block and
+# the indices after it keep their numbers (gnuplot reads a run of blank lines as one break)
 function out_segs(c,   i, r) {
+    print "-1 NaN NaN" > dat
     for (i = 1; i <= nrows; i++) { r = row_list[i]; if ((c, r) in cur_e) keep(c, r) }
     for (i = 1; i <= nseg[c]; i++) print segs[c, i] > dat
 }

@@ -1,7 +1,8 @@
 # plots/timeline.gp: a Gantt chart from timeline.awk's data (index 0 boxes "row xlo xhi ylo yhi
-# kind mb", index 1 sends and index 2 collectives "row xlo xhi"), rows from the top, ytl the
+# kind mb", index 1 sends, index 2 collectives, 3 and 4 the all-to-alls of forwards and
+# backwards, "row xlo xhi"), rows from the top, ytl the
 # row labels ("ROW DEVICE ...") of rows (0 .. rows - 1), nblock > 1 names blocks of rows (bl1, bm1: label, middle row),
-# kinds the kinds drawn ("1 2 5": F B W BW optimizer), nsend / ncoll how many bars, agg 1 when
+# kinds the kinds drawn ("1 2 5": F B W BW optimizer), nsend / ncoll / na2f / na2b how many bars, agg 1 when
 # the boxes are aggregated columns (caption says how), t0 t1 the window (ms).
 set xlabel "time (ms)"
 set xrange [t0 : t1]
@@ -53,5 +54,15 @@ if (nsend > 0) {
 }
 if (ncoll > 0) {
     cmd = cmd . "data index 2 using (($2 + $3) / 2):($1 - 0.42):2:3:($1 - 0.45):($1 - 0.39) with boxxyerror lc rgb \"#56B4E9\" fs solid 1.0 noborder title \"gradient collective\", "
+}
+# the all-to-alls (expert stream) as black bars inside the half of the row whose pass they
+# belong to: in a fused pair, one micro-batch's all-to-all beside the other's computation
+if (!exists("na2f")) na2f = 0
+if (!exists("na2b")) na2b = 0
+if (na2f > 0) {
+    cmd = cmd . "data index 3 using (($2 + $3) / 2):($1 - 0.27):2:3:($1 - 0.31):($1 - 0.23) with boxxyerror lc rgb \"#000000\" fs solid 1.0 noborder title \"all-to-all (expert stream)\", "
+}
+if (na2b > 0) {
+    cmd = cmd . "data index 4 using (($2 + $3) / 2):($1 + 0.27):2:3:($1 + 0.23):($1 + 0.31) with boxxyerror lc rgb \"#000000\" fs solid 1.0 noborder " . (na2f > 0 ? "notitle" : "title \"all-to-all (expert stream)\"") . ", "
 }
 eval "plot " . cmd[1 : strlen(cmd) - 2]

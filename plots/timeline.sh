@@ -57,7 +57,7 @@ i=0
 for r in "$@"; do
     i=$((i + 1))
     q "select :b, device, stream, kind, micro_batch, start_ns, end_ns from ops where run_id = :r
-        and stream in ('compute', 'optimizer', 'send', 'allreduce', 'reduce_scatter', 'all_gather')
+        and stream in ('compute', 'optimizer', 'send', 'allreduce', 'reduce_scatter', 'all_gather', 'expert')
         order by device, stream, start_ns" b="$i" r="$r"
 done | awk -v rows="$rowmap" -v t0="$t0" -v t1="$t1" -v bins="$bins" -v dat="$base.dat" \
     -v minw="$(awk -v a="$t0" -v b="$t1" -v px="$px" 'BEGIN { printf "%.9f", 1.5 * (b - a) / px }')" \
@@ -65,6 +65,7 @@ done | awk -v rows="$rowmap" -v t0="$t0" -v t1="$t1" -v bins="$bins" -v dat="$ba
 kinds=$(sed -n 's/^kinds //p' "$tmpdir/tl")
 nsend=$(sed -n 's/^sends //p' "$tmpdir/tl")
 ncoll=$(sed -n 's/^colls //p' "$tmpdir/tl")
+na2f=$(sed -n 's/^a2a \([0-9]*\) .*/\1/p' "$tmpdir/tl") na2b=$(sed -n 's/^a2a [0-9]* //p' "$tmpdir/tl")
 [ -n "$kinds" ] || { rm -f "$base.dat"; die "runs $* have no ops to draw (or none in that window)"; }
 common=$(meta_of title)
 if [ $# = 1 ]; then
@@ -74,5 +75,5 @@ else
 fi
 gpvars="ytl=$(gp_str "$ytics"); nblock=$([ $# -gt 1 ] && echo "$nblock" || echo 0)$blocks"
 draw timeline.gp data:="$base.dat" rows="$rows" t0="$t0" t1="$t1" kinds:="$kinds" \
-    nsend="${nsend:-0}" ncoll="${ncoll:-0}" agg="$([ "$bins" -gt 0 ] && echo 1 || echo 0)" \
+    nsend="${nsend:-0}" ncoll="${ncoll:-0}" na2f="${na2f:-0}" na2b="${na2b:-0}" agg="$([ "$bins" -gt 0 ] && echo 1 || echo 0)" \
     caption:="$caption" subtitle:="$sub" title:="$(fig_title "$t")"

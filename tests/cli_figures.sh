@@ -10,7 +10,7 @@ fig="$tmp/fig"
 
 # block N FILE: the lines of data block N (0-based; blocks are two blank lines apart), comments out.
 block() { awk -v want="$1" 'BEGIN { b = 0 } /^$/ { if (blank) b++; blank = !blank; next } { blank = 0 }
-    b == want && !/^#/' "$2"; }
+    b == want && !/^#/ && $2 != "NaN"' "$2"; } # (NaN: a block's placeholder row)
 # blocks FILE: how many data blocks FILE holds; heads FILE: each block's "# LABEL" line.
 blocks() { awk '/^$/ { e++; next } END { print e / 2 }' "$1"; }
 heads() { sed -n 's/^# //p' "$1"; }

@@ -53,3 +53,23 @@ got="$(sql "$db" "select count(*) from ops e where stream = 'expert' and not exi
 expect "node-limited routing on a dense model: exit 2" 2 \
     "expert_node_limit is a mixture-of-experts key, but experts = 0" \
     $psim --no-db --set parallel.expert_node_limit=4 scenarios/gpt13b.scn
+
+# the timeline draws the all-to-alls: one DualPipe pair of DeepSeek-V3 on device 3 has as many
+# forward and backward all-to-all bars as the expert rows stored in that window
+mdb="$tmp/moe-tl.db"
+rm -f "$mdb"
+"$psim" --db "$mdb" --quiet scenarios/deepseek-v3.scn 2>/dev/null
+set -- $(sqlite3 -separator ' ' "$mdb" "select a.start_ns, a.end_ns from ops a join ops b on b.run_id = a.run_id
+    and b.device = a.device and b.stream = 'compute' and b.start_ns = a.start_ns and b.end_ns = a.end_ns
+    and b.kind != 'F' where a.run_id = 1 and a.device = 3 and a.stream = 'compute' and a.kind = 'F'
+    order by a.start_ns limit 1 offset 20")
+lo=$1 hi=$2
+want_f=$(sqlite3 "$mdb" "select count(*) from ops where run_id = 1 and device = 3 and stream = 'expert' and kind = 'F' and start_ns >= $lo and end_ns <= $hi")
+want_b=$(sqlite3 "$mdb" "select count(*) from ops where run_id = 1 and device = 3 and stream = 'expert' and kind != 'F' and start_ns >= $lo and end_ns <= $hi")
+"$(dirname "$psim")/pplot" timeline --db "$mdb" --devices 3 --from-ms "$(awk -v x="$lo" 'BEGIN { print x / 1e6 }')" \
+    --to-ms "$(awk -v x="$hi" 'BEGIN { print x / 1e6 }')" --format png --name pair "$tmp/moefig" 1 >/dev/null 2>"$tmp/moefig.err"
+got=$(awk 'BEGIN { b = 0 } /^$/ { if (prev == "") b++; prev = ""; next } { prev = $0; if (b == 3 && $2 != "NaN") f++; if (b == 4 && $2 != "NaN") g++ }
+    END { printf "%d %d", f, g }' "$tmp/moefig/pair.dat" 2>/dev/null)
+if [ "$want_f" -gt 0 ] && [ "$got" = "$want_f $want_b" ] && [ ! -s "$tmp/moefig.err" ] && [ -s "$tmp/moefig/pair.png" ]; then
+    ok "the DualPipe pair's timeline draws its $want_f forward and $want_b backward all-to-alls, gnuplot silent"
+else nok "the DualPipe pair's timeline draws its all-to-alls" "bars $got, expert rows $want_f $want_b" "$(head -c 300 "$tmp/moefig.err")"; fi
