@@ -129,6 +129,26 @@ $(BUILD)/tests/%: tests/%.c tests/cost_fixture.h tests/sim_fixture.h tests/price
 	$(CC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) $(CUDA_INC) -Itests $< $(CUDA_LIB) \
 	    $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a $(LDLIBS) $(BLAS) $(CUDA_LIBS) -lcmocka -o $@
 
+# The CUDA stand-in (tests/cudastub/): the backend's own code, exec/cuda.c, compiled against
+# the stand-in's CUDA, cuBLAS and NCCL headers and linked with its CPU library and layer, into
+# a test binary only (never bin/pexec), with or without nvcc; `make test` runs it.
+STUB_DIR  = $(BUILD)/standin
+STUB_INC  = -Itests/cudastub
+STUB_OBJ  = $(STUB_DIR)/exec/cuda.o $(STUB_DIR)/cudastub.o $(STUB_DIR)/layer_stub.o
+STUB_HDR  = $(wildcard tests/cudastub/*.h)
+$(STUB_DIR)/exec/cuda.o: exec/cuda.c $(STUB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(INC) -DPIPESIM_CUDA $(STUB_INC) -c $< -o $@
+$(STUB_DIR)/%.o: tests/cudastub/%.c $(STUB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(INC) -DPIPESIM_CUDA $(STUB_INC) -c $< -o $@
+$(BUILD)/tests/test_cuda_standin: tests/cudastub/test_standin.c $(STUB_OBJ) $(STUB_HDR) \
+                                  $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(INC) -DPIPESIM_CUDA $(STUB_INC) $< $(STUB_OBJ) \
+	    $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a $(LDLIBS) $(BLAS) -lcmocka -o $@
+TEST_BIN += $(BUILD)/tests/test_cuda_standin
+
 # Unit tests (cmocka, one file per module) and the CLI tests; ends with "N passed, N failed".
 test: all $(TEST_BIN)
 	@sh tests/run.sh $(BUILD)/tests $(BIN)/psim
