@@ -148,10 +148,17 @@ $(BUILD)/tests/test_cuda_standin: tests/cudastub/test_standin.c $(STUB_OBJ) $(ST
 	$(CC) $(WARN) $(CFLAGS) $(INC) -DPIPESIM_CUDA $(STUB_INC) $< $(STUB_OBJ) \
 	    $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a $(LDLIBS) $(BLAS) -lcmocka -o $@
 TEST_BIN += $(BUILD)/tests/test_cuda_standin
+# pexec itself on the stand-in (pexec --backend cuda without a GPU), for the CLI tests and
+# traces/gpu_validate.sh's dry run; a test binary, never installed.
+$(BUILD)/tests/pexec_standin: sim/cli/pexec.c $(STUB_OBJ) $(STUB_HDR) $(BUILD)/libpipexec.a \
+                              $(BUILD)/libpipesim.a
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(INC) -DPIPESIM_CUDA $(STUB_INC) $< $(STUB_OBJ) \
+	    $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a $(LDLIBS) $(BLAS) -o $@
 
 # Unit tests (cmocka, one file per module) and the CLI tests; ends with "N passed, N failed".
-test: all $(TEST_BIN)
-	@sh tests/run.sh $(BUILD)/tests $(BIN)/psim
+test: all $(TEST_BIN) $(BUILD)/tests/pexec_standin
+	@PEXEC_STANDIN=$(BUILD)/tests/pexec_standin sh tests/run.sh $(BUILD)/tests $(BIN)/psim
 
 $(BUILD)/bench_engine: tests/bench_engine.c $(BUILD)/libpipesim.a
 	$(CC) $(WARN) $(CFLAGS) $(INC) $< $(BUILD)/libpipesim.a $(LDLIBS) -o $@

@@ -81,6 +81,7 @@ typedef struct Gpu {
     int32_t cur;                 // whose context is current: part index, nparts primary, -1 unknown
     Rec *recs;
     int64_t nrec, reccap;
+    uint8_t *done;               // [reccap] round_wait: recs[i] completed
     Pend *pend;
     int32_t npend, pendcap;
     ExecSlot *outbox;            // [S m 2] data produced here, waiting for its transfer
@@ -242,8 +243,10 @@ static Rec *rec_new(Gpu *g, int32_t epoch, int64_t op, const TimelineOp *row) {
     if (g->nrec == g->reccap) {
         int64_t cap = g->reccap ? 2 * g->reccap : 256;
         Rec *r = realloc(g->recs, (size_t)cap * sizeof *r);
-        if (!r) return NULL;
-        g->recs = r, g->reccap = cap;
+        if (r) g->recs = r;
+        uint8_t *d = r ? realloc(g->done, (size_t)cap) : NULL;
+        if (!d) return NULL;
+        g->done = d, g->reccap = cap;
     }
     Rec *r = &g->recs[g->nrec];
     *r = (Rec){.a = ev_get(g, epoch), .b = ev_get(g, epoch), .epoch = epoch, .op = op, .row = *row};
@@ -597,7 +600,7 @@ static void cuda_destroy(Exec *ex) {
         if (g->comm) clean ? ncclCommDestroy(g->comm) : ncclCommAbort(g->comm);
         for (int32_t q = 0; g->pools && q <= g->nparts; q++) free(g->pools[q].ev);
         free(g->inputs), free(g->epochs), free(g->epoch_ns), free(g->pools);
-        free(g->recs), free(g->pend), free(g->outbox);
+        free(g->recs), free(g->done), free(g->pend), free(g->outbox);
     }
     for (int64_t i = 0; clean && cs->layers && i < ex->nlayers; i++) {
         int32_t st = 0;
@@ -845,8 +848,8 @@ static void abort_comm(Gpu *g) {
 static int round_wait(Gpu *g) {
     Exec *ex = g->ex;
     const Program *pr = ex->spec.pr;
-    uint8_t *done = calloc((size_t)g->nrec + 1, 1);
-    if (!done) return exec_fail(ex, 1, "out of host memory"), -1;
+    uint8_t *done = g->done;
+    if (g->nrec) memset(done, 0, (size_t)g->nrec);
     int64_t left = g->nrec, last = exec_now_ns(ex);
     const struct timespec nap = {0, 50000};
     while (left > 0) {
@@ -883,20 +886,28 @@ static int round_wait(Gpu *g) {
         if (exec_failed(ex)) break;
         if (left > 0) nanosleep(&nap, NULL);
     }
-    free(done);
     if (exec_failed(ex) && CS(ex)->hang_flag) *CS(ex)->hang_flag = 1; // the injected hang ends
     if (exec_failed(ex)) abort_comm(g);                              //   with the run
     return exec_failed(ex) ? -1 : 0;
 }
 
-/* The rows of the round, each into its device's (every row of a GPU is one of its devices'). */
+/* The rows of the round, each into its device's (every row of a GPU is one of its devices').
+ * After a failure, only the spans round_wait saw complete, skipping any whose times cannot be
+ * read (a failed run is stored with what was measured before it failed, as on the CPU). */
 static int rows_collect(Gpu *g) {
     Exec *ex = g->ex;
+    int failed = exec_failed(ex);
     for (int64_t i = 0; i < g->nrec; i++) {
         Rec *r = &g->recs[i];
         float a = 0, b = 0;
-        CUDA_OK(ex, cudaEventElapsedTime(&a, g->epochs[r->epoch], r->a));
-        CUDA_OK(ex, cudaEventElapsedTime(&b, g->epochs[r->epoch], r->b));
+        if (failed) {
+            if (!g->done[i] || cudaEventElapsedTime(&a, g->epochs[r->epoch], r->a) != cudaSuccess ||
+                cudaEventElapsedTime(&b, g->epochs[r->epoch], r->b) != cudaSuccess)
+                continue;
+        } else {
+            CUDA_OK(ex, cudaEventElapsedTime(&a, g->epochs[r->epoch], r->a));
+            CUDA_OK(ex, cudaEventElapsedTime(&b, g->epochs[r->epoch], r->b));
+        }
         TimelineOp row = r->row;
         row.start_ns = g->epoch_ns[r->epoch] + llround((double)a * 1e6);
         row.end_ns = g->epoch_ns[r->epoch] + llround((double)b * 1e6);
@@ -1024,7 +1035,7 @@ static void gpu_lane(Exec *ex, int32_t i) {
         if (issue_item(g, &cs->order[k]) != 0) break;
     if (!exec_failed(ex)) group_flush(g);
     round_wait(g); // also when another GPU failed: aborts this one's communicator
-    if (!exec_failed(ex)) rows_collect(g);
+    rows_collect(g); // after a failure, the spans that completed
 }
 
 static int cuda_run(Exec *ex, Timeline *tl) {

@@ -46,3 +46,31 @@ n=$(grep -c "TFLOP/s per device" "$tmp/gv/tflops.txt")
 [ "$n" = 5 ] && ok "gpu_validate.sh reports TFLOP/s per op kind (F B W; F BW)" || nok "gpu_validate.sh reports TFLOP/s per op kind" "$n lines"
 [ -s "$tmp/gv/zbh1.trace.json" ] && grep -q "devices_per_gpu = 4" "$tmp/gv/gpt-4dev-1gpu.scn" \
     && ok "gpu_validate.sh writes traces of a devices_per_gpu = 4 scenario" || nok "gpu_validate.sh writes traces of a devices_per_gpu = 4 scenario"
+# pexec --backend cuda on the CUDA stand-in (build/tests/pexec_standin: exec/cuda.c with the
+# stand-in's CPU runtime, cuBLAS and NCCL; never bin/pexec): a run is stored complete with a
+# row per op and transfer; an injected NCCL error (the 9th call: past the warm-up's four) is
+# stored as a failed run with the rows measured before it.
+standin=${PEXEC_STANDIN:-build/tests/pexec_standin}
+sdb="$tmp/standin.db"
+rm -f "$sdb"
+$standin --backend cuda --quiet --db "$sdb" --set batch.iterations=1 --set batch.micro_batches=4 \
+    scenarios/tiny-cpu.scn >/dev/null 2>"$tmp/standin.err"
+got=$?
+row=$(sql "$sdb" "select status || ' ' || (select count(*) from ops where run_id = runs.id and stream = 'compute') || ' ' || (select count(*) from ops where run_id = runs.id and stream = 'send') from runs")
+[ "$got" = 0 ] && [ "$row" = "complete 16 8" ] \
+    && ok "pexec --backend cuda on the stand-in stores the run with its ops" \
+    || nok "pexec --backend cuda on the stand-in stores the run with its ops" "exit $got" "$row" "$(tail -n 2 "$tmp/standin.err")"
+PSIM_STUB_NCCL_FAIL=9 $standin --backend cuda --quiet --db "$sdb" --set batch.iterations=1 \
+    --set batch.micro_batches=4 --set hardware.devices_per_gpu=1 scenarios/tiny-cpu.scn \
+    >/dev/null 2>"$tmp/standin.err"
+got=$?
+row=$(sql "$sdb" "select status || ' ' || (select count(*) from ops where run_id = runs.id) from runs where id = 2")
+err=$(sql "$sdb" "select error from runs where id = 2")
+case "$row:$err" in
+"failed 0:"*|"failed :"*) rows=0 ;;
+"failed "*"unhandled system error (injected by the CUDA stand-in)"*) rows=1 ;;
+*) rows=-1 ;;
+esac
+[ "$got" = 1 ] && [ "$rows" = 1 ] \
+    && ok "an injected NCCL error is stored as a failed run with the ops measured before it" \
+    || nok "an injected NCCL error is stored as a failed run with the ops measured before it" "exit $got" "$row" "$err"

@@ -649,7 +649,9 @@ static void test_gpu_watchdog_names_the_stuck_op(void **state) {
     assert_int_equal(exec_run(rt, &tl, why, sizeof why), 1);
     if (!strstr(why, "device 1 op 0 (F mb 0 chunk 0) did not complete within 0.5 s (watchdog"))
         fail_msg("why: %s", why);
-    assert_int_equal(tl.n, 0); // the aborted round's events are not read back
+    for (size_t i = 0; i < tl.n; i++) // what completed is kept; the stuck device has no row
+        assert_false(tl.ops[i].device == 1 && tl.ops[i].stream == STREAM_COMPUTE);
+    assert_true(tl.n > 0);
     exec_free(rt);
     program_free(&pr), plan_free(&pl), timeline_free(&tl);
 }

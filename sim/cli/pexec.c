@@ -262,6 +262,7 @@ static void cuda_print_environment(const Exec *ex) {
 
 /* The backend --backend and the launch ask for, or NULL with a message (exit status in *rc). */
 static const ExecBackend *backend_of(const RunOptions *o, int mpi, int *rc) {
+    (void)mpi; // unused in a build without MPI (with CUDA or not)
     *rc = 1;
     if (o->backend == RUN_BACKEND_CPU) {
 #ifdef PIPESIM_MPI
@@ -287,7 +288,6 @@ static const ExecBackend *backend_of(const RunOptions *o, int mpi, int *rc) {
 #endif
     return &exec_cuda_threads;
 #else
-    (void)mpi;
     fprintf(stderr, "pexec: --backend cuda: this pexec was built without the CUDA backend (nvcc "
                     "was not found at build time); install the CUDA toolkit and rebuild (make "
                     "clean all CUDA_HOME=...), or use --backend cpu\n");

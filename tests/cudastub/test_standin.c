@@ -6,7 +6,8 @@
  * of one GPU, and 1F1B over 2 GPUs through NCCL, give the one-device run's weight gradients
  * (non-zero), one compute row per op and a send and receive row per transfer; green contexts
  * asked for fall back to streams (the stand-in's driver has none); an injected hang is named
- * by the watchdog within its time; an injected NCCL error fails the run with NCCL's message. */
+ * by the watchdog within its time, and the run keeps the rows that completed before it; an
+ * injected NCCL error fails the run with NCCL's message. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -154,10 +155,24 @@ static void expect_hang_caught(int32_t k) {
     run_of(&r, "1f1b", 2, 1, k, 1, 0.5);
     double took = secs() - t0;
     assert_int_equal(r.rc, 1);
-    if (!strstr(r.why, "device 1 op 0 (F mb 0 chunk 0) did not complete within 0.5 s (watchdog"))
+    // one GPU: its lane names the first stuck op in issue order, the hung one. Two GPUs:
+    // whichever lane's watchdog fires first names its own stuck op (GPU 0's are stuck behind
+    // GPU 1's), as on real GPUs
+    const char *want = k > 1 ? "device 1 op 0 (F mb 0 chunk 0) did not complete within 0.5 s "
+                               "(watchdog"
+                             : " did not complete within 0.5 s (watchdog";
+    if (!strstr(r.why, want) || (k == 1 && !strstr(r.why, "device 1 op 0 (F mb 0 chunk 0)") &&
+                                 !strstr(r.why, "device 0 op ")))
         fail_msg("why: %s", r.why);
     assert_true(took < 3); // the watchdog's 0.5 s plus setup, not a later timeout
-    assert_int_equal(r.tl.n, 0);
+    // the failed run keeps what completed before the hang: device 0's first forwards, never
+    // a row of the stuck device's compute stream
+    size_t dev0 = 0;
+    for (size_t i = 0; i < r.tl.n; i++) {
+        assert_false(r.tl.ops[i].device == 1 && r.tl.ops[i].stream == STREAM_COMPUTE);
+        dev0 += r.tl.ops[i].device == 0 && r.tl.ops[i].stream == STREAM_COMPUTE;
+    }
+    assert_true(dev0 >= 1);
     run_free(&r);
 }
 
