@@ -8,7 +8,7 @@
 
 #include "cudastub_types.h"
 
-#define CUDART_VERSION 12040
+#define CUDART_VERSION 12080 // newer than the 12.4 that brought green contexts
 
 typedef enum {
     cudaSuccess = 0,

@@ -141,7 +141,12 @@ cudaError_t cudaSetDevice(int dev) { return dev_ok(dev); }
 cudaError_t cudaGetDriverEntryPointByVersion(const char *symbol, void **fn, unsigned int version,
                                              unsigned long long flags,
                                              enum cudaDriverEntryPointQueryResult *status) {
-    (void)symbol, (void)version, (void)flags;
+    (void)symbol, (void)flags;
+    pthread_mutex_lock(&lock);
+    if (!counts.entry_version_min || version < counts.entry_version_min)
+        counts.entry_version_min = version;
+    if (version > counts.entry_version_max) counts.entry_version_max = version;
+    pthread_mutex_unlock(&lock);
     *fn = NULL;
     if (status) *status = cudaDriverEntryPointSymbolNotFound;
     return cudaSuccess;
@@ -279,6 +284,7 @@ struct ncclComm {
     Clique *cl;
     int rank;
     ncclResult_t async;
+    cudaStream_t *peer_stream; // [n] the stream last used with each peer
 };
 
 static Clique *cliques;
@@ -343,6 +349,7 @@ ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks, ncclUniqueId i
     }
     *comm = calloc(1, sizeof **comm);
     if (*comm) (*comm)->cl = c, (*comm)->rank = rank, c->refs++;
+    if (*comm) (*comm)->peer_stream = calloc((size_t)nranks, sizeof *(*comm)->peer_stream);
     pthread_mutex_unlock(&lock);
     return *comm ? ncclSuccess : ncclSystemError;
 }
@@ -371,7 +378,7 @@ static void comm_release(ncclComm_t comm, int abort) {
         free(c->head), free(c->tail), free(c);
     }
     pthread_mutex_unlock(&lock);
-    free(comm);
+    free(comm->peer_stream), free(comm);
 }
 
 ncclResult_t ncclCommAbort(ncclComm_t comm) {
@@ -421,9 +428,13 @@ static ncclResult_t group_run(void) {
     ncclResult_t r = ncclSuccess;
     pthread_mutex_lock(&lock);
     int mixed = 0;
-    for (int i = 0; i < ncalls; i++)
-        for (int j = 0; j < ncalls; j++)
-            mixed |= calls[i].send && !calls[j].send && calls[i].peer != calls[j].peer;
+    for (int i = 0; i < ncalls; i++) {
+        mixed |= calls[i].peer != calls[0].peer;
+        ncclComm_t cm = calls[i].comm;
+        for (int q = 0; cm->peer_stream && q < cm->cl->n; q++)
+            counts.shared_streams += q != calls[i].peer && cm->peer_stream[q] == st_of(calls[i].stream);
+        if (cm->peer_stream) cm->peer_stream[calls[i].peer] = st_of(calls[i].stream);
+    }
     counts.mixed_groups += mixed;
     if (ncalls > counts.max_group) counts.max_group = ncalls;
     for (int i = 0; i < ncalls && r == ncclSuccess; i++) { // sends are buffered: post them all

@@ -14,10 +14,13 @@ typedef struct CUevent_st *cudaEvent_t;
  * cudaGetDeviceCount fails as without a driver), PSIM_STUB_NCCL_FAIL=N (the Nth
  * ncclSend/ncclRecv of the process returns ncclSystemError) at its first call; these override. */
 void cudastub_reset(int gpus, int nccl_fail_at);
-/* ncclSend/ncclRecv calls so far, ncclGroupStart/End pairs that posted both a send and a
- * receive to different peers, and the largest number of calls in one group. */
+/* Since the last reset: ncclSend/ncclRecv calls; ncclGroupStart/End groups that posted
+ * calls to more than one peer; the largest number of calls in one group; calls on a stream
+ * that one communicator also used for another peer (head-of-line blocking); the lowest and
+ * highest version cudaGetDriverEntryPointByVersion was asked for (0: never asked). */
 typedef struct {
-    int64_t nccl_calls, mixed_groups, max_group;
+    int64_t nccl_calls, mixed_groups, max_group, shared_streams;
+    unsigned entry_version_min, entry_version_max;
 } CudastubCounts;
 void cudastub_counts(CudastubCounts *c);
 

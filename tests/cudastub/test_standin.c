@@ -140,6 +140,31 @@ static void test_zb_h1_two_gpus_two_partitions(void **state) {
     (void)state, expect_matches("zb-h1", 4, 1, 2);
 }
 
+/* Four GPUs in a line: each middle GPU sends to and receives from two peers. A group holds
+ * only the calls that must be posted together, one peer's (a send and a receive that would
+ * deadlock posted apart), and each peer has its own stream, so a transfer to one neighbour
+ * never waits behind one to the other (Megatron-LM's and PyTorch's P2P). */
+static void test_nccl_groups_and_streams_per_peer(void **state) {
+    (void)state;
+    expect_matches("1f1b", 4, 1, 1);
+    CudastubCounts c;
+    cudastub_counts(&c);
+    assert_true(c.nccl_calls >= 2 * 3 * MB * 2);
+    assert_int_equal(c.mixed_groups, 0);
+    assert_int_equal(c.shared_streams, 0);
+}
+
+/* The green-context driver functions are asked for at CUDA 12.4's version, the one that
+ * introduced them, not the runtime's (a newer runtime's signatures may differ). */
+static void test_driver_entry_points_at_12_4(void **state) {
+    (void)state;
+    expect_matches("1f1b", 2, 1, 2); // asks for green contexts, falls back
+    CudastubCounts c;
+    cudastub_counts(&c);
+    assert_int_equal(c.entry_version_min, 12040);
+    assert_int_equal(c.entry_version_max, 12040);
+}
+
 static double secs(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -214,6 +239,8 @@ int main(void) {
         cmocka_unit_test(test_interleaved_two_partitions),
         cmocka_unit_test(test_1f1b_two_gpus_nccl),
         cmocka_unit_test(test_zb_h1_two_gpus_two_partitions),
+        cmocka_unit_test(test_nccl_groups_and_streams_per_peer),
+        cmocka_unit_test(test_driver_entry_points_at_12_4),
         cmocka_unit_test(test_hang_caught_one_gpu),
         cmocka_unit_test(test_hang_caught_two_gpus),
         cmocka_unit_test(test_injected_nccl_error_fails_the_run),
