@@ -889,7 +889,7 @@ static int round_wait(Gpu *g) {
     if (g->nrec) memset(done, 0, (size_t)g->nrec);
     int64_t left = g->nrec, last = exec_now_ns(ex);
     const struct timespec nap = {0, 50000};
-    while (left > 0 && !exec_failed(ex)) { // once failed, later completions are not the run's
+    while (left > 0) { // polls once even after a failure: what completed before it is kept
         int64_t before = left;
         for (int64_t i = 0; i < g->nrec; i++) {
             if (done[i]) continue;
