@@ -106,3 +106,21 @@ esac
 [ "$got" = 1 ] && [ "$rows" = 1 ] \
     && ok "an injected NCCL error is stored as a failed run with the ops measured before it" \
     || nok "an injected NCCL error is stored as a failed run with the ops measured before it" "exit $got" "$row" "$err"
+# What pexec computes in, in its header: fp32 on the CPU, bf16 with fp32 accumulation on CUDA
+# (the scenario's dtype is what psim prices). CUDA_DEVICE_MAX_CONNECTIONS: raised to the
+# streams of a GPU (4 partitions: 4 compute + 4 copy + 1) unless the user set it, and stored.
+$pexec --backend cpu --no-db --set batch.iterations=1 --set batch.micro_batches=2 scenarios/tiny-cpu.scn 2>/dev/null >"$tmp/h.out"
+grep -q "^# tiny-cpu: .* 8 layers, fp32 (priced as bf16) on cpu" "$tmp/h.out" \
+    && ok "pexec --backend cpu says it computes in fp32" || nok "pexec --backend cpu says it computes in fp32" "$(head -n 1 "$tmp/h.out")"
+rm -f "$sdb"
+$standin --backend cuda --db "$sdb" --set batch.iterations=1 --set batch.micro_batches=4 \
+    --set pipeline.stages=4 --set hardware.devices_per_gpu=4 scenarios/tiny-cpu.scn 2>/dev/null >"$tmp/h.out"
+v=$(sql "$sdb" "select value from run_env where name = 'CUDA_DEVICE_MAX_CONNECTIONS'")
+grep -q "^# tiny-cpu: .* bf16 with fp32 accumulation (priced as bf16) on " "$tmp/h.out" && [ "$v" = 9 ] \
+    && ok "pexec --backend cuda: bf16 with fp32 accumulation; CUDA_DEVICE_MAX_CONNECTIONS 9 for 9 streams" \
+    || nok "pexec --backend cuda: bf16 with fp32 accumulation; CUDA_DEVICE_MAX_CONNECTIONS 9 for 9 streams" "$v" "$(head -n 1 "$tmp/h.out")"
+rm -f "$sdb"
+CUDA_DEVICE_MAX_CONNECTIONS=3 $standin --backend cuda --quiet --db "$sdb" --set batch.iterations=1 \
+    --set batch.micro_batches=4 scenarios/tiny-cpu.scn 2>/dev/null
+v=$(sql "$sdb" "select value from run_env where name = 'CUDA_DEVICE_MAX_CONNECTIONS'")
+[ "$v" = 3 ] && ok "a user's CUDA_DEVICE_MAX_CONNECTIONS stands" || nok "a user's CUDA_DEVICE_MAX_CONNECTIONS stands" "$v"

@@ -50,9 +50,7 @@ cuda=${CUDA_HOME:-/usr/local/cuda}
 case "$bundle" in /*) lib="$bundle/lib" ;; *) lib="$here/$bundle/lib" ;; esac
 LD_LIBRARY_PATH="$lib:$cuda/lib64:$cuda/lib:$cuda/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LD_LIBRARY_PATH
-# one hardware queue per stream: 4 partitions x (compute, copy) + the NCCL streams
-: "${CUDA_DEVICE_MAX_CONNECTIONS:=16}"
-export CUDA_DEVICE_MAX_CONNECTIONS
+# CUDA_DEVICE_MAX_CONNECTIONS: pexec raises it to its streams per GPU unless set here
 
 # step NAME SECONDS CMD...: CMD with a time limit (cut to what is left of the budget), its
 # output in NAME.txt; a non-zero exit is the run's status unless one came before.

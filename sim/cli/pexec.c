@@ -351,6 +351,17 @@ static int host_memory_refused(const ExecSpec *spec, int mpi, int32_t scale) {
  * r->tl (on rank 0 under MPI), its environment and extra metrics. Returns an exit status. */
 static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
     int rc;
+    if (o->backend == RUN_BACKEND_CUDA && !getenv("CUDA_DEVICE_MAX_CONNECTIONS")) {
+        /* One hardware work queue per stream the backend issues to on a GPU (a compute and a
+         * copy stream per partition, one per peer GPU, the warm-up's), within CUDA's 8 .. 32,
+         * so that streams do not share queues and serialise; set before CUDA starts. A user's
+         * own value stands (the run stores the CUDA_* variables). */
+        int64_t k = r->scn.hw.devices_per_gpu > 0 ? r->scn.hw.devices_per_gpu : 1;
+        int64_t gpus = (r->plan.devices + k - 1) / k, n = 2 * k + gpus;
+        char v[16];
+        snprintf(v, sizeof v, "%lld", (long long)(n < 8 ? 8 : n > 32 ? 32 : n));
+        setenv("CUDA_DEVICE_MAX_CONNECTIONS", v, 0);
+    }
     const ExecBackend *b = backend_of(o, mpi, &rc);
     if (!b) return rc;
     const ScnModel *m = &r->scn.model;
