@@ -9,8 +9,8 @@
  * every NCCL send/recv are posted in the same order on every channel. Transfers between GPUs
  * are ncclSend/ncclRecv on one non-blocking communicator (one rank per GPU, initialised with
  * grouped ncclCommInitRankConfig; over MPI rank 0's ncclGetUniqueId is broadcast), the sends
- * and receives between two compute ops of a GPU in one ncclGroupStart/End (1F1B's
- * send-forward + receive-backward pair); between devices of one GPU they are
+ * and receives to one peer GPU between two compute ops of a GPU in one ncclGroupStart/End
+ * (1F1B's send-forward + receive-backward pair) on that peer's stream (one per peer); between devices of one GPU they are
  * cudaMemcpyAsync on the producer's copy stream ordered by events. Every op is timed by CUDA
  * events against one epoch event per stream context and round; a poll-and-abort watchdog
  * (cudaEventQuery, ncclCommGetAsyncError) aborts every communicator when nothing completes
