@@ -303,6 +303,9 @@ static int green_split(Gpu *g) {
     unsigned n = (unsigned)g->nparts;
     if (per == 0 || split(parts, &n, &all, NULL, 0, per) != CUDA_SUCCESS || n < (unsigned)g->nparts)
         return 0;
+    unsigned used = 0; // the driver rounds a group up to its granularity: k of them must fit
+    for (int32_t i = 0; i < g->nparts; i++) used += parts[i].sm.smCount;
+    if (used > all.sm.smCount || parts[0].sm.smCount == 0) return 0;
     for (int32_t i = 0; i < g->nparts; i++) {
         CUdevResourceDesc desc;
         if (gen(&desc, &parts[i], 1) != CUDA_SUCCESS ||
@@ -318,11 +321,24 @@ static int green_split(Gpu *g) {
             return 0;
         }
     }
+    /* Every partition needs its context (its events and work are issued with it current) and
+     * the primary one to return to: without all of them the split is not usable, and is
+     * undone rather than reported as green contexts. */
     FnCtxFromGreen to_ctx = (FnCtxFromGreen)driver_fn("cuCtxFromGreenCtx");
     FnCtxGet get_ctx = (FnCtxGet)driver_fn("cuCtxGetCurrent");
-    for (int32_t i = 0; to_ctx && i < g->nparts; i++)
-        if (to_ctx(&g->parts[i].ctx, g->parts[i].green) != CUDA_SUCCESS) g->parts[i].ctx = NULL;
-    if (!get_ctx || get_ctx(&g->primary) != CUDA_SUCCESS) g->primary = NULL;
+    int ok = to_ctx && get_ctx && driver_fn("cuCtxSetCurrent") && get_ctx(&g->primary) == CUDA_SUCCESS;
+    for (int32_t i = 0; ok && i < g->nparts; i++)
+        ok = to_ctx(&g->parts[i].ctx, g->parts[i].green) == CUDA_SUCCESS && g->parts[i].ctx;
+    if (!ok) {
+        FnGreenDestroy destroy = (FnGreenDestroy)driver_fn("cuGreenCtxDestroy");
+        for (int32_t j = 0; j < g->nparts; j++) {
+            if (g->parts[j].compute) cudaStreamDestroy(g->parts[j].compute);
+            if (g->parts[j].green && destroy) destroy(g->parts[j].green);
+            g->parts[j].compute = NULL, g->parts[j].green = NULL, g->parts[j].ctx = NULL;
+        }
+        g->primary = NULL;
+        return 0;
+    }
     g->cur = g->nparts;
     return (int)parts[0].sm.smCount;
 }
@@ -381,7 +397,8 @@ static int gpu_setup(Exec *ex, Gpu *g, char *why, size_t whylen) {
         ctx_use(g, g->nparts);
         CUDA_OK(ex, cudaStreamCreateWithFlags(&pt->copy, cudaStreamNonBlocking));
         ctx_use(g, i);
-        if (layer_gpu_ctx_create(&pt->lctx, &ex->spec.shape, pt->compute, why, whylen) != 0)
+        if (layer_gpu_ctx_create(&pt->lctx, &ex->spec.shape, pt->compute, why, whylen) != 0 ||
+            (sms && layer_gpu_set_sm_count(pt->lctx, sms, why, whylen) != 0))
             return exec_fail(ex, 1, "GPU %d: %s", g->ordinal, why), -1;
     }
     ctx_use(g, g->nparts);
@@ -422,6 +439,7 @@ static int layers_upload(Exec *ex, char *why, size_t whylen) {
             layer_free(&cpu);
             if (rc != 0) return exec_fail(ex, 1, "GPU %d: %s", g->ordinal, why), -1;
         }
+        ctx_use(g, g->nparts); // the caller's thread keeps no green context current
     }
     return 0;
 }
@@ -579,8 +597,10 @@ static int cuda_grads(Exec *ex, int32_t stage, int32_t k, Layer *cpu, char *why,
         return snprintf(why, whylen, "cudaSetDevice failed"), -1;
     g->cur = -1;
     ctx_use(g, d - g->first);
-    return layer_gpu_grads(g->parts[d - g->first].lctx, &cs->layers[ex->layer_at[stage] + k],
-                           cpu, why, whylen);
+    int rc = layer_gpu_grads(g->parts[d - g->first].lctx, &cs->layers[ex->layer_at[stage] + k],
+                             cpu, why, whylen);
+    ctx_use(g, g->nparts); // back to the primary context: the caller's thread keeps no green one
+    return rc;
 }
 
 static void cuda_destroy(Exec *ex) {

@@ -22,6 +22,7 @@
 #define cudaErrorLaunchTimeout ((cudaError_t)702)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static cudaError_t dev_ok(int dev);
 static int inited, gpus = 4;
 static int64_t nccl_fail_at; // 0: never
 static CudastubCounts counts;
@@ -137,18 +138,160 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int dev) {
 
 cudaError_t cudaSetDevice(int dev) { return dev_ok(dev); }
 
-/* No driver functions: exec/cuda.c falls back from green contexts to streams. */
+/* ---- the driver's green contexts (cuda.h's types), when turned on ---- */
+
+struct CUctx_st {
+    int green;
+};
+struct CUgreenCtx_st {
+    struct CUctx_st ctx;
+};
+struct CUdevResourceDesc_st {
+    unsigned sms;
+};
+static struct CUctx_st primary_ctx;
+static _Thread_local CUcontext thread_ctx; // NULL: the primary
+static int green_on = -1;
+static char green_fail[64];
+#define STUB_SMS 132u
+#define STUB_GRAIN 8u
+
+void cudastub_green(int on, const char *fail_fn) {
+    pthread_mutex_lock(&lock);
+    green_on = on;
+    snprintf(green_fail, sizeof green_fail, "%s", fail_fn ? fail_fn : "");
+    pthread_mutex_unlock(&lock);
+}
+
+int cudastub_thread_ctx_green(void) { return thread_ctx && thread_ctx->green; }
+
+void cudastub_note_sm_target(int sms) {
+    pthread_mutex_lock(&lock);
+    if (!counts.sm_target_min || sms < counts.sm_target_min) counts.sm_target_min = sms;
+    pthread_mutex_unlock(&lock);
+}
+
+static int fails(const char *fn) {
+    pthread_mutex_lock(&lock);
+    int f = strcmp(green_fail, fn) == 0;
+    pthread_mutex_unlock(&lock);
+    return f;
+}
+#define FAIL_IF(name) if (fails(name)) return 1
+
+static CUresult st_device_get(CUdevice *d, int ordinal) {
+    FAIL_IF("cuDeviceGet");
+    return dev_ok(ordinal) == cudaSuccess ? (*d = ordinal, CUDA_SUCCESS) : 101;
+}
+static CUresult st_get_resource(CUdevice d, CUdevResource *r, CUdevResourceType t) {
+    FAIL_IF("cuDeviceGetDevResource");
+    (void)d;
+    memset(r, 0, sizeof *r);
+    r->type = t, r->sm.smCount = STUB_SMS, r->sm.minSmPartitionSize = STUB_GRAIN;
+    r->sm.smCoscheduledAlignment = STUB_GRAIN;
+    return CUDA_SUCCESS;
+}
+/* As the driver: groups of minCount rounded up to the grain, as many as fit (at most *n). */
+static CUresult st_split(CUdevResource *result, unsigned *n, const CUdevResource *in,
+                         CUdevResource *rest, unsigned flags, unsigned min_count) {
+    FAIL_IF("cuDevSmResourceSplitByCount");
+    (void)flags;
+    unsigned per = (min_count + STUB_GRAIN - 1) / STUB_GRAIN * STUB_GRAIN;
+    if (per == 0 || per > in->sm.smCount) return 1;
+    unsigned fit = in->sm.smCount / per, g = *n < fit ? *n : fit;
+    for (unsigned i = 0; result && i < g; i++) result[i] = *in, result[i].sm.smCount = per;
+    if (rest) *rest = *in, rest->sm.smCount = in->sm.smCount - g * per;
+    *n = g;
+    pthread_mutex_lock(&lock);
+    counts.split_sms = (int64_t)g * per;
+    pthread_mutex_unlock(&lock);
+    return CUDA_SUCCESS;
+}
+static CUresult st_gen_desc(CUdevResourceDesc *desc, CUdevResource *res, unsigned n) {
+    FAIL_IF("cuDevResourceGenerateDesc");
+    *desc = calloc(1, sizeof **desc);
+    if (!*desc) return 2;
+    for (unsigned i = 0; i < n; i++) (*desc)->sms += res[i].sm.smCount;
+    return CUDA_SUCCESS;
+}
+static CUresult st_green_create(CUgreenCtx *g, CUdevResourceDesc desc, CUdevice d, unsigned f) {
+    FAIL_IF("cuGreenCtxCreate");
+    (void)d, (void)f;
+    free(desc); // the stand-in's descriptor is the green context's to keep; none needed after
+    *g = calloc(1, sizeof **g);
+    if (!*g) return 2;
+    (*g)->ctx.green = 1;
+    pthread_mutex_lock(&lock);
+    counts.green_ctxs++;
+    pthread_mutex_unlock(&lock);
+    return CUDA_SUCCESS;
+}
+static CUresult st_green_stream(CUstream *s, CUgreenCtx g, unsigned flags, int prio) {
+    FAIL_IF("cuGreenCtxStreamCreate");
+    (void)g, (void)prio;
+    return cudaStreamCreateWithFlags(s, flags) == cudaSuccess ? CUDA_SUCCESS : 2;
+}
+static CUresult st_green_destroy(CUgreenCtx g) {
+    if (!g) return 1;
+    free(g);
+    pthread_mutex_lock(&lock);
+    counts.green_ctxs--;
+    pthread_mutex_unlock(&lock);
+    return CUDA_SUCCESS;
+}
+static CUresult st_ctx_from_green(CUcontext *c, CUgreenCtx g) {
+    FAIL_IF("cuCtxFromGreenCtx");
+    *c = &g->ctx;
+    return CUDA_SUCCESS;
+}
+static CUresult st_ctx_get(CUcontext *c) {
+    FAIL_IF("cuCtxGetCurrent");
+    *c = thread_ctx ? thread_ctx : &primary_ctx;
+    return CUDA_SUCCESS;
+}
+static CUresult st_ctx_set(CUcontext c) {
+    FAIL_IF("cuCtxSetCurrent");
+    thread_ctx = c == &primary_ctx ? NULL : c;
+    return CUDA_SUCCESS;
+}
+
+static const struct {
+    const char *name;
+    void *fn;
+} driver_fns[] = {
+    {"cuDeviceGet", (void *)st_device_get}, {"cuDeviceGetDevResource", (void *)st_get_resource},
+    {"cuDevSmResourceSplitByCount", (void *)st_split},
+    {"cuDevResourceGenerateDesc", (void *)st_gen_desc},
+    {"cuGreenCtxCreate", (void *)st_green_create},
+    {"cuGreenCtxStreamCreate", (void *)st_green_stream},
+    {"cuGreenCtxDestroy", (void *)st_green_destroy},
+    {"cuCtxFromGreenCtx", (void *)st_ctx_from_green}, {"cuCtxGetCurrent", (void *)st_ctx_get},
+    {"cuCtxSetCurrent", (void *)st_ctx_set},
+};
+
+/* The driver's functions when green contexts are on (else none: exec/cuda.c falls back from
+ * green contexts to streams). Records the versions asked for. */
 cudaError_t cudaGetDriverEntryPointByVersion(const char *symbol, void **fn, unsigned int version,
                                              unsigned long long flags,
                                              enum cudaDriverEntryPointQueryResult *status) {
-    (void)symbol, (void)flags;
+    (void)flags;
     pthread_mutex_lock(&lock);
+    if (green_on < 0) {
+        const char *g = getenv("PSIM_STUB_GREEN");
+        green_on = g && strcmp(g, "1") == 0;
+    }
+    int on = green_on;
     if (!counts.entry_version_min || version < counts.entry_version_min)
         counts.entry_version_min = version;
     if (version > counts.entry_version_max) counts.entry_version_max = version;
     pthread_mutex_unlock(&lock);
     *fn = NULL;
     if (status) *status = cudaDriverEntryPointSymbolNotFound;
+    for (size_t i = 0; on && version >= 12040 && i < sizeof driver_fns / sizeof driver_fns[0]; i++)
+        if (strcmp(symbol, driver_fns[i].name) == 0) {
+            *fn = driver_fns[i].fn;
+            if (status) *status = cudaDriverEntryPointSuccess;
+        }
     return cudaSuccess;
 }
 

@@ -56,6 +56,13 @@ int layer_gpu_ctx_create(LayerGpuCtx **out, const LayerShape *sh, void *stream, 
     return 0;
 }
 
+int layer_gpu_set_sm_count(LayerGpuCtx *c, int sms, char *why, size_t whylen) {
+    (void)c;
+    if (sms <= 0) return say(why, whylen, "cublasSetSmCountTarget: %d SMs", sms);
+    cudastub_note_sm_target(sms);
+    return 0;
+}
+
 void layer_gpu_ctx_free(LayerGpuCtx *c) {
     if (!c) return;
     layer_scratch_free(&c->s);

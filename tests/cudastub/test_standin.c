@@ -81,6 +81,8 @@ static double grads_of(Exec *ex, int32_t stage, int32_t k, Layer *l) {
     return sum;
 }
 
+static int green_expected; // the stand-in's driver has green contexts (cudastub_green)
+
 /* sched on p devices, v chunks each, k devices per GPU, against one device's run. */
 static void expect_matches(const char *sched, int32_t p, int32_t v, int32_t k) {
     cudastub_reset(4, 0);
@@ -91,9 +93,19 @@ static void expect_matches(const char *sched, int32_t p, int32_t v, int32_t k) {
     int sms = -1, gpus = 0;
     CudaPartition part = cuda_exec_partition(many.ex, &sms, &gpus);
     assert_int_equal(gpus, (p + k - 1) / k);
-    // green contexts were asked for; the stand-in's driver has none: streams, no SM count
-    assert_int_equal(part, k > 1 ? CUDA_STREAMS : CUDA_WHOLE_GPU);
-    assert_int_equal(sms, 0);
+    if (green_expected && k > 1) { // 132 SMs in groups of 8: 1/k of them, rounded down to 8
+        assert_int_equal(part, CUDA_GREEN_CONTEXTS);
+        assert_int_equal(sms, (int)(132 / k / 8 * 8));
+        assert_true(sms * k <= 132);
+        CudastubCounts c;
+        cudastub_counts(&c);
+        assert_int_equal(c.sm_target_min, sms); // cuBLAS told each partition's SM count
+        assert_true(c.split_sms <= 132);
+    } else { // asked for, but the stand-in's driver has none: streams, no SM count
+        assert_int_equal(part, k > 1 ? CUDA_STREAMS : CUDA_WHOLE_GPU);
+        assert_int_equal(sms, 0);
+    }
+    assert_false(cudastub_thread_ctx_green()); // this thread was left in the primary context
     int32_t per = LAYERS / (p * v);
     for (int32_t g = 0; g < LAYERS; g++) {
         Layer a, b;
@@ -108,6 +120,7 @@ static void expect_matches(const char *sched, int32_t p, int32_t v, int32_t k) {
         }
         layer_free(&a), layer_free(&b);
     }
+    assert_false(cudastub_thread_ctx_green()); // exec_grads switched back too
     size_t sends = 0, recvs = 0, compute = 0;
     for (size_t i = 0; i < many.tl.n; i++) {
         const TimelineOp *o = &many.tl.ops[i];
@@ -163,6 +176,38 @@ static void test_driver_entry_points_at_12_4(void **state) {
     cudastub_counts(&c);
     assert_int_equal(c.entry_version_min, 12040);
     assert_int_equal(c.entry_version_max, 12040);
+}
+
+/* With the driver's green contexts: 2 and 4 partitions of 64 and 32 SMs, cuBLAS told so,
+ * the main thread back in the primary context, every green context destroyed at the end. */
+static void test_green_contexts(void **state) {
+    (void)state;
+    cudastub_green(1, NULL);
+    green_expected = 1;
+    expect_matches("1f1b", 2, 1, 2);
+    expect_matches("zb-h1", 4, 1, 4);
+    expect_matches("interleaved", 2, 2, 2);
+    green_expected = 0;
+    CudastubCounts c;
+    cudastub_counts(&c);
+    assert_int_equal(c.green_ctxs, 0);
+    cudastub_green(0, NULL);
+}
+
+/* A split that cannot be used whole (a partition without its context) is undone and runs on
+ * streams, not reported as green contexts. */
+static void test_green_partial_failure_falls_back(void **state) {
+    (void)state;
+    static const char *const fns[] = {"cuCtxFromGreenCtx", "cuGreenCtxStreamCreate",
+                                      "cuCtxGetCurrent"};
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        cudastub_green(1, fns[i]);
+        expect_matches("1f1b", 2, 1, 2); // asserts streams, no SMs
+        CudastubCounts c;
+        cudastub_counts(&c);
+        if (c.green_ctxs != 0) fail_msg("%s failing left %lld green contexts", fns[i], (long long)c.green_ctxs);
+    }
+    cudastub_green(0, NULL);
 }
 
 static double secs(void) {
@@ -241,6 +286,8 @@ int main(void) {
         cmocka_unit_test(test_zb_h1_two_gpus_two_partitions),
         cmocka_unit_test(test_nccl_groups_and_streams_per_peer),
         cmocka_unit_test(test_driver_entry_points_at_12_4),
+        cmocka_unit_test(test_green_contexts),
+        cmocka_unit_test(test_green_partial_failure_falls_back),
         cmocka_unit_test(test_hang_caught_one_gpu),
         cmocka_unit_test(test_hang_caught_two_gpus),
         cmocka_unit_test(test_injected_nccl_error_fails_the_run),
