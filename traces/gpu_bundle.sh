@@ -6,7 +6,7 @@
 # runtime, the driver or the CUDA toolkit (cudart, cuBLAS, NCCL come from the device's
 # /usr/local/cuda: cuBLAS alone is over the 64 MiB a call may carry). Fails when the bundle
 # is over GPU_BUNDLE_MAX_MIB (default 60; the carry limit is 64) or when pexec has no CUDA
-# backend (it makes a pexec without MPI, build/gpu-bin/pexec, and the GPU tests: needs nvcc). Then, on the device: run with carry ["build/gpu-bundle"] and the command
+# backend (it makes, in build/gpu/, a pexec without MPI and the GPU tests: needs nvcc). Then, on the device: run with carry ["build/gpu-bundle"] and the command
 #   sh traces/gpu_validate.sh "$OUT"
 # GPU_VALIDATE_DRY=1: bundles the CUDA stand-in's test binaries instead (pexec_standin as
 # pexec, test_cuda_standin), so the whole path dry-runs here without nvcc or a GPU.
@@ -30,13 +30,15 @@ if [ "$dry" = 1 ]; then
     cp build/tests/pexec_standin "$dir/bin/pexec"
     cp build/tests/test_cuda_standin "$dir/tests/test_cuda"
 else
-    # pexec without MPI (bin/pexec under mpicc needs Open MPI's plugins, absent there), with CUDA
-    make -s -j2 MPICC= BIN=build/gpu-bin build/gpu-bin/pexec build/tests/test_cuda \
-        build/tests/test_issue_order build/bench_cuda >&2 || die "make failed"
-    ldd build/gpu-bin/pexec | grep -q libcudart || die "pexec has no CUDA backend (nvcc not found?)"
-    cp build/gpu-bin/pexec "$dir/bin/"
-    cp build/tests/test_cuda build/tests/test_issue_order "$dir/tests/"
-    cp build/bench_cuda "$dir/bin/"
+    # Its own build tree (make does not track flags: build/ may hold objects made without
+    # nvcc): pexec without MPI (bin/pexec under mpicc needs Open MPI's plugins, absent there),
+    # with CUDA, and the GPU tests.
+    g=${GPU_BUNDLE_BUILD:-build/gpu}
+    make -s -j2 MPICC= BUILD="$g" BIN="$g/bin" "$g/bin/pexec" "$g/tests/test_cuda" \
+        "$g/tests/test_issue_order" "$g/bench_cuda" >&2 || die "make failed"
+    ldd "$g/bin/pexec" | grep -q libcudart || die "pexec has no CUDA backend (nvcc not found?)"
+    cp "$g/bin/pexec" "$g/bench_cuda" "$dir/bin/"
+    cp "$g/tests/test_cuda" "$g/tests/test_issue_order" "$dir/tests/"
 fi
 sq=$(command -v sqlite3) || die "no sqlite3 shell here to carry (apt-get install sqlite3)"
 cp "$sq" "$dir/bin/sqlite3"
