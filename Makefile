@@ -136,8 +136,11 @@ STUB_DIR  = $(BUILD)/standin
 STUB_INC  = -Itests/cudastub
 STUB_OBJ  = $(STUB_DIR)/exec/cuda.o $(STUB_DIR)/cudastub.o $(STUB_DIR)/layer_stub.o
 STUB_HDR  = $(wildcard tests/cudastub/*.h)
-$(STUB_DIR)/exec/cuda.o: exec/cuda.c $(STUB_HDR)
+# (at -O0 as well as the build's -O: gcc's format-truncation checks differ by level, and a
+# -O0 debug build of the backend must compile too)
+$(STUB_DIR)/exec/cuda.o: exec/cuda.c exec/cuda.h $(STUB_HDR)
 	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -O0 $(INC) -DPIPESIM_CUDA $(STUB_INC) -c $< -o $@.O0.o && rm -f $@.O0.o
 	$(CC) $(WARN) $(CFLAGS) $(INC) -DPIPESIM_CUDA $(STUB_INC) -c $< -o $@
 $(STUB_DIR)/%.o: tests/cudastub/%.c $(STUB_HDR)
 	@mkdir -p $(dir $@)

@@ -51,7 +51,7 @@ void cuda_versions(CudaVersions *v);
  * "none"), NCCL "2.28.9" (major*10000 + minor*100 + patch since 2.9, major*1000 + minor*100 +
  * patch before), cuBLAS "12.4.5" (as CudaVersions encodes it). */
 typedef struct {
-    char runtime[16], driver[16], nccl[16], cublas[16];
+    char runtime[40], driver[40], nccl[40], cublas[40]; // room for any three ints: -O0 builds check
 } CudaVersionText;
 void cuda_versions_text(const CudaVersions *v, CudaVersionText *t);
 /* GPU gpu's (0-based among the visible) name, e.g. "NVIDIA H200", and compute capability,
