@@ -124,3 +124,12 @@ CUDA_DEVICE_MAX_CONNECTIONS=3 $standin --backend cuda --quiet --db "$sdb" --set 
     --set batch.micro_batches=4 scenarios/tiny-cpu.scn 2>/dev/null
 v=$(sql "$sdb" "select value from run_env where name = 'CUDA_DEVICE_MAX_CONNECTIONS'")
 [ "$v" = 3 ] && ok "a user's CUDA_DEVICE_MAX_CONNECTIONS stands" || nok "a user's CUDA_DEVICE_MAX_CONNECTIONS stands" "$v"
+# --kill-after / --stall-after: the CPU backend's fault injection, refused on CUDA (they were
+# silently ignored, the run reported as if the fault had been injected)
+rm -f "$sdb"
+expect "pexec --backend cuda refuses --kill-after" 2 "^pexec: --kill-after is the CPU backend's fault injection \(not implemented on the CUDA backend\)" \
+    $standin --backend cuda --kill-after 1:3 --db "$sdb" scenarios/tiny-cpu.scn
+expect "pexec --backend cuda refuses --stall-after" 2 "^pexec: --stall-after is the CPU backend's fault injection" \
+    $standin --backend cuda --stall-after 1:3 --db "$sdb" scenarios/tiny-cpu.scn
+[ ! -s "$sdb" ] || [ "$(sql "$sdb" "select count(*) from runs")" = 0 ] \
+    && ok "a refused --kill-after stores nothing" || nok "a refused --kill-after stores nothing"

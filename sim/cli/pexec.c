@@ -278,6 +278,13 @@ static const ExecBackend *backend_of(const RunOptions *o, int mpi, int *rc) {
         *rc = 2;
         return NULL;
     }
+    if (o->kill_after > 0) { // refused rather than silently ignored, until the CUDA lanes have it
+        fprintf(stderr, "pexec: --%s is the CPU backend's fault injection (not implemented "
+                "on the CUDA backend); drop it or use --backend cpu\n",
+                o->stall ? "stall-after" : "kill-after");
+        *rc = 2;
+        return NULL;
+    }
     if (cuda_device_count(why, sizeof why) == 0) {
         fprintf(stderr, "pexec: --backend cuda: no CUDA device visible (%s); run on a machine "
                 "with an NVIDIA GPU or use --backend cpu\n", why);
