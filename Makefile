@@ -129,9 +129,39 @@ $(BUILD)/tests/%: tests/%.c tests/cost_fixture.h tests/sim_fixture.h tests/price
 	$(CC) $(WARN) $(CFLAGS) $(INC) $(CUDA_DEF) $(CUDA_INC) -Itests $< $(CUDA_LIB) \
 	    $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a $(LDLIBS) $(BLAS) $(CUDA_LIBS) -lcmocka -o $@
 
+# The CUDA stand-in (tests/cudastub/): the backend's own code, exec/cuda.c, compiled against
+# the stand-in's CUDA, cuBLAS and NCCL headers and linked with its CPU library and layer, into
+# a test binary only (never bin/pexec), with or without nvcc; `make test` runs it.
+STUB_DIR  = $(BUILD)/standin
+STUB_INC  = -Itests/cudastub
+STUB_OBJ  = $(STUB_DIR)/exec/cuda.o $(STUB_DIR)/cudastub.o $(STUB_DIR)/layer_stub.o
+STUB_HDR  = $(wildcard tests/cudastub/*.h)
+# (at -O0 as well as the build's -O: gcc's format-truncation checks differ by level, and a
+# -O0 debug build of the backend must compile too)
+$(STUB_DIR)/exec/cuda.o: exec/cuda.c exec/cuda.h $(STUB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -O0 $(INC) -DPIPESIM_CUDA $(STUB_INC) -c $< -o $@.O0.o && rm -f $@.O0.o
+	$(CC) $(WARN) $(CFLAGS) $(INC) -DPIPESIM_CUDA $(STUB_INC) -c $< -o $@
+$(STUB_DIR)/%.o: tests/cudastub/%.c $(STUB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(INC) -DPIPESIM_CUDA $(STUB_INC) -c $< -o $@
+$(BUILD)/tests/test_cuda_standin: tests/cudastub/test_standin.c $(STUB_OBJ) $(STUB_HDR) \
+                                  $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(INC) -DPIPESIM_CUDA $(STUB_INC) $< $(STUB_OBJ) \
+	    $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a $(LDLIBS) $(BLAS) -lcmocka -o $@
+TEST_BIN += $(BUILD)/tests/test_cuda_standin
+# pexec itself on the stand-in (pexec --backend cuda without a GPU), for the CLI tests and
+# traces/gpu_validate.sh's dry run; a test binary, never installed.
+$(BUILD)/tests/pexec_standin: sim/cli/pexec.c $(STUB_OBJ) $(STUB_HDR) $(BUILD)/libpipexec.a \
+                              $(BUILD)/libpipesim.a
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(INC) -DPIPESIM_CUDA $(STUB_INC) $< $(STUB_OBJ) \
+	    $(BUILD)/libpipexec.a $(BUILD)/libpipesim.a $(LDLIBS) $(BLAS) -o $@
+
 # Unit tests (cmocka, one file per module) and the CLI tests; ends with "N passed, N failed".
-test: all $(TEST_BIN)
-	@sh tests/run.sh $(BUILD)/tests $(BIN)/psim
+test: all $(TEST_BIN) $(BUILD)/tests/pexec_standin
+	@PEXEC_STANDIN=$(BUILD)/tests/pexec_standin sh tests/run.sh $(BUILD)/tests $(BIN)/psim
 
 $(BUILD)/bench_engine: tests/bench_engine.c $(BUILD)/libpipesim.a
 	$(CC) $(WARN) $(CFLAGS) $(INC) $< $(BUILD)/libpipesim.a $(LDLIBS) -o $@

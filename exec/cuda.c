@@ -70,7 +70,9 @@ typedef struct Gpu {
     int32_t index;               // GPU index = NCCL rank
     int ordinal;                 // CUDA device
     ncclComm_t comm;             // NULL with one GPU
-    cudaStream_t comm_stream;    // NCCL and this GPU's epoch
+    cudaStream_t comm_stream;    // NCCL's warm-up and this GPU's epoch
+    cudaStream_t *peer_stream;   // [ngpus] NCCL transfers to and from each peer GPU (its link),
+                                 //   so one neighbour's transfer never waits behind another's
     Part *parts;
     int32_t nparts, first;       // devices first .. first + nparts - 1
     void **inputs;               // [m] first-stage inputs on this GPU, bf16, or NULL
@@ -81,6 +83,7 @@ typedef struct Gpu {
     int32_t cur;                 // whose context is current: part index, nparts primary, -1 unknown
     Rec *recs;
     int64_t nrec, reccap;
+    uint8_t *done;               // [reccap] round_wait: recs[i] completed
     Pend *pend;
     int32_t npend, pendcap;
     ExecSlot *outbox;            // [S m 2] data produced here, waiting for its transfer
@@ -101,6 +104,8 @@ typedef struct {
     CudaPartition partition;
     int sms;                     // SMs of one green partition
     volatile int *hang_flag;     // spec.hang: mapped host flag the stuck op waits on
+    int64_t released_ns;         //   when it was set (ns since run start): what ends later ran
+                                 //   after the failure and is not the failed run's
     void *hang_flag_dev;         //   the same, as a device pointer
 } Cuda;
 
@@ -242,8 +247,10 @@ static Rec *rec_new(Gpu *g, int32_t epoch, int64_t op, const TimelineOp *row) {
     if (g->nrec == g->reccap) {
         int64_t cap = g->reccap ? 2 * g->reccap : 256;
         Rec *r = realloc(g->recs, (size_t)cap * sizeof *r);
-        if (!r) return NULL;
-        g->recs = r, g->reccap = cap;
+        if (r) g->recs = r;
+        uint8_t *d = r ? realloc(g->done, (size_t)cap) : NULL;
+        if (!d) return NULL;
+        g->done = d, g->reccap = cap;
     }
     Rec *r = &g->recs[g->nrec];
     *r = (Rec){.a = ev_get(g, epoch), .b = ev_get(g, epoch), .epoch = epoch, .op = op, .row = *row};
@@ -261,12 +268,14 @@ typedef CUresult (*FnGreenCreate)(CUgreenCtx *, CUdevResourceDesc, CUdevice, uns
 typedef CUresult (*FnGreenStream)(CUstream *, CUgreenCtx, unsigned, int);
 typedef CUresult (*FnGreenDestroy)(CUgreenCtx);
 
-/* A driver function with the signature of the cuda.h we were compiled with (the runtime
- * already needs a driver at least that new), or NULL. */
+/* A driver function as CUDA 12.4 defined it (the version that introduced green contexts and
+ * the newest signature this file calls it with; asking at the runtime's version could give a
+ * later, different ABI of the same name), or NULL. */
+#define DRIVER_API_VERSION 12040
 static void *driver_fn(const char *name) {
     void *fn = NULL;
     enum cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
-    if (cudaGetDriverEntryPointByVersion(name, &fn, CUDART_VERSION, cudaEnableDefault, &q) !=
+    if (cudaGetDriverEntryPointByVersion(name, &fn, DRIVER_API_VERSION, cudaEnableDefault, &q) !=
             cudaSuccess || q != cudaDriverEntryPointSuccess)
         return NULL;
     return fn;
@@ -294,6 +303,9 @@ static int green_split(Gpu *g) {
     unsigned n = (unsigned)g->nparts;
     if (per == 0 || split(parts, &n, &all, NULL, 0, per) != CUDA_SUCCESS || n < (unsigned)g->nparts)
         return 0;
+    unsigned used = 0; // the driver rounds a group up to its granularity: k of them must fit
+    for (int32_t i = 0; i < g->nparts; i++) used += parts[i].sm.smCount;
+    if (used > all.sm.smCount || parts[0].sm.smCount == 0) return 0;
     for (int32_t i = 0; i < g->nparts; i++) {
         CUdevResourceDesc desc;
         if (gen(&desc, &parts[i], 1) != CUDA_SUCCESS ||
@@ -309,11 +321,24 @@ static int green_split(Gpu *g) {
             return 0;
         }
     }
+    /* Every partition needs its context (its events and work are issued with it current) and
+     * the primary one to return to: without all of them the split is not usable, and is
+     * undone rather than reported as green contexts. */
     FnCtxFromGreen to_ctx = (FnCtxFromGreen)driver_fn("cuCtxFromGreenCtx");
     FnCtxGet get_ctx = (FnCtxGet)driver_fn("cuCtxGetCurrent");
-    for (int32_t i = 0; to_ctx && i < g->nparts; i++)
-        if (to_ctx(&g->parts[i].ctx, g->parts[i].green) != CUDA_SUCCESS) g->parts[i].ctx = NULL;
-    if (!get_ctx || get_ctx(&g->primary) != CUDA_SUCCESS) g->primary = NULL;
+    int ok = to_ctx && get_ctx && driver_fn("cuCtxSetCurrent") && get_ctx(&g->primary) == CUDA_SUCCESS;
+    for (int32_t i = 0; ok && i < g->nparts; i++)
+        ok = to_ctx(&g->parts[i].ctx, g->parts[i].green) == CUDA_SUCCESS && g->parts[i].ctx;
+    if (!ok) {
+        FnGreenDestroy destroy = (FnGreenDestroy)driver_fn("cuGreenCtxDestroy");
+        for (int32_t j = 0; j < g->nparts; j++) {
+            if (g->parts[j].compute) cudaStreamDestroy(g->parts[j].compute);
+            if (g->parts[j].green && destroy) destroy(g->parts[j].green);
+            g->parts[j].compute = NULL, g->parts[j].green = NULL, g->parts[j].ctx = NULL;
+        }
+        g->primary = NULL;
+        return 0;
+    }
     g->cur = g->nparts;
     return (int)parts[0].sm.smCount;
 }
@@ -356,6 +381,11 @@ static int gpu_setup(Exec *ex, Gpu *g, char *why, size_t whylen) {
     CUDA_OK(ex, cudaDeviceGetDefaultMemPool(&pool, g->ordinal));
     CUDA_OK(ex, cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
     CUDA_OK(ex, cudaStreamCreateWithFlags(&g->comm_stream, cudaStreamNonBlocking));
+    g->peer_stream = calloc((size_t)cs->ngpus, sizeof *g->peer_stream);
+    if (!g->peer_stream) return exec_fail(ex, 1, "out of host memory"), -1;
+    for (int32_t q = 0; q < cs->ngpus; q++)
+        if (q != g->index)
+            CUDA_OK(ex, cudaStreamCreateWithFlags(&g->peer_stream[q], cudaStreamNonBlocking));
     int sms = g->nparts > 1 && ex->spec.green ? green_split(g) : 0;
     if (g->index == cs->lo)
         cs->partition = g->nparts == 1 ? CUDA_WHOLE_GPU : sms ? CUDA_GREEN_CONTEXTS : CUDA_STREAMS;
@@ -367,7 +397,8 @@ static int gpu_setup(Exec *ex, Gpu *g, char *why, size_t whylen) {
         ctx_use(g, g->nparts);
         CUDA_OK(ex, cudaStreamCreateWithFlags(&pt->copy, cudaStreamNonBlocking));
         ctx_use(g, i);
-        if (layer_gpu_ctx_create(&pt->lctx, &ex->spec.shape, pt->compute, why, whylen) != 0)
+        if (layer_gpu_ctx_create(&pt->lctx, &ex->spec.shape, pt->compute, why, whylen) != 0 ||
+            (sms && layer_gpu_set_sm_count(pt->lctx, sms, why, whylen) != 0))
             return exec_fail(ex, 1, "GPU %d: %s", g->ordinal, why), -1;
     }
     ctx_use(g, g->nparts);
@@ -408,6 +439,7 @@ static int layers_upload(Exec *ex, char *why, size_t whylen) {
             layer_free(&cpu);
             if (rc != 0) return exec_fail(ex, 1, "GPU %d: %s", g->ordinal, why), -1;
         }
+        ctx_use(g, g->nparts); // the caller's thread keeps no green context current
     }
     return 0;
 }
@@ -565,8 +597,10 @@ static int cuda_grads(Exec *ex, int32_t stage, int32_t k, Layer *cpu, char *why,
         return snprintf(why, whylen, "cudaSetDevice failed"), -1;
     g->cur = -1;
     ctx_use(g, d - g->first);
-    return layer_gpu_grads(g->parts[d - g->first].lctx, &cs->layers[ex->layer_at[stage] + k],
-                           cpu, why, whylen);
+    int rc = layer_gpu_grads(g->parts[d - g->first].lctx, &cs->layers[ex->layer_at[stage] + k],
+                             cpu, why, whylen);
+    ctx_use(g, g->nparts); // back to the primary context: the caller's thread keeps no green one
+    return rc;
 }
 
 static void cuda_destroy(Exec *ex) {
@@ -593,11 +627,13 @@ static void cuda_destroy(Exec *ex) {
                 if (pt->green && destroy) destroy(pt->green);
             }
             if (g->comm_stream) cudaStreamDestroy(g->comm_stream);
+            for (int32_t q = 0; g->peer_stream && q < cs->ngpus; q++)
+                if (g->peer_stream[q]) cudaStreamDestroy(g->peer_stream[q]);
         }
         if (g->comm) clean ? ncclCommDestroy(g->comm) : ncclCommAbort(g->comm);
         for (int32_t q = 0; g->pools && q <= g->nparts; q++) free(g->pools[q].ev);
         free(g->inputs), free(g->epochs), free(g->epoch_ns), free(g->pools);
-        free(g->recs), free(g->pend), free(g->outbox);
+        free(g->recs), free(g->done), free(g->pend), free(g->outbox), free(g->peer_stream);
     }
     for (int64_t i = 0; clean && cs->layers && i < ex->nlayers; i++) {
         int32_t st = 0;
@@ -761,6 +797,7 @@ static int pend_add(Gpu *g, const IssueItem *it, int send) {
     Pend *p = &g->pend[g->npend++];
     ctx_use(g, g->nparts);
     int32_t me = send ? it->dev : it->dst, peer = send ? it->dst : it->dev;
+    cudaStream_t ps = g->peer_stream[cuda_gpu_of(peer, cs->k)];
     *p = (Pend){.send = (uint8_t)send, .peer = cuda_gpu_of(peer, cs->k), .slot = si,
                 .row = exec_row(ex, me, peer, (OpKind)it->kind, it->mb, chunk,
                                 send ? STREAM_SEND : STREAM_RECV, cs->bytes, 0, 0)};
@@ -770,49 +807,72 @@ static int pend_add(Gpu *g, const IssueItem *it, int send) {
         p->ptr = o.ptr, p->ready = o.ready;
         if (!o.owned) { // never happens (outputs are fresh buffers), but NCCL must not free it
             void *copy = NULL;
-            CUDA_OK(ex, cudaMallocAsync(&copy, (size_t)cs->bytes, g->comm_stream));
-            CUDA_OK(ex, cudaStreamWaitEvent(g->comm_stream, o.ready, 0));
+            CUDA_OK(ex, cudaMallocAsync(&copy, (size_t)cs->bytes, ps));
+            CUDA_OK(ex, cudaStreamWaitEvent(ps, o.ready, 0));
             CUDA_OK(ex, cudaMemcpyAsync(copy, o.ptr, (size_t)cs->bytes, cudaMemcpyDeviceToDevice,
-                                        g->comm_stream));
+                                        ps));
             p->ptr = copy;
         }
     } else {
-        CUDA_OK(ex, cudaMallocAsync(&p->ptr, (size_t)cs->bytes, g->comm_stream));
+        CUDA_OK(ex, cudaMallocAsync(&p->ptr, (size_t)cs->bytes, ps));
     }
     return 0;
 }
 
-/* Posts the pending sends and receives as one NCCL group on the comm stream, timed as one
- * span: each transfer's rows cover the whole group. */
-static int group_flush(Gpu *g) {
+/* Posts the pending calls to one peer GPU as one NCCL group on that peer's stream, timed as
+ * one span (each transfer's rows cover its group). Only a peer's send and receive must be
+ * posted together (two GPUs that each post their send first would wait on each other); a
+ * group spanning peers would make a transfer to one neighbour wait for the other's. */
+static int peer_flush(Gpu *g, int32_t peer) {
     Exec *ex = g->ex;
     Cuda *cs = CS(ex);
-    if (g->npend == 0) return 0;
-    ctx_use(g, g->nparts);
-    for (int32_t i = 0; i < g->npend; i++)
-        if (g->pend[i].send) CUDA_OK(ex, cudaStreamWaitEvent(g->comm_stream, g->pend[i].ready, 0));
-    Rec *r0 = rec_new(g, g->nparts, -1, &g->pend[0].row);
+    cudaStream_t ps = g->peer_stream[peer];
+    int32_t first = -1;
+    for (int32_t i = 0; i < g->npend && first < 0; i++)
+        if (g->pend[i].peer == peer) first = i;
+    if (first < 0) return 0;
+    for (int32_t i = first; i < g->npend; i++)
+        if (g->pend[i].peer == peer && g->pend[i].send)
+            CUDA_OK(ex, cudaStreamWaitEvent(ps, g->pend[i].ready, 0));
+    Rec *r0 = rec_new(g, g->nparts, -1, &g->pend[first].row);
     if (!r0) return exec_fail(ex, 1, "out of memory for events"), -1;
     cudaEvent_t a = r0->a, b = r0->b; // r0 moves when recs grow
-    CUDA_OK(ex, cudaEventRecord(a, g->comm_stream));
+    CUDA_OK(ex, cudaEventRecord(a, ps));
     NCCL_OK(ex, ncclGroupStart());
-    for (int32_t i = 0; i < g->npend; i++) {
+    for (int32_t i = first; i < g->npend; i++) {
         Pend *p = &g->pend[i];
         size_t count = (size_t)cs->bytes / 2;
-        if (p->send) NCCL_OK(ex, ncclSend(p->ptr, count, ncclBfloat16, p->peer, g->comm, g->comm_stream));
-        else NCCL_OK(ex, ncclRecv(p->ptr, count, ncclBfloat16, p->peer, g->comm, g->comm_stream));
+        if (p->peer != peer) continue;
+        if (p->send) NCCL_OK(ex, ncclSend(p->ptr, count, ncclBfloat16, p->peer, g->comm, ps));
+        else NCCL_OK(ex, ncclRecv(p->ptr, count, ncclBfloat16, p->peer, g->comm, ps));
     }
     NCCL_OK(ex, ncclGroupEnd());
     if (nccl_settle(ex, g->comm, "ncclGroupEnd") != 0) return -1;
-    CUDA_OK(ex, cudaEventRecord(b, g->comm_stream));
-    for (int32_t i = 0; i < g->npend; i++) {
+    CUDA_OK(ex, cudaEventRecord(b, ps));
+    for (int32_t i = first; i < g->npend; i++) {
         Pend *p = &g->pend[i];
-        Rec *r = i == 0 ? NULL : rec_new(g, g->nparts, -1, &p->row);
-        if (i > 0 && !r) return exec_fail(ex, 1, "out of memory for events"), -1;
+        if (p->peer != peer) continue;
+        Rec *r = i == first ? NULL : rec_new(g, g->nparts, -1, &p->row);
+        if (i > first && !r) return exec_fail(ex, 1, "out of memory for events"), -1;
         if (r) r->a = a, r->b = b; // every transfer of the group spans the group
-        if (p->send) CUDA_OK(ex, cudaFreeAsync(p->ptr, g->comm_stream));
+        if (p->send) CUDA_OK(ex, cudaFreeAsync(p->ptr, ps));
         else ex->slots[p->slot] = (ExecSlot){p->ptr, b, 1};
     }
+    return 0;
+}
+
+/* Posts the pending sends and receives, a group per peer GPU in the order of each peer's
+ * first call (the issue order, so both ends post a link's groups in the same order). */
+static int group_flush(Gpu *g) {
+    Exec *ex = g->ex;
+    if (g->npend == 0) return 0;
+    ctx_use(g, g->nparts);
+    for (int32_t i = 0; i < g->npend; i++) {
+        int seen = 0;
+        for (int32_t j = 0; j < i && !seen; j++) seen = g->pend[j].peer == g->pend[i].peer;
+        if (!seen && peer_flush(g, g->pend[i].peer) != 0) return -1;
+    }
+    (void)ex;
     g->npend = 0;
     return 0;
 }
@@ -845,11 +905,11 @@ static void abort_comm(Gpu *g) {
 static int round_wait(Gpu *g) {
     Exec *ex = g->ex;
     const Program *pr = ex->spec.pr;
-    uint8_t *done = calloc((size_t)g->nrec + 1, 1);
-    if (!done) return exec_fail(ex, 1, "out of host memory"), -1;
+    uint8_t *done = g->done;
+    if (g->nrec) memset(done, 0, (size_t)g->nrec);
     int64_t left = g->nrec, last = exec_now_ns(ex);
     const struct timespec nap = {0, 50000};
-    while (left > 0) {
+    while (left > 0) { // polls once even after a failure: what completed before it is kept
         int64_t before = left;
         for (int64_t i = 0; i < g->nrec; i++) {
             if (done[i]) continue;
@@ -883,24 +943,36 @@ static int round_wait(Gpu *g) {
         if (exec_failed(ex)) break;
         if (left > 0) nanosleep(&nap, NULL);
     }
-    free(done);
-    if (exec_failed(ex) && CS(ex)->hang_flag) *CS(ex)->hang_flag = 1; // the injected hang ends
+    if (exec_failed(ex) && CS(ex)->hang_flag && !*CS(ex)->hang_flag) { // the injected hang ends
+        CS(ex)->released_ns = exec_now_ns(ex);
+        *CS(ex)->hang_flag = 1;
+    }
     if (exec_failed(ex)) abort_comm(g);                              //   with the run
     return exec_failed(ex) ? -1 : 0;
 }
 
-/* The rows of the round, each into its device's (every row of a GPU is one of its devices'). */
+/* The rows of the round, each into its device's (every row of a GPU is one of its devices').
+ * After a failure, only the spans round_wait saw complete, skipping any whose times cannot be
+ * read (a failed run is stored with what was measured before it failed, as on the CPU). */
 static int rows_collect(Gpu *g) {
     Exec *ex = g->ex;
+    int failed = exec_failed(ex);
     for (int64_t i = 0; i < g->nrec; i++) {
         Rec *r = &g->recs[i];
         float a = 0, b = 0;
-        CUDA_OK(ex, cudaEventElapsedTime(&a, g->epochs[r->epoch], r->a));
-        CUDA_OK(ex, cudaEventElapsedTime(&b, g->epochs[r->epoch], r->b));
+        if (failed) {
+            if (!g->done[i] || cudaEventElapsedTime(&a, g->epochs[r->epoch], r->a) != cudaSuccess ||
+                cudaEventElapsedTime(&b, g->epochs[r->epoch], r->b) != cudaSuccess)
+                continue;
+        } else {
+            CUDA_OK(ex, cudaEventElapsedTime(&a, g->epochs[r->epoch], r->a));
+            CUDA_OK(ex, cudaEventElapsedTime(&b, g->epochs[r->epoch], r->b));
+        }
         TimelineOp row = r->row;
         row.start_ns = g->epoch_ns[r->epoch] + llround((double)a * 1e6);
         row.end_ns = g->epoch_ns[r->epoch] + llround((double)b * 1e6);
         if (row.end_ns < row.start_ns) row.end_ns = row.start_ns;
+        if (failed && CS(ex)->released_ns && row.end_ns > CS(ex)->released_ns) continue;
         exec_row_push(&ex->devs[row.device], &row);
     }
     return exec_failed(ex) ? -1 : 0;
@@ -917,6 +989,8 @@ static int streams_sync(Gpu *g) {
     }
     ctx_use(g, g->nparts);
     CUDA_OK(ex, cudaStreamSynchronize(g->comm_stream));
+    for (int32_t q = 0; g->peer_stream && q < CS(ex)->ngpus; q++)
+        if (g->peer_stream[q]) CUDA_OK(ex, cudaStreamSynchronize(g->peer_stream[q]));
     return 0;
 }
 
@@ -984,19 +1058,26 @@ static int warmup(Gpu *g) {
             if (it->xfer && a != b && (a == g->index || b == g->index)) peer[a == g->index ? b : a] = 1;
         }
         CUDA_OK(ex, cudaMalloc(&buf, (size_t)2 * cs->ngpus * 2));
-        NCCL_OK(ex, ncclGroupStart());
-        for (int32_t q = 0; q < cs->ngpus; q++) {
+        for (int32_t q = 0; q < cs->ngpus; q++) { // a group per peer, as the timed transfers
             if (!peer[q]) continue;
-            NCCL_OK(ex, ncclSend((char *)buf + 4 * q, 1, ncclBfloat16, q, g->comm, g->comm_stream));
-            NCCL_OK(ex, ncclRecv((char *)buf + 4 * q + 2, 1, ncclBfloat16, q, g->comm, g->comm_stream));
+            NCCL_OK(ex, ncclGroupStart());
+            NCCL_OK(ex, ncclSend((char *)buf + 4 * q, 1, ncclBfloat16, q, g->comm, g->peer_stream[q]));
+            NCCL_OK(ex, ncclRecv((char *)buf + 4 * q + 2, 1, ncclBfloat16, q, g->comm, g->peer_stream[q]));
+            NCCL_OK(ex, ncclGroupEnd()); // a non-blocking communicator takes its next call
+            if (nccl_settle(ex, g->comm, "NCCL warm-up exchange") != 0) return -1; // once settled
         }
-        NCCL_OK(ex, ncclGroupEnd());
-        free(peer);
-        if (nccl_settle(ex, g->comm, "NCCL warm-up exchange") != 0) return -1;
         g->nrec = 0;
         TimelineOp none = {0};
         Rec *r = rec_new(g, g->nparts, -1, &none);
         if (!r) return exec_fail(ex, 1, "out of memory for events"), -1;
+        for (int32_t q = 0; q < cs->ngpus; q++) // the comm stream's event follows every link's
+            if (peer[q]) {
+                cudaEvent_t e = ev_get(g, g->nparts);
+                if (!e) return exec_fail(ex, 1, "out of memory for events"), -1;
+                CUDA_OK(ex, cudaEventRecord(e, g->peer_stream[q]));
+                CUDA_OK(ex, cudaStreamWaitEvent(g->comm_stream, e, 0));
+            }
+        free(peer);
         CUDA_OK(ex, cudaEventRecord(r->b, g->comm_stream));
         int rc = round_wait(g);
         cudaFree(buf);
@@ -1024,7 +1105,7 @@ static void gpu_lane(Exec *ex, int32_t i) {
         if (issue_item(g, &cs->order[k]) != 0) break;
     if (!exec_failed(ex)) group_flush(g);
     round_wait(g); // also when another GPU failed: aborts this one's communicator
-    if (!exec_failed(ex)) rows_collect(g);
+    rows_collect(g); // after a failure, the spans that completed
 }
 
 static int cuda_run(Exec *ex, Timeline *tl) {

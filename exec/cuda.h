@@ -9,8 +9,8 @@
  * every NCCL send/recv are posted in the same order on every channel. Transfers between GPUs
  * are ncclSend/ncclRecv on one non-blocking communicator (one rank per GPU, initialised with
  * grouped ncclCommInitRankConfig; over MPI rank 0's ncclGetUniqueId is broadcast), the sends
- * and receives between two compute ops of a GPU in one ncclGroupStart/End (1F1B's
- * send-forward + receive-backward pair); between devices of one GPU they are
+ * and receives to one peer GPU between two compute ops of a GPU in one ncclGroupStart/End
+ * (1F1B's send-forward + receive-backward pair) on that peer's stream (one per peer); between devices of one GPU they are
  * cudaMemcpyAsync on the producer's copy stream ordered by events. Every op is timed by CUDA
  * events against one epoch event per stream context and round; a poll-and-abort watchdog
  * (cudaEventQuery, ncclCommGetAsyncError) aborts every communicator when nothing completes
@@ -51,7 +51,7 @@ void cuda_versions(CudaVersions *v);
  * "none"), NCCL "2.28.9" (major*10000 + minor*100 + patch since 2.9, major*1000 + minor*100 +
  * patch before), cuBLAS "12.4.5" (as CudaVersions encodes it). */
 typedef struct {
-    char runtime[16], driver[16], nccl[16], cublas[16];
+    char runtime[40], driver[40], nccl[40], cublas[40]; // room for any three ints: -O0 builds check
 } CudaVersionText;
 void cuda_versions_text(const CudaVersions *v, CudaVersionText *t);
 /* GPU gpu's (0-based among the visible) name, e.g. "NVIDIA H200", and compute capability,

@@ -231,6 +231,11 @@ extern "C" int layer_gpu_spin(void *stream, const volatile int *flag, char *why,
 
 /* ---- context, weights, activations ---- */
 
+extern "C" int layer_gpu_set_sm_count(LayerGpuCtx *c, int sms, char *why, size_t whylen) {
+    BLAS_TRY(cublasSetSmCountTarget(c->blas, sms), "cublasSetSmCountTarget");
+    return 0;
+}
+
 extern "C" int layer_gpu_ctx_create(LayerGpuCtx **out, const LayerShape *sh, void *stream,
                                     char *why, size_t whylen) {
     LayerGpuCtx *c = (LayerGpuCtx *)calloc(1, sizeof *c);

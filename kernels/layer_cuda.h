@@ -50,6 +50,9 @@ typedef struct {
 int layer_gpu_ctx_create(LayerGpuCtx **out, const LayerShape *sh, void *stream, char *why,
                          size_t whylen);
 void layer_gpu_ctx_free(LayerGpuCtx *c);
+/* Tells cuBLAS the context's stream runs on a partition of sms SMs (cublasSetSmCountTarget),
+ * so its kernels are sized for the partition rather than the whole GPU. */
+int layer_gpu_set_sm_count(LayerGpuCtx *c, int sms, char *why, size_t whylen);
 
 /* Uploads the CPU twin's weights (rounded to bf16) and zeroes the gradients; synchronous. */
 int layer_gpu_upload(LayerGpuCtx *c, const Layer *cpu, LayerGpu *out, char *why, size_t whylen);

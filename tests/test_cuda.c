@@ -286,6 +286,8 @@ static void ref_pass(RefBufs *m, OpKind pass) {
 static void expect_near(const float *got, const float *want, int64_t n, float tol, const char *what) {
     float scale = 0;
     for (int64_t i = 0; i < n; i++) scale = fmaxf(scale, fabsf(want[i]));
+    if (!(scale > 0)) // all-zero output would equal an all-zero reference: not a test
+        fail_msg("%s: the reference is all zero (or NaN), so the comparison would pass vacuously", what);
     for (int64_t i = 0; i < n; i++)
         if (fabsf(got[i] - want[i]) > tol * (scale > 0 ? scale : 1))
             fail_msg("%s[%lld]: %g, want %g (max |want| %g, tolerance %g of it)", what,
@@ -391,7 +393,7 @@ static void test_versions(void **state) {
     (void)state;
     CudaVersions v;
     cuda_versions(&v);
-    assert_int_equal(v.nccl, NCCL_VERSION_CODE); // the library pexec loads is the header's
+    assert_true(v.nccl >= NCCL_VERSION_CODE); // the library loaded: the header's or newer
     assert_int_equal(v.runtime, CUDART_VERSION);
     assert_true(v.cublas >= 10000);
 }
@@ -494,7 +496,8 @@ static void download_bf16(const void *d, float *v, int64_t n) {
 static void test_gpu_layer_matches_cpu_twin(void **state) {
     (void)state;
     gpus_or_skip();
-    const LayerShape sh = {.samples = 2, .seq = 32, .hidden = 64, .heads = 4, .ffn = 256,
+    // seq > 32: the softmax kernel's loop over a row runs more than once per lane
+    const LayerShape sh = {.samples = 2, .seq = 48, .hidden = 64, .heads = 4, .ffn = 256,
                            .dropout = 0.1f};
     Layer cpu, back;
     LayerActs acts;
@@ -551,7 +554,7 @@ static void test_gpu_layer_matches_cpu_twin(void **state) {
     layer_free(&cpu), layer_free(&back);
 }
 
-static const LayerShape PIPE = {.samples = 1, .seq = 32, .hidden = 64, .heads = 4, .ffn = 256};
+static const LayerShape PIPE = {.samples = 1, .seq = 48, .hidden = 64, .heads = 4, .ffn = 256};
 #define PIPE_LAYERS 4
 
 static Plan plan_of(int32_t p) {
@@ -596,6 +599,14 @@ static void expect_pipeline_matches(const char *sched, int32_t p, int green) {
     CudaPartition part = cuda_exec_partition(rn, &sms, &gpus);
     assert_int_equal(gpus, 1);
     if (!green) assert_int_equal(part, CUDA_STREAMS);
+    // asked for, green contexts must be what ran on a Hopper GPU (CUDA 12.4+ drivers have them):
+    // a silent fallback to streams would measure something else; p partitions fit the GPU
+    struct cudaDeviceProp prop;
+    assert_int_equal(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
+    if (green) {
+        assert_int_equal(part, CUDA_GREEN_CONTEXTS);
+        assert_true(sms > 0 && sms * p <= prop.multiProcessorCount);
+    }
     printf("# %s: %d devices on one GPU as %s (%d SMs each)\n", sched, p,
            part == CUDA_GREEN_CONTEXTS ? "green contexts" : "streams", sms);
     char why[256];
@@ -650,7 +661,9 @@ static void test_gpu_watchdog_names_the_stuck_op(void **state) {
     assert_int_equal(exec_run(rt, &tl, why, sizeof why), 1);
     if (!strstr(why, "device 1 op 0 (F mb 0 chunk 0) did not complete within 0.5 s (watchdog"))
         fail_msg("why: %s", why);
-    assert_int_equal(tl.n, 0); // the aborted round's events are not read back
+    for (size_t i = 0; i < tl.n; i++) // what completed is kept; the stuck device has no row
+        assert_false(tl.ops[i].device == 1 && tl.ops[i].stream == STREAM_COMPUTE);
+    assert_true(tl.n > 0);
     exec_free(rt);
     program_free(&pr), plan_free(&pl), timeline_free(&tl);
 }

@@ -262,6 +262,7 @@ static void cuda_print_environment(const Exec *ex) {
 
 /* The backend --backend and the launch ask for, or NULL with a message (exit status in *rc). */
 static const ExecBackend *backend_of(const RunOptions *o, int mpi, int *rc) {
+    (void)mpi; // unused in a build without MPI (with CUDA or not)
     *rc = 1;
     if (o->backend == RUN_BACKEND_CPU) {
 #ifdef PIPESIM_MPI
@@ -277,6 +278,13 @@ static const ExecBackend *backend_of(const RunOptions *o, int mpi, int *rc) {
         *rc = 2;
         return NULL;
     }
+    if (o->kill_after > 0) { // refused rather than silently ignored, until the CUDA lanes have it
+        fprintf(stderr, "pexec: --%s is the CPU backend's fault injection (not implemented "
+                "on the CUDA backend); drop it or use --backend cpu\n",
+                o->stall ? "stall-after" : "kill-after");
+        *rc = 2;
+        return NULL;
+    }
     if (cuda_device_count(why, sizeof why) == 0) {
         fprintf(stderr, "pexec: --backend cuda: no CUDA device visible (%s); run on a machine "
                 "with an NVIDIA GPU or use --backend cpu\n", why);
@@ -287,7 +295,6 @@ static const ExecBackend *backend_of(const RunOptions *o, int mpi, int *rc) {
 #endif
     return &exec_cuda_threads;
 #else
-    (void)mpi;
     fprintf(stderr, "pexec: --backend cuda: this pexec was built without the CUDA backend (nvcc "
                     "was not found at build time); install the CUDA toolkit and rebuild (make "
                     "clean all CUDA_HOME=...), or use --backend cpu\n");
@@ -351,6 +358,17 @@ static int host_memory_refused(const ExecSpec *spec, int mpi, int32_t scale) {
  * r->tl (on rank 0 under MPI), its environment and extra metrics. Returns an exit status. */
 static int execute(const RunOptions *o, Run *r, int mpi, int rank) {
     int rc;
+    if (o->backend == RUN_BACKEND_CUDA && !getenv("CUDA_DEVICE_MAX_CONNECTIONS")) {
+        /* One hardware work queue per stream the backend issues to on a GPU (a compute and a
+         * copy stream per partition, one per peer GPU, the warm-up's), within CUDA's 8 .. 32,
+         * so that streams do not share queues and serialise; set before CUDA starts. A user's
+         * own value stands (the run stores the CUDA_* variables). */
+        int64_t k = r->scn.hw.devices_per_gpu > 0 ? r->scn.hw.devices_per_gpu : 1;
+        int64_t gpus = (r->plan.devices + k - 1) / k, n = 2 * k + gpus;
+        char v[16];
+        snprintf(v, sizeof v, "%lld", (long long)(n < 8 ? 8 : n > 32 ? 32 : n));
+        setenv("CUDA_DEVICE_MAX_CONNECTIONS", v, 0);
+    }
     const ExecBackend *b = backend_of(o, mpi, &rc);
     if (!b) return rc;
     const ScnModel *m = &r->scn.model;

@@ -672,11 +672,20 @@ static void print_summary(const RunOptions *o, const Run *sm) {
                  s->hw.memory_efficiency);
     char ctx[32] = "";
     if (scenario_context(s) > 1) snprintf(ctx, sizeof ctx, " c=%lld", (long long)scenario_context(s));
+    // what the run computes in: psim prices the scenario's dtype; pexec's CPU backend computes
+    // fp32, its CUDA backend stores bf16 and accumulates fp32, whatever the scenario says
+    char dtype[64];
+    if (strcmp(o->prog, "pexec") != 0)
+        snprintf(dtype, sizeof dtype, "%s", dtype_name(s->model.dtype));
+    else
+        snprintf(dtype, sizeof dtype, "%s (priced as %s)",
+                 o->backend == RUN_BACKEND_CUDA ? "bf16 with fp32 accumulation" : "fp32",
+                 dtype_name(s->model.dtype));
     printf("# %s: %s, p=%d v=%d d=%lld t=%lld%s m=%lld b=%lld, %lld layers, %s on %s (%s)\n",
            s->model.name, sm->sched->name, mt->devices, sm->plan.chunks,
            (long long)s->parallel.data, (long long)s->parallel.tensor, ctx,
            (long long)s->batch.micro_batches, (long long)s->batch.micro_batch_size,
-           (long long)s->model.layers, dtype_name(s->model.dtype), gpu_label(s), how);
+           (long long)s->model.layers, dtype, gpu_label(s), how);
     // the GPUs that sum a stage's gradients: the replicas, and their context ranks
     char group[96];
     if (scenario_context(s) > 1)
