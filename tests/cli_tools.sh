@@ -130,3 +130,19 @@ grep -q "^; calibrated by pcalibrate from pexec run $pexec_id (1f1b)" "$loop/cal
 head -n 1 "$loop/out4" | grep -q "^# run $psim_id (psim, 1f1b) predicted vs run $pexec_id (pexec, 1f1b) measured" \
     && ok "README loop: pcompare compared the calibrated prediction with the measurement" \
     || nok "README loop: pcompare compared the calibrated prediction with the measurement" "$(head -n 1 "$loop/out4")"
+
+# --- docs/SCHEMA.md: every example query runs on a fresh database and returns rows ------------
+sdb="$tmp/schema.db"
+"$bindir/psim" --db "$sdb" --quiet scenarios/tiny-cpu.scn
+"$bindir/psim" --db "$sdb" --quiet --sweep batch.micro_batches=4,8 scenarios/tiny-cpu.scn
+"$bindir/pexec" --db "$sdb" --quiet scenarios/tiny-cpu.scn
+"$bindir/pplan" --db "$sdb" --quiet --jobs 1 --gpus 4 --global-batch 8 scenarios/tiny-1f1b.scn >/dev/null 2>&1
+awk '/^```sql$/ { on = 1; n++; next } on && /^```$/ { on = 0; next } on { print > (dir "/q" n ".sql") }' \
+    dir="$tmp" docs/SCHEMA.md
+nq=$(ls "$tmp"/q*.sql 2>/dev/null | wc -l)
+[ "$nq" -ge 8 ] && ok "docs/SCHEMA.md: $nq example queries read" || nok "docs/SCHEMA.md: example queries read" "$nq"
+for f in "$tmp"/q*.sql; do
+    rows=$(sqlite3 -batch -bail "$sdb" <"$f" 2>"$tmp/err" | wc -l)
+    if [ ! -s "$tmp/err" ] && [ "$rows" -ge 1 ]; then ok "docs/SCHEMA.md query $(basename "$f" .sql): $rows rows"
+    else nok "docs/SCHEMA.md query $(basename "$f" .sql) returns rows without an error" "$rows rows" "$(cat "$tmp/err")" "$(head -c 200 "$f")"; fi
+done
