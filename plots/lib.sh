@@ -79,9 +79,41 @@ draw() {
             fail "gnuplot failed on $gpfile ($fmt)"
         }
         [ -s "$tmpdir/gp.err" ] && sed 's/^/pplot: gnuplot: /' "$tmpdir/gp.err" >&2
-        [ "$quiet" = 1 ] || echo "$out"
+        name_file "$out"
     done
-    [ "$quiet" = 1 ] || [ ! -s "$base.dat" ] || echo "$base.dat"
+    [ ! -s "$base.dat" ] || name_file "$base.dat"
+}
+
+# name_file PATH: names a file written on stdout: the path (one a line), with --json as a JSON
+# line {"file": PATH} (quotes and backslashes escaped), with --quiet not at all.
+name_file() {
+    [ "$quiet" = 1 ] && return 0
+    if [ "${json:-0}" = 1 ]; then
+        printf '{"file": "%s"}\n' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"
+    else
+        echo "$1"
+    fi
+}
+
+# resolve_run ARG: prints the run id ARG names: a whole number as it is (checked to name a
+# run), latest (the newest complete run), latest-measured (the newest complete pexec run) or
+# latest-predicted (the newest complete psim run), as store_run_resolve in traces/store.c
+# defines them for the C tools; bad input (not an id, nothing of that kind) dies with exit 2.
+resolve_run() {
+    case $1 in
+    latest) r=$(q "select max(id) from runs where status = 'complete'") what="no complete run" ;;
+    latest-measured) r=$(q "select max(id) from runs where status = 'complete' and tool = 'pexec'") what="no complete pexec (measured) run" ;;
+    latest-predicted) r=$(q "select max(id) from runs where status = 'complete' and tool = 'psim'") what="no complete psim (predicted) run" ;;
+    *)
+        is_uint "$1" && [ "$1" -gt 0 ] 2>/dev/null \
+            || die "'$1' is not a run id; give the number psim or pexec printed (\"stored run N\"), latest, latest-measured or latest-predicted"
+        [ "$(q "select count(*) from runs where id = :id" id="$1")" -gt 0 ] || die "there is no run $1 in the database '$db'"
+        echo "$1"
+        return 0
+        ;;
+    esac
+    is_uint "$r" || die "'$1': $db has $what"
+    echo "$r"
 }
 
 # id_in COLUMN ID...: "COLUMN in (:i1, :i2 ...)" for q, whose binds id_binds ID... gives.

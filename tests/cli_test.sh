@@ -508,3 +508,4 @@ b=$($psim --no-db --json --set pipeline.partition=balanced scenarios/tiny-1f1b.s
 # published end-to-end runs (tests/cli_published.sh)
 . tests/cli_published.sh
 . tests/cli_env.sh
+. tests/cli_tools.sh

@@ -3,6 +3,7 @@
  * compare, calibrate or plot runs; those queries live with the tools that use them. */
 #include "traces/store.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -715,6 +716,57 @@ int store_memory_load(Store *s, int64_t run_id, MemTrace *mem) {
 static char *dup_column(sqlite3_stmt *st, int col) {
     const char *t = (const char *)sqlite3_column_text(st, col);
     return strdup(t ? t : "");
+}
+
+int store_run_resolve(Store *s, const char *arg, int64_t *id, char *err, size_t errlen) {
+    static const struct {
+        const char *name, *sql, *what;
+    } NAMED[] = {
+        {"latest", "SELECT coalesce(max(id), 0) FROM runs WHERE status = 'complete'",
+         "no complete run"},
+        {"latest-measured", "SELECT coalesce(max(id), 0) FROM runs WHERE status = 'complete'"
+                            " AND tool = 'pexec'", "no complete pexec (measured) run"},
+        {"latest-predicted", "SELECT coalesce(max(id), 0) FROM runs WHERE status = 'complete'"
+                             " AND tool = 'psim'", "no complete psim (predicted) run"},
+    };
+    *id = 0;
+    for (size_t i = 0; i < sizeof NAMED / sizeof *NAMED; i++) {
+        if (strcmp(arg, NAMED[i].name) != 0) continue;
+        if (query_int(s, NAMED[i].sql, id) != SQLITE_OK) {
+            set_err(err, errlen, "cannot read the runs of '%s'", s->path);
+            return -1;
+        }
+        if (*id > 0) return 0;
+        set_err(err, errlen, "'%s': database '%s' has %s", arg, s->path, NAMED[i].what);
+        return 2;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (end == arg || *end || errno || v < 1 || arg[0] == '+' || arg[0] == ' ') {
+        set_err(err, errlen, "'%s' is not a run id; give the number psim or pexec printed "
+                "(\"stored run N\"), latest, latest-measured or latest-predicted", arg);
+        return 2;
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM runs WHERE id = ?", -1, &st, NULL) !=
+        SQLITE_OK) {
+        set_err(err, errlen, "cannot read the runs of '%s'", s->path);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, v);
+    int found = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (found < 0) {
+        set_err(err, errlen, "cannot read the runs of '%s'", s->path);
+        return -1;
+    }
+    if (found == 0) {
+        set_err(err, errlen, "there is no run %lld in the database '%s'", v, s->path);
+        return 2;
+    }
+    *id = v;
+    return 0;
 }
 
 int store_run_get(Store *s, int64_t run_id, StoreRunRow *out) {

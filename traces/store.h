@@ -126,6 +126,14 @@ typedef struct {
 int store_sweep_rows(Store *s, int64_t sweep, StoreSweepRow **rows, size_t *n);
 void store_sweep_rows_free(StoreSweepRow *rows, size_t n);
 
+/* store_run_resolve turns a run argument as the tools take it into a run id: a whole number
+ * (checked to name a run), "latest" (the newest complete run), "latest-measured" (the newest
+ * complete pexec run) or "latest-predicted" (the newest complete psim run); the one place
+ * these names are defined (plots/lib.sh's resolve_run mirrors it for pplot). Returns 0 and
+ * sets *id; 2 with a message in err naming arg and what would be right (bad input: not an id,
+ * no such run, no run of that kind); -1 when the database cannot be read. */
+int store_run_resolve(Store *s, const char *arg, int64_t *id, char *err, size_t errlen);
+
 /* store_run_get reads run run_id; 0, or -1 when there is no such run or on error. */
 int store_run_get(Store *s, int64_t run_id, StoreRunRow *out);
 void store_run_row_free(StoreRunRow *r);

@@ -11,7 +11,10 @@
  *     stage_backward_ms and stage_weight_ms for split backwards): this schedule exactly.
  * Both take the links' latency and bandwidth when pexec fitted them (MPI runs), else comm_ms =
  * the mean transfer. Exit status 0; 2 for an unknown, failed or simulated run, or one
- * without a kernel split (default mode); 1 when the database cannot be read. */
+ * without a kernel split (default mode); 1 when the database cannot be read. Options by
+ * getopt_long, the tools' common set (--db, --json, --quiet, --help/-h, --version). */
+#include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 #include "sim/model/cost.h"
 #include "sim/plan/plan.h"
 #include "sim/run/run.h"
+#include "sim/run/version.h"
 #include "sim/scenario/scenario.h"
 #include "sim/sched/schedule.h"
 #include "traces/compare.h"
@@ -150,29 +154,74 @@ static int fit_model(Scenario *s, Store *db, int64_t id, char *notes, size_t nle
     return rc;
 }
 
+static int usage(int status) {
+    fprintf(status ? stderr : stdout,
+            "usage: pcalibrate [--db PATH] [--stages] [--json] [--quiet] RUN > calibrated.scn\n"
+            "Prints measured run RUN's scenario fitted to its measured times: the roofline's\n"
+            "factor on each kernel class of each pass and the per-op overhead, or with --stages\n"
+            "each pipeline stage's measured F, B and W times. RUN is a run id, latest-measured\n"
+            "or latest (a pexec run; psim's predictions are refused). --json: the scenario as a\n"
+            "JSON object {run, tool, schedule, notes, scenario}; --quiet: without the notes of\n"
+            "what the run could not determine. --help (-h), --version.\n"
+            "Exit status: 0 printed; 1 the database cannot be read; 2 bad input (no such run, a\n"
+            "prediction, a failed run, no kernel split).\n");
+    return status;
+}
+
+/* Prints the calibrated scenario: as the text psim loads, or with json as one object. */
+static int print_fit(int json, int quiet, int stages, const StoreRunRow *row, int64_t id,
+                     const char *path, const char *notes, const char *text) {
+    if (!json) {
+        printf("; calibrated by pcalibrate%s from %s run %lld (%s) in %s\n%s%s",
+               stages ? " --stages" : "", row->tool, (long long)id, row->schedule, path,
+               quiet ? "" : notes, text);
+        return 0;
+    }
+    json_t *o = json_pack("{sIsssssbssss}", "run", (json_int_t)id, "tool", row->tool,
+                          "schedule", row->schedule, "stages", stages, "notes", quiet ? "" : notes,
+                          "scenario", text);
+    char *out = o ? json_dumps(o, JSON_SORT_KEYS) : NULL;
+    if (out) printf("%s\n", out);
+    free(out);
+    json_decref(o);
+    return out ? 0 : -1;
+}
+
 int main(int argc, char **argv) {
-    const char *path = "pipesim.db", *idarg = NULL;
-    int stages = 0, bad = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) path = argv[++i];
-        else if (strcmp(argv[i], "--stages") == 0) stages = 1;
-        else if (!idarg && argv[i][0] != '-') idarg = argv[i];
-        else bad = 1;
+    static const struct option longopts[] = {
+        {"db", required_argument, 0, 'd'}, {"stages", no_argument, 0, 's'},
+        {"json", no_argument, 0, 'j'},     {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},     {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0}};
+    const char *path = "pipesim.db";
+    int stages = 0, json = 0, quiet = 0, ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'd': path = optarg; break;
+        case 's': stages = 1; break;
+        case 'j': json = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': return usage(0);
+        case 'V': printf("pcalibrate %s\n", PIPESIM_VERSION); return 0;
+        default:
+            fprintf(stderr, "pcalibrate: unknown option or missing value '%s'\n", argv[optind - 1]);
+            return usage(2);
+        }
     }
-    char *end = NULL;
-    int64_t id = idarg && !bad ? strtoll(idarg, &end, 10) : 0;
-    if (!end || *end || id < 1) {
-        fprintf(stderr, "usage: pcalibrate [--db PATH] [--stages] MEASURED_RUN > calibrated.scn\n"
-                        "Prints the run's scenario fitted to its measured times: the roofline's "
-                        "factor on each\nkernel class of each pass and the per-op overhead, or "
-                        "with --stages each pipeline\nstage's measured F, B and W times.\n");
-        return 2;
-    }
+    if (optind != argc - 1) return usage(2);
     Store *db;
     char err[SCN_ERR_MAX];
     if (store_open_reader(path, &db, err, sizeof err) != 0) {
         fprintf(stderr, "pcalibrate: %s\n", err);
         return 1;
+    }
+    int64_t id;
+    int resolved = store_run_resolve(db, argv[optind], &id, err, sizeof err);
+    if (resolved != 0) {
+        fprintf(stderr, "pcalibrate: %s\n", err);
+        store_close(db);
+        return resolved < 0 ? 1 : 2;
     }
     StoreRunRow row;
     Timeline tl = {0};
@@ -225,11 +274,9 @@ int main(int argc, char **argv) {
             fprintf(stderr, "pcalibrate: %s\n", err); // cannot happen: the fit is consistent
             scenario_free(&check);
         } else {
-            printf("; calibrated by pcalibrate%s from %s run %lld (%s) in %s\n%s%s",
-                   stages ? " --stages" : "", row.tool, (long long)id, row.schedule, path, notes,
-                   text);
+            rc = print_fit(json, quiet, stages, &row, id, path, notes, text) == 0 ? 0 : 1;
+            if (rc) fprintf(stderr, "pcalibrate: out of memory\n");
             scenario_free(&check);
-            rc = 0;
         }
         free(text);
         scenario_free(&s);

@@ -6,11 +6,13 @@
  * bad input (unknown or failed runs, runs of different shapes); 1 when the database cannot be
  * read. */
 #include <getopt.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim/run/version.h"
 #include "traces/compare.h"
 #include "traces/store.h"
 
@@ -113,30 +115,67 @@ static void report(int64_t pid, const LoadedRun *p, int64_t mid, const LoadedRun
             }
 }
 
+/* The headline of the comparison as one JSON object on stdout: each run, the makespan and the
+ * mean op time of each kind both runs have, with the relative error. Returns 0, -1 out of memory. */
+static int report_json(int64_t pid, const LoadedRun *p, int64_t mid, const LoadedRun *m) {
+    json_t *kinds = json_object();
+    for (int k = 0; kinds && k < OP_KIND_COUNT; k++) {
+        if (!p->st.kind_n[k] || !m->st.kind_n[k]) continue;
+        json_object_set_new(kinds, op_kind_name((OpKind)k),
+                            json_pack("{sfsfsf}", "predicted_ms", p->st.kind_ms[k], "measured_ms",
+                                      m->st.kind_ms[k], "error",
+                                      compare_error(p->st.kind_ms[k], m->st.kind_ms[k])));
+    }
+    json_t *o = json_pack("{s{sIssss}s{sIssss}s{sfsfsf}so}", "predicted", "run", (json_int_t)pid,
+                          "tool", p->row.tool, "schedule", p->row.schedule, "measured", "run",
+                          (json_int_t)mid, "tool", m->row.tool, "schedule", m->row.schedule,
+                          "makespan", "predicted_ms", p->st.makespan_ms, "measured_ms",
+                          m->st.makespan_ms, "error",
+                          compare_error(p->st.makespan_ms, m->st.makespan_ms), "kinds", kinds);
+    char *out = o ? json_dumps(o, JSON_SORT_KEYS) : NULL;
+    if (out) printf("%s\n", out);
+    free(out);
+    json_decref(o);
+    return out ? 0 : -1;
+}
+
 static int usage(int status) {
     fprintf(status ? stderr : stdout,
-            "usage: pcompare [--db PATH] [--tolerance FRACTION] PREDICTED_RUN MEASURED_RUN\n"
+            "usage: pcompare [--db PATH] [--tolerance FRACTION] [--json] [--quiet]\n"
+            "                PREDICTED_RUN MEASURED_RUN\n"
             "Compares two runs of one scenario stored by psim and pexec: makespan, mean op\n"
             "time per kind and per device and chunk, transfers, and the all-reduces (ZeRO:\n"
             "reduce-scatters and all-gathers) and optimizer steps both runs have, with relative errors\n"
             "(predicted - measured) / measured. Exit status 3 when the makespan error is\n"
-            "beyond the tolerance (e.g. 0.1 for 10%%).\n");
+            "beyond the tolerance (e.g. 0.1 for 10%%). A run is an id, latest, latest-predicted\n"
+            "or latest-measured. --json: the makespan and mean op times as one JSON object;\n"
+            "--quiet: nothing on stdout (the exit status only). --help (-h), --version.\n"
+            "Exit status: 0 within the tolerance; 1 the database cannot be read; 2 bad input;\n"
+            "3 beyond the tolerance.\n");
     return status;
 }
 
 int main(int argc, char **argv) {
     static const struct option longopts[] = {{"db", required_argument, 0, 'd'},
                                              {"tolerance", required_argument, 0, 't'},
-                                             {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+                                             {"json", no_argument, 0, 'j'},
+                                             {"quiet", no_argument, 0, 'q'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
     const char *path = "pipesim.db";
     double tolerance = INFINITY;
-    int ch;
+    int ch, json = 0, quiet = 0;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         char *end = NULL;
         if (ch == 't') tolerance = strtod(optarg, &end);
         if (ch == 'd') {
             path = optarg;
+        } else if (ch == 'j' || ch == 'q') {
+            *(ch == 'j' ? &json : &quiet) = 1;
+        } else if (ch == 'V') {
+            printf("pcompare %s\n", PIPESIM_VERSION);
+            return 0;
         } else if (ch == 'h') {
             return usage(0);
         } else if (ch != 't' || end == optarg || *end || !(tolerance >= 0)) {
@@ -145,21 +184,20 @@ int main(int argc, char **argv) {
         }
     }
     if (optind != argc - 2) return usage(2);
-    int64_t ids[2];
-    for (int i = 0; i < 2; i++) {
-        char *end;
-        ids[i] = strtoll(argv[optind + i], &end, 10);
-        if (end == argv[optind + i] || *end || ids[i] < 1) {
-            fprintf(stderr, "pcompare: '%s' is not a run id; give the numbers psim and pexec "
-                    "print (\"stored run N\")\n", argv[optind + i]);
-            return 2;
-        }
-    }
     Store *db;
     char err[512];
     if (store_open_reader(path, &db, err, sizeof err) != 0) {
         fprintf(stderr, "pcompare: %s\n", err);
         return 1;
+    }
+    int64_t ids[2];
+    for (int i = 0; i < 2; i++) {
+        int r = store_run_resolve(db, argv[optind + i], &ids[i], err, sizeof err);
+        if (r != 0) {
+            fprintf(stderr, "pcompare: %s\n", err);
+            store_close(db);
+            return r < 0 ? 1 : 2;
+        }
     }
     LoadedRun p, m;
     int rc = load(db, ids[0], &p);
@@ -175,7 +213,12 @@ int main(int argc, char **argv) {
                 m.row.iterations);
         rc = 2;
     } else {
-        report(ids[0], &p, ids[1], &m);
+        if (json && report_json(ids[0], &p, ids[1], &m) != 0) {
+            fprintf(stderr, "pcompare: out of memory\n");
+            rc = 1;
+        } else if (!json && !quiet) {
+            report(ids[0], &p, ids[1], &m);
+        }
         double e = compare_error(p.st.makespan_ms, m.st.makespan_ms);
         if (fabs(e) > tolerance) {
             fprintf(stderr, "pcompare: makespan error %+.1f %% is beyond the tolerance of "

@@ -281,7 +281,9 @@ static int usage(int status) {
             "               --env-csv RUN\n"
             "Writes stored runs as Chrome Trace Event JSON (open it in ui.perfetto.dev: a\n"
             "process per run, a thread per device, stream and peer, memory counters) or as CSV,\n"
-            "on stdout. --help, --version.\n");
+            "on stdout. --json is --chrome (its JSON). A RUN is an id, latest, latest-predicted\n"
+            "or latest-measured. --quiet (pexport has no notes to leave out), --help (-h),\n"
+            "--version. Exit status: 0 written; 1 the database cannot be read; 2 bad input.\n");
     return status;
 }
 
@@ -290,13 +292,15 @@ int main(int argc, char **argv) {
         {"db", required_argument, 0, 'd'},   {"chrome", no_argument, 0, 'c'},
         {"csv", no_argument, 0, 'o'},        {"metrics-csv", no_argument, 0, 'm'},
         {"env-csv", no_argument, 0, 'e'},    {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'v'},    {0, 0, 0, 0}};
+        {"version", no_argument, 0, 'v'},    {"json", no_argument, 0, 'c'},
+        {"quiet", no_argument, 0, 'q'},      {0, 0, 0, 0}};
     const char *path = "pipesim.db", *mode = NULL;
     int ch;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'd': path = optarg; break;
+        case 'q': break; // the tools' common flag: pexport prints nothing but its output anyway
         case 'c': case 'o': case 'm': case 'e':
             if (mode) {
                 fprintf(stderr, "pexport: give one of --chrome, --csv, --metrics-csv, --env-csv\n");
@@ -324,11 +328,10 @@ int main(int argc, char **argv) {
     int64_t flow_id = 1;
     if (chrome) printf("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[");
     for (int i = a; i < argc && rc == 0; i++) {
-        char *end;
-        int64_t id = strtoll(argv[i], &end, 10);
-        if (end == argv[i] || *end || id < 1) {
-            fprintf(stderr, "pexport: '%s' is not a run id\n", argv[i]);
-            rc = 2;
+        int64_t id;
+        if ((rc = store_run_resolve(db, argv[i], &id, err, sizeof err)) != 0) {
+            fprintf(stderr, "pexport: %s\n", err);
+            rc = rc < 0 ? 1 : 2;
             break;
         }
         StoreRunRow row;

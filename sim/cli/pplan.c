@@ -18,7 +18,7 @@ typedef struct {
     const char *sets[RUN_MAX_SETS];
     int nsets;
     int64_t gpus, global_batch, top;
-    int jobs, json;
+    int jobs, json, quiet; // quiet: no closing line on stderr
     char hf_set[SCN_PATH_MAX + 32]; // --hf PATH as "model.hf_config=PATH", in sets[]
 } PlanOptions;
 
@@ -51,7 +51,8 @@ static void usage(FILE *f) {
             "  --jobs J           worker processes (default: the online cores)\n"
             "  --db PATH          database to append the search to (default pipesim.db)\n"
             "  --no-db            do not store the search\n"
-            "  --help, --version\n\n"
+            "  --quiet            no closing line (configurations, time, stored id) on stderr\n"
+            "  --help (-h), --version\n\n"
             "exit status: 0 done, 1 files/database/memory failure, 2 bad input,\n"
             "             3 no configuration fits in memory\n", search_schedule_names());
 }
@@ -104,15 +105,16 @@ static int options_parse(int argc, char **argv, PlanOptions *o) {
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {"hf", required_argument, 0, 'H'},     {"zero", required_argument, 0, 'z'},
         {"context", required_argument, 0, 'c'}, {"json", no_argument, 0, 'J'},
-        {0, 0, 0, 0}};
+        {"quiet", no_argument, 0, 'q'},        {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->db = "pipesim.db", o->top = 10, o->zero = "0,1,3";
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     o->jobs = cores > 0 ? (int)(cores < 256 ? cores : 256) : 1;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
+        case 'q': o->quiet = 1; break;
         case 'g': if (!(o->gpus = number("gpus", optarg, 1 << 20, "64"))) return 2; break;
         case 'B': if (!(o->global_batch = number("global-batch", optarg, 1LL << 30, "1024"))) return 2; break;
         case 't': if (!(o->top = number("top", optarg, 1 << 20, "10"))) return 2; break;
@@ -266,10 +268,12 @@ int main(int argc, char **argv) {
             fprintf(stderr, "pplan: cannot write the JSON (out of memory, or stdout failed)\n"), rc = 1;
         int64_t id = 0;
         rc = o.db ? store_search(&o, &s, pts, n, order, nrank, wall_ms, &id) : 0;
-        fprintf(stderr, "pplan: %zu configurations in %.2f s on %d processes", n, wall_ms / 1e3,
-                o.jobs);
-        if (o.db && rc == 0) fprintf(stderr, "; stored search %lld in %s", (long long)id, o.db);
-        fprintf(stderr, "\n");
+        if (!o.quiet) {
+            fprintf(stderr, "pplan: %zu configurations in %.2f s on %d processes", n,
+                    wall_ms / 1e3, o.jobs);
+            if (o.db && rc == 0) fprintf(stderr, "; stored search %lld in %s", (long long)id, o.db);
+            fprintf(stderr, "\n");
+        }
         if (rc == 0 && nrank == 0) rc = 3;
     }
     free(order), free(pts);

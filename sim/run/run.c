@@ -81,7 +81,7 @@ static void usage(const char *prog, FILE *f) {
             "                     1 when no GPU is visible or pexec was built without nvcc)\n");
     fprintf(f,
             "  --quiet            print nothing on success\n"
-            "  --help, --version\n\n"
+            "  --help (-h), --version\n\n"
             "schedules: %s\n"
             "gpu presets: %s\n"
             "exit status: 0 done, 1 files/database/memory failure%s, 2 bad input,\n"
@@ -127,7 +127,7 @@ int run_options_parse(int argc, char **argv, const char *prog, RunOptions *o) {
     int ch;
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (ch && strchr("xwDRKTb", ch) && !is_pexec(prog)) {
             const char *name = ch == 'x' ? "scale" : ch == 'w' ? "watchdog"
                              : ch == 'D' ? "drop-send" : ch == 'K' ? "kill-after"
